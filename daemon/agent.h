@@ -1,0 +1,31 @@
+/*
+ * agent.h - flyteidl.service.AsyncAgentService: CreateTask, GetTask and
+ * DeleteTask for Databricks tasks.
+ *
+ * Each handler validates and decodes its request on the worker thread, hands
+ * one Databricks request to the client (dbx.h) and returns; the answer
+ * completes the gRPC call later, on the curl thread. Handlers never block on
+ * the network.
+ */
+#ifndef FDC_AGENT_H
+#define FDC_AGENT_H
+
+#include "config.h"
+#include "dbx.h"
+#include "server.h"
+
+struct agent;
+
+/* Borrows `config` and `dbx`: both must outlive the agent. */
+struct agent *agent_new(const struct config *config, struct dbx *dbx);
+struct agent *agent_free(struct agent *agent);
+
+/* server_handler_fn implementations; context is the agent. Worker threads. */
+void agent_create_task(void *context, struct server_call *call, const uint8_t *request,
+                       size_t request_len);
+void agent_get_task(void *context, struct server_call *call, const uint8_t *request,
+                    size_t request_len);
+void agent_delete_task(void *context, struct server_call *call, const uint8_t *request,
+                       size_t request_len);
+
+#endif

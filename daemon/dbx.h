@@ -1,0 +1,74 @@
+/*
+ * dbx.h - the Databricks Jobs API client: one libcurl multi handle driven by
+ * its own thread, shared by every request, with connection reuse, HTTP/2
+ * multiplexing where offered, and retries of transient failures within each
+ * request's deadline.
+ *
+ * Threads: dbx_new/dbx_free from main; dbx_request from any thread; the
+ * completion callback runs on the curl thread and must not block.
+ */
+#ifndef FDC_DBX_H
+#define FDC_DBX_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dbx_response.h"
+
+struct dbx;
+
+enum dbx_endpoint {
+    DBX_RUNS_SUBMIT, /* POST /api/2.1/jobs/runs/submit */
+    DBX_RUNS_GET,    /* GET  /api/2.1/jobs/runs/get?run_id= */
+    DBX_RUNS_CANCEL, /* POST /api/2.1/jobs/runs/cancel */
+    _DBX_ENDPOINT_MAX,
+};
+
+struct dbx_settings {
+    const char *token;   /* borrowed, copied; NULL: no Authorization header */
+    const char *ca_file; /* borrowed, copied; extra CA bundle, NULL: system store only */
+    long connect_timeout_ms;
+    long request_timeout_ms; /* one attempt's ceiling; the request deadline can shorten it */
+    long max_response_bytes;
+    long max_host_connections;
+};
+
+/* What a finished request gives its callback; valid during the callback only. */
+struct dbx_answer {
+    enum dbx_verdict verdict; /* never RETRY: retries happen inside dbx */
+    long http_status;         /* 0 when no HTTP answer came */
+    const cJSON *body;        /* the JSON object when verdict is OK */
+    const char *error_code;   /* Databricks error_code or ours; "" when OK */
+    const char *message;      /* names the trouble; never contains the token */
+    int attempts;
+};
+
+typedef void (*dbx_done_fn)(void *user, const struct dbx_answer *answer);
+
+/* Starts the curl thread. Gives a client (dbx_free) or NULL and *reterr_msg. */
+struct dbx *dbx_new(const struct dbx_settings *settings, char **reterr_msg);
+
+/*
+ * Stops the thread: requests still queued or in flight complete with
+ * UNAVAILABLE ("connector shutting down") before this returns. NULL-safe.
+ */
+void dbx_free(struct dbx *dbx);
+
+/*
+ * Queues one request. `instance` is a validated host[:port]; `run_id` (GET
+ * only) decimal digits; `body` (POST only) is taken. `retry_safe`: repeating
+ * the request cannot do harm (always true for reads and cancels; for a submit
+ * only with an idempotency_token). `deadline_ms` is on clock_now_ms()'s
+ * scale: the request answers by then, retries included. On success `done`
+ * runs exactly once, on the curl thread. Returns 0, or -ENOMEM / -ESHUTDOWN
+ * (then `done` never runs and the body is freed).
+ */
+int dbx_request(struct dbx *dbx, enum dbx_endpoint endpoint, const char *instance,
+                const char *run_id, char *body, bool retry_safe, int64_t deadline_ms,
+                dbx_done_fn done, void *user);
+
+/* "runs/submit", ... */
+const char *dbx_endpoint_name(enum dbx_endpoint endpoint);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * dbx_response.c - turns a Databricks HTTP answer into a verdict.
+ *
+ * Databricks errors are JSON {"error_code": "...", "message": "..."}, but a
+ * proxy in front of a workspace may answer with HTML, an empty body or the
+ * wrong content type; none of that may crash us or become a task verdict.
+ */
+#include "dbx_response.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+/* Status codes worth retrying. `any` = also for requests that are not
+ * retry_safe (429 and 503 mean the request was not processed). Databricks
+ * API docs and the Databricks SDKs retry the same set. */
+static const struct {
+    long status;
+    bool any;
+} retry_statuses[] = {
+    {429, true},
+    {500, false},
+    {502, false},
+    {503, true},
+    {504, false},
+};
+
+static const char *const verdict_names[_DBX_VERDICT_MAX] = {
+    [DBX_VERDICT_OK] = "OK",
+    [DBX_VERDICT_RETRY] = "RETRY",
+    [DBX_VERDICT_RUN_GONE] = "RUN_GONE",
+    [DBX_VERDICT_UNAUTHENTICATED] = "UNAUTHENTICATED",
+    [DBX_VERDICT_PERMISSION_DENIED] = "PERMISSION_DENIED",
+    [DBX_VERDICT_INVALID] = "INVALID",
+    [DBX_VERDICT_UNAVAILABLE] = "UNAVAILABLE",
+};
+
+const char *dbx_verdict_name(enum dbx_verdict verdict)
+{
+    if (verdict < 0 || verdict >= _DBX_VERDICT_MAX)
+        return "UNKNOWN";
+    return verdict_names[verdict];
+}
+
+void dbx_classified_done(struct dbx_classified *c)
+{
+    if (!c)
+        return;
+    cJSON_Delete(c->body);
+    c->body = NULL;
+}
+
+/* Copies text keeping printable ASCII only: a message ends up in gRPC
+ * status details and log lines, where raw bytes would do harm. */
+static void copy_printable(char *dst, size_t size, const char *src, size_t len)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < len && j + 1 < size; i++) {
+        unsigned char c = (unsigned char)src[i];
+        if (c == '\n' || c == '\r' || c == '\t')
+            c = ' ';
+        if (c < 0x20 || c >= 0x7f)
+            c = '?';
+        dst[j++] = (char)c;
+    }
+    dst[j] = '\0';
+}
+
+static bool status_retryable(long status, bool retry_safe)
+{
+    for (size_t i = 0; i < sizeof(retry_statuses) / sizeof(retry_statuses[0]); i++)
+        if (retry_statuses[i].status == status)
+            return retry_statuses[i].any || retry_safe;
+    return false;
+}
+
+/* Databricks says "run does not exist" as 400 INVALID_PARAMETER_VALUE with
+ * a message like "Run 123 does not exist." (jobs 2.1) as well as 404. */
+static bool says_run_does_not_exist(const char *message)
+{
+    return strcasestr(message, "does not exist") != NULL;
+}
+
+static bool content_type_is_json(const char *content_type)
+{
+    return content_type && strncasecmp(content_type, "application/json", 16) == 0;
+}
+
+/* Fills error_code/message from a JSON error body, else describes the body. */
+static void describe_error_body(const char *body, size_t body_len, const char *content_type,
+                                struct dbx_classified *ret)
+{
+    cJSON *root = NULL;
+
+    if (body && body_len > 0)
+        root = cJSON_ParseWithLength(body, body_len);
+    if (cJSON_IsObject(root)) {
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(root, "error_code");
+        const cJSON *message = cJSON_GetObjectItemCaseSensitive(root, "message");
+        if (cJSON_IsString(code))
+            copy_printable(ret->error_code, sizeof(ret->error_code), code->valuestring,
+                           strlen(code->valuestring));
+        if (cJSON_IsString(message))
+            copy_printable(ret->message, sizeof(ret->message), message->valuestring,
+                           strlen(message->valuestring));
+    }
+    if (ret->message[0] == '\0') {
+        if (!body || body_len == 0)
+            snprintf(ret->message, sizeof(ret->message), "empty body");
+        else if (!content_type_is_json(content_type))
+            snprintf(ret->message, sizeof(ret->message), "non-JSON answer (%.64s)",
+                     content_type ? content_type : "no content type");
+        else
+            snprintf(ret->message, sizeof(ret->message), "unreadable JSON error body");
+    }
+    cJSON_Delete(root);
+}
+
+void dbx_response_classify(long http_status, const char *content_type, const char *body,
+                           size_t body_len, bool retry_safe, struct dbx_classified *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    ret->http_status = http_status;
+
+    if (http_status >= 200 && http_status < 300) {
+        cJSON *root = body && body_len > 0 ? cJSON_ParseWithLength(body, body_len) : NULL;
+        if (cJSON_IsObject(root)) {
+            ret->verdict = DBX_VERDICT_OK;
+            ret->body = root;
+            return;
+        }
+        cJSON_Delete(root);
+        /* A 2xx we cannot read: likely a proxy or a cut connection. */
+        snprintf(ret->error_code, sizeof(ret->error_code), "BAD_ANSWER");
+        snprintf(ret->message, sizeof(ret->message), "HTTP %ld with %s", http_status,
+                 !body || body_len == 0 ? "an empty body" : "a body that is not a JSON object");
+        ret->verdict = retry_safe ? DBX_VERDICT_RETRY : DBX_VERDICT_UNAVAILABLE;
+        return;
+    }
+
+    describe_error_body(body, body_len, content_type, ret);
+    if (ret->error_code[0] == '\0')
+        snprintf(ret->error_code, sizeof(ret->error_code), "HTTP_%ld", http_status);
+
+    if (status_retryable(http_status, retry_safe)) {
+        ret->verdict = DBX_VERDICT_RETRY;
+    } else if (http_status >= 500 || http_status == 429) {
+        ret->verdict = DBX_VERDICT_UNAVAILABLE;
+    } else if (http_status == 401) {
+        ret->verdict = DBX_VERDICT_UNAUTHENTICATED;
+    } else if (http_status == 403) {
+        ret->verdict = DBX_VERDICT_PERMISSION_DENIED;
+    } else if (http_status == 404 && strcmp(ret->error_code, "RESOURCE_DOES_NOT_EXIST") == 0) {
+        ret->verdict = DBX_VERDICT_RUN_GONE;
+    } else if (http_status == 400 && strcmp(ret->error_code, "INVALID_PARAMETER_VALUE") == 0 &&
+               says_run_does_not_exist(ret->message)) {
+        ret->verdict = DBX_VERDICT_RUN_GONE;
+    } else if (http_status == 400 && strcmp(ret->error_code, "COULD_NOT_ACQUIRE_LOCK") == 0) {
+        /* Databricks' own transient 400: nothing was applied. */
+        ret->verdict = DBX_VERDICT_RETRY;
+    } else if (http_status >= 400 && http_status < 500) {
+        ret->verdict = DBX_VERDICT_INVALID;
+    } else {
+        /* 1xx/3xx: we never follow redirects; a redirect is a misconfigured instance. */
+        ret->verdict = DBX_VERDICT_UNAVAILABLE;
+    }
+}

@@ -1,0 +1,108 @@
+/*
+ * metadata.c - ListAgents / GetAgent. The answer is static data: flytekit
+ * registers two connectors named "Databricks Connector", for task types
+ * "spark" (v0) and "databricks" (v0); we serve both as one agent.
+ */
+#include "metadata.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "flyteidl/admin/agent.pb-c.h"
+
+static const struct {
+    const char *name;
+    int version;
+} task_categories[] = {
+    {"spark", 0},
+    {"databricks", 0},
+};
+
+#define TASK_CATEGORIES_COUNT (sizeof(task_categories) / sizeof(task_categories[0]))
+
+bool metadata_task_type_supported(const char *name)
+{
+    for (size_t i = 0; i < TASK_CATEGORIES_COUNT; i++)
+        if (strcmp(task_categories[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Fills *agent with pointers into the caller's arrays (no allocation). */
+static void describe_agent(Flyteidl__Admin__Agent *agent,
+                           Flyteidl__Admin__TaskCategory categories[TASK_CATEGORIES_COUNT],
+                           Flyteidl__Admin__TaskCategory *category_ptrs[TASK_CATEGORIES_COUNT],
+                           char *type_names[TASK_CATEGORIES_COUNT])
+{
+    flyteidl__admin__agent__init(agent);
+    agent->name = (char *)METADATA_AGENT_NAME;
+    agent->is_sync = 0;
+    for (size_t i = 0; i < TASK_CATEGORIES_COUNT; i++) {
+        flyteidl__admin__task_category__init(&categories[i]);
+        categories[i].name = (char *)task_categories[i].name;
+        categories[i].version = task_categories[i].version;
+        category_ptrs[i] = &categories[i];
+        type_names[i] = (char *)task_categories[i].name;
+    }
+    agent->n_supported_task_categories = TASK_CATEGORIES_COUNT;
+    agent->supported_task_categories = category_ptrs;
+    /* Deprecated, but older propellers still read it. */
+    agent->n_supported_task_types = TASK_CATEGORIES_COUNT;
+    agent->supported_task_types = type_names;
+}
+
+void metadata_list_agents(void *context, struct server_call *call, const uint8_t *request,
+                          size_t request_len)
+{
+    Flyteidl__Admin__ListAgentsRequest *req;
+    Flyteidl__Admin__ListAgentsResponse resp = FLYTEIDL__ADMIN__LIST_AGENTS_RESPONSE__INIT;
+    Flyteidl__Admin__Agent agent;
+    Flyteidl__Admin__Agent *agents[1] = {&agent};
+    Flyteidl__Admin__TaskCategory categories[TASK_CATEGORIES_COUNT];
+    Flyteidl__Admin__TaskCategory *category_ptrs[TASK_CATEGORIES_COUNT];
+    char *type_names[TASK_CATEGORIES_COUNT];
+
+    (void)context;
+    req = flyteidl__admin__list_agents_request__unpack(NULL, request_len, request);
+    if (!req) {
+        server_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                         "request does not decode as flyteidl.admin.ListAgentsRequest");
+        return;
+    }
+    flyteidl__admin__list_agents_request__free_unpacked(req, NULL);
+    describe_agent(&agent, categories, category_ptrs, type_names);
+    resp.n_agents = 1;
+    resp.agents = agents;
+    server_call_reply(call, &resp.base);
+}
+
+void metadata_get_agent(void *context, struct server_call *call, const uint8_t *request,
+                        size_t request_len)
+{
+    Flyteidl__Admin__GetAgentRequest *req;
+    Flyteidl__Admin__GetAgentResponse resp = FLYTEIDL__ADMIN__GET_AGENT_RESPONSE__INIT;
+    Flyteidl__Admin__Agent agent;
+    Flyteidl__Admin__TaskCategory categories[TASK_CATEGORIES_COUNT];
+    Flyteidl__Admin__TaskCategory *category_ptrs[TASK_CATEGORIES_COUNT];
+    char *type_names[TASK_CATEGORIES_COUNT];
+    char message[256];
+
+    (void)context;
+    req = flyteidl__admin__get_agent_request__unpack(NULL, request_len, request);
+    if (!req) {
+        server_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                         "request does not decode as flyteidl.admin.GetAgentRequest");
+        return;
+    }
+    if (strcmp(req->name, METADATA_AGENT_NAME) != 0) {
+        snprintf(message, sizeof(message), "no agent named '%.128s'; this connector serves '%s'",
+                 req->name, METADATA_AGENT_NAME);
+        server_call_fail(call, GRPC_STATUS_NOT_FOUND, message);
+        goto out;
+    }
+    describe_agent(&agent, categories, category_ptrs, type_names);
+    resp.agent = &agent;
+    server_call_reply(call, &resp.base);
+out:
+    flyteidl__admin__get_agent_request__free_unpacked(req, NULL);
+}

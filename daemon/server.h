@@ -1,0 +1,72 @@
+/*
+ * server.h - the gRPC server: listener, completion queue, worker threads and
+ * the life cycle of each unary call.
+ *
+ * A handler receives the request bytes of one call and must answer it exactly
+ * once, with server_call_reply() or server_call_fail(), either before it
+ * returns or later from any thread (the Databricks client answers from the
+ * curl thread). After answering, the call belongs to the server again and the
+ * handler must not touch it.
+ */
+#ifndef FDC_SERVER_H
+#define FDC_SERVER_H
+
+#include <grpc/status.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct server;
+struct server_call;
+
+/* Runs on a worker thread. `request` is valid until the handler returns. */
+typedef void (*server_handler_fn)(void *context, struct server_call *call, const uint8_t *request,
+                                  size_t request_len);
+
+struct server_method {
+    const char *path; /* "/package.Service/Method" */
+    server_handler_fn handler;
+    void *context;
+};
+
+/*
+ * Creates and starts a server listening on `listen` ("HOST:PORT", port 0
+ * picks a free one) with `workers` threads. `methods` is copied. Returns NULL
+ * and gives *reterr_msg on failure (port in use, bad address).
+ */
+struct server *server_new(const char *listen, int workers, const struct server_method *methods,
+                          size_t methods_count, char **reterr_msg);
+
+/* The port actually bound. */
+int server_port(const struct server *server);
+
+/*
+ * First half of shutdown: stops accepting calls, gives calls in flight until
+ * `grace_ms` to be answered, then cancels the rest. Workers keep running so
+ * late answers (from the curl thread) still complete. Main thread only.
+ */
+void server_shutdown(struct server *server, int64_t grace_ms);
+
+/*
+ * Second half: shuts the completion queue down, joins the workers and frees
+ * everything. Call after server_shutdown() and after every thread that may
+ * answer calls has stopped (the Databricks client). NULL-safe.
+ */
+void server_free(struct server *server);
+
+/* Number of calls accepted and not yet finished. Any thread. */
+long server_calls_in_flight(const struct server *server);
+
+/* Deadline of the call on clock_now_ms()'s scale (INT64_MAX if none). */
+int64_t server_call_deadline_ms(const struct server_call *call);
+
+/* Method path of the call, for logs. Borrowed: valid until the call is answered. */
+const char *server_call_method(const struct server_call *call);
+
+/* Answers OK with `response` packed. Any thread; exactly once per call. */
+void server_call_reply(struct server_call *call, const ProtobufCMessage *response);
+
+/* Answers with a non-OK status and message (copied). Any thread; exactly once per call. */
+void server_call_fail(struct server_call *call, grpc_status_code code, const char *message);
+
+#endif
