@@ -1,0 +1,99 @@
+/* config: the daemon's settings, from built-in defaults, the JSON config file, the environment
+ * (FLYTE_DATABRICKS_*) and the command-line flags, in that order of precedence.
+ *
+ * This module is the only code that reads the config file, the token file, the environment and the
+ * flags. The environment comes in as an envp array (never getenv), so tests feed everything.
+ * It never logs: problems come back as error text (all of them, newline-separated) and warnings
+ * for the caller to log. No function here keeps state between calls; a struct config is immutable
+ * once config_load() gives it, so any thread may read it. */
+#ifndef FDC_CONFIG_H
+#define FDC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* Indexed the same way as the level-name table in config.c. */
+enum config_log_level {
+    CONFIG_LOG_DEBUG,
+    CONFIG_LOG_INFO,
+    CONFIG_LOG_WARNING,
+    CONFIG_LOG_ERROR,
+    _CONFIG_LOG_MAX,
+};
+
+/* Every string and array below is owned by the struct and freed by config_free(). Instances are
+ * stored normalized: lowercased, "https://" and trailing "/" removed, host [a-z0-9.-] with an
+ * optional :port 1-65535 (the rule of resmeta's normalizer). */
+struct config {
+    char *config_file;              /* --config path, NULL when none was given */
+    char *listen;                   /* "HOST:PORT", IPv6 host in brackets; port 0 = any */
+    int workers;                    /* gRPC completion-queue threads, 1..64 */
+    char *default_instance;         /* NULL: every task must name its databricksInstance */
+    char **allowed_instances;       /* allowed_instances_count entries, "*" never stored */
+    size_t allowed_instances_count;
+    bool allow_any_instance;        /* "*" was listed */
+    char *token;                    /* SECRET: never print or log it. NULL: no token */
+    char *token_file;               /* the file the token came from; NULL if none or from env */
+    char *ca_file;                  /* extra PEM bundle to trust for Databricks, NULL: none */
+    enum config_log_level log_level;
+    long connect_timeout_ms;        /* 100..600000 */
+    long request_timeout_ms;        /* 100..600000, upper bound for one Databricks request */
+    long max_response_bytes;        /* 1024..268435456 */
+    char *service_credential_provider; /* NULL: none */
+};
+
+enum config_action {
+    CONFIG_ACTION_RUN,      /* start the daemon */
+    CONFIG_ACTION_CHECK,    /* --check-config: the caller prints "configuration OK", exits 0 */
+    CONFIG_ACTION_HELP,     /* --help: the caller prints config_usage() to stdout, exits 0 */
+    CONFIG_ACTION_VERSION,  /* --version: the caller prints the version, exits 0 */
+    _CONFIG_ACTION_MAX,
+};
+
+/* Builds the effective configuration: defaults < config file (--config) < environment < flags,
+ * then reads the token (token file given by flag > FLYTE_DATABRICKS_ACCESS_TOKEN > token_file of
+ * the config file) and checks ca_file is readable. argv borrows (argv[0] is the program name);
+ * envp borrows a NULL-terminated "NAME=value" array (may be NULL). --help and --version win over
+ * everything else and skip loading.
+ * On success returns 0 and gives *ret_config (free with config_free()), sets *ret_action and
+ * *ret_warnings (gives a NULL-terminated array, free with config_strv_free(), or NULL when there
+ * are none). On failure returns -EINVAL (bad configuration) or -ENOMEM and gives *reterr_msg
+ * (free()): every error found, one per line, naming the key, variable, flag or file. Neither the
+ * messages nor the warnings ever contain the token. */
+int config_load(int argc, char **argv, char **envp, struct config **ret_config,
+                enum config_action *ret_action, char ***ret_warnings, char **reterr_msg);
+
+/* Applies the text of a config file (a JSON object) onto cfg (borrows): keys present override
+ * cfg's values, keys absent keep them. Unknown keys, wrong types, bad values and duplicate keys
+ * are errors, all collected. Returns 0, or -EINVAL / -ENOMEM and gives *reterr_msg (free()); cfg
+ * may then be partially updated and should be discarded. Reads no file (token_file and ca_file
+ * are checked by config_load()). */
+int config_parse_json(struct config *cfg, const char *text, char **reterr_msg);
+
+/* Gives a config holding the built-in defaults (free with config_free()), NULL on OOM. */
+struct config *config_new(void);
+
+/* Frees cfg (takes; NULL is fine) and everything it owns. Returns NULL. */
+struct config *config_free(struct config *cfg);
+
+/* True when normalized_instance (borrows; lowercase host[:port], e.g. what resmeta normalizes) may
+ * be used: it is the default instance, is listed, or "*" was listed. NULL gives false. */
+bool config_instance_allowed(const struct config *cfg, const char *normalized_instance);
+
+/* Writes the --help text (synopsis, every flag with its default, environment variables, exit
+ * status) to out. program borrows, usually argv[0]. */
+void config_usage(FILE *out, const char *program);
+
+/* Gives "key = value" lines (free()) describing cfg's effective settings, for the start-up log
+ * and --check-config. The token is shown only as "(set, N bytes)" or "(unset)". NULL on OOM. */
+char *config_describe(const struct config *cfg);
+
+/* Borrows the name of the i-th config file key; the table is sorted by name. NULL past the end.
+ * Lets tests and tools enumerate the keys without a copy of the table. */
+const char *config_key_name(size_t i);
+
+/* Frees a NULL-terminated string array (takes; NULL is fine). */
+void config_strv_free(char **v);
+
+#endif /* FDC_CONFIG_H */

@@ -1,0 +1,1060 @@
+/* Unit tests for config.c: defaults, every key's valid and invalid values, error collection,
+ * layering (defaults < file < environment < flags), the token rules and that the token never
+ * leaks into a description, an error or a warning. Expectations are written out here, not
+ * derived from config.c's tables. Temp files live in /tmp and are removed by each test. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+#define CANARY "dapiCANARY0123456789abcdef"
+
+/* ---- helpers ---- */
+
+struct tmpfile {
+    char path[64];
+};
+
+static void tmp_write(struct tmpfile *t, const char *content, mode_t mode) {
+    int fd;
+
+    strcpy(t->path, "/tmp/test_config.XXXXXX");
+    fd = mkstemp(t->path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    assert_int_equal(fchmod(fd, mode), 0);
+    close(fd);
+}
+
+static void tmp_remove(struct tmpfile *t) {
+    unlink(t->path);
+}
+
+struct result {
+    int r;
+    struct config *cfg;
+    enum config_action action;
+    char **warnings;
+    char *err;
+};
+
+static void result_done(struct result *res) {
+    config_free(res->cfg);
+    config_strv_free(res->warnings);
+    free(res->err);
+    *res = (struct result){0};
+}
+
+/* argv and envp are NULL-terminated lists; "prog" is prepended to argv. */
+static struct result load(const char *const *args, const char *const *env) {
+    char *argv[32] = {"flyte-databricks-connector"};
+    int argc = 1;
+    struct result res = {.r = 1};
+
+    for (; args && *args; args++)
+        argv[argc++] = (char *)*args;
+    argv[argc] = NULL;
+    res.r = config_load(argc, argv, (char **)env, &res.cfg, &res.action, &res.warnings, &res.err);
+    if (res.r == 0)
+        assert_null(res.err);
+    else
+        assert_null(res.cfg);
+    return res;
+}
+
+static bool warnings_contain(char **w, const char *needle) {
+    for (; w && *w; w++)
+        if (strstr(*w, needle))
+            return true;
+    return false;
+}
+
+/* Parses text onto defaults and checks config_describe() has the line expected. */
+static void expect_describe_line(const char *text, const char *line) {
+    struct config *cfg = config_new();
+    char *err = NULL, *desc;
+    char want[512];
+
+    assert_non_null(cfg);
+    if (config_parse_json(cfg, text, &err) != 0)
+        fail_msg("parse of %s failed: %s", text, err);
+    desc = config_describe(cfg);
+    assert_non_null(desc);
+    snprintf(want, sizeof(want), "\n%s\n", line);
+    if (!strstr(desc, want) && strncmp(desc, want + 1, strlen(want + 1)) != 0)
+        fail_msg("describe of %s lacks \"%s\":\n%s", text, line, desc);
+    free(desc);
+    config_free(cfg);
+}
+
+/* Parses text onto defaults and checks the error message is exactly want. */
+static void expect_error(const char *text, const char *want) {
+    struct config *cfg = config_new();
+    char *err = NULL;
+    int r;
+
+    r = config_parse_json(cfg, text, &err);
+    if (r != -EINVAL)
+        fail_msg("parse of %s gave %d, want -EINVAL", text, r);
+    assert_non_null(err);
+    if (strcmp(err, want) != 0)
+        fail_msg("parse of %s:\n got: %s\nwant: %s", text, err, want);
+    free(err);
+    config_free(cfg);
+}
+
+/* ---- the key table ---- */
+
+static void test_keys_sorted_and_complete(void **state) {
+    static const char *const want[] = {
+        "allowed_instances", "ca_file", "connect_timeout_ms", "default_instance",
+        "listen", "log_level", "max_response_bytes", "request_timeout_ms",
+        "service_credential_provider", "token_file", "workers",
+    };
+    size_t n = 0;
+
+    (void)state;
+    for (; config_key_name(n); n++) {
+        if (n > 0)
+            assert_true(strcmp(config_key_name(n - 1), config_key_name(n)) < 0);
+    }
+    assert_int_equal(n, ELEMENTSOF(want));
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(config_key_name(i), want[i]);
+}
+
+/* ---- defaults ---- */
+
+static void test_defaults(void **state) {
+    struct config *cfg = config_new();
+    char *desc;
+
+    (void)state;
+    assert_non_null(cfg);
+    assert_null(cfg->config_file);
+    assert_string_equal(cfg->listen, "0.0.0.0:8000");
+    assert_int_equal(cfg->workers, 2);
+    assert_null(cfg->default_instance);
+    assert_int_equal(cfg->allowed_instances_count, 0);
+    assert_false(cfg->allow_any_instance);
+    assert_null(cfg->token);
+    assert_null(cfg->token_file);
+    assert_null(cfg->ca_file);
+    assert_int_equal(cfg->log_level, CONFIG_LOG_INFO);
+    assert_int_equal(cfg->connect_timeout_ms, 5000);
+    assert_int_equal(cfg->request_timeout_ms, 30000);
+    assert_int_equal(cfg->max_response_bytes, 4194304);
+    assert_null(cfg->service_credential_provider);
+    assert_false(config_instance_allowed(cfg, "x.cloud.databricks.com"));
+
+    desc = config_describe(cfg);
+    assert_string_equal(desc, "config_file = (none)\n"
+                              "listen = 0.0.0.0:8000\n"
+                              "workers = 2\n"
+                              "default_instance = (none)\n"
+                              "allowed_instances = (none)\n"
+                              "token = (unset)\n"
+                              "token_file = (none)\n"
+                              "ca_file = (none)\n"
+                              "log_level = info\n"
+                              "connect_timeout_ms = 5000\n"
+                              "request_timeout_ms = 30000\n"
+                              "max_response_bytes = 4194304\n"
+                              "service_credential_provider = (none)\n");
+    free(desc);
+    assert_null(config_free(cfg));
+    assert_null(config_free(NULL));
+    config_strv_free(NULL);
+}
+
+static void test_empty_load_gives_defaults(void **state) {
+    struct result res = load(NULL, NULL);
+
+    (void)state;
+    assert_int_equal(res.r, 0);
+    assert_int_equal(res.action, CONFIG_ACTION_RUN);
+    assert_string_equal(res.cfg->listen, "0.0.0.0:8000");
+    assert_int_equal(res.cfg->workers, 2);
+    assert_null(res.cfg->token);
+    assert_true(warnings_contain(res.warnings, "no Databricks token"));
+    result_done(&res);
+}
+
+/* ---- valid values, key by key ---- */
+
+static void test_valid_values(void **state) {
+    static const struct {
+        const char *json;
+        const char *line;
+    } cases[] = {
+        {"{\"listen\": \"127.0.0.1:9000\"}", "listen = 127.0.0.1:9000"},
+        {"{\"listen\": \"localhost:1\"}", "listen = localhost:1"},
+        {"{\"listen\": \"[::]:8000\"}", "listen = [::]:8000"},
+        {"{\"listen\": \"[::1]:65535\"}", "listen = [::1]:65535"},
+        {"{\"listen\": \"0.0.0.0:0\"}", "listen = 0.0.0.0:0"},
+        {"{\"workers\": 1}", "workers = 1"},
+        {"{\"workers\": 64}", "workers = 64"},
+        {"{\"workers\": 8.0}", "workers = 8"},
+        {"{\"default_instance\": \"dbc-1.cloud.databricks.com\"}",
+         "default_instance = dbc-1.cloud.databricks.com"},
+        {"{\"default_instance\": \"HTTPS://Dbc-1.Cloud.Databricks.com/\"}",
+         "default_instance = dbc-1.cloud.databricks.com"},
+        {"{\"default_instance\": \"https://h.example:8443//\"}",
+         "default_instance = h.example:8443"},
+        {"{\"default_instance\": \"h:1\"}", "default_instance = h:1"},
+        {"{\"default_instance\": null}", "default_instance = (none)"},
+        {"{\"allowed_instances\": []}", "allowed_instances = (none)"},
+        {"{\"allowed_instances\": [\"A.example\", \"https://b.example:444/\"]}",
+         "allowed_instances = a.example, b.example:444"},
+        {"{\"allowed_instances\": [\"*\"]}", "allowed_instances = *"},
+        {"{\"token_file\": \"/run/secrets/t\"}", "token_file = /run/secrets/t"},
+        {"{\"token_file\": null}", "token_file = (none)"},
+        {"{\"ca_file\": \"/etc/ssl/extra.pem\"}", "ca_file = /etc/ssl/extra.pem"},
+        {"{\"ca_file\": null}", "ca_file = (none)"},
+        {"{\"log_level\": \"debug\"}", "log_level = debug"},
+        {"{\"log_level\": \"info\"}", "log_level = info"},
+        {"{\"log_level\": \"warning\"}", "log_level = warning"},
+        {"{\"log_level\": \"error\"}", "log_level = error"},
+        {"{\"connect_timeout_ms\": 100}", "connect_timeout_ms = 100"},
+        {"{\"connect_timeout_ms\": 600000}", "connect_timeout_ms = 600000"},
+        {"{\"request_timeout_ms\": 100}", "request_timeout_ms = 100"},
+        {"{\"request_timeout_ms\": 600000}", "request_timeout_ms = 600000"},
+        {"{\"max_response_bytes\": 1024}", "max_response_bytes = 1024"},
+        {"{\"max_response_bytes\": 268435456}", "max_response_bytes = 268435456"},
+        {"{\"service_credential_provider\": \"aws-creds\"}",
+         "service_credential_provider = aws-creds"},
+        {"{\"service_credential_provider\": null}", "service_credential_provider = (none)"},
+        {"{}", "workers = 2"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+        expect_describe_line(cases[i].json, cases[i].line);
+}
+
+static void test_typed_fields(void **state) {
+    struct config *cfg = config_new();
+    char *err = NULL;
+
+    (void)state;
+    assert_int_equal(config_parse_json(cfg,
+                                       "{\"workers\": 7, \"log_level\": \"warning\","
+                                       " \"connect_timeout_ms\": 1234,"
+                                       " \"request_timeout_ms\": 4321,"
+                                       " \"max_response_bytes\": 2048}",
+                                       &err),
+                     0);
+    assert_int_equal(cfg->workers, 7);
+    assert_int_equal(cfg->log_level, CONFIG_LOG_WARNING);
+    assert_int_equal(cfg->connect_timeout_ms, 1234);
+    assert_int_equal(cfg->request_timeout_ms, 4321);
+    assert_int_equal(cfg->max_response_bytes, 2048);
+    config_free(cfg);
+}
+
+/* ---- invalid values, key by key ---- */
+
+static void test_invalid_values(void **state) {
+    static const char inst_reason[] =
+        ": expected a Databricks host name [a-z0-9.-] with an optional :PORT (1-65535), "
+        "optionally prefixed by https://";
+    static const char listen_reason[] =
+        ": expected HOST:PORT (an IPv6 host in brackets), port 0-65535";
+    static const struct {
+        const char *json;
+        const char *prefix; /* the message is prefix + reason */
+        const char *reason;
+    } cases[] = {
+        {"{\"listen\": \"8000\"}", "key \"listen\": invalid value \"8000\"", listen_reason},
+        {"{\"listen\": \":8000\"}", "key \"listen\": invalid value \":8000\"", listen_reason},
+        {"{\"listen\": \"host:\"}", "key \"listen\": invalid value \"host:\"", listen_reason},
+        {"{\"listen\": \"host:65536\"}", "key \"listen\": invalid value \"host:65536\"",
+         listen_reason},
+        {"{\"listen\": \"host:-1\"}", "key \"listen\": invalid value \"host:-1\"", listen_reason},
+        {"{\"listen\": \"::1:8000\"}", "key \"listen\": invalid value \"::1:8000\"",
+         listen_reason},
+        {"{\"listen\": \"[zz]:8000\"}", "key \"listen\": invalid value \"[zz]:8000\"",
+         listen_reason},
+        {"{\"listen\": \"[::1]8000\"}", "key \"listen\": invalid value \"[::1]8000\"",
+         listen_reason},
+        {"{\"listen\": \"ho st:80\"}", "key \"listen\": invalid value \"ho st:80\"",
+         listen_reason},
+        {"{\"listen\": \"\"}", "key \"listen\": invalid value \"\"", listen_reason},
+        {"{\"workers\": 0}", "key \"workers\": 0 is out of range 1..64", ""},
+        {"{\"workers\": 65}", "key \"workers\": 65 is out of range 1..64", ""},
+        {"{\"workers\": 2.5}", "key \"workers\": expected an integer, got 2.5", ""},
+        {"{\"workers\": 1e300}", "key \"workers\": 1e+300 is out of range 1..64", ""},
+        {"{\"connect_timeout_ms\": 99}", "key \"connect_timeout_ms\": 99 is out of range "
+                                         "100..600000", ""},
+        {"{\"connect_timeout_ms\": 600001}", "key \"connect_timeout_ms\": 600001 is out of "
+                                             "range 100..600000", ""},
+        {"{\"request_timeout_ms\": 99}", "key \"request_timeout_ms\": 99 is out of range "
+                                         "100..600000", ""},
+        {"{\"request_timeout_ms\": 600001}", "key \"request_timeout_ms\": 600001 is out of "
+                                             "range 100..600000", ""},
+        {"{\"max_response_bytes\": 1023}", "key \"max_response_bytes\": 1023 is out of range "
+                                           "1024..268435456", ""},
+        {"{\"max_response_bytes\": 268435457}", "key \"max_response_bytes\": 268435457 is out "
+                                                "of range 1024..268435456", ""},
+        {"{\"log_level\": \"warn\"}", "key \"log_level\": invalid value \"warn\": expected one "
+                                      "of debug, info, warning, error", ""},
+        {"{\"log_level\": \"INFO\"}", "key \"log_level\": invalid value \"INFO\": expected one "
+                                      "of debug, info, warning, error", ""},
+        {"{\"default_instance\": \"http://x.example\"}",
+         "key \"default_instance\": invalid value \"http://x.example\"", inst_reason},
+        {"{\"default_instance\": \"x_y.example\"}",
+         "key \"default_instance\": invalid value \"x_y.example\"", inst_reason},
+        {"{\"default_instance\": \"x.example:0\"}",
+         "key \"default_instance\": invalid value \"x.example:0\"", inst_reason},
+        {"{\"default_instance\": \"x.example:65536\"}",
+         "key \"default_instance\": invalid value \"x.example:65536\"", inst_reason},
+        {"{\"default_instance\": \"x.example:08\"}",
+         "key \"default_instance\": invalid value \"x.example:08\"", inst_reason},
+        {"{\"default_instance\": \"x.example/api\"}",
+         "key \"default_instance\": invalid value \"x.example/api\"", inst_reason},
+        {"{\"default_instance\": \"https://\"}",
+         "key \"default_instance\": invalid value \"https://\"", inst_reason},
+        {"{\"default_instance\": \"\"}", "key \"default_instance\": invalid value \"\"",
+         inst_reason},
+        {"{\"default_instance\": \"a\\nb\"}",
+         "key \"default_instance\": invalid value \"a\\x0ab\"", inst_reason},
+        {"{\"allowed_instances\": [\"ok.example\", \"bad host\"]}",
+         "key \"allowed_instances[1]\": invalid value \"bad host\"", inst_reason},
+        {"{\"token_file\": \"\"}", "key \"token_file\": invalid value \"\": must not be empty",
+         ""},
+        {"{\"ca_file\": \"\"}", "key \"ca_file\": invalid value \"\": must not be empty", ""},
+        {"{\"service_credential_provider\": \"\"}",
+         "key \"service_credential_provider\": invalid value \"\": must not be empty", ""},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        char want[512];
+
+        snprintf(want, sizeof(want), "%s%s", cases[i].prefix, cases[i].reason);
+        expect_error(cases[i].json, want);
+    }
+}
+
+static void test_wrong_types(void **state) {
+    static const struct {
+        const char *json;
+        const char *want;
+    } cases[] = {
+        {"{\"workers\": \"4\"}", "key \"workers\": expected an integer, got a string"},
+        {"{\"workers\": true}", "key \"workers\": expected an integer, got a boolean"},
+        {"{\"workers\": null}", "key \"workers\": expected an integer, got null"},
+        {"{\"listen\": 8000}", "key \"listen\": expected a string, got a number"},
+        {"{\"listen\": null}", "key \"listen\": expected a string, got null"},
+        {"{\"log_level\": [\"info\"]}", "key \"log_level\": expected a string, got an array"},
+        {"{\"token_file\": {}}", "key \"token_file\": expected a string or null, got an object"},
+        {"{\"ca_file\": false}", "key \"ca_file\": expected a string or null, got a boolean"},
+        {"{\"default_instance\": 1}",
+         "key \"default_instance\": expected a string or null, got a number"},
+        {"{\"allowed_instances\": \"a.example\"}",
+         "key \"allowed_instances\": expected an array of strings, got a string"},
+        {"{\"allowed_instances\": [\"a.example\", 3]}",
+         "key \"allowed_instances[1]\": expected a string, got a number"},
+        {"{\"max_response_bytes\": \"1M\"}",
+         "key \"max_response_bytes\": expected an integer, got a string"},
+        {"[]", "expected a JSON object at the top level, got an array"},
+        {"\"x\"", "expected a JSON object at the top level, got a string"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+        expect_error(cases[i].json, cases[i].want);
+}
+
+static void test_unknown_and_duplicate_keys(void **state) {
+    (void)state;
+    expect_error("{\"listne\": \"0.0.0.0:1\"}", "unknown key \"listne\"");
+    expect_error("{\"Listen\": \"0.0.0.0:1\"}", "unknown key \"Listen\"");
+    expect_error("{\"token\": \"" CANARY "\"}", "unknown key \"token\"");
+    expect_error("{\"workers\": 3, \"workers\": 4}", "duplicate key \"workers\"");
+}
+
+static void test_all_errors_collected(void **state) {
+    (void)state;
+    expect_error("{\n"
+                 "  \"listne\": \"x\",\n"
+                 "  \"workers\": 0,\n"
+                 "  \"log_level\": \"loud\",\n"
+                 "  \"listen\": \"nope\",\n"
+                 "  \"allowed_instances\": [1, \"b@d\"],\n"
+                 "  \"ca_file\": 5\n"
+                 "}",
+                 "unknown key \"listne\"\n"
+                 "key \"workers\": 0 is out of range 1..64\n"
+                 "key \"log_level\": invalid value \"loud\": expected one of debug, info, "
+                 "warning, error\n"
+                 "key \"listen\": invalid value \"nope\": expected HOST:PORT (an IPv6 host in "
+                 "brackets), port 0-65535\n"
+                 "key \"allowed_instances[0]\": expected a string, got a number\n"
+                 "key \"allowed_instances[1]\": invalid value \"b@d\": expected a Databricks "
+                 "host name [a-z0-9.-] with an optional :PORT (1-65535), optionally prefixed "
+                 "by https://\n"
+                 "key \"ca_file\": expected a string or null, got a number");
+}
+
+static void test_syntax_errors(void **state) {
+    static const struct {
+        const char *json;
+        const char *want;
+    } cases[] = {
+        {"{\n  \"workers\": 2,\n  \"listen\" \"x\"\n}", "3:12: JSON syntax error"},
+        /* cJSON points just past a bad token */
+        {"{\"workers\": 2,}", "1:16: JSON syntax error"},
+        {"", "1:1: JSON syntax error"},
+        {"{} trailing", "1:4: JSON syntax error"},
+        {"{\n\"a\": tru\n}", "2:6: JSON syntax error"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+        expect_error(cases[i].json, cases[i].want);
+}
+
+static void test_example_config_parses(void **state) {
+    struct config *cfg = config_new();
+    char *text = NULL, *err = NULL;
+    size_t len = 0;
+    FILE *f;
+    int r;
+
+    (void)state;
+    f = fopen("config/flyte-databricks-connector.json", "re");
+    assert_non_null(f);
+    assert_int_equal(getdelim(&text, &len, '\0', f) > 0, 1);
+    fclose(f);
+    r = config_parse_json(cfg, text, &err);
+    if (r != 0)
+        fail_msg("example config: %s", err);
+    /* Every key is present: each must appear as a quoted name in the file. */
+    for (size_t i = 0; config_key_name(i); i++) {
+        char quoted[128];
+
+        snprintf(quoted, sizeof(quoted), "\"%s\"", config_key_name(i));
+        if (!strstr(text, quoted))
+            fail_msg("example config lacks key %s", quoted);
+    }
+    free(text);
+    config_free(cfg);
+}
+
+static void test_readme_documents_every_key(void **state) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    (void)state;
+    f = fopen("config/README.md", "re");
+    assert_non_null(f);
+    assert_int_equal(getdelim(&text, &len, '\0', f) > 0, 1);
+    fclose(f);
+    for (size_t i = 0; config_key_name(i); i++) {
+        char heading[128];
+
+        snprintf(heading, sizeof(heading), "### `%s`\n", config_key_name(i));
+        if (!strstr(text, heading))
+            fail_msg("config/README.md lacks a section %s", heading);
+    }
+    free(text);
+}
+
+/* ---- instances ---- */
+
+static void test_instance_allowed(void **state) {
+    struct config *cfg = config_new();
+    char *err = NULL;
+
+    (void)state;
+    assert_int_equal(config_parse_json(cfg,
+                                       "{\"default_instance\": \"Main.example\","
+                                       " \"allowed_instances\": [\"other.example:8443\"]}",
+                                       &err),
+                     0);
+    assert_true(config_instance_allowed(cfg, "main.example"));
+    assert_true(config_instance_allowed(cfg, "other.example:8443"));
+    assert_false(config_instance_allowed(cfg, "other.example"));
+    assert_false(config_instance_allowed(cfg, "evil.example"));
+    assert_false(config_instance_allowed(cfg, NULL));
+    assert_false(cfg->allow_any_instance);
+
+    assert_int_equal(config_parse_json(cfg, "{\"allowed_instances\": [\"*\", \"x.example\"]}",
+                                       &err),
+                     0);
+    assert_true(cfg->allow_any_instance);
+    assert_int_equal(cfg->allowed_instances_count, 1);
+    assert_string_equal(cfg->allowed_instances[0], "x.example");
+    assert_true(config_instance_allowed(cfg, "evil.example"));
+    config_free(cfg);
+}
+
+static void test_star_warns(void **state) {
+    const char *args[] = {"--allowed-instance", "*", NULL};
+    struct result res = load(args, NULL);
+
+    (void)state;
+    assert_int_equal(res.r, 0);
+    assert_true(res.cfg->allow_any_instance);
+    assert_true(warnings_contain(res.warnings, "allowed_instances contains \"*\""));
+    result_done(&res);
+}
+
+/* ---- layering ---- */
+
+static void test_precedence(void **state) {
+    struct tmpfile conf, ca_file, ca_flag;
+    char conf_text[1024];
+
+    (void)state;
+    tmp_write(&ca_file, "pem-file", 0644);
+    tmp_write(&ca_flag, "pem-flag", 0644);
+    snprintf(conf_text, sizeof(conf_text),
+             "{\"listen\": \"file.example:1\", \"workers\": 3,"
+             " \"default_instance\": \"file.example\","
+             " \"allowed_instances\": [\"file-a.example\", \"file-b.example\"],"
+             " \"ca_file\": \"%s\", \"log_level\": \"error\","
+             " \"service_credential_provider\": \"file-provider\"}",
+             ca_file.path);
+    tmp_write(&conf, conf_text, 0644);
+
+    /* file alone */
+    {
+        const char *args[] = {"--config", conf.path, NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, 0);
+        assert_string_equal(res.cfg->config_file, conf.path);
+        assert_string_equal(res.cfg->listen, "file.example:1");
+        assert_int_equal(res.cfg->workers, 3);
+        assert_string_equal(res.cfg->default_instance, "file.example");
+        assert_int_equal(res.cfg->allowed_instances_count, 2);
+        assert_string_equal(res.cfg->allowed_instances[1], "file-b.example");
+        assert_string_equal(res.cfg->ca_file, ca_file.path);
+        assert_int_equal(res.cfg->log_level, CONFIG_LOG_ERROR);
+        assert_string_equal(res.cfg->service_credential_provider, "file-provider");
+        result_done(&res);
+    }
+    /* environment over file */
+    {
+        const char *args[] = {"--config", conf.path, NULL};
+        const char *env[] = {"PATH=/bin", "FLYTE_DATABRICKS_INSTANCE=https://ENV.example/",
+                             "FLYTE_DATABRICKS_LOG_LEVEL=debug",
+                             "FLYTE_DATABRICKS_SERVICE_CREDENTIAL_PROVIDER=env-provider", NULL};
+        struct result res = load(args, env);
+
+        assert_int_equal(res.r, 0);
+        assert_string_equal(res.cfg->default_instance, "env.example");
+        assert_int_equal(res.cfg->log_level, CONFIG_LOG_DEBUG);
+        assert_string_equal(res.cfg->service_credential_provider, "env-provider");
+        assert_string_equal(res.cfg->listen, "file.example:1");
+        result_done(&res);
+    }
+    /* empty variables are ignored */
+    {
+        const char *args[] = {"--config", conf.path, NULL};
+        const char *env[] = {"FLYTE_DATABRICKS_INSTANCE=", "FLYTE_DATABRICKS_LOG_LEVEL=", NULL};
+        struct result res = load(args, env);
+
+        assert_int_equal(res.r, 0);
+        assert_string_equal(res.cfg->default_instance, "file.example");
+        assert_int_equal(res.cfg->log_level, CONFIG_LOG_ERROR);
+        result_done(&res);
+    }
+    /* flags over environment over file */
+    {
+        const char *args[] = {"--config", conf.path, "--listen", "[::1]:0", "--workers=9",
+                              "--instance", "flag.example:443", "--ca-file", ca_flag.path,
+                              "--log-level", "warning", NULL};
+        const char *env[] = {"FLYTE_DATABRICKS_INSTANCE=env.example",
+                             "FLYTE_DATABRICKS_LOG_LEVEL=debug", NULL};
+        struct result res = load(args, env);
+
+        assert_int_equal(res.r, 0);
+        assert_string_equal(res.cfg->listen, "[::1]:0");
+        assert_int_equal(res.cfg->workers, 9);
+        assert_string_equal(res.cfg->default_instance, "flag.example:443");
+        assert_string_equal(res.cfg->ca_file, ca_flag.path);
+        assert_int_equal(res.cfg->log_level, CONFIG_LOG_WARNING);
+        /* allowed_instances untouched by flags here */
+        assert_int_equal(res.cfg->allowed_instances_count, 2);
+        result_done(&res);
+    }
+    /* environment over defaults without a file */
+    {
+        const char *env[] = {"FLYTE_DATABRICKS_LOG_LEVEL=error", NULL};
+        struct result res = load(NULL, env);
+
+        assert_int_equal(res.r, 0);
+        assert_int_equal(res.cfg->log_level, CONFIG_LOG_ERROR);
+        result_done(&res);
+    }
+    tmp_remove(&conf);
+    tmp_remove(&ca_file);
+    tmp_remove(&ca_flag);
+}
+
+static void test_allowed_instance_flags_replace_list(void **state) {
+    struct tmpfile conf;
+    const char *args[] = {"--config", NULL, "--allowed-instance", "One.example",
+                          "--allowed-instance=https://two.example:8443/", NULL};
+    struct result res;
+
+    (void)state;
+    tmp_write(&conf, "{\"allowed_instances\": [\"*\", \"file.example\"]}", 0644);
+    args[1] = conf.path;
+    res = load(args, NULL);
+    assert_int_equal(res.r, 0);
+    assert_int_equal(res.cfg->allowed_instances_count, 2);
+    assert_string_equal(res.cfg->allowed_instances[0], "one.example");
+    assert_string_equal(res.cfg->allowed_instances[1], "two.example:8443");
+    assert_false(res.cfg->allow_any_instance);
+    assert_false(config_instance_allowed(res.cfg, "file.example"));
+    assert_false(warnings_contain(res.warnings, "\"*\""));
+    result_done(&res);
+    tmp_remove(&conf);
+}
+
+static void test_env_and_flag_errors(void **state) {
+    const char *args[] = {"--workers", "many", "--instance", "bad host", "--listen", "x",
+                          "--log-level=loud", "--workers=0", NULL};
+    const char *env[] = {"FLYTE_DATABRICKS_LOG_LEVEL=verbose",
+                         "FLYTE_DATABRICKS_INSTANCE=http://x", NULL};
+    struct result res = load(args, env);
+
+    (void)state;
+    assert_int_equal(res.r, -EINVAL);
+    assert_string_equal(
+        res.err,
+        "FLYTE_DATABRICKS_INSTANCE: invalid value \"http://x\": expected a Databricks host name "
+        "[a-z0-9.-] with an optional :PORT (1-65535), optionally prefixed by https://\n"
+        "FLYTE_DATABRICKS_LOG_LEVEL: invalid value \"verbose\": expected one of debug, info, "
+        "warning, error\n"
+        "--workers: \"many\" is not an integer\n"
+        "--instance: invalid value \"bad host\": expected a Databricks host name [a-z0-9.-] "
+        "with an optional :PORT (1-65535), optionally prefixed by https://\n"
+        "--listen: invalid value \"x\": expected HOST:PORT (an IPv6 host in brackets), port "
+        "0-65535\n"
+        "--log-level: invalid value \"loud\": expected one of debug, info, warning, error\n"
+        "--workers: 0 is out of range 1..64");
+    result_done(&res);
+}
+
+static void test_config_file_errors_name_the_file(void **state) {
+    struct tmpfile conf;
+    char want[256];
+
+    (void)state;
+    tmp_write(&conf, "{\"workers\": 100,\n\"bogus\": 1}", 0644);
+    {
+        const char *args[] = {"--config", conf.path, NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, -EINVAL);
+        snprintf(want, sizeof(want),
+                 "%s: key \"workers\": 100 is out of range 1..64\n%s: unknown key \"bogus\"",
+                 conf.path, conf.path);
+        assert_string_equal(res.err, want);
+        result_done(&res);
+    }
+    tmp_remove(&conf);
+    tmp_write(&conf, "{\n  \"workers\": 2\n  \"listen\": \"a:1\"\n}", 0644);
+    {
+        const char *args[] = {"--config", conf.path, "--bogus", NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, -EINVAL);
+        snprintf(want, sizeof(want),
+                 "unknown flag \"--bogus\" (see --help)\n%s:3:3: JSON syntax error", conf.path);
+        assert_string_equal(res.err, want);
+        result_done(&res);
+    }
+    tmp_remove(&conf);
+    {
+        const char *args[] = {"--config", "/nonexistent/fdc.json", NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, -EINVAL);
+        assert_string_equal(res.err,
+                            "config file \"/nonexistent/fdc.json\": No such file or directory");
+        result_done(&res);
+    }
+    {
+        const char *args[] = {"--config", "/tmp", NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, -EINVAL);
+        assert_string_equal(res.err, "config file \"/tmp\": not a regular file");
+        result_done(&res);
+    }
+}
+
+static void test_ca_file_checked(void **state) {
+    const char *args[] = {"--ca-file", "/nonexistent/ca.pem", NULL};
+    struct result res = load(args, NULL);
+
+    (void)state;
+    assert_int_equal(res.r, -EINVAL);
+    assert_string_equal(res.err, "ca_file \"/nonexistent/ca.pem\": No such file or directory");
+    result_done(&res);
+}
+
+/* ---- the token ---- */
+
+static void test_token_sources(void **state) {
+    struct tmpfile flag_tok, file_tok, conf;
+    char conf_text[256];
+
+    (void)state;
+    tmp_write(&flag_tok, "  \n\tflag-token\r\n\n", 0600);
+    tmp_write(&file_tok, "file-token\n", 0600);
+    snprintf(conf_text, sizeof(conf_text), "{\"token_file\": \"%s\"}", file_tok.path);
+    tmp_write(&conf, conf_text, 0600);
+
+    /* config file's token_file alone */
+    {
+        const char *args[] = {"--config", conf.path, NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, 0);
+        assert_string_equal(res.cfg->token, "file-token");
+        assert_string_equal(res.cfg->token_file, file_tok.path);
+        assert_null(res.warnings);
+        result_done(&res);
+    }
+    /* the variable beats the config file's token_file, trimmed */
+    {
+        const char *args[] = {"--config", conf.path, NULL};
+        const char *env[] = {"FLYTE_DATABRICKS_ACCESS_TOKEN= env-token\n", NULL};
+        struct result res = load(args, env);
+
+        assert_int_equal(res.r, 0);
+        assert_string_equal(res.cfg->token, "env-token");
+        assert_null(res.cfg->token_file);
+        result_done(&res);
+    }
+    /* --token-file beats the variable */
+    {
+        const char *args[] = {"--config", conf.path, "--token-file", flag_tok.path, NULL};
+        const char *env[] = {"FLYTE_DATABRICKS_ACCESS_TOKEN=env-token", NULL};
+        struct result res = load(args, env);
+
+        assert_int_equal(res.r, 0);
+        assert_string_equal(res.cfg->token, "flag-token");
+        assert_string_equal(res.cfg->token_file, flag_tok.path);
+        result_done(&res);
+    }
+    /* the variable is used when the config file's token_file is missing: that file is not read */
+    {
+        const char *env[] = {"FLYTE_DATABRICKS_ACCESS_TOKEN=env-token", NULL};
+        struct tmpfile c2;
+        const char *args[] = {"--config", NULL, NULL};
+        struct result res;
+
+        tmp_write(&c2, "{\"token_file\": \"/nonexistent/token\"}", 0600);
+        args[1] = c2.path;
+        res = load(args, env);
+        assert_int_equal(res.r, 0);
+        assert_string_equal(res.cfg->token, "env-token");
+        result_done(&res);
+        tmp_remove(&c2);
+    }
+    tmp_remove(&flag_tok);
+    tmp_remove(&file_tok);
+    tmp_remove(&conf);
+}
+
+static void test_token_file_errors_and_warnings(void **state) {
+    struct tmpfile empty, spaces, world;
+
+    (void)state;
+    tmp_write(&empty, "", 0600);
+    tmp_write(&spaces, " \n\t\n", 0600);
+    tmp_write(&world, "t0k3n\n", 0644);
+    {
+        const char *args[] = {"--token-file", empty.path, NULL};
+        struct result res = load(args, NULL);
+        char want[256];
+
+        assert_int_equal(res.r, -EINVAL);
+        snprintf(want, sizeof(want), "token file \"%s\": the token is empty", empty.path);
+        assert_string_equal(res.err, want);
+        result_done(&res);
+    }
+    {
+        const char *args[] = {"--token-file", spaces.path, NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, -EINVAL);
+        assert_non_null(strstr(res.err, "the token is empty"));
+        result_done(&res);
+    }
+    {
+        const char *args[] = {"--token-file", "/nonexistent/token", NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, -EINVAL);
+        assert_string_equal(res.err,
+                            "token file \"/nonexistent/token\": No such file or directory");
+        result_done(&res);
+    }
+    {
+        const char *args[] = {"--token-file", world.path, NULL};
+        struct result res = load(args, NULL);
+        char want[256];
+
+        assert_int_equal(res.r, 0);
+        assert_string_equal(res.cfg->token, "t0k3n");
+        assert_non_null(res.warnings);
+        assert_null(res.warnings[1]);
+        snprintf(want, sizeof(want),
+                 "token file \"%s\" is accessible by group or others (mode 0644)", world.path);
+        assert_true(warnings_contain(res.warnings, want));
+        result_done(&res);
+    }
+    {
+        const char *env[] = {"FLYTE_DATABRICKS_ACCESS_TOKEN= \t ", NULL};
+        struct result res = load(NULL, env);
+
+        assert_int_equal(res.r, -EINVAL);
+        assert_string_equal(res.err, "FLYTE_DATABRICKS_ACCESS_TOKEN: the token is empty");
+        result_done(&res);
+    }
+    tmp_remove(&empty);
+    tmp_remove(&spaces);
+    tmp_remove(&world);
+}
+
+static void assert_no_canary(const struct result *res) {
+    char *desc;
+
+    if (res->err && strstr(res->err, CANARY))
+        fail_msg("token leaked into error: %s", res->err);
+    for (char **w = res->warnings; w && *w; w++)
+        if (strstr(*w, CANARY))
+            fail_msg("token leaked into warning: %s", *w);
+    if (res->cfg) {
+        desc = config_describe(res->cfg);
+        assert_non_null(desc);
+        if (strstr(desc, CANARY))
+            fail_msg("token leaked into describe: %s", desc);
+        free(desc);
+    }
+}
+
+static void test_token_never_leaks(void **state) {
+    struct tmpfile good, bad, world;
+
+    (void)state;
+    tmp_write(&good, CANARY "\n", 0600);
+    tmp_write(&bad, CANARY "\nsecond-line\n", 0600);
+    tmp_write(&world, CANARY, 0666);
+    {
+        const char *args[] = {"--token-file", good.path, NULL};
+        struct result res = load(args, NULL);
+        char *desc;
+
+        assert_int_equal(res.r, 0);
+        assert_string_equal(res.cfg->token, CANARY);
+        desc = config_describe(res.cfg);
+        assert_non_null(strstr(desc, "\ntoken = (set, 26 bytes)\n"));
+        free(desc);
+        assert_no_canary(&res);
+        result_done(&res);
+    }
+    {
+        /* a valid token beside other errors */
+        const char *args[] = {"--token-file", good.path, "--workers", "x", "--nope", NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, -EINVAL);
+        assert_no_canary(&res);
+        result_done(&res);
+    }
+    {
+        const char *args[] = {"--token-file", bad.path, NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, -EINVAL);
+        assert_non_null(strstr(res.err, "HTTP header"));
+        assert_no_canary(&res);
+        result_done(&res);
+    }
+    {
+        const char *args[] = {"--token-file", world.path, NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, 0);
+        assert_non_null(res.warnings);
+        assert_no_canary(&res);
+        result_done(&res);
+    }
+    {
+        /* the token file given as the config file by mistake */
+        const char *args[] = {"--config", good.path, NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, -EINVAL);
+        assert_no_canary(&res);
+        result_done(&res);
+    }
+    {
+        const char *env[] = {"FLYTE_DATABRICKS_ACCESS_TOKEN=" CANARY " x", NULL};
+        const char *args[] = {"--check-config", NULL};
+        struct result res = load(args, env);
+
+        assert_int_equal(res.r, -EINVAL);
+        assert_no_canary(&res);
+        result_done(&res);
+    }
+    {
+        const char *env[] = {"FLYTE_DATABRICKS_ACCESS_TOKEN=" CANARY, NULL};
+        struct result res = load(NULL, env);
+
+        assert_int_equal(res.r, 0);
+        assert_string_equal(res.cfg->token, CANARY);
+        assert_no_canary(&res);
+        result_done(&res);
+    }
+    tmp_remove(&good);
+    tmp_remove(&bad);
+    tmp_remove(&world);
+}
+
+/* ---- actions and flag syntax ---- */
+
+static void test_actions(void **state) {
+    static const struct {
+        const char *args[4];
+        enum config_action want;
+    } cases[] = {
+        {{NULL}, CONFIG_ACTION_RUN},
+        {{"--help", NULL}, CONFIG_ACTION_HELP},
+        {{"-h", NULL}, CONFIG_ACTION_HELP},
+        {{"--version", NULL}, CONFIG_ACTION_VERSION},
+        {{"--check-config", NULL}, CONFIG_ACTION_CHECK},
+        /* --help and --version work whatever else is wrong */
+        {{"--bogus", "--help", NULL}, CONFIG_ACTION_HELP},
+        {{"--config", "/nonexistent", "--version", NULL}, CONFIG_ACTION_VERSION},
+        {{"--workers", "0", "--help", NULL}, CONFIG_ACTION_HELP},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        struct result res = load(cases[i].args, NULL);
+
+        assert_int_equal(res.r, 0);
+        assert_int_equal(res.action, cases[i].want);
+        assert_non_null(res.cfg);
+        result_done(&res);
+    }
+}
+
+static void test_bad_flags(void **state) {
+    static const struct {
+        const char *args[4];
+        const char *want;
+    } cases[] = {
+        {{"--listne", "x", NULL}, "unknown flag \"--listne\" (see --help)\n"
+                                  "unexpected argument \"x\""},
+        {{"--token=abc", NULL}, "unknown flag \"--token\" (see --help)"},
+        {{"-v", NULL}, "unknown flag \"-v\" (see --help)"},
+        {{"serve", NULL}, "unexpected argument \"serve\""},
+        {{"--", "--help", NULL}, "unexpected argument \"--help\""},
+        {{"--workers", NULL}, "--workers needs a value (N)"},
+        {{"--check-config=yes", NULL}, "--check-config takes no value"},
+        {{"--token-file=", NULL}, "--token-file: invalid value \"\": must not be empty"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        struct result res = load(cases[i].args, NULL);
+
+        assert_int_equal(res.r, -EINVAL);
+        assert_string_equal(res.err, cases[i].want);
+        result_done(&res);
+    }
+}
+
+static void test_check_config_with_errors_fails(void **state) {
+    const char *args[] = {"--check-config", "--workers", "65", NULL};
+    struct result res = load(args, NULL);
+
+    (void)state;
+    assert_int_equal(res.r, -EINVAL);
+    assert_string_equal(res.err, "--workers: 65 is out of range 1..64");
+    result_done(&res);
+}
+
+static void test_usage_mentions_every_flag(void **state) {
+    static const char *const want[] = {
+        "--config FILE", "--listen HOST:PORT", "--workers N", "--instance HOST[:PORT]",
+        "--allowed-instance HOST[:PORT]", "--token-file FILE", "--ca-file FILE",
+        "--log-level LEVEL", "--check-config", "-h, --help", "--version",
+        "Default: 0.0.0.0:8000", "Default: 2", "Default: info",
+        "FLYTE_DATABRICKS_INSTANCE", "FLYTE_DATABRICKS_ACCESS_TOKEN",
+        "FLYTE_DATABRICKS_LOG_LEVEL", "FLYTE_DATABRICKS_SERVICE_CREDENTIAL_PROVIDER",
+        "Exit status:", "Usage: prog ",
+    };
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    (void)state;
+    assert_non_null(f);
+    config_usage(f, "prog");
+    fclose(f);
+    for (size_t i = 0; i < ELEMENTSOF(want); i++)
+        if (!strstr(text, want[i]))
+            fail_msg("usage lacks %s", want[i]);
+    /* no line wider than 80 columns */
+    for (char *line = text, *nl; (nl = strchr(line, '\n')); line = nl + 1)
+        assert_true(nl - line <= 80);
+    free(text);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keys_sorted_and_complete),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_empty_load_gives_defaults),
+        cmocka_unit_test(test_valid_values),
+        cmocka_unit_test(test_typed_fields),
+        cmocka_unit_test(test_invalid_values),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_unknown_and_duplicate_keys),
+        cmocka_unit_test(test_all_errors_collected),
+        cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_example_config_parses),
+        cmocka_unit_test(test_readme_documents_every_key),
+        cmocka_unit_test(test_instance_allowed),
+        cmocka_unit_test(test_star_warns),
+        cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_allowed_instance_flags_replace_list),
+        cmocka_unit_test(test_env_and_flag_errors),
+        cmocka_unit_test(test_config_file_errors_name_the_file),
+        cmocka_unit_test(test_ca_file_checked),
+        cmocka_unit_test(test_token_sources),
+        cmocka_unit_test(test_token_file_errors_and_warnings),
+        cmocka_unit_test(test_token_never_leaks),
+        cmocka_unit_test(test_actions),
+        cmocka_unit_test(test_bad_flags),
+        cmocka_unit_test(test_check_config_with_errors_fails),
+        cmocka_unit_test(test_usage_mentions_every_flag),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
