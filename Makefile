@@ -13,6 +13,16 @@ PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 
 PROGRAM := $(BUILD)/flyte-databricks-connector
+
+# `make V=1` prints full commands.
+V ?= 0
+ifeq ($(V),0)
+Q := @
+msg = @printf '  %-6s %s\n' $(1) $(2)
+else
+Q :=
+msg = @true
+endif
 VERSION := 0.1.0
 
 # Debian 12 packages the build, the tests and the demo need.
@@ -52,6 +62,8 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 .PHONY: all deps check-pkg test test-unit test-e2e check clean
+# Generated sources and test objects are outputs, not temporaries: keep them.
+.SECONDARY: $(GEN_C) $(GEN_H) $(UNIT_BINS:=.o)
 all: check-pkg $(PROGRAM)
 
 check-pkg:
@@ -70,30 +82,37 @@ deps:
 
 $(BUILD)/gen/google/protobuf/struct.pb-c.c: $(PROTO_SYS_DIR)/google/protobuf/struct.proto
 	@mkdir -p $(BUILD)/gen
-	protoc-c --c_out=$(BUILD)/gen -I$(PROTO_SYS_DIR) google/protobuf/struct.proto
+	$(call msg,PROTOC,$@)
+	$(Q)protoc-c --c_out=$(BUILD)/gen -I$(PROTO_SYS_DIR) google/protobuf/struct.proto
 
 $(BUILD)/gen/%.pb-c.c: proto/%.proto
 	@mkdir -p $(BUILD)/gen
-	protoc-c --c_out=$(BUILD)/gen -Iproto -I$(PROTO_SYS_DIR) $<
+	$(call msg,PROTOC,$@)
+	$(Q)protoc-c --c_out=$(BUILD)/gen -Iproto -I$(PROTO_SYS_DIR) $<
 
 $(BUILD)/gen/%.pb-c.h: $(BUILD)/gen/%.pb-c.c ;
 
 $(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c | $(GEN_H)
-	$(CC) $(GEN_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(GEN_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/daemon/%.o: daemon/%.c | $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(PROJECT_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(PROJECT_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
 $(PROGRAM): $(DAEMON_OBJS) $(GEN_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread -lm
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread -lm
 
 $(BUILD)/tests/%.o: tests/unit/%.c | $(GEN_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(PROJECT_CFLAGS) -Wno-missing-prototypes $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(PROJECT_CFLAGS) -Wno-missing-prototypes $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(PURE_OBJS) $(GEN_OBJS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PURE_LIBS) $(CMOCKA_LIBS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PURE_LIBS) $(CMOCKA_LIBS)
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)

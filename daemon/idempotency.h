@@ -1,0 +1,45 @@
+/*
+ * idempotency.h - the Databricks runs/submit idempotency_token for one Flyte task attempt.
+ *
+ * Databricks answers a second runs/submit carrying the same token with the first run's id, so a
+ * CreateTask that propeller retries after losing our answer cannot start a second run. The
+ * token is derived only from the task execution id, hence equal across retries of the same call
+ * and different for every other attempt (a new retry_attempt is a new run).
+ *
+ * Pure: no allocation, no global state, any thread.
+ */
+#ifndef FDC_IDEMPOTENCY_H
+#define FDC_IDEMPOTENCY_H
+
+#include <stdint.h>
+
+/* 64 lowercase hex characters (Databricks' limit is 64) plus the terminating NUL. */
+#define IDEMPOTENCY_TOKEN_SIZE 65
+
+/* flyteidl.core.TaskExecutionIdentifier, flattened. Every string borrows from the caller for
+ * the duration of the call; NULL is the same as "". */
+struct idempotency_task_execution {
+    const char *project;        /* node_execution_id.execution_id.project */
+    const char *domain;         /* node_execution_id.execution_id.domain */
+    const char *execution_name; /* node_execution_id.execution_id.name */
+    const char *node_id;        /* node_execution_id.node_id */
+    const char *task_project;   /* task_id.project */
+    const char *task_domain;    /* task_id.domain */
+    const char *task_name;      /* task_id.name */
+    const char *task_version;   /* task_id.version */
+    const char *org;            /* node_execution_id.execution_id.org */
+    uint32_t retry_attempt;
+};
+
+/*
+ * Writes the token for id into ret_token: the lowercase hex SHA-256 of the encoding described
+ * in idempotency.c (version tag "fdc-idem-v1", then every field length-prefixed, so no two
+ * different ids share an encoding). The value is part of the wire contract with running tasks:
+ * changing the encoding changes every token.
+ * Returns 0, or -EINVAL (ret_token untouched) when id is NULL or execution_name or node_id is
+ * empty: without them there is nothing that tells two attempts apart.
+ */
+int idempotency_token(const struct idempotency_task_execution *id,
+                      char ret_token[IDEMPOTENCY_TOKEN_SIZE]);
+
+#endif

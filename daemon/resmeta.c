@@ -1,0 +1,375 @@
+/* resmeta: encodes and decodes resource_meta, and owns the rule for what a Databricks
+ * instance name may be.
+ *
+ * Both values end up in a URL (https://{instance}/api/2.1/jobs/runs/get?run_id={run_id}), and
+ * resource_meta comes back to us from outside, so decoding validates strictly: a run_id of
+ * digits cannot add query parameters, an instance of host characters cannot add a path, user
+ * info or a second host. flytekit's format carries the Databricks token ("auth_token"); we read
+ * past it and never copy it, not even into an error message.
+ *
+ * Pure and stateless: any thread. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+
+#include "resmeta.h"
+
+#define KEY_INSTANCE "databricks_instance"
+#define KEY_RUN_ID "run_id"
+/* Longest part of a bad value quoted back in an error message. */
+#define QUOTE_MAX 64
+#define LABEL_MAX 63
+/* 2^53: above it a JSON number (a double) no longer holds every integer exactly. */
+#define RUN_ID_NUMBER_LIMIT 9007199254740992.0
+
+__attribute__((format(printf, 2, 3))) static int fail(char **reterr_msg, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (reterr_msg) {
+        va_start(ap, fmt);
+        if (vasprintf(reterr_msg, fmt, ap) < 0)
+            *reterr_msg = NULL;
+        va_end(ap);
+    }
+    return -EINVAL;
+}
+
+/* Copies s for quoting in a message: printable ASCII only ('?' for the rest, so the message
+ * stays valid UTF-8 and one line), cut to QUOTE_MAX with "...". */
+static void quote(char out[QUOTE_MAX + 4], const char *s)
+{
+    size_t i;
+
+    for (i = 0; s[i] && i < QUOTE_MAX; i++)
+        out[i] = (s[i] >= 0x20 && s[i] < 0x7F) ? s[i] : '?';
+    if (s[i]) {
+        memcpy(out + i, "...", 3);
+        i += 3;
+    }
+    out[i] = '\0';
+}
+
+static bool run_id_valid(const char *s)
+{
+    size_t n = strspn(s, "0123456789");
+
+    return n >= 1 && n <= RESMETA_RUN_ID_MAX_DIGITS && s[n] == '\0';
+}
+
+/* Checks host (hostlen bytes, not NUL-terminated) against the label rules of RFC 1123.
+ * Gives a static reason on failure (and the offending character in bad), NULL when fine. */
+static const char *host_problem(const char *host, size_t hostlen, char bad[8])
+{
+    size_t label = 0;
+
+    if (hostlen == 0)
+        return "empty host name";
+    if (hostlen > RESMETA_HOST_MAX)
+        return "host name longer than 253 characters";
+    for (size_t i = 0; i < hostlen; i++) {
+        unsigned char c = (unsigned char)host[i];
+        if (c == '.') {
+            if (label == 0)
+                return "empty label";
+            if (host[i - 1] == '-')
+                return "label ends with '-'";
+            label = 0;
+            continue;
+        }
+        if (!isascii(c) || !(isalnum(c) || c == '-')) {
+            if (c >= 0x20 && c < 0x7F)
+                snprintf(bad, 8, "'%c'", c);
+            else
+                snprintf(bad, 8, "0x%02x", c);
+            return "character not allowed:";
+        }
+        if (c == '-' && label == 0)
+            return "label starts with '-'";
+        if (++label > LABEL_MAX)
+            return "label longer than 63 characters";
+    }
+    if (label == 0)
+        return "empty label";
+    if (host[hostlen - 1] == '-')
+        return "label ends with '-'";
+    return NULL;
+}
+
+int resmeta_normalize_instance(const char *in, char **ret_instance, char **reterr_msg)
+{
+    char q[QUOTE_MAX + 4], bad[8] = "";
+    const char *p, *colon, *why;
+    char *out = NULL;
+    size_t n, hostlen;
+    unsigned long port = 0;
+    int r;
+
+    if (!in) {
+        r = fail(reterr_msg, "no instance given");
+        goto out;
+    }
+    quote(q, in);
+    p = in;
+    /* flytekit users write the URL they see in the browser; accept its two extra parts. */
+    if (strncasecmp(p, "https://", 8) == 0)
+        p += 8;
+    n = strlen(p);
+    if (n > 0 && p[n - 1] == '/')
+        n--;
+    if (n == 0) {
+        r = fail(reterr_msg, "'%s' is not host[:port]: empty host name", q);
+        goto out;
+    }
+
+    colon = memchr(p, ':', n);
+    hostlen = colon ? (size_t)(colon - p) : n;
+    why = host_problem(p, hostlen, bad);
+    if (why) {
+        r = fail(reterr_msg, "'%s' is not host[:port]: %s%s%s", q, why, bad[0] ? " " : "", bad);
+        goto out;
+    }
+    if (colon) {
+        const char *digits = colon + 1;
+        size_t ndigits = n - hostlen - 1;
+        if (ndigits == 0 || ndigits > 5 || strspn(digits, "0123456789") < ndigits) {
+            r = fail(reterr_msg, "'%s' is not host[:port]: port must be 1-65535", q);
+            goto out;
+        }
+        for (size_t i = 0; i < ndigits; i++)
+            port = port * 10 + (unsigned long)(digits[i] - '0');
+        if (port < 1 || port > 65535) {
+            r = fail(reterr_msg, "'%s' is not host[:port]: port must be 1-65535", q);
+            goto out;
+        }
+    }
+
+    out = malloc(hostlen + sizeof(":65535"));
+    if (!out) {
+        r = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < hostlen; i++)
+        out[i] = (char)tolower((unsigned char)p[i]);
+    out[hostlen] = '\0';
+    if (colon)
+        snprintf(out + hostlen, sizeof(":65535"), ":%lu", port);
+
+    *ret_instance = out;
+    out = NULL;
+    r = 0;
+out:
+    free(out);
+    return r;
+}
+
+/* cJSON turns the escape \u0000 into a NUL that silently ends the string ("12\u0000&x" would
+ * read as "12"), so such text is refused like a raw NUL byte. An escaped backslash before
+ * "u0000" is refused too; no honest resource_meta contains either. */
+static bool has_nul_escape(const char *text)
+{
+    for (const char *p = strstr(text, "\\u"); p; p = strstr(p + 2, "\\u"))
+        if (strncmp(p + 2, "0000", 4) == 0)
+            return true;
+    return false;
+}
+
+/* Scrubs top-level string values before the tree is freed: one of them may be flytekit's
+ * token, and freed heap memory ends up in core dumps. */
+static void wipe_strings(cJSON *root)
+{
+    cJSON *it;
+
+    cJSON_ArrayForEach(it, root) if (cJSON_IsString(it) && it->valuestring)
+        explicit_bzero(it->valuestring, strlen(it->valuestring));
+}
+
+static const char *duplicate_key(const cJSON *root)
+{
+    int instances = 0, run_ids = 0;
+    const cJSON *it;
+
+    cJSON_ArrayForEach(it, root)
+    {
+        if (strcmp(it->string, KEY_INSTANCE) == 0 && ++instances > 1)
+            return KEY_INSTANCE;
+        if (strcmp(it->string, KEY_RUN_ID) == 0 && ++run_ids > 1)
+            return KEY_RUN_ID;
+    }
+    return NULL;
+}
+
+/* Gives the run_id of item as a digit string (free()), or fails naming the field. */
+static int run_id_from_json(const cJSON *item, char **ret_run_id, char **reterr_msg)
+{
+    char q[QUOTE_MAX + 4], digits[24];
+    char *s;
+
+    if (!item)
+        return fail(reterr_msg, "resource_meta: missing " KEY_RUN_ID);
+    if (cJSON_IsString(item) && item->valuestring) {
+        if (!run_id_valid(item->valuestring)) {
+            quote(q, item->valuestring);
+            return fail(reterr_msg,
+                        "resource_meta: bad " KEY_RUN_ID " '%s': must be 1-19 decimal digits", q);
+        }
+        s = strdup(item->valuestring);
+    } else if (cJSON_IsNumber(item)) {
+        double v = item->valuedouble;
+        /* flytekit wrote run_id as Databricks returned it, a JSON number, in some versions. */
+        if (!isfinite(v) || v < 0 || v >= RUN_ID_NUMBER_LIMIT || floor(v) != v)
+            return fail(reterr_msg,
+                        "resource_meta: bad " KEY_RUN_ID
+                        " %.17g: must be a whole number from 0 to 2^53",
+                        v);
+        snprintf(digits, sizeof(digits), "%" PRIu64, (uint64_t)v);
+        s = strdup(digits);
+    } else {
+        return fail(reterr_msg,
+                    "resource_meta: " KEY_RUN_ID " must be a string of digits or a number");
+    }
+    if (!s)
+        return -ENOMEM;
+    *ret_run_id = s;
+    return 0;
+}
+
+int resmeta_decode(const uint8_t *data, size_t len, struct resmeta *ret, char **reterr_msg)
+{
+    struct resmeta m = {0};
+    char *text = NULL, *why = NULL;
+    cJSON *root = NULL;
+    const cJSON *item;
+    const char *dup;
+    int r;
+
+    if (!data || len == 0) {
+        r = fail(reterr_msg, "malformed resource_meta: empty");
+        goto out;
+    }
+    if (len > RESMETA_MAX_LEN) {
+        r = fail(reterr_msg, "malformed resource_meta: %zu bytes, more than %d", len,
+                 RESMETA_MAX_LEN);
+        goto out;
+    }
+    if (memchr(data, '\0', len)) {
+        r = fail(reterr_msg, "malformed resource_meta: contains a NUL byte");
+        goto out;
+    }
+    text = malloc(len + 1);
+    if (!text) {
+        r = -ENOMEM;
+        goto out;
+    }
+    memcpy(text, data, len);
+    text[len] = '\0';
+    if (has_nul_escape(text)) {
+        r = fail(reterr_msg, "malformed resource_meta: contains a NUL byte");
+        goto out;
+    }
+
+    /* The ParseWithOpts end pointer, unlike cJSON_GetErrorPtr(), is not a global. */
+    {
+        const char *end = NULL;
+        root = cJSON_ParseWithOpts(text, &end, true);
+        if (!root) {
+            r = fail(reterr_msg, "malformed resource_meta: not JSON (at byte %td)",
+                     end ? end - text : (ptrdiff_t)0);
+            goto out;
+        }
+    }
+    if (!cJSON_IsObject(root)) {
+        r = fail(reterr_msg, "malformed resource_meta: not a JSON object");
+        goto out;
+    }
+    dup = duplicate_key(root);
+    if (dup) {
+        r = fail(reterr_msg, "malformed resource_meta: duplicate key '%s'", dup);
+        goto out;
+    }
+
+    item = cJSON_GetObjectItemCaseSensitive(root, KEY_INSTANCE);
+    if (!item) {
+        r = fail(reterr_msg, "resource_meta: missing " KEY_INSTANCE);
+        goto out;
+    }
+    if (!cJSON_IsString(item) || !item->valuestring) {
+        r = fail(reterr_msg, "resource_meta: " KEY_INSTANCE " must be a string");
+        goto out;
+    }
+    r = resmeta_normalize_instance(item->valuestring, &m.instance, &why);
+    if (r == -EINVAL) {
+        r = fail(reterr_msg, "resource_meta: bad " KEY_INSTANCE ": %s", why ? why : "invalid");
+        goto out;
+    }
+    if (r < 0)
+        goto out;
+
+    r = run_id_from_json(cJSON_GetObjectItemCaseSensitive(root, KEY_RUN_ID), &m.run_id, reterr_msg);
+    if (r < 0)
+        goto out;
+
+    *ret = m;
+    m = (struct resmeta){0};
+    r = 0;
+out:
+    resmeta_done(&m);
+    free(why);
+    if (cJSON_IsObject(root))
+        wipe_strings(root);
+    cJSON_Delete(root);
+    /* The input may hold flytekit's token: don't leave a copy in freed heap memory. */
+    if (text)
+        explicit_bzero(text, len);
+    free(text);
+    return r;
+}
+
+int resmeta_encode(const char *instance, const char *run_id, uint8_t **ret_data, size_t *ret_len)
+{
+    char *norm = NULL, *buf = NULL;
+    int n, r;
+
+    if (!run_id || !run_id_valid(run_id)) {
+        r = -EINVAL;
+        goto out;
+    }
+    r = resmeta_normalize_instance(instance, &norm, NULL);
+    if (r < 0)
+        goto out;
+    /* Both values are from a charset JSON never escapes, so printf gives exact JSON. */
+    n = asprintf(&buf, "{\"" KEY_INSTANCE "\":\"%s\",\"" KEY_RUN_ID "\":\"%s\"}", norm, run_id);
+    if (n < 0) {
+        buf = NULL;
+        r = -ENOMEM;
+        goto out;
+    }
+
+    *ret_data = (uint8_t *)buf;
+    *ret_len = (size_t)n;
+    buf = NULL;
+    r = 0;
+out:
+    free(buf);
+    free(norm);
+    return r;
+}
+
+void resmeta_done(struct resmeta *m)
+{
+    if (!m)
+        return;
+    free(m->instance);
+    m->instance = NULL;
+    free(m->run_id);
+    m->run_id = NULL;
+}

@@ -1,0 +1,55 @@
+/*
+ * spec.h - builds the Databricks runs/submit body for a Flyte Databricks task.
+ *
+ * The body is exactly what flytekit's connector submits for the same task
+ * (_get_databricks_job_spec in flyteorg/flytekit
+ * plugins/flytekit-spark/flytekitplugins/spark/connector.py), plus an idempotency_token when
+ * the caller gives one. Input the Python code would crash on comes back as an error naming the
+ * key instead.
+ *
+ * Pure: no global state, any thread; inputs are only read.
+ */
+#ifndef FDC_SPEC_H
+#define FDC_SPEC_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+/* One container environment variable. Both strings borrowed; NULL reads as "". */
+struct spec_env_var {
+    const char *name;
+    const char *value;
+};
+
+/* Everything the body is built from. Every pointer borrows from the caller for the duration of
+ * spec_build(); nothing is kept. */
+struct spec_input {
+    const cJSON *custom;     /* TaskTemplate.custom as JSON (structjson_to_cjson()) */
+    const char *image;       /* container.image; NULL when the task has no container */
+    const char *const *args; /* container.args, args_count entries (NULL entries read "") */
+    size_t args_count;
+    const struct spec_env_var *env; /* container.env in order; a later name wins */
+    size_t env_count;
+    const char *default_credential_provider; /* used when custom has no
+                                                databricksServiceCredentialProvider; NULL: none */
+    const char *idempotency_token;           /* added as top-level idempotency_token; NULL: none */
+};
+
+/*
+ * Builds the runs/submit body from custom["databricksConf"] and the container. Gives the body in
+ * *ret_body (free with cJSON_Delete()); print it with structjson_print() so whole numbers stay
+ * integers. On failure returns -EINVAL (bad task config) or -ENOMEM and gives *reterr_msg (free
+ * with free(); may be left NULL when even that allocation fails; reterr_msg may be NULL).
+ * Messages: "missing databricksConf ...", "Either existing_cluster_id, new_cluster,
+ * environment_key, or environments must be specified ...", or "<key> must be ..." naming the key.
+ * A task with no container (image NULL) fails only where flytekit needs the image (a new_cluster
+ * without docker_image).
+ */
+int spec_build(const struct spec_input *input, cJSON **ret_body, char **reterr_msg);
+
+/* Borrows custom["databricksInstance"] (valid while custom lives) when it is a non-empty
+ * string; NULL otherwise, including when custom is NULL. */
+const char *spec_instance(const cJSON *custom);
+
+#endif

@@ -1,0 +1,191 @@
+/* Unit tests for idempotency.c: golden tokens computed independently (Python hashlib over the
+ * encoding documented in idempotency.c), determinism, sensitivity to every field, no ambiguity
+ * at field boundaries, and the refusals. */
+#include <ctype.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "idempotency.h"
+
+static const struct idempotency_task_execution base = {
+    .project = "flytesnacks",
+    .domain = "development",
+    .execution_name = "f6a1b2c3d4e5f6a7b8c9",
+    .node_id = "n0",
+    .task_project = "flytesnacks",
+    .task_domain = "development",
+    .task_name = "workflows.spark.hello",
+    .task_version = "v1.2.3",
+    .org = NULL,
+    .retry_attempt = 0,
+};
+
+static void token_of(const struct idempotency_task_execution *id, char out[IDEMPOTENCY_TOKEN_SIZE])
+{
+    assert_int_equal(idempotency_token(id, out), 0);
+}
+
+/*
+ * Expected values from:
+ *   ns = lambda s: str(len(s.encode())).encode() + b":" + s.encode() + b","
+ *   hashlib.sha256(b"".join(ns(f) for f in ["fdc-idem-v1", *fields, str(retry)])).hexdigest()
+ */
+static void test_golden(void **state)
+{
+    static const struct {
+        struct idempotency_task_execution id;
+        const char *token;
+    } cases[] = {
+        {{.project = "flytesnacks",
+          .domain = "development",
+          .execution_name = "f6a1b2c3d4e5f6a7b8c9",
+          .node_id = "n0",
+          .task_project = "flytesnacks",
+          .task_domain = "development",
+          .task_name = "workflows.spark.hello",
+          .task_version = "v1.2.3"},
+         "39a6f5f40b9640a6d175476c4206646fd947b8f94555885874d2a6c405efa2b5"},
+        {{.project = "p",
+          .domain = "d",
+          .execution_name = "e",
+          .node_id = "n",
+          .retry_attempt = UINT32_MAX},
+         "d701ef0be80396c7155c7eb9686ae59ac86da545af378568d904ad05a02d9484"},
+        {{.execution_name = "exec", .node_id = "node-1", .org = "my-org", .retry_attempt = 2},
+         "fe63f446c804978ef254f353465f2bbcac2516d062e3289177bf341b07fb3194"},
+    };
+    char token[IDEMPOTENCY_TOKEN_SIZE];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        token_of(&cases[i].id, token);
+        assert_string_equal(token, cases[i].token);
+    }
+}
+
+static void test_shape_and_determinism(void **state)
+{
+    char a[IDEMPOTENCY_TOKEN_SIZE], b[IDEMPOTENCY_TOKEN_SIZE];
+    struct idempotency_task_execution copy = base;
+
+    (void)state;
+    token_of(&base, a);
+    assert_int_equal(strlen(a), 64);
+    for (size_t i = 0; i < 64; i++)
+        assert_true(isdigit((unsigned char)a[i]) || (a[i] >= 'a' && a[i] <= 'f'));
+    token_of(&copy, b);
+    assert_string_equal(a, b);
+}
+
+/* NULL and "" are the same field value. */
+static void test_null_is_empty(void **state)
+{
+    struct idempotency_task_execution with_null = base, with_empty = base;
+    char a[IDEMPOTENCY_TOKEN_SIZE], b[IDEMPOTENCY_TOKEN_SIZE];
+
+    (void)state;
+    with_null.org = NULL;
+    with_empty.org = "";
+    token_of(&with_null, a);
+    token_of(&with_empty, b);
+    assert_string_equal(a, b);
+}
+
+/* Every field, one at a time, must change the token. */
+static void test_every_field_matters(void **state)
+{
+    static const size_t offsets[] = {
+        offsetof(struct idempotency_task_execution, project),
+        offsetof(struct idempotency_task_execution, domain),
+        offsetof(struct idempotency_task_execution, execution_name),
+        offsetof(struct idempotency_task_execution, node_id),
+        offsetof(struct idempotency_task_execution, task_project),
+        offsetof(struct idempotency_task_execution, task_domain),
+        offsetof(struct idempotency_task_execution, task_name),
+        offsetof(struct idempotency_task_execution, task_version),
+        offsetof(struct idempotency_task_execution, org),
+    };
+    char reference[IDEMPOTENCY_TOKEN_SIZE], token[IDEMPOTENCY_TOKEN_SIZE];
+    struct idempotency_task_execution id;
+
+    (void)state;
+    token_of(&base, reference);
+    for (size_t i = 0; i < sizeof(offsets) / sizeof(offsets[0]); i++) {
+        id = base;
+        memcpy((char *)&id + offsets[i], &(const char *){"changed"}, sizeof(const char *));
+        token_of(&id, token);
+        assert_string_not_equal(token, reference);
+    }
+    id = base;
+    id.retry_attempt = 1;
+    token_of(&id, token);
+    assert_string_not_equal(token, reference);
+}
+
+/* The same text placed in a different field, or split at a different place, differs. */
+static void test_no_boundary_ambiguity(void **state)
+{
+    struct idempotency_task_execution a = {.execution_name = "ab", .node_id = "c"};
+    struct idempotency_task_execution b = {.execution_name = "a", .node_id = "bc"};
+    struct idempotency_task_execution c = {.project = "x", .execution_name = "e", .node_id = "n"};
+    struct idempotency_task_execution d = {.domain = "x", .execution_name = "e", .node_id = "n"};
+    /* A field that looks like a length-prefixed encoding itself. */
+    struct idempotency_task_execution e = {.execution_name = "e", .node_id = "n,1:x"};
+    struct idempotency_task_execution f = {
+        .execution_name = "e", .node_id = "n", .task_project = "x"};
+    char ta[IDEMPOTENCY_TOKEN_SIZE], tb[IDEMPOTENCY_TOKEN_SIZE];
+
+    (void)state;
+    token_of(&a, ta);
+    token_of(&b, tb);
+    assert_string_not_equal(ta, tb);
+    token_of(&c, ta);
+    token_of(&d, tb);
+    assert_string_not_equal(ta, tb);
+    token_of(&e, ta);
+    token_of(&f, tb);
+    assert_string_not_equal(ta, tb);
+}
+
+static void test_refusals(void **state)
+{
+    char token[IDEMPOTENCY_TOKEN_SIZE] = "untouched";
+    struct idempotency_task_execution id;
+
+    (void)state;
+    assert_int_equal(idempotency_token(NULL, token), -EINVAL);
+    id = base;
+    id.execution_name = NULL;
+    assert_int_equal(idempotency_token(&id, token), -EINVAL);
+    id.execution_name = "";
+    assert_int_equal(idempotency_token(&id, token), -EINVAL);
+    id = base;
+    id.node_id = NULL;
+    assert_int_equal(idempotency_token(&id, token), -EINVAL);
+    id.node_id = "";
+    assert_int_equal(idempotency_token(&id, token), -EINVAL);
+    assert_string_equal(token, "untouched");
+
+    /* Everything else empty is still enough. */
+    id = (struct idempotency_task_execution){.execution_name = "e", .node_id = "n"};
+    assert_int_equal(idempotency_token(&id, token), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_golden),
+        cmocka_unit_test(test_shape_and_determinism),
+        cmocka_unit_test(test_null_is_empty),
+        cmocka_unit_test(test_every_field_matters),
+        cmocka_unit_test(test_no_boundary_ambiguity),
+        cmocka_unit_test(test_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

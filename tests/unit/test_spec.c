@@ -1,0 +1,401 @@
+/* Unit tests for spec.c: golden runs/submit bodies (tests/fixtures/spec/<case>.in.json ->
+ * <case>.expected.json, derived by hand from flytekit's connector.py rules) compared as parsed
+ * trees, the same cases through a protobuf Struct, error cases with their messages, no mutation
+ * of the input, whole-number printing and spec_instance(). */
+#include <dirent.h>
+#include <errno.h>
+#include <libgen.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "spec.h"
+#include "structjson.h"
+
+static char fixture_dir[4096];
+
+/* Every fixture pair in tests/fixtures/spec; test_fixture_list_complete keeps this in step. */
+static const char *const fixture_cases[] = {
+    "cluster_wins_over_serverless",
+    "existing_cluster",
+    "existing_cluster_null_uses_new_cluster",
+    "idempotency_token",
+    "new_cluster_merge",
+    "new_cluster_minimal",
+    "notebook_classic",
+    "notebook_empty_params_empty_git",
+    "notebook_serverless_git",
+    "serverless_default_credential",
+    "serverless_empty_credential_no_spec",
+    "serverless_environment_key",
+    "serverless_existing_environment",
+    "spark_conf_from_custom",
+    "user_git_source",
+};
+#define N_FIXTURES (sizeof(fixture_cases) / sizeof(fixture_cases[0]))
+
+static cJSON *load_json(const char *name, const char *suffix)
+{
+    char path[4200];
+    FILE *f;
+    char *text;
+    long size;
+    cJSON *j;
+
+    snprintf(path, sizeof(path), "%s/%s%s", fixture_dir, name, suffix);
+    f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    size = ftell(f);
+    rewind(f);
+    text = calloc(1, (size_t)size + 1);
+    assert_non_null(text);
+    assert_int_equal(fread(text, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    j = cJSON_Parse(text);
+    if (!j)
+        fail_msg("%s is not valid JSON", path);
+    free(text);
+    return j;
+}
+
+/* A struct spec_input pointing into a parsed <case>.in.json, plus the arrays it needs. */
+struct loaded_input {
+    cJSON *doc;
+    struct spec_input in;
+    const char **args;
+    struct spec_env_var *env;
+};
+
+static const char *optional_string(const cJSON *doc, const char *key)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(doc, key);
+    return cJSON_IsString(item) ? item->valuestring : NULL;
+}
+
+static void load_input(const char *name, struct loaded_input *li)
+{
+    const cJSON *args, *env, *item;
+    size_t i;
+
+    memset(li, 0, sizeof(*li));
+    li->doc = load_json(name, ".in.json");
+    args = cJSON_GetObjectItemCaseSensitive(li->doc, "args");
+    env = cJSON_GetObjectItemCaseSensitive(li->doc, "env");
+    li->args = calloc((size_t)cJSON_GetArraySize(args) + 1, sizeof(*li->args));
+    li->env = calloc((size_t)cJSON_GetArraySize(env) + 1, sizeof(*li->env));
+    assert_non_null(li->args);
+    assert_non_null(li->env);
+    i = 0;
+    cJSON_ArrayForEach(item, args) li->args[i++] = item->valuestring;
+    li->in.args = li->args;
+    li->in.args_count = i;
+    i = 0;
+    cJSON_ArrayForEach(item, env)
+    {
+        li->env[i].name = optional_string(item, "name");
+        li->env[i].value = optional_string(item, "value");
+        i++;
+    }
+    li->in.env = li->env;
+    li->in.env_count = i;
+    li->in.custom = cJSON_GetObjectItemCaseSensitive(li->doc, "custom");
+    li->in.image = optional_string(li->doc, "image");
+    li->in.default_credential_provider = optional_string(li->doc, "default_credential_provider");
+    li->in.idempotency_token = optional_string(li->doc, "idempotency_token");
+}
+
+static void free_input(struct loaded_input *li)
+{
+    cJSON_Delete(li->doc);
+    free(li->args);
+    free(li->env);
+}
+
+static void assert_tree_equal(const char *name, const cJSON *got, const cJSON *expected)
+{
+    if (!cJSON_Compare(got, expected, 1)) {
+        char *g = cJSON_Print(got), *e = cJSON_Print(expected);
+        print_error("case %s\n--- got:\n%s\n--- expected:\n%s\n", name, g, e);
+        free(g);
+        free(e);
+        fail_msg("case %s: body differs from the expected fixture", name);
+    }
+}
+
+static void test_fixtures(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N_FIXTURES; i++) {
+        struct loaded_input li;
+        cJSON *expected = load_json(fixture_cases[i], ".expected.json");
+        cJSON *body = NULL;
+        char *custom_before, *custom_after, *err = NULL;
+
+        load_input(fixture_cases[i], &li);
+        custom_before = cJSON_PrintUnformatted(li.in.custom);
+        assert_int_equal(spec_build(&li.in, &body, &err), 0);
+        assert_null(err);
+        assert_tree_equal(fixture_cases[i], body, expected);
+        custom_after = cJSON_PrintUnformatted(li.in.custom);
+        assert_string_equal(custom_before, custom_after);
+
+        free(custom_before);
+        free(custom_after);
+        cJSON_Delete(body);
+        cJSON_Delete(expected);
+        free_input(&li);
+    }
+}
+
+/* The daemon's real path: custom arrives as a protobuf Struct and goes through structjson. */
+static void test_fixtures_through_struct(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N_FIXTURES; i++) {
+        struct loaded_input li;
+        cJSON *expected = load_json(fixture_cases[i], ".expected.json");
+        cJSON *custom = NULL, *body = NULL;
+        Google__Protobuf__Struct *s = NULL;
+
+        load_input(fixture_cases[i], &li);
+        assert_int_equal(structjson_from_cjson(li.in.custom, &s, NULL), 0);
+        assert_int_equal(structjson_to_cjson(s, &custom, NULL), 0);
+        li.in.custom = custom;
+        assert_int_equal(spec_build(&li.in, &body, NULL), 0);
+        assert_tree_equal(fixture_cases[i], body, expected);
+
+        cJSON_Delete(body);
+        cJSON_Delete(custom);
+        structjson_struct_free(s);
+        cJSON_Delete(expected);
+        free_input(&li);
+    }
+}
+
+/* Every *.in.json on disk is in fixture_cases, so a new fixture cannot be silently skipped. */
+static void test_fixture_list_complete(void **state)
+{
+    DIR *d = opendir(fixture_dir);
+    struct dirent *e;
+    size_t inputs = 0;
+
+    (void)state;
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        int listed = 0;
+
+        if (len < 8 || strcmp(e->d_name + len - 8, ".in.json") != 0)
+            continue;
+        inputs++;
+        for (size_t i = 0; i < N_FIXTURES; i++)
+            if (strlen(fixture_cases[i]) == len - 8 &&
+                strncmp(fixture_cases[i], e->d_name, len - 8) == 0)
+                listed = 1;
+        if (!listed)
+            fail_msg("fixture %s is not listed in fixture_cases", e->d_name);
+    }
+    closedir(d);
+    assert_int_equal(inputs, N_FIXTURES);
+}
+
+/* Struct numbers are doubles: the user's num_workers 2 must be sent as 2, not 2.0. */
+static void test_whole_numbers_print_as_integers(void **state)
+{
+    cJSON *custom = cJSON_Parse("{\"databricksConf\":{\"timeout_seconds\":3000000000,"
+                                "\"new_cluster\":{\"num_workers\":2,\"spark_version\":\"x\"}}}");
+    Google__Protobuf__Struct *s = NULL;
+    cJSON *from_struct = NULL, *body = NULL;
+    const char *const args[] = {"a"};
+    struct spec_input in = {.image = "img", .args = args, .args_count = 1};
+    char *text;
+
+    (void)state;
+    assert_int_equal(structjson_from_cjson(custom, &s, NULL), 0);
+    assert_int_equal(structjson_to_cjson(s, &from_struct, NULL), 0);
+    in.custom = from_struct;
+    assert_int_equal(spec_build(&in, &body, NULL), 0);
+    text = structjson_print(body);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "\"num_workers\":2,"));
+    assert_non_null(strstr(text, "\"timeout_seconds\":3000000000"));
+    assert_null(strstr(text, "2.0"));
+    assert_null(strstr(text, "e+"));
+    free(text);
+    cJSON_Delete(body);
+    cJSON_Delete(from_struct);
+    structjson_struct_free(s);
+    cJSON_Delete(custom);
+}
+
+static void test_errors(void **state)
+{
+    static const struct {
+        const char *custom; /* NULL: no custom at all */
+        const char *image;
+        const char *message_part;
+    } cases[] = {
+        {NULL, "img", "missing databricksConf"},
+        {"{}", "img", "missing databricksConf"},
+        {"{\"databricksConf\":\"x\"}", "img", "databricksConf must be a JSON object"},
+        {"{\"databricksConf\":null}", "img", "databricksConf must be a JSON object"},
+        {"{\"databricksConf\":{}}", "img",
+         "Either existing_cluster_id, new_cluster, environment_key, or environments must be "
+         "specified"},
+        /* Falsy serverless keys are not serverless; a null new_cluster is no cluster. */
+        {"{\"databricksConf\":{\"environment_key\":\"\",\"environments\":[]}}", "img",
+         "Either existing_cluster_id, new_cluster"},
+        {"{\"databricksConf\":{\"new_cluster\":null}}", "img", "Either existing_cluster_id"},
+        {"{\"databricksConf\":{\"existing_cluster_id\":null}}", "img",
+         "Either existing_cluster_id"},
+        {"{\"notebookPath\":\"/nb\",\"databricksConf\":{\"run_name\":\"x\"}}", "img",
+         "Either existing_cluster_id"},
+        {"{\"databricksConf\":{\"new_cluster\":\"big\"}}", "img",
+         "databricksConf.new_cluster must be a JSON object"},
+        {"{\"databricksConf\":{\"new_cluster\":[1]}}", "img", "new_cluster must be a JSON object"},
+        {"{\"databricksConf\":{\"new_cluster\":{\"spark_env_vars\":\"A=1\"}}}", "img",
+         "new_cluster.spark_env_vars must be a JSON object"},
+        {"{\"databricksConf\":{\"new_cluster\":{}}}", NULL, "no container image"},
+        {"{\"databricksConf\":{\"environment_key\":\"e\",\"environments\":{\"e\":1}}}", "img",
+         "databricksConf.environments must be a JSON array"},
+        {"{\"databricksConf\":{\"environments\":[1]}}", "img",
+         "databricksConf.environments[0] must be a JSON object"},
+        {"{\"databricksConf\":{\"environment_key\":5}}", "img",
+         "databricksConf.environment_key must be a string"},
+        {"{\"databricksConf\":{\"environments\":[{\"environment_key\":\"default\",\"spec\":\"x\"}]}"
+         "}",
+         "img", "spec must be a JSON object"},
+        {"{\"databricksConf\":{\"environments\":[{\"environment_key\":\"default\",\"spec\":"
+         "{\"environment_vars\":[]}}]}}",
+         "img", "spec.environment_vars must be a JSON object"},
+        {"{\"databricksServiceCredentialProvider\":7,\"databricksConf\":{\"environment_key\":\"e\"}"
+         "}",
+         "img", "databricksServiceCredentialProvider must be a string"},
+        {"{\"notebookPath\":\"/nb\",\"databricksConf\":{\"environment_key\":\"e\","
+         "\"environments\":\"all\"}}",
+         "img", "environments must be a JSON array"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cJSON *custom = cases[i].custom ? cJSON_Parse(cases[i].custom) : NULL;
+        struct spec_input in = {.custom = custom, .image = cases[i].image};
+        cJSON *body = (cJSON *)0x1;
+        char *err = NULL, *before = custom ? cJSON_PrintUnformatted(custom) : NULL;
+
+        assert_true(!cases[i].custom || custom);
+        assert_int_equal(spec_build(&in, &body, &err), -EINVAL);
+        assert_ptr_equal(body, (cJSON *)0x1);
+        if (!err || !strstr(err, cases[i].message_part))
+            fail_msg("case %zu: message '%s' lacks '%s'", i, err ? err : "(null)",
+                     cases[i].message_part);
+        /* reterr_msg is optional. */
+        assert_int_equal(spec_build(&in, &body, NULL), -EINVAL);
+        if (custom) {
+            char *after = cJSON_PrintUnformatted(custom);
+            assert_string_equal(before, after);
+            free(after);
+        }
+        free(before);
+        free(err);
+        cJSON_Delete(custom);
+    }
+}
+
+static void test_bad_arguments(void **state)
+{
+    cJSON *body = NULL;
+    char *err = NULL;
+
+    (void)state;
+    assert_int_equal(spec_build(NULL, &body, &err), -EINVAL);
+    assert_non_null(err);
+    free(err);
+}
+
+/* No container image is fine when flytekit would not use it. */
+static void test_no_image_needed(void **state)
+{
+    cJSON *custom = cJSON_Parse("{\"databricksConf\":{\"existing_cluster_id\":\"c\"}}");
+    cJSON *body = NULL, *got;
+    struct spec_input in = {.custom = custom};
+
+    (void)state;
+    assert_int_equal(spec_build(&in, &body, NULL), 0);
+    got = cJSON_GetObjectItemCaseSensitive(body, "spark_python_task");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(got, "parameters")), 0);
+    cJSON_Delete(body);
+    cJSON_Delete(custom);
+}
+
+static void test_instance(void **state)
+{
+    static const struct {
+        const char *custom;
+        const char *instance; /* NULL: none */
+    } cases[] = {
+        {"{\"databricksInstance\":\"dbc-1.cloud.databricks.com\"}", "dbc-1.cloud.databricks.com"},
+        {"{\"databricksInstance\":\"\"}", NULL},
+        {"{\"databricksInstance\":null}", NULL},
+        {"{\"databricksInstance\":3}", NULL},
+        {"{\"DatabricksInstance\":\"wrong-case\"}", NULL},
+        {"{}", NULL},
+        {"[\"databricksInstance\"]", NULL},
+    };
+
+    (void)state;
+    assert_null(spec_instance(NULL));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cJSON *custom = cJSON_Parse(cases[i].custom);
+        const char *got = spec_instance(custom);
+
+        assert_non_null(custom);
+        if (cases[i].instance)
+            assert_string_equal(got, cases[i].instance);
+        else
+            assert_null(got);
+        cJSON_Delete(custom);
+    }
+}
+
+static void find_fixture_dir(const char *argv0)
+{
+    static const char *const candidates[] = {"tests/fixtures/spec", "../../tests/fixtures/spec"};
+    char *copy = strdup(argv0);
+    DIR *d;
+
+    snprintf(fixture_dir, sizeof(fixture_dir), "%s", candidates[0]);
+    if ((d = opendir(fixture_dir))) {
+        closedir(d);
+    } else if (copy) {
+        /* Run from elsewhere: build/tests/test_spec lives two levels below the tree. */
+        snprintf(fixture_dir, sizeof(fixture_dir), "%s/%s", dirname(copy), candidates[1]);
+    }
+    free(copy);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fixtures),
+        cmocka_unit_test(test_fixtures_through_struct),
+        cmocka_unit_test(test_fixture_list_complete),
+        cmocka_unit_test(test_whole_numbers_print_as_integers),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_no_image_needed),
+        cmocka_unit_test(test_instance),
+    };
+
+    (void)argc;
+    find_fixture_dir(argv[0]);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
