@@ -8,6 +8,7 @@
  * never logs and never calls getenv (the environment arrives as an envp array). No static mutable
  * state: any thread may call anything here. The token is never written into a message. */
 #include "config.h"
+#include "resmeta.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -194,55 +195,19 @@ bad:
     return -EINVAL;
 }
 
-/* Stored form of a Databricks instance: lowercase host [a-z0-9.-] plus an optional :port 1-65535,
- * "https://" and trailing "/" removed, so "https://Foo.cloud.databricks.com/" matches
- * "foo.cloud.databricks.com". The same rule as resmeta_normalize_instance(); this copy exists only
- * until the two are merged. */
+/* Stored form of a Databricks instance: the rule of resmeta_normalize_instance() (lowercase host
+ * name plus optional :PORT, "https://" and a trailing "/" removed), so configured instances and the
+ * ones tasks name compare equal. */
 static int normalize_instance(const char *in, char **ret_out, const char **ret_reason) {
     static const char reason[] =
         "expected a Databricks host name [a-z0-9.-] with an optional :PORT (1-65535), "
         "optionally prefixed by https://";
-    char *s, *host, *colon, *out = NULL;
-    size_t n;
-    long port;
-    int r;
+    char *error = NULL;
+    int r = resmeta_normalize_instance(in, ret_out, &error);
 
-    s = strdup(in);
-    if (!s)
-        return -ENOMEM;
-    for (char *p = s; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    host = s;
-    if (strncmp(host, "https://", 8) == 0)
-        host += 8;
-    n = strlen(host);
-    while (n > 0 && host[n - 1] == '/')
-        host[--n] = '\0';
-    colon = strchr(host, ':');
-    if (colon) {
-        *colon = '\0';
-        if (!parse_port(colon + 1, 1, &port)) {
-            r = -EINVAL;
-            goto out;
-        }
-    }
-    if (host[0] == '\0' || strspn(host, "abcdefghijklmnopqrstuvwxyz0123456789.-") != strlen(host)) {
-        r = -EINVAL;
-        goto out;
-    }
-    if (colon)
-        *colon = ':';
-    out = strdup(host);
-    if (!out) {
-        r = -ENOMEM;
-        goto out;
-    }
-    *ret_out = out;
-    r = 0;
-out:
+    free(error);
     if (r == -EINVAL)
         *ret_reason = reason;
-    free(s);
     return r;
 }
 
