@@ -4,6 +4,7 @@
 #   make deps       install missing Debian packages (apt-get; no-op when present)
 #   make test       deps + build + every unit and end-to-end test
 #   make test-unit  unit tests only;  make test-e2e  end-to-end tests only
+#   make run        build and run the daemon on 127.0.0.1:8000 (flags in ARGS=...)
 #   make clean      remove build outputs
 
 PKG_CONFIG ?= pkg-config
@@ -61,7 +62,7 @@ DAEMON_OBJS := $(patsubst daemon/%.c,$(BUILD)/daemon/%.o,$(DAEMON_SRCS))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all deps check-pkg test test-unit test-e2e check clean
+.PHONY: all deps check-pkg test test-unit test-e2e check clean run
 # Generated sources and test objects are outputs, not temporaries: keep them.
 .SECONDARY: $(GEN_C) $(GEN_H) $(UNIT_BINS:=.o)
 all: check-pkg $(PROGRAM)
@@ -125,6 +126,10 @@ test-e2e: all
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run-all.sh e2e
 
 check: test
+
+# Runs the daemon in the foreground on 127.0.0.1:8000; extra flags in ARGS.
+run: all
+	$(PROGRAM) --listen 127.0.0.1:8000 $(ARGS)
 
 clean:
 	rm -rf $(BUILD)
