@@ -1,0 +1,50 @@
+# flyte-databricks-connector container image.
+#
+#   docker build -t flyte-databricks-connector:0.1.0 .
+#   docker run --rm -p 8000:8000 -p 9090:9090 \
+#       -e FLYTE_DATABRICKS_ACCESS_TOKEN=... -e FLYTE_DATABRICKS_INSTANCE=... \
+#       flyte-databricks-connector:0.1.0
+#
+# Two stages: the build stage compiles with the same `make` as CI on Debian 12;
+# the runtime stage is bookworm-slim with only the shared libraries the binary
+# links plus CA certificates, and runs as an unprivileged numeric user (so
+# Kubernetes' runAsNonRoot can verify it). tests/packaging/check-dockerfile.py
+# holds this file to those rules.
+
+FROM debian:bookworm AS build
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        build-essential pkg-config \
+        libgrpc-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev protobuf-compiler \
+        libcurl4-openssl-dev libcjson-dev libsystemd-dev libmicrohttpd-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Makefile ./
+COPY proto/ proto/
+COPY daemon/ daemon/
+RUN make -j"$(nproc)" \
+    && strip --strip-unneeded build/flyte-databricks-connector
+
+FROM debian:bookworm-slim
+ARG DEBIAN_FRONTEND=noninteractive
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="flyte-databricks-connector" \
+      org.opencontainers.image.description="Flyte connector (agent) service for Databricks, in C" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
+# Exactly the runtime packages of the libraries the binary links.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        libgrpc29 libprotobuf-c1 libcurl4 libcjson1 libsystemd0 libmicrohttpd12 ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/build/flyte-databricks-connector /usr/local/bin/flyte-databricks-connector
+# Fails the build if a shared library is missing from the list above.
+RUN ["/usr/local/bin/flyte-databricks-connector", "--version"]
+# 65532: the conventional "nonroot" uid/gid; no passwd entry is needed.
+USER 65532:65532
+# gRPC for propeller; Prometheus /metrics.
+EXPOSE 8000 9090
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/flyte-databricks-connector"]
+CMD ["--listen", "0.0.0.0:8000"]
