@@ -29,9 +29,10 @@ VERSION := 0.1.0
 # Debian 12 packages the build, the tests and the demo need.
 DEB_PACKAGES := build-essential pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
 	libprotobuf-dev protobuf-compiler libcurl4-openssl-dev libcjson-dev libsystemd-dev \
-	libcmocka-dev libmicrohttpd-dev openssl python3 python3-grpcio python3-protobuf valgrind
+	libcmocka-dev libmicrohttpd-dev libssl-dev openssl python3 python3-grpcio python3-protobuf \
+	python3-yaml systemd valgrind
 
-PKG_MODULES := grpc libprotobuf-c libcurl libcjson libsystemd
+PKG_MODULES := grpc libprotobuf-c libcurl libcjson libsystemd libmicrohttpd
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKG_MODULES) 2>/dev/null)
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKG_MODULES) 2>/dev/null)
 PURE_LIBS = $(shell $(PKG_CONFIG) --libs libprotobuf-c libcjson 2>/dev/null) -lm

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +39,9 @@
 #define DEADLINE_MARGIN_MAX_MS 1000
 
 struct agent {
-    const struct config *config;
+    const struct config *_Atomic config;
     struct dbx *dbx;
+    struct metrics *metrics;
 };
 
 enum operation {
@@ -83,6 +85,7 @@ static const Flyteidl__Admin__State phase_to_state[] = {
 /* One call waiting for Databricks; owned by the dbx request until done. */
 struct pending {
     struct agent *agent;
+    const struct config *config; /* the one in force when the call started */
     struct server_call *call;
     enum operation operation;
     char task_type[32];
@@ -91,14 +94,20 @@ struct pending {
     int64_t started_ms;
 };
 
-struct agent *agent_new(const struct config *config, struct dbx *dbx)
+struct agent *agent_new(const struct config *config, struct dbx *dbx, struct metrics *metrics)
 {
     struct agent *agent = calloc(1, sizeof(*agent));
     if (!agent)
         return NULL;
-    agent->config = config;
+    atomic_store(&agent->config, config);
     agent->dbx = dbx;
+    agent->metrics = metrics;
     return agent;
+}
+
+void agent_set_config(struct agent *agent, const struct config *config)
+{
+    atomic_store(&agent->config, config);
 }
 
 struct agent *agent_free(struct agent *agent)
@@ -118,14 +127,18 @@ static struct pending *pending_free(struct pending *p)
 }
 
 /* One line per finished call, with the fields operators filter on. */
-static void log_call(const char *task_type, enum operation operation, const char *instance,
-                     const char *run_id, grpc_status_code code, int64_t started_ms,
-                     const char *message)
+static void log_call(struct agent *agent, const char *task_type, enum operation operation,
+                     const char *instance, const char *run_id, grpc_status_code code,
+                     int64_t started_ms, const char *message)
 {
     char code_text[16], duration[24];
+    int64_t elapsed_ms = clock_now_ms() - started_ms;
 
+    if (agent->metrics)
+        metrics_request_done(agent->metrics, task_type && task_type[0] ? task_type : "unknown",
+                             operation_names[operation], code, (double)elapsed_ms / 1000.0);
     snprintf(code_text, sizeof(code_text), "%d", (int)code);
-    snprintf(duration, sizeof(duration), "%" PRId64, clock_now_ms() - started_ms);
+    snprintf(duration, sizeof(duration), "%" PRId64, elapsed_ms);
     log_write(code == GRPC_STATUS_OK ? LOG_LEVEL_INFO : LOG_LEVEL_WARNING,
               code == GRPC_STATUS_OK ? "call done" : "call failed", "task_type",
               task_type && task_type[0] ? task_type : NULL, "operation",
@@ -134,30 +147,31 @@ static void log_call(const char *task_type, enum operation operation, const char
 }
 
 /* Answers with an error and logs it; for failures found before Databricks. */
-static void fail_call(struct server_call *call, enum operation operation, const char *task_type,
-                      const char *instance, const char *run_id, int64_t started_ms,
-                      grpc_status_code code, const char *message)
+static void fail_call(struct agent *agent, struct server_call *call, enum operation operation,
+                      const char *task_type, const char *instance, const char *run_id,
+                      int64_t started_ms, grpc_status_code code, const char *message)
 {
     server_call_fail(call, code, message);
-    log_call(task_type, operation, instance, run_id, code, started_ms, message);
+    log_call(agent, task_type, operation, instance, run_id, code, started_ms, message);
 }
 
 static void finish_pending(struct pending *p, grpc_status_code code, const char *message)
 {
-    log_call(p->task_type, p->operation, p->instance, p->run_id, code, p->started_ms, message);
+    log_call(p->agent, p->task_type, p->operation, p->instance, p->run_id, code, p->started_ms,
+             message);
     pending_free(p);
 }
 
 /* The deadline for the Databricks side of a call: the gRPC deadline less a
  * margin, or request_timeout_ms when the caller set none. */
-static int64_t databricks_deadline(const struct agent *agent, const struct server_call *call)
+static int64_t databricks_deadline(const struct config *config, const struct server_call *call)
 {
     int64_t now = clock_now_ms();
     int64_t deadline = server_call_deadline_ms(call);
     int64_t margin;
 
     if (deadline == INT64_MAX)
-        return now + agent->config->request_timeout_ms;
+        return now + config->request_timeout_ms;
     margin = (deadline - now) / 10;
     if (margin < DEADLINE_MARGIN_MIN_MS)
         margin = DEADLINE_MARGIN_MIN_MS;
@@ -171,7 +185,7 @@ static int64_t databricks_deadline(const struct agent *agent, const struct serve
  * allowlist before any connection is made, so a task author cannot send the
  * connector's token to a host of their choosing.
  */
-static grpc_status_code resolve_instance(const struct agent *agent, const char *requested,
+static grpc_status_code resolve_instance(const struct config *config, const char *requested,
                                          char **ret_instance, char *message, size_t message_size)
 {
     char *normalized = NULL;
@@ -189,7 +203,7 @@ static grpc_status_code resolve_instance(const struct agent *agent, const char *
         free(error);
         return GRPC_STATUS_INVALID_ARGUMENT;
     }
-    if (!config_instance_allowed(agent->config, normalized)) {
+    if (!config_instance_allowed(config, normalized)) {
         snprintf(message, message_size,
                  "Databricks instance '%.200s' is not allowed by this connector (allowed_instances)",
                  normalized);
@@ -209,14 +223,16 @@ static const char *requested_task_type(const Flyteidl__Admin__TaskCategory *cate
     return task_type ? task_type : "";
 }
 
-static struct pending *pending_new(struct agent *agent, struct server_call *call,
-                                   enum operation operation, const char *task_type,
-                                   char *instance, char *run_id, int64_t started_ms)
+static struct pending *pending_new(struct agent *agent, const struct config *config,
+                                   struct server_call *call, enum operation operation,
+                                   const char *task_type, char *instance, char *run_id,
+                                   int64_t started_ms)
 {
     struct pending *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
     p->agent = agent;
+    p->config = config;
     p->call = call;
     p->operation = operation;
     snprintf(p->task_type, sizeof(p->task_type), "%s", task_type);
@@ -231,7 +247,7 @@ static void send_to_databricks(struct pending *p, enum dbx_endpoint endpoint, ch
                                bool retry_safe, dbx_done_fn done)
 {
     int r = dbx_request(p->agent->dbx, endpoint, p->instance, p->run_id, body, retry_safe,
-                        databricks_deadline(p->agent, p->call), done, p);
+                        databricks_deadline(p->config, p->call), done, p);
     if (r < 0) {
         const char *message = r == -ESHUTDOWN ? "connector shutting down" : "out of memory";
         server_call_fail(p->call, GRPC_STATUS_UNAVAILABLE, message);
@@ -325,6 +341,7 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
                        size_t request_len)
 {
     struct agent *agent = context;
+    const struct config *config = atomic_load(&agent->config);
     int64_t started_ms = clock_now_ms();
     Flyteidl__Admin__CreateTaskRequest *req = NULL;
     const Flyteidl__Core__TaskTemplate *template_;
@@ -353,6 +370,9 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
         goto fail;
     }
     task_type = template_->type ? template_->type : "";
+    if (agent->metrics && req->inputs)
+        metrics_input_bytes(agent->metrics, task_type,
+                            protobuf_c_message_get_packed_size(&req->inputs->base));
     if (!metadata_task_type_supported(task_type)) {
         snprintf(message, sizeof(message),
                  "no connector for task type '%.64s'; this one serves 'spark' and 'databricks'",
@@ -375,7 +395,7 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
 
     {
         const char *requested = spec_instance(custom);
-        code = resolve_instance(agent, requested ? requested : agent->config->default_instance,
+        code = resolve_instance(config, requested ? requested : config->default_instance,
                                 &instance, message, sizeof(message));
         if (code != GRPC_STATUS_OK)
             goto fail;
@@ -405,7 +425,7 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
             .args_count = container ? container->n_args : 0,
             .env = env,
             .env_count = container ? container->n_env : 0,
-            .default_credential_provider = agent->config->service_credential_provider,
+            .default_credential_provider = config->service_credential_provider,
             .idempotency_token = has_token ? token : NULL,
         };
         free(error);
@@ -423,7 +443,7 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
         goto fail;
     }
 
-    p = pending_new(agent, call, OPERATION_CREATE, task_type, instance, NULL, started_ms);
+    p = pending_new(agent, config, call, OPERATION_CREATE, task_type, instance, NULL, started_ms);
     if (!p) {
         snprintf(message, sizeof(message), "out of memory");
         code = GRPC_STATUS_RESOURCE_EXHAUSTED;
@@ -438,7 +458,7 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
     goto out;
 
 fail:
-    fail_call(call, OPERATION_CREATE, task_type, instance, NULL, started_ms, code, message);
+    fail_call(agent, call, OPERATION_CREATE, task_type, instance, NULL, started_ms, code, message);
 out:
     free(printed);
     free(env);
@@ -456,7 +476,7 @@ out:
  * Checks the task type and decodes resource_meta into an allowed instance
  * and a run id. On failure fills code/message and returns -1.
  */
-static int decode_task_reference(const struct agent *agent, const char *task_type,
+static int decode_task_reference(const struct config *config, const char *task_type,
                                  ProtobufCBinaryData resource_meta, char **ret_instance,
                                  char **ret_run_id, grpc_status_code *ret_code, char *message,
                                  size_t message_size)
@@ -480,7 +500,7 @@ static int decode_task_reference(const struct agent *agent, const char *task_typ
         *ret_code = GRPC_STATUS_INVALID_ARGUMENT;
         goto out;
     }
-    code = resolve_instance(agent, meta.instance, &instance, message, message_size);
+    code = resolve_instance(config, meta.instance, &instance, message, message_size);
     if (code != GRPC_STATUS_OK) {
         *ret_code = code;
         goto out;
@@ -584,6 +604,7 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
                     size_t request_len)
 {
     struct agent *agent = context;
+    const struct config *config = atomic_load(&agent->config);
     int64_t started_ms = clock_now_ms();
     Flyteidl__Admin__GetTaskRequest *req;
     char *instance = NULL, *run_id = NULL;
@@ -594,19 +615,19 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
 
     req = flyteidl__admin__get_task_request__unpack(NULL, request_len, request);
     if (!req) {
-        fail_call(call, OPERATION_GET, NULL, NULL, NULL, started_ms, GRPC_STATUS_INVALID_ARGUMENT,
+        fail_call(agent, call, OPERATION_GET, NULL, NULL, NULL, started_ms, GRPC_STATUS_INVALID_ARGUMENT,
                   "request does not decode as flyteidl.admin.GetTaskRequest");
         return;
     }
     task_type = requested_task_type(req->task_category, req->task_type);
-    if (decode_task_reference(agent, task_type, req->resource_meta, &instance, &run_id, &code,
+    if (decode_task_reference(config, task_type, req->resource_meta, &instance, &run_id, &code,
                               message, sizeof(message)) < 0) {
-        fail_call(call, OPERATION_GET, task_type, NULL, NULL, started_ms, code, message);
+        fail_call(agent, call, OPERATION_GET, task_type, NULL, NULL, started_ms, code, message);
         goto out;
     }
-    p = pending_new(agent, call, OPERATION_GET, task_type, instance, run_id, started_ms);
+    p = pending_new(agent, config, call, OPERATION_GET, task_type, instance, run_id, started_ms);
     if (!p) {
-        fail_call(call, OPERATION_GET, task_type, instance, run_id, started_ms,
+        fail_call(agent, call, OPERATION_GET, task_type, instance, run_id, started_ms,
                   GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         free(instance);
         free(run_id);
@@ -638,6 +659,7 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
                        size_t request_len)
 {
     struct agent *agent = context;
+    const struct config *config = atomic_load(&agent->config);
     int64_t started_ms = clock_now_ms();
     Flyteidl__Admin__DeleteTaskRequest *req;
     char *instance = NULL, *run_id = NULL, *body = NULL;
@@ -648,24 +670,25 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
 
     req = flyteidl__admin__delete_task_request__unpack(NULL, request_len, request);
     if (!req) {
-        fail_call(call, OPERATION_DELETE, NULL, NULL, NULL, started_ms,
+        fail_call(agent, call, OPERATION_DELETE, NULL, NULL, NULL, started_ms,
                   GRPC_STATUS_INVALID_ARGUMENT,
                   "request does not decode as flyteidl.admin.DeleteTaskRequest");
         return;
     }
     task_type = requested_task_type(req->task_category, req->task_type);
-    if (decode_task_reference(agent, task_type, req->resource_meta, &instance, &run_id, &code,
+    if (decode_task_reference(config, task_type, req->resource_meta, &instance, &run_id, &code,
                               message, sizeof(message)) < 0) {
-        fail_call(call, OPERATION_DELETE, task_type, NULL, NULL, started_ms, code, message);
+        fail_call(agent, call, OPERATION_DELETE, task_type, NULL, NULL, started_ms, code, message);
         goto out;
     }
     /* run_id is validated digits: print it as a JSON number, exactly. */
     if (asprintf(&body, "{\"run_id\":%s}", run_id) < 0)
         body = NULL;
-    p = body ? pending_new(agent, call, OPERATION_DELETE, task_type, instance, run_id, started_ms)
+    p = body ? pending_new(agent, config, call, OPERATION_DELETE, task_type, instance, run_id,
+                           started_ms)
              : NULL;
     if (!p) {
-        fail_call(call, OPERATION_DELETE, task_type, instance, run_id, started_ms,
+        fail_call(agent, call, OPERATION_DELETE, task_type, instance, run_id, started_ms,
                   GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         free(body);
         free(instance);

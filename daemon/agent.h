@@ -12,13 +12,21 @@
 
 #include "config.h"
 #include "dbx.h"
+#include "metrics.h"
 #include "server.h"
 
 struct agent;
 
-/* Borrows `config` and `dbx`: both must outlive the agent. */
-struct agent *agent_new(const struct config *config, struct dbx *dbx);
+/* Borrows `config`, `dbx` and `metrics` (may be NULL): all must outlive the agent. */
+struct agent *agent_new(const struct config *config, struct dbx *dbx, struct metrics *metrics);
 struct agent *agent_free(struct agent *agent);
+
+/*
+ * Switches to a new configuration (SIGHUP). Calls already running keep the
+ * one they started with, so the old config must stay allocated until the
+ * agent is freed (main keeps retired configs). Any thread.
+ */
+void agent_set_config(struct agent *agent, const struct config *config);
 
 /* server_handler_fn implementations; context is the agent. Worker threads. */
 void agent_create_task(void *context, struct server_call *call, const uint8_t *request,

@@ -28,6 +28,9 @@
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000L
 #define DEFAULT_REQUEST_TIMEOUT_MS 30000L
 #define DEFAULT_MAX_RESPONSE_BYTES 4194304L
+#define DEFAULT_METRICS_LISTEN "0.0.0.0:9090"
+#define DEFAULT_LOG_FORMAT "text"
+#define DEFAULT_SHUTDOWN_GRACE_MS 10000L
 
 /* A config file is a few hundred bytes; a token a few KiB at most (OAuth JWTs included). Larger
  * input is a wrong path, not a config, and is refused before it is read into memory. */
@@ -225,6 +228,33 @@ static int check_nonempty(const char *in, char **ret_out, const char **ret_reaso
     return 0;
 }
 
+static int check_log_format(const char *in, char **ret_out, const char **ret_reason) {
+    char *out;
+
+    if (strcmp(in, "text") != 0 && strcmp(in, "json") != 0) {
+        *ret_reason = "expected text or json";
+        return -EINVAL;
+    }
+    out = strdup(in);
+    if (!out)
+        return -ENOMEM;
+    *ret_out = out;
+    return 0;
+}
+
+/* HOST:PORT like listen, or "off" to serve no metrics. */
+static int check_metrics_listen(const char *in, char **ret_out, const char **ret_reason) {
+    char *out;
+
+    if (strcmp(in, "off") != 0)
+        return check_listen(in, ret_out, ret_reason);
+    out = strdup(in);
+    if (!out)
+        return -ENOMEM;
+    *ret_out = out;
+    return 0;
+}
+
 /* Indexed by enum config_log_level. */
 static const char *const log_level_names[_CONFIG_LOG_MAX] = {
     [CONFIG_LOG_DEBUG] = "debug",
@@ -262,13 +292,19 @@ static const struct key keys[] = {
     {"default_instance", KIND_STRING, offsetof(struct config, default_instance), true, 0, 0,
      normalize_instance},
     {"listen", KIND_STRING, offsetof(struct config, listen), false, 0, 0, check_listen},
+    {"log_format", KIND_STRING, offsetof(struct config, log_format), false, 0, 0,
+     check_log_format},
     {"log_level", KIND_LOG_LEVEL, offsetof(struct config, log_level), false, 0, 0, NULL},
     {"max_response_bytes", KIND_LONG, offsetof(struct config, max_response_bytes), false, 1024,
      268435456, NULL},
+    {"metrics_listen", KIND_STRING, offsetof(struct config, metrics_listen), false, 0, 0,
+     check_metrics_listen},
     {"request_timeout_ms", KIND_LONG, offsetof(struct config, request_timeout_ms), false, 100,
      600000, NULL},
     {"service_credential_provider", KIND_STRING,
      offsetof(struct config, service_credential_provider), true, 0, 0, check_nonempty},
+    {"shutdown_grace_ms", KIND_LONG, offsetof(struct config, shutdown_grace_ms), false, 0,
+     600000, NULL},
     {"token_file", KIND_STRING, offsetof(struct config, token_file), true, 0, 0, check_nonempty},
     {"workers", KIND_INT, offsetof(struct config, workers), false, 1, 64, NULL},
 };
@@ -760,7 +796,9 @@ enum flag_id {
     FLAG_HELP,
     FLAG_INSTANCE,
     FLAG_LISTEN,
+    FLAG_LOG_FORMAT,
     FLAG_LOG_LEVEL,
+    FLAG_METRICS_LISTEN,
     FLAG_TOKEN_FILE,
     FLAG_VERSION,
     FLAG_WORKERS,
@@ -780,7 +818,9 @@ static const struct flag {
     {"help", FLAG_HELP, NULL, NULL},
     {"instance", FLAG_INSTANCE, "HOST[:PORT]", "default_instance"},
     {"listen", FLAG_LISTEN, "HOST:PORT", "listen"},
+    {"log-format", FLAG_LOG_FORMAT, "FORMAT", "log_format"},
     {"log-level", FLAG_LOG_LEVEL, "LEVEL", "log_level"},
+    {"metrics-listen", FLAG_METRICS_LISTEN, "HOST:PORT", "metrics_listen"},
     {"token-file", FLAG_TOKEN_FILE, "FILE", "token_file"},
     {"version", FLAG_VERSION, NULL, NULL},
     {"workers", FLAG_WORKERS, "N", "workers"},
@@ -1034,8 +1074,11 @@ struct config *config_new(void) {
     if (!cfg)
         return NULL;
     cfg->listen = strdup(DEFAULT_LISTEN);
-    if (!cfg->listen)
+    cfg->metrics_listen = strdup(DEFAULT_METRICS_LISTEN);
+    cfg->log_format = strdup(DEFAULT_LOG_FORMAT);
+    if (!cfg->listen || !cfg->metrics_listen || !cfg->log_format)
         return config_free(cfg);
+    cfg->shutdown_grace_ms = DEFAULT_SHUTDOWN_GRACE_MS;
     cfg->workers = DEFAULT_WORKERS;
     cfg->log_level = CONFIG_LOG_INFO;
     cfg->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
@@ -1049,6 +1092,8 @@ struct config *config_free(struct config *cfg) {
         return NULL;
     free(cfg->config_file);
     free(cfg->listen);
+    free(cfg->metrics_listen);
+    free(cfg->log_format);
     free(cfg->default_instance);
     config_strv_free(cfg->allowed_instances);
     if (cfg->token) {
@@ -1080,6 +1125,7 @@ void config_usage(FILE *out, const char *program) {
             "Usage: %s [--config FILE] [--listen HOST:PORT] [--workers N]\n"
             "          [--instance HOST[:PORT]] [--allowed-instance HOST[:PORT]]...\n"
             "          [--token-file FILE] [--ca-file FILE] [--log-level LEVEL]\n"
+            "          [--log-format text|json] [--metrics-listen HOST:PORT|off]\n"
             "       %s --check-config [--config FILE] [OPTIONS]\n"
             "       %s --help | --version\n"
             "\n"
@@ -1115,13 +1161,27 @@ void config_usage(FILE *out, const char *program) {
             "                           Default: none (system store only). Key: ca_file.\n"
             "  --log-level LEVEL        debug, info, warning or error.\n"
             "                           Default: info. Key: log_level.\n"
+            "  --log-format FORMAT      text (key=value lines) or json (one object per\n"
+            "                           line). Under systemd (JOURNAL_STREAM set) events\n"
+            "                           go to the journal as structured fields.\n"
+            "                           Default: text. Key: log_format.\n"
+            "  --metrics-listen HOST:PORT\n"
+            "                           Prometheus /metrics address; port 0 picks a free\n"
+            "                           port (logged); \"off\" serves no metrics.\n"
+            "                           Default: 0.0.0.0:9090. Key: metrics_listen.\n"
             "  --check-config           Load and check the configuration, print\n"
             "                           \"configuration OK\" or every error, and exit.\n"
             "  -h, --help               Print this help and exit.\n"
             "  --version                Print the version and exit.\n"
             "\n"
             "Config file only: connect_timeout_ms (default 5000), request_timeout_ms\n"
-            "(default 30000), max_response_bytes (default 4194304).\n"
+            "(default 30000), max_response_bytes (default 4194304), shutdown_grace_ms\n"
+            "(default 10000).\n"
+            "\n"
+            "Signals: SIGTERM/SIGINT stop gracefully (health turns NOT_SERVING, calls in\n"
+            "flight get shutdown_grace_ms to finish); a second one exits at once. SIGHUP\n"
+            "re-reads the config file and token file; an invalid new config is refused\n"
+            "and the old one stays in force.\n"
             "\n"
             "Environment (a variable set to the empty string is ignored):\n"
             "  FLYTE_DATABRICKS_INSTANCE\n"
@@ -1172,6 +1232,9 @@ char *config_describe(const struct config *cfg) {
                  "token_file = %s\n"
                  "ca_file = %s\n"
                  "log_level = %s\n"
+                 "log_format = %s\n"
+                 "metrics_listen = %s\n"
+                 "shutdown_grace_ms = %ld\n"
                  "connect_timeout_ms = %ld\n"
                  "request_timeout_ms = %ld\n"
                  "max_response_bytes = %ld\n"
@@ -1179,7 +1242,8 @@ char *config_describe(const struct config *cfg) {
                  OR_NONE(cfg->config_file), cfg->listen, cfg->workers,
                  OR_NONE(cfg->default_instance), list[0] ? list : "(none)",
                  token, OR_NONE(cfg->token_file), OR_NONE(cfg->ca_file),
-                 log_level_names[cfg->log_level], cfg->connect_timeout_ms,
+                 log_level_names[cfg->log_level], cfg->log_format, cfg->metrics_listen,
+                 cfg->shutdown_grace_ms, cfg->connect_timeout_ms,
                  cfg->request_timeout_ms, cfg->max_response_bytes,
                  OR_NONE(cfg->service_credential_provider)) < 0)
         text = NULL;

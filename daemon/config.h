@@ -40,7 +40,10 @@ struct config {
     long connect_timeout_ms;        /* 100..600000 */
     long request_timeout_ms;        /* 100..600000, upper bound for one Databricks request */
     long max_response_bytes;        /* 1024..268435456 */
-    char *service_credential_provider; /* NULL: none */
+    char *service_credential_provider;
+    char *log_format;               /* "text" or "json" */
+    char *metrics_listen;           /* "HOST:PORT" for /metrics, or "off" */
+    long shutdown_grace_ms;         /* 0..600000: time calls in flight get on SIGTERM */ /* NULL: none */
 };
 
 enum config_action {

@@ -72,6 +72,7 @@ struct dbx_request {
     bool retry_safe;
     int64_t deadline_ms;
     int64_t not_before_ms; /* retry backoff */
+    int64_t attempt_started_ms;
     int attempts;
     dbx_done_fn done;
     void *user;
@@ -86,23 +87,36 @@ struct dbx_request {
     struct dbx_request *active_next;
 };
 
-struct dbx {
-    CURLM *multi;
-    pthread_t thread;
-    bool thread_started;
-
-    pthread_mutex_t lock;
-    struct dbx_request *incoming; /* guarded by lock; LIFO, reversed when taken */
-    bool stopping;                /* guarded by lock */
-
-    /* Curl thread only after dbx_new returns. */
-    struct dbx_request *waiting; /* backing off before a retry */
-    struct dbx_request *active;  /* transfers attached to the multi handle */
-    struct curl_slist *json_headers;
+/* What a reload may change; built by the reloading thread, applied by the
+ * curl thread between transfers. */
+struct live_settings {
+    struct curl_slist *json_headers; /* holds the token */
     char *ca_file;
     long connect_timeout_ms;
     long request_timeout_ms;
     long max_response_bytes;
+    struct live_settings *retired_next;
+};
+
+struct dbx {
+    CURLM *multi;
+    pthread_t thread;
+    bool thread_started;
+    struct metrics *metrics;
+    _Atomic int64_t last_loop_ms;
+
+    pthread_mutex_t lock;
+    struct dbx_request *incoming; /* guarded by lock; LIFO, reversed when taken */
+    bool stopping;                /* guarded by lock */
+    struct live_settings *pending_settings; /* guarded by lock */
+    /* Settings replaced by a reload: transfers in flight may still point at
+     * their header list, so they are kept until dbx_free. Guarded by lock. */
+    struct live_settings *retired;
+
+    /* Curl thread only after dbx_new returns. */
+    struct dbx_request *waiting; /* backing off before a retry */
+    struct dbx_request *active;  /* transfers attached to the multi handle */
+    struct live_settings *live;  /* in force */
     unsigned int random_state;
 };
 
@@ -204,8 +218,8 @@ static int start_transfer(struct dbx *dbx, struct dbx_request *r)
         request_free(r);
         return -1;
     }
-    if (budget > dbx->request_timeout_ms)
-        budget = dbx->request_timeout_ms;
+    if (budget > dbx->live->request_timeout_ms)
+        budget = dbx->live->request_timeout_ms;
 
     easy = r->easy ? r->easy : curl_easy_init();
     if (!easy) {
@@ -215,28 +229,29 @@ static int start_transfer(struct dbx *dbx, struct dbx_request *r)
     }
     r->easy = easy;
     r->attempts++;
+    r->attempt_started_ms = now;
     r->response_len = 0;
     r->response_too_large = false;
-    r->max_response_bytes = (size_t)dbx->max_response_bytes;
+    r->max_response_bytes = (size_t)dbx->live->max_response_bytes;
     r->curl_error[0] = '\0';
 
     curl_easy_setopt(easy, CURLOPT_URL, r->url);
     curl_easy_setopt(easy, CURLOPT_PRIVATE, r);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, dbx->json_headers);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, dbx->live->json_headers);
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "flyte-databricks-connector/" FDC_VERSION);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, r->curl_error);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, dbx->connect_timeout_ms);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, dbx->live->connect_timeout_ms);
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)budget);
-    curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)dbx->max_response_bytes);
+    curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)dbx->live->max_response_bytes);
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-    if (dbx->ca_file)
-        curl_easy_setopt(easy, CURLOPT_CAINFO, dbx->ca_file);
+    if (dbx->live->ca_file)
+        curl_easy_setopt(easy, CURLOPT_CAINFO, dbx->live->ca_file);
     if (r->body) {
         curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r->body);
         curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long)strlen(r->body));
@@ -288,6 +303,8 @@ static bool schedule_retry(struct dbx *dbx, struct dbx_request *r, long retry_af
         wait = retry_after_s * 1000;
     if (now + wait + MIN_ATTEMPT_MS > r->deadline_ms)
         return false;
+    if (dbx->metrics)
+        metrics_databricks_retry(dbx->metrics, endpoint_names[r->endpoint]);
     r->not_before_ms = now + wait;
     r->next = dbx->waiting;
     dbx->waiting = r;
@@ -306,6 +323,14 @@ static void finish_transfer(struct dbx *dbx, struct dbx_request *r, CURLcode res
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &http_status);
     curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &retry_after);
     curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &content_type);
+    if (dbx->metrics) {
+        long new_connections = 0;
+        curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &new_connections);
+        metrics_databricks_request(dbx->metrics, endpoint_names[r->endpoint],
+                                   result == CURLE_OK ? http_status : 0,
+                                   (double)(clock_now_ms() - r->attempt_started_ms) / 1000.0,
+                                   new_connections);
+    }
 
     if (result != CURLE_OK) {
         bool retryable = transport_error_retryable(result) &&
@@ -316,7 +341,7 @@ static void finish_transfer(struct dbx *dbx, struct dbx_request *r, CURLcode res
         if (result == CURLE_FILESIZE_EXCEEDED || r->response_too_large) {
             snprintf(message, sizeof(message),
                      "Databricks %s answer is larger than max_response_bytes (%ld)",
-                     endpoint_names[r->endpoint], dbx->max_response_bytes);
+                     endpoint_names[r->endpoint], dbx->live->max_response_bytes);
             retryable = false;
         } else {
             snprintf(message, sizeof(message), "Databricks %s request failed: %s",
@@ -412,10 +437,17 @@ static void *curl_thread_main(void *arg)
         CURLMsg *msg;
         int pending;
 
+        atomic_store(&dbx->last_loop_ms, clock_now_ms());
         pthread_mutex_lock(&dbx->lock);
         taken = dbx->incoming;
         dbx->incoming = NULL;
         stopping = dbx->stopping;
+        if (dbx->pending_settings) {
+            dbx->live->retired_next = dbx->retired;
+            dbx->retired = dbx->live;
+            dbx->live = dbx->pending_settings;
+            dbx->pending_settings = NULL;
+        }
         pthread_mutex_unlock(&dbx->lock);
 
         while (taken) { /* oldest first */
@@ -475,27 +507,34 @@ static void *curl_thread_main(void *arg)
     return NULL;
 }
 
-struct dbx *dbx_new(const struct dbx_settings *settings, char **reterr_msg)
+static struct live_settings *live_settings_free(struct live_settings *s)
 {
-    struct dbx *dbx = calloc(1, sizeof(*dbx));
-    const char *message = "out of memory";
+    if (!s)
+        return NULL;
+    curl_slist_free_all(s->json_headers);
+    free(s->ca_file);
+    free(s);
+    return NULL;
+}
+
+/* Builds the per-request settings; the token goes into the header list only. */
+static struct live_settings *live_settings_new(const struct dbx_settings *settings)
+{
+    struct live_settings *s = calloc(1, sizeof(*s));
     char *auth = NULL;
 
-    if (!dbx)
-        goto fail;
-    pthread_mutex_init(&dbx->lock, NULL);
-    dbx->connect_timeout_ms = settings->connect_timeout_ms;
-    dbx->request_timeout_ms = settings->request_timeout_ms;
-    dbx->max_response_bytes = settings->max_response_bytes;
-    dbx->random_state = (unsigned int)clock_now_ms() ^ (unsigned int)(uintptr_t)dbx;
+    if (!s)
+        return NULL;
+    s->connect_timeout_ms = settings->connect_timeout_ms;
+    s->request_timeout_ms = settings->request_timeout_ms;
+    s->max_response_bytes = settings->max_response_bytes;
     if (settings->ca_file) {
-        dbx->ca_file = strdup(settings->ca_file);
-        if (!dbx->ca_file)
+        s->ca_file = strdup(settings->ca_file);
+        if (!s->ca_file)
             goto fail;
     }
-
-    dbx->json_headers = curl_slist_append(NULL, "Content-Type: application/json");
-    if (!dbx->json_headers)
+    s->json_headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (!s->json_headers)
         goto fail;
     if (settings->token && settings->token[0]) {
         struct curl_slist *appended;
@@ -503,11 +542,31 @@ struct dbx *dbx_new(const struct dbx_settings *settings, char **reterr_msg)
             auth = NULL;
             goto fail;
         }
-        appended = curl_slist_append(dbx->json_headers, auth);
+        appended = curl_slist_append(s->json_headers, auth);
         explicit_bzero(auth, strlen(auth));
+        free(auth);
         if (!appended)
             goto fail;
     }
+    return s;
+fail:
+    return live_settings_free(s);
+}
+
+struct dbx *dbx_new(const struct dbx_settings *settings, char **reterr_msg)
+{
+    struct dbx *dbx = calloc(1, sizeof(*dbx));
+    const char *message = "out of memory";
+
+    if (!dbx)
+        goto fail;
+    pthread_mutex_init(&dbx->lock, NULL);
+    dbx->metrics = settings->metrics;
+    dbx->random_state = (unsigned int)clock_now_ms() ^ (unsigned int)(uintptr_t)dbx;
+    atomic_store(&dbx->last_loop_ms, clock_now_ms());
+    dbx->live = live_settings_new(settings);
+    if (!dbx->live)
+        goto fail;
 
     dbx->multi = curl_multi_init();
     if (!dbx->multi)
@@ -522,11 +581,9 @@ struct dbx *dbx_new(const struct dbx_settings *settings, char **reterr_msg)
         goto fail;
     }
     dbx->thread_started = true;
-    free(auth);
     return dbx;
 
 fail:
-    free(auth);
     dbx_free(dbx);
     *reterr_msg = strdup(message);
     return NULL;
@@ -545,10 +602,36 @@ void dbx_free(struct dbx *dbx)
     }
     if (dbx->multi)
         curl_multi_cleanup(dbx->multi);
-    curl_slist_free_all(dbx->json_headers);
-    free(dbx->ca_file);
+    live_settings_free(dbx->live);
+    live_settings_free(dbx->pending_settings);
+    while (dbx->retired) {
+        struct live_settings *next = dbx->retired->retired_next;
+        live_settings_free(dbx->retired);
+        dbx->retired = next;
+    }
     pthread_mutex_destroy(&dbx->lock);
     free(dbx);
+}
+
+int dbx_reconfigure(struct dbx *dbx, const struct dbx_settings *settings)
+{
+    struct live_settings *fresh = live_settings_new(settings);
+    struct live_settings *replaced;
+
+    if (!fresh)
+        return -ENOMEM;
+    pthread_mutex_lock(&dbx->lock);
+    replaced = dbx->pending_settings; /* never applied: no transfer uses it */
+    dbx->pending_settings = fresh;
+    pthread_mutex_unlock(&dbx->lock);
+    live_settings_free(replaced);
+    curl_multi_wakeup(dbx->multi);
+    return 0;
+}
+
+int64_t dbx_last_loop_ms(const struct dbx *dbx)
+{
+    return atomic_load(&dbx->last_loop_ms);
 }
 
 int dbx_request(struct dbx *dbx, enum dbx_endpoint endpoint, const char *instance,

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "dbx_response.h"
+#include "metrics.h"
 
 struct dbx;
 
@@ -32,6 +33,7 @@ struct dbx_settings {
     long request_timeout_ms; /* one attempt's ceiling; the request deadline can shorten it */
     long max_response_bytes;
     long max_host_connections;
+    struct metrics *metrics; /* borrowed, may be NULL; must outlive the client */
 };
 
 /* What a finished request gives its callback; valid during the callback only. */
@@ -67,6 +69,20 @@ void dbx_free(struct dbx *dbx);
 int dbx_request(struct dbx *dbx, enum dbx_endpoint endpoint, const char *instance,
                 const char *run_id, char *body, bool retry_safe, int64_t deadline_ms,
                 dbx_done_fn done, void *user);
+
+/*
+ * Applies new settings (token, CA file, timeouts, size cap) to requests that
+ * start from now on; transfers in flight finish with the old ones. Any
+ * thread. Returns 0 or -ENOMEM (then nothing changed).
+ * max_host_connections and metrics are not changed (restart-only).
+ */
+int dbx_reconfigure(struct dbx *dbx, const struct dbx_settings *settings);
+
+/*
+ * When the curl loop last went round, on clock_now_ms()'s scale. The loop
+ * wakes at least once a second, so an old value means it is wedged. Any thread.
+ */
+int64_t dbx_last_loop_ms(const struct dbx *dbx);
 
 /* "runs/submit", ... */
 const char *dbx_endpoint_name(enum dbx_endpoint endpoint);

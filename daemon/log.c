@@ -7,18 +7,35 @@
  */
 #include "log.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
 #include <time.h>
 #include <unistd.h>
 
-#define LOG_LINE_MAX 4096
+#define LOG_LINE_MAX 16384
+/* Longer values are cut: a line holds a handful of fields, so it always fits. */
+#define LOG_VALUE_MAX 2048
+#define JOURNAL_FIELDS_MAX 24
 
 static atomic_int minimum_level = LOG_LEVEL_INFO;
+static atomic_int output_format = LOG_FORMAT_TEXT;
+
+/* syslog priorities, as journald expects them in PRIORITY=. */
+static const int journal_priorities[_LOG_LEVEL_MAX] = {
+    [LOG_LEVEL_DEBUG] = 7,
+    [LOG_LEVEL_INFO] = 6,
+    [LOG_LEVEL_WARNING] = 4,
+    [LOG_LEVEL_ERROR] = 3,
+};
 
 static const char *const level_names[_LOG_LEVEL_MAX] = {
     [LOG_LEVEL_DEBUG] = "debug",
@@ -31,6 +48,24 @@ void log_set_level(enum log_level level)
 {
     if (level >= 0 && level < _LOG_LEVEL_MAX)
         atomic_store(&minimum_level, level);
+}
+
+void log_set_format(enum log_format format)
+{
+    if (format >= 0 && format < _LOG_FORMAT_MAX)
+        atomic_store(&output_format, format);
+}
+
+int log_stderr_is_journal(const char *journal_stream)
+{
+    uintmax_t device, inode;
+    struct stat st;
+
+    if (!journal_stream || sscanf(journal_stream, "%ju:%ju", &device, &inode) != 2)
+        return 0;
+    if (fstat(STDERR_FILENO, &st) < 0)
+        return 0;
+    return (uintmax_t)st.st_dev == device && (uintmax_t)st.st_ino == inode;
 }
 
 int log_enabled(enum log_level level)
@@ -66,12 +101,17 @@ static bool needs_quotes(const char *s)
 static void put_value(struct line *line, const char *value)
 {
     if (!needs_quotes(value)) {
-        put_raw(line, value, strlen(value));
+        size_t n = strlen(value);
+        put_raw(line, value, n > LOG_VALUE_MAX ? LOG_VALUE_MAX : n);
         return;
     }
     put_raw(line, "\"", 1);
     for (const char *p = value; *p; p++) {
         unsigned char c = (unsigned char)*p;
+        if (p - value >= LOG_VALUE_MAX) {
+            put_raw(line, "...", 3);
+            break;
+        }
         char esc[8];
         if (c == '"' || c == '\\') {
             esc[0] = '\\';
@@ -99,6 +139,77 @@ static void put_field(struct line *line, const char *key, const char *value)
     put_value(line, value);
 }
 
+static void put_json_string(struct line *line, const char *s)
+{
+    const char *start = s;
+
+    put_raw(line, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (s - start >= LOG_VALUE_MAX) {
+            put_raw(line, "...", 3);
+            break;
+        }
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            put_raw(line, esc, 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            snprintf(esc, sizeof(esc), "\\u%04x", c);
+            put_raw(line, esc, 6);
+        } else {
+            put_raw(line, (const char *)&c, 1);
+        }
+    }
+    put_raw(line, "\"", 1);
+}
+
+static void put_json_field(struct line *line, const char *key, const char *value)
+{
+    put_raw(line, ",", 1);
+    put_json_string(line, key);
+    put_raw(line, ":", 1);
+    put_json_string(line, value);
+}
+
+/* Journal field names are upper case [A-Z0-9_]; ours are lower case words. */
+static void journal_field(char *buf, size_t size, const char *key, const char *value)
+{
+    size_t n = 0;
+    for (; *key && n + 2 < size; key++)
+        buf[n++] = isalnum((unsigned char)*key) ? (char)toupper((unsigned char)*key) : '_';
+    buf[n++] = '=';
+    buf[n] = '\0';
+    snprintf(buf + n, size - n, "%s", value);
+}
+
+static void write_journal(enum log_level level, const char *msg, va_list ap)
+{
+    char fields[JOURNAL_FIELDS_MAX][512];
+    struct iovec iov[JOURNAL_FIELDS_MAX];
+    size_t n = 0;
+
+    snprintf(fields[n], sizeof(fields[n]), "PRIORITY=%d", journal_priorities[level]);
+    n++;
+    journal_field(fields[n], sizeof(fields[n]), "message", msg ? msg : "");
+    n++;
+    for (;;) {
+        const char *key = va_arg(ap, const char *);
+        const char *value;
+        if (!key)
+            break;
+        value = va_arg(ap, const char *);
+        if (value && n < JOURNAL_FIELDS_MAX)
+            journal_field(fields[n++], sizeof(fields[0]), key, value);
+    }
+    for (size_t i = 0; i < n; i++) {
+        iov[i].iov_base = fields[i];
+        iov[i].iov_len = strlen(fields[i]);
+    }
+    (void)sd_journal_sendv(iov, (int)n);
+}
+
 void log_write(enum log_level level, const char *msg, ...)
 {
     int saved_errno = errno;
@@ -107,19 +218,34 @@ void log_write(enum log_level level, const char *msg, ...)
     struct timespec now;
     struct tm tm;
     va_list ap;
+    int format = atomic_load(&output_format);
 
     if (level < 0 || level >= _LOG_LEVEL_MAX || !log_enabled(level))
         goto out;
+
+    if (format == LOG_FORMAT_JOURNAL) {
+        va_start(ap, msg);
+        write_journal(level, msg, ap);
+        va_end(ap);
+        goto out;
+    }
 
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
     snprintf(timestamp, sizeof(timestamp), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
              now.tv_nsec / 1000000);
-    put_raw(&line, "time=", 5);
-    put_raw(&line, timestamp, strlen(timestamp));
-    put_field(&line, "level", level_names[level]);
-    put_field(&line, "msg", msg ? msg : "");
+    if (format == LOG_FORMAT_JSON) {
+        put_raw(&line, "{\"time\":", 8);
+        put_json_string(&line, timestamp);
+        put_json_field(&line, "level", level_names[level]);
+        put_json_field(&line, "msg", msg ? msg : "");
+    } else {
+        put_raw(&line, "time=", 5);
+        put_raw(&line, timestamp, strlen(timestamp));
+        put_field(&line, "level", level_names[level]);
+        put_field(&line, "msg", msg ? msg : "");
+    }
 
     va_start(ap, msg);
     for (;;) {
@@ -128,11 +254,18 @@ void log_write(enum log_level level, const char *msg, ...)
         if (!key)
             break;
         value = va_arg(ap, const char *);
-        if (value)
+        if (!value)
+            continue;
+        if (format == LOG_FORMAT_JSON)
+            put_json_field(&line, key, value);
+        else
             put_field(&line, key, value);
     }
     va_end(ap);
 
+    if (format == LOG_FORMAT_JSON) {
+        put_raw(&line, "}", 1);
+    }
     line.buf[line.len++] = '\n';
     /* One write per line; a short write to stderr is not worth a retry loop. */
     (void)!write(STDERR_FILENO, line.buf, line.len);

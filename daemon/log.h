@@ -19,6 +19,23 @@ enum log_level {
     _LOG_LEVEL_MAX,
 };
 
+enum log_format {
+    LOG_FORMAT_TEXT,    /* key=value line on stderr */
+    LOG_FORMAT_JSON,    /* one JSON object per line on stderr */
+    LOG_FORMAT_JOURNAL, /* sd_journal_send() with structured fields */
+    _LOG_FORMAT_MAX,
+};
+
+/* Chooses the output format. Call before other threads log (start-up). */
+void log_set_format(enum log_format format);
+
+/*
+ * True when `journal_stream` (the JOURNAL_STREAM variable systemd sets,
+ * "DEVICE:INODE") names our stderr: then stderr is connected to the journal
+ * and structured fields are better sent directly.
+ */
+int log_stderr_is_journal(const char *journal_stream);
+
 /* Sets the lowest level that is written. Any thread. */
 void log_set_level(enum log_level level);
 

@@ -1,13 +1,21 @@
 /*
  * main.c - start-up, signals and shutdown of flyte-databricks-connector.
  *
- * Start-up order: block signals (so every thread gRPC and libcurl start
- * inherits the mask), read the configuration, start the Databricks client,
- * then the gRPC server, then report SERVING. Signals are taken synchronously
- * with sigwait() in this thread; no work runs in an async signal handler.
- * Shutdown runs in reverse: NOT_SERVING, stop accepting calls and give the
- * ones in flight a grace period, stop the curl thread (its pending requests
- * answer UNAVAILABLE), join the workers, free everything.
+ * Start-up order: block signals (so every thread gRPC, libcurl and
+ * libmicrohttpd start inherits the mask), read the configuration, start the
+ * metrics endpoint, the Databricks client, then the gRPC server, then report
+ * SERVING (and READY=1 to systemd). Signals are taken synchronously with
+ * sigwait() in this thread; no work runs in an async signal handler.
+ *
+ * SIGHUP re-reads the configuration and the token file; a valid new config
+ * replaces the old one for calls that start from then on (calls in flight
+ * keep theirs, so replaced configs stay allocated until exit), an invalid
+ * one is refused and the old one stays in force.
+ *
+ * SIGTERM/SIGINT: health turns NOT_SERVING at once, the server stops
+ * accepting calls and gives the ones in flight shutdown_grace_ms, the curl
+ * thread stops (its pending requests answer UNAVAILABLE), everything is
+ * freed, exit 0. A second such signal during that exits at once.
  */
 #include <curl/curl.h>
 #include <grpc/grpc.h>
@@ -19,15 +27,22 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "clock.h"
 #include "config.h"
 #include "dbx.h"
 #include "health.h"
 #include "log.h"
 #include "metadata.h"
+#include "metrics.h"
+#include "metrics_http.h"
+#include "notify.h"
 #include "server.h"
 
 #define PROGRAM_NAME "flyte-databricks-connector"
-#define SHUTDOWN_GRACE_MS 10000
+/* The curl loop wakes at least once a second and handlers never block: a
+ * loop or worker stuck this long is wedged, and systemd should restart us. */
+#define WEDGED_AFTER_MS 10000
+#define MAX_HOST_CONNECTIONS 16
 
 extern char **environ;
 
@@ -46,6 +61,22 @@ static const enum log_level config_to_log_level[_CONFIG_LOG_MAX] = {
     [CONFIG_LOG_ERROR] = LOG_LEVEL_ERROR,
 };
 
+/* Everything the daemon runs, for the watchdog and reload. */
+struct daemon {
+    int argc;
+    char **argv;
+    struct config *config;   /* in force */
+    struct config **retired; /* replaced by reloads; freed at exit */
+    size_t retired_count;
+    struct metrics *metrics;
+    struct metrics_http *metrics_http;
+    struct dbx *dbx;
+    struct agent *agent;
+    struct health *health;
+    struct server *server;
+    struct notify_watchdog *watchdog;
+};
+
 /* Blocks the signals main waits for, in this thread and all it starts. */
 static void block_signals(sigset_t *set)
 {
@@ -58,38 +89,260 @@ static void block_signals(sigset_t *set)
     signal(SIGPIPE, SIG_IGN);
 }
 
-static int wait_for_stop_signal(const sigset_t *set)
+static struct dbx_settings dbx_settings_from(const struct config *config,
+                                             struct metrics *metrics)
+{
+    struct dbx_settings settings = {
+        .token = config->token,
+        .ca_file = config->ca_file,
+        .connect_timeout_ms = config->connect_timeout_ms,
+        .request_timeout_ms = config->request_timeout_ms,
+        .max_response_bytes = config->max_response_bytes,
+        .max_host_connections = MAX_HOST_CONNECTIONS,
+        .metrics = metrics,
+    };
+    return settings;
+}
+
+static void apply_log_settings(const struct config *config)
+{
+    log_set_level(config_to_log_level[config->log_level]);
+    /* Under systemd, stderr is the journal: send structured fields instead. */
+    if (log_stderr_is_journal(getenv("JOURNAL_STREAM")))
+        log_set_format(LOG_FORMAT_JOURNAL);
+    else
+        log_set_format(strcmp(config->log_format, "json") == 0 ? LOG_FORMAT_JSON
+                                                                : LOG_FORMAT_TEXT);
+}
+
+/* Names the settings a reload cannot change in the running process. */
+static void warn_restart_only(const struct config *old, const struct config *fresh)
+{
+    static const struct {
+        const char *key;
+        size_t offset;
+    } strings[] = {
+        {"listen", offsetof(struct config, listen)},
+        {"metrics_listen", offsetof(struct config, metrics_listen)},
+        {"log_format", offsetof(struct config, log_format)},
+    };
+
+    for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
+        const char *a = *(char *const *)((const char *)old + strings[i].offset);
+        const char *b = *(char *const *)((const char *)fresh + strings[i].offset);
+        if (strcmp(a, b) != 0)
+            log_warning("changed setting needs a restart to take effect, keeping the old value",
+                        "key", strings[i].key, "value", a);
+    }
+    if (old->workers != fresh->workers)
+        log_warning("changed setting needs a restart to take effect, keeping the old value",
+                    "key", "workers");
+}
+
+static void reload(struct daemon *d)
+{
+    struct config *fresh = NULL;
+    enum config_action action;
+    char **warnings = NULL;
+    char *error = NULL;
+    struct config **grown;
+    struct dbx_settings settings;
+
+    if (config_load(d->argc, d->argv, environ, &fresh, &action, &warnings, &error) < 0) {
+        log_error("reload refused: invalid configuration, the old one stays in force", "error",
+                  error ? error : "unknown");
+        goto out;
+    }
+    grown = realloc(d->retired, (d->retired_count + 1) * sizeof(*grown));
+    if (!grown) {
+        log_error("reload refused: out of memory");
+        goto out;
+    }
+    d->retired = grown;
+    settings = dbx_settings_from(fresh, d->metrics);
+    if (dbx_reconfigure(d->dbx, &settings) < 0) {
+        log_error("reload refused: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; warnings && warnings[i]; i++)
+        log_warning(warnings[i]);
+    warn_restart_only(d->config, fresh);
+    /* log_format is restart-only; the level is not. */
+    log_set_level(config_to_log_level[fresh->log_level]);
+    agent_set_config(d->agent, fresh);
+    d->retired[d->retired_count++] = d->config;
+    d->config = fresh;
+    fresh = NULL;
+    log_info("configuration reloaded", "config", d->config->config_file);
+out:
+    config_free(fresh);
+    config_strv_free(warnings);
+    free(error);
+}
+
+/* After the first stop signal: a second one means "now". */
+static void *second_signal_main(void *arg)
+{
+    sigset_t set;
+    int signal_number;
+
+    (void)arg;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    if (sigwait(&set, &signal_number) == 0) {
+        log_warning("second stop signal: exiting at once", "signal", strsignal(signal_number));
+        _exit(EXIT_FAILURE);
+    }
+    return NULL;
+}
+
+static int wait_for_stop_signal(struct daemon *d, const sigset_t *set)
 {
     for (;;) {
         int signal_number = 0;
         if (sigwait(set, &signal_number) != 0)
             continue;
         if (signal_number == SIGHUP) {
-            log_warning("SIGHUP ignored: configuration reload needs a restart in this version");
+            reload(d);
             continue;
         }
         return signal_number;
     }
 }
 
+/* Watchdog: alive while no worker and not the curl loop is wedged. */
+static bool daemon_alive(void *context)
+{
+    struct daemon *d = context;
+    return server_stalled_ms(d->server) < WEDGED_AFTER_MS &&
+           clock_now_ms() - dbx_last_loop_ms(d->dbx) < WEDGED_AFTER_MS;
+}
+
+static void daemon_status(void *context, char *buf, size_t size)
+{
+    struct daemon *d = context;
+    snprintf(buf, size, "serving: %ld calls answered, %ld in flight",
+             server_calls_served(d->server), server_calls_in_flight(d->server));
+}
+
+static long read_calls_in_flight(const void *context)
+{
+    const struct daemon *d = context;
+    return d->server ? server_calls_in_flight(d->server) : 0;
+}
+
+/* Starts everything; on failure prints one line naming the cause. */
+static int start(struct daemon *d)
+{
+    char *error = NULL;
+    char port[16];
+    int metrics_port = 0;
+    int r = -1;
+
+    d->metrics = metrics_new(FDC_VERSION);
+    if (!d->metrics) {
+        fprintf(stderr, "%s: out of memory\n", PROGRAM_NAME);
+        goto out;
+    }
+    if (strcmp(d->config->metrics_listen, "off") != 0) {
+        if (metrics_http_start(d->metrics, d->config->metrics_listen, &d->metrics_http,
+                               &metrics_port, &error) < 0) {
+            fprintf(stderr, "%s: metrics: %s\n", PROGRAM_NAME, error ? error : "cannot start");
+            goto out;
+        }
+    }
+
+    {
+        struct dbx_settings settings = dbx_settings_from(d->config, d->metrics);
+        d->dbx = dbx_new(&settings, &error);
+        if (!d->dbx) {
+            fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "cannot start");
+            goto out;
+        }
+    }
+    d->agent = agent_new(d->config, d->dbx, d->metrics);
+    d->health = health_new(served_services);
+    if (!d->agent || !d->health) {
+        fprintf(stderr, "%s: out of memory\n", PROGRAM_NAME);
+        goto out;
+    }
+
+    {
+        const struct server_method methods[] = {
+            {"/flyteidl.service.AsyncAgentService/CreateTask", agent_create_task, d->agent},
+            {"/flyteidl.service.AsyncAgentService/GetTask", agent_get_task, d->agent},
+            {"/flyteidl.service.AsyncAgentService/DeleteTask", agent_delete_task, d->agent},
+            {"/flyteidl.service.AgentMetadataService/ListAgents", metadata_list_agents, NULL},
+            {"/flyteidl.service.AgentMetadataService/GetAgent", metadata_get_agent, NULL},
+            {"/grpc.health.v1.Health/Check", health_check, d->health},
+        };
+        d->server = server_new(d->config->listen, d->config->workers, methods,
+                               sizeof(methods) / sizeof(methods[0]), &error);
+        if (!d->server) {
+            fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "cannot start server");
+            goto out;
+        }
+    }
+    metrics_calls_in_flight_reader(d->metrics, read_calls_in_flight, d);
+
+    health_set_serving(d->health, true);
+    snprintf(port, sizeof(port), "%d", server_port(d->server));
+    if (d->metrics_http) {
+        char metrics_port_text[16];
+        snprintf(metrics_port_text, sizeof(metrics_port_text), "%d", metrics_port);
+        log_info("metrics", "listen", d->config->metrics_listen, "port", metrics_port_text);
+    }
+    log_info("serving", "listen", d->config->listen, "port", port, "version", FDC_VERSION,
+             "default_instance", d->config->default_instance);
+
+    (void)notify_ready();
+    {
+        struct notify_watchdog_settings settings = {
+            .alive = daemon_alive,
+            .status = daemon_status,
+            .ctx = d,
+        };
+        if (notify_watchdog_start(&settings, &d->watchdog) < 0)
+            log_warning("cannot start the systemd watchdog thread");
+    }
+    r = 0;
+out:
+    free(error);
+    return r;
+}
+
+static void stop(struct daemon *d)
+{
+    (void)notify_stopping();
+    if (d->health)
+        health_set_serving(d->health, false);
+    if (d->server)
+        server_shutdown(d->server, d->config->shutdown_grace_ms);
+    d->watchdog = notify_watchdog_stop(d->watchdog);
+    /* Stops the curl thread: requests still pending answer UNAVAILABLE. */
+    dbx_free(d->dbx);
+    server_free(d->server);
+    d->metrics_http = metrics_http_stop(d->metrics_http);
+    agent_free(d->agent);
+    health_free(d->health);
+    d->metrics = metrics_free(d->metrics);
+}
+
 int main(int argc, char **argv)
 {
     sigset_t signals;
-    struct config *config = NULL;
+    struct daemon d = {.argc = argc, .argv = argv};
     enum config_action action = CONFIG_ACTION_RUN;
     char **warnings = NULL;
     char *error = NULL;
-    struct dbx *dbx = NULL;
-    struct agent *agent = NULL;
-    struct health *health = NULL;
-    struct server *server = NULL;
     int exit_code = EXIT_FAILURE;
     int signal_number;
-    char port[16];
+    pthread_t second_signal;
 
     block_signals(&signals);
 
-    if (config_load(argc, argv, environ, &config, &action, &warnings, &error) < 0) {
+    if (config_load(argc, argv, environ, &d.config, &action, &warnings, &error) < 0) {
         fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "invalid configuration");
         fprintf(stderr, "Try '%s --help'.\n", PROGRAM_NAME);
         goto out;
@@ -113,7 +366,7 @@ int main(int argc, char **argv)
         break;
     }
 
-    log_set_level(config_to_log_level[config->log_level]);
+    apply_log_settings(d.config);
     for (size_t i = 0; warnings && warnings[i]; i++)
         log_warning(warnings[i]);
 
@@ -123,64 +376,14 @@ int main(int argc, char **argv)
     }
     grpc_init();
 
-    {
-        struct dbx_settings settings = {
-            .token = config->token,
-            .ca_file = config->ca_file,
-            .connect_timeout_ms = config->connect_timeout_ms,
-            .request_timeout_ms = config->request_timeout_ms,
-            .max_response_bytes = config->max_response_bytes,
-            .max_host_connections = 16,
-        };
-        dbx = dbx_new(&settings, &error);
-        if (!dbx) {
-            fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "cannot start");
-            goto shutdown;
-        }
+    if (start(&d) == 0) {
+        signal_number = wait_for_stop_signal(&d, &signals);
+        log_info("stopping", "signal", strsignal(signal_number));
+        if (pthread_create(&second_signal, NULL, second_signal_main, NULL) == 0)
+            pthread_detach(second_signal);
+        exit_code = EXIT_SUCCESS;
     }
-    agent = agent_new(config, dbx);
-    health = health_new(served_services);
-    if (!agent || !health) {
-        fprintf(stderr, "%s: out of memory\n", PROGRAM_NAME);
-        goto shutdown;
-    }
-
-    {
-        const struct server_method methods[] = {
-            {"/flyteidl.service.AsyncAgentService/CreateTask", agent_create_task, agent},
-            {"/flyteidl.service.AsyncAgentService/GetTask", agent_get_task, agent},
-            {"/flyteidl.service.AsyncAgentService/DeleteTask", agent_delete_task, agent},
-            {"/flyteidl.service.AgentMetadataService/ListAgents", metadata_list_agents, NULL},
-            {"/flyteidl.service.AgentMetadataService/GetAgent", metadata_get_agent, NULL},
-            {"/grpc.health.v1.Health/Check", health_check, health},
-        };
-        server = server_new(config->listen, config->workers, methods,
-                            sizeof(methods) / sizeof(methods[0]), &error);
-        if (!server) {
-            fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "cannot start server");
-            goto shutdown;
-        }
-    }
-
-    health_set_serving(health, true);
-    snprintf(port, sizeof(port), "%d", server_port(server));
-    log_info("serving", "listen", config->listen, "port", port, "version", FDC_VERSION,
-             "default_instance", config->default_instance);
-
-    signal_number = wait_for_stop_signal(&signals);
-    log_info("stopping", "signal", strsignal(signal_number));
-    exit_code = EXIT_SUCCESS;
-
-shutdown:
-    if (health)
-        health_set_serving(health, false);
-    if (server)
-        server_shutdown(server, SHUTDOWN_GRACE_MS);
-    /* Stops the curl thread: requests still pending answer UNAVAILABLE. */
-    dbx_free(dbx);
-    server_free(server);
-    agent_free(agent);
-    health_free(health);
+    stop(&d);
     grpc_shutdown();
     curl_global_cleanup();
     if (exit_code == EXIT_SUCCESS)
@@ -188,6 +391,9 @@ shutdown:
 out:
     free(error);
     config_strv_free(warnings);
-    config_free(config);
+    for (size_t i = 0; i < d.retired_count; i++)
+        config_free(d.retired[i]);
+    free(d.retired);
+    config_free(d.config);
     return exit_code;
 }

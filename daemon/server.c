@@ -69,17 +69,26 @@ struct server_call {
     char *method_path; /* generic calls: copy of details.method */
 };
 
+struct worker {
+    pthread_t thread;
+    struct server *server;
+    /* When the event being handled started (clock_now_ms), 0 while waiting
+     * for one. Handlers never block, so a large age means a wedged worker. */
+    _Atomic int64_t busy_since_ms;
+};
+
 struct server {
     grpc_server *grpc;
     grpc_completion_queue *queue;
     grpc_completion_queue *control_queue; /* shutdown notification only */
     struct method_slot *slots;
     size_t slots_count;
-    pthread_t *workers;
+    struct worker *workers;
     int workers_count;
     int port;
     atomic_bool stopping;
     atomic_long in_flight;
+    atomic_long calls_served;
     bool shut_down;
 };
 
@@ -156,6 +165,23 @@ const char *server_call_method(const struct server_call *call)
 long server_calls_in_flight(const struct server *server)
 {
     return atomic_load(&server->in_flight);
+}
+
+long server_calls_served(const struct server *server)
+{
+    return atomic_load(&server->calls_served);
+}
+
+int64_t server_stalled_ms(const struct server *server)
+{
+    int64_t now = clock_now_ms(), longest = 0;
+
+    for (int i = 0; i < server->workers_count; i++) {
+        int64_t since = atomic_load(&server->workers[i].busy_since_ms);
+        if (since != 0 && now - since > longest)
+            longest = now - since;
+    }
+    return longest;
 }
 
 int server_port(const struct server *server)
@@ -251,17 +277,20 @@ static void dispatch(struct server *s, struct server_call *c)
 
 static void *worker_main(void *arg)
 {
-    struct server *s = arg;
+    struct worker *w = arg;
+    struct server *s = w->server;
 
     for (;;) {
-        grpc_event ev =
-            grpc_completion_queue_next(s->queue, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        grpc_event ev;
         struct server_call *c;
 
+        atomic_store(&w->busy_since_ms, 0);
+        ev = grpc_completion_queue_next(s->queue, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             break;
         if (ev.type != GRPC_OP_COMPLETE)
             continue;
+        atomic_store(&w->busy_since_ms, clock_now_ms());
         c = ev.tag;
         switch (c->state) {
         case CALL_WAITING:
@@ -278,6 +307,7 @@ static void *worker_main(void *arg)
             break;
         case CALL_REPLYING:
             atomic_fetch_sub(&s->in_flight, 1);
+            atomic_fetch_add(&s->calls_served, 1);
             call_free(c);
             break;
         case CALL_ACTIVE:
@@ -352,7 +382,9 @@ struct server *server_new(const char *listen, int workers, const struct server_m
             goto oom_started;
 
     for (; started_workers < workers; started_workers++) {
-        if (pthread_create(&s->workers[started_workers], NULL, worker_main, s) != 0) {
+        s->workers[started_workers].server = s;
+        if (pthread_create(&s->workers[started_workers].thread, NULL, worker_main,
+                           &s->workers[started_workers]) != 0) {
             snprintf(message, sizeof(message), "cannot start gRPC worker thread");
             goto fail_started;
         }
@@ -436,7 +468,7 @@ void server_free(struct server *s)
      * back with success 0 and are freed there. */
     grpc_completion_queue_shutdown(s->queue);
     for (int i = 0; i < s->workers_count; i++)
-        pthread_join(s->workers[i], NULL);
+        pthread_join(s->workers[i].thread, NULL);
     if (s->workers_count == 0) {
         /* Start-up failed before any worker ran: drain the posted requests here. */
         for (;;) {

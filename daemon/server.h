@@ -57,6 +57,16 @@ void server_free(struct server *server);
 /* Number of calls accepted and not yet finished. Any thread. */
 long server_calls_in_flight(const struct server *server);
 
+/* Number of calls answered since start. Any thread. */
+long server_calls_served(const struct server *server);
+
+/*
+ * How long the longest-running worker has been inside one event, in ms (0
+ * when all wait for work). Handlers never block, so seconds mean a wedged
+ * worker: the watchdog stops pinging systemd. Any thread.
+ */
+int64_t server_stalled_ms(const struct server *server);
+
 /* Deadline of the call on clock_now_ms()'s scale (INT64_MAX if none). */
 int64_t server_call_deadline_ms(const struct server_call *call);
 

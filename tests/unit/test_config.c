@@ -119,8 +119,9 @@ static void expect_error(const char *text, const char *want) {
 static void test_keys_sorted_and_complete(void **state) {
     static const char *const want[] = {
         "allowed_instances", "ca_file", "connect_timeout_ms", "default_instance",
-        "listen", "log_level", "max_response_bytes", "request_timeout_ms",
-        "service_credential_provider", "token_file", "workers",
+        "listen", "log_format", "log_level", "max_response_bytes", "metrics_listen",
+        "request_timeout_ms", "service_credential_provider", "shutdown_grace_ms", "token_file",
+        "workers",
     };
     size_t n = 0;
 
@@ -168,6 +169,9 @@ static void test_defaults(void **state) {
                               "token_file = (none)\n"
                               "ca_file = (none)\n"
                               "log_level = info\n"
+                              "log_format = text\n"
+                              "metrics_listen = 0.0.0.0:9090\n"
+                              "shutdown_grace_ms = 10000\n"
                               "connect_timeout_ms = 5000\n"
                               "request_timeout_ms = 30000\n"
                               "max_response_bytes = 4194304\n"
@@ -226,6 +230,10 @@ static void test_valid_values(void **state) {
         {"{\"log_level\": \"info\"}", "log_level = info"},
         {"{\"log_level\": \"warning\"}", "log_level = warning"},
         {"{\"log_level\": \"error\"}", "log_level = error"},
+        {"{\"log_format\": \"json\"}", "log_format = json"},
+        {"{\"metrics_listen\": \"off\"}", "metrics_listen = off"},
+        {"{\"metrics_listen\": \"127.0.0.1:0\"}", "metrics_listen = 127.0.0.1:0"},
+        {"{\"shutdown_grace_ms\": 0}", "shutdown_grace_ms = 0"},
         {"{\"connect_timeout_ms\": 100}", "connect_timeout_ms = 100"},
         {"{\"connect_timeout_ms\": 600000}", "connect_timeout_ms = 600000"},
         {"{\"request_timeout_ms\": 100}", "request_timeout_ms = 100"},
