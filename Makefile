@@ -5,6 +5,7 @@
 #   make test       deps + build + every unit and end-to-end test
 #   make test-unit  unit tests only;  make test-e2e  end-to-end tests only
 #   make run        build and run the daemon on 127.0.0.1:8000 (flags in ARGS=...)
+#   make install    install (PREFIX, DESTDIR, BINDIR, MANDIR, SYSCONFDIR, UNITDIR)
 #   make clean      remove build outputs
 
 PKG_CONFIG ?= pkg-config
@@ -12,6 +13,9 @@ PYTHON ?= /usr/bin/python3
 BUILD ?= build
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR ?= $(or $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null),/lib/systemd/system)
 
 PROGRAM := $(BUILD)/flyte-databricks-connector
 
@@ -63,7 +67,7 @@ DAEMON_OBJS := $(patsubst daemon/%.c,$(BUILD)/daemon/%.o,$(DAEMON_SRCS))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all deps check-pkg test test-unit test-e2e check clean run
+.PHONY: all deps check-pkg test test-unit test-e2e check clean run install
 # Generated sources and test objects are outputs, not temporaries: keep them.
 .SECONDARY: $(GEN_C) $(GEN_H) $(UNIT_BINS:=.o)
 all: check-pkg $(PROGRAM)
@@ -127,6 +131,24 @@ test-e2e: all
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run-all.sh e2e
 
 check: test
+
+# DESTDIR stages a package; it never ends up in a compiled-in or installed path.
+# The unit file's paths follow BINDIR and SYSCONFDIR; an existing config is kept.
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/flyte-databricks-connector
+	install -m 0755 $(PROGRAM) $(DESTDIR)$(BINDIR)/flyte-databricks-connector
+	install -m 0644 daemon/flyte-databricks-connector.8 $(DESTDIR)$(MANDIR)/man8/
+	sed -e 's|/usr/bin/flyte-databricks-connector|$(BINDIR)/flyte-databricks-connector|g' \
+		-e 's|/etc/flyte-databricks-connector|$(SYSCONFDIR)/flyte-databricks-connector|g' \
+		systemd/flyte-databricks-connector.service \
+		> $(DESTDIR)$(UNITDIR)/flyte-databricks-connector.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/flyte-databricks-connector.service
+	[ -e $(DESTDIR)$(SYSCONFDIR)/flyte-databricks-connector/config.json ] || \
+		install -m 0644 config/flyte-databricks-connector.json \
+		$(DESTDIR)$(SYSCONFDIR)/flyte-databricks-connector/config.json
+	install -m 0600 systemd/flyte-databricks-connector.env.example \
+		$(DESTDIR)$(SYSCONFDIR)/flyte-databricks-connector/env.example
 
 # Runs the daemon in the foreground on 127.0.0.1:8000; extra flags in ARGS.
 run: all

@@ -39,6 +39,7 @@ run() {
 run check-systemd bash "$here/check-systemd.sh"
 run check-dockerfile "$PYTHON" "$here/check-dockerfile.py"
 run check-manifests "$PYTHON" "$here/check-manifests.py"
+run check-install bash "$here/check-install.sh"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

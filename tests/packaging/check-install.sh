@@ -1,0 +1,63 @@
+#!/bin/bash
+# Checks `make install` (PREFIX and DESTDIR honoured, unit paths rewritten)
+# and the man page (lints clean, documents every --help option).
+#
+#   tests/packaging/check-install.sh        (BUILD: build dir, default build)
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+program="$BUILD/flyte-databricks-connector"
+passed=0
+failed=0
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+
+check() { # name, then a command that succeeds when the check holds
+	local name=$1
+	shift
+	if "$@"; then
+		echo "ok $name"
+		passed=$((passed + 1))
+	else
+		echo "FAIL $name"
+		failed=$((failed + 1))
+	fi
+}
+
+install_to() { # prefix, destdir
+	make --no-print-directory -s install BUILD="$BUILD" PREFIX="$1" DESTDIR="$2" \
+		UNITDIR="$1/lib/systemd/system" >"$stage/make.log" 2>&1
+}
+
+check "install PREFIX=/usr" install_to /usr "$stage/usr-root"
+root="$stage/usr-root"
+check "binary installed" test -x "$root/usr/bin/flyte-databricks-connector"
+check "man page installed" test -f "$root/usr/share/man/man8/flyte-databricks-connector.8"
+check "config installed to /etc" test -f "$root/etc/flyte-databricks-connector/config.json"
+check "unit installed" test -f "$root/usr/lib/systemd/system/flyte-databricks-connector.service"
+check "unit ExecStart under /usr/bin" grep -q '^ExecStart=/usr/bin/flyte-databricks-connector --config /etc/flyte-databricks-connector/config.json' \
+	"$root/usr/lib/systemd/system/flyte-databricks-connector.service"
+check "no DESTDIR in installed files" bash -c "! grep -rq '$stage' '$root'"
+
+check "install PREFIX=/opt/fdc" install_to /opt/fdc "$stage/opt-root"
+root="$stage/opt-root"
+check "binary under PREFIX" test -x "$root/opt/fdc/bin/flyte-databricks-connector"
+check "unit ExecStart follows PREFIX" grep -q '^ExecStart=/opt/fdc/bin/flyte-databricks-connector --config /opt/fdc/etc/flyte-databricks-connector/config.json' \
+	"$root/opt/fdc/lib/systemd/system/flyte-databricks-connector.service"
+check "installed binary runs" "$root/opt/fdc/bin/flyte-databricks-connector" --version
+check "installed config is valid" "$root/opt/fdc/bin/flyte-databricks-connector" \
+	--config "$root/opt/fdc/etc/flyte-databricks-connector/config.json" --check-config
+
+lint=$(groff -mdoc -ww -z daemon/flyte-databricks-connector.8 2>&1 | grep -v 'cannot adjust line')
+check "man page lints clean (groff -mdoc -ww)" test -z "$lint"
+[ -z "$lint" ] || echo "$lint"
+
+# Every option --help lists must be documented in the man page.
+missing=""
+for option in $("$program" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+	grep -q -- "Fl ${option#-}" daemon/flyte-databricks-connector.8 || missing="$missing $option"
+done
+check "man page documents every --help option${missing:+ (missing:$missing)}" test -z "$missing"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
