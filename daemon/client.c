@@ -1,0 +1,290 @@
+/*
+ * client.c - unary gRPC calls for the command-line tools, on the gRPC core C API.
+ *
+ * A call is one grpc_call with one batch (send metadata, message, close; receive metadata,
+ * message, status) on the client's completion queue, which then carries exactly one event per
+ * call. The call's deadline bounds the wait, so a daemon that never answers costs --timeout, not
+ * a hang. Owns its channel and queue; used by one thread (see client.h).
+ */
+#include "client.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/log.h>
+#include <grpc/support/time.h>
+
+#define USER_AGENT "flyte-databricks-connector-cli/" FDC_VERSION
+
+struct client {
+    grpc_channel *channel;
+    grpc_completion_queue *cq;
+    int64_t timeout_ms;
+};
+
+/* Indexed by grpc_status_code, whose values are fixed by the gRPC protocol. */
+static const char *const status_names[] = {
+    [GRPC_STATUS_OK] = "OK",
+    [GRPC_STATUS_CANCELLED] = "CANCELLED",
+    [GRPC_STATUS_UNKNOWN] = "UNKNOWN",
+    [GRPC_STATUS_INVALID_ARGUMENT] = "INVALID_ARGUMENT",
+    [GRPC_STATUS_DEADLINE_EXCEEDED] = "DEADLINE_EXCEEDED",
+    [GRPC_STATUS_NOT_FOUND] = "NOT_FOUND",
+    [GRPC_STATUS_ALREADY_EXISTS] = "ALREADY_EXISTS",
+    [GRPC_STATUS_PERMISSION_DENIED] = "PERMISSION_DENIED",
+    [GRPC_STATUS_RESOURCE_EXHAUSTED] = "RESOURCE_EXHAUSTED",
+    [GRPC_STATUS_FAILED_PRECONDITION] = "FAILED_PRECONDITION",
+    [GRPC_STATUS_ABORTED] = "ABORTED",
+    [GRPC_STATUS_OUT_OF_RANGE] = "OUT_OF_RANGE",
+    [GRPC_STATUS_UNIMPLEMENTED] = "UNIMPLEMENTED",
+    [GRPC_STATUS_INTERNAL] = "INTERNAL",
+    [GRPC_STATUS_UNAVAILABLE] = "UNAVAILABLE",
+    [GRPC_STATUS_DATA_LOSS] = "DATA_LOSS",
+    [GRPC_STATUS_UNAUTHENTICATED] = "UNAUTHENTICATED",
+};
+
+const char *client_status_name(grpc_status_code code)
+{
+    if ((unsigned)code < sizeof(status_names) / sizeof(status_names[0]) && status_names[code])
+        return status_names[code];
+    return "UNKNOWN_STATUS";
+}
+
+__attribute__((format(printf, 3, 4))) static int fail(char **reterr_msg, int r, const char *fmt,
+                                                      ...)
+{
+    va_list ap;
+
+    if (reterr_msg) {
+        va_start(ap, fmt);
+        if (vasprintf(reterr_msg, fmt, ap) < 0)
+            *reterr_msg = NULL;
+        va_end(ap);
+    }
+    return r;
+}
+
+/* gRPC core logs connection trouble itself; the tools report the call's status instead. */
+static void log_nothing(gpr_log_func_args *args)
+{
+    (void)args;
+}
+
+int client_new(const struct client_options *options, struct client **ret_client, char **reterr_msg)
+{
+    struct client *c = NULL;
+    grpc_channel_credentials *credentials = NULL;
+    grpc_ssl_pem_key_cert_pair pair;
+    grpc_arg args[1];
+    grpc_channel_args channel_args = {.num_args = 1, .args = args};
+    bool initialised = false;
+    int r;
+
+    if (!options->address || !*options->address || options->timeout_ms <= 0 ||
+        (!options->cert_pem != !options->key_pem)) {
+        r = fail(reterr_msg, -EINVAL, "invalid client options");
+        goto out;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c) {
+        r = fail(reterr_msg, -ENOMEM, "out of memory");
+        goto out;
+    }
+    c->timeout_ms = options->timeout_ms;
+    if (options->quiet)
+        gpr_set_log_function(log_nothing);
+    grpc_init();
+    initialised = true;
+
+    if (options->ca_pem) {
+        pair.private_key = options->key_pem;
+        pair.cert_chain = options->cert_pem;
+        credentials = grpc_ssl_credentials_create(options->ca_pem, options->cert_pem ? &pair : NULL,
+                                                  NULL, NULL);
+    } else {
+        credentials = grpc_insecure_credentials_create();
+    }
+    if (!credentials) {
+        r = fail(reterr_msg, -EINVAL, "cannot set up %s credentials",
+                 options->ca_pem ? "TLS" : "plaintext");
+        goto out;
+    }
+    args[0].type = GRPC_ARG_STRING;
+    args[0].key = (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING;
+    args[0].value.string = (char *)USER_AGENT;
+    c->channel = grpc_channel_create(options->address, credentials, &channel_args);
+    c->cq = grpc_completion_queue_create_for_next(NULL);
+    if (!c->channel || !c->cq) {
+        r = fail(reterr_msg, -EINVAL, "cannot create a channel to '%s'", options->address);
+        goto out;
+    }
+    *ret_client = c;
+    c = NULL;
+    initialised = false;
+    r = 0;
+out:
+    if (credentials)
+        grpc_channel_credentials_release(credentials);
+    if (c) {
+        if (c->channel)
+            grpc_channel_destroy(c->channel);
+        if (c->cq)
+            grpc_completion_queue_destroy(c->cq);
+        free(c);
+    }
+    if (initialised)
+        grpc_shutdown();
+    return r;
+}
+
+/* Copies a byte buffer into one malloc'ed block (NULL on OOM). */
+static uint8_t *buffer_copy(grpc_byte_buffer *bb, size_t *ret_len)
+{
+    grpc_byte_buffer_reader reader;
+    grpc_slice slice;
+    uint8_t *data;
+    size_t len;
+
+    if (!grpc_byte_buffer_reader_init(&reader, bb))
+        return NULL;
+    slice = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    len = GRPC_SLICE_LENGTH(slice);
+    /* One spare byte: an empty message is a valid answer and must not look like OOM. */
+    data = malloc(len + 1);
+    if (data) {
+        memcpy(data, GRPC_SLICE_START_PTR(slice), len);
+        *ret_len = len;
+    }
+    grpc_slice_unref(slice);
+    return data;
+}
+
+int client_call(struct client *client, const char *method, const uint8_t *request,
+                size_t request_len, struct client_reply *ret_reply, char **reterr_msg)
+{
+    grpc_call *call = NULL;
+    grpc_byte_buffer *send = NULL, *recv = NULL;
+    grpc_metadata_array initial, trailing;
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_slice details = grpc_empty_slice();
+    grpc_slice request_slice;
+    grpc_op ops[6];
+    grpc_call_error call_error;
+    grpc_event event;
+    gpr_timespec deadline;
+    struct client_reply reply = {0};
+    int r;
+
+    grpc_metadata_array_init(&initial);
+    grpc_metadata_array_init(&trailing);
+    deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                            gpr_time_from_millis(client->timeout_ms, GPR_TIMESPAN));
+    call = grpc_channel_create_call(client->channel, NULL, GRPC_PROPAGATE_DEFAULTS, client->cq,
+                                    grpc_slice_from_static_string(method), NULL, deadline, NULL);
+    if (!call) {
+        r = fail(reterr_msg, -EIO, "cannot create a call to %s", method);
+        goto out;
+    }
+    request_slice = grpc_slice_from_copied_buffer((const char *)request, request_len);
+    send = grpc_raw_byte_buffer_create(&request_slice, 1);
+    grpc_slice_unref(request_slice);
+
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial;
+    ops[4].op = GRPC_OP_RECV_MESSAGE;
+    ops[4].data.recv_message.recv_message = &recv;
+    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[5].data.recv_status_on_client.trailing_metadata = &trailing;
+    ops[5].data.recv_status_on_client.status = &status;
+    ops[5].data.recv_status_on_client.status_details = &details;
+    call_error = grpc_call_start_batch(call, ops, sizeof(ops) / sizeof(ops[0]), call, NULL);
+    if (call_error != GRPC_CALL_OK) {
+        r = fail(reterr_msg, -EIO, "cannot start a call to %s (error %d)", method, (int)call_error);
+        goto out;
+    }
+    /* The deadline ends the batch, so this wait is bounded; the queue holds no other work. */
+    do
+        event = grpc_completion_queue_next(client->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+    while (event.type != GRPC_OP_COMPLETE || event.tag != call);
+
+    reply.status = status;
+    reply.details =
+        strndup((const char *)GRPC_SLICE_START_PTR(details), GRPC_SLICE_LENGTH(details));
+    if (!reply.details) {
+        r = fail(reterr_msg, -ENOMEM, "out of memory");
+        goto out;
+    }
+    if (status == GRPC_STATUS_OK) {
+        if (!recv) {
+            reply.status = GRPC_STATUS_INTERNAL;
+            free(reply.details);
+            reply.details = strdup("the server answered OK without a message");
+            if (!reply.details) {
+                r = fail(reterr_msg, -ENOMEM, "out of memory");
+                goto out;
+            }
+        } else {
+            reply.data = buffer_copy(recv, &reply.len);
+            if (!reply.data) {
+                r = fail(reterr_msg, -ENOMEM, "out of memory");
+                goto out;
+            }
+        }
+    }
+    *ret_reply = reply;
+    reply = (struct client_reply){0};
+    r = 0;
+out:
+    client_reply_done(&reply);
+    if (call)
+        grpc_call_unref(call);
+    if (send)
+        grpc_byte_buffer_destroy(send);
+    if (recv)
+        grpc_byte_buffer_destroy(recv);
+    grpc_slice_unref(details);
+    grpc_metadata_array_destroy(&initial);
+    grpc_metadata_array_destroy(&trailing);
+    return r;
+}
+
+void client_reply_done(struct client_reply *r)
+{
+    if (!r)
+        return;
+    free(r->details);
+    r->details = NULL;
+    free(r->data);
+    r->data = NULL;
+    r->len = 0;
+}
+
+struct client *client_free(struct client *client)
+{
+    grpc_event event;
+
+    if (!client)
+        return NULL;
+    grpc_channel_destroy(client->channel);
+    grpc_completion_queue_shutdown(client->cq);
+    do
+        event = grpc_completion_queue_next(client->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+    while (event.type != GRPC_QUEUE_SHUTDOWN);
+    grpc_completion_queue_destroy(client->cq);
+    free(client);
+    grpc_shutdown();
+    return NULL;
+}

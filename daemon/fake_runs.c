@@ -1,0 +1,801 @@
+/*
+ * fake_runs.c - run table and Jobs API answers of the fake workspace (see fake_runs.h).
+ *
+ * The table is a ring of max_runs slots indexed by (run_id - FAKE_RUNS_FIRST_RUN_ID) % max_runs:
+ * run ids are handed out in order, so the slot a new run takes holds the oldest run, which is
+ * dropped with its idempotency token. A slot whose run_id differs from the one asked for means
+ * the run was dropped (or never existed). A run keeps only what its answers need (name, task
+ * keys, whether it fails), not its submit body, so memory stays bounded by max_runs.
+ *
+ * A run's state is never stored: it is computed from its submit time, its cancel time and the
+ * `now` of each call. Pure: no clock, no I/O; one thread at a time per table.
+ */
+#include "fake_runs.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+
+#define API_PREFIX "/api/2.1/jobs/runs/"
+/* run ids as Databricks accepts them in text: 1 to 18 decimal digits (always fits int64). */
+#define RUN_ID_DIGITS_MAX 18
+
+struct run {
+    int64_t run_id; /* 0: empty slot */
+    int64_t job_id;
+    int64_t submit_ms;
+    int64_t cancel_ms; /* -1: never cancelled while unfinished */
+    bool fail;
+    bool multi_task;
+    char *run_name;   /* owns */
+    char *token;      /* owns; NULL when submitted without idempotency_token */
+    cJSON *task_keys; /* owns: array of strings, one per task run */
+};
+
+struct fake_runs {
+    char *address; /* owns */
+    char *token;   /* owns */
+    int64_t pending_ms;
+    int64_t running_ms;
+    int64_t terminating_ms;
+    size_t max_runs;
+    struct run *slots; /* owns: max_runs entries */
+    int64_t next_run_id;
+};
+
+/* Task kinds of a submit body, as the Python fake's TASK_KINDS; one is required per task. */
+static const char *const task_kinds[] = {
+    "spark_python_task", "notebook_task",     "spark_jar_task",
+    "spark_submit_task", "python_wheel_task", "sql_task",
+    "dbt_task",          "pipeline_task",     "run_job_task",
+};
+
+/* Where a task's user parameters live; any string value "--fail" there makes the run fail. */
+static const struct {
+    const char *kind;
+    const char *field;
+} parameter_fields[] = {
+    {"spark_python_task", "parameters"}, {"notebook_task", "base_parameters"},
+    {"python_wheel_task", "parameters"}, {"spark_jar_task", "parameters"},
+    {"spark_submit_task", "parameters"},
+};
+
+/* life_cycle_state -> status.state; every state this fake produces is listed. */
+static const struct {
+    const char *life_cycle_state;
+    const char *status_state;
+} status_states[] = {
+    {"PENDING", "PENDING"},
+    {"RUNNING", "RUNNING"},
+    {"TERMINATING", "TERMINATING"},
+    {"TERMINATED", "TERMINATED"},
+};
+
+/* result_state -> status.termination_details {code, type}, as a workspace reports them. */
+static const struct {
+    const char *result_state;
+    const char *code;
+    const char *type;
+} terminations[] = {
+    {"SUCCESS", "SUCCESS", "SUCCESS"},
+    {"FAILED", "RUN_EXECUTION_ERROR", "CLIENT_ERROR"},
+    {"CANCELED", "USER_CANCELED", "SUCCESS"},
+};
+
+static char *format_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *format_message(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+static void run_clear(struct run *r)
+{
+    free(r->run_name);
+    free(r->token);
+    cJSON_Delete(r->task_keys);
+    memset(r, 0, sizeof(*r));
+}
+
+int fake_runs_new(const struct fake_runs_options *options, struct fake_runs **ret,
+                  char **reterr_msg)
+{
+    struct fake_runs *t = NULL;
+    const char *bad = NULL;
+    int r;
+
+    if (!options->address || !*options->address)
+        bad = "address";
+    else if (!options->token || !*options->token)
+        bad = "token";
+    else if (options->pending_ms < 0)
+        bad = "pending_ms";
+    else if (options->running_ms < 0)
+        bad = "running_ms";
+    else if (options->terminating_ms < 0)
+        bad = "terminating_ms";
+    else if (options->max_runs < 1 || options->max_runs > SIZE_MAX / sizeof(struct run))
+        bad = "max_runs";
+    if (bad) {
+        *reterr_msg = format_message("fake workspace option %s is out of range", bad);
+        r = -EINVAL;
+        goto out;
+    }
+    t = calloc(1, sizeof(*t));
+    if (!t) {
+        r = -ENOMEM;
+        goto out;
+    }
+    t->address = strdup(options->address);
+    t->token = strdup(options->token);
+    t->slots = calloc(options->max_runs, sizeof(*t->slots));
+    if (!t->address || !t->token || !t->slots) {
+        r = -ENOMEM;
+        goto out;
+    }
+    t->pending_ms = options->pending_ms;
+    t->running_ms = options->running_ms;
+    t->terminating_ms = options->terminating_ms;
+    t->max_runs = options->max_runs;
+    t->next_run_id = FAKE_RUNS_FIRST_RUN_ID;
+    *ret = t;
+    t = NULL;
+    r = 0;
+out:
+    if (r == -ENOMEM)
+        *reterr_msg = format_message("out of memory creating the fake workspace run table");
+    fake_runs_free(t);
+    return r;
+}
+
+struct fake_runs *fake_runs_free(struct fake_runs *t)
+{
+    if (!t)
+        return NULL;
+    if (t->slots)
+        for (size_t i = 0; i < t->max_runs; i++)
+            run_clear(&t->slots[i]);
+    free(t->slots);
+    free(t->address);
+    free(t->token);
+    free(t);
+    return NULL;
+}
+
+size_t fake_runs_count(const struct fake_runs *t)
+{
+    uint64_t made = (uint64_t)(t->next_run_id - FAKE_RUNS_FIRST_RUN_ID);
+    return made < t->max_runs ? (size_t)made : t->max_runs;
+}
+
+static struct run *find_run(const struct fake_runs *t, int64_t run_id)
+{
+    struct run *r;
+
+    if (run_id < FAKE_RUNS_FIRST_RUN_ID || run_id >= t->next_run_id)
+        return NULL;
+    r = &t->slots[(uint64_t)(run_id - FAKE_RUNS_FIRST_RUN_ID) % t->max_runs];
+    return r->run_id == run_id ? r : NULL;
+}
+
+static bool has_task_kind(const cJSON *unit)
+{
+    for (size_t i = 0; i < ELEMENTSOF(task_kinds); i++)
+        if (cJSON_HasObjectItem(unit, task_kinds[i]))
+            return true;
+    return false;
+}
+
+/* The checks a real workspace makes that a connector can get wrong (as the Python fake's
+ * validate_submit()). Returns NULL when fine, else a static message. */
+static const char *invalid_unit(const cJSON *unit)
+{
+    const cJSON *cluster = cJSON_GetObjectItemCaseSensitive(unit, "new_cluster");
+    const cJSON *version;
+
+    if (!has_task_kind(unit))
+        return "One of the task types must be provided: spark_python_task, notebook_task, "
+               "spark_jar_task";
+    if (!cluster)
+        return NULL;
+    version = cJSON_GetObjectItemCaseSensitive(cluster, "spark_version");
+    if (!cJSON_IsObject(cluster) || !cJSON_IsString(version) || !*version->valuestring)
+        return "Missing required field: new_cluster.spark_version";
+    if (cJSON_HasObjectItem(unit, "existing_cluster_id"))
+        return "Only one of existing_cluster_id and new_cluster may be set";
+    return NULL;
+}
+
+static bool unit_wants_failure(const cJSON *unit)
+{
+    for (size_t i = 0; i < ELEMENTSOF(parameter_fields); i++) {
+        const cJSON *task = cJSON_GetObjectItemCaseSensitive(unit, parameter_fields[i].kind);
+        const cJSON *params = cJSON_GetObjectItemCaseSensitive(task, parameter_fields[i].field);
+        const cJSON *p;
+
+        /* Arrays (parameters) and objects (base_parameters) both keep values as children. */
+        if (!cJSON_IsArray(params) && !cJSON_IsObject(params))
+            continue;
+        cJSON_ArrayForEach(p, params)
+        {
+            if (cJSON_IsString(p) && strcmp(p->valuestring, "--fail") == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+static int64_t idempotent_match(const struct fake_runs *t, const char *token)
+{
+    for (size_t i = 0; i < t->max_runs; i++)
+        if (t->slots[i].run_id && t->slots[i].token && strcmp(t->slots[i].token, token) == 0)
+            return t->slots[i].run_id;
+    return 0;
+}
+
+int fake_runs_submit(struct fake_runs *t, const cJSON *body, int64_t now_ms, int64_t *ret_run_id,
+                     char **reterr_msg)
+{
+    const cJSON *token = cJSON_GetObjectItemCaseSensitive(body, "idempotency_token");
+    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(body, "tasks");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(body, "run_name");
+    const cJSON *unit;
+    const char *invalid = NULL;
+    struct run fresh = {0};
+    bool multi = cJSON_IsArray(tasks) && cJSON_GetArraySize(tasks) > 0;
+    int64_t existing;
+    int r;
+
+    if (!cJSON_IsObject(body)) {
+        invalid = "Could not parse request object: expected a JSON object";
+    } else if (token &&
+               (!cJSON_IsString(token) || strlen(token->valuestring) > FAKE_RUNS_TOKEN_MAX)) {
+        invalid = "idempotency_token must be a string of at most 64 characters";
+    } else if (multi) {
+        cJSON_ArrayForEach(unit, tasks)
+        {
+            if (!cJSON_IsObject(unit)) {
+                invalid = "tasks must be a list of objects";
+                break;
+            }
+            if ((invalid = invalid_unit(unit)))
+                break;
+        }
+    } else {
+        invalid = invalid_unit(body);
+    }
+    if (invalid) {
+        *reterr_msg = strdup(invalid);
+        r = -EINVAL;
+        goto out;
+    }
+    if (token && (existing = idempotent_match(t, token->valuestring)) > 0) {
+        *ret_run_id = existing;
+        r = 0;
+        goto out;
+    }
+
+    fresh.run_id = t->next_run_id;
+    fresh.job_id = FAKE_RUNS_FIRST_JOB_ID + (t->next_run_id - FAKE_RUNS_FIRST_RUN_ID);
+    fresh.submit_ms = now_ms;
+    fresh.cancel_ms = -1;
+    fresh.multi_task = multi;
+    fresh.run_name = strdup(cJSON_IsString(name) ? name->valuestring : "Untitled");
+    fresh.token = token ? strdup(token->valuestring) : NULL;
+    fresh.task_keys = cJSON_CreateArray();
+    if (!fresh.run_name || (token && !fresh.token) || !fresh.task_keys) {
+        r = -ENOMEM;
+        goto out;
+    }
+    fresh.fail = strcasestr(fresh.run_name, "fail") != NULL;
+    if (multi) {
+        cJSON_ArrayForEach(unit, tasks)
+        {
+            const cJSON *key = cJSON_GetObjectItemCaseSensitive(unit, "task_key");
+            cJSON *item = cJSON_CreateString(cJSON_IsString(key) ? key->valuestring : "task");
+
+            if (!item || !cJSON_AddItemToArray(fresh.task_keys, item)) {
+                cJSON_Delete(item);
+                r = -ENOMEM;
+                goto out;
+            }
+            fresh.fail = fresh.fail || unit_wants_failure(unit);
+        }
+    } else {
+        cJSON *item = cJSON_CreateString(fresh.run_name);
+
+        if (!item || !cJSON_AddItemToArray(fresh.task_keys, item)) {
+            cJSON_Delete(item);
+            r = -ENOMEM;
+            goto out;
+        }
+        fresh.fail = fresh.fail || unit_wants_failure(body);
+    }
+
+    {
+        struct run *slot =
+            &t->slots[(uint64_t)(t->next_run_id - FAKE_RUNS_FIRST_RUN_ID) % t->max_runs];
+
+        run_clear(slot); /* the oldest run goes, with its idempotency token */
+        *slot = fresh;
+        memset(&fresh, 0, sizeof(fresh));
+    }
+    *ret_run_id = t->next_run_id++;
+    r = 0;
+out:
+    run_clear(&fresh);
+    return r;
+}
+
+/* The state of r at now, before any cancellation. */
+static void natural_state(const struct fake_runs *t, const struct run *r, int64_t now,
+                          struct fake_runs_state *s)
+{
+    int64_t running_from = r->submit_ms + t->pending_ms;
+    int64_t end = running_from + t->running_ms;
+
+    *s = (struct fake_runs_state){.state_message = ""};
+    if (now < running_from) {
+        s->life_cycle_state = "PENDING";
+        s->state_message = "Waiting for cluster";
+    } else if (now < end) {
+        s->life_cycle_state = "RUNNING";
+        s->state_message = "In run";
+    } else {
+        s->life_cycle_state = "TERMINATED";
+        s->result_state = r->fail ? "FAILED" : "SUCCESS";
+        s->state_message = r->fail ? FAKE_RUNS_FAILURE_MESSAGE : "";
+        s->end_time_ms = end;
+    }
+}
+
+static void run_state(const struct fake_runs *t, const struct run *r, int64_t now,
+                      struct fake_runs_state *s)
+{
+    if (r->cancel_ms < 0 || now < r->cancel_ms) {
+        natural_state(t, r, now, s);
+        return;
+    }
+    *s = (struct fake_runs_state){.state_message = "Run cancelled."};
+    if (now < r->cancel_ms + t->terminating_ms) {
+        s->life_cycle_state = "TERMINATING";
+        return;
+    }
+    s->life_cycle_state = "TERMINATED";
+    s->result_state = "CANCELED";
+    s->user_cancelled_or_timedout = 1;
+    s->end_time_ms = r->cancel_ms + t->terminating_ms;
+}
+
+int fake_runs_state(const struct fake_runs *t, int64_t run_id, int64_t now_ms,
+                    struct fake_runs_state *ret)
+{
+    const struct run *r = find_run(t, run_id);
+
+    if (!r)
+        return -ENOENT;
+    run_state(t, r, now_ms, ret);
+    return 0;
+}
+
+int fake_runs_cancel(struct fake_runs *t, int64_t run_id, int64_t now_ms)
+{
+    struct run *r = find_run(t, run_id);
+    struct fake_runs_state s;
+
+    if (!r)
+        return -ENOENT;
+    run_state(t, r, now_ms, &s);
+    /* A finished run stays as it ended; a second cancel keeps the first one's timing. */
+    if (r->cancel_ms < 0 && !s.result_state)
+        r->cancel_ms = now_ms;
+    return 0;
+}
+
+static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+static cJSON *state_json(const struct fake_runs_state *s)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    if (!o || !cJSON_AddStringToObject(o, "life_cycle_state", s->life_cycle_state) ||
+        (s->result_state && !cJSON_AddStringToObject(o, "result_state", s->result_state)) ||
+        !cJSON_AddStringToObject(o, "state_message", s->state_message) ||
+        !cJSON_AddBoolToObject(o, "user_cancelled_or_timedout", s->user_cancelled_or_timedout)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static cJSON *status_json(const struct fake_runs_state *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *details = NULL;
+    const char *state = s->life_cycle_state;
+
+    for (size_t i = 0; i < ELEMENTSOF(status_states); i++)
+        if (strcmp(status_states[i].life_cycle_state, s->life_cycle_state) == 0)
+            state = status_states[i].status_state;
+    if (!o || !cJSON_AddStringToObject(o, "state", state))
+        goto fail;
+    if (!s->result_state)
+        return o;
+    for (size_t i = 0; i < ELEMENTSOF(terminations); i++) {
+        if (strcmp(terminations[i].result_state, s->result_state) != 0)
+            continue;
+        details = cJSON_AddObjectToObject(o, "termination_details");
+        if (!details || !cJSON_AddStringToObject(details, "code", terminations[i].code) ||
+            !cJSON_AddStringToObject(details, "type", terminations[i].type) ||
+            !cJSON_AddStringToObject(details, "message", s->state_message))
+            goto fail;
+    }
+    return o;
+fail:
+    cJSON_Delete(o);
+    return NULL;
+}
+
+/* Adds a number; cJSON keeps doubles, exact for every integer below 2^53 (ids, epoch ms). */
+static bool add_int(cJSON *o, const char *key, int64_t v)
+{
+    return cJSON_AddNumberToObject(o, key, (double)v) != NULL;
+}
+
+static bool add_item(cJSON *o, const char *key, cJSON *item)
+{
+    if (item && cJSON_AddItemToObject(o, key, item))
+        return true;
+    cJSON_Delete(item);
+    return false;
+}
+
+static cJSON *task_runs_json(const struct run *r, const struct fake_runs_state *s, const char *url)
+{
+    cJSON *tasks = cJSON_CreateArray();
+    const cJSON *key;
+    int64_t i = 0;
+
+    if (!tasks)
+        return NULL;
+    cJSON_ArrayForEach(key, r->task_keys)
+    {
+        cJSON *task = cJSON_CreateObject();
+
+        if (!task || !cJSON_AddItemToArray(tasks, task)) {
+            cJSON_Delete(task);
+            goto fail;
+        }
+        if (!add_int(task, "run_id", r->run_id * 100 + ++i) ||
+            !cJSON_AddStringToObject(task, "task_key", key->valuestring) ||
+            !add_item(task, "state", state_json(s)) ||
+            !cJSON_AddStringToObject(task, "run_page_url", url) ||
+            !add_int(task, "attempt_number", 0))
+            goto fail;
+    }
+    return tasks;
+fail:
+    cJSON_Delete(tasks);
+    return NULL;
+}
+
+int fake_runs_get(const struct fake_runs *t, int64_t run_id, int64_t now_ms, cJSON **ret)
+{
+    const struct run *r = find_run(t, run_id);
+    struct fake_runs_state s;
+    cJSON *o = NULL;
+    char *url = NULL;
+    char *cluster_id = NULL;
+    int64_t setup = 0, execution = 0, cleanup = 0;
+    int rc;
+
+    if (!r) {
+        rc = -ENOENT;
+        goto out;
+    }
+    run_state(t, r, now_ms, &s);
+    if (s.end_time_ms) {
+        /* Durations are reported once a run is over, from the phases it went through. */
+        int64_t until = r->cancel_ms >= 0 ? r->cancel_ms : s.end_time_ms;
+
+        setup = clamp(until - r->submit_ms, 0, t->pending_ms);
+        execution = clamp(until - r->submit_ms - t->pending_ms, 0, t->running_ms);
+        cleanup = r->cancel_ms >= 0 ? t->terminating_ms : 0;
+    }
+    url = format_message("https://%s/?o=0#job/%" PRId64 "/run/%" PRId64, t->address, r->job_id,
+                         r->run_id);
+    cluster_id = format_message("0101-000000-fake%" PRId64, r->run_id);
+    o = cJSON_CreateObject();
+    if (!url || !cluster_id || !o || !add_int(o, "job_id", r->job_id) ||
+        !add_int(o, "run_id", r->run_id) ||
+        !cJSON_AddStringToObject(o, "creator_user_name", "fake@example.com") ||
+        !add_int(o, "number_in_job", r->run_id) ||
+        !add_int(o, "original_attempt_run_id", r->run_id) ||
+        !add_item(o, "state", state_json(&s)) || !add_item(o, "status", status_json(&s)) ||
+        !add_int(o, "start_time", r->submit_ms) || !add_int(o, "setup_duration", setup) ||
+        !add_int(o, "execution_duration", execution) || !add_int(o, "cleanup_duration", cleanup) ||
+        !add_int(o, "end_time", s.end_time_ms) ||
+        !add_int(o, "run_duration", s.end_time_ms ? s.end_time_ms - r->submit_ms : 0) ||
+        !cJSON_AddStringToObject(o, "run_name", r->run_name) ||
+        !cJSON_AddStringToObject(o, "run_page_url", url) ||
+        !cJSON_AddStringToObject(o, "run_type", "SUBMIT_RUN") ||
+        !cJSON_AddStringToObject(o, "format", r->multi_task ? "MULTI_TASK" : "SINGLE_TASK") ||
+        !add_item(o, "tasks", task_runs_json(r, &s, url))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    /* A cluster exists once the run leaves PENDING (a run cancelled while pending has none). */
+    if (strcmp(s.life_cycle_state, "PENDING") != 0 && now_ms >= r->submit_ms + t->pending_ms &&
+        (r->cancel_ms < 0 || r->cancel_ms >= r->submit_ms + t->pending_ms)) {
+        cJSON *ci = cJSON_AddObjectToObject(o, "cluster_instance");
+        char spark_context[32];
+
+        snprintf(spark_context, sizeof(spark_context), "55500%" PRId64, r->run_id);
+        if (!ci || !cJSON_AddStringToObject(ci, "cluster_id", cluster_id) ||
+            !cJSON_AddStringToObject(ci, "spark_context_id", spark_context)) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+    *ret = o;
+    o = NULL;
+    rc = 0;
+out:
+    cJSON_Delete(o);
+    free(url);
+    free(cluster_id);
+    return rc;
+}
+
+/* ---- HTTP level ---------------------------------------------------------------------------- */
+
+/* An answer under construction: status plus a JSON tree (owned). */
+struct reply {
+    int status;
+    cJSON *json;
+    int64_t run_id;
+    bool oom;
+};
+
+static void reply_error(struct reply *rep, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void reply_error(struct reply *rep, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    char *message = NULL;
+
+    va_start(ap, fmt);
+    if (vasprintf(&message, fmt, ap) < 0)
+        message = NULL;
+    va_end(ap);
+    cJSON_Delete(rep->json);
+    rep->status = status;
+    rep->json = cJSON_CreateObject();
+    if (!message || !rep->json || !cJSON_AddStringToObject(rep->json, "error_code", code) ||
+        !cJSON_AddStringToObject(rep->json, "message", message))
+        rep->oom = true;
+    free(message);
+}
+
+static void reply_missing_run(struct reply *rep, int64_t run_id)
+{
+    reply_error(rep, 400, "INVALID_PARAMETER_VALUE", "Run %" PRId64 " does not exist.", run_id);
+}
+
+/* Parses a run_id given as text (query string or JSON string). */
+static int parse_run_id_text(const char *text, int64_t *ret)
+{
+    size_t n = strlen(text);
+
+    if (n == 0 || n > RUN_ID_DIGITS_MAX || strspn(text, "0123456789") != n)
+        return -EINVAL;
+    *ret = (int64_t)strtoll(text, NULL, 10);
+    return 0;
+}
+
+/* Reads run_id from a JSON value (number or numeric string), replying with the Databricks error
+ * when it is missing or malformed. Returns 0 or -EINVAL (reply filled). */
+static int json_run_id(struct reply *rep, const cJSON *v, int64_t *ret)
+{
+    char text[64];
+
+    if (!v) {
+        reply_error(rep, 400, "INVALID_PARAMETER_VALUE", "Missing required field: run_id");
+        return -EINVAL;
+    }
+    if (cJSON_IsString(v)) {
+        if (parse_run_id_text(v->valuestring, ret) == 0)
+            return 0;
+        reply_error(rep, 400, "INVALID_PARAMETER_VALUE",
+                    "Invalid value for run_id: '%s' is not a valid int64", v->valuestring);
+        return -EINVAL;
+    }
+    if (!cJSON_IsNumber(v)) {
+        reply_error(rep, 400, "MALFORMED_REQUEST",
+                    "Could not parse request object: Expected an int64 for run_id in body");
+        return -EINVAL;
+    }
+    if (v->valuedouble >= 0 && v->valuedouble < 1e18 && floor(v->valuedouble) == v->valuedouble) {
+        *ret = (int64_t)v->valuedouble;
+        return 0;
+    }
+    snprintf(text, sizeof(text), "%.17g", v->valuedouble);
+    reply_error(rep, 400, "INVALID_PARAMETER_VALUE",
+                "Invalid value for run_id: '%s' is not a valid int64", text);
+    return -EINVAL;
+}
+
+static void api_submit(struct fake_runs *t, const struct fake_runs_request *req, const cJSON *body,
+                       struct reply *rep)
+{
+    char *error = NULL;
+    int64_t run_id;
+    int r = fake_runs_submit(t, body, req->now_ms, &run_id, &error);
+
+    if (r == -EINVAL) {
+        reply_error(rep, 400, "INVALID_PARAMETER_VALUE", "%s", error ? error : "invalid request");
+    } else if (r < 0) {
+        rep->oom = true;
+    } else {
+        rep->run_id = run_id;
+        rep->json = cJSON_CreateObject();
+        if (!rep->json || !add_int(rep->json, "run_id", run_id))
+            rep->oom = true;
+    }
+    free(error);
+}
+
+static void api_get(struct fake_runs *t, const struct fake_runs_request *req, const cJSON *body,
+                    struct reply *rep)
+{
+    int64_t run_id;
+    int r;
+
+    (void)body;
+    if (req->query_run_id_count > 1) {
+        reply_error(rep, 400, "INVALID_PARAMETER_VALUE", "run_id given more than once");
+        return;
+    }
+    if (!req->query_run_id) {
+        reply_error(rep, 400, "INVALID_PARAMETER_VALUE", "Missing required field: run_id");
+        return;
+    }
+    if (parse_run_id_text(req->query_run_id, &run_id) < 0) {
+        reply_error(rep, 400, "INVALID_PARAMETER_VALUE",
+                    "Invalid value for run_id: '%s' is not a valid int64", req->query_run_id);
+        return;
+    }
+    rep->run_id = run_id;
+    r = fake_runs_get(t, run_id, req->now_ms, &rep->json);
+    if (r == -ENOENT)
+        reply_missing_run(rep, run_id);
+    else if (r < 0)
+        rep->oom = true;
+}
+
+static void api_cancel(struct fake_runs *t, const struct fake_runs_request *req, const cJSON *body,
+                       struct reply *rep)
+{
+    int64_t run_id;
+
+    if (json_run_id(rep, cJSON_GetObjectItemCaseSensitive(body, "run_id"), &run_id) < 0)
+        return;
+    rep->run_id = run_id;
+    if (fake_runs_cancel(t, run_id, req->now_ms) == -ENOENT) {
+        reply_missing_run(rep, run_id);
+        return;
+    }
+    rep->json = cJSON_CreateObject();
+    if (!rep->json)
+        rep->oom = true;
+}
+
+/* The Jobs API routes served; paths are unique. */
+static const struct {
+    const char *path;
+    const char *method;
+    bool json_body; /* a JSON object body is required */
+    void (*handler)(struct fake_runs *t, const struct fake_runs_request *req, const cJSON *body,
+                    struct reply *rep);
+} routes[] = {
+    {API_PREFIX "submit", "POST", true, api_submit},
+    {API_PREFIX "get", "GET", false, api_get},
+    {API_PREFIX "cancel", "POST", true, api_cancel},
+};
+
+static bool authorized(const struct fake_runs *t, const struct fake_runs_request *req,
+                       struct reply *rep)
+{
+    static const char bearer[] = "Bearer ";
+    const char *value = req->authorization;
+
+    if (!value || strncmp(value, bearer, sizeof(bearer) - 1) != 0) {
+        reply_error(rep, 401, "UNAUTHENTICATED",
+                    "Credential was not sent or was of an unsupported type for this API.");
+        return false;
+    }
+    if (strcmp(value + sizeof(bearer) - 1, t->token) != 0) {
+        reply_error(rep, 403, "PERMISSION_DENIED", "Invalid access token.");
+        return false;
+    }
+    return true;
+}
+
+int fake_runs_handle(struct fake_runs *t, const struct fake_runs_request *req,
+                     struct fake_runs_answer *ret)
+{
+    struct reply rep = {.status = 200, .run_id = -1};
+    cJSON *body = NULL;
+    char *text = NULL;
+    size_t i;
+    int r;
+
+    if (!authorized(t, req, &rep))
+        goto render;
+    for (i = 0; i < ELEMENTSOF(routes); i++)
+        if (strcmp(routes[i].path, req->path) == 0)
+            break;
+    if (i == ELEMENTSOF(routes)) {
+        reply_error(&rep, 404, "ENDPOINT_NOT_FOUND", "No API found for '%s %s'", req->method,
+                    req->path);
+        goto render;
+    }
+    if (strcmp(routes[i].method, req->method) != 0) {
+        reply_error(&rep, 405, "METHOD_NOT_ALLOWED", "Method %s is not allowed for %s", req->method,
+                    req->path);
+        goto render;
+    }
+    if (routes[i].json_body) {
+        body = req->body && req->body_len ? cJSON_ParseWithLength(req->body, req->body_len) : NULL;
+        if (!body) {
+            reply_error(&rep, 400, "MALFORMED_REQUEST",
+                        "Could not parse request object: malformed JSON");
+            goto render;
+        }
+        if (!cJSON_IsObject(body)) {
+            reply_error(&rep, 400, "MALFORMED_REQUEST",
+                        "Could not parse request object: expected a JSON object");
+            goto render;
+        }
+    }
+    routes[i].handler(t, req, body, &rep);
+render:
+    if (!rep.oom)
+        text = rep.json ? cJSON_PrintUnformatted(rep.json) : strdup("{}");
+    if (!text) {
+        r = -ENOMEM;
+        goto out;
+    }
+    *ret = (struct fake_runs_answer){.http_status = rep.status, .body = text, .run_id = rep.run_id};
+    text = NULL;
+    r = 0;
+out:
+    free(text);
+    cJSON_Delete(rep.json);
+    cJSON_Delete(body);
+    return r;
+}
+
+void fake_runs_answer_done(struct fake_runs_answer *a)
+{
+    if (!a)
+        return;
+    free(a->body);
+    a->body = NULL;
+}

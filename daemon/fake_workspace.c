@@ -1,0 +1,818 @@
+/*
+ * fake_workspace.c - the `fake-workspace` subcommand: TLS material, the HTTPS server and the
+ * process life around fake_runs (which holds every Jobs API rule).
+ *
+ * Design: OpenSSL's libcrypto makes a throwaway EC P-256 CA and a server certificate signed by
+ * it (so a client verifies the fake exactly as it verifies a real workspace: with a CA file,
+ * no "insecure" switch); libmicrohttpd (GnuTLS inside) serves them from memory. The server runs
+ * one internal polling thread, which is therefore the only thread that touches the run table:
+ * no lock. The main thread only starts, waits for SIGINT/SIGTERM with sigwait() and stops.
+ * Standalone tool, not the daemon: it reads TMPDIR itself and logs plain lines to stderr.
+ */
+#include "fake_workspace.h"
+
+#include "fake_runs.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+
+#define PROG "fake-workspace"
+#define CA_FILE_NAME "ca.pem"
+/* Same limit as the Python fake: far above any real submit body. */
+#define MAX_BODY (16u * 1024 * 1024)
+#define MAX_SECONDS 86400.0
+#define CERT_VALID_SECONDS 86400L
+/* notBefore is set this far back so a client whose clock lags a little still accepts it. */
+#define CERT_BACKDATE_SECONDS 3600L
+
+enum {
+    OPT_PENDING = 256,
+    OPT_RUNNING,
+    OPT_TERMINATING,
+    OPT_MAX_RUNS,
+    OPT_QUIET,
+    OPT_HELP,
+};
+
+static const struct option long_options[] = {
+    {"port", required_argument, NULL, 'p'},
+    {"host", required_argument, NULL, 'H'},
+    {"dir", required_argument, NULL, 'd'},
+    {"token", required_argument, NULL, 't'},
+    {"pending-seconds", required_argument, NULL, OPT_PENDING},
+    {"running-seconds", required_argument, NULL, OPT_RUNNING},
+    {"terminating-seconds", required_argument, NULL, OPT_TERMINATING},
+    {"max-runs", required_argument, NULL, OPT_MAX_RUNS},
+    {"quiet", no_argument, NULL, OPT_QUIET},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static const char usage_text[] =
+    "usage: flyte-databricks-connector fake-workspace [--port P] [--host 127.0.0.1] [--dir DIR]\n"
+    "           [--token T] [--pending-seconds S] [--running-seconds S]\n"
+    "           [--terminating-seconds S] [--max-runs N] [--quiet]\n"
+    "\n"
+    "Serves a fake Databricks Jobs API (runs/submit, runs/get, runs/cancel) over HTTPS with a\n"
+    "throwaway CA written to DIR/ca.pem, and prints instance=, ca_file= and token= lines.\n"
+    "Runs stay PENDING, then RUNNING, then end TERMINATED/SUCCESS, or FAILED when run_name\n"
+    "contains \"fail\" or a task parameter is \"--fail\". Defaults: port 0 (any), token\n"
+    "fake-token, 1 s pending, 2 s running, 1 s terminating after a cancel, 10000 runs kept.\n";
+
+struct options {
+    const char *host;
+    unsigned port;
+    const char *dir; /* NULL: make a temporary one */
+    const char *token;
+    int64_t pending_ms;
+    int64_t running_ms;
+    int64_t terminating_ms;
+    size_t max_runs;
+    bool quiet;
+};
+
+/* State the MHD thread reads; set up before the server starts and freed after it stops. */
+struct workspace {
+    struct fake_runs *runs; /* owns; MHD thread only while serving */
+    bool quiet;
+};
+
+/* One request being received: its body, gathered across MHD upload calls. */
+struct request {
+    char *body; /* owns */
+    size_t len;
+    size_t cap;
+    bool too_large;
+};
+
+static char *format_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *format_message(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+static int64_t wall_clock_ms(void)
+{
+    struct timespec ts;
+
+    /* Wall time, not monotonic: start_time/end_time in the answers are epoch milliseconds. */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- options ------------------------------------------------------------------------------- */
+
+static int parse_seconds(const char *text, int64_t *ret_ms)
+{
+    char *end = NULL;
+    double v;
+
+    errno = 0;
+    v = strtod(text, &end);
+    if (errno || end == text || *end || !isfinite(v) || v < 0 || v > MAX_SECONDS)
+        return -EINVAL;
+    *ret_ms = llround(v * 1000.0);
+    return 0;
+}
+
+static int parse_unsigned(const char *text, unsigned long max, unsigned long *ret)
+{
+    char *end = NULL;
+    unsigned long v;
+
+    if (!*text || strspn(text, "0123456789") != strlen(text))
+        return -EINVAL;
+    errno = 0;
+    v = strtoul(text, &end, 10);
+    if (errno || *end || v > max)
+        return -EINVAL;
+    *ret = v;
+    return 0;
+}
+
+static const char *option_name(int c)
+{
+    for (size_t i = 0; long_options[i].name; i++)
+        if (long_options[i].val == c)
+            return long_options[i].name;
+    return "?";
+}
+
+/* Returns 0 to run, 1 when --help was printed, or -EINVAL after printing a usage error. */
+static int parse_options(int argc, char **argv, struct options *o)
+{
+    unsigned long n;
+    int c;
+
+    *o = (struct options){
+        .host = "127.0.0.1",
+        .token = "fake-token",
+        .pending_ms = 1000,
+        .running_ms = 2000,
+        .terminating_ms = 1000,
+        .max_runs = 10000,
+    };
+    optind = 0; /* full getopt reset: main may have parsed its own options already */
+    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+        int r = 0;
+
+        switch (c) {
+        case 'p':
+            r = parse_unsigned(optarg, 65535, &n);
+            o->port = (unsigned)n;
+            break;
+        case 'H':
+            o->host = optarg;
+            break;
+        case 'd':
+            r = *optarg ? 0 : -EINVAL;
+            o->dir = optarg;
+            break;
+        case 't':
+            /* The token goes into an HTTP header: printable ASCII without spaces only. */
+            r = *optarg && strspn(optarg, "!#$%&'*+-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ^_`"
+                                          "abcdefghijklmnopqrstuvwxyz|~/=") == strlen(optarg)
+                    ? 0
+                    : -EINVAL;
+            o->token = optarg;
+            break;
+        case OPT_PENDING:
+            r = parse_seconds(optarg, &o->pending_ms);
+            break;
+        case OPT_RUNNING:
+            r = parse_seconds(optarg, &o->running_ms);
+            break;
+        case OPT_TERMINATING:
+            r = parse_seconds(optarg, &o->terminating_ms);
+            break;
+        case OPT_MAX_RUNS:
+            r = parse_unsigned(optarg, 10000000, &n);
+            o->max_runs = (size_t)n;
+            r = r == 0 && n == 0 ? -EINVAL : r;
+            break;
+        case OPT_QUIET:
+            o->quiet = true;
+            break;
+        case OPT_HELP:
+            fputs(usage_text, stdout);
+            return 1;
+        default:
+            fputs(usage_text, stderr);
+            return -EINVAL;
+        }
+        if (r < 0) {
+            fprintf(stderr, "%s: invalid value '%s' for --%s\n%s", PROG, optarg, option_name(c),
+                    usage_text);
+            return -EINVAL;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n%s", PROG, argv[optind], usage_text);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* ---- TLS material -------------------------------------------------------------------------- */
+
+struct ext {
+    int nid;
+    const char *value;
+};
+
+/* The CA may sign server certificates only. */
+static const struct ext ca_exts[] = {
+    {NID_basic_constraints, "critical,CA:TRUE,pathlen:0"},
+    {NID_key_usage, "critical,keyCertSign,cRLSign"},
+    {NID_subject_key_identifier, "hash"},
+};
+
+/* The server certificate; the subjectAltName entry is filled in at run time. */
+static const struct ext server_exts[] = {
+    {NID_basic_constraints, "critical,CA:FALSE"},
+    {NID_key_usage, "critical,digitalSignature"},
+    {NID_ext_key_usage, "serverAuth"},
+    {NID_subject_key_identifier, "hash"},
+    {NID_authority_key_identifier, "keyid:always"},
+};
+
+static char *openssl_error(const char *what)
+{
+    char buf[256];
+    unsigned long e = ERR_get_error();
+
+    if (e)
+        ERR_error_string_n(e, buf, sizeof(buf));
+    else
+        snprintf(buf, sizeof(buf), "unknown error");
+    ERR_clear_error();
+    return format_message("generating the TLS certificates: %s: %s", what, buf);
+}
+
+static int add_exts(X509 *x, X509 *issuer, const struct ext *exts, size_t n, const char *san)
+{
+    X509V3_CTX ctx;
+
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+    for (size_t i = 0; i <= n; i++) {
+        int nid = i < n ? exts[i].nid : NID_subject_alt_name;
+        const char *value = i < n ? exts[i].value : san;
+        X509_EXTENSION *e;
+        int ok;
+
+        if (!value)
+            continue;
+        e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+        ok = e && X509_add_ext(x, e, -1);
+        X509_EXTENSION_free(e);
+        if (!ok)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+/* Makes a certificate for key named cn, signed by issuer/issuer_key (NULL: self-signed).
+ * Gives *ret (X509_free()). */
+static int make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
+                     const struct ext *exts, size_t n_exts, const char *san, X509 **ret,
+                     char **reterr_msg)
+{
+    unsigned char serial[16];
+    BIGNUM *bn = NULL;
+    X509 *x = NULL;
+    X509_NAME *name;
+    const char *step;
+    int r = -EIO;
+
+    step = "certificate";
+    x = X509_new();
+    if (!x || !X509_set_version(x, X509_VERSION_3))
+        goto out;
+    step = "serial number";
+    if (RAND_bytes(serial, sizeof(serial)) != 1)
+        goto out;
+    serial[0] = (serial[0] & 0x7f) | 0x40; /* positive and full length, as RFC 5280 wants */
+    bn = BN_bin2bn(serial, sizeof(serial), NULL);
+    if (!bn || !BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)))
+        goto out;
+    step = "validity";
+    if (!X509_gmtime_adj(X509_getm_notBefore(x), -CERT_BACKDATE_SECONDS) ||
+        !X509_gmtime_adj(X509_getm_notAfter(x), CERT_VALID_SECONDS))
+        goto out;
+    step = "names";
+    name = X509_get_subject_name(x);
+    if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+                                    (const unsigned char *)"flyte-databricks-connector fake "
+                                                           "workspace",
+                                    -1, -1, 0) ||
+        !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
+                                    0) ||
+        !X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name) ||
+        !X509_set_pubkey(x, key))
+        goto out;
+    step = "extensions";
+    if (add_exts(x, issuer ? issuer : x, exts, n_exts, san) < 0)
+        goto out;
+    step = "signature";
+    if (!X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()))
+        goto out;
+    *ret = x;
+    x = NULL;
+    r = 0;
+out:
+    if (r < 0)
+        *reterr_msg = openssl_error(step);
+    BN_free(bn);
+    X509_free(x);
+    return r;
+}
+
+/* Gives the PEM text a BIO holds (free()), or NULL. */
+static char *bio_text(BIO *b)
+{
+    char *data = NULL;
+    long n = BIO_get_mem_data(b, &data);
+
+    return n > 0 ? strndup(data, (size_t)n) : NULL;
+}
+
+struct tls {
+    char *ca_pem;   /* owns */
+    char *cert_pem; /* owns */
+    char *key_pem;  /* owns: the server's private key; never written to disk */
+};
+
+static void tls_done(struct tls *t)
+{
+    free(t->ca_pem);
+    free(t->cert_pem);
+    if (t->key_pem)
+        OPENSSL_cleanse(t->key_pem, strlen(t->key_pem));
+    free(t->key_pem);
+    *t = (struct tls){0};
+}
+
+/* Makes the CA and the server certificate for 127.0.0.1, localhost and `extra_ip` (NULL or
+ * an IPv4 literal). Fills *ret (tls_done()). */
+static int make_tls(const char *extra_ip, struct tls *ret, char **reterr_msg)
+{
+    EVP_PKEY *ca_key = NULL, *key = NULL;
+    X509 *ca = NULL, *cert = NULL;
+    BIO *b_ca = NULL, *b_cert = NULL, *b_key = NULL;
+    char *san = NULL;
+    struct tls t = {0};
+    int r;
+
+    san = extra_ip ? format_message("IP:127.0.0.1,DNS:localhost,IP:%s", extra_ip)
+                   : strdup("IP:127.0.0.1,DNS:localhost");
+    if (!san) {
+        *reterr_msg = strdup("out of memory");
+        r = -ENOMEM;
+        goto out;
+    }
+    ca_key = EVP_EC_gen("P-256");
+    key = EVP_EC_gen("P-256");
+    if (!ca_key || !key) {
+        *reterr_msg = openssl_error("EC P-256 key");
+        r = -EIO;
+        goto out;
+    }
+    r = make_cert(ca_key, "fake workspace CA", NULL, NULL, ca_exts, ELEMENTSOF(ca_exts), NULL, &ca,
+                  reterr_msg);
+    if (r < 0)
+        goto out;
+    r = make_cert(key, "localhost", ca, ca_key, server_exts, ELEMENTSOF(server_exts), san, &cert,
+                  reterr_msg);
+    if (r < 0)
+        goto out;
+    b_ca = BIO_new(BIO_s_mem());
+    b_cert = BIO_new(BIO_s_mem());
+    b_key = BIO_new(BIO_s_mem());
+    if (!b_ca || !b_cert || !b_key || !PEM_write_bio_X509(b_ca, ca) ||
+        !PEM_write_bio_X509(b_cert, cert) ||
+        !PEM_write_bio_PrivateKey(b_key, key, NULL, NULL, 0, NULL, NULL) ||
+        !(t.ca_pem = bio_text(b_ca)) || !(t.cert_pem = bio_text(b_cert)) ||
+        !(t.key_pem = bio_text(b_key))) {
+        *reterr_msg = openssl_error("PEM encoding");
+        r = -EIO;
+        goto out;
+    }
+    *ret = t;
+    t = (struct tls){0};
+    r = 0;
+out:
+    tls_done(&t);
+    BIO_free(b_ca);
+    BIO_free(b_cert);
+    BIO_free_all(b_key); /* a memory BIO frees its buffer; the key text was copied out */
+    X509_free(ca);
+    X509_free(cert);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(key);
+    free(san);
+    return r;
+}
+
+/* ---- files --------------------------------------------------------------------------------- */
+
+static int write_file(const char *path, const char *text, char **reterr_msg)
+{
+    size_t len = strlen(text), off = 0;
+    int fd = -1;
+    int r;
+
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        r = -errno;
+        goto out;
+    }
+    while (off < len) {
+        ssize_t n = write(fd, text + off, len - off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            r = -errno;
+            goto out;
+        }
+        off += (size_t)n;
+    }
+    r = close(fd) < 0 ? -errno : 0;
+    fd = -1;
+out:
+    if (r < 0)
+        *reterr_msg = format_message("cannot write '%s': %s", path, strerror(-r));
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
+/* Gives *ret_dir (free()): `wanted` (created if missing) or a fresh temporary directory, in
+ * which case *ret_made is true and the caller removes it on exit. */
+static int make_dir(const char *wanted, char **ret_dir, bool *ret_made, char **reterr_msg)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *dir = NULL;
+    int r;
+
+    if (wanted) {
+        if (mkdir(wanted, 0755) < 0 && errno != EEXIST) {
+            r = -errno;
+            *reterr_msg = format_message("cannot create directory '%s': %s", wanted, strerror(-r));
+            goto out;
+        }
+        dir = strdup(wanted);
+        *ret_made = false;
+    } else {
+        dir = format_message("%s/fdc-fake-workspace.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (dir && !mkdtemp(dir)) {
+            r = -errno;
+            *reterr_msg =
+                format_message("cannot create a directory like '%s': %s", dir, strerror(-r));
+            goto out;
+        }
+        *ret_made = true;
+    }
+    if (!dir) {
+        r = -ENOMEM;
+        *reterr_msg = strdup("out of memory");
+        goto out;
+    }
+    *ret_dir = dir;
+    dir = NULL;
+    r = 0;
+out:
+    free(dir);
+    return r;
+}
+
+/* ---- network ------------------------------------------------------------------------------- */
+
+/* Binds host:port (IPv4) and listens. Gives *ret_fd and the port bound. */
+static int listen_on(const char *host, unsigned port, int *ret_fd, unsigned *ret_port,
+                     char **reterr_msg)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    socklen_t len = sizeof(sa);
+    int one = 1;
+    int fd = -1;
+    int r;
+
+    if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, &sa.sin_addr) !=
+        1) {
+        *reterr_msg = format_message("--host '%s' is not an IPv4 address", host);
+        r = -EINVAL;
+        goto out;
+    }
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+        r = -errno;
+        *reterr_msg = format_message("cannot listen on %s:%u: %s", host, port, strerror(-r));
+        goto out;
+    }
+    *ret_fd = fd;
+    *ret_port = ntohs(sa.sin_port);
+    fd = -1;
+    r = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
+static enum MHD_Result count_run_id(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    struct fake_runs_request *req = cls;
+
+    (void)kind;
+    if (strcmp(key, "run_id") == 0 && req->query_run_id_count++ == 0)
+        req->query_run_id = value ? value : "";
+    return MHD_YES;
+}
+
+static enum MHD_Result send_answer(struct MHD_Connection *c, int status, char *body)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Gathers the body; answers once it is complete. Runs on the MHD thread. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct workspace *ws = cls;
+    struct request *rq = *con_cls;
+    struct fake_runs_answer answer = {0};
+
+    (void)version;
+    if (!rq) {
+        rq = calloc(1, sizeof(*rq));
+        if (!rq)
+            return MHD_NO;
+        *con_cls = rq;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+
+        *upload_data_size = 0;
+        if (rq->too_large || n > MAX_BODY - rq->len) {
+            rq->too_large = true; /* keep reading, answer 400 at the end */
+            return MHD_YES;
+        }
+        if (rq->len + n > rq->cap) {
+            size_t cap = rq->cap ? rq->cap : 4096;
+            char *p;
+
+            while (cap < rq->len + n)
+                cap *= 2;
+            p = realloc(rq->body, cap);
+            if (!p)
+                return MHD_NO;
+            rq->body = p;
+            rq->cap = cap;
+        }
+        memcpy(rq->body + rq->len, upload_data, n);
+        rq->len += n;
+        return MHD_YES;
+    }
+
+    if (rq->too_large) {
+        char *body = strdup("{\"error_code\":\"MALFORMED_REQUEST\","
+                            "\"message\":\"request too large\"}");
+
+        return body ? send_answer(c, 400, body) : MHD_NO;
+    }
+    {
+        struct fake_runs_request req = {
+            .method = method,
+            .path = url,
+            .authorization =
+                MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+            .body = rq->body,
+            .body_len = rq->len,
+            .now_ms = wall_clock_ms(),
+        };
+
+        (void)MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, count_run_id, &req);
+        if (fake_runs_handle(ws->runs, &req, &answer) < 0)
+            return MHD_NO;
+    }
+    if (!ws->quiet) {
+        char id[32] = "", path[256];
+
+        if (answer.run_id >= 0)
+            snprintf(id, sizeof(id), " run_id=%" PRId64, answer.run_id);
+        /* The path is the client's (decoded) text: no control characters reach the terminal. */
+        snprintf(path, sizeof(path), "%s", url);
+        for (char *p = path; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = '?';
+        fprintf(stderr, "%s: %s %s%s -> %d\n", PROG, method, path, id, answer.http_status);
+    }
+    /* The answer's body passes to MHD (MUST_FREE), so it is not released here. */
+    return send_answer(c, answer.http_status, answer.body);
+}
+
+/* MHD's own errors (a client failing the TLS handshake, ...), prefixed like ours. */
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    size_t n;
+
+    (void)cls;
+    vsnprintf(line, sizeof(line), fmt, ap);
+    n = strcspn(line, "\n");
+    fprintf(stderr, "%s: %.*s\n", PROG, (int)n, line);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct request *rq = *con_cls;
+
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (rq) {
+        free(rq->body);
+        free(rq);
+        *con_cls = NULL;
+    }
+}
+
+/* ---- main ---------------------------------------------------------------------------------- */
+
+int fake_workspace_main(int argc, char **argv)
+{
+    struct options o;
+    struct workspace ws = {0};
+    struct tls tls = {0};
+    struct MHD_Daemon *mhd = NULL;
+    struct fake_runs_options fro;
+    sigset_t stop_set, block_set, old_set;
+    bool mask_set = false, dir_made = false, ca_written = false;
+    char *error = NULL, *dir = NULL, *ca_path = NULL, *address = NULL;
+    const char *shown_host;
+    unsigned port = 0;
+    int fd = -1;
+    int sig = 0;
+    int status = 1;
+    int r;
+
+    r = parse_options(argc, argv, &o);
+    if (r != 0) {
+        status = r > 0 ? 0 : 2;
+        goto out;
+    }
+    if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+        error = strdup("this libmicrohttpd was built without TLS support");
+        goto out;
+    }
+    /* The certificate must name the address clients dial; 0.0.0.0 is reached as 127.0.0.1. */
+    shown_host =
+        strcmp(o.host, "localhost") == 0 || strcmp(o.host, "0.0.0.0") == 0 ? "127.0.0.1" : o.host;
+    if (listen_on(o.host, o.port, &fd, &port, &error) < 0)
+        goto out;
+    if (make_tls(strcmp(shown_host, "127.0.0.1") != 0 ? shown_host : NULL, &tls, &error) < 0)
+        goto out;
+    if (make_dir(o.dir, &dir, &dir_made, &error) < 0)
+        goto out;
+    ca_path = format_message("%s/%s", dir, CA_FILE_NAME);
+    address = format_message("%s:%u", shown_host, port);
+    if (!ca_path || !address) {
+        error = strdup("out of memory");
+        goto out;
+    }
+    if (write_file(ca_path, tls.ca_pem, &error) < 0)
+        goto out;
+    ca_written = true;
+
+    fro = (struct fake_runs_options){
+        .address = address,
+        .token = o.token,
+        .pending_ms = o.pending_ms,
+        .running_ms = o.running_ms,
+        .terminating_ms = o.terminating_ms,
+        .max_runs = o.max_runs,
+    };
+    if (fake_runs_new(&fro, &ws.runs, &error) < 0)
+        goto out;
+    ws.quiet = o.quiet;
+
+    /* Blocked before MHD starts its thread, which inherits the mask: signals reach sigwait(). */
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    block_set = stop_set;
+    sigaddset(&block_set, SIGPIPE);
+    r = pthread_sigmask(SIG_BLOCK, &block_set, &old_set);
+    if (r != 0) {
+        error = format_message("cannot block signals: %s", strerror(r));
+        goto out;
+    }
+    mask_set = true;
+
+    /* The logger goes first: MHD logs through the default one until it has read this option. */
+    mhd = MHD_start_daemon(
+        MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, NULL,
+        NULL, on_request, &ws, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
+        fd, MHD_OPTION_HTTPS_MEM_KEY, tls.key_pem, MHD_OPTION_HTTPS_MEM_CERT, tls.cert_pem,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+        MHD_OPTION_END);
+    if (!mhd) {
+        error = format_message("cannot start the HTTPS server on %s", address);
+        goto out;
+    }
+    fd = -1; /* MHD closes the listening socket when it stops */
+
+    printf("instance=%s\nca_file=%s\ntoken=%s\n", address, ca_path, o.token);
+    fflush(stdout);
+    fprintf(stderr,
+            "%s: serving a fake Databricks Jobs API on https://%s (CA %s). Point the daemon at "
+            "it with:\n  FLYTE_DATABRICKS_ACCESS_TOKEN=%s flyte-databricks-connector serve "
+            "--instance %s --ca-file %s\n",
+            PROG, address, ca_path, o.token, address, ca_path);
+
+    do {
+        r = sigwait(&stop_set, &sig);
+    } while (r == EINTR);
+    if (r != 0) {
+        error = format_message("sigwait: %s", strerror(r));
+        goto out;
+    }
+    if (!o.quiet)
+        fprintf(stderr, "%s: %s, stopping\n", PROG, strsignal(sig));
+    status = 0;
+out:
+    if (mhd)
+        MHD_stop_daemon(mhd);
+    if (mask_set)
+        (void)pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+    if (fd >= 0)
+        close(fd);
+    if (error) {
+        fprintf(stderr, "%s: %s\n", PROG, error);
+        free(error);
+    }
+    if (dir_made && ca_written)
+        (void)unlink(ca_path);
+    if (dir_made)
+        (void)rmdir(dir);
+    fake_runs_free(ws.runs);
+    tls_done(&tls);
+    free(ca_path);
+    free(address);
+    free(dir);
+    return status;
+}
