@@ -36,7 +36,7 @@ DEB_PACKAGES := build-essential pkg-config libgrpc-dev libprotobuf-c-dev protobu
 	libcmocka-dev libmicrohttpd-dev libssl-dev openssl python3 python3-grpcio python3-protobuf \
 	python3-yaml systemd valgrind
 
-PKG_MODULES := grpc libprotobuf-c libcurl libcjson libsystemd libmicrohttpd
+PKG_MODULES := grpc libprotobuf-c libcurl libcjson libsystemd libmicrohttpd libcrypto
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKG_MODULES) 2>/dev/null)
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKG_MODULES) 2>/dev/null)
 PURE_LIBS = $(shell $(PKG_CONFIG) --libs libprotobuf-c libcjson 2>/dev/null) -lm
@@ -58,8 +58,14 @@ GEN_H := $(GEN_C:.c=.h)
 GEN_OBJS := $(GEN_C:.c=.o)
 
 # Modules without network, threads or clock: unit tests link only these.
-PURE_MODULES := spec phase resmeta structjson dbx_response config sha256 idempotency
+PURE_MODULES := spec phase resmeta structjson dbx_response config sha256 idempotency fake_runs \
+	template_json
 PURE_OBJS := $(patsubst %,$(BUILD)/daemon/%.o,$(PURE_MODULES))
+# Modules with threads or local I/O but no Databricks or gRPC traffic; unit
+# tests link them too (test_metrics_http and test_notify use local sockets).
+SHARED_MODULES := runs metrics metrics_http notify
+SHARED_LIBS = $(shell $(PKG_CONFIG) --libs libmicrohttpd libsystemd 2>/dev/null)
+UNIT_OBJS := $(PURE_OBJS) $(patsubst %,$(BUILD)/daemon/%.o,$(SHARED_MODULES))
 
 DAEMON_SRCS := $(sort $(wildcard daemon/*.c))
 DAEMON_OBJS := $(patsubst daemon/%.c,$(BUILD)/daemon/%.o,$(DAEMON_SRCS))
@@ -116,9 +122,9 @@ $(BUILD)/tests/%.o: tests/unit/%.c | $(GEN_H)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(PROJECT_CFLAGS) -Wno-missing-prototypes $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(PURE_OBJS) $(GEN_OBJS)
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(UNIT_OBJS) $(GEN_OBJS)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PURE_LIBS) $(CMOCKA_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PURE_LIBS) $(SHARED_LIBS) $(CMOCKA_LIBS) -lpthread
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@
 #include "metadata.h"
 #include "phase.h"
 #include "resmeta.h"
+#include "runs.h"
 #include "spec.h"
 #include "structjson.h"
 
@@ -42,6 +44,7 @@ struct agent {
     const struct config *_Atomic config;
     struct dbx *dbx;
     struct metrics *metrics;
+    struct runs *runs;
 };
 
 enum operation {
@@ -67,6 +70,7 @@ static const grpc_status_code verdict_status[_DBX_VERDICT_MAX] = {
     [DBX_VERDICT_PERMISSION_DENIED] = GRPC_STATUS_PERMISSION_DENIED,
     [DBX_VERDICT_INVALID] = GRPC_STATUS_INVALID_ARGUMENT,
     [DBX_VERDICT_UNAVAILABLE] = GRPC_STATUS_UNAVAILABLE,
+    [DBX_VERDICT_RESOURCE_EXHAUSTED] = GRPC_STATUS_RESOURCE_EXHAUSTED,
 };
 
 /* The deprecated Resource.state, for propellers that predate `phase`. */
@@ -84,6 +88,7 @@ static const Flyteidl__Admin__State phase_to_state[] = {
 
 /* One call waiting for Databricks; owned by the dbx request until done. */
 struct pending {
+    struct runs_waiter waiter; /* GetTask: linked while a runs/get is awaited */
     struct agent *agent;
     const struct config *config; /* the one in force when the call started */
     struct server_call *call;
@@ -97,11 +102,20 @@ struct pending {
 struct agent *agent_new(const struct config *config, struct dbx *dbx, struct metrics *metrics)
 {
     struct agent *agent = calloc(1, sizeof(*agent));
+    struct runs_settings runs_settings = {
+        .max_runs = (size_t)config->max_tracked_runs,
+        .status_ttl_ms = config->status_cache_ttl_ms,
+        .terminal_ttl_ms = config->terminal_cache_ttl_ms,
+    };
+
     if (!agent)
         return NULL;
     atomic_store(&agent->config, config);
     agent->dbx = dbx;
     agent->metrics = metrics;
+    agent->runs = runs_new(&runs_settings);
+    if (!agent->runs)
+        return agent_free(agent);
     return agent;
 }
 
@@ -112,6 +126,9 @@ void agent_set_config(struct agent *agent, const struct config *config)
 
 struct agent *agent_free(struct agent *agent)
 {
+    if (!agent)
+        return NULL;
+    runs_free(agent->runs);
     free(agent);
     return NULL;
 }
@@ -547,57 +564,196 @@ static void reply_resource(struct pending *p, enum phase phase, const char *mess
     server_call_reply(p->call, &resp.base);
 }
 
-static void on_run(void *user, const struct dbx_answer *answer)
-{
-    struct pending *p = user;
-    struct phase_result result = {0};
-    char *error = NULL;
-    char *fallback_uri = NULL;
-    char message[768];
+/* One runs/get on behalf of every GetTask waiting for the same run. */
+struct fetch {
+    struct agent *agent;
+    char *instance;
+    char *run_id;
+    uint64_t fetch_id;
+    struct pending *alone; /* set when the run could not be tracked */
+};
 
-    if (answer->verdict == DBX_VERDICT_RUN_GONE) {
+static struct fetch *fetch_free(struct fetch *f)
+{
+    if (!f)
+        return NULL;
+    free(f->instance);
+    free(f->run_id);
+    free(f);
+    return NULL;
+}
+
+static struct fetch *fetch_new(struct agent *agent, struct pending *p, uint64_t fetch_id)
+{
+    struct fetch *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    f->agent = agent;
+    f->fetch_id = fetch_id;
+    f->alone = fetch_id ? NULL : p;
+    f->instance = strdup(p->instance);
+    f->run_id = strdup(p->run_id);
+    if (!f->instance || !f->run_id)
+        return fetch_free(f);
+    return f;
+}
+
+static struct pending *pending_of(struct runs_waiter *waiter)
+{
+    return (struct pending *)((char *)waiter - offsetof(struct pending, waiter));
+}
+
+static void reply_result(struct pending *p, const struct phase_result *result,
+                         const char *message)
+{
+    reply_resource(p, result->phase, message ? message : result->message, result->run_page_url,
+                   result->has_error ? result->error_code : NULL, result->error_recoverable,
+                   result->error_origin);
+}
+
+/* Reads a runs/get answer into *ret; the log link falls back to flytekit's
+ * form when Databricks gives no run_page_url. */
+static int read_run(const struct fetch *f, const cJSON *body, struct phase_result *ret,
+                    char *message, size_t message_size)
+{
+    char *error = NULL;
+
+    if (phase_from_run(body, ret, &error) < 0) {
+        snprintf(message, message_size, "Databricks runs/get answer for run %s: %s", f->run_id,
+                 error ? error : "unreadable");
+        free(error);
+        return -EINVAL;
+    }
+    if (!ret->run_page_url) {
+        const cJSON *job_id = cJSON_GetObjectItemCaseSensitive(body, "job_id");
+        if (cJSON_IsNumber(job_id) &&
+            asprintf(&ret->run_page_url, "https://%s/#job/%.0f/run/%s", f->instance,
+                     job_id->valuedouble, f->run_id) < 0)
+            ret->run_page_url = NULL;
+    }
+    return 0;
+}
+
+/*
+ * Answers one waiting GetTask after a fetch. `fresh`: the new status;
+ * `gone`: the run no longer exists; otherwise the fetch failed and
+ * `outcome` may carry the run's last known status.
+ */
+static void answer_waiter(struct pending *p, const struct phase_result *fresh, bool gone,
+                          const struct dbx_answer *answer, const char *trouble,
+                          const struct runs_outcome *outcome)
+{
+    char message[1536];
+
+    if (fresh) {
+        reply_result(p, fresh, NULL);
+        finish_pending(p, GRPC_STATUS_OK, NULL);
+        return;
+    }
+    if (gone) {
         /* A run that is gone will never finish: end the task instead of
          * letting propeller poll forever. */
-        snprintf(message, sizeof(message),
-                 "Databricks run %s no longer exists on %s (%s)", p->run_id, p->instance,
-                 answer->message);
+        snprintf(message, sizeof(message), "Databricks run %s no longer exists on %s (%s)",
+                 p->run_id, p->instance, answer->message);
         reply_resource(p, PHASE_FAILED, message, NULL, "RUN_NOT_FOUND", false,
                        PHASE_ORIGIN_SYSTEM);
         finish_pending(p, GRPC_STATUS_OK, NULL);
         return;
     }
-    if (answer->verdict != DBX_VERDICT_OK) {
-        fail_from_answer(p, answer);
+    if (outcome && outcome->has_last_known) {
+        /* Propeller counts every failed GetTask against the task for its
+         * whole life: answer what Databricks last said, naming the trouble.
+         * Only a status Databricks gave is repeated, never an invented one. */
+        long seconds = (long)((clock_now_ms() - outcome->trouble_since_ms) / 1000);
+        if (phase_is_terminal(outcome->last_known.phase)) {
+            reply_result(p, &outcome->last_known, NULL);
+        } else {
+            snprintf(message, sizeof(message),
+                     "status not refreshed: %s (for %ld s); last known: %s", trouble, seconds,
+                     outcome->last_known.message ? outcome->last_known.message : "");
+            reply_result(p, &outcome->last_known, message);
+        }
+        if (p->agent->metrics)
+            metrics_status_not_refreshed(p->agent->metrics);
+        log_warning("answered last known phase", "run_id", p->run_id, "instance", p->instance,
+                    "phase", phase_name(outcome->last_known.phase), "trouble", trouble);
+        finish_pending(p, GRPC_STATUS_OK, NULL);
         return;
     }
-    if (phase_from_run(answer->body, &result, &error) < 0) {
+    {
+        grpc_status_code code =
+            answer->verdict == DBX_VERDICT_OK ? GRPC_STATUS_UNAVAILABLE : verdict_status[answer->verdict];
+        server_call_fail(p->call, code, trouble);
+        finish_pending(p, code, trouble);
+    }
+}
+
+static void on_run(void *user, const struct dbx_answer *answer)
+{
+    struct fetch *f = user;
+    struct agent *agent = f->agent;
+    struct phase_result fresh = {0};
+    bool have_fresh = false, gone = false;
+    struct runs_outcome outcome = {0};
+    char trouble[1024];
+
+    snprintf(trouble, sizeof(trouble), "%s", answer->message);
+    if (answer->verdict == DBX_VERDICT_RUN_GONE)
+        gone = true;
+    else if (answer->verdict == DBX_VERDICT_OK)
         /* An answer we cannot read is Databricks-side trouble, not a verdict. */
-        snprintf(message, sizeof(message), "Databricks runs/get answer for run %s: %s",
-                 p->run_id, error ? error : "unreadable");
-        server_call_fail(p->call, GRPC_STATUS_UNAVAILABLE, message);
-        finish_pending(p, GRPC_STATUS_UNAVAILABLE, message);
-        goto out;
+        have_fresh = read_run(f, answer->body, &fresh, trouble, sizeof(trouble)) == 0;
+
+    if (f->alone) {
+        answer_waiter(f->alone, have_fresh ? &fresh : NULL, gone, answer, trouble, NULL);
+    } else {
+        /* Only transient trouble earns the last known phase; a refused
+         * token or request is reported as it is. */
+        bool transient = answer->verdict == DBX_VERDICT_UNAVAILABLE ||
+                         answer->verdict == DBX_VERDICT_RESOURCE_EXHAUSTED ||
+                         answer->verdict == DBX_VERDICT_OK;
+        struct runs_waiter *w;
+
+        runs_fetched(agent->runs, f->instance, f->run_id, f->fetch_id, have_fresh ? &fresh : NULL,
+                     gone, clock_now_ms(), &outcome);
+        w = outcome.waiters;
+        while (w) {
+            struct runs_waiter *next = w->next;
+            answer_waiter(pending_of(w), have_fresh ? &fresh : NULL, gone, answer, trouble,
+                          transient ? &outcome : NULL);
+            w = next;
+        }
+        phase_result_done(&outcome.last_known);
     }
-    if (!result.run_page_url) {
-        /* flytekit's link form when Databricks gives no run_page_url. */
-        const cJSON *job_id = cJSON_GetObjectItemCaseSensitive(answer->body, "job_id");
-        if (cJSON_IsNumber(job_id) &&
-            asprintf(&fallback_uri, "https://%s/#job/%.0f/run/%s", p->instance,
-                     job_id->valuedouble, p->run_id) < 0)
-            fallback_uri = NULL;
+    phase_result_done(&fresh);
+    fetch_free(f);
+}
+
+/* Ends fetch `fetch_id` (0: `p` fetched alone) without a Databricks answer. */
+static void fail_fetch(struct agent *agent, struct pending *p, uint64_t fetch_id,
+                       const char *message)
+{
+    struct dbx_answer answer = {
+        .verdict = DBX_VERDICT_UNAVAILABLE,
+        .message = message,
+        .error_code = "",
+    };
+    struct runs_outcome outcome = {0};
+    char instance[RESMETA_HOST_MAX + 8], run_id[RESMETA_RUN_ID_MAX_DIGITS + 1];
+
+    if (!fetch_id) {
+        answer_waiter(p, NULL, false, &answer, message, NULL);
+        return;
     }
-    reply_resource(p, result.phase, result.message,
-                   result.run_page_url ? result.run_page_url : fallback_uri,
-                   result.has_error ? result.error_code : NULL, result.error_recoverable,
-                   result.error_origin);
-    if (log_enabled(LOG_LEVEL_DEBUG))
-        log_debug("run state", "run_id", p->run_id, "instance", p->instance, "phase",
-                  phase_name(result.phase));
-    finish_pending(p, GRPC_STATUS_OK, NULL);
-out:
-    free(fallback_uri);
-    free(error);
-    phase_result_done(&result);
+    /* p is one of the waiters and is freed once answered: copy the key. */
+    snprintf(instance, sizeof(instance), "%s", p->instance);
+    snprintf(run_id, sizeof(run_id), "%s", p->run_id);
+    runs_fetched(agent->runs, instance, run_id, fetch_id, NULL, false, clock_now_ms(), &outcome);
+    for (struct runs_waiter *w = outcome.waiters, *next; w; w = next) {
+        next = w->next;
+        answer_waiter(pending_of(w), NULL, false, &answer, message, &outcome);
+    }
+    phase_result_done(&outcome.last_known);
 }
 
 void agent_get_task(void *context, struct server_call *call, const uint8_t *request,
@@ -612,10 +768,15 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     char message[768];
     const char *task_type;
     struct pending *p;
+    struct fetch *f;
+    struct phase_result cached = {0};
+    uint64_t fetch_id = 0;
+    int r;
 
     req = flyteidl__admin__get_task_request__unpack(NULL, request_len, request);
     if (!req) {
-        fail_call(agent, call, OPERATION_GET, NULL, NULL, NULL, started_ms, GRPC_STATUS_INVALID_ARGUMENT,
+        fail_call(agent, call, OPERATION_GET, NULL, NULL, NULL, started_ms,
+                  GRPC_STATUS_INVALID_ARGUMENT,
                   "request does not decode as flyteidl.admin.GetTaskRequest");
         return;
     }
@@ -633,7 +794,30 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
         free(run_id);
         goto out;
     }
-    send_to_databricks(p, DBX_RUNS_GET, NULL, true, on_run);
+
+    switch (runs_lookup(agent->runs, p->instance, p->run_id, started_ms, &p->waiter, &cached,
+                        &fetch_id)) {
+    case RUNS_CACHED:
+        reply_result(p, &cached, NULL);
+        finish_pending(p, GRPC_STATUS_OK, NULL);
+        phase_result_done(&cached);
+        goto out;
+    case RUNS_JOINED: /* the fetch under way answers this call too */
+        goto out;
+    case RUNS_FETCH:
+    case RUNS_FETCH_ALONE:
+        break;
+    }
+    f = fetch_new(agent, p, fetch_id);
+    r = f ? dbx_request(agent->dbx, DBX_RUNS_GET, f->instance, f->run_id, NULL, true,
+                        databricks_deadline(config, call), on_run, f)
+          : -ENOMEM;
+    if (r < 0) {
+        /* Nothing was queued: end the fetch so that every waiter hears. */
+        fetch_free(f);
+        fail_fetch(agent, p, fetch_id, r == -ESHUTDOWN ? "connector shutting down"
+                                                       : "out of memory");
+    }
 out:
     flyteidl__admin__get_task_request__free_unpacked(req, NULL);
 }

@@ -31,6 +31,9 @@
 #define DEFAULT_METRICS_LISTEN "0.0.0.0:9090"
 #define DEFAULT_LOG_FORMAT "text"
 #define DEFAULT_SHUTDOWN_GRACE_MS 10000L
+#define DEFAULT_MAX_TRACKED_RUNS 20000L
+#define DEFAULT_MAX_CALLS_IN_FLIGHT 10000L
+#define DEFAULT_INSTANCE_MAX_CONCURRENT_REQUESTS 256L
 
 /* A config file is a few hundred bytes; a token a few KiB at most (OAuth JWTs included). Larger
  * input is a wrong path, not a config, and is refused before it is read into memory. */
@@ -271,6 +274,7 @@ enum key_kind {
     KIND_LONG,      /* long at offset, min..max */
     KIND_LOG_LEVEL, /* enum config_log_level at offset */
     KIND_INSTANCES, /* allowed_instances + count + allow_any_instance */
+    KIND_INSTANCE_LIMITS, /* instance_limits + count; config file only */
 };
 
 struct key {
@@ -291,12 +295,22 @@ static const struct key keys[] = {
      600000, NULL},
     {"default_instance", KIND_STRING, offsetof(struct config, default_instance), true, 0, 0,
      normalize_instance},
+    {"instance_limits", KIND_INSTANCE_LIMITS, offsetof(struct config, instance_limits), false, 0,
+     0, NULL},
+    {"instance_max_concurrent_requests", KIND_LONG,
+     offsetof(struct config, instance_max_concurrent_requests), false, 0, 100000, NULL},
+    {"instance_rate_limit_rps", KIND_LONG, offsetof(struct config, instance_rate_limit_rps), false,
+     0, 100000, NULL},
     {"listen", KIND_STRING, offsetof(struct config, listen), false, 0, 0, check_listen},
     {"log_format", KIND_STRING, offsetof(struct config, log_format), false, 0, 0,
      check_log_format},
     {"log_level", KIND_LOG_LEVEL, offsetof(struct config, log_level), false, 0, 0, NULL},
+    {"max_calls_in_flight", KIND_LONG, offsetof(struct config, max_calls_in_flight), false, 0,
+     1000000, NULL},
     {"max_response_bytes", KIND_LONG, offsetof(struct config, max_response_bytes), false, 1024,
      268435456, NULL},
+    {"max_tracked_runs", KIND_LONG, offsetof(struct config, max_tracked_runs), false, 1,
+     10000000, NULL},
     {"metrics_listen", KIND_STRING, offsetof(struct config, metrics_listen), false, 0, 0,
      check_metrics_listen},
     {"request_timeout_ms", KIND_LONG, offsetof(struct config, request_timeout_ms), false, 100,
@@ -305,6 +319,10 @@ static const struct key keys[] = {
      offsetof(struct config, service_credential_provider), true, 0, 0, check_nonempty},
     {"shutdown_grace_ms", KIND_LONG, offsetof(struct config, shutdown_grace_ms), false, 0,
      600000, NULL},
+    {"status_cache_ttl_ms", KIND_LONG, offsetof(struct config, status_cache_ttl_ms), false, 0,
+     3600000, NULL},
+    {"terminal_cache_ttl_ms", KIND_LONG, offsetof(struct config, terminal_cache_ttl_ms), false,
+     0, 86400000, NULL},
     {"token_file", KIND_STRING, offsetof(struct config, token_file), true, 0, 0, check_nonempty},
     {"workers", KIND_INT, offsetof(struct config, workers), false, 1, 64, NULL},
 };
@@ -444,6 +462,9 @@ static void set_from_text(struct config *cfg, const struct key *k, const char *t
     case KIND_INSTANCES:
         set_instances(cfg, &text, 1, &origin, errs);
         break;
+    case KIND_INSTANCE_LIMITS:
+        msgs_add(errs, "%s: only the config file can set this", origin);
+        break;
     }
 }
 
@@ -503,6 +524,95 @@ out:
     free(origins);
 }
 
+void config_instance_limits_free(struct config_instance_limit *limits, size_t count) {
+    for (size_t i = 0; limits && i < count; i++)
+        free(limits[i].instance);
+    free(limits);
+}
+
+/* One instance's limits object: {"rate_limit_rps": N, "burst": N, "max_concurrent_requests": N}. */
+static void apply_json_one_limit(struct config_instance_limit *limit, const cJSON *object,
+                                 const char *origin, struct msgs *errs) {
+    static const struct {
+        const char *name;
+        size_t offset;
+        long max;
+    } fields[] = {
+        {"burst", offsetof(struct config_instance_limit, burst), 100000},
+        {"max_concurrent_requests", offsetof(struct config_instance_limit, max_concurrent_requests),
+         100000},
+        {"rate_limit_rps", offsetof(struct config_instance_limit, rate_limit_rps), 100000},
+    };
+    const cJSON *item;
+
+    if (!cJSON_IsObject(object)) {
+        msgs_add(errs, "%s: expected an object, got %s", origin, json_type_name(object));
+        return;
+    }
+    cJSON_ArrayForEach(item, object) {
+        size_t i;
+        for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+            if (strcmp(fields[i].name, item->string) == 0)
+                break;
+        if (i == sizeof(fields) / sizeof(fields[0])) {
+            msgs_add(errs, "%s: unknown key \"%s\" (expected rate_limit_rps, burst, "
+                           "max_concurrent_requests)", origin, item->string);
+            continue;
+        }
+        if (!cJSON_IsNumber(item) || item->valuedouble < 0 || item->valuedouble > fields[i].max ||
+            item->valuedouble != (double)(long)item->valuedouble) {
+            msgs_add(errs, "%s: \"%s\" must be an integer from 0 to %ld", origin, item->string,
+                     fields[i].max);
+            continue;
+        }
+        *(long *)((char *)limit + fields[i].offset) = (long)item->valuedouble;
+    }
+}
+
+/* "instance_limits": {"HOST[:PORT]": {...}, ...}; replaces the whole table. */
+static void apply_json_instance_limits(struct config *cfg, const cJSON *object,
+                                       const char *origin, struct msgs *errs) {
+    struct config_instance_limit *limits;
+    size_t n = 0, count = 0;
+    const cJSON *item;
+
+    if (!cJSON_IsObject(object)) {
+        msgs_add(errs, "%s: expected an object, got %s", origin, json_type_name(object));
+        return;
+    }
+    cJSON_ArrayForEach(item, object)
+        n++;
+    limits = calloc(n + 1, sizeof(*limits));
+    if (!limits) {
+        errs->oom = true;
+        return;
+    }
+    cJSON_ArrayForEach(item, object) {
+        const char *reason = NULL;
+        char *where = NULL;
+        char q[QUOTE_MAX];
+        int r;
+
+        if (asprintf(&where, "%s[\"%s\"]", origin, item->string) < 0) {
+            errs->oom = true;
+            break;
+        }
+        r = normalize_instance(item->string, &limits[count].instance, &reason);
+        if (r == -ENOMEM) {
+            errs->oom = true;
+        } else if (r < 0) {
+            msgs_add(errs, "%s: invalid instance %s: %s", origin, quote(q, item->string), reason);
+        } else {
+            apply_json_one_limit(&limits[count], item, where, errs);
+            count++;
+        }
+        free(where);
+    }
+    config_instance_limits_free(cfg->instance_limits, cfg->instance_limits_count);
+    cfg->instance_limits = limits;
+    cfg->instance_limits_count = count;
+}
+
 static void apply_json_key(struct config *cfg, const struct key *k, const cJSON *item,
                            const char *where, struct msgs *errs) {
     char *origin = NULL;
@@ -541,6 +651,9 @@ static void apply_json_key(struct config *cfg, const struct key *k, const cJSON 
             break;
         }
         apply_json_instances(cfg, item, where, errs);
+        break;
+    case KIND_INSTANCE_LIMITS:
+        apply_json_instance_limits(cfg, item, origin, errs);
         break;
     }
     free(origin);
@@ -1079,6 +1192,9 @@ struct config *config_new(void) {
     if (!cfg->listen || !cfg->metrics_listen || !cfg->log_format)
         return config_free(cfg);
     cfg->shutdown_grace_ms = DEFAULT_SHUTDOWN_GRACE_MS;
+    cfg->max_tracked_runs = DEFAULT_MAX_TRACKED_RUNS;
+    cfg->max_calls_in_flight = DEFAULT_MAX_CALLS_IN_FLIGHT;
+    cfg->instance_max_concurrent_requests = DEFAULT_INSTANCE_MAX_CONCURRENT_REQUESTS;
     cfg->workers = DEFAULT_WORKERS;
     cfg->log_level = CONFIG_LOG_INFO;
     cfg->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
@@ -1092,6 +1208,7 @@ struct config *config_free(struct config *cfg) {
         return NULL;
     free(cfg->config_file);
     free(cfg->listen);
+    config_instance_limits_free(cfg->instance_limits, cfg->instance_limits_count);
     free(cfg->metrics_listen);
     free(cfg->log_format);
     free(cfg->default_instance);
@@ -1176,7 +1293,11 @@ void config_usage(FILE *out, const char *program) {
             "\n"
             "Config file only: connect_timeout_ms (default 5000), request_timeout_ms\n"
             "(default 30000), max_response_bytes (default 4194304), shutdown_grace_ms\n"
-            "(default 10000).\n"
+            "(default 10000), max_calls_in_flight (default 10000), max_tracked_runs\n"
+            "(default 20000), instance_rate_limit_rps (default 0: none),\n"
+            "instance_max_concurrent_requests (default 256), instance_limits (per\n"
+            "instance overrides), status_cache_ttl_ms\n"
+            "(default 0: off), terminal_cache_ttl_ms (default 0: off).\n"
             "\n"
             "Signals: SIGTERM/SIGINT stop gracefully (health turns NOT_SERVING, calls in\n"
             "flight get shutdown_grace_ms to finish); a second one exits at once. SIGHUP\n"
@@ -1235,6 +1356,13 @@ char *config_describe(const struct config *cfg) {
                  "log_format = %s\n"
                  "metrics_listen = %s\n"
                  "shutdown_grace_ms = %ld\n"
+                 "instance_rate_limit_rps = %ld\n"
+                 "instance_max_concurrent_requests = %ld\n"
+                 "instance_limits = %zu instance(s)\n"
+                 "max_calls_in_flight = %ld\n"
+                 "max_tracked_runs = %ld\n"
+                 "status_cache_ttl_ms = %ld\n"
+                 "terminal_cache_ttl_ms = %ld\n"
                  "connect_timeout_ms = %ld\n"
                  "request_timeout_ms = %ld\n"
                  "max_response_bytes = %ld\n"
@@ -1243,7 +1371,10 @@ char *config_describe(const struct config *cfg) {
                  OR_NONE(cfg->default_instance), list[0] ? list : "(none)",
                  token, OR_NONE(cfg->token_file), OR_NONE(cfg->ca_file),
                  log_level_names[cfg->log_level], cfg->log_format, cfg->metrics_listen,
-                 cfg->shutdown_grace_ms, cfg->connect_timeout_ms,
+                 cfg->shutdown_grace_ms, cfg->instance_rate_limit_rps,
+                 cfg->instance_max_concurrent_requests, cfg->instance_limits_count,
+                 cfg->max_calls_in_flight, cfg->max_tracked_runs, cfg->status_cache_ttl_ms,
+                 cfg->terminal_cache_ttl_ms, cfg->connect_timeout_ms,
                  cfg->request_timeout_ms, cfg->max_response_bytes,
                  OR_NONE(cfg->service_credential_provider)) < 0)
         text = NULL;

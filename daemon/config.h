@@ -43,7 +43,23 @@ struct config {
     char *service_credential_provider;
     char *log_format;               /* "text" or "json" */
     char *metrics_listen;           /* "HOST:PORT" for /metrics, or "off" */
-    long shutdown_grace_ms;         /* 0..600000: time calls in flight get on SIGTERM */ /* NULL: none */
+    long shutdown_grace_ms;         /* 0..600000: time calls in flight get on SIGTERM */
+    long instance_rate_limit_rps;          /* default per-instance rate; 0: no limit */
+    long instance_max_concurrent_requests; /* default per-instance concurrency; 0: no limit */
+    struct config_instance_limit *instance_limits; /* instance_limits_count entries */
+    size_t instance_limits_count;
+    long max_calls_in_flight;       /* beyond: RESOURCE_EXHAUSTED at once; 0: no limit (restart-only) */
+    long max_tracked_runs;          /* runs whose last status is remembered (restart-only) */
+    long status_cache_ttl_ms;       /* answer polls of a running run from memory; 0: off */
+    long terminal_cache_ttl_ms;     /* same for finished runs; 0: off */ /* NULL: none */
+};
+
+/* Per-instance Databricks request limits ("instance_limits" in the file). */
+struct config_instance_limit {
+    char *instance;               /* normalized host[:port] */
+    long rate_limit_rps;          /* requests a second; 0: the default (instance_rate_limit_rps) */
+    long burst;                   /* bucket size; 0: as rate_limit_rps */
+    long max_concurrent_requests; /* 0: the default (instance_max_concurrent_requests) */
 };
 
 enum config_action {
@@ -98,5 +114,8 @@ const char *config_key_name(size_t i);
 
 /* Frees a NULL-terminated string array (takes; NULL is fine). */
 void config_strv_free(char **v);
+
+/* Frees a limits table (NULL-safe). */
+void config_instance_limits_free(struct config_instance_limit *limits, size_t count);
 
 #endif /* FDC_CONFIG_H */

@@ -85,6 +85,8 @@ struct dbx_request {
     char curl_error[CURL_ERROR_SIZE];
     struct dbx_request *active_prev; /* attached to the multi handle */
     struct dbx_request *active_next;
+    char *instance;
+    struct host *host; /* the limiter's entry, NULL when it could not be made */
 };
 
 /* What a reload may change; built by the reloading thread, applied by the
@@ -95,7 +97,25 @@ struct live_settings {
     long connect_timeout_ms;
     long request_timeout_ms;
     long max_response_bytes;
+    long rate_limit_rps;          /* defaults for every workspace */
+    long max_concurrent_requests;
+    struct config_instance_limit *limits; /* overrides, limits_count entries */
+    size_t limits_count;
     struct live_settings *retired_next;
+};
+
+/*
+ * One workspace as the limiter sees it: a token bucket for the request rate,
+ * a count of requests in flight, and the requests waiting for either.
+ * Curl thread only.
+ */
+struct host {
+    struct host *next;
+    char *instance;
+    double tokens;
+    int64_t refilled_ms;
+    long active;
+    struct dbx_request *queue_head, *queue_tail;
 };
 
 struct dbx {
@@ -117,6 +137,8 @@ struct dbx {
     struct dbx_request *waiting; /* backing off before a retry */
     struct dbx_request *active;  /* transfers attached to the multi handle */
     struct live_settings *live;  /* in force */
+    struct host *hosts;
+    size_t hosts_count;
     unsigned int random_state;
 };
 
@@ -132,6 +154,7 @@ static void request_free(struct dbx_request *r)
     if (!r)
         return;
     free(r->url);
+    free(r->instance);
     free(r->body);
     free(r->response);
     free(r);
@@ -267,7 +290,203 @@ static int start_transfer(struct dbx *dbx, struct dbx_request *r)
         return -1;
     }
     active_add(dbx, r);
+    if (r->host)
+        r->host->active++;
     return 0;
+}
+
+/* ---- the per-workspace limiter ------------------------------------------- */
+
+struct limit {
+    double rate;         /* requests a second; 0: none */
+    double burst;
+    long max_concurrent; /* 0: none */
+};
+
+static struct limit host_limit(const struct dbx *dbx, const struct host *h)
+{
+    const struct live_settings *live = dbx->live;
+    struct limit l = {
+        .rate = (double)live->rate_limit_rps,
+        .max_concurrent = live->max_concurrent_requests,
+    };
+    long burst = 0;
+
+    for (size_t i = 0; i < live->limits_count; i++) {
+        if (strcmp(live->limits[i].instance, h->instance) != 0)
+            continue;
+        if (live->limits[i].rate_limit_rps > 0)
+            l.rate = (double)live->limits[i].rate_limit_rps;
+        if (live->limits[i].max_concurrent_requests > 0)
+            l.max_concurrent = live->limits[i].max_concurrent_requests;
+        burst = live->limits[i].burst;
+        break;
+    }
+    l.burst = burst > 0 ? (double)burst : (l.rate >= 1 ? l.rate : 1);
+    return l;
+}
+
+static void refill(struct host *h, const struct limit *l, int64_t now)
+{
+    if (l->rate <= 0) {
+        h->tokens = l->burst;
+    } else {
+        h->tokens += (double)(now - h->refilled_ms) * l->rate / 1000.0;
+        if (h->tokens > l->burst)
+            h->tokens = l->burst;
+    }
+    h->refilled_ms = now;
+}
+
+/* True when one more request may start now; takes its token if so. */
+static bool host_take(const struct dbx *dbx, struct host *h, int64_t now)
+{
+    struct limit l = host_limit(dbx, h);
+
+    if (l.max_concurrent > 0 && h->active >= l.max_concurrent)
+        return false;
+    if (l.rate <= 0)
+        return true;
+    refill(h, &l, now);
+    if (h->tokens < 1.0)
+        return false;
+    h->tokens -= 1.0;
+    return true;
+}
+
+/* Milliseconds until host_take() could succeed for the rate (not concurrency). */
+static int64_t host_next_token_ms(const struct dbx *dbx, const struct host *h)
+{
+    struct limit l = host_limit(dbx, h);
+    if (l.rate <= 0 || h->tokens >= 1.0)
+        return 0;
+    return (int64_t)((1.0 - h->tokens) * 1000.0 / l.rate) + 1;
+}
+
+static void host_free(struct host *h)
+{
+    free(h->instance);
+    free(h);
+}
+
+/* Finds or makes the limiter entry; idle entries of other workspaces are
+ * dropped past a few hundred, so an "allow any instance" set-up stays bounded. */
+static struct host *host_for(struct dbx *dbx, const char *instance, int64_t now)
+{
+    struct host *h;
+
+    for (h = dbx->hosts; h; h = h->next)
+        if (strcmp(h->instance, instance) == 0)
+            return h;
+    if (dbx->hosts_count >= 256) {
+        struct host **link = &dbx->hosts;
+        while (*link) {
+            struct host *idle = *link;
+            if (idle->active == 0 && !idle->queue_head) {
+                *link = idle->next;
+                host_free(idle);
+                dbx->hosts_count--;
+            } else {
+                link = &idle->next;
+            }
+        }
+    }
+    h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->instance = strdup(instance);
+    if (!h->instance) {
+        free(h);
+        return NULL;
+    }
+    h->refilled_ms = now;
+    h->tokens = host_limit(dbx, h).burst;
+    h->next = dbx->hosts;
+    dbx->hosts = h;
+    dbx->hosts_count++;
+    return h;
+}
+
+/* Starts `r` now if its workspace's limits allow, else queues it behind the
+ * requests already waiting (first come, first served). */
+static void admit(struct dbx *dbx, struct dbx_request *r)
+{
+    int64_t now = clock_now_ms();
+
+    if (!r->host)
+        r->host = host_for(dbx, r->instance, now);
+    if (!r->host) { /* no memory for the limiter: do not hold the request */
+        start_transfer(dbx, r);
+        return;
+    }
+    if (!r->host->queue_head && host_take(dbx, r->host, now)) {
+        start_transfer(dbx, r);
+        return;
+    }
+    r->next = NULL;
+    if (r->host->queue_tail)
+        r->host->queue_tail->next = r;
+    else
+        r->host->queue_head = r;
+    r->host->queue_tail = r;
+}
+
+/*
+ * Starts the waiting requests the limits now allow and answers those whose
+ * deadline leaves no time for an attempt. Returns ms until it is worth
+ * looking again (LOOP_IDLE_MS when nothing waits).
+ */
+static int64_t pump_hosts(struct dbx *dbx)
+{
+    int64_t now = clock_now_ms();
+    int64_t next = LOOP_IDLE_MS;
+
+    for (struct host *h = dbx->hosts; h; h = h->next) {
+        struct dbx_request **link = &h->queue_head, *prev = NULL;
+
+        /* Expired requests first, anywhere in the queue. */
+        while (*link) {
+            struct dbx_request *r = *link;
+            if (r->deadline_ms - now >= MIN_ATTEMPT_MS) {
+                prev = r;
+                link = &r->next;
+                continue;
+            }
+            *link = r->next;
+            if (h->queue_tail == r)
+                h->queue_tail = prev;
+            {
+                char message[512];
+                struct limit l = host_limit(dbx, h);
+                snprintf(message, sizeof(message),
+                         "request to %s held back by the connector's limits for this workspace "
+                         "(%.0f requests/s, %ld at once) until the call's deadline",
+                         h->instance, l.rate, l.max_concurrent);
+                complete(r, DBX_VERDICT_RESOURCE_EXHAUSTED, 0, NULL, "RATE_LIMITED", message);
+            }
+            if (r->easy)
+                curl_easy_cleanup(r->easy);
+            r->easy = NULL;
+            request_free(r);
+        }
+        while (h->queue_head && host_take(dbx, h, now)) {
+            struct dbx_request *r = h->queue_head;
+            h->queue_head = r->next;
+            if (!h->queue_head)
+                h->queue_tail = NULL;
+            r->next = NULL;
+            start_transfer(dbx, r);
+        }
+        if (h->queue_head) {
+            int64_t wait = host_next_token_ms(dbx, h);
+            /* Waiting for concurrency: a finishing transfer wakes the loop. */
+            if (wait <= 0 || wait > 50)
+                wait = 50; /* also re-checks deadlines of queued requests */
+            if (wait < next)
+                next = wait;
+        }
+    }
+    return next;
 }
 
 static bool transport_error_retryable(CURLcode code)
@@ -415,7 +634,7 @@ static int64_t start_due_retries(struct dbx *dbx)
         if (r->not_before_ms <= now) {
             *link = r->next;
             r->next = NULL;
-            start_transfer(dbx, r);
+            admit(dbx, r);
         } else {
             if (r->not_before_ms - now < next_due)
                 next_due = r->not_before_ms - now;
@@ -463,7 +682,7 @@ static void *curl_thread_main(void *arg)
         while (reversed) {
             struct dbx_request *next = reversed->next;
             reversed->next = NULL;
-            start_transfer(dbx, reversed);
+            admit(dbx, reversed);
             reversed = next;
         }
         wait_ms = start_due_retries(dbx);
@@ -479,6 +698,8 @@ static void *curl_thread_main(void *arg)
             curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
             curl_multi_remove_handle(dbx->multi, easy);
             active_remove(dbx, r);
+            if (r->host)
+                r->host->active--;
             finish_transfer(dbx, r, result);
         }
 
@@ -491,11 +712,20 @@ static void *curl_thread_main(void *arg)
             if (due < wait_ms)
                 wait_ms = due;
         }
+        if (dbx->hosts) {
+            int64_t due = pump_hosts(dbx);
+            if (due < wait_ms)
+                wait_ms = due;
+        }
         if (wait_ms > 0)
             curl_multi_poll(dbx->multi, NULL, 0, (int)wait_ms, NULL);
     }
 
-    /* Transfers still attached, and requests backing off. */
+    /* Transfers still attached, requests held by the limiter, requests backing off. */
+    for (struct host *h = dbx->hosts; h; h = h->next) {
+        fail_everything(dbx, h->queue_head);
+        h->queue_head = h->queue_tail = NULL;
+    }
     while (dbx->active) {
         struct dbx_request *r = dbx->active;
         active_remove(dbx, r);
@@ -513,6 +743,7 @@ static struct live_settings *live_settings_free(struct live_settings *s)
         return NULL;
     curl_slist_free_all(s->json_headers);
     free(s->ca_file);
+    config_instance_limits_free(s->limits, s->limits_count);
     free(s);
     return NULL;
 }
@@ -528,6 +759,20 @@ static struct live_settings *live_settings_new(const struct dbx_settings *settin
     s->connect_timeout_ms = settings->connect_timeout_ms;
     s->request_timeout_ms = settings->request_timeout_ms;
     s->max_response_bytes = settings->max_response_bytes;
+    s->rate_limit_rps = settings->rate_limit_rps;
+    s->max_concurrent_requests = settings->max_concurrent_requests;
+    if (settings->limits_count > 0) {
+        s->limits = calloc(settings->limits_count, sizeof(*s->limits));
+        if (!s->limits)
+            goto fail;
+        for (size_t i = 0; i < settings->limits_count; i++) {
+            s->limits[i] = settings->limits[i];
+            s->limits[i].instance = strdup(settings->limits[i].instance);
+            s->limits_count = i + 1;
+            if (!s->limits[i].instance)
+                goto fail;
+        }
+    }
     if (settings->ca_file) {
         s->ca_file = strdup(settings->ca_file);
         if (!s->ca_file)
@@ -604,6 +849,11 @@ void dbx_free(struct dbx *dbx)
         curl_multi_cleanup(dbx->multi);
     live_settings_free(dbx->live);
     live_settings_free(dbx->pending_settings);
+    while (dbx->hosts) {
+        struct host *next = dbx->hosts->next;
+        host_free(dbx->hosts);
+        dbx->hosts = next;
+    }
     while (dbx->retired) {
         struct live_settings *next = dbx->retired->retired_next;
         live_settings_free(dbx->retired);
@@ -655,6 +905,12 @@ int dbx_request(struct dbx *dbx, enum dbx_endpoint endpoint, const char *instanc
         r->url = NULL;
         free(body);
         free(r);
+        return -ENOMEM;
+    }
+    r->instance = strdup(instance);
+    if (!r->instance) {
+        free(body);
+        request_free(r);
         return -ENOMEM;
     }
     r->endpoint = endpoint;

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "dbx_response.h"
 #include "metrics.h"
 
@@ -34,6 +35,11 @@ struct dbx_settings {
     long max_response_bytes;
     long max_host_connections;
     struct metrics *metrics; /* borrowed, may be NULL; must outlive the client */
+    /* Per-workspace limits: defaults, then overrides (borrowed, copied). */
+    long rate_limit_rps;          /* 0: none */
+    long max_concurrent_requests; /* 0: none */
+    const struct config_instance_limit *limits;
+    size_t limits_count;
 };
 
 /* What a finished request gives its callback; valid during the callback only. */

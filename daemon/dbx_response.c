@@ -33,6 +33,7 @@ static const char *const verdict_names[_DBX_VERDICT_MAX] = {
     [DBX_VERDICT_PERMISSION_DENIED] = "PERMISSION_DENIED",
     [DBX_VERDICT_INVALID] = "INVALID",
     [DBX_VERDICT_UNAVAILABLE] = "UNAVAILABLE",
+    [DBX_VERDICT_RESOURCE_EXHAUSTED] = "RESOURCE_EXHAUSTED",
 };
 
 const char *dbx_verdict_name(enum dbx_verdict verdict)

@@ -21,6 +21,7 @@ enum dbx_verdict {
     DBX_VERDICT_PERMISSION_DENIED, /* 403 */
     DBX_VERDICT_INVALID,           /* 4xx verdict on the request itself */
     DBX_VERDICT_UNAVAILABLE,       /* transient trouble that is not retried (or retries ran out) */
+    DBX_VERDICT_RESOURCE_EXHAUSTED, /* our own per-workspace limit held the request past its deadline */
     _DBX_VERDICT_MAX,
 };
 

@@ -1,5 +1,11 @@
 /*
- * main.c - start-up, signals and shutdown of flyte-databricks-connector.
+ * main.c - the command table, and start-up, signals and shutdown of the
+ * daemon (`serve`).
+ *
+ * One binary, several commands: `serve` (the default when the first
+ * argument is an option or absent, so `flyte-databricks-connector --listen
+ * ...` keeps working), the client commands of cli*.c, `check-config` and
+ * `fake-workspace` (fake_workspace.c).
  *
  * Start-up order: block signals (so every thread gRPC, libcurl and
  * libmicrohttpd start inherits the mask), read the configuration, start the
@@ -27,9 +33,11 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "cli.h"
 #include "clock.h"
 #include "config.h"
 #include "dbx.h"
+#include "fake_workspace.h"
 #include "health.h"
 #include "log.h"
 #include "metadata.h"
@@ -100,6 +108,10 @@ static struct dbx_settings dbx_settings_from(const struct config *config,
         .max_response_bytes = config->max_response_bytes,
         .max_host_connections = MAX_HOST_CONNECTIONS,
         .metrics = metrics,
+        .rate_limit_rps = config->instance_rate_limit_rps,
+        .max_concurrent_requests = config->instance_max_concurrent_requests,
+        .limits = config->instance_limits,
+        .limits_count = config->instance_limits_count,
     };
     return settings;
 }
@@ -270,14 +282,15 @@ static int start(struct daemon *d)
 
     {
         const struct server_method methods[] = {
-            {"/flyteidl.service.AsyncAgentService/CreateTask", agent_create_task, d->agent},
-            {"/flyteidl.service.AsyncAgentService/GetTask", agent_get_task, d->agent},
-            {"/flyteidl.service.AsyncAgentService/DeleteTask", agent_delete_task, d->agent},
-            {"/flyteidl.service.AgentMetadataService/ListAgents", metadata_list_agents, NULL},
-            {"/flyteidl.service.AgentMetadataService/GetAgent", metadata_get_agent, NULL},
-            {"/grpc.health.v1.Health/Check", health_check, d->health},
+            {"/flyteidl.service.AsyncAgentService/CreateTask", agent_create_task, d->agent, false},
+            {"/flyteidl.service.AsyncAgentService/GetTask", agent_get_task, d->agent, false},
+            {"/flyteidl.service.AsyncAgentService/DeleteTask", agent_delete_task, d->agent, false},
+            {"/flyteidl.service.AgentMetadataService/ListAgents", metadata_list_agents, NULL, true},
+            {"/flyteidl.service.AgentMetadataService/GetAgent", metadata_get_agent, NULL, true},
+            {"/grpc.health.v1.Health/Check", health_check, d->health, true},
         };
-        d->server = server_new(d->config->listen, d->config->workers, methods,
+        d->server = server_new(d->config->listen, d->config->workers,
+                               d->config->max_calls_in_flight, methods,
                                sizeof(methods) / sizeof(methods[0]), &error);
         if (!d->server) {
             fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "cannot start server");
@@ -329,7 +342,8 @@ static void stop(struct daemon *d)
     d->metrics = metrics_free(d->metrics);
 }
 
-int main(int argc, char **argv)
+/* The daemon: argv[0] is "serve" or the program name, options follow. */
+static int serve_main(int argc, char **argv)
 {
     sigset_t signals;
     struct daemon d = {.argc = argc, .argv = argv};
@@ -349,7 +363,7 @@ int main(int argc, char **argv)
     }
     switch (action) {
     case CONFIG_ACTION_HELP:
-        config_usage(stdout, PROGRAM_NAME);
+        config_usage(stdout, PROGRAM_NAME " serve");
         exit_code = EXIT_SUCCESS;
         goto out;
     case CONFIG_ACTION_VERSION:
@@ -396,4 +410,102 @@ out:
     free(d.retired);
     config_free(d.config);
     return exit_code;
+}
+
+/*
+ * `check-config FILE [OPTIONS]`: loads FILE as `serve --config FILE` would,
+ * with the environment and options, and prints the effective settings with
+ * the token masked.
+ */
+static int check_config_main(int argc, char **argv)
+{
+    struct config *config = NULL;
+    enum config_action action;
+    char **warnings = NULL, **args = NULL;
+    char *error = NULL, *described = NULL;
+    int exit_code = 2;
+
+    if (argc < 2 || argv[1][0] == '-') {
+        if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+            printf("Usage: %s check-config FILE [OPTIONS]\n\n"
+                   "Loads FILE (and the environment and serve OPTIONS, as serve would),\n"
+                   "prints the effective settings with the token masked, and exits 0 when\n"
+                   "the configuration is valid, 1 when it is not, 2 on a usage error.\n",
+                   PROGRAM_NAME);
+            return 0;
+        }
+        fprintf(stderr, "%s check-config: missing FILE (see --help)\n", PROGRAM_NAME);
+        return 2;
+    }
+    args = calloc((size_t)argc + 2, sizeof(*args));
+    if (!args) {
+        fprintf(stderr, "%s check-config: out of memory\n", PROGRAM_NAME);
+        return 1;
+    }
+    args[0] = argv[0];
+    args[1] = (char *)"--config";
+    args[2] = argv[1];
+    for (int i = 2; i < argc; i++)
+        args[i + 1] = argv[i];
+    if (config_load(argc + 1, args, environ, &config, &action, &warnings, &error) < 0) {
+        fprintf(stderr, "%s check-config: %s\n", PROGRAM_NAME, error ? error : "invalid");
+        exit_code = 1;
+        goto out;
+    }
+    for (size_t i = 0; warnings && warnings[i]; i++)
+        fprintf(stderr, "%s check-config: warning: %s\n", PROGRAM_NAME, warnings[i]);
+    described = config_describe(config);
+    if (described)
+        fputs(described, stdout);
+    printf("configuration OK\n");
+    exit_code = 0;
+out:
+    free(described);
+    free(error);
+    free(args);
+    config_strv_free(warnings);
+    config_free(config);
+    return exit_code;
+}
+
+static const struct command {
+    const char *name;
+    int (*main)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"serve", serve_main, "run the connector daemon (the default)"},
+    {"agents", cli_agents_main, "list the agents a daemon serves (ListAgents)"},
+    {"submit", cli_submit_main, "create a task from a TaskTemplate, optionally wait for it"},
+    {"status", cli_status_main, "show a task's phase from its resource_meta (GetTask)"},
+    {"cancel", cli_cancel_main, "cancel a task from its resource_meta (DeleteTask)"},
+    {"check-config", check_config_main, "validate a config and print the effective settings"},
+    {"fake-workspace", fake_workspace_main, "run a fake Databricks Jobs API for local trials"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: %s [COMMAND] [OPTIONS]\n\nCommands:\n", PROGRAM_NAME);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %-15s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nWithout a command, options run `serve`. `%s COMMAND --help` explains a\n"
+                 "command; `%s serve --help` lists the daemon's options.\n",
+            PROGRAM_NAME, PROGRAM_NAME);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || argv[1][0] == '-') {
+        /* Historical invocation: options only. Top-level --help shows commands too. */
+        if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+            usage(stdout);
+            printf("\n");
+        }
+        return serve_main(argc, argv);
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].main(argc - 1, argv + 1);
+    fprintf(stderr, "%s: unknown command '%s'\n", PROGRAM_NAME, argv[1]);
+    usage(stderr);
+    return 2;
 }

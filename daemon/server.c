@@ -89,6 +89,7 @@ struct server {
     atomic_bool stopping;
     atomic_long in_flight;
     atomic_long calls_served;
+    long max_calls_in_flight; /* 0: no limit */
     bool shut_down;
 };
 
@@ -302,7 +303,15 @@ static void *worker_main(void *arg)
                 log_error("cannot post a request for new calls", "method",
                           c->slot ? c->slot->method.path : "(generic)");
             c->state = CALL_ACTIVE;
-            atomic_fetch_add(&s->in_flight, 1);
+            if (atomic_fetch_add(&s->in_flight, 1) >= s->max_calls_in_flight &&
+                s->max_calls_in_flight > 0 && c->slot && !c->slot->method.unlimited) {
+                char message[160];
+                snprintf(message, sizeof(message),
+                         "connector busy: %ld calls in flight (max_calls_in_flight); try again",
+                         s->max_calls_in_flight);
+                server_call_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, message);
+                break;
+            }
             dispatch(s, c);
             break;
         case CALL_REPLYING:
@@ -319,8 +328,9 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-struct server *server_new(const char *listen, int workers, const struct server_method *methods,
-                          size_t methods_count, char **reterr_msg)
+struct server *server_new(const char *listen, int workers, long max_calls_in_flight,
+                          const struct server_method *methods, size_t methods_count,
+                          char **reterr_msg)
 {
     struct server *s = NULL;
     grpc_server_credentials *credentials = NULL;
@@ -332,6 +342,7 @@ struct server *server_new(const char *listen, int workers, const struct server_m
     s = calloc(1, sizeof(*s));
     if (!s)
         goto oom;
+    s->max_calls_in_flight = max_calls_in_flight;
     s->slots = calloc(methods_count, sizeof(*s->slots));
     s->workers = calloc((size_t)workers, sizeof(*s->workers));
     if (!s->slots || !s->workers)

@@ -13,6 +13,7 @@
 
 #include <grpc/status.h>
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,15 +28,19 @@ struct server_method {
     const char *path; /* "/package.Service/Method" */
     server_handler_fn handler;
     void *context;
+    bool unlimited; /* exempt from max_calls_in_flight (health checks must answer under load) */
 };
 
 /*
  * Creates and starts a server listening on `listen` ("HOST:PORT", port 0
- * picks a free one) with `workers` threads. `methods` is copied. Returns NULL
- * and gives *reterr_msg on failure (port in use, bad address).
+ * picks a free one) with `workers` threads. `methods` is copied. Beyond
+ * `max_calls_in_flight` calls (0: no limit) a new call of a limited method
+ * answers RESOURCE_EXHAUSTED at once instead of queueing without bound.
+ * Returns NULL and gives *reterr_msg on failure (port in use, bad address).
  */
-struct server *server_new(const char *listen, int workers, const struct server_method *methods,
-                          size_t methods_count, char **reterr_msg);
+struct server *server_new(const char *listen, int workers, long max_calls_in_flight,
+                          const struct server_method *methods, size_t methods_count,
+                          char **reterr_msg);
 
 /* The port actually bound. */
 int server_port(const struct server *server);

@@ -119,8 +119,11 @@ static void expect_error(const char *text, const char *want) {
 static void test_keys_sorted_and_complete(void **state) {
     static const char *const want[] = {
         "allowed_instances", "ca_file", "connect_timeout_ms", "default_instance",
-        "listen", "log_format", "log_level", "max_response_bytes", "metrics_listen",
-        "request_timeout_ms", "service_credential_provider", "shutdown_grace_ms", "token_file",
+        "instance_limits", "instance_max_concurrent_requests", "instance_rate_limit_rps",
+        "listen", "log_format", "log_level", "max_calls_in_flight", "max_response_bytes",
+        "max_tracked_runs",
+        "metrics_listen", "request_timeout_ms", "service_credential_provider",
+        "shutdown_grace_ms", "status_cache_ttl_ms", "terminal_cache_ttl_ms", "token_file",
         "workers",
     };
     size_t n = 0;
@@ -172,6 +175,13 @@ static void test_defaults(void **state) {
                               "log_format = text\n"
                               "metrics_listen = 0.0.0.0:9090\n"
                               "shutdown_grace_ms = 10000\n"
+                              "instance_rate_limit_rps = 0\n"
+                              "instance_max_concurrent_requests = 256\n"
+                              "instance_limits = 0 instance(s)\n"
+                              "max_calls_in_flight = 10000\n"
+                              "max_tracked_runs = 20000\n"
+                              "status_cache_ttl_ms = 0\n"
+                              "terminal_cache_ttl_ms = 0\n"
                               "connect_timeout_ms = 5000\n"
                               "request_timeout_ms = 30000\n"
                               "max_response_bytes = 4194304\n"
@@ -231,6 +241,9 @@ static void test_valid_values(void **state) {
         {"{\"log_level\": \"warning\"}", "log_level = warning"},
         {"{\"log_level\": \"error\"}", "log_level = error"},
         {"{\"log_format\": \"json\"}", "log_format = json"},
+        {"{\"instance_rate_limit_rps\": 20}", "instance_rate_limit_rps = 20"},
+        {"{\"instance_limits\": {\"a.example\": {\"rate_limit_rps\": 5}, \"b.example:8443\": {}}}",
+         "instance_limits = 2 instance(s)"},
         {"{\"metrics_listen\": \"off\"}", "metrics_listen = off"},
         {"{\"metrics_listen\": \"127.0.0.1:0\"}", "metrics_listen = 127.0.0.1:0"},
         {"{\"shutdown_grace_ms\": 0}", "shutdown_grace_ms = 0"},
@@ -339,6 +352,16 @@ static void test_invalid_values(void **state) {
          "key \"default_instance\": invalid value \"a\\x0ab\"", inst_reason},
         {"{\"allowed_instances\": [\"ok.example\", \"bad host\"]}",
          "key \"allowed_instances[1]\": invalid value \"bad host\"", inst_reason},
+        {"{\"instance_limits\": {\"a.example\": {\"rps\": 5}}}",
+         "key \"instance_limits\"[\"a.example\"]: unknown key \"rps\" (expected rate_limit_rps, "
+         "burst, max_concurrent_requests)", ""},
+        {"{\"instance_limits\": {\"a.example\": {\"burst\": -1}}}",
+         "key \"instance_limits\"[\"a.example\"]: \"burst\" must be an integer from 0 to 100000",
+         ""},
+        {"{\"instance_limits\": {\"a.example\": 5}}",
+         "key \"instance_limits\"[\"a.example\"]: expected an object, got a number", ""},
+        {"{\"instance_limits\": [1]}", "key \"instance_limits\": expected an object, got an array",
+         ""},
         {"{\"token_file\": \"\"}", "key \"token_file\": invalid value \"\": must not be empty",
          ""},
         {"{\"ca_file\": \"\"}", "key \"ca_file\": invalid value \"\": must not be empty", ""},

@@ -1,0 +1,315 @@
+/*
+ * runs.c - bounded map of recent runs: coalescing, status cache and last
+ * known phase.
+ *
+ * Layout: a chained hash table (power-of-two buckets, FNV-1a over
+ * "instance\nrun_id") plus a doubly linked list in order of last use, so the
+ * least recently polled run is evicted first when the map is full. An entry
+ * with a fetch under way holds waiters and is never evicted. One mutex
+ * guards everything; no function calls out while holding it.
+ */
+#include "runs.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct entry {
+    struct entry *bucket_next;
+    struct entry *lru_prev, *lru_next; /* head = most recently used */
+    char *key;                         /* "instance\nrun_id" */
+    uint64_t hash;
+    bool has_status;
+    struct phase_result status; /* last status Databricks gave */
+    int64_t fetched_ms;         /* when `status` was fetched */
+    int64_t trouble_since_ms;   /* first failed refresh since the last success; 0: none */
+    bool fetching;
+    uint64_t fetch_id; /* of the fetch under way */
+    struct runs_waiter *waiters_head, *waiters_tail;
+};
+
+struct runs {
+    pthread_mutex_t lock;
+    struct runs_settings settings;
+    struct entry **buckets;
+    size_t bucket_count; /* power of two */
+    size_t count;
+    struct entry *lru_head, *lru_tail;
+    uint64_t last_fetch_id;
+};
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static char *make_key(const char *instance, const char *run_id)
+{
+    size_t a = strlen(instance), b = strlen(run_id);
+    char *key = malloc(a + b + 2);
+    if (!key)
+        return NULL;
+    memcpy(key, instance, a);
+    key[a] = '\n'; /* cannot occur in a validated instance or run id */
+    memcpy(key + a + 1, run_id, b + 1);
+    return key;
+}
+
+int runs_copy_result(struct phase_result *dst, const struct phase_result *src)
+{
+    memset(dst, 0, sizeof(*dst));
+    dst->phase = src->phase;
+    dst->has_error = src->has_error;
+    dst->error_recoverable = src->error_recoverable;
+    dst->error_origin = src->error_origin;
+    if ((src->message && !(dst->message = strdup(src->message))) ||
+        (src->run_page_url && !(dst->run_page_url = strdup(src->run_page_url))) ||
+        (src->error_code && !(dst->error_code = strdup(src->error_code)))) {
+        phase_result_done(dst);
+        memset(dst, 0, sizeof(*dst));
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static void lru_unlink(struct runs *runs, struct entry *e)
+{
+    if (e->lru_prev)
+        e->lru_prev->lru_next = e->lru_next;
+    else
+        runs->lru_head = e->lru_next;
+    if (e->lru_next)
+        e->lru_next->lru_prev = e->lru_prev;
+    else
+        runs->lru_tail = e->lru_prev;
+    e->lru_prev = e->lru_next = NULL;
+}
+
+static void lru_push_front(struct runs *runs, struct entry *e)
+{
+    e->lru_prev = NULL;
+    e->lru_next = runs->lru_head;
+    if (runs->lru_head)
+        runs->lru_head->lru_prev = e;
+    runs->lru_head = e;
+    if (!runs->lru_tail)
+        runs->lru_tail = e;
+}
+
+static struct entry **find_link(struct runs *runs, const char *key, uint64_t hash)
+{
+    struct entry **link = &runs->buckets[hash & (runs->bucket_count - 1)];
+    while (*link && ((*link)->hash != hash || strcmp((*link)->key, key) != 0))
+        link = &(*link)->bucket_next;
+    return link;
+}
+
+static void entry_free(struct entry *e)
+{
+    if (!e)
+        return;
+    free(e->key);
+    phase_result_done(&e->status);
+    free(e);
+}
+
+static void remove_entry(struct runs *runs, struct entry *e)
+{
+    struct entry **link = find_link(runs, e->key, e->hash);
+    if (*link == e)
+        *link = e->bucket_next;
+    lru_unlink(runs, e);
+    runs->count--;
+    entry_free(e);
+}
+
+/* Makes room for one entry: evicts the least recently used idle one. */
+static bool make_room(struct runs *runs)
+{
+    struct entry *e = runs->lru_tail;
+
+    if (runs->count < runs->settings.max_runs)
+        return true;
+    while (e && e->fetching)
+        e = e->lru_prev;
+    if (!e)
+        return false;
+    remove_entry(runs, e);
+    return true;
+}
+
+struct runs *runs_new(const struct runs_settings *settings)
+{
+    struct runs *runs = calloc(1, sizeof(*runs));
+    size_t buckets = 64;
+
+    if (!runs)
+        return NULL;
+    runs->settings = *settings;
+    if (runs->settings.max_runs == 0)
+        runs->settings.max_runs = 1;
+    /* Load factor at most 1 when full. */
+    while (buckets < runs->settings.max_runs && buckets < ((size_t)1 << 24))
+        buckets *= 2;
+    runs->buckets = calloc(buckets, sizeof(*runs->buckets));
+    if (!runs->buckets) {
+        free(runs);
+        return NULL;
+    }
+    runs->bucket_count = buckets;
+    pthread_mutex_init(&runs->lock, NULL);
+    return runs;
+}
+
+struct runs *runs_free(struct runs *runs)
+{
+    if (!runs)
+        return NULL;
+    while (runs->lru_head) {
+        struct entry *e = runs->lru_head;
+        runs->lru_head = e->lru_next;
+        entry_free(e);
+    }
+    free(runs->buckets);
+    pthread_mutex_destroy(&runs->lock);
+    free(runs);
+    return NULL;
+}
+
+size_t runs_count(struct runs *runs)
+{
+    size_t n;
+    pthread_mutex_lock(&runs->lock);
+    n = runs->count;
+    pthread_mutex_unlock(&runs->lock);
+    return n;
+}
+
+static void add_waiter(struct entry *e, struct runs_waiter *waiter)
+{
+    waiter->next = NULL;
+    if (e->waiters_tail)
+        e->waiters_tail->next = waiter;
+    else
+        e->waiters_head = waiter;
+    e->waiters_tail = waiter;
+}
+
+static bool cache_fresh(const struct runs *runs, const struct entry *e, int64_t now_ms)
+{
+    int64_t ttl;
+
+    if (!e->has_status || e->trouble_since_ms != 0)
+        return false;
+    ttl = phase_is_terminal(e->status.phase) ? runs->settings.terminal_ttl_ms
+                                             : runs->settings.status_ttl_ms;
+    return ttl > 0 && now_ms - e->fetched_ms < ttl;
+}
+
+enum runs_lookup runs_lookup(struct runs *runs, const char *instance, const char *run_id,
+                             int64_t now_ms, struct runs_waiter *waiter,
+                             struct phase_result *ret_cached, uint64_t *ret_fetch_id)
+{
+    char *key = make_key(instance, run_id);
+    uint64_t hash;
+    struct entry **link, *e;
+    enum runs_lookup result = RUNS_FETCH_ALONE;
+
+    if (!key)
+        return RUNS_FETCH_ALONE;
+    hash = fnv1a(key);
+    pthread_mutex_lock(&runs->lock);
+    link = find_link(runs, key, hash);
+    e = *link;
+    if (e) {
+        lru_unlink(runs, e);
+        lru_push_front(runs, e);
+        if (cache_fresh(runs, e, now_ms) && runs_copy_result(ret_cached, &e->status) == 0) {
+            result = RUNS_CACHED;
+        } else if (e->fetching) {
+            add_waiter(e, waiter);
+            result = RUNS_JOINED;
+        } else {
+            e->fetching = true;
+            e->fetch_id = ++runs->last_fetch_id;
+            *ret_fetch_id = e->fetch_id;
+            add_waiter(e, waiter);
+            result = RUNS_FETCH;
+        }
+        goto out;
+    }
+    if (!make_room(runs))
+        goto out; /* every entry is mid-fetch: fetch alone */
+    e = calloc(1, sizeof(*e));
+    if (!e)
+        goto out;
+    e->key = key;
+    key = NULL;
+    e->hash = hash;
+    e->fetching = true;
+    e->fetch_id = ++runs->last_fetch_id;
+    *ret_fetch_id = e->fetch_id;
+    add_waiter(e, waiter);
+    result = RUNS_FETCH;
+    e->bucket_next = NULL;
+    *find_link(runs, e->key, hash) = e;
+    lru_push_front(runs, e);
+    runs->count++;
+out:
+    pthread_mutex_unlock(&runs->lock);
+    free(key);
+    return result;
+}
+
+void runs_fetched(struct runs *runs, const char *instance, const char *run_id,
+                  uint64_t fetch_id, const struct phase_result *fresh, bool forget,
+                  int64_t now_ms, struct runs_outcome *ret)
+{
+    char *key = make_key(instance, run_id);
+    struct phase_result copy = {0};
+    struct entry *e;
+
+    memset(ret, 0, sizeof(*ret));
+    /* Copy outside the lock; a failed copy just leaves the old status. */
+    if (fresh && runs_copy_result(&copy, fresh) < 0)
+        fresh = NULL;
+    if (!key) {
+        phase_result_done(&copy);
+        return;
+    }
+    pthread_mutex_lock(&runs->lock);
+    e = *find_link(runs, key, fnv1a(key));
+    if (!e || !e->fetching || e->fetch_id != fetch_id)
+        goto out; /* not the fetch this entry waits for */
+    ret->waiters = e->waiters_head;
+    e->waiters_head = e->waiters_tail = NULL;
+    e->fetching = false;
+    if (forget) {
+        remove_entry(runs, e);
+        goto out;
+    }
+    if (fresh) {
+        phase_result_done(&e->status);
+        e->status = copy;
+        memset(&copy, 0, sizeof(copy));
+        e->has_status = true;
+        e->fetched_ms = now_ms;
+        e->trouble_since_ms = 0;
+        goto out;
+    }
+    if (e->trouble_since_ms == 0)
+        e->trouble_since_ms = now_ms;
+    ret->trouble_since_ms = e->trouble_since_ms;
+    if (e->has_status && runs_copy_result(&ret->last_known, &e->status) == 0)
+        ret->has_last_known = true;
+out:
+    pthread_mutex_unlock(&runs->lock);
+    phase_result_done(&copy);
+    free(key);
+}

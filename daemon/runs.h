@@ -1,0 +1,86 @@
+/*
+ * runs.h - what the daemon knows about recent runs: a bounded map keyed by
+ * (instance, run_id) that coalesces concurrent status reads, can answer
+ * repeated polls from memory, and remembers each run's last known phase.
+ *
+ * Why: propeller polls every running task, several propellers may poll the
+ * same run, and every failed GetTask counts against the task (see
+ * agent.c). Sharing one runs/get between concurrent callers keeps us under
+ * the workspace's rate limits; the last known phase lets a poll that meets
+ * Databricks trouble answer "still RUNNING, status not refreshed" instead of
+ * an error.
+ *
+ * Threads: every function may be called from any thread; one mutex guards
+ * the map and is never held while calling out.
+ */
+#ifndef FDC_RUNS_H
+#define FDC_RUNS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "phase.h"
+
+struct runs;
+
+/* Intrusive link: a caller embeds it in whatever represents its call. */
+struct runs_waiter {
+    struct runs_waiter *next;
+};
+
+struct runs_settings {
+    size_t max_runs;               /* entries kept; least recently polled go first */
+    int64_t status_ttl_ms;         /* answer a running run's poll from memory; 0: never */
+    int64_t terminal_ttl_ms;       /* same for a finished run's result; 0: never */
+};
+
+enum runs_lookup {
+    RUNS_CACHED,      /* *ret_cached holds a fresh status: answer with it */
+    RUNS_JOINED,      /* a fetch is under way: the waiter comes back from runs_fetched() */
+    RUNS_FETCH,       /* the caller fetches now, then calls runs_fetched() with the id */
+    RUNS_FETCH_ALONE, /* no memory to track the run: fetch and answer the waiter directly */
+};
+
+/* Gives a map (runs_free) or NULL on OOM. */
+struct runs *runs_new(const struct runs_settings *settings);
+struct runs *runs_free(struct runs *runs);
+
+/*
+ * Looks `instance`/`run_id` up at time `now_ms`. For RUNS_JOINED and
+ * RUNS_FETCH the waiter is registered (borrowed until runs_fetched() hands
+ * it back); RUNS_FETCH also sets *ret_fetch_id, which the fetcher passes to
+ * runs_fetched(). For RUNS_CACHED, *ret_cached gets a copy (free with
+ * phase_result_done()). For RUNS_CACHED and RUNS_FETCH_ALONE the waiter is
+ * not registered.
+ */
+enum runs_lookup runs_lookup(struct runs *runs, const char *instance, const char *run_id,
+                             int64_t now_ms, struct runs_waiter *waiter,
+                             struct phase_result *ret_cached, uint64_t *ret_fetch_id);
+
+struct runs_outcome {
+    struct runs_waiter *waiters; /* every caller waiting for this fetch, oldest first */
+    bool has_last_known;         /* a failed fetch: *last_known holds the run's last phase */
+    struct phase_result last_known; /* owned by the caller: phase_result_done() */
+    int64_t trouble_since_ms;    /* a failed fetch: when refreshes started failing */
+};
+
+/*
+ * Ends a fetch. `fresh` is the new status (copied), or NULL when the fetch
+ * failed with transient trouble. `forget` drops the entry (the run no longer
+ * exists). Fills *ret with the waiters to answer and, after a failure, the
+ * last status seen for the run, if any, with the time refreshes started
+ * failing. A last status is something Databricks said, never invented; a
+ * terminal one is final and may be answered as it is.
+ */
+void runs_fetched(struct runs *runs, const char *instance, const char *run_id,
+                  uint64_t fetch_id, const struct phase_result *fresh, bool forget,
+                  int64_t now_ms, struct runs_outcome *ret);
+
+/* Number of runs tracked (tests, metrics). */
+size_t runs_count(struct runs *runs);
+
+/* Deep copy of a phase result. Returns 0 or -ENOMEM (then *dst is zeroed). */
+int runs_copy_result(struct phase_result *dst, const struct phase_result *src);
+
+#endif
