@@ -3,7 +3,8 @@
 #   make            build build/flyte-databricks-connector
 #   make deps       install missing Debian packages (apt-get; no-op when present)
 #   make test       deps + build + every unit and end-to-end test
-#   make test-unit  unit tests only;  make test-e2e  end-to-end tests only
+#   make test-unit / test-e2e / test-packaging   one part of the suite
+#   make demo       fake workspace + daemon + sample tasks, end to end
 #   make run        build and run the daemon on 127.0.0.1:8000 (flags in ARGS=...)
 #   make install    install (PREFIX, DESTDIR, BINDIR, MANDIR, SYSCONFDIR, UNITDIR)
 #   make clean      remove build outputs
@@ -73,7 +74,7 @@ DAEMON_OBJS := $(patsubst daemon/%.c,$(BUILD)/daemon/%.o,$(DAEMON_SRCS))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all deps check-pkg test test-unit test-e2e check clean run install
+.PHONY: all deps check-pkg test test-unit test-e2e check clean run install demo test-packaging
 # Generated sources and test objects are outputs, not temporaries: keep them.
 .SECONDARY: $(GEN_C) $(GEN_H) $(UNIT_BINS:=.o)
 all: check-pkg $(PROGRAM)
@@ -136,6 +137,9 @@ test-unit: all $(UNIT_BINS)
 test-e2e: all
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run-all.sh e2e
 
+test-packaging: all
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run-all.sh packaging
+
 check: test
 
 # DESTDIR stages a package; it never ends up in a compiled-in or installed path.
@@ -155,6 +159,10 @@ install: all
 		$(DESTDIR)$(SYSCONFDIR)/flyte-databricks-connector/config.json
 	install -m 0600 systemd/flyte-databricks-connector.env.example \
 		$(DESTDIR)$(SYSCONFDIR)/flyte-databricks-connector/env.example
+
+# The local workflow end to end: fake workspace, daemon, sample tasks.
+demo: all
+	@examples/demo.sh $(PROGRAM)
 
 # Runs the daemon in the foreground on 127.0.0.1:8000; extra flags in ARGS.
 run: all

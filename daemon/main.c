@@ -304,7 +304,8 @@ static int start(struct daemon *d)
     if (d->metrics_http) {
         char metrics_port_text[16];
         snprintf(metrics_port_text, sizeof(metrics_port_text), "%d", metrics_port);
-        log_info("metrics", "listen", d->config->metrics_listen, "port", metrics_port_text);
+        log_info("metrics listening", "listen", d->config->metrics_listen, "port",
+                 metrics_port_text);
     }
     log_info("serving", "listen", d->config->listen, "port", port, "version", FDC_VERSION,
              "default_instance", d->config->default_instance);

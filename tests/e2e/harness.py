@@ -1,0 +1,618 @@
+"""End-to-end test harness: test CA, the fake Databricks, the daemon, gRPC calls.
+
+A test is a function `test_<name>(t)` in a tests/e2e/test_*.py module. `t` is a
+`Test`: `t.start(...)` brings up a fake Databricks and a daemon pointed at it
+and gives an `Env` with gRPC helpers; everything started is stopped by the
+runner afterwards, which also checks the daemon's exit status (0; 99 under
+valgrind means memory errors or leaks) and that no secret (the canary token)
+appears in the daemon's stderr or in any gRPC answer.
+
+Environment: DAEMON (default build/flyte-databricks-connector), BUILD (build),
+VALGRIND=1 (run every daemon under valgrind), TIMEOUT_SCALE (multiplies every
+timeout), KEEP=1 (keep temp dirs).
+"""
+
+import ctypes
+import importlib.util
+import json
+import os
+import secrets
+import selectors
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+# BUILD from the environment is relative to the caller's directory (as make passes it).
+BUILD = os.path.abspath(os.environ["BUILD"]) if os.environ.get("BUILD") else os.path.join(ROOT, "build")
+DAEMON = os.path.abspath(os.environ.get("DAEMON", os.path.join(BUILD, "flyte-databricks-connector")))
+FAKE = os.path.join(ROOT, "tests", "fake", "fake_databricks.py")
+SCALE = float(os.environ.get("TIMEOUT_SCALE", "1") or 1)
+VALGRIND_ALL = os.environ.get("VALGRIND", "") == "1"
+VALGRIND_CMD = ["valgrind", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
+                "--error-exitcode=99", "--num-callers=30"]
+VALGRIND_FACTOR = 10.0  # timeouts grow this much under valgrind
+
+SERVICE = "/flyteidl.service.AsyncAgentService/"
+METADATA = "/flyteidl.service.AgentMetadataService/"
+CREATE = SERVICE + "CreateTask"
+GET = SERVICE + "GetTask"
+DELETE = SERVICE + "DeleteTask"
+GET_METRICS = SERVICE + "GetTaskMetrics"
+GET_LOGS = SERVICE + "GetTaskLogs"
+GET_AGENT = METADATA + "GetAgent"
+LIST_AGENTS = METADATA + "ListAgents"
+HEALTH = "/grpc.health.v1.Health/Check"
+
+import grpc  # noqa: E402  (python3-grpcio; imported after the path setup below)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent():
+    """Child-side: SIGKILL this process if the runner dies (even by SIGKILL)."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class Failure(Exception):
+    """A test expectation that did not hold."""
+
+
+def check(cond, message):
+    if not cond:
+        raise Failure(message)
+
+
+def eq(actual, expected, what):
+    if actual != expected:
+        raise Failure("%s: expected %r, got %r" % (what, expected, actual))
+
+
+def wait_until(predicate, timeout, what, interval=0.05):
+    """Polls predicate() until true; bounded by timeout seconds (scaled)."""
+    end = time.monotonic() + timeout * SCALE
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise Failure("timed out waiting for %s" % what)
+        time.sleep(interval)
+
+
+# ---- protobuf modules, generated at test time -------------------------------
+
+class Protos:
+    """Python protobuf modules generated from proto/ into $BUILD/py."""
+
+    def __init__(self):
+        out = os.path.join(BUILD, "py")
+        os.makedirs(out, exist_ok=True)
+        files = []
+        for dirpath, _, names in os.walk(os.path.join(ROOT, "proto")):
+            files += [os.path.relpath(os.path.join(dirpath, n), os.path.join(ROOT, "proto"))
+                      for n in names if n.endswith(".proto")]
+        res = subprocess.run(["protoc", "--python_out=" + out, "-Iproto", "-I/usr/include"]
+                             + sorted(files), cwd=ROOT, capture_output=True, text=True, timeout=60)
+        if res.returncode != 0:
+            raise RuntimeError("protoc failed: " + res.stderr)
+        if out not in sys.path:
+            sys.path.insert(0, out)
+        from flyteidl.admin import agent_pb2
+        from flyteidl.core import execution_pb2, identifier_pb2, literals_pb2, tasks_pb2
+        from google.protobuf import struct_pb2
+        self.admin = agent_pb2
+        self.execution = execution_pb2
+        self.identifier = identifier_pb2
+        self.literals = literals_pb2
+        self.tasks = tasks_pb2
+        self.struct = struct_pb2
+        # "grpc" is grpcio's package name, so the generated grpc/health/v1
+        # module cannot be imported by its package path: load it by file.
+        path = os.path.join(out, "grpc", "health", "v1", "health_pb2.py")
+        spec = importlib.util.spec_from_file_location("fdc_health_pb2", path)
+        self.health = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.health)
+        self.Phase = execution_pb2.TaskExecution
+
+
+# ---- test CA ----------------------------------------------------------------
+
+def make_ca(directory):
+    """A CA and a server certificate for 127.0.0.1/localhost; returns the paths."""
+    def openssl(*args):
+        res = subprocess.run(["openssl"] + list(args), cwd=directory, capture_output=True,
+                             text=True, timeout=60)
+        if res.returncode != 0:
+            raise RuntimeError("openssl %s failed: %s" % (args[0], res.stderr))
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=fdc e2e test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost")
+    with open(os.path.join(directory, "server.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
+    return {k: os.path.join(directory, v) for k, v in
+            (("ca", "ca.pem"), ("cert", "server.pem"), ("key", "server.key"))}
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- the fake Databricks ----------------------------------------------------
+
+class Fake:
+    """One fake_databricks.py process and a client for its control API."""
+
+    def __init__(self, directory, ca, token):
+        self.log_path = os.path.join(directory, "fake.log")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, FAKE, "--port", "0", "--cert", ca["cert"], "--key", ca["key"],
+             "--token", token], stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent)
+        try:
+            self.port = self._read_port(10 * SCALE)
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait(5)
+            self.log.close()
+            raise
+        self.address = "127.0.0.1:%d" % self.port
+        self.ssl = ssl.create_default_context(cafile=ca["ca"])
+
+    def _read_port(self, timeout):
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        end = time.monotonic() + timeout
+        line = b""
+        while not line.endswith(b"\n"):
+            left = end - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                raise Failure("fake Databricks did not print PORT= in time")
+            chunk = os.read(self.proc.stdout.fileno(), 256)
+            if not chunk:
+                raise Failure("fake Databricks exited: " + open(self.log_path).read()[-500:])
+            line += chunk
+        sel.close()
+        text = line.decode().strip()
+        check(text.startswith("PORT="), "fake printed %r" % text)
+        return int(text[5:])
+
+    def control(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request("https://%s%s" % (self.address, path), data=data,
+                                     method=method, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, context=self.ssl, timeout=10 * SCALE) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def script(self, steps, run_id=None):
+        body = {"steps": steps}
+        if run_id is not None:
+            body["run_id"] = run_id
+        self.control("POST", "/fake/script", body)
+
+    def inject(self, method, path, answers):
+        self.control("POST", "/fake/inject", {"method": method, "path": path, "answers": answers})
+
+    def forget(self, run_id, style):
+        self.control("POST", "/fake/forget", {"run_id": run_id, "style": style})
+
+    def config(self, **settings):
+        self.control("POST", "/fake/config", settings)
+
+    def requests(self, path_suffix=None):
+        reqs = self.control("GET", "/fake/requests")
+        if path_suffix is not None:
+            reqs = [r for r in reqs if r["path"].endswith(path_suffix)]
+        return reqs
+
+    def runs(self):
+        return self.control("GET", "/fake/runs")["runs"]
+
+    def run(self, run_id):
+        for r in self.runs():
+            if r["run_id"] == run_id:
+                return r
+        raise Failure("fake has no run %s" % run_id)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5 * SCALE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc.stdout.close()
+        self.log.close()
+
+
+# ---- the daemon -------------------------------------------------------------
+
+class Daemon:
+    """One daemon process; stderr goes to a file."""
+
+    def __init__(self, directory, binary, args, valgrind):
+        self.valgrind = valgrind
+        self.factor = VALGRIND_FACTOR if valgrind else 1.0
+        self.port = free_port()
+        self.address = "127.0.0.1:%d" % self.port
+        self.stderr_path = os.path.join(directory, "daemon.stderr")
+        self.stderr = open(self.stderr_path, "wb")
+        # Every daemon gets its own metrics port unless a test chooses one:
+        # the default 0.0.0.0:9090 would collide between tests and with the host.
+        if not any(a == "--metrics-listen" or a.startswith("--metrics-listen=") for a in args):
+            args = ["--metrics-listen", "127.0.0.1:0"] + list(args)
+        cmd = [binary, "--listen", self.address] + args
+        if valgrind:
+            if shutil.which("valgrind") is None:
+                raise Failure("valgrind is not installed (make deps installs it)")
+            cmd = VALGRIND_CMD + ["--log-file=" + os.path.join(directory, "valgrind.log")] + cmd
+        check(binary is not None, "daemon binary %s missing (run make)" % DAEMON)
+        # The daemon reads FLYTE_DATABRICKS_*: start from a clean environment.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_")}
+        self.cmd = cmd
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.stderr,
+                                     stderr=self.stderr, env=env, cwd=directory,
+                                     preexec_fn=die_with_parent)
+        self.exit_code = None
+        self.channel = self.new_channel()
+
+    def new_channel(self):
+        return grpc.insecure_channel(self.address, options=[
+            ("grpc.initial_reconnect_backoff_ms", 50), ("grpc.max_reconnect_backoff_ms", 250),
+            ("grpc.enable_retries", 0)])
+
+    def timeout(self, seconds):
+        return seconds * SCALE * self.factor
+
+    def wait_serving(self, health_pb2):
+        """Polls Health/Check until SERVING. Each attempt uses a fresh channel: a channel
+        that failed to connect before the daemon listened sits in reconnect backoff."""
+        end = time.monotonic() + self.timeout(10)
+        last = "no answer"
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise Failure("daemon exited with %d before serving: %s"
+                              % (self.proc.returncode, self.stderr_tail(5)))
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            except OSError as e:
+                last = "connect: %s" % e
+                time.sleep(0.02)
+                continue
+            channel = self.new_channel()
+            call = channel.unary_unary(HEALTH, request_serializer=lambda m: m.SerializeToString(),
+                                       response_deserializer=health_pb2.HealthCheckResponse.FromString)
+            try:
+                resp = call(health_pb2.HealthCheckRequest(service=""), timeout=0.5 * self.factor)
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    self.channel.close()
+                    self.channel = channel
+                    return
+                last = "status %d" % resp.status
+            except grpc.RpcError as e:
+                last = "%s %s" % (e.code(), e.details())
+            channel.close()
+            time.sleep(0.05)
+        raise Failure("daemon not SERVING in time (%s)" % last)
+
+    def stderr_text(self):
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stderr_tail(self, n):
+        return " | ".join(self.stderr_text().strip().splitlines()[-n:])
+
+    def stop(self):
+        """SIGTERM, bounded wait; returns the exit code (kills on timeout)."""
+        if self.exit_code is not None:
+            return self.exit_code
+        self.channel.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(self.timeout(10))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+                self.exit_code = "killed after SIGTERM timeout"
+        if self.exit_code is None:
+            self.exit_code = self.proc.returncode
+        self.stderr.close()
+        return self.exit_code
+
+
+# ---- gRPC calls --------------------------------------------------------------
+
+class Reply:
+    """The outcome of one call: code (grpc.StatusCode), details, msg (None on error)."""
+
+    def __init__(self, code, details, msg):
+        self.code = code
+        self.details = details or ""
+        self.msg = msg
+
+    def __repr__(self):
+        return "Reply(%s, %r, %s)" % (self.code, self.details, self.msg)
+
+
+class Env:
+    """A fake Databricks plus a daemon using it, and gRPC helpers."""
+
+    def __init__(self, test, fake, daemon, token):
+        self.test = test
+        self.fake = fake
+        self.daemon = daemon
+        self.token = token
+        self.pb = test.pb
+
+    # Raw call: request is a message or bytes; response_cls None gives bytes back.
+    def call(self, method, request, response_cls=None, timeout=10, exact=False):
+        """exact: the deadline is `timeout` (times TIMEOUT_SCALE) even under valgrind, for
+        tests about what the daemon does with the deadline itself."""
+        deadline = timeout * SCALE if exact else self.daemon.timeout(timeout)
+        ser = (lambda b: b) if isinstance(request, (bytes, bytearray)) else \
+            (lambda m: m.SerializeToString())
+        des = response_cls.FromString if response_cls is not None else (lambda b: b)
+        stub = self.daemon.channel.unary_unary(method, request_serializer=ser,
+                                               response_deserializer=des)
+        try:
+            msg = stub(request, timeout=deadline)
+            reply = Reply(grpc.StatusCode.OK, "", msg)
+        except grpc.RpcError as e:
+            reply = Reply(e.code(), e.details(), None)
+        self.test.transcript.append("%s -> %s %s %s" % (method, reply.code, reply.details,
+                                                        reply.msg))
+        if reply.msg is not None and hasattr(reply.msg, "SerializeToString"):
+            self.test.transcript.append(reply.msg.SerializeToString().decode("latin-1"))
+        return reply
+
+    def call_stream(self, method, request_bytes, timeout=10):
+        stub = self.daemon.channel.unary_stream(method, request_serializer=lambda b: b,
+                                                response_deserializer=lambda b: b)
+        try:
+            items = list(stub(request_bytes, timeout=self.daemon.timeout(timeout)))
+            reply = Reply(grpc.StatusCode.OK, "", items)
+        except grpc.RpcError as e:
+            reply = Reply(e.code(), e.details(), None)
+        self.test.transcript.append("%s -> %s %s %s" % (method, reply.code, reply.details,
+                                                        reply.msg))
+        return reply
+
+    def ok(self, method, request, response_cls, timeout=10):
+        reply = self.call(method, request, response_cls, timeout)
+        if reply.code != grpc.StatusCode.OK:
+            raise Failure("%s: expected OK, got %s %r" % (method.rsplit("/", 1)[1], reply.code,
+                                                          reply.details))
+        return reply.msg
+
+    def fails(self, method, request, code, timeout=10, response_cls=None):
+        reply = self.call(method, request, response_cls, timeout)
+        if reply.code != code:
+            raise Failure("%s: expected %s, got %s %r" % (method.rsplit("/", 1)[1], code,
+                                                          reply.code, reply.details))
+        return reply
+
+    # Typed helpers.
+    def create(self, request):
+        return self.ok(CREATE, request, self.pb.admin.CreateTaskResponse)
+
+    def get(self, resource_meta, category="spark", version=0, task_type=None):
+        return self.ok(GET, self.get_request(resource_meta, category, version, task_type),
+                       self.pb.admin.GetTaskResponse).resource
+
+    def get_request(self, resource_meta, category="spark", version=0, task_type=None):
+        req = self.pb.admin.GetTaskRequest(resource_meta=as_bytes(resource_meta))
+        if task_type is not None:
+            req.task_type = task_type
+        if category is not None:
+            req.task_category.name = category
+            req.task_category.version = version
+        return req
+
+    def delete(self, resource_meta, category="spark"):
+        return self.ok(DELETE, self.delete_request(resource_meta, category),
+                       self.pb.admin.DeleteTaskResponse)
+
+    def delete_request(self, resource_meta, category="spark"):
+        req = self.pb.admin.DeleteTaskRequest(resource_meta=as_bytes(resource_meta))
+        if category is not None:
+            req.task_category.name = category
+        return req
+
+    def phase_name(self, phase):
+        return self.pb.Phase.Phase.Name(phase)
+
+
+def as_bytes(value):
+    if isinstance(value, dict):
+        return json.dumps(value).encode()
+    if isinstance(value, str):
+        return value.encode()
+    return value
+
+
+# ---- one test -----------------------------------------------------------------
+
+class Test:
+    """Per-test state: temp dir, started processes, transcript, secrets to hunt for."""
+
+    def __init__(self, suite, name):
+        self.suite = suite
+        self.pb = suite.pb
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix=name + ".", dir=suite.dir)
+        self.fakes = []
+        self.daemons = []
+        self.transcript = []
+        self.secrets = []
+
+    def start(self, instance=True, token=None, fake_token=None, args=(), valgrind=None,
+              wait=True, ca=True):
+        """Starts a fake and a daemon. token: what the daemon's token file holds (default a
+        fresh canary, which the fake also accepts unless fake_token differs)."""
+        canary = "dapi-CANARY-" + secrets.token_hex(12)
+        token = token if token is not None else canary
+        self.secrets.append(token)
+        fake_token = fake_token if fake_token is not None else token
+        fake = Fake(self.dir, self.suite.ca, fake_token)
+        self.fakes.append(fake)
+        token_file = os.path.join(self.dir, "token-%d" % len(self.fakes))
+        with open(token_file, "w") as f:
+            f.write(token + "\n")
+        os.chmod(token_file, 0o600)
+        daemon_args = []
+        if instance:
+            daemon_args += ["--instance", fake.address]
+        daemon_args += ["--token-file", token_file] + (
+            ["--ca-file", self.suite.ca["ca"]] if ca else []) + ["--log-level", "debug"] + list(args(fake) if callable(args) else args)
+        use_valgrind = VALGRIND_ALL if valgrind is None else valgrind
+        daemon = Daemon(self.dir, self.suite.daemon, daemon_args, use_valgrind)
+        self.daemons.append(daemon)
+        if wait:
+            daemon.wait_serving(self.pb.health)
+        return Env(self, fake, daemon, token)
+
+    def finish(self, failed):
+        """Stops everything; raises Failure for a bad exit or a leaked secret."""
+        problems = []
+        for daemon in self.daemons:
+            code = daemon.stop()
+            if code == 99 and daemon.valgrind:
+                problems.append("valgrind found errors or leaks (see %s)"
+                                % os.path.join(self.dir, "valgrind.log"))
+                self.suite.keep = True
+            elif code != 0:
+                problems.append("daemon exit code %s after SIGTERM" % code)
+        for fake in self.fakes:
+            fake.stop()
+        texts = [d.stderr_text() for d in self.daemons] + self.transcript
+        for secret in self.secrets:
+            for text in texts:
+                if secret in text:
+                    problems.append("secret %r leaked: ...%s..." % (
+                        secret[:16], excerpt(text, secret)))
+                    break
+        if problems and not failed:
+            raise Failure("; ".join(problems))
+        return problems
+
+    def context(self, lines=12):
+        """Daemon stderr tails, for a failure report."""
+        out = []
+        for d in self.daemons:
+            tail = d.stderr_text().strip().splitlines()[-lines:]
+            out += ["    daemon: " + line for line in tail]
+        return out
+
+
+def excerpt(text, needle):
+    i = text.find(needle)
+    return text[max(0, i - 60):i + len(needle) + 20].replace("\n", "\\n")
+
+
+class Suite:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="fdc-e2e.")
+        self.keep = os.environ.get("KEEP", "") == "1"
+        self.pb = Protos()
+        self.ca = make_ca(self.dir)
+        # A private copy: a concurrent `make` relinking the binary must not disturb the run.
+        self.daemon = None
+        if os.access(DAEMON, os.X_OK):
+            self.daemon = os.path.join(self.dir, "flyte-databricks-connector")
+            shutil.copy2(DAEMON, self.daemon)
+
+    def close(self):
+        if self.keep:
+            print("# temp files kept in %s" % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---- Flyte requests ------------------------------------------------------------
+
+IMAGE = "ghcr.io/flyteorg/flytekit:py3.11-1.14.0"
+ARGS = ["pyflyte-fast-execute", "--additional-distribution", "s3://bucket/fast/abc.tar.gz", "--",
+        "pyflyte-execute", "--inputs", "s3://bucket/metadata/inputs.pb", "--output-prefix",
+        "s3://bucket/data/n0/0", "--resolver", "flytekit.core.python_auto_container.default_task_resolver",
+        "--", "task-module", "workflows.spark", "task-name", "hello_spark"]
+ENV = [("FLYTE_INTERNAL_EXECUTION_ID", "f1b2c3d4e5"), ("GREETING", "hello world")]
+SPARK_CONF = {"spark.driver.memory": "1000M", "spark.executor.instances": "2"}
+
+
+def databricks_conf(**override):
+    """A user's databricksConf in Jobs API shape (classic new_cluster)."""
+    conf = {"run_name": "flytekit databricks plugin example",
+            "new_cluster": {"spark_version": "13.3.x-scala2.12", "node_type_id": "m5.xlarge",
+                            "num_workers": 2},
+            "timeout_seconds": 3600, "max_retries": 1}
+    conf.update(override)
+    return {k: v for k, v in conf.items() if v is not None}
+
+
+def custom_config(conf=None, instance=None, **extra):
+    """The task's `custom` as flytekit's Databricks task writes it."""
+    custom = {"sparkConf": SPARK_CONF, "mainApplicationFile": "local:///usr/local/bin/entrypoint.py",
+              "executorPath": "/usr/bin/python3", "applicationType": "PYTHON",
+              "databricksConf": databricks_conf() if conf is None else conf}
+    if instance is not None:
+        custom["databricksInstance"] = instance
+    custom.update(extra)
+    return {k: v for k, v in custom.items() if v is not None}
+
+
+def create_request(pb, custom=None, retry_attempt=0, node_id="n0", execution="f1b2c3d4e5",
+                   template=True, task_type="spark", metadata=True, image=IMAGE):
+    req = pb.admin.CreateTaskRequest(output_prefix="s3://bucket/data/n0/0")
+    if template:
+        tpl = req.template
+        tpl.type = task_type
+        tpl.id.resource_type = pb.identifier.TASK
+        tpl.id.project, tpl.id.domain = "flytesnacks", "development"
+        tpl.id.name, tpl.id.version = "workflows.spark.hello_spark", "v1"
+        tpl.container.image = image
+        tpl.container.args.extend(ARGS)
+        for key, value in ENV:
+            tpl.container.env.add(key=key, value=value)
+        if custom is not None:
+            tpl.custom.update(custom)
+    if metadata:
+        md = req.task_execution_metadata
+        tid = md.task_execution_id
+        tid.task_id.resource_type = pb.identifier.TASK
+        tid.task_id.project, tid.task_id.domain = "flytesnacks", "development"
+        tid.task_id.name, tid.task_id.version = "workflows.spark.hello_spark", "v1"
+        tid.node_execution_id.node_id = node_id
+        ex = tid.node_execution_id.execution_id
+        ex.project, ex.domain, ex.name = "flytesnacks", "development", execution
+        tid.retry_attempt = retry_attempt
+        md.namespace = "flytesnacks-development"
+        md.k8s_service_account = "default"
+        md.labels["team"] = "data"
+    return req
+
+
+def resource_meta_of(reply_msg):
+    """Parses CreateTaskResponse.resource_meta (must be UTF-8 JSON)."""
+    try:
+        return json.loads(reply_msg.resource_meta.decode("utf-8"))
+    except ValueError as e:
+        raise Failure("resource_meta is not JSON (%s): %r" % (e, reply_msg.resource_meta))

@@ -1,0 +1,108 @@
+"""TLS verification, concurrency, dropped connections, shutdown with calls in flight."""
+
+import signal
+import threading
+import time
+
+import grpc
+
+from harness import (CREATE, GET, check, create_request, custom_config, eq, resource_meta_of)
+
+
+def test_untrusted_certificate_refused(t):
+    """Without --ca-file the fake's certificate is not trusted: nothing may reach it."""
+    env = t.start(ca=False)
+    reply = env.call(CREATE, create_request(t.pb, custom=custom_config()), timeout=10)
+    check(reply.code != grpc.StatusCode.OK, "CreateTask succeeded against an untrusted server")
+    check(reply.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL,
+                         grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.DEADLINE_EXCEEDED),
+          "untrusted certificate gave %s %r" % (reply.code, reply.details))
+    eq(env.fake.requests(), [], "requests that reached the fake")
+
+
+def test_localhost_name_verified(t):
+    """The certificate names DNS:localhost: an instance spelled localhost:<port> works too."""
+    env = t.start(args=lambda fake: ["--allowed-instance", "localhost:%d" % fake.port])
+    resp = env.create(create_request(t.pb, custom=custom_config(
+        instance="localhost:%d" % env.fake.port)))
+    eq(resource_meta_of(resp)["databricks_instance"], "localhost:%d" % env.fake.port, "instance")
+    eq(env.fake.requests("/runs/submit")[0]["headers"].get("host"),
+       "localhost:%d" % env.fake.port, "Host header")
+
+
+def test_concurrent_calls(t):
+    env = t.start()
+    metas = []
+    for i in range(8):
+        resp = env.create(create_request(t.pb, custom=custom_config(), node_id="n%d" % i))
+        metas.append(resp.resource_meta)
+    eq(len(env.fake.runs()), 8, "runs")
+    results, lock = [], threading.Lock()
+
+    def poll(meta):
+        reply = env.call(GET, env.get_request(meta), t.pb.admin.GetTaskResponse)
+        with lock:
+            results.append(reply)
+
+    threads = [threading.Thread(target=poll, args=(m,)) for m in metas for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30 * env.daemon.factor)
+    check(not any(th.is_alive() for th in threads), "GetTask calls hung")
+    bad = [r for r in results if r.code != grpc.StatusCode.OK]
+    check(not bad, "%d of %d concurrent GetTasks failed, e.g. %s" % (len(bad), len(results),
+                                                                     bad[:1]))
+    eq(len(results), 32, "answers")
+
+
+def test_dropped_connection_retried(t):
+    env = t.start()
+    resp = env.create(create_request(t.pb, custom=custom_config()))
+    env.fake.inject("GET", "/api/2.1/jobs/runs/get", [{"close": True, "http_status": 0}])
+    reply = env.call(GET, env.get_request(resp.resource_meta), t.pb.admin.GetTaskResponse)
+    if reply.code == grpc.StatusCode.OK:
+        eq(env.phase_name(reply.msg.resource.phase), "INITIALIZING", "phase after a retry")
+        eq(len(env.fake.requests("/runs/get")), 2, "runs/get requests")
+    else:
+        eq(reply.code, grpc.StatusCode.UNAVAILABLE, "status after a dropped connection")
+
+
+def test_sigterm_with_call_in_flight(t):
+    """SIGTERM while a GetTask waits on a slow Databricks: the daemon still exits 0, promptly."""
+    env = t.start()
+    resp = env.create(create_request(t.pb, custom=custom_config()))
+    env.fake.script([{"life_cycle_state": "RUNNING", "delay_ms": 3000}], run_id=1000)
+    out = {}
+
+    def call():
+        out["reply"] = env.call(GET, env.get_request(resp.resource_meta),
+                                t.pb.admin.GetTaskResponse, timeout=20)
+
+    th = threading.Thread(target=call)
+    th.start()
+    check(wait_for(lambda: env.fake.requests("/runs/get"), 5 * env.daemon.factor),
+          "runs/get never reached the fake")
+    started = time.monotonic()
+    env.daemon.proc.send_signal(signal.SIGTERM)
+    code = env.daemon.proc.wait(15 * env.daemon.factor)
+    took = time.monotonic() - started
+    th.join(20 * env.daemon.factor)
+    eq(code, 0, "exit code after SIGTERM with a call in flight")
+    check(took < 12 * env.daemon.factor, "shutdown took %.1f s" % took)
+    reply = out.get("reply")
+    check(reply is not None, "the in-flight call never finished")
+    check(reply.code in (grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE,
+                         grpc.StatusCode.CANCELLED),
+          "in-flight call ended with %s %r" % (reply.code, reply.details))
+    if reply.code == grpc.StatusCode.OK:
+        check(env.phase_name(reply.msg.resource.phase) == "RUNNING", "phase %s" % reply.msg)
+
+
+def wait_for(predicate, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,567 @@
+#!/usr/bin/python3
+"""A fake Databricks Jobs API (2.1) over HTTPS, for the end-to-end tests.
+
+Standard library only. It answers runs/submit, runs/get and runs/cancel the
+way a real workspace does (shapes, error codes, idempotency tokens), and
+offers an unauthenticated control API under /fake/ so a test can script each
+run's life, inject error answers and read back every request it received.
+
+    fake_databricks.py --port 0 --cert server.pem --key server.key --token T
+
+prints "PORT=<n>" on stdout once listening (127.0.0.1 only) and runs until
+SIGTERM or SIGINT.
+
+State (all of it in `State`, guarded by one lock):
+  runs          run_id -> Run. A Run owns its submit body and a SCRIPT: a
+                list of steps. Each runs/get answers the current step and
+                moves to the next; the last step repeats forever.
+  next_script   steps given to every run submitted from now on
+                (default: PENDING -> RUNNING -> TERMINATED/SUCCESS).
+  tokens        idempotency_token -> run_id.
+  injected      (METHOD, path) -> queue of steps answered before the real
+                handler, one per request (fault injection on any endpoint).
+  forgotten     run_id -> "400" | "404": runs removed with /fake/forget,
+                answered as missing in that style.
+  requests      every API request received, in order.
+
+A step is either a run state
+  {"life_cycle_state": "TERMINATED", "result_state": "FAILED",
+   "state_message": "boom", "status": {...} | null, "delay_ms": 0}
+("status" absent: derived from the state; null: left out of the answer;
+an object: sent as given), or an injected HTTP answer
+  {"http_status": 503, "body": {...} | "text", "headers": {...}, "delay_ms": 0}.
+
+Control API (no auth):
+  POST /fake/script  {"steps": [...]}               script for next runs
+                     {"run_id": N, "steps": [...]}  replace a run's script
+  POST /fake/inject  {"method": "POST", "path": "/api/2.1/jobs/runs/submit",
+                      "answers": [step, ...]}       queue injected answers
+  POST /fake/forget  {"run_id": N, "style": "404"}  drop a run (expired)
+  POST /fake/config  {"missing_style": "400"|"404", "include_status": bool}
+  POST /fake/reset                                  back to the start state
+  GET  /fake/requests                               the request record
+  GET  /fake/runs                                   runs, scripts, positions
+"""
+
+import argparse
+import copy
+import http.server
+import json
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+import urllib.parse
+
+API = "/api/2.1/jobs/runs/"
+FIRST_RUN_ID = 1000
+FIRST_JOB_ID = 700000
+MAX_BODY = 16 * 1024 * 1024
+
+DEFAULT_SCRIPT = [
+    {"life_cycle_state": "PENDING", "state_message": "Waiting for cluster"},
+    {"life_cycle_state": "RUNNING", "state_message": "In run"},
+    {"life_cycle_state": "TERMINATED", "result_state": "SUCCESS", "state_message": ""},
+]
+
+CANCEL_SCRIPT = [
+    {"life_cycle_state": "TERMINATING", "state_message": "Run cancelled."},
+    {"life_cycle_state": "TERMINATED", "result_state": "CANCELED",
+     "state_message": "Run cancelled.", "user_cancelled_or_timedout": True},
+]
+
+TERMINAL_LIFE_CYCLES = {"TERMINATED", "SKIPPED", "INTERNAL_ERROR"}
+
+# life_cycle_state -> status.state (the newer field has fewer values).
+STATUS_STATE = {
+    "QUEUED": "QUEUED", "PENDING": "PENDING", "RUNNING": "RUNNING",
+    "TERMINATING": "TERMINATING", "TERMINATED": "TERMINATED", "SKIPPED": "TERMINATED",
+    "INTERNAL_ERROR": "TERMINATED", "BLOCKED": "BLOCKED", "WAITING_FOR_RETRY": "WAITING",
+}
+
+# result_state -> (termination_details.code, termination_details.type).
+TERMINATION = {
+    "SUCCESS": ("SUCCESS", "SUCCESS"),
+    "SUCCESS_WITH_FAILURES": ("SUCCESS_WITH_FAILURES", "SUCCESS"),
+    "FAILED": ("RUN_EXECUTION_ERROR", "CLIENT_ERROR"),
+    "TIMEDOUT": ("RUN_EXECUTION_ERROR", "CLIENT_ERROR"),
+    "CANCELED": ("CANCELED", "SUCCESS"),
+    "UPSTREAM_FAILED": ("RUN_EXECUTION_ERROR", "CLIENT_ERROR"),
+    "UPSTREAM_CANCELED": ("CANCELED", "SUCCESS"),
+    "MAXIMUM_CONCURRENT_RUNS_REACHED": ("MAX_CONCURRENT_RUNS_EXCEEDED", "CLIENT_ERROR"),
+    "EXCLUDED": ("SKIPPED", "SUCCESS"),
+    "DISABLED": ("DISABLED", "CLIENT_ERROR"),
+}
+
+TASK_KINDS = ("spark_python_task", "notebook_task", "spark_jar_task", "spark_submit_task",
+              "python_wheel_task", "sql_task", "dbt_task", "pipeline_task", "run_job_task")
+
+
+class ApiError(Exception):
+    """An error answer in Databricks' shape."""
+
+    def __init__(self, http_status, error_code, message):
+        super().__init__(message)
+        self.http_status = http_status
+        self.body = {"error_code": error_code, "message": message}
+
+
+class Run:
+    def __init__(self, run_id, job_id, body, script, address):
+        self.run_id = run_id
+        self.job_id = job_id
+        self.body = body
+        self.script = copy.deepcopy(script)
+        self.position = 0          # index of the step the next runs/get answers
+        self.last = None           # last run-state step answered (None: never polled)
+        self.polls = 0
+        self.cancels = 0
+        self.start_time = int(time.time() * 1000)
+        self.end_time = 0
+        self.run_page_url = "https://%s/?o=0#job/%d/run/%d" % (address, job_id, run_id)
+
+    def next_step(self):
+        step = self.script[self.position]
+        if self.position < len(self.script) - 1:
+            self.position += 1
+        return step
+
+    def terminal(self):
+        return self.last is not None and self.last.get("life_cycle_state") in TERMINAL_LIFE_CYCLES
+
+    def describe(self):
+        return {"run_id": self.run_id, "job_id": self.job_id, "body": self.body,
+                "script": self.script, "position": self.position, "polls": self.polls,
+                "cancels": self.cancels, "run_page_url": self.run_page_url,
+                "last_state": self.last}
+
+
+class State:
+    def __init__(self, address):
+        self.lock = threading.Lock()
+        self.address = address
+        self.reset()
+
+    def reset(self):
+        self.runs = {}
+        self.next_run_id = FIRST_RUN_ID
+        self.next_job_id = FIRST_JOB_ID
+        self.next_script = copy.deepcopy(DEFAULT_SCRIPT)
+        self.tokens = {}
+        self.injected = {}
+        self.forgotten = {}
+        self.missing_style = "400"
+        self.include_status = True
+        self.requests = []
+
+
+def missing_run(style, run_id):
+    message = "Run %s does not exist." % run_id
+    if style == "404":
+        return ApiError(404, "RESOURCE_DOES_NOT_EXIST", message)
+    return ApiError(400, "INVALID_PARAMETER_VALUE", message)
+
+
+def parse_run_id(value, where):
+    """Databricks takes int64 run ids as JSON numbers or numeric strings."""
+    if value is None:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "Missing required field: run_id")
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ApiError(400, "MALFORMED_REQUEST",
+                       "Could not parse request object: Expected an int64 for run_id in %s" % where)
+    text = str(value)
+    if not text.isdigit() or len(text) > 18:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE",
+                       "Invalid value for run_id: '%s' is not a valid int64" % text)
+    return int(text)
+
+
+def validate_submit(body):
+    """The checks a real workspace makes that a connector can get wrong."""
+    token = body.get("idempotency_token")
+    if token is not None and (not isinstance(token, str) or len(token) > 64):
+        raise ApiError(400, "INVALID_PARAMETER_VALUE",
+                       "idempotency_token must be a string of at most 64 characters")
+    tasks = body.get("tasks")
+    units = tasks if isinstance(tasks, list) and tasks else [body]
+    for unit in units:
+        if not any(kind in unit for kind in TASK_KINDS):
+            raise ApiError(400, "INVALID_PARAMETER_VALUE",
+                           "One of the task types must be provided: %s" % ", ".join(TASK_KINDS[:3]))
+        cluster = unit.get("new_cluster")
+        if cluster is not None:
+            if not isinstance(cluster, dict) or not cluster.get("spark_version"):
+                raise ApiError(400, "INVALID_PARAMETER_VALUE",
+                               "Missing required field: new_cluster.spark_version")
+        if cluster is not None and "existing_cluster_id" in unit:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE",
+                           "Only one of existing_cluster_id and new_cluster may be set")
+
+
+def status_of(step):
+    """The newer `status` object for a run-state step."""
+    life = step.get("life_cycle_state", "PENDING")
+    status = {"state": STATUS_STATE.get(life, life)}
+    if life in TERMINAL_LIFE_CYCLES:
+        result = step.get("result_state")
+        if life == "INTERNAL_ERROR":
+            code, kind = "INTERNAL_ERROR", "INTERNAL_ERROR"
+        else:
+            code, kind = TERMINATION.get(result, ("RUN_EXECUTION_ERROR", "CLIENT_ERROR"))
+        status["termination_details"] = {"code": code, "type": kind,
+                                         "message": step.get("state_message", "")}
+    return status
+
+
+def run_body(run, step, include_status):
+    """The runs/get answer for `run` in the state `step`."""
+    life = step.get("life_cycle_state", "PENDING")
+    state = {"life_cycle_state": life,
+             "state_message": step.get("state_message", ""),
+             "user_cancelled_or_timedout": step.get("user_cancelled_or_timedout", False)}
+    if "result_state" in step:
+        state["result_state"] = step["result_state"]
+    if life in TERMINAL_LIFE_CYCLES and not run.end_time:
+        run.end_time = int(time.time() * 1000)
+    body = {
+        "job_id": run.job_id,
+        "run_id": run.run_id,
+        "number_in_job": run.run_id,
+        "creator_user_name": "fake@example.com",
+        "original_attempt_run_id": run.run_id,
+        "run_name": run.body.get("run_name", "Untitled"),
+        "run_page_url": run.run_page_url,
+        "run_type": "SUBMIT_RUN",
+        "state": state,
+        "start_time": run.start_time,
+        "end_time": run.end_time,
+        "setup_duration": 0,
+        "execution_duration": 0,
+        "cleanup_duration": 0,
+        "format": "SINGLE_TASK" if "tasks" not in run.body else "MULTI_TASK",
+        "tasks": task_runs(run, state),
+    }
+    if life in ("RUNNING", "TERMINATING") or life in TERMINAL_LIFE_CYCLES:
+        body["cluster_instance"] = {"cluster_id": "0101-000000-fake%d" % run.run_id,
+                                    "spark_context_id": "55500%d" % run.run_id}
+    if "status" in step:
+        if step["status"] is not None:
+            body["status"] = step["status"]
+    elif include_status:
+        body["status"] = status_of(step)
+    return body
+
+
+def task_runs(run, state):
+    tasks = run.body.get("tasks")
+    keys = [t.get("task_key", "task") for t in tasks] if isinstance(tasks, list) and tasks else [
+        run.body.get("run_name", "task")]
+    return [{"run_id": run.run_id * 100 + i + 1, "task_key": key, "state": dict(state),
+             "run_page_url": run.run_page_url, "attempt_number": 0}
+            for i, key in enumerate(keys)]
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as curl expects
+    server_version = "FakeDatabricks/1.0"
+    timeout = 60
+
+    # ---- plumbing -------------------------------------------------------
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write("fake: %s %s\n" % (self.address_string(), fmt % args))
+
+    def read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+                if len(data) > MAX_BODY:
+                    raise ApiError(400, "MALFORMED_REQUEST", "request too large")
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            raise ApiError(400, "MALFORMED_REQUEST", "request too large")
+        return self.rfile.read(length) if length else b""
+
+    def send(self, status, body, headers=None):
+        if isinstance(body, (dict, list)):
+            data = json.dumps(body).encode()
+            ctype = "application/json"
+        else:
+            data = (body or "").encode() if isinstance(body, str) else (body or b"")
+            ctype = "text/html; charset=utf-8"
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, str(value))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self.dispatch("GET")
+
+    def do_POST(self):
+        self.dispatch("POST")
+
+    def do_PUT(self):
+        self.dispatch("PUT")
+
+    def do_DELETE(self):
+        self.dispatch("DELETE")
+
+    def do_PATCH(self):
+        self.dispatch("PATCH")
+
+    def dispatch(self, method):
+        url = urllib.parse.urlsplit(self.path)
+        state = self.server.state
+        try:
+            raw = self.read_body()
+        except (ValueError, ApiError) as e:
+            self.send(400, {"error_code": "MALFORMED_REQUEST", "message": str(e)})
+            return
+        if url.path.startswith("/fake/"):
+            self.control(method, url.path, raw)
+            return
+        try:
+            body_json = json.loads(raw) if raw else None
+        except ValueError:
+            body_json = None
+        record = {"method": method, "path": url.path,
+                  "query": urllib.parse.parse_qs(url.query, keep_blank_values=True),
+                  "raw_query": url.query,
+                  "headers": {k.lower(): v for k, v in self.headers.items()},
+                  "body": body_json if body_json is not None else raw.decode("utf-8", "replace"),
+                  "time": time.time()}
+        with state.lock:
+            state.requests.append(record)
+        try:
+            self.check_auth()
+            with state.lock:
+                queue = state.injected.get((method, url.path))
+                step = queue.pop(0) if queue else None
+            if step is not None:
+                self.answer_injected(step)
+                return
+            status, answer, delay = self.api(method, url, raw)
+        except ApiError as e:
+            self.send(e.http_status, e.body)
+            return
+        if delay:
+            time.sleep(delay / 1000.0)
+        if isinstance(answer, dict) and "http_status" in answer:
+            self.answer_injected(answer, slept=True)
+            return
+        self.send(status, answer)
+
+    def answer_injected(self, step, slept=False):
+        if step.get("delay_ms") and not slept:
+            time.sleep(step["delay_ms"] / 1000.0)
+        if step.get("close"):  # drop the connection without an answer
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        self.send(int(step["http_status"]), step.get("body", ""), step.get("headers"))
+
+    def check_auth(self):
+        value = self.headers.get("Authorization")
+        if not value or not value.startswith("Bearer "):
+            raise ApiError(401, "UNAUTHENTICATED",
+                           "Credential was not sent or was of an unsupported type for this API.")
+        if value[len("Bearer "):] != self.server.token:
+            raise ApiError(403, "PERMISSION_DENIED", "Invalid access token.")
+
+    # ---- the Jobs API ---------------------------------------------------
+
+    def api(self, method, url, raw):
+        """Returns (http status, answer, delay_ms); raises ApiError."""
+        routes = {API + "submit": ("POST", self.submit),
+                  API + "get": ("GET", self.get_run),
+                  API + "cancel": ("POST", self.cancel)}
+        route = routes.get(url.path)
+        if route is None:
+            raise ApiError(404, "ENDPOINT_NOT_FOUND", "No API found for '%s %s'" % (method, url.path))
+        if route[0] != method:
+            raise ApiError(405, "METHOD_NOT_ALLOWED",
+                           "Method %s is not allowed for %s" % (method, url.path))
+        body = None
+        if method == "POST":
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                raise ApiError(400, "MALFORMED_REQUEST",
+                               "Could not parse request object: malformed JSON")
+            if not isinstance(body, dict):
+                raise ApiError(400, "MALFORMED_REQUEST",
+                               "Could not parse request object: expected a JSON object")
+        return route[1](url, body)
+
+    def submit(self, url, body):
+        state = self.server.state
+        validate_submit(body)
+        with state.lock:
+            token = body.get("idempotency_token")
+            if token is not None and token in state.tokens:
+                return 200, {"run_id": state.tokens[token]}, 0
+            run = Run(state.next_run_id, state.next_job_id, body, state.next_script, state.address)
+            state.next_run_id += 1
+            state.next_job_id += 1
+            state.runs[run.run_id] = run
+            if token is not None:
+                state.tokens[token] = run.run_id
+            return 200, {"run_id": run.run_id}, 0
+
+    def get_run(self, url, body):
+        state = self.server.state
+        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        values = query.get("run_id")
+        if values is not None and len(values) != 1:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", "run_id given more than once")
+        run_id = parse_run_id(values[0] if values else None, "query")
+        with state.lock:
+            run = state.runs.get(run_id)
+            if run is None:
+                raise missing_run(state.forgotten.get(run_id, state.missing_style), run_id)
+            run.polls += 1
+            step = run.next_step()
+            if "http_status" in step:
+                return step["http_status"], step, step.get("delay_ms", 0)
+            run.last = step
+            return 200, run_body(run, step, state.include_status), step.get("delay_ms", 0)
+
+    def cancel(self, url, body):
+        state = self.server.state
+        run_id = parse_run_id(body.get("run_id"), "body")
+        with state.lock:
+            run = state.runs.get(run_id)
+            if run is None:
+                raise missing_run(state.forgotten.get(run_id, state.missing_style), run_id)
+            run.cancels += 1
+            if not run.terminal() and run.cancels == 1:
+                run.script = copy.deepcopy(CANCEL_SCRIPT)
+                run.position = 0
+        return 200, {}, 0
+
+    # ---- the control API ------------------------------------------------
+
+    def control(self, method, path, raw):
+        state = self.server.state
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            self.send(400, {"error": "control body is not JSON"})
+            return
+        with state.lock:
+            if (method, path) == ("GET", "/fake/requests"):
+                answer = state.requests
+            elif (method, path) == ("GET", "/fake/runs"):
+                answer = {"runs": [r.describe() for r in state.runs.values()],
+                          "next_script": state.next_script, "tokens": state.tokens}
+            elif (method, path) == ("POST", "/fake/reset"):
+                state.reset()
+                answer = {}
+            elif (method, path) == ("POST", "/fake/script"):
+                steps = body.get("steps")
+                if not isinstance(steps, list) or not steps:
+                    self.send(400, {"error": "steps must be a non-empty list"})
+                    return
+                if "run_id" in body:
+                    run = state.runs.get(int(body["run_id"]))
+                    if run is None:
+                        self.send(404, {"error": "no such run"})
+                        return
+                    run.script, run.position = copy.deepcopy(steps), 0
+                else:
+                    state.next_script = copy.deepcopy(steps)
+                answer = {}
+            elif (method, path) == ("POST", "/fake/inject"):
+                key = (body.get("method", "GET"), body.get("path", ""))
+                state.injected.setdefault(key, []).extend(body.get("answers", []))
+                answer = {}
+            elif (method, path) == ("POST", "/fake/forget"):
+                run_id = int(body["run_id"])
+                state.runs.pop(run_id, None)
+                state.forgotten[run_id] = str(body.get("style", state.missing_style))
+                answer = {}
+            elif (method, path) == ("POST", "/fake/config"):
+                if "missing_style" in body:
+                    state.missing_style = str(body["missing_style"])
+                if "include_status" in body:
+                    state.include_status = bool(body["include_status"])
+                answer = {}
+            else:
+                self.send(404, {"error": "no control endpoint %s %s" % (method, path)})
+                return
+            data = json.loads(json.dumps(answer))  # snapshot while locked
+        self.send(200, data)
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, context, token):
+        super().__init__(address, Handler)
+        self.context = context
+        self.token = token
+        self.state = State("%s:%d" % self.server_address[:2])
+
+    def finish_request(self, request, client_address):
+        # TLS handshake here, on the connection's own thread, so one slow or
+        # broken client cannot stall accept().
+        request.settimeout(Handler.timeout)
+        # Headers and body leave in separate writes: without this, Nagle plus the client's
+        # delayed ACK add 40 ms to every answer.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            tls = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            sys.stderr.write("fake: TLS handshake with %s failed: %s\n" % (client_address, e))
+            return
+        try:
+            self.RequestHandlerClass(tls, client_address, self)
+        finally:
+            try:
+                tls.close()
+            except OSError:
+                pass
+
+
+def main():
+    parser = argparse.ArgumentParser(description="fake Databricks Jobs API")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--cert", required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--token", required=True)
+    args = parser.parse_args()
+    if args.host not in ("127.0.0.1", "localhost"):
+        parser.error("the fake listens on 127.0.0.1 only")
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(args.cert, args.key)
+    server = Server(("127.0.0.1", args.port), context, args.token)
+
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print("PORT=%d" % server.server_address[1], flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
