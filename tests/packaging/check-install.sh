@@ -52,10 +52,16 @@ lint=$(groff -mdoc -ww -z daemon/flyte-databricks-connector.8 2>&1 | grep -v 'ca
 check "man page lints clean (groff -mdoc -ww)" test -z "$lint"
 [ -z "$lint" ] || echo "$lint"
 
-# Every option --help lists must be documented in the man page.
+# Every option any --help lists (the daemon's and each command's) must be
+# documented in the man page, and every command must have its entry.
 missing=""
-for option in $("$program" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
-	grep -q -- "Fl ${option#-}" daemon/flyte-databricks-connector.8 || missing="$missing $option"
+for command in "" agents submit status cancel check-config fake-workspace; do
+	for option in $("$program" $command --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+		grep -q -- "Fl ${option#-}" daemon/flyte-databricks-connector.8 ||
+			missing="$missing ${command:+$command }$option"
+	done
+	[ -z "$command" ] || grep -q "^\.It Cm $command" daemon/flyte-databricks-connector.8 ||
+		missing="$missing $command"
 done
 check "man page documents every --help option${missing:+ (missing:$missing)}" test -z "$missing"
 
