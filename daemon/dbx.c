@@ -27,6 +27,9 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -748,12 +751,42 @@ static struct live_settings *live_settings_free(struct live_settings *s)
     return NULL;
 }
 
-/* Builds the per-request settings; the token goes into the header list only. */
-static struct live_settings *live_settings_new(const struct dbx_settings *settings)
+/* A CA file libcurl cannot use would only fail at the first request, as a
+ * TLS error on a task; check it up front so start-up or reload says so. */
+static int check_ca_file(const char *path, char **reterr_msg)
 {
-    struct live_settings *s = calloc(1, sizeof(*s));
+    FILE *f = fopen(path, "re");
+    X509 *cert;
+    int saved;
+
+    if (!f) {
+        saved = errno;
+        if (asprintf(reterr_msg, "ca_file '%s': %s", path, strerror(saved)) < 0)
+            *reterr_msg = NULL;
+        return -saved;
+    }
+    cert = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    ERR_clear_error();
+    if (!cert) {
+        if (asprintf(reterr_msg, "ca_file '%s' holds no PEM certificate", path) < 0)
+            *reterr_msg = NULL;
+        return -EINVAL;
+    }
+    X509_free(cert);
+    return 0;
+}
+
+/* Builds the per-request settings; the token goes into the header list only. */
+static struct live_settings *live_settings_new(const struct dbx_settings *settings,
+                                               char **reterr_msg)
+{
+    struct live_settings *s = NULL;
     char *auth = NULL;
 
+    if (settings->ca_file && check_ca_file(settings->ca_file, reterr_msg) < 0)
+        return NULL;
+    s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     s->connect_timeout_ms = settings->connect_timeout_ms;
@@ -809,9 +842,12 @@ struct dbx *dbx_new(const struct dbx_settings *settings, char **reterr_msg)
     dbx->metrics = settings->metrics;
     dbx->random_state = (unsigned int)clock_now_ms() ^ (unsigned int)(uintptr_t)dbx;
     atomic_store(&dbx->last_loop_ms, clock_now_ms());
-    dbx->live = live_settings_new(settings);
-    if (!dbx->live)
+    dbx->live = live_settings_new(settings, reterr_msg);
+    if (!dbx->live) {
+        if (*reterr_msg)
+            goto fail_reported;
         goto fail;
+    }
 
     dbx->multi = curl_multi_init();
     if (!dbx->multi)
@@ -829,8 +865,9 @@ struct dbx *dbx_new(const struct dbx_settings *settings, char **reterr_msg)
     return dbx;
 
 fail:
-    dbx_free(dbx);
     *reterr_msg = strdup(message);
+fail_reported:
+    dbx_free(dbx);
     return NULL;
 }
 
@@ -863,13 +900,13 @@ void dbx_free(struct dbx *dbx)
     free(dbx);
 }
 
-int dbx_reconfigure(struct dbx *dbx, const struct dbx_settings *settings)
+int dbx_reconfigure(struct dbx *dbx, const struct dbx_settings *settings, char **reterr_msg)
 {
-    struct live_settings *fresh = live_settings_new(settings);
+    struct live_settings *fresh = live_settings_new(settings, reterr_msg);
     struct live_settings *replaced;
 
     if (!fresh)
-        return -ENOMEM;
+        return *reterr_msg ? -EINVAL : -ENOMEM;
     pthread_mutex_lock(&dbx->lock);
     replaced = dbx->pending_settings; /* never applied: no transfer uses it */
     dbx->pending_settings = fresh;

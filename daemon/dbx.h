@@ -54,7 +54,8 @@ struct dbx_answer {
 
 typedef void (*dbx_done_fn)(void *user, const struct dbx_answer *answer);
 
-/* Starts the curl thread. Gives a client (dbx_free) or NULL and *reterr_msg. */
+/* Starts the curl thread. Gives a client (dbx_free) or NULL and *reterr_msg
+ * (e.g. a CA file that holds no PEM certificate). */
 struct dbx *dbx_new(const struct dbx_settings *settings, char **reterr_msg);
 
 /*
@@ -77,12 +78,13 @@ int dbx_request(struct dbx *dbx, enum dbx_endpoint endpoint, const char *instanc
                 dbx_done_fn done, void *user);
 
 /*
- * Applies new settings (token, CA file, timeouts, size cap) to requests that
- * start from now on; transfers in flight finish with the old ones. Any
- * thread. Returns 0 or -ENOMEM (then nothing changed).
+ * Applies new settings (token, CA file, timeouts, size cap, limits) to
+ * requests that start from now on; transfers in flight finish with the old
+ * ones. Any thread. Returns 0, or -errno and gives *reterr_msg when the CA
+ * file is unusable, or -ENOMEM; then nothing changed.
  * max_host_connections and metrics are not changed (restart-only).
  */
-int dbx_reconfigure(struct dbx *dbx, const struct dbx_settings *settings);
+int dbx_reconfigure(struct dbx *dbx, const struct dbx_settings *settings, char **reterr_msg);
 
 /*
  * When the curl loop last went round, on clock_now_ms()'s scale. The loop

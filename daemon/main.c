@@ -25,6 +25,7 @@
  */
 #include <curl/curl.h>
 #include <grpc/grpc.h>
+#include <grpc/support/log.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -95,6 +96,16 @@ static void block_signals(sigset_t *set)
     pthread_sigmask(SIG_BLOCK, set, NULL);
     /* A peer closing a connection must not kill the process. */
     signal(SIGPIPE, SIG_IGN);
+}
+
+/* gRPC core logs to stderr in its own format; its messages are internal
+ * detail (the daemon reports what matters itself), so they become debug
+ * lines in ours. */
+static void grpc_log_bridge(gpr_log_func_args *args)
+{
+    char line[16];
+    snprintf(line, sizeof(line), "%d", args->line);
+    log_debug("grpc", "file", args->file, "line", line, "detail", args->message);
 }
 
 static struct dbx_settings dbx_settings_from(const struct config *config,
@@ -172,8 +183,9 @@ static void reload(struct daemon *d)
     }
     d->retired = grown;
     settings = dbx_settings_from(fresh, d->metrics);
-    if (dbx_reconfigure(d->dbx, &settings) < 0) {
-        log_error("reload refused: out of memory");
+    if (dbx_reconfigure(d->dbx, &settings, &error) < 0) {
+        log_error("reload refused, the old configuration stays in force", "error",
+                  error ? error : "out of memory");
         goto out;
     }
     for (size_t i = 0; warnings && warnings[i]; i++)
@@ -358,8 +370,9 @@ static int serve_main(int argc, char **argv)
     block_signals(&signals);
 
     if (config_load(argc, argv, environ, &d.config, &action, &warnings, &error) < 0) {
+        /* One line per problem, each naming its cause; config_load says
+         * "(see --help)" where the command line is at fault. */
         fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "invalid configuration");
-        fprintf(stderr, "Try '%s --help'.\n", PROGRAM_NAME);
         goto out;
     }
     switch (action) {
@@ -389,6 +402,7 @@ static int serve_main(int argc, char **argv)
         fprintf(stderr, "%s: cannot initialise libcurl\n", PROGRAM_NAME);
         goto out;
     }
+    gpr_set_log_function(grpc_log_bridge);
     grpc_init();
 
     if (start(&d) == 0) {

@@ -21,6 +21,9 @@
 #include "server.h"
 
 #include <errno.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
@@ -328,6 +331,46 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/*
+ * gRPC says only that no address could be added. Binding the address
+ * ourselves tells why (in use, not local, malformed) so the start-up error
+ * names the cause.
+ */
+static void explain_listen_failure(const char *listen, char *message, size_t size)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *addresses = NULL;
+    int error = 0, fd, rc;
+    size_t host_len;
+
+    if (!colon || (size_t)(colon - listen) >= sizeof(host)) {
+        snprintf(message, size, "cannot listen on %s: malformed address (HOST:PORT)", listen);
+        return;
+    }
+    host_len = (size_t)(colon - listen);
+    memcpy(host, listen, host_len);
+    host[host_len] = '\0';
+    if (host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']') {
+        memmove(host, host + 1, host_len - 2);
+        host[host_len - 2] = '\0';
+    }
+    rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &addresses);
+    if (rc != 0) {
+        snprintf(message, size, "cannot listen on %s: %s", listen, gai_strerror(rc));
+        return;
+    }
+    fd = socket(addresses->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, addresses->ai_addr, addresses->ai_addrlen) < 0)
+        error = errno;
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(addresses);
+    snprintf(message, size, "cannot listen on %s: %s", listen,
+             error ? strerror(error) : "gRPC refused the address");
+}
+
 struct server *server_new(const char *listen, int workers, long max_calls_in_flight,
                           const struct server_method *methods, size_t methods_count,
                           char **reterr_msg)
@@ -378,8 +421,7 @@ struct server *server_new(const char *listen, int workers, long max_calls_in_fli
     s->port = grpc_server_add_http2_port(s->grpc, listen, credentials);
     grpc_server_credentials_release(credentials);
     if (s->port <= 0) {
-        snprintf(message, sizeof(message),
-                 "cannot listen on %s: address in use, not local, or malformed", listen);
+        explain_listen_failure(listen, message, sizeof(message));
         goto fail;
     }
 
