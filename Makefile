@@ -35,7 +35,7 @@ VERSION := 0.1.0
 DEB_PACKAGES := build-essential pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
 	libprotobuf-dev protobuf-compiler libcurl4-openssl-dev libcjson-dev libsystemd-dev \
 	libcmocka-dev libmicrohttpd-dev libssl-dev openssl python3 python3-grpcio python3-protobuf \
-	python3-yaml systemd valgrind
+	python3-yaml systemd valgrind nginx libnginx-mod-http-echo nghttp2-client gnuplot-nox
 
 PKG_MODULES := grpc libprotobuf-c libcurl libcjson libsystemd libmicrohttpd libcrypto
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKG_MODULES) 2>/dev/null)
@@ -60,6 +60,7 @@ GEN_OBJS := $(GEN_C:.c=.o)
 
 # Modules without network, threads or clock: unit tests link only these.
 PURE_MODULES := spec phase resmeta structjson dbx_response config sha256 idempotency fake_runs \
+	errmsg status \
 	template_json
 PURE_OBJS := $(patsubst %,$(BUILD)/daemon/%.o,$(PURE_MODULES))
 # Modules with threads or local I/O but no Databricks or gRPC traffic; unit
@@ -172,3 +173,5 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(DAEMON_OBJS:.o=.d) $(UNIT_BINS:=.d)
+
+include bench/bench.mk

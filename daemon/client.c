@@ -21,6 +21,9 @@
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
+#include "errmsg.h"
+#include "status.h"
+
 #define USER_AGENT "flyte-databricks-connector-cli/" FDC_VERSION
 
 struct client {
@@ -30,45 +33,9 @@ struct client {
 };
 
 /* Indexed by grpc_status_code, whose values are fixed by the gRPC protocol. */
-static const char *const status_names[] = {
-    [GRPC_STATUS_OK] = "OK",
-    [GRPC_STATUS_CANCELLED] = "CANCELLED",
-    [GRPC_STATUS_UNKNOWN] = "UNKNOWN",
-    [GRPC_STATUS_INVALID_ARGUMENT] = "INVALID_ARGUMENT",
-    [GRPC_STATUS_DEADLINE_EXCEEDED] = "DEADLINE_EXCEEDED",
-    [GRPC_STATUS_NOT_FOUND] = "NOT_FOUND",
-    [GRPC_STATUS_ALREADY_EXISTS] = "ALREADY_EXISTS",
-    [GRPC_STATUS_PERMISSION_DENIED] = "PERMISSION_DENIED",
-    [GRPC_STATUS_RESOURCE_EXHAUSTED] = "RESOURCE_EXHAUSTED",
-    [GRPC_STATUS_FAILED_PRECONDITION] = "FAILED_PRECONDITION",
-    [GRPC_STATUS_ABORTED] = "ABORTED",
-    [GRPC_STATUS_OUT_OF_RANGE] = "OUT_OF_RANGE",
-    [GRPC_STATUS_UNIMPLEMENTED] = "UNIMPLEMENTED",
-    [GRPC_STATUS_INTERNAL] = "INTERNAL",
-    [GRPC_STATUS_UNAVAILABLE] = "UNAVAILABLE",
-    [GRPC_STATUS_DATA_LOSS] = "DATA_LOSS",
-    [GRPC_STATUS_UNAUTHENTICATED] = "UNAUTHENTICATED",
-};
-
 const char *client_status_name(grpc_status_code code)
 {
-    if ((unsigned)code < sizeof(status_names) / sizeof(status_names[0]) && status_names[code])
-        return status_names[code];
-    return "UNKNOWN_STATUS";
-}
-
-__attribute__((format(printf, 3, 4))) static int fail(char **reterr_msg, int r, const char *fmt,
-                                                      ...)
-{
-    va_list ap;
-
-    if (reterr_msg) {
-        va_start(ap, fmt);
-        if (vasprintf(reterr_msg, fmt, ap) < 0)
-            *reterr_msg = NULL;
-        va_end(ap);
-    }
-    return r;
+    return status_name(code);
 }
 
 /* gRPC core logs connection trouble itself; the tools report the call's status instead. */
@@ -89,12 +56,12 @@ int client_new(const struct client_options *options, struct client **ret_client,
 
     if (!options->address || !*options->address || options->timeout_ms <= 0 ||
         (!options->cert_pem != !options->key_pem)) {
-        r = fail(reterr_msg, -EINVAL, "invalid client options");
+        r = errmsg_set(reterr_msg, -EINVAL, "invalid client options");
         goto out;
     }
     c = calloc(1, sizeof(*c));
     if (!c) {
-        r = fail(reterr_msg, -ENOMEM, "out of memory");
+        r = errmsg_set(reterr_msg, -ENOMEM, "out of memory");
         goto out;
     }
     c->timeout_ms = options->timeout_ms;
@@ -112,7 +79,7 @@ int client_new(const struct client_options *options, struct client **ret_client,
         credentials = grpc_insecure_credentials_create();
     }
     if (!credentials) {
-        r = fail(reterr_msg, -EINVAL, "cannot set up %s credentials",
+        r = errmsg_set(reterr_msg, -EINVAL, "cannot set up %s credentials",
                  options->ca_pem ? "TLS" : "plaintext");
         goto out;
     }
@@ -122,7 +89,7 @@ int client_new(const struct client_options *options, struct client **ret_client,
     c->channel = grpc_channel_create(options->address, credentials, &channel_args);
     c->cq = grpc_completion_queue_create_for_next(NULL);
     if (!c->channel || !c->cq) {
-        r = fail(reterr_msg, -EINVAL, "cannot create a channel to '%s'", options->address);
+        r = errmsg_set(reterr_msg, -EINVAL, "cannot create a channel to '%s'", options->address);
         goto out;
     }
     *ret_client = c;
@@ -190,7 +157,7 @@ int client_call(struct client *client, const char *method, const uint8_t *reques
     call = grpc_channel_create_call(client->channel, NULL, GRPC_PROPAGATE_DEFAULTS, client->cq,
                                     grpc_slice_from_static_string(method), NULL, deadline, NULL);
     if (!call) {
-        r = fail(reterr_msg, -EIO, "cannot create a call to %s", method);
+        r = errmsg_set(reterr_msg, -EIO, "cannot create a call to %s", method);
         goto out;
     }
     request_slice = grpc_slice_from_copied_buffer((const char *)request, request_len);
@@ -212,7 +179,7 @@ int client_call(struct client *client, const char *method, const uint8_t *reques
     ops[5].data.recv_status_on_client.status_details = &details;
     call_error = grpc_call_start_batch(call, ops, sizeof(ops) / sizeof(ops[0]), call, NULL);
     if (call_error != GRPC_CALL_OK) {
-        r = fail(reterr_msg, -EIO, "cannot start a call to %s (error %d)", method, (int)call_error);
+        r = errmsg_set(reterr_msg, -EIO, "cannot start a call to %s (error %d)", method, (int)call_error);
         goto out;
     }
     /* The deadline ends the batch, so this wait is bounded; the queue holds no other work. */
@@ -224,7 +191,7 @@ int client_call(struct client *client, const char *method, const uint8_t *reques
     reply.details =
         strndup((const char *)GRPC_SLICE_START_PTR(details), GRPC_SLICE_LENGTH(details));
     if (!reply.details) {
-        r = fail(reterr_msg, -ENOMEM, "out of memory");
+        r = errmsg_set(reterr_msg, -ENOMEM, "out of memory");
         goto out;
     }
     if (status == GRPC_STATUS_OK) {
@@ -233,13 +200,13 @@ int client_call(struct client *client, const char *method, const uint8_t *reques
             free(reply.details);
             reply.details = strdup("the server answered OK without a message");
             if (!reply.details) {
-                r = fail(reterr_msg, -ENOMEM, "out of memory");
+                r = errmsg_set(reterr_msg, -ENOMEM, "out of memory");
                 goto out;
             }
         } else {
             reply.data = buffer_copy(recv, &reply.len);
             if (!reply.data) {
-                r = fail(reterr_msg, -ENOMEM, "out of memory");
+                r = errmsg_set(reterr_msg, -ENOMEM, "out of memory");
                 goto out;
             }
         }

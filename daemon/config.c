@@ -9,6 +9,7 @@
  * state: any thread may call anything here. The token is never written into a message. */
 #include "config.h"
 #include "resmeta.h"
+#include "structjson.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -470,21 +471,6 @@ static void set_from_text(struct config *cfg, const struct key *k, const char *t
 
 /* ---- the config file layer ---- */
 
-static const char *json_type_name(const cJSON *item) {
-    if (cJSON_IsString(item))
-        return "a string";
-    if (cJSON_IsNumber(item))
-        return "a number";
-    if (cJSON_IsBool(item))
-        return "a boolean";
-    if (cJSON_IsNull(item))
-        return "null";
-    if (cJSON_IsArray(item))
-        return "an array";
-    if (cJSON_IsObject(item))
-        return "an object";
-    return "an invalid value";
-}
 
 static void apply_json_instances(struct config *cfg, const cJSON *item, const char *where,
                                  struct msgs *errs) {
@@ -510,7 +496,7 @@ static void apply_json_instances(struct config *cfg, const cJSON *item, const ch
         }
         owned[idx++] = origin;
         if (!cJSON_IsString(e)) {
-            msgs_add(errs, "%s: expected a string, got %s", origin, json_type_name(e));
+            msgs_add(errs, "%s: expected a string, got %s", origin, structjson_type_name(e));
             continue;
         }
         values[n] = e->valuestring;
@@ -546,7 +532,7 @@ static void apply_json_one_limit(struct config_instance_limit *limit, const cJSO
     const cJSON *item;
 
     if (!cJSON_IsObject(object)) {
-        msgs_add(errs, "%s: expected an object, got %s", origin, json_type_name(object));
+        msgs_add(errs, "%s: expected an object, got %s", origin, structjson_type_name(object));
         return;
     }
     cJSON_ArrayForEach(item, object) {
@@ -577,7 +563,7 @@ static void apply_json_instance_limits(struct config *cfg, const cJSON *object,
     const cJSON *item;
 
     if (!cJSON_IsObject(object)) {
-        msgs_add(errs, "%s: expected an object, got %s", origin, json_type_name(object));
+        msgs_add(errs, "%s: expected an object, got %s", origin, structjson_type_name(object));
         return;
     }
     cJSON_ArrayForEach(item, object)
@@ -629,7 +615,7 @@ static void apply_json_key(struct config *cfg, const struct key *k, const cJSON 
             set_string(cfg, k, NULL, origin, errs);
         else if (!cJSON_IsString(item))
             msgs_add(errs, "%s: expected a string%s, got %s", origin,
-                     k->nullable ? " or null" : "", json_type_name(item));
+                     k->nullable ? " or null" : "", structjson_type_name(item));
         else if (k->kind == KIND_STRING)
             set_string(cfg, k, item->valuestring, origin, errs);
         else
@@ -638,7 +624,7 @@ static void apply_json_key(struct config *cfg, const struct key *k, const cJSON 
     case KIND_INT:
     case KIND_LONG:
         if (!cJSON_IsNumber(item)) {
-            msgs_add(errs, "%s: expected an integer, got %s", origin, json_type_name(item));
+            msgs_add(errs, "%s: expected an integer, got %s", origin, structjson_type_name(item));
             break;
         }
         snprintf(num, sizeof(num), "%.15g", item->valuedouble);
@@ -647,7 +633,7 @@ static void apply_json_key(struct config *cfg, const struct key *k, const cJSON 
     case KIND_INSTANCES:
         if (!cJSON_IsArray(item)) {
             msgs_add(errs, "%s: expected an array of strings, got %s", origin,
-                     json_type_name(item));
+                     structjson_type_name(item));
             break;
         }
         apply_json_instances(cfg, item, where, errs);
@@ -694,7 +680,7 @@ static void apply_json_text(struct config *cfg, const char *text, const char *pa
     }
     if (!cJSON_IsObject(root)) {
         msgs_add(errs, "%sexpected a JSON object at the top level, got %s", where,
-                 json_type_name(root));
+                 structjson_type_name(root));
         goto out;
     }
     cJSON_ArrayForEach(item, root) {

@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errmsg.h"
+
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 
 #define API_PREFIX "/api/2.1/jobs/runs/"
@@ -89,19 +91,6 @@ static const struct {
     {"CANCELED", "USER_CANCELED", "SUCCESS"},
 };
 
-static char *format_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *format_message(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
-
 static void run_clear(struct run *r)
 {
     free(r->run_name);
@@ -130,7 +119,7 @@ int fake_runs_new(const struct fake_runs_options *options, struct fake_runs **re
     else if (options->max_runs < 1 || options->max_runs > SIZE_MAX / sizeof(struct run))
         bad = "max_runs";
     if (bad) {
-        *reterr_msg = format_message("fake workspace option %s is out of range", bad);
+        *reterr_msg = errmsg_format("fake workspace option %s is out of range", bad);
         r = -EINVAL;
         goto out;
     }
@@ -156,7 +145,7 @@ int fake_runs_new(const struct fake_runs_options *options, struct fake_runs **re
     r = 0;
 out:
     if (r == -ENOMEM)
-        *reterr_msg = format_message("out of memory creating the fake workspace run table");
+        *reterr_msg = errmsg_format("out of memory creating the fake workspace run table");
     fake_runs_free(t);
     return r;
 }
@@ -518,9 +507,9 @@ int fake_runs_get(const struct fake_runs *t, int64_t run_id, int64_t now_ms, cJS
         execution = clamp(until - r->submit_ms - t->pending_ms, 0, t->running_ms);
         cleanup = r->cancel_ms >= 0 ? t->terminating_ms : 0;
     }
-    url = format_message("https://%s/?o=0#job/%" PRId64 "/run/%" PRId64, t->address, r->job_id,
+    url = errmsg_format("https://%s/?o=0#job/%" PRId64 "/run/%" PRId64, t->address, r->job_id,
                          r->run_id);
-    cluster_id = format_message("0101-000000-fake%" PRId64, r->run_id);
+    cluster_id = errmsg_format("0101-000000-fake%" PRId64, r->run_id);
     o = cJSON_CreateObject();
     if (!url || !cluster_id || !o || !add_int(o, "job_id", r->job_id) ||
         !add_int(o, "run_id", r->run_id) ||

@@ -11,8 +11,6 @@
  */
 #include "fake_workspace.h"
 
-#include "fake_runs.h"
-
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +38,9 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+
+#include "errmsg.h"
+#include "fake_runs.h"
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -111,19 +112,6 @@ struct request {
     size_t cap;
     bool too_large;
 };
-
-static char *format_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *format_message(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
 
 static int64_t wall_clock_ms(void)
 {
@@ -280,7 +268,7 @@ static char *openssl_error(const char *what)
     else
         snprintf(buf, sizeof(buf), "unknown error");
     ERR_clear_error();
-    return format_message("generating the TLS certificates: %s: %s", what, buf);
+    return errmsg_format("generating the TLS certificates: %s: %s", what, buf);
 }
 
 static int add_exts(X509 *x, X509 *issuer, const struct ext *exts, size_t n, const char *san)
@@ -398,7 +386,7 @@ static int make_tls(const char *extra_ip, struct tls *ret, char **reterr_msg)
     struct tls t = {0};
     int r;
 
-    san = extra_ip ? format_message("IP:127.0.0.1,DNS:localhost,IP:%s", extra_ip)
+    san = extra_ip ? errmsg_format("IP:127.0.0.1,DNS:localhost,IP:%s", extra_ip)
                    : strdup("IP:127.0.0.1,DNS:localhost");
     if (!san) {
         *reterr_msg = strdup("out of memory");
@@ -476,7 +464,7 @@ static int write_file(const char *path, const char *text, char **reterr_msg)
     fd = -1;
 out:
     if (r < 0)
-        *reterr_msg = format_message("cannot write '%s': %s", path, strerror(-r));
+        *reterr_msg = errmsg_format("cannot write '%s': %s", path, strerror(-r));
     if (fd >= 0)
         close(fd);
     return r;
@@ -493,17 +481,17 @@ static int make_dir(const char *wanted, char **ret_dir, bool *ret_made, char **r
     if (wanted) {
         if (mkdir(wanted, 0755) < 0 && errno != EEXIST) {
             r = -errno;
-            *reterr_msg = format_message("cannot create directory '%s': %s", wanted, strerror(-r));
+            *reterr_msg = errmsg_format("cannot create directory '%s': %s", wanted, strerror(-r));
             goto out;
         }
         dir = strdup(wanted);
         *ret_made = false;
     } else {
-        dir = format_message("%s/fdc-fake-workspace.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        dir = errmsg_format("%s/fdc-fake-workspace.XXXXXX", tmp && *tmp ? tmp : "/tmp");
         if (dir && !mkdtemp(dir)) {
             r = -errno;
             *reterr_msg =
-                format_message("cannot create a directory like '%s': %s", dir, strerror(-r));
+                errmsg_format("cannot create a directory like '%s': %s", dir, strerror(-r));
             goto out;
         }
         *ret_made = true;
@@ -535,7 +523,7 @@ static int listen_on(const char *host, unsigned port, int *ret_fd, unsigned *ret
 
     if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, &sa.sin_addr) !=
         1) {
-        *reterr_msg = format_message("--host '%s' is not an IPv4 address", host);
+        *reterr_msg = errmsg_format("--host '%s' is not an IPv4 address", host);
         r = -EINVAL;
         goto out;
     }
@@ -544,7 +532,7 @@ static int listen_on(const char *host, unsigned port, int *ret_fd, unsigned *ret
         bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0 ||
         getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
         r = -errno;
-        *reterr_msg = format_message("cannot listen on %s:%u: %s", host, port, strerror(-r));
+        *reterr_msg = errmsg_format("cannot listen on %s:%u: %s", host, port, strerror(-r));
         goto out;
     }
     *ret_fd = fd;
@@ -728,8 +716,8 @@ int fake_workspace_main(int argc, char **argv)
         goto out;
     if (make_dir(o.dir, &dir, &dir_made, &error) < 0)
         goto out;
-    ca_path = format_message("%s/%s", dir, CA_FILE_NAME);
-    address = format_message("%s:%u", shown_host, port);
+    ca_path = errmsg_format("%s/%s", dir, CA_FILE_NAME);
+    address = errmsg_format("%s:%u", shown_host, port);
     if (!ca_path || !address) {
         error = strdup("out of memory");
         goto out;
@@ -758,7 +746,7 @@ int fake_workspace_main(int argc, char **argv)
     sigaddset(&block_set, SIGPIPE);
     r = pthread_sigmask(SIG_BLOCK, &block_set, &old_set);
     if (r != 0) {
-        error = format_message("cannot block signals: %s", strerror(r));
+        error = errmsg_format("cannot block signals: %s", strerror(r));
         goto out;
     }
     mask_set = true;
@@ -771,7 +759,7 @@ int fake_workspace_main(int argc, char **argv)
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
         MHD_OPTION_END);
     if (!mhd) {
-        error = format_message("cannot start the HTTPS server on %s", address);
+        error = errmsg_format("cannot start the HTTPS server on %s", address);
         goto out;
     }
     fd = -1; /* MHD closes the listening socket when it stops */
@@ -788,7 +776,7 @@ int fake_workspace_main(int argc, char **argv)
         r = sigwait(&stop_set, &sig);
     } while (r == EINTR);
     if (r != 0) {
-        error = format_message("sigwait: %s", strerror(r));
+        error = errmsg_format("sigwait: %s", strerror(r));
         goto out;
     }
     if (!o.quiet)

@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "status.h"
+
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Task types served (the same two metadata.c registers); index ELEMENTSOF = "other". */
@@ -32,27 +34,7 @@ static const char *const task_type_names[] = {"spark", "databricks"};
 static const char *const operation_names[] = {"create", "get", "delete"};
 #define OPERATIONS (ELEMENTSOF(operation_names) + 1)
 
-/* Names of the gRPC status codes, indexed by grpc_status_code (grpc/status.h). */
-static const char *const grpc_code_names[] = {
-    [GRPC_STATUS_OK] = "OK",
-    [GRPC_STATUS_CANCELLED] = "CANCELLED",
-    [GRPC_STATUS_UNKNOWN] = "UNKNOWN",
-    [GRPC_STATUS_INVALID_ARGUMENT] = "INVALID_ARGUMENT",
-    [GRPC_STATUS_DEADLINE_EXCEEDED] = "DEADLINE_EXCEEDED",
-    [GRPC_STATUS_NOT_FOUND] = "NOT_FOUND",
-    [GRPC_STATUS_ALREADY_EXISTS] = "ALREADY_EXISTS",
-    [GRPC_STATUS_PERMISSION_DENIED] = "PERMISSION_DENIED",
-    [GRPC_STATUS_RESOURCE_EXHAUSTED] = "RESOURCE_EXHAUSTED",
-    [GRPC_STATUS_FAILED_PRECONDITION] = "FAILED_PRECONDITION",
-    [GRPC_STATUS_ABORTED] = "ABORTED",
-    [GRPC_STATUS_OUT_OF_RANGE] = "OUT_OF_RANGE",
-    [GRPC_STATUS_UNIMPLEMENTED] = "UNIMPLEMENTED",
-    [GRPC_STATUS_INTERNAL] = "INTERNAL",
-    [GRPC_STATUS_UNAVAILABLE] = "UNAVAILABLE",
-    [GRPC_STATUS_DATA_LOSS] = "DATA_LOSS",
-    [GRPC_STATUS_UNAUTHENTICATED] = "UNAUTHENTICATED",
-};
-#define GRPC_CODES ELEMENTSOF(grpc_code_names)
+#define GRPC_CODES STATUS_CODES
 
 /* Databricks endpoints as dbx_endpoint_name() spells them; index ELEMENTSOF = "other". */
 static const char *const endpoint_names[] = {"runs/submit", "runs/get", "runs/cancel"};
@@ -475,7 +457,7 @@ static void render_calls(struct buf *b, const struct metrics *m)
             for (size_t c = 0; c < GRPC_CODES; c++) {
                 struct label l[] = {{"task_type", task_label(t)},
                                     {"operation", operation_label(o)},
-                                    {"error_code", grpc_code_names[c]}};
+                                    {"error_code", status_name((grpc_status_code)c)}};
                 if (m->failure[t][o][c])
                     series_u64(b, failure, l, ELEMENTSOF(l), m->failure[t][o][c]);
             }

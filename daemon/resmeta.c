@@ -21,6 +21,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "errmsg.h"
+
 #include "resmeta.h"
 
 #define KEY_INSTANCE "databricks_instance"
@@ -30,19 +32,6 @@
 #define LABEL_MAX 63
 /* 2^53: above it a JSON number (a double) no longer holds every integer exactly. */
 #define RUN_ID_NUMBER_LIMIT 9007199254740992.0
-
-__attribute__((format(printf, 2, 3))) static int fail(char **reterr_msg, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (reterr_msg) {
-        va_start(ap, fmt);
-        if (vasprintf(reterr_msg, fmt, ap) < 0)
-            *reterr_msg = NULL;
-        va_end(ap);
-    }
-    return -EINVAL;
-}
 
 /* Copies s for quoting in a message: printable ASCII only ('?' for the rest, so the message
  * stays valid UTF-8 and one line), cut to QUOTE_MAX with "...". */
@@ -115,7 +104,7 @@ int resmeta_normalize_instance(const char *in, char **ret_instance, char **reter
     int r;
 
     if (!in) {
-        r = fail(reterr_msg, "no instance given");
+        r = errmsg_set(reterr_msg, -EINVAL, "no instance given");
         goto out;
     }
     quote(q, in);
@@ -127,7 +116,7 @@ int resmeta_normalize_instance(const char *in, char **ret_instance, char **reter
     if (n > 0 && p[n - 1] == '/')
         n--;
     if (n == 0) {
-        r = fail(reterr_msg, "'%s' is not host[:port]: empty host name", q);
+        r = errmsg_set(reterr_msg, -EINVAL, "'%s' is not host[:port]: empty host name", q);
         goto out;
     }
 
@@ -135,20 +124,20 @@ int resmeta_normalize_instance(const char *in, char **ret_instance, char **reter
     hostlen = colon ? (size_t)(colon - p) : n;
     why = host_problem(p, hostlen, bad);
     if (why) {
-        r = fail(reterr_msg, "'%s' is not host[:port]: %s%s%s", q, why, bad[0] ? " " : "", bad);
+        r = errmsg_set(reterr_msg, -EINVAL, "'%s' is not host[:port]: %s%s%s", q, why, bad[0] ? " " : "", bad);
         goto out;
     }
     if (colon) {
         const char *digits = colon + 1;
         size_t ndigits = n - hostlen - 1;
         if (ndigits == 0 || ndigits > 5 || strspn(digits, "0123456789") < ndigits) {
-            r = fail(reterr_msg, "'%s' is not host[:port]: port must be 1-65535", q);
+            r = errmsg_set(reterr_msg, -EINVAL, "'%s' is not host[:port]: port must be 1-65535", q);
             goto out;
         }
         for (size_t i = 0; i < ndigits; i++)
             port = port * 10 + (unsigned long)(digits[i] - '0');
         if (port < 1 || port > 65535) {
-            r = fail(reterr_msg, "'%s' is not host[:port]: port must be 1-65535", q);
+            r = errmsg_set(reterr_msg, -EINVAL, "'%s' is not host[:port]: port must be 1-65535", q);
             goto out;
         }
     }
@@ -215,11 +204,11 @@ static int run_id_from_json(const cJSON *item, char **ret_run_id, char **reterr_
     char *s;
 
     if (!item)
-        return fail(reterr_msg, "resource_meta: missing " KEY_RUN_ID);
+        return errmsg_set(reterr_msg, -EINVAL, "resource_meta: missing " KEY_RUN_ID);
     if (cJSON_IsString(item) && item->valuestring) {
         if (!run_id_valid(item->valuestring)) {
             quote(q, item->valuestring);
-            return fail(reterr_msg,
+            return errmsg_set(reterr_msg, -EINVAL,
                         "resource_meta: bad " KEY_RUN_ID " '%s': must be 1-19 decimal digits", q);
         }
         s = strdup(item->valuestring);
@@ -227,14 +216,14 @@ static int run_id_from_json(const cJSON *item, char **ret_run_id, char **reterr_
         double v = item->valuedouble;
         /* flytekit wrote run_id as Databricks returned it, a JSON number, in some versions. */
         if (!isfinite(v) || v < 0 || v >= RUN_ID_NUMBER_LIMIT || floor(v) != v)
-            return fail(reterr_msg,
+            return errmsg_set(reterr_msg, -EINVAL,
                         "resource_meta: bad " KEY_RUN_ID
                         " %.17g: must be a whole number from 0 to 2^53",
                         v);
         snprintf(digits, sizeof(digits), "%" PRIu64, (uint64_t)v);
         s = strdup(digits);
     } else {
-        return fail(reterr_msg,
+        return errmsg_set(reterr_msg, -EINVAL,
                     "resource_meta: " KEY_RUN_ID " must be a string of digits or a number");
     }
     if (!s)
@@ -253,16 +242,16 @@ int resmeta_decode(const uint8_t *data, size_t len, struct resmeta *ret, char **
     int r;
 
     if (!data || len == 0) {
-        r = fail(reterr_msg, "malformed resource_meta: empty");
+        r = errmsg_set(reterr_msg, -EINVAL, "malformed resource_meta: empty");
         goto out;
     }
     if (len > RESMETA_MAX_LEN) {
-        r = fail(reterr_msg, "malformed resource_meta: %zu bytes, more than %d", len,
+        r = errmsg_set(reterr_msg, -EINVAL, "malformed resource_meta: %zu bytes, more than %d", len,
                  RESMETA_MAX_LEN);
         goto out;
     }
     if (memchr(data, '\0', len)) {
-        r = fail(reterr_msg, "malformed resource_meta: contains a NUL byte");
+        r = errmsg_set(reterr_msg, -EINVAL, "malformed resource_meta: contains a NUL byte");
         goto out;
     }
     text = malloc(len + 1);
@@ -273,7 +262,7 @@ int resmeta_decode(const uint8_t *data, size_t len, struct resmeta *ret, char **
     memcpy(text, data, len);
     text[len] = '\0';
     if (has_nul_escape(text)) {
-        r = fail(reterr_msg, "malformed resource_meta: contains a NUL byte");
+        r = errmsg_set(reterr_msg, -EINVAL, "malformed resource_meta: contains a NUL byte");
         goto out;
     }
 
@@ -282,33 +271,33 @@ int resmeta_decode(const uint8_t *data, size_t len, struct resmeta *ret, char **
         const char *end = NULL;
         root = cJSON_ParseWithOpts(text, &end, true);
         if (!root) {
-            r = fail(reterr_msg, "malformed resource_meta: not JSON (at byte %td)",
+            r = errmsg_set(reterr_msg, -EINVAL, "malformed resource_meta: not JSON (at byte %td)",
                      end ? end - text : (ptrdiff_t)0);
             goto out;
         }
     }
     if (!cJSON_IsObject(root)) {
-        r = fail(reterr_msg, "malformed resource_meta: not a JSON object");
+        r = errmsg_set(reterr_msg, -EINVAL, "malformed resource_meta: not a JSON object");
         goto out;
     }
     dup = duplicate_key(root);
     if (dup) {
-        r = fail(reterr_msg, "malformed resource_meta: duplicate key '%s'", dup);
+        r = errmsg_set(reterr_msg, -EINVAL, "malformed resource_meta: duplicate key '%s'", dup);
         goto out;
     }
 
     item = cJSON_GetObjectItemCaseSensitive(root, KEY_INSTANCE);
     if (!item) {
-        r = fail(reterr_msg, "resource_meta: missing " KEY_INSTANCE);
+        r = errmsg_set(reterr_msg, -EINVAL, "resource_meta: missing " KEY_INSTANCE);
         goto out;
     }
     if (!cJSON_IsString(item) || !item->valuestring) {
-        r = fail(reterr_msg, "resource_meta: " KEY_INSTANCE " must be a string");
+        r = errmsg_set(reterr_msg, -EINVAL, "resource_meta: " KEY_INSTANCE " must be a string");
         goto out;
     }
     r = resmeta_normalize_instance(item->valuestring, &m.instance, &why);
     if (r == -EINVAL) {
-        r = fail(reterr_msg, "resource_meta: bad " KEY_INSTANCE ": %s", why ? why : "invalid");
+        r = errmsg_set(reterr_msg, -EINVAL, "resource_meta: bad " KEY_INSTANCE ": %s", why ? why : "invalid");
         goto out;
     }
     if (r < 0)

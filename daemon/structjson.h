@@ -52,4 +52,7 @@ Google__Protobuf__Struct *structjson_struct_free(Google__Protobuf__Struct *s);
  */
 char *structjson_print(const cJSON *item);
 
+/* "a string", "a number", ... "an object": the JSON type of item, for messages. */
+const char *structjson_type_name(const cJSON *item);
+
 #endif

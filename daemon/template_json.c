@@ -21,6 +21,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "errmsg.h"
 #include "structjson.h"
 
 /* Room for the longest path a message names ("container.env[12345].value" and the like); a
@@ -130,42 +131,11 @@ static const struct {
 /* Every member of an object is checked against a table of at most this many fields. */
 #define MAX_FIELDS 32
 
-__attribute__((format(printf, 2, 3))) static int fail(char **reterr_msg, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (reterr_msg) {
-        *reterr_msg = NULL;
-        va_start(ap, fmt);
-        if (vasprintf(reterr_msg, fmt, ap) < 0)
-            *reterr_msg = NULL;
-        va_end(ap);
-    }
-    return -EINVAL;
-}
-
 static int fail_oom(char **reterr_msg)
 {
     if (reterr_msg)
         *reterr_msg = NULL;
     return -ENOMEM;
-}
-
-static const char *type_of(const cJSON *item)
-{
-    if (cJSON_IsString(item))
-        return "a string";
-    if (cJSON_IsNumber(item))
-        return "a number";
-    if (cJSON_IsBool(item))
-        return "a boolean";
-    if (cJSON_IsNull(item))
-        return "null";
-    if (cJSON_IsArray(item))
-        return "an array";
-    if (cJSON_IsObject(item))
-        return "an object";
-    return "an invalid value";
 }
 
 /* A path too long for the buffer is cut: it only ever appears in a message. */
@@ -186,7 +156,7 @@ static int copy_string(const cJSON *item, const char *path, char **ret, char **r
     char *s;
 
     if (!cJSON_IsString(item))
-        return fail(reterr_msg, "%s: expected a string, got %s", path, type_of(item));
+        return errmsg_set(reterr_msg, -EINVAL, "%s: expected a string, got %s", path, structjson_type_name(item));
     s = strdup(item->valuestring);
     if (!s)
         return fail_oom(reterr_msg);
@@ -208,15 +178,15 @@ static int read_int32(const cJSON *item, const char *path, int32_t *ret, char **
         n = strtoll(s, &end, 10);
         if (*s == '\0' || *end != '\0' || errno != 0 || n < INT32_MIN || n > INT32_MAX ||
             strspn(s, "-0123456789") != strlen(s))
-            return fail(reterr_msg, "%s: expected a 32-bit integer, got '%.32s'", path, s);
+            return errmsg_set(reterr_msg, -EINVAL, "%s: expected a 32-bit integer, got '%.32s'", path, s);
         *ret = (int32_t)n;
         return 0;
     }
     if (!cJSON_IsNumber(item))
-        return fail(reterr_msg, "%s: expected an integer, got %s", path, type_of(item));
+        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an integer, got %s", path, structjson_type_name(item));
     v = item->valuedouble;
     if (!isfinite(v) || v != floor(v) || v < INT32_MIN || v > INT32_MAX)
-        return fail(reterr_msg, "%s: expected a 32-bit integer, got %g", path, v);
+        return errmsg_set(reterr_msg, -EINVAL, "%s: expected a 32-bit integer, got %g", path, v);
     *ret = (int32_t)v;
     return 0;
 }
@@ -233,7 +203,7 @@ static int read_resource_type(const cJSON *item, const char *path,
                 *ret = resource_types[i].value;
                 return 0;
             }
-        return fail(reterr_msg,
+        return errmsg_set(reterr_msg, -EINVAL,
                     "%s: unknown value '%.32s' (expected TASK, WORKFLOW, LAUNCH_PLAN, DATASET or "
                     "UNSPECIFIED)",
                     path, item->valuestring);
@@ -256,7 +226,7 @@ static int read_strings(const cJSON *item, const char *path, char ***ret_array, 
     int r;
 
     if (!cJSON_IsArray(item))
-        return fail(reterr_msg, "%s: expected an array of strings, got %s", path, type_of(item));
+        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an array of strings, got %s", path, structjson_type_name(item));
     n = (size_t)cJSON_GetArraySize(item);
     if (n == 0)
         return 0;
@@ -288,8 +258,8 @@ static int read_env(const cJSON *item, const char *path, Flyteidl__Core__KeyValu
     int r;
 
     if (!cJSON_IsArray(item))
-        return fail(reterr_msg, "%s: expected an array of {\"key\", \"value\"} objects, got %s",
-                    path, type_of(item));
+        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an array of {\"key\", \"value\"} objects, got %s",
+                    path, structjson_type_name(item));
     n = (size_t)cJSON_GetArraySize(item);
     if (n == 0)
         return 0;
@@ -300,7 +270,7 @@ static int read_env(const cJSON *item, const char *path, Flyteidl__Core__KeyValu
     for (const cJSON *c = item->child; c; c = c->next, i++) {
         path_index(at, path, i);
         if (!cJSON_IsObject(c))
-            return fail(reterr_msg, "%s: expected an object, got %s", at, type_of(c));
+            return errmsg_set(reterr_msg, -EINVAL, "%s: expected an object, got %s", at, structjson_type_name(c));
         array[i] = malloc(sizeof(*array[i]));
         if (!array[i])
             return fail_oom(reterr_msg);
@@ -324,7 +294,7 @@ static int read_config(const cJSON *item, const char *path,
     int r;
 
     if (!cJSON_IsObject(item))
-        return fail(reterr_msg, "%s: expected an object of strings, got %s", path, type_of(item));
+        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an object of strings, got %s", path, structjson_type_name(item));
     n = (size_t)cJSON_GetArraySize(item);
     if (n == 0)
         return 0;
@@ -358,14 +328,14 @@ static int read_struct(const cJSON *item, const char *path, Google__Protobuf__St
     int r;
 
     if (!cJSON_IsObject(item))
-        return fail(reterr_msg, "%s: expected an object, got %s", path, type_of(item));
+        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an object, got %s", path, structjson_type_name(item));
     r = structjson_from_cjson(item, ret, &why);
     if (r == -ENOMEM) {
         free(why);
         return fail_oom(reterr_msg);
     }
     if (r < 0) {
-        r = fail(reterr_msg, "%s: %s", path, why ? why : "cannot convert");
+        r = errmsg_set(reterr_msg, -EINVAL, "%s: %s", path, why ? why : "cannot convert");
         free(why);
     }
     return r;
@@ -379,7 +349,7 @@ static int read_message(const cJSON *item, const char *path, const struct field 
     ProtobufCMessage *m;
 
     if (!cJSON_IsObject(item))
-        return fail(reterr_msg, "%s: expected an object, got %s", path, type_of(item));
+        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an object, got %s", path, structjson_type_name(item));
     m = malloc(descriptor->sizeof_message);
     if (!m)
         return fail_oom(reterr_msg);
@@ -425,7 +395,7 @@ static int read_field(const cJSON *item, const char *path, const struct field *f
                             reterr_msg);
     }
     }
-    return fail(reterr_msg, "%s: unsupported field kind", path);
+    return errmsg_set(reterr_msg, -EINVAL, "%s: unsupported field kind", path);
 }
 
 static const struct field *find_field(const struct field *fields, size_t n_fields, const char *key)
@@ -444,18 +414,18 @@ static int read_object(const cJSON *object, const char *path, const struct field
     int r;
 
     if (n_fields > MAX_FIELDS)
-        return fail(reterr_msg, "%s: too many fields in table", path);
+        return errmsg_set(reterr_msg, -EINVAL, "%s: too many fields in table", path);
     for (const cJSON *c = object->child; c; c = c->next) {
         const struct field *f = find_field(fields, n_fields, c->string);
         size_t index;
 
         path_join(at, path, c->string);
         if (!f)
-            return fail(reterr_msg, "unknown field '%s'", at);
+            return errmsg_set(reterr_msg, -EINVAL, "unknown field '%s'", at);
         index = (size_t)(f - fields);
         /* camelCase and snake_case name the same field: either one counts as the field. */
         if (seen[index])
-            return fail(reterr_msg, "field '%s' given twice", at);
+            return errmsg_set(reterr_msg, -EINVAL, "field '%s' given twice", at);
         seen[index] = true;
         if (cJSON_IsNull(c))
             continue;
@@ -473,15 +443,15 @@ static int check_shape(const cJSON *root, char **reterr_msg)
     size_t used = 0, listed = 0;
 
     if (!cJSON_IsObject(root))
-        return fail(reterr_msg, "not a TaskTemplate: the top-level value is %s", type_of(root));
+        return errmsg_set(reterr_msg, -EINVAL, "not a TaskTemplate: the top-level value is %s", structjson_type_name(root));
     if (!root->child)
-        return fail(reterr_msg, "not a TaskTemplate: the object is empty");
+        return errmsg_set(reterr_msg, -EINVAL, "not a TaskTemplate: the object is empty");
     for (const cJSON *c = root->child; c; c = c->next)
         if (find_field(template_fields, N_FIELDS(template_fields), c->string))
             return 0;
     for (size_t i = 0; i < N_FIELDS(wrong_messages); i++)
         if (cJSON_GetObjectItemCaseSensitive(root, wrong_messages[i].key))
-            return fail(reterr_msg, "not a TaskTemplate: %s", wrong_messages[i].hint);
+            return errmsg_set(reterr_msg, -EINVAL, "not a TaskTemplate: %s", wrong_messages[i].hint);
     for (const cJSON *c = root->child; c && listed < 3; c = c->next, listed++) {
         int n = snprintf(found + used, sizeof(found) - used, "%s'%.32s'", listed ? ", " : "",
                          c->string);
@@ -489,7 +459,7 @@ static int check_shape(const cJSON *root, char **reterr_msg)
             break;
         used += (size_t)n;
     }
-    return fail(reterr_msg, "not a TaskTemplate: none of its fields is present (found %s%s)", found,
+    return errmsg_set(reterr_msg, -EINVAL, "not a TaskTemplate: none of its fields is present (found %s%s)", found,
                 root->child && cJSON_GetArraySize(root) > 3 ? ", ..." : "");
 }
 
@@ -514,7 +484,7 @@ static int json_error(const char *text, size_t len, const char *where, char **re
             column++;
         }
     }
-    return fail(reterr_msg, "invalid JSON at line %zu, column %zu", line, column);
+    return errmsg_set(reterr_msg, -EINVAL, "invalid JSON at line %zu, column %zu", line, column);
 }
 
 int template_json_parse(const char *text, size_t len, Flyteidl__Core__TaskTemplate **ret_template,
@@ -526,7 +496,7 @@ int template_json_parse(const char *text, size_t len, Flyteidl__Core__TaskTempla
     int r;
 
     if (skip_space(text, text + len) == text + len) {
-        r = fail(reterr_msg, "invalid JSON: the input is empty");
+        r = errmsg_set(reterr_msg, -EINVAL, "invalid JSON: the input is empty");
         goto out;
     }
     root = cJSON_ParseWithLengthOpts(text, len, &end, false);
