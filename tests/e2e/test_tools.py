@@ -1,0 +1,192 @@
+"""The tool commands of the one binary: fake-workspace (the workspace `make demo` uses)
+and check-config, each end to end and with bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+from harness import DAEMON, ROOT, SCALE, check, eq, wait_until
+
+PROGRAM = "flyte-databricks-connector"
+
+
+def env_without_flyte(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_")}
+    env.update(extra)
+    return env
+
+
+def run(t, *args, env=None, timeout=30):
+    proc = subprocess.run([DAEMON] + list(args), capture_output=True, text=True,
+                          timeout=timeout * SCALE, env=env or env_without_flyte(), cwd=t.dir)
+    t.transcript.append(proc.stdout + proc.stderr)
+    return proc
+
+
+class Process:
+    """A long-running command with stdout and stderr in files."""
+
+    def __init__(self, t, name, args, env=None):
+        self.out_path = os.path.join(t.dir, name + ".out")
+        self.err_path = os.path.join(t.dir, name + ".err")
+        self.out = open(self.out_path, "w")
+        self.err = open(self.err_path, "w")
+        self.proc = subprocess.Popen([DAEMON] + list(args), stdout=self.out, stderr=self.err,
+                                     stdin=subprocess.DEVNULL, env=env or env_without_flyte(),
+                                     cwd=t.dir)
+
+    def text(self, which="out"):
+        with open(self.out_path if which == "out" else self.err_path) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10 * SCALE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.out.close()
+        self.err.close()
+        return self.proc.returncode
+
+
+def start_fake_workspace(t, *extra, own_dir=True):
+    """own_dir: pass --dir (kept afterwards); else the fake makes and removes a temp dir."""
+    where = ["--dir", os.path.join(t.dir, "fake")] if own_dir else []
+    fake = Process(t, "fake", ["fake-workspace", "--port", "0"] + where +
+                   ["--pending-seconds", "0.3", "--running-seconds", "0.6"] + list(extra))
+    wait_until(lambda: "token=" in fake.text(), 10 * SCALE, "the fake workspace's settings")
+    settings = dict(line.split("=", 1) for line in fake.text().splitlines() if "=" in line)
+    return fake, settings
+
+
+def test_fake_workspace_end_to_end(t):
+    """fake-workspace prints what to point the daemon at; the daemon trusts its CA, and a
+    submitted task runs to SUCCEEDED through both."""
+    fake, settings = start_fake_workspace(t, own_dir=False)
+    daemon = None
+    try:
+        check(os.path.isfile(settings.get("ca_file", "")), "ca_file %r missing" % settings)
+        check(settings["instance"].startswith("127.0.0.1:"), "instance %r" % settings["instance"])
+        check("serve --instance" in fake.text("err"), "no how-to line on stderr")
+        daemon = Process(t, "daemon", ["serve", "--listen", "127.0.0.1:0", "--metrics-listen",
+                                       "off", "--instance", settings["instance"], "--ca-file",
+                                       settings["ca_file"]],
+                         env=env_without_flyte(FLYTE_DATABRICKS_ACCESS_TOKEN=settings["token"]))
+        wait_until(lambda: "msg=serving" in daemon.text("err"), 10 * SCALE, "the daemon")
+        port = daemon.text("err").split("msg=serving", 1)[1].split("port=", 1)[1].split()[0]
+        proc = run(t, "submit", os.path.join(ROOT, "examples", "databricks-task.json"), "--addr",
+                   "127.0.0.1:" + port, "--wait", "--interval", "0.2")
+        eq(proc.returncode, 0, "submit --wait exit code (stderr %r)" % proc.stderr)
+        check("SUCCEEDED" in proc.stdout, "no SUCCEEDED in %r" % proc.stdout)
+        meta = json.loads(proc.stdout.splitlines()[0])
+        eq(meta["databricks_instance"], settings["instance"], "resource_meta instance")
+        check(settings["token"] not in proc.stdout + daemon.text("err"), "token leaked")
+    finally:
+        if daemon:
+            eq(daemon.stop(), 0, "daemon exit code")
+        code = fake.stop()
+    eq(code, 0, "fake-workspace exit code after SIGTERM")
+    check(not os.path.exists(os.path.dirname(settings["ca_file"])),
+          "the fake's temp dir %s was left behind" % os.path.dirname(settings["ca_file"]))
+
+
+def test_fake_workspace_failing_sample(t):
+    fake, settings = start_fake_workspace(t)
+    daemon = None
+    try:
+        daemon = Process(t, "daemon", ["serve", "--listen", "127.0.0.1:0", "--metrics-listen",
+                                       "off", "--instance", settings["instance"], "--ca-file",
+                                       settings["ca_file"]],
+                         env=env_without_flyte(FLYTE_DATABRICKS_ACCESS_TOKEN=settings["token"]))
+        wait_until(lambda: "msg=serving" in daemon.text("err"), 10 * SCALE, "the daemon")
+        port = daemon.text("err").split("msg=serving", 1)[1].split("port=", 1)[1].split()[0]
+        proc = run(t, "submit", os.path.join(ROOT, "examples", "databricks-task-failing.json"),
+                   "--addr", "127.0.0.1:" + port, "--wait", "--interval", "0.2")
+        eq(proc.returncode, 3, "exit code of a failed run")
+        check("RETRYABLE_FAILED" in proc.stdout and "demo failure" in proc.stdout,
+              "failure not shown: %r" % proc.stdout)
+        check("log: https://" in proc.stdout, "no log link: %r" % proc.stdout)
+    finally:
+        if daemon:
+            daemon.stop()
+        fake.stop()
+
+
+def test_fake_workspace_bad_input(t):
+    for args in (["--port", "notaport"], ["--port", "70000"], ["--pending-seconds", "-1"],
+                 ["--bogus"]):
+        proc = run(t, "fake-workspace", *args)
+        check(proc.returncode != 0, "fake-workspace %s: exit 0" % args)
+        lines = [l for l in proc.stderr.splitlines() if l.strip()]
+        check(len(lines) >= 1 and "fake-workspace" in lines[0],
+              "fake-workspace %s: %r" % (args, proc.stderr))
+    proc = run(t, "fake-workspace", "--help")
+    eq(proc.returncode, 0, "fake-workspace --help exit code")
+    check("--port" in proc.stdout, "help lacks --port")
+
+
+def test_check_config_prints_settings_masked(t):
+    token_file = os.path.join(t.dir, "token")
+    with open(token_file, "w") as f:
+        f.write("dapi-CANARY-check-config\n")
+    os.chmod(token_file, 0o600)
+    t.secrets.append("dapi-CANARY-check-config")
+    config = os.path.join(t.dir, "c.json")
+    with open(config, "w") as f:
+        json.dump({"default_instance": "https://Example.cloud.databricks.com/",
+                   "token_file": token_file, "workers": 3}, f)
+    proc = run(t, "check-config", config)
+    eq(proc.returncode, 0, "exit code (stderr %r)" % proc.stderr)
+    check("default_instance = example.cloud.databricks.com" in proc.stdout,
+          "normalized instance not shown: %r" % proc.stdout)
+    check("workers = 3" in proc.stdout, "workers not shown")
+    check("token = (set, 24 bytes)" in proc.stdout, "token not masked as expected: %r" % proc.stdout)
+    check("dapi-CANARY" not in proc.stdout + proc.stderr, "token printed")
+    check(proc.stdout.rstrip().endswith("configuration OK"), "no OK line")
+
+
+def test_check_config_bad_input(t):
+    proc = run(t, "check-config", os.path.join(t.dir, "missing.json"))
+    eq(proc.returncode, 1, "missing file: exit code")
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    eq(len(lines), 1, "missing file: stderr lines %r" % lines)
+    check("missing.json" in lines[0], "missing file: " + lines[0])
+
+    bad = os.path.join(t.dir, "bad.json")
+    with open(bad, "w") as f:
+        f.write('{"workers": 0, "listne": "x",}')
+    proc = run(t, "check-config", bad)
+    eq(proc.returncode, 1, "invalid JSON: exit code")
+    check("bad.json" in proc.stderr and "syntax" in proc.stderr.lower(),
+          "invalid JSON: %r" % proc.stderr)
+
+    with open(bad, "w") as f:
+        f.write('{"workers": 0, "listne": "x"}')
+    proc = run(t, "check-config", bad)
+    eq(proc.returncode, 1, "invalid keys: exit code")
+    check('"listne"' in proc.stderr and "workers" in proc.stderr,
+          "every error must be named: %r" % proc.stderr)
+
+    proc = run(t, "check-config")
+    eq(proc.returncode, 2, "no file: exit code")
+    proc = run(t, "check-config", "--help")
+    eq(proc.returncode, 0, "--help exit code")
+
+
+def test_version_and_unknown_command(t):
+    proc = run(t, "--version")
+    eq(proc.returncode, 0, "--version exit code")
+    check(proc.stdout.startswith(PROGRAM + " "), "--version: %r" % proc.stdout)
+    proc = run(t, "frobnicate")
+    eq(proc.returncode, 2, "unknown command exit code")
+    check("unknown command 'frobnicate'" in proc.stderr, "unknown command: %r" % proc.stderr)
+    proc = run(t, "--help")
+    eq(proc.returncode, 0, "--help exit code")
+    for command in ("serve", "agents", "submit", "status", "cancel", "check-config",
+                    "fake-workspace"):
+        check(command in proc.stdout, "--help does not list %s" % command)
