@@ -65,7 +65,7 @@ PURE_MODULES := spec phase resmeta structjson dbx_response config sha256 idempot
 PURE_OBJS := $(patsubst %,$(BUILD)/daemon/%.o,$(PURE_MODULES))
 # Modules with threads or local I/O but no Databricks or gRPC traffic; unit
 # tests link them too (test_metrics_http and test_notify use local sockets).
-SHARED_MODULES := runs metrics metrics_http notify
+SHARED_MODULES := runs metrics metrics_http notify log
 SHARED_LIBS = $(shell $(PKG_CONFIG) --libs libmicrohttpd libsystemd 2>/dev/null)
 UNIT_OBJS := $(PURE_OBJS) $(patsubst %,$(BUILD)/daemon/%.o,$(SHARED_MODULES))
 

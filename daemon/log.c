@@ -22,7 +22,8 @@
 #include <unistd.h>
 
 #define LOG_LINE_MAX 16384
-/* Longer values are cut: a line holds a handful of fields, so it always fits. */
+/* Values are cut at this many bytes of output: a line holds a handful of
+ * fields, so it always fits and a JSON line always stays one valid object. */
 #define LOG_VALUE_MAX 2048
 #define JOURNAL_FIELDS_MAX 24
 
@@ -105,10 +106,12 @@ static void put_value(struct line *line, const char *value)
         put_raw(line, value, n > LOG_VALUE_MAX ? LOG_VALUE_MAX : n);
         return;
     }
+    size_t start = line->len;
+
     put_raw(line, "\"", 1);
     for (const char *p = value; *p; p++) {
         unsigned char c = (unsigned char)*p;
-        if (p - value >= LOG_VALUE_MAX) {
+        if (line->len - start >= LOG_VALUE_MAX) {
             put_raw(line, "...", 3);
             break;
         }
@@ -141,12 +144,13 @@ static void put_field(struct line *line, const char *key, const char *value)
 
 static void put_json_string(struct line *line, const char *s)
 {
-    const char *start = s;
+    size_t start = line->len;
 
     put_raw(line, "\"", 1);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (s - start >= LOG_VALUE_MAX) {
+        /* Counted in output bytes: escapes can make a value six times longer. */
+        if (line->len - start >= LOG_VALUE_MAX) {
             put_raw(line, "...", 3);
             break;
         }

@@ -1,0 +1,177 @@
+/*
+ * test_log.c - the log line formats: key=value quoting, JSON escaping, level
+ * filtering, long values, and recognising stderr as the journal.
+ *
+ * Each test points stderr at a temporary file, logs, and reads the file back.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "log.h"
+
+struct capture {
+    int saved_stderr;
+    FILE *file;
+};
+
+static void capture_start(struct capture *c)
+{
+    c->file = tmpfile();
+    assert_non_null(c->file);
+    fflush(stderr);
+    c->saved_stderr = dup(STDERR_FILENO);
+    assert_true(dup2(fileno(c->file), STDERR_FILENO) >= 0);
+}
+
+/* Gives what was written since capture_start(). */
+static char *capture_end(struct capture *c)
+{
+    long size;
+    char *text;
+
+    dup2(c->saved_stderr, STDERR_FILENO);
+    close(c->saved_stderr);
+    size = ftell(c->file);
+    text = calloc(1, (size_t)size + 1);
+    assert_non_null(text);
+    rewind(c->file);
+    assert_int_equal(fread(text, 1, (size_t)size, c->file), (size_t)size);
+    fclose(c->file);
+    return text;
+}
+
+static void test_text_quotes_and_escapes(void **state)
+{
+    struct capture c;
+    char *text;
+    (void)state;
+    log_set_format(LOG_FORMAT_TEXT);
+    log_set_level(LOG_LEVEL_DEBUG);
+    capture_start(&c);
+    log_info("call done", "plain", "abc", "spaced", "a b", "quoted", "say \"hi\"", "newline",
+             "x\ny", "empty", "", "skipped", (const char *)NULL);
+    text = capture_end(&c);
+    assert_non_null(strstr(text, " level=info msg=\"call done\" plain=abc spaced=\"a b\" "
+                                 "quoted=\"say \\\"hi\\\"\" newline=\"x\\ny\" empty=\"\"\n"));
+    assert_null(strstr(text, "skipped"));
+    assert_int_equal(strchr(text, '\n') - text + 1, (long)strlen(text)); /* one line */
+    free(text);
+}
+
+static void test_json_is_one_valid_object(void **state)
+{
+    struct capture c;
+    char *text;
+    cJSON *root;
+    (void)state;
+    log_set_format(LOG_FORMAT_JSON);
+    log_set_level(LOG_LEVEL_INFO);
+    capture_start(&c);
+    log_warning("odd \"value\"", "control", "a\x01" "b\tc", "backslash", "C:\\x");
+    text = capture_end(&c);
+    assert_int_equal(strchr(text, '\n') - text + 1, (long)strlen(text));
+    root = cJSON_Parse(text);
+    assert_non_null(root);
+    assert_string_equal(cJSON_GetObjectItem(root, "level")->valuestring, "warning");
+    assert_string_equal(cJSON_GetObjectItem(root, "msg")->valuestring, "odd \"value\"");
+    assert_string_equal(cJSON_GetObjectItem(root, "control")->valuestring, "a\x01" "b\tc");
+    assert_string_equal(cJSON_GetObjectItem(root, "backslash")->valuestring, "C:\\x");
+    assert_non_null(cJSON_GetObjectItem(root, "time"));
+    cJSON_Delete(root);
+    free(text);
+    log_set_format(LOG_FORMAT_TEXT);
+}
+
+static void test_long_values_are_cut_and_line_stays_valid(void **state)
+{
+    struct capture c;
+    char *big = malloc(20000), *text;
+    cJSON *root;
+    (void)state;
+    memset(big, '"', 19999);
+    memset(big + 10000, '\x01', 9999); /* escapes to six bytes each */
+    big[19999] = '\0';
+    log_set_format(LOG_FORMAT_JSON);
+    capture_start(&c);
+    log_error("big", "a", big, "b", big + 10000, "c", big + 10000, "d", big + 10000, "e",
+              big + 10000);
+    text = capture_end(&c);
+    root = cJSON_Parse(text);
+    assert_non_null(root); /* still one complete object */
+    assert_true(strlen(cJSON_GetObjectItem(root, "a")->valuestring) < 19999);
+    cJSON_Delete(root);
+    free(text);
+    free(big);
+    log_set_format(LOG_FORMAT_TEXT);
+}
+
+static void test_level_filter(void **state)
+{
+    struct capture c;
+    char *text;
+    (void)state;
+    log_set_level(LOG_LEVEL_WARNING);
+    assert_false(log_enabled(LOG_LEVEL_INFO));
+    assert_true(log_enabled(LOG_LEVEL_ERROR));
+    capture_start(&c);
+    log_debug("hidden");
+    log_info("hidden");
+    log_warning("shown");
+    text = capture_end(&c);
+    assert_null(strstr(text, "hidden"));
+    assert_non_null(strstr(text, "msg=shown"));
+    free(text);
+    log_set_level(LOG_LEVEL_INFO);
+}
+
+static void test_errno_preserved(void **state)
+{
+    struct capture c;
+    (void)state;
+    capture_start(&c);
+    errno = EPIPE;
+    log_info("x");
+    assert_int_equal(errno, EPIPE);
+    free(capture_end(&c));
+}
+
+static void test_journal_stream_detection(void **state)
+{
+    struct capture c;
+    struct stat st;
+    char value[64];
+    (void)state;
+    capture_start(&c);
+    assert_int_equal(fstat(STDERR_FILENO, &st), 0);
+    snprintf(value, sizeof(value), "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+    assert_true(log_stderr_is_journal(value));
+    snprintf(value, sizeof(value), "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino + 1);
+    assert_false(log_stderr_is_journal(value));
+    assert_false(log_stderr_is_journal(NULL));
+    assert_false(log_stderr_is_journal("garbage"));
+    free(capture_end(&c));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_text_quotes_and_escapes),
+        cmocka_unit_test(test_json_is_one_valid_object),
+        cmocka_unit_test(test_long_values_are_cut_and_line_stays_valid),
+        cmocka_unit_test(test_level_filter),
+        cmocka_unit_test(test_errno_preserved),
+        cmocka_unit_test(test_journal_stream_detection),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
