@@ -35,7 +35,8 @@ VERSION := 0.1.0
 DEB_PACKAGES := build-essential pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
 	libprotobuf-dev protobuf-compiler libcurl4-openssl-dev libcjson-dev libsystemd-dev \
 	libcmocka-dev libmicrohttpd-dev libssl-dev openssl python3 python3-grpcio python3-protobuf \
-	python3-yaml systemd valgrind nginx libnginx-mod-http-echo nghttp2-client gnuplot-nox
+	python3-yaml systemd valgrind groff-base nginx libnginx-mod-http-echo nghttp2-client gnuplot-nox \
+	clang libclang-rt-14-dev
 
 PKG_MODULES := grpc libprotobuf-c libcurl libcjson libsystemd libmicrohttpd libcrypto
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKG_MODULES) 2>/dev/null)
@@ -175,3 +176,5 @@ clean:
 -include $(DAEMON_OBJS:.o=.d) $(UNIT_BINS:=.d)
 
 include bench/bench.mk
+include tests/asan/asan.mk
+include tests/fuzz/fuzz.mk

@@ -63,6 +63,9 @@ def test_sigterm_stops_serving_and_finishes_calls(t):
     th, out = call_in_background(env, meta, 20)
     wait_until(lambda: env.fake.requests("/runs/get"), 5 * env.daemon.factor, "runs/get at the fake")
     env.daemon.proc.send_signal(signal.SIGTERM)
+    # The signal is taken by the main thread; once it says so, health must not say SERVING.
+    wait_until(lambda: "msg=stopping" in env.daemon.stderr_text(), 5 * env.daemon.factor,
+               "the signal to be taken")
     status = health_status(env)
     check(status != "SERVING", "health answered SERVING after SIGTERM")
     code = env.daemon.proc.wait(15 * env.daemon.factor)

@@ -1,0 +1,478 @@
+/*
+ * serve.c - the daemon (`serve`): start-up, signals, reload and shutdown, and
+ * `check-config`, which loads a configuration the way serve does.
+ *
+ * Start-up order: block signals (so every thread gRPC, libcurl and
+ * libmicrohttpd start inherits the mask), read the configuration, start the
+ * metrics endpoint, the Databricks client, then the gRPC server, then report
+ * SERVING (and READY=1 to systemd). Signals are taken synchronously with
+ * sigwait() in this thread; no work runs in an async signal handler.
+ *
+ * SIGHUP re-reads the configuration and the token file; a valid new config
+ * replaces the old one for calls that start from then on (calls in flight
+ * keep theirs, so replaced configs stay allocated until exit), an invalid
+ * one is refused and the old one stays in force.
+ *
+ * SIGTERM/SIGINT: health turns NOT_SERVING at once, the server stops
+ * accepting calls and gives the ones in flight shutdown_grace_ms, the curl
+ * thread stops (its pending requests answer UNAVAILABLE), everything is
+ * freed, exit 0. A second such signal during that exits at once.
+ */
+#include <curl/curl.h>
+#include <grpc/grpc.h>
+#include <grpc/support/log.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "serve.h"
+
+#include "agent.h"
+#include "clock.h"
+#include "config.h"
+#include "dbx.h"
+#include "health.h"
+#include "log.h"
+#include "metadata.h"
+#include "metrics.h"
+#include "metrics_http.h"
+#include "notify.h"
+#include "server.h"
+
+#define PROGRAM_NAME "flyte-databricks-connector"
+/* The curl loop wakes at least once a second and handlers never block: a
+ * loop or worker stuck this long is wedged, and systemd should restart us. */
+#define WEDGED_AFTER_MS 10000
+#define MAX_HOST_CONNECTIONS 16
+
+extern char **environ;
+
+/* The services Health/Check reports on; "" (the whole server) is implied. */
+static const char *const served_services[] = {
+    "flyteidl.service.AsyncAgentService",
+    "flyteidl.service.AgentMetadataService",
+    "grpc.health.v1.Health",
+    NULL,
+};
+
+static const enum log_level config_to_log_level[_CONFIG_LOG_MAX] = {
+    [CONFIG_LOG_DEBUG] = LOG_LEVEL_DEBUG,
+    [CONFIG_LOG_INFO] = LOG_LEVEL_INFO,
+    [CONFIG_LOG_WARNING] = LOG_LEVEL_WARNING,
+    [CONFIG_LOG_ERROR] = LOG_LEVEL_ERROR,
+};
+
+/* Everything the daemon runs, for the watchdog and reload. */
+struct daemon {
+    int argc;
+    char **argv;
+    struct config *config;   /* in force */
+    struct config **retired; /* replaced by reloads; freed at exit */
+    size_t retired_count;
+    struct metrics *metrics;
+    struct metrics_http *metrics_http;
+    struct dbx *dbx;
+    struct agent *agent;
+    struct health *health;
+    struct server *server;
+    struct notify_watchdog *watchdog;
+};
+
+/* Blocks the signals main waits for, in this thread and all it starts. */
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    /* A peer closing a connection must not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* gRPC core logs to stderr in its own format; its messages are internal
+ * detail (the daemon reports what matters itself), so they become debug
+ * lines in ours. */
+static void grpc_log_bridge(gpr_log_func_args *args)
+{
+    char line[16];
+    snprintf(line, sizeof(line), "%d", args->line);
+    log_debug("grpc", "file", args->file, "line", line, "detail", args->message);
+}
+
+static struct dbx_settings dbx_settings_from(const struct config *config,
+                                             struct metrics *metrics)
+{
+    struct dbx_settings settings = {
+        .token = config->token,
+        .ca_file = config->ca_file,
+        .connect_timeout_ms = config->connect_timeout_ms,
+        .request_timeout_ms = config->request_timeout_ms,
+        .max_response_bytes = config->max_response_bytes,
+        .max_host_connections = MAX_HOST_CONNECTIONS,
+        .metrics = metrics,
+        .rate_limit_rps = config->instance_rate_limit_rps,
+        .max_concurrent_requests = config->instance_max_concurrent_requests,
+        .limits = config->instance_limits,
+        .limits_count = config->instance_limits_count,
+    };
+    return settings;
+}
+
+static void apply_log_settings(const struct config *config)
+{
+    log_set_level(config_to_log_level[config->log_level]);
+    /* Under systemd, stderr is the journal: send structured fields instead. */
+    if (log_stderr_is_journal(getenv("JOURNAL_STREAM")))
+        log_set_format(LOG_FORMAT_JOURNAL);
+    else
+        log_set_format(strcmp(config->log_format, "json") == 0 ? LOG_FORMAT_JSON
+                                                                : LOG_FORMAT_TEXT);
+}
+
+/* Names the settings a reload cannot change in the running process. */
+static void warn_restart_only(const struct config *old, const struct config *fresh)
+{
+    static const struct {
+        const char *key;
+        size_t offset;
+    } strings[] = {
+        {"listen", offsetof(struct config, listen)},
+        {"metrics_listen", offsetof(struct config, metrics_listen)},
+        {"log_format", offsetof(struct config, log_format)},
+    };
+
+    for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
+        const char *a = *(char *const *)((const char *)old + strings[i].offset);
+        const char *b = *(char *const *)((const char *)fresh + strings[i].offset);
+        if (strcmp(a, b) != 0)
+            log_warning("changed setting needs a restart to take effect, keeping the old value",
+                        "key", strings[i].key, "value", a);
+    }
+    if (old->workers != fresh->workers)
+        log_warning("changed setting needs a restart to take effect, keeping the old value",
+                    "key", "workers");
+}
+
+static void reload(struct daemon *d)
+{
+    struct config *fresh = NULL;
+    enum config_action action;
+    char **warnings = NULL;
+    char *error = NULL;
+    struct config **grown;
+    struct dbx_settings settings;
+
+    if (config_load(d->argc, d->argv, environ, &fresh, &action, &warnings, &error) < 0) {
+        log_error("reload refused: invalid configuration, the old one stays in force", "error",
+                  error ? error : "unknown");
+        goto out;
+    }
+    grown = realloc(d->retired, (d->retired_count + 1) * sizeof(*grown));
+    if (!grown) {
+        log_error("reload refused: out of memory");
+        goto out;
+    }
+    d->retired = grown;
+    settings = dbx_settings_from(fresh, d->metrics);
+    if (dbx_reconfigure(d->dbx, &settings, &error) < 0) {
+        log_error("reload refused, the old configuration stays in force", "error",
+                  error ? error : "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; warnings && warnings[i]; i++)
+        log_warning(warnings[i]);
+    warn_restart_only(d->config, fresh);
+    /* log_format is restart-only; the level is not. */
+    log_set_level(config_to_log_level[fresh->log_level]);
+    agent_set_config(d->agent, fresh);
+    d->retired[d->retired_count++] = d->config;
+    d->config = fresh;
+    fresh = NULL;
+    log_info("configuration reloaded", "config", d->config->config_file);
+out:
+    config_free(fresh);
+    config_strv_free(warnings);
+    free(error);
+}
+
+/* After the first stop signal: a second one means "now". */
+static void *second_signal_main(void *arg)
+{
+    sigset_t set;
+    int signal_number;
+
+    (void)arg;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    if (sigwait(&set, &signal_number) == 0) {
+        log_warning("second stop signal: exiting at once", "signal", strsignal(signal_number));
+        _exit(EXIT_FAILURE);
+    }
+    return NULL;
+}
+
+static int wait_for_stop_signal(struct daemon *d, const sigset_t *set)
+{
+    for (;;) {
+        int signal_number = 0;
+        if (sigwait(set, &signal_number) != 0)
+            continue;
+        if (signal_number == SIGHUP) {
+            reload(d);
+            continue;
+        }
+        return signal_number;
+    }
+}
+
+/* Watchdog: alive while no worker and not the curl loop is wedged. */
+static bool daemon_alive(void *context)
+{
+    struct daemon *d = context;
+    return server_stalled_ms(d->server) < WEDGED_AFTER_MS &&
+           clock_now_ms() - dbx_last_loop_ms(d->dbx) < WEDGED_AFTER_MS;
+}
+
+static void daemon_status(void *context, char *buf, size_t size)
+{
+    struct daemon *d = context;
+    snprintf(buf, size, "serving: %ld calls answered, %ld in flight",
+             server_calls_served(d->server), server_calls_in_flight(d->server));
+}
+
+static long read_calls_in_flight(const void *context)
+{
+    const struct daemon *d = context;
+    return d->server ? server_calls_in_flight(d->server) : 0;
+}
+
+/* Starts everything; on failure prints one line naming the cause. */
+static int start(struct daemon *d)
+{
+    char *error = NULL;
+    char port[16];
+    int metrics_port = 0;
+    int r = -1;
+
+    d->metrics = metrics_new(FDC_VERSION);
+    if (!d->metrics) {
+        fprintf(stderr, "%s: out of memory\n", PROGRAM_NAME);
+        goto out;
+    }
+    if (strcmp(d->config->metrics_listen, "off") != 0) {
+        if (metrics_http_start(d->metrics, d->config->metrics_listen, &d->metrics_http,
+                               &metrics_port, &error) < 0) {
+            fprintf(stderr, "%s: metrics: %s\n", PROGRAM_NAME, error ? error : "cannot start");
+            goto out;
+        }
+    }
+
+    {
+        struct dbx_settings settings = dbx_settings_from(d->config, d->metrics);
+        d->dbx = dbx_new(&settings, &error);
+        if (!d->dbx) {
+            fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "cannot start");
+            goto out;
+        }
+    }
+    d->agent = agent_new(d->config, d->dbx, d->metrics);
+    d->health = health_new(served_services);
+    if (!d->agent || !d->health) {
+        fprintf(stderr, "%s: out of memory\n", PROGRAM_NAME);
+        goto out;
+    }
+
+    {
+        const struct server_method methods[] = {
+            {"/flyteidl.service.AsyncAgentService/CreateTask", agent_create_task, d->agent, false},
+            {"/flyteidl.service.AsyncAgentService/GetTask", agent_get_task, d->agent, false},
+            {"/flyteidl.service.AsyncAgentService/DeleteTask", agent_delete_task, d->agent, false},
+            {"/flyteidl.service.AgentMetadataService/ListAgents", metadata_list_agents, NULL, true},
+            {"/flyteidl.service.AgentMetadataService/GetAgent", metadata_get_agent, NULL, true},
+            {"/grpc.health.v1.Health/Check", health_check, d->health, true},
+        };
+        d->server = server_new(d->config->listen, d->config->workers,
+                               d->config->max_calls_in_flight, methods,
+                               sizeof(methods) / sizeof(methods[0]), &error);
+        if (!d->server) {
+            fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "cannot start server");
+            goto out;
+        }
+    }
+    metrics_calls_in_flight_reader(d->metrics, read_calls_in_flight, d);
+
+    health_set_serving(d->health, true);
+    snprintf(port, sizeof(port), "%d", server_port(d->server));
+    if (d->metrics_http) {
+        char metrics_port_text[16];
+        snprintf(metrics_port_text, sizeof(metrics_port_text), "%d", metrics_port);
+        log_info("metrics listening", "listen", d->config->metrics_listen, "port",
+                 metrics_port_text);
+    }
+    log_info("serving", "listen", d->config->listen, "port", port, "version", FDC_VERSION,
+             "default_instance", d->config->default_instance);
+
+    (void)notify_ready();
+    {
+        struct notify_watchdog_settings settings = {
+            .alive = daemon_alive,
+            .status = daemon_status,
+            .ctx = d,
+        };
+        if (notify_watchdog_start(&settings, &d->watchdog) < 0)
+            log_warning("cannot start the systemd watchdog thread");
+    }
+    r = 0;
+out:
+    free(error);
+    return r;
+}
+
+static void stop(struct daemon *d)
+{
+    (void)notify_stopping();
+    if (d->health)
+        health_set_serving(d->health, false);
+    if (d->server)
+        server_shutdown(d->server, d->config->shutdown_grace_ms);
+    d->watchdog = notify_watchdog_stop(d->watchdog);
+    /* Stops the curl thread: requests still pending answer UNAVAILABLE. */
+    dbx_free(d->dbx);
+    server_free(d->server);
+    d->metrics_http = metrics_http_stop(d->metrics_http);
+    agent_free(d->agent);
+    health_free(d->health);
+    d->metrics = metrics_free(d->metrics);
+}
+
+int serve_main(int argc, char **argv)
+{
+    sigset_t signals;
+    struct daemon d = {.argc = argc, .argv = argv};
+    enum config_action action = CONFIG_ACTION_RUN;
+    char **warnings = NULL;
+    char *error = NULL;
+    int exit_code = EXIT_FAILURE;
+    int signal_number;
+    pthread_t second_signal;
+
+    block_signals(&signals);
+
+    if (config_load(argc, argv, environ, &d.config, &action, &warnings, &error) < 0) {
+        /* One line per problem, each naming its cause; config_load says
+         * "(see --help)" where the command line is at fault. */
+        fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "invalid configuration");
+        goto out;
+    }
+    switch (action) {
+    case CONFIG_ACTION_HELP:
+        config_usage(stdout, PROGRAM_NAME " serve");
+        exit_code = EXIT_SUCCESS;
+        goto out;
+    case CONFIG_ACTION_VERSION:
+        printf("%s %s\n", PROGRAM_NAME, FDC_VERSION);
+        exit_code = EXIT_SUCCESS;
+        goto out;
+    case CONFIG_ACTION_CHECK:
+        for (size_t i = 0; warnings && warnings[i]; i++)
+            fprintf(stderr, "%s: warning: %s\n", PROGRAM_NAME, warnings[i]);
+        printf("configuration OK\n");
+        exit_code = EXIT_SUCCESS;
+        goto out;
+    default:
+        break;
+    }
+
+    apply_log_settings(d.config);
+    for (size_t i = 0; warnings && warnings[i]; i++)
+        log_warning(warnings[i]);
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "%s: cannot initialise libcurl\n", PROGRAM_NAME);
+        goto out;
+    }
+    gpr_set_log_function(grpc_log_bridge);
+    grpc_init();
+
+    if (start(&d) == 0) {
+        signal_number = wait_for_stop_signal(&d, &signals);
+        log_info("stopping", "signal", strsignal(signal_number));
+        if (pthread_create(&second_signal, NULL, second_signal_main, NULL) == 0)
+            pthread_detach(second_signal);
+        exit_code = EXIT_SUCCESS;
+    }
+    stop(&d);
+    grpc_shutdown();
+    curl_global_cleanup();
+    if (exit_code == EXIT_SUCCESS)
+        log_info("stopped");
+out:
+    free(error);
+    config_strv_free(warnings);
+    for (size_t i = 0; i < d.retired_count; i++)
+        config_free(d.retired[i]);
+    free(d.retired);
+    config_free(d.config);
+    return exit_code;
+}
+
+/*
+ * `check-config FILE [OPTIONS]`: loads FILE as `serve --config FILE` would,
+ * with the environment and options, and prints the effective settings with
+ * the token masked.
+ */
+int check_config_main(int argc, char **argv)
+{
+    struct config *config = NULL;
+    enum config_action action;
+    char **warnings = NULL, **args = NULL;
+    char *error = NULL, *described = NULL;
+    int exit_code = 2;
+
+    if (argc < 2 || argv[1][0] == '-') {
+        if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+            printf("Usage: %s check-config FILE [OPTIONS]\n\n"
+                   "Loads FILE (and the environment and serve OPTIONS, as serve would),\n"
+                   "prints the effective settings with the token masked, and exits 0 when\n"
+                   "the configuration is valid, 1 when it is not, 2 on a usage error.\n",
+                   PROGRAM_NAME);
+            return 0;
+        }
+        fprintf(stderr, "%s check-config: missing FILE (see --help)\n", PROGRAM_NAME);
+        return 2;
+    }
+    args = calloc((size_t)argc + 2, sizeof(*args));
+    if (!args) {
+        fprintf(stderr, "%s check-config: out of memory\n", PROGRAM_NAME);
+        return 1;
+    }
+    args[0] = argv[0];
+    args[1] = (char *)"--config";
+    args[2] = argv[1];
+    for (int i = 2; i < argc; i++)
+        args[i + 1] = argv[i];
+    if (config_load(argc + 1, args, environ, &config, &action, &warnings, &error) < 0) {
+        fprintf(stderr, "%s check-config: %s\n", PROGRAM_NAME, error ? error : "invalid");
+        exit_code = 1;
+        goto out;
+    }
+    for (size_t i = 0; warnings && warnings[i]; i++)
+        fprintf(stderr, "%s check-config: warning: %s\n", PROGRAM_NAME, warnings[i]);
+    described = config_describe(config);
+    if (described)
+        fputs(described, stdout);
+    printf("configuration OK\n");
+    exit_code = 0;
+out:
+    free(described);
+    free(error);
+    free(args);
+    config_strv_free(warnings);
+    config_free(config);
+    return exit_code;
+}
