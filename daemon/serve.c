@@ -401,6 +401,8 @@ int serve_main(int argc, char **argv)
 
     if (start(&d) == 0) {
         signal_number = wait_for_stop_signal(&d, &signals);
+        /* First of all, so probes and balancers stop sending work. */
+        health_set_serving(d.health, false);
         log_info("stopping", "signal", strsignal(signal_number));
         if (pthread_create(&second_signal, NULL, second_signal_main, NULL) == 0)
             pthread_detach(second_signal);
