@@ -39,7 +39,7 @@ CLIENT_FACTOR = harness.VALGRIND_FACTOR if CLIENT_VALGRIND else 1.0
 
 
 def client_cmd(t, *args):
-    cmd = [DAEMON] + [str(a) for a in args]
+    cmd = [t.suite.daemon or DAEMON] + [str(a) for a in args]
     if CLIENT_VALGRIND:
         log = os.path.join(t.dir, "valgrind-client-%d.log" % len(t.transcript))
         cmd = harness.VALGRIND_CMD + ["--log-file=" + log] + cmd

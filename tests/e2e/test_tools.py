@@ -19,7 +19,7 @@ def env_without_flyte(**extra):
 
 
 def run(t, *args, env=None, timeout=30):
-    proc = subprocess.run([DAEMON] + list(args), capture_output=True, text=True,
+    proc = subprocess.run([t.suite.daemon or DAEMON] + list(args), capture_output=True, text=True,
                           timeout=timeout * SCALE, env=env or env_without_flyte(), cwd=t.dir)
     t.transcript.append(proc.stdout + proc.stderr)
     return proc
@@ -33,7 +33,7 @@ class Process:
         self.err_path = os.path.join(t.dir, name + ".err")
         self.out = open(self.out_path, "w")
         self.err = open(self.err_path, "w")
-        self.proc = subprocess.Popen([DAEMON] + list(args), stdout=self.out, stderr=self.err,
+        self.proc = subprocess.Popen([t.suite.daemon or DAEMON] + list(args), stdout=self.out, stderr=self.err,
                                      stdin=subprocess.DEVNULL, env=env or env_without_flyte(),
                                      cwd=t.dir)
 
