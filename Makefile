@@ -61,7 +61,7 @@ GEN_OBJS := $(GEN_C:.c=.o)
 
 # Modules without network, threads or clock: unit tests link only these.
 PURE_MODULES := spec phase resmeta structjson dbx_response config sha256 idempotency fake_runs \
-	errmsg status \
+	errmsg status pbdepth \
 	template_json
 PURE_OBJS := $(patsubst %,$(BUILD)/daemon/%.o,$(PURE_MODULES))
 # Modules with threads or local I/O but no Databricks or gRPC traffic; unit
@@ -175,6 +175,12 @@ clean:
 
 -include $(DAEMON_OBJS:.o=.d) $(UNIT_BINS:=.d)
 
-include bench/bench.mk
-include tests/asan/asan.mk
-include tests/fuzz/fuzz.mk
+# Optional parts (-include: the container build copies only what `make` needs).
+-include bench/bench.mk
+-include tests/asan/asan.mk
+-include tests/fuzz/fuzz.mk
+
+# Soak (not in `make test`): 1,000,000 GetTask calls with faults; SOAK_ARGS="--calls 100000".
+.PHONY: soak
+soak: all
+	BUILD=$(BUILD) $(PYTHON) tests/soak/soak.py $(SOAK_ARGS)

@@ -131,10 +131,12 @@ void dbx_response_classify(long http_status, const char *content_type, const cha
             return;
         }
         cJSON_Delete(root);
-        /* A 2xx we cannot read: likely a proxy or a cut connection. */
+        /* A 2xx we cannot read: likely a proxy or a cut connection. The
+         * content type tells a login page from broken JSON. */
         snprintf(ret->error_code, sizeof(ret->error_code), "BAD_ANSWER");
-        snprintf(ret->message, sizeof(ret->message), "HTTP %ld with %s", http_status,
-                 !body || body_len == 0 ? "an empty body" : "a body that is not a JSON object");
+        snprintf(ret->message, sizeof(ret->message), "HTTP %ld with %s (%.64s)", http_status,
+                 !body || body_len == 0 ? "an empty body" : "a body that is not a JSON object",
+                 content_type ? content_type : "no content type");
         ret->verdict = retry_safe ? DBX_VERDICT_RETRY : DBX_VERDICT_UNAVAILABLE;
         return;
     }

@@ -22,24 +22,58 @@ State (all of it in `State`, guarded by one lock):
                 handler, one per request (fault injection on any endpoint).
   forgotten     run_id -> "400" | "404": runs removed with /fake/forget,
                 answered as missing in that style.
-  requests      every API request received, in order.
+  requests      every API request received, in order (each with "time",
+                seconds since the epoch, when it arrived).
+  unknown_run   null, or a step: runs/get of a run id never submitted
+                creates the run on the spot with that one-step script
+                (many distinct run ids without a submit each).
+  random_faults null, or {"rate": 0.01, "kinds": ["503", "429", "reset"],
+                "seed": N, "steps": {kind: step}}: that share of runs/get
+                answers is a fault of a kind picked at random (a run's
+                script does not advance); "steps" overrides the built-in
+                step of a kind.
+  record        false: keep no request record (a long soak), only counts.
 
 A step is either a run state
   {"life_cycle_state": "TERMINATED", "result_state": "FAILED",
-   "state_message": "boom", "status": {...} | null, "delay_ms": 0}
+   "state_message": "boom", "status": {...} | null, "delay_ms": 0,
+   "content_type": "text/plain"}
 ("status" absent: derived from the state; null: left out of the answer;
-an object: sent as given), or an injected HTTP answer
-  {"http_status": 503, "body": {...} | "text", "headers": {...}, "delay_ms": 0}.
+an object: sent as given; "content_type" overrides application/json), or an
+injected HTTP answer
+  {"http_status": 503, "body": {...} | "text", "headers": {...}, "delay_ms": 0,
+   "content_type": "..."}
+or a fault, which breaks the transport rather than answering:
+  {"fault": "reset"}     headers and half the body, then a TCP RST (SO_LINGER 0)
+  {"fault": "truncate"}  the whole body under a Content-Length 64 bytes larger,
+                         then the connection closes
+  {"fault": "hang", "hang_ms": N}  no answer until POST /fake/release, the
+                         fake's exit or N ms (default 600000); then a drop
+  {"fault": "empty"}     200, application/json, no body at all
+  {"fault": "drop_after_create"}  runs/submit only: the run is created (and
+                         its idempotency token remembered), then the
+                         connection closes without an answer
+  {"close": true}        the connection closes without an answer
+For runs/get, a reset or truncate without "body" carries a TERMINATED/SUCCESS
+answer for the run: a connector that used the broken answer would end the
+task.
 
 Control API (no auth):
   POST /fake/script  {"steps": [...]}               script for next runs
                      {"run_id": N, "steps": [...]}  replace a run's script
   POST /fake/inject  {"method": "POST", "path": "/api/2.1/jobs/runs/submit",
                       "answers": [step, ...]}       queue injected answers
+                     ..."repeat": true              the last one answers forever
+                     ..."clear": true               empty the queue first
+  POST /fake/release                                end every hanging request
   POST /fake/forget  {"run_id": N, "style": "404"}  drop a run (expired)
-  POST /fake/config  {"missing_style": "400"|"404", "include_status": bool}
+  POST /fake/config  {"missing_style": "400"|"404", "include_status": bool,
+                      "unknown_run": step|null, "random_faults": {...}|null,
+                      "record": bool}
   POST /fake/reset                                  back to the start state
   GET  /fake/requests                               the request record
+  GET  /fake/stats                                  {"counts": {path: requests,
+                                                     "random_faults": n}, "runs": n}
   GET  /fake/runs                                   runs, scripts, positions
 """
 
@@ -47,9 +81,12 @@ import argparse
 import copy
 import http.server
 import json
+import os
+import random
 import signal
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -93,6 +130,22 @@ TERMINATION = {
     "MAXIMUM_CONCURRENT_RUNS_REACHED": ("MAX_CONCURRENT_RUNS_EXCEEDED", "CLIENT_ERROR"),
     "EXCLUDED": ("SKIPPED", "SUCCESS"),
     "DISABLED": ("DISABLED", "CLIENT_ERROR"),
+}
+
+# What a broken runs/get answer would have said: a connector that trusted a
+# cut or reset answer would end the task as a success.
+SUCCESS_STEP = {"life_cycle_state": "TERMINATED", "result_state": "SUCCESS", "state_message": ""}
+
+FAULTS = ("reset", "truncate", "hang", "empty", "drop_after_create")
+HANG_MS = 600000
+
+# random_faults kind -> the step answered.
+RANDOM_FAULT_STEPS = {
+    "503": {"http_status": 503, "body": {"error_code": "TEMPORARILY_UNAVAILABLE",
+                                         "message": "injected 503"}},
+    "429": {"http_status": 429, "body": {"error_code": "REQUEST_LIMIT_EXCEEDED",
+                                         "message": "injected 429"}},
+    "reset": {"fault": "reset"},
 }
 
 TASK_KINDS = ("spark_python_task", "notebook_task", "spark_jar_task", "spark_submit_task",
@@ -155,6 +208,21 @@ class State:
         self.missing_style = "400"
         self.include_status = True
         self.requests = []
+        self.repeat = set()        # injected keys whose last answer repeats
+        self.unknown_run = None
+        self.random_faults = None
+        self.random = random.Random(0)
+        self.record = True
+        self.counts = {}           # path -> requests received
+        # Hanging requests wait on this; /fake/release sets it and puts a
+        # fresh one in place for later hangs. Not reset with the rest.
+        if not hasattr(self, "release"):
+            self.release = threading.Event()
+
+
+def injected_step(step):
+    """True for a step that is an HTTP answer or a fault rather than a run state."""
+    return "http_status" in step or "fault" in step or step.get("close")
 
 
 def missing_run(style, run_id):
@@ -254,6 +322,14 @@ def run_body(run, step, include_status):
     return body
 
 
+def success_body(run, include_status):
+    """A finished-with-success answer for `run`, leaving the run untouched."""
+    end_time = run.end_time
+    body = run_body(run, SUCCESS_STEP, include_status)
+    run.end_time = end_time
+    return body
+
+
 def task_runs(run, state):
     tasks = run.body.get("tasks")
     keys = [t.get("task_key", "task") for t in tasks] if isinstance(tasks, list) and tasks else [
@@ -291,20 +367,41 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise ApiError(400, "MALFORMED_REQUEST", "request too large")
         return self.rfile.read(length) if length else b""
 
-    def send(self, status, body, headers=None):
+    def encode(self, body):
+        """(bytes, content type) for an answer body."""
         if isinstance(body, (dict, list)):
-            data = json.dumps(body).encode()
-            ctype = "application/json"
-        else:
-            data = (body or "").encode() if isinstance(body, str) else (body or b"")
-            ctype = "text/html; charset=utf-8"
+            return json.dumps(body).encode(), "application/json"
+        data = (body or "").encode() if isinstance(body, str) else (body or b"")
+        return data, "text/html; charset=utf-8"
+
+    def send(self, status, body, headers=None, content_type=None, extra_length=0):
+        """extra_length: claim that many bytes more than are sent (a cut answer)."""
+        data, ctype = self.encode(body)
+        self.send_head(status, content_type or ctype, len(data) + extra_length, headers)
+        self.wfile.write(data)
+
+    def send_head(self, status, content_type, length, headers=None):
         self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(length))
         for name, value in (headers or {}).items():
             self.send_header(name, str(value))
         self.end_headers()
-        self.wfile.write(data)
+
+    def drop(self, reset=False):
+        """Ends the connection without (the rest of) an answer. reset: a TCP RST
+        rather than a FIN. The descriptor is closed here, not when the handler's
+        file objects go, so the peer sees it at once."""
+        self.close_connection = True
+        sock = self.connection
+        try:
+            if reset:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            else:
+                sock.shutdown(socket.SHUT_RDWR)
+            os.close(sock.detach())
+        except OSError:
+            pass
 
     def do_GET(self):
         self.dispatch("GET")
@@ -336,19 +433,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body_json = json.loads(raw) if raw else None
         except ValueError:
             body_json = None
-        record = {"method": method, "path": url.path,
-                  "query": urllib.parse.parse_qs(url.query, keep_blank_values=True),
-                  "raw_query": url.query,
-                  "headers": {k.lower(): v for k, v in self.headers.items()},
-                  "body": body_json if body_json is not None else raw.decode("utf-8", "replace"),
-                  "time": time.time()}
+        arrived = time.time()
         with state.lock:
-            state.requests.append(record)
+            state.counts[url.path] = state.counts.get(url.path, 0) + 1
+            if state.record:
+                state.requests.append({
+                    "method": method, "path": url.path,
+                    "query": urllib.parse.parse_qs(url.query, keep_blank_values=True),
+                    "raw_query": url.query,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "body": body_json if body_json is not None else raw.decode("utf-8", "replace"),
+                    "time": arrived})
         try:
             self.check_auth()
             with state.lock:
-                queue = state.injected.get((method, url.path))
-                step = queue.pop(0) if queue else None
+                key = (method, url.path)
+                queue = state.injected.get(key)
+                step = None
+                if queue:
+                    step = queue[0] if len(queue) == 1 and key in state.repeat else queue.pop(0)
+            if step is not None and step.get("fault") == "drop_after_create":
+                # The workspace does the work; only the answer is lost.
+                self.api(method, url, raw)
+                self.drop()
+                return
             if step is not None:
                 self.answer_injected(step)
                 return
@@ -358,7 +466,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         if delay:
             time.sleep(delay / 1000.0)
-        if isinstance(answer, dict) and "http_status" in answer:
+        if isinstance(answer, dict) and injected_step(answer):
             self.answer_injected(answer, slept=True)
             return
         self.send(status, answer)
@@ -366,11 +474,38 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def answer_injected(self, step, slept=False):
         if step.get("delay_ms") and not slept:
             time.sleep(step["delay_ms"] / 1000.0)
+        fault = step.get("fault")
         if step.get("close"):  # drop the connection without an answer
-            self.close_connection = True
-            self.connection.shutdown(2)
+            self.drop()
             return
-        self.send(int(step["http_status"]), step.get("body", ""), step.get("headers"))
+        if fault == "hang":
+            # Waits on an event, not the socket: other connections, the
+            # control API and SIGTERM carry on (handler threads are daemons).
+            self.server.state.release.wait(step.get("hang_ms", HANG_MS) / 1000.0)
+            self.drop()
+            return
+        if fault == "drop_after_create":  # outside runs/submit: just the drop
+            self.drop()
+            return
+        if fault == "empty":
+            self.send_head(200, step.get("content_type", "application/json"), 0)
+            return
+        status = int(step.get("http_status", 200))
+        data, ctype = self.encode(step.get("body", ""))
+        ctype = step.get("content_type", ctype)
+        if fault == "reset":
+            self.send_head(status, ctype, len(data), step.get("headers"))
+            self.wfile.write(data[:len(data) // 2])
+            self.drop(reset=True)
+            return
+        if fault == "truncate":
+            self.send(status, data, step.get("headers"), ctype, extra_length=64)
+            self.drop()
+            return
+        if fault is not None:
+            raise ApiError(500, "FAKE_ERROR", "unknown fault %r (known: %s)"
+                           % (fault, ", ".join(FAULTS)))
+        self.send(status, data, step.get("headers"), ctype)
 
     def check_auth(self):
         value = self.headers.get("Authorization")
@@ -429,14 +564,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
         run_id = parse_run_id(values[0] if values else None, "query")
         with state.lock:
             run = state.runs.get(run_id)
+            if run is None and state.unknown_run is not None and run_id not in state.forgotten:
+                run = Run(run_id, state.next_job_id, {"run_name": "unknown %d" % run_id},
+                          [state.unknown_run], state.address)
+                state.next_job_id += 1
+                state.runs[run_id] = run
             if run is None:
                 raise missing_run(state.forgotten.get(run_id, state.missing_style), run_id)
             run.polls += 1
-            step = run.next_step()
-            if "http_status" in step:
-                return step["http_status"], step, step.get("delay_ms", 0)
+            faults = state.random_faults
+            if faults and state.random.random() < float(faults.get("rate", 0)):
+                kind = state.random.choice(faults.get("kinds") or sorted(RANDOM_FAULT_STEPS))
+                step = copy.deepcopy((faults.get("steps") or {}).get(kind)
+                                     or RANDOM_FAULT_STEPS[kind])
+                state.counts["random_faults"] = state.counts.get("random_faults", 0) + 1
+            else:
+                step = run.next_step()
+            if injected_step(step):
+                if step.get("fault") in ("reset", "truncate") and "body" not in step:
+                    step = dict(step, body=success_body(run, state.include_status))
+                return step.get("http_status", 200), step, step.get("delay_ms", 0)
             run.last = step
-            return 200, run_body(run, step, state.include_status), step.get("delay_ms", 0)
+            body = run_body(run, step, state.include_status)
+            if "content_type" in step:
+                return 200, {"http_status": 200, "body": json.dumps(body),
+                             "content_type": step["content_type"]}, step.get("delay_ms", 0)
+            return 200, body, step.get("delay_ms", 0)
 
     def cancel(self, url, body):
         state = self.server.state
@@ -467,6 +620,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 answer = {"runs": [r.describe() for r in state.runs.values()],
                           "next_script": state.next_script, "tokens": state.tokens}
             elif (method, path) == ("POST", "/fake/reset"):
+                state.release.set()
+                state.release = threading.Event()
                 state.reset()
                 answer = {}
             elif (method, path) == ("POST", "/fake/script"):
@@ -485,8 +640,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 answer = {}
             elif (method, path) == ("POST", "/fake/inject"):
                 key = (body.get("method", "GET"), body.get("path", ""))
+                if body.get("clear"):
+                    state.injected.pop(key, None)
+                    state.repeat.discard(key)
                 state.injected.setdefault(key, []).extend(body.get("answers", []))
+                if body.get("repeat"):
+                    state.repeat.add(key)
                 answer = {}
+            elif (method, path) == ("POST", "/fake/release"):
+                state.release.set()
+                state.release = threading.Event()
+                answer = {}
+            elif (method, path) == ("GET", "/fake/stats"):
+                answer = {"counts": state.counts, "runs": len(state.runs)}
             elif (method, path) == ("POST", "/fake/forget"):
                 run_id = int(body["run_id"])
                 state.runs.pop(run_id, None)
@@ -497,6 +663,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     state.missing_style = str(body["missing_style"])
                 if "include_status" in body:
                     state.include_status = bool(body["include_status"])
+                if "unknown_run" in body:
+                    state.unknown_run = body["unknown_run"]
+                if "random_faults" in body:
+                    state.random_faults = body["random_faults"]
+                    seed = (body["random_faults"] or {}).get("seed")
+                    state.random = random.Random(seed if seed is not None else 0)
+                if "record" in body:
+                    state.record = bool(body["record"])
                 answer = {}
             else:
                 self.send(404, {"error": "no control endpoint %s %s" % (method, path)})
