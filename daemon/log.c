@@ -217,7 +217,9 @@ static void write_journal(enum log_level level, const char *msg, va_list ap)
 void log_write(enum log_level level, const char *msg, ...)
 {
     int saved_errno = errno;
-    struct line line = {.len = 0};
+    /* Not `= {0}`: that clears the whole 16 KiB buffer on every call, even
+     * a filtered-out one (7% of the daemon's instructions per GetTask). */
+    struct line line;
     char timestamp[64];
     struct timespec now;
     struct tm tm;
@@ -226,6 +228,7 @@ void log_write(enum log_level level, const char *msg, ...)
 
     if (level < 0 || level >= _LOG_LEVEL_MAX || !log_enabled(level))
         goto out;
+    line.len = 0;
 
     if (format == LOG_FORMAT_JOURNAL) {
         va_start(ap, msg);
