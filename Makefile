@@ -35,8 +35,10 @@ VERSION := 0.1.0
 DEB_PACKAGES := build-essential pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
 	libprotobuf-dev protobuf-compiler libcurl4-openssl-dev libcjson-dev libsystemd-dev \
 	libcmocka-dev libmicrohttpd-dev libssl-dev openssl python3 python3-grpcio python3-protobuf \
-	python3-yaml systemd valgrind groff-base nginx libnginx-mod-http-echo nghttp2-client gnuplot-nox \
-	clang libclang-rt-14-dev
+	python3-yaml systemd valgrind groff-base clang libclang-rt-14-dev
+# Only `make bench` needs these (nginx would otherwise be installed, and
+# started by its package scripts, on every test machine).
+BENCH_PACKAGES := nginx libnginx-mod-http-echo nghttp2-client gnuplot-nox
 
 PKG_MODULES := grpc libprotobuf-c libcurl libcjson libsystemd libmicrohttpd libcrypto
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKG_MODULES) 2>/dev/null)
@@ -76,6 +78,8 @@ DAEMON_OBJS := $(patsubst daemon/%.c,$(BUILD)/daemon/%.o,$(DAEMON_SRCS))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
+
+.PHONY: deps-bench
 .PHONY: all deps check-pkg test test-unit test-e2e check clean run install demo test-packaging
 # Generated sources and test objects are outputs, not temporaries: keep them.
 .SECONDARY: $(GEN_C) $(GEN_H) $(UNIT_BINS:=.o)
@@ -85,8 +89,9 @@ check-pkg:
 	@$(PKG_CONFIG) --exists $(PKG_MODULES) || { \
 		echo "missing libraries ($(PKG_MODULES)); run 'make deps' first" >&2; exit 1; }
 
-deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+# Installs the Debian packages in $(1) that are missing; a quick no-op otherwise.
+define install_packages
+	@missing=""; for p in $(1); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -94,6 +99,13 @@ deps:
 		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	else echo "deps: all Debian packages present"; fi
+endef
+
+deps:
+	$(call install_packages,$(DEB_PACKAGES))
+
+deps-bench:
+	$(call install_packages,$(BENCH_PACKAGES))
 
 $(BUILD)/gen/google/protobuf/struct.pb-c.c: $(PROTO_SYS_DIR)/google/protobuf/struct.proto
 	@mkdir -p $(BUILD)/gen
