@@ -29,6 +29,7 @@
 #include "idempotency.h"
 #include "log.h"
 #include "metadata.h"
+#include "pbdepth.h"
 #include "phase.h"
 #include "resmeta.h"
 #include "runs.h"
@@ -373,6 +374,16 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
     grpc_status_code code;
     struct pending *p;
 
+    /* template.custom, a Struct, nests without bound and protobuf-c's unpack recurses once per
+     * level: bound the nesting before unpacking, or one request overflows the stack. */
+    if (pbdepth_check(&flyteidl__admin__create_task_request__descriptor, request, request_len,
+                      PBDEPTH_REQUEST_MAX, &error) < 0) {
+        snprintf(message, sizeof(message),
+                 "request does not decode as flyteidl.admin.CreateTaskRequest: %s",
+                 error ? error : "nested too deeply");
+        code = GRPC_STATUS_INVALID_ARGUMENT;
+        goto fail;
+    }
     req = flyteidl__admin__create_task_request__unpack(NULL, request_len, request);
     if (!req) {
         snprintf(message, sizeof(message),

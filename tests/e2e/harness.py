@@ -9,7 +9,8 @@ appears in the daemon's stderr or in any gRPC answer.
 
 Environment: DAEMON (default build/flyte-databricks-connector), BUILD (build),
 VALGRIND=1 (run every daemon under valgrind), TIMEOUT_SCALE (multiplies every
-timeout), KEEP=1 (keep temp dirs).
+timeout), KEEP=1 (keep temp dirs), SANITIZED=1 (DAEMON is an ASan/UBSan build: no
+valgrind; sanitizer reports fail the test).
 """
 
 import ctypes
@@ -38,6 +39,10 @@ VALGRIND_ALL = os.environ.get("VALGRIND", "") == "1"
 VALGRIND_CMD = ["valgrind", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
                 "--error-exitcode=99", "--num-callers=30"]
 VALGRIND_FACTOR = 10.0  # timeouts grow this much under valgrind
+# SANITIZED=1 (make test-asan): DAEMON is built with ASan/UBSan, which valgrind cannot run;
+# the sanitizers check instead, and a report of theirs in a daemon's stderr fails the test.
+SANITIZED = os.environ.get("SANITIZED", "") == "1"
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", ": runtime error: ")
 
 SERVICE = "/flyteidl.service.AsyncAgentService/"
 METADATA = "/flyteidl.service.AgentMetadataService/"
@@ -50,7 +55,7 @@ GET_AGENT = METADATA + "GetAgent"
 LIST_AGENTS = METADATA + "ListAgents"
 HEALTH = "/grpc.health.v1.Health/Check"
 
-import grpc  # noqa: E402  (python3-grpcio; imported after the path setup below)
+import grpc  # noqa: E402  (python3-grpcio, a regular package: wins over the generated grpc/ dir)
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -484,6 +489,7 @@ class Test:
         daemon_args += ["--token-file", token_file] + (
             ["--ca-file", self.suite.ca["ca"]] if ca else []) + ["--log-level", "debug"] + list(args(fake) if callable(args) else args)
         use_valgrind = VALGRIND_ALL if valgrind is None else valgrind
+        use_valgrind = use_valgrind and not SANITIZED
         daemon = Daemon(self.dir, self.suite.daemon, daemon_args, use_valgrind)
         self.daemons.append(daemon)
         if wait:
@@ -501,6 +507,12 @@ class Test:
                 self.suite.keep = True
             elif code != 0:
                 problems.append("daemon exit code %s after SIGTERM" % code)
+            # Sanitizer reports fail the test even when the exit code hides them.
+            report = [m for m in SANITIZER_MARKERS if m in daemon.stderr_text()]
+            if report:
+                problems.append("sanitizer report (%s) in %s" % (report[0].strip(" :"),
+                                                                 daemon.stderr_path))
+                self.suite.keep = True
         for fake in self.fakes:
             fake.stop()
         texts = [d.stderr_text() for d in self.daemons] + self.transcript

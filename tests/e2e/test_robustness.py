@@ -106,3 +106,44 @@ def wait_for(predicate, timeout):
             return True
         time.sleep(0.05)
     return False
+
+
+def _varint(n):
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _deep_create_request(levels):
+    """A CreateTaskRequest whose template.custom holds a list nested `levels` deep, built from
+    the inside out in linear time (Value.list_value = 6, ListValue.values = 1)."""
+    prefixes, length = [], 0
+    for _ in range(levels):
+        inner = b"\x0a" + _varint(length)        # ListValue.values
+        length += len(inner)
+        outer = b"\x32" + _varint(length)        # Value.list_value
+        length += len(outer)
+        prefixes.append(outer + inner)
+    value = b"".join(reversed(prefixes))
+    entry = b"\x0a\x01k" + b"\x12" + _varint(len(value)) + value          # map entry key, value
+    struct = b"\x0a" + _varint(len(entry)) + entry                          # Struct.fields
+    template = b"\x12\x05spark" + b"\x2a" + _varint(len(struct)) + struct   # type, custom
+    return b"\x12" + _varint(len(template)) + template                      # request.template
+
+
+def test_deeply_nested_request_refused(t):
+    """protobuf-c recurses once per nesting level: a 150 KB request nested 20,000 deep once
+    overflowed a worker's stack. It must be refused, and the daemon must stay up."""
+    env = t.start()
+    reply = env.call(CREATE, _deep_create_request(20000))
+    eq(reply.code, grpc.StatusCode.INVALID_ARGUMENT, "status for a 20,000-level request")
+    check("nest" in reply.details, "message does not name the nesting: %r" % reply.details)
+    eq(env.fake.requests(), [], "requests that reached the fake")
+    resp = env.create(create_request(t.pb, custom=custom_config()))
+    check(resp.resource_meta, "the daemon stopped serving after the deep request")

@@ -134,6 +134,13 @@ def test_canceled_run_is_aborted(t):
                       "state_message": "Run cancelled.", "user_cancelled_or_timedout": True}])
     _, raw = create(t, env)
     eq(env.phase_name(env.get(raw).phase), "ABORTED", "phase of a CANCELED run")
+    # Databricks' docs give USER_CANCELED for a cancel by a user (the fake says CANCELED).
+    env.fake.script([{"life_cycle_state": "TERMINATED", "result_state": "CANCELED",
+                      "state_message": "Run cancelled.",
+                      "status": {"state": "TERMINATED", "termination_details": {
+                          "code": "USER_CANCELED", "type": "SUCCESS",
+                          "message": "Run cancelled."}}}], run_id=1000)
+    eq(env.phase_name(env.get(raw).phase), "ABORTED", "phase with code USER_CANCELED")
 
 
 def test_delete_cancels_run(t):

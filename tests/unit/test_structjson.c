@@ -85,7 +85,8 @@ static Google__Protobuf__Value *list_value(size_t n, Google__Protobuf__Value **i
     google__protobuf__list_value__init(l);
     l->n_values = n;
     l->values = calloc(n ? n : 1, sizeof(*l->values));
-    memcpy(l->values, items, n * sizeof(*items));
+    if (n > 0) /* memcpy's source must not be NULL even for 0 bytes (UBSan) */
+        memcpy(l->values, items, n * sizeof(*items));
     v->list_value = l;
     return v;
 }

@@ -1,0 +1,76 @@
+/*
+ * fuzz_run_phase - libFuzzer target: bytes as the body of a runs/get answer, through
+ * dbx_response_classify() (as a 200 and as a few other statuses) and, when it is an OK
+ * object, phase_from_run(): what a misbehaving workspace could send us.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "dbx_response.h"
+#include "phase.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Printable ASCII, as dbx_response.h promises for the message. */
+static void check_printable(const char *s, size_t size)
+{
+    size_t n = strnlen(s, size);
+
+    if (n == size)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x20 || s[i] > 0x7e)
+            abort();
+}
+
+static void classify(long status, const char *content_type, const char *body, size_t len,
+                     bool retry_safe)
+{
+    struct dbx_classified c;
+    struct phase_result r = {0};
+    char *error = NULL;
+
+    dbx_response_classify(status, content_type, body, len, retry_safe, &c);
+    if (c.verdict >= _DBX_VERDICT_MAX || (c.verdict == DBX_VERDICT_OK) != (c.body != NULL))
+        abort();
+    check_printable(c.error_code, sizeof(c.error_code));
+    check_printable(c.message, sizeof(c.message));
+    (void)dbx_verdict_name(c.verdict);
+    if (c.body) {
+        if (phase_from_run(c.body, &r, &error) == 0) {
+            if (!r.message || r.phase >= _PHASE_MAX || r.has_error != !!r.error_code)
+                abort();
+            if (strlen(r.message) > PHASE_MESSAGE_MAX)
+                abort();
+            (void)phase_name(r.phase);
+            (void)phase_is_terminal(r.phase);
+        }
+    }
+    phase_result_done(&r);
+    free(error);
+    dbx_classified_done(&c);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const long other_statuses[] = {400, 404, 429, 500, 503};
+    /* The body as curl hands it over: a buffer with a NUL past the end. */
+    char *body = malloc(size + 1);
+
+    if (!body)
+        return 0;
+    memcpy(body, data, size);
+    body[size] = '\0';
+    classify(200, "application/json", body, size, true);
+    classify(200, "application/json; charset=utf-8", body, size, false);
+    classify(200, "text/html", body, size, true);
+    classify(200, NULL, body, size, true);
+    for (size_t i = 0; i < sizeof(other_statuses) / sizeof(other_statuses[0]); i++)
+        classify(other_statuses[i], "application/json", body, size, i & 1);
+    free(body);
+    return 0;
+}
