@@ -325,36 +325,6 @@ static void on_submitted(void *user, const struct dbx_answer *answer)
     finish_pending(p, GRPC_STATUS_OK, NULL);
 }
 
-/* Fills the idempotency key from the task execution id; false when the
- * request carries none (then the submit is not retried). */
-static bool task_execution_token(const Flyteidl__Admin__TaskExecutionMetadata *metadata,
-                                 char token[IDEMPOTENCY_TOKEN_SIZE])
-{
-    const Flyteidl__Core__TaskExecutionIdentifier *id =
-        metadata ? metadata->task_execution_id : NULL;
-    const Flyteidl__Core__NodeExecutionIdentifier *node = id ? id->node_execution_id : NULL;
-    const Flyteidl__Core__WorkflowExecutionIdentifier *execution =
-        node ? node->execution_id : NULL;
-    const Flyteidl__Core__Identifier *task = id ? id->task_id : NULL;
-    struct idempotency_task_execution key = {0};
-
-    if (!execution)
-        return false;
-    key.project = execution->project;
-    key.domain = execution->domain;
-    key.execution_name = execution->name;
-    key.org = execution->org;
-    key.node_id = node->node_id;
-    if (task) {
-        key.task_project = task->project;
-        key.task_domain = task->domain;
-        key.task_name = task->name;
-        key.task_version = task->version;
-    }
-    key.retry_attempt = id->retry_attempt;
-    return idempotency_token(&key, token) >= 0;
-}
-
 void agent_create_task(void *context, struct server_call *call, const uint8_t *request,
                        size_t request_len)
 {
@@ -443,7 +413,8 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
             env[i].value = container->env[i]->value;
         }
     }
-    has_token = task_execution_token(req->task_execution_metadata, token);
+    /* Without a task execution id there is no token, and the submit is not retried. */
+    has_token = idempotency_token_from_metadata(req->task_execution_metadata, token) >= 0;
 
     {
         struct spec_input input = {

@@ -61,3 +61,31 @@ int idempotency_token(const struct idempotency_task_execution *id,
     ret_token[2 * SHA256_DIGEST_SIZE] = '\0';
     return 0;
 }
+
+int idempotency_token_from_metadata(const Flyteidl__Admin__TaskExecutionMetadata *metadata,
+                                    char ret_token[IDEMPOTENCY_TOKEN_SIZE])
+{
+    const Flyteidl__Core__TaskExecutionIdentifier *id =
+        metadata ? metadata->task_execution_id : NULL;
+    const Flyteidl__Core__NodeExecutionIdentifier *node = id ? id->node_execution_id : NULL;
+    const Flyteidl__Core__WorkflowExecutionIdentifier *execution =
+        node ? node->execution_id : NULL;
+    const Flyteidl__Core__Identifier *task = id ? id->task_id : NULL;
+    struct idempotency_task_execution key = {0};
+
+    if (!execution)
+        return -EINVAL;
+    key.project = execution->project;
+    key.domain = execution->domain;
+    key.execution_name = execution->name;
+    key.org = execution->org;
+    key.node_id = node->node_id;
+    if (task) {
+        key.task_project = task->project;
+        key.task_domain = task->domain;
+        key.task_name = task->name;
+        key.task_version = task->version;
+    }
+    key.retry_attempt = id->retry_attempt;
+    return idempotency_token(&key, ret_token);
+}

@@ -13,6 +13,8 @@
 
 #include <stdint.h>
 
+#include "flyteidl/admin/agent.pb-c.h"
+
 /* 64 lowercase hex characters (Databricks' limit is 64) plus the terminating NUL. */
 #define IDEMPOTENCY_TOKEN_SIZE 65
 
@@ -41,5 +43,13 @@ struct idempotency_task_execution {
  */
 int idempotency_token(const struct idempotency_task_execution *id,
                       char ret_token[IDEMPOTENCY_TOKEN_SIZE]);
+
+/*
+ * The token for a CreateTaskRequest's task_execution_metadata (borrowed; may
+ * be NULL): its task_execution_id's execution, node, task and retry attempt.
+ * Returns 0, or -EINVAL when the request names no execution and node.
+ */
+int idempotency_token_from_metadata(const Flyteidl__Admin__TaskExecutionMetadata *metadata,
+                                    char ret_token[IDEMPOTENCY_TOKEN_SIZE]);
 
 #endif

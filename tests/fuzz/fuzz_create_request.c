@@ -18,34 +18,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The same walk as agent.c's task_execution_token(). */
-static int token_of(const Flyteidl__Admin__TaskExecutionMetadata *metadata,
-                    char token[IDEMPOTENCY_TOKEN_SIZE])
-{
-    const Flyteidl__Core__TaskExecutionIdentifier *id =
-        metadata ? metadata->task_execution_id : NULL;
-    const Flyteidl__Core__NodeExecutionIdentifier *node = id ? id->node_execution_id : NULL;
-    const Flyteidl__Core__WorkflowExecutionIdentifier *execution = node ? node->execution_id : NULL;
-    const Flyteidl__Core__Identifier *task = id ? id->task_id : NULL;
-    struct idempotency_task_execution key = {0};
-
-    if (!execution)
-        return -EINVAL;
-    key.project = execution->project;
-    key.domain = execution->domain;
-    key.execution_name = execution->name;
-    key.org = execution->org;
-    key.node_id = node->node_id;
-    if (task) {
-        key.task_project = task->project;
-        key.task_domain = task->domain;
-        key.task_name = task->name;
-        key.task_version = task->version;
-    }
-    key.retry_attempt = id->retry_attempt;
-    return idempotency_token(&key, token);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     Flyteidl__Admin__CreateTaskRequest *req = NULL;
@@ -62,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req = flyteidl__admin__create_task_request__unpack(NULL, size, data);
     if (!req)
         goto out;
-    has_token = token_of(req->task_execution_metadata, token) >= 0;
+    has_token = idempotency_token_from_metadata(req->task_execution_metadata, token) >= 0;
     if (!req->template_ || !req->template_->custom)
         goto out;
     if (structjson_to_cjson(req->template_->custom, &custom, &error) < 0)

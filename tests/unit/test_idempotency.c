@@ -177,6 +177,47 @@ static void test_refusals(void **state)
     assert_int_equal(idempotency_token(&id, token), 0);
 }
 
+/* The walk from a request's task_execution_metadata picks the same fields. */
+static void test_from_metadata(void **state)
+{
+    Flyteidl__Admin__TaskExecutionMetadata metadata = FLYTEIDL__ADMIN__TASK_EXECUTION_METADATA__INIT;
+    Flyteidl__Core__TaskExecutionIdentifier id = FLYTEIDL__CORE__TASK_EXECUTION_IDENTIFIER__INIT;
+    Flyteidl__Core__NodeExecutionIdentifier node = FLYTEIDL__CORE__NODE_EXECUTION_IDENTIFIER__INIT;
+    Flyteidl__Core__WorkflowExecutionIdentifier execution =
+        FLYTEIDL__CORE__WORKFLOW_EXECUTION_IDENTIFIER__INIT;
+    Flyteidl__Core__Identifier task = FLYTEIDL__CORE__IDENTIFIER__INIT;
+    struct idempotency_task_execution key = {
+        .project = "p", .domain = "d", .execution_name = "e", .node_id = "n0",
+        .task_project = "tp", .task_domain = "td", .task_name = "t", .task_version = "v",
+        .org = "o", .retry_attempt = 2,
+    };
+    char from_metadata[IDEMPOTENCY_TOKEN_SIZE], direct[IDEMPOTENCY_TOKEN_SIZE];
+    (void)state;
+
+    assert_int_equal(idempotency_token_from_metadata(NULL, from_metadata), -EINVAL);
+    assert_int_equal(idempotency_token_from_metadata(&metadata, from_metadata), -EINVAL);
+    execution.project = (char *)"p";
+    execution.domain = (char *)"d";
+    execution.name = (char *)"e";
+    execution.org = (char *)"o";
+    node.node_id = (char *)"n0";
+    node.execution_id = &execution;
+    task.project = (char *)"tp";
+    task.domain = (char *)"td";
+    task.name = (char *)"t";
+    task.version = (char *)"v";
+    id.node_execution_id = &node;
+    id.task_id = &task;
+    id.retry_attempt = 2;
+    metadata.task_execution_id = &id;
+    assert_int_equal(idempotency_token_from_metadata(&metadata, from_metadata), 0);
+    assert_int_equal(idempotency_token(&key, direct), 0);
+    assert_string_equal(from_metadata, direct);
+    id.retry_attempt = 3;
+    assert_int_equal(idempotency_token_from_metadata(&metadata, from_metadata), 0);
+    assert_string_not_equal(from_metadata, direct);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +227,7 @@ int main(void)
         cmocka_unit_test(test_every_field_matters),
         cmocka_unit_test(test_no_boundary_ambiguity),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_from_metadata),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
