@@ -80,7 +80,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 
 .PHONY: deps-bench
-.PHONY: all deps check-pkg test test-unit test-e2e check clean run install demo test-packaging
+.PHONY: all deps check-pkg test test-unit test-e2e check clean run install demo test-packaging test-valgrind
 # Generated sources and test objects are outputs, not temporaries: keep them.
 .SECONDARY: $(GEN_C) $(GEN_H) $(UNIT_BINS:=.o)
 all: check-pkg $(PROGRAM)
@@ -153,6 +153,10 @@ test-e2e: all
 
 test-packaging: all
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run-all.sh packaging
+
+# The end-to-end suite with every daemon under valgrind memcheck (slow: ~8 min).
+test-valgrind: all
+	@VALGRIND=1 BUILD=$(BUILD) PYTHON=$(PYTHON) E2E_TIMEOUT=1800 tests/run-all.sh e2e
 
 check: test
 
