@@ -315,10 +315,13 @@ def test_hanging_workspace_does_not_block_another(t):
     env = t.start(token=token, args=["--allowed-instance", fake_b.address])
     hang_forever(env.fake)
     fake_b.config(unknown_run=RUNNING)
+    # Under valgrind (make test-valgrind) the daemon runs ~10x slower: time bounds scale.
+    slow = SCALE * env.daemon.factor
     stuck = Calls(env)
     for i in range(20):
-        stuck.send(meta(env.fake, 5000 + i), timeout=6 * SCALE)
-    wait_until(lambda: len(gets_of(env.fake)) >= 10, 5, "stuck runs/get at workspace A")
+        stuck.send(meta(env.fake, 5000 + i), timeout=6 * slow)
+    wait_until(lambda: len(gets_of(env.fake)) >= 10, 5 * env.daemon.factor,
+               "stuck runs/get at workspace A")
     latencies = []
     for i in range(50):
         reply, took = timed_get(env, meta(fake_b, 42), 5)
@@ -329,11 +332,11 @@ def test_hanging_workspace_does_not_block_another(t):
     latencies.sort()
     p99 = latencies[int(0.99 * len(latencies))]
     t.transcript.append("note: B latency p50 %.3f s, p99 %.3f s" % (latencies[25], p99))
-    check(p99 < 0.5 * SCALE, "GetTask to B p99 %.3f s while A hangs" % p99)
+    check(p99 < 0.5 * slow, "GetTask to B p99 %.3f s while A hangs" % p99)
     eq(len(gets_of(fake_b, 42)), 50, "runs/get at workspace B")
-    for code, details, phase, took in stuck.wait(15, "the stuck calls to A"):
+    for code, details, phase, took in stuck.wait(15 * env.daemon.factor, "the stuck calls to A"):
         check(code in (UNAVAILABLE, EXHAUSTED), "stuck call ended %s %r" % (code, details))
-        check(took < 6 * SCALE, "stuck call answered after %.1f s, deadline 6 s" % took)
+        check(took < 6 * slow, "stuck call answered after %.1f s, deadline %.0f s" % (took, 6 * slow))
     env.fake.control("POST", "/fake/release")
     check_serving(env)
 
@@ -473,9 +476,9 @@ def test_rate_limit_token_bucket(t):
     check(codes.get(OK, 0) >= burst, "only %d calls admitted" % codes.get(OK, 0))
     check(codes.get(EXHAUSTED, 0) >= 100, "only %d calls held back" % codes.get(EXHAUSTED, 0))
     # Token bucket: any window [t_i, t_j] holds j - i + 1 <= burst + rate * (t_j - t_i).
-    # Arrival times at the fake carry jitter the sender did not have: widen each window
-    # by JITTER seconds.
-    jitter = 0.25 * SCALE
+    # Arrival times at the fake carry jitter the sender did not have (TLS set-up, libcurl's
+    # own queue): widen each window by JITTER seconds, more under valgrind's slowdown.
+    jitter = 0.25 * SCALE * env.daemon.factor
     worst = None
     for i in range(len(times)):
         for j in range(i, len(times)):
