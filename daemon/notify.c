@@ -178,6 +178,7 @@ int notify_watchdog_start(const struct notify_watchdog_settings *settings,
         pthread_mutex_destroy(&w->lock);
         goto out;
     }
+    pthread_setname_np(w->thread, "fdc-watchdog");
     *ret_watchdog = w;
     w = NULL;
     r = 1;

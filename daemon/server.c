@@ -441,6 +441,7 @@ struct server *server_new(const char *listen, int workers, long max_calls_in_fli
             snprintf(message, sizeof(message), "cannot start gRPC worker thread");
             goto fail_started;
         }
+        pthread_setname_np(s->workers[started_workers].thread, "fdc-worker");
     }
     s->workers_count = workers;
     return s;
