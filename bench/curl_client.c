@@ -1,11 +1,13 @@
 /*
  * curl_client.c - the benchmark's Databricks-side limit: one thread, one
  * libcurl multi handle, no gRPC. It keeps N runs/get requests in flight to
- * the same nginx the daemon talks to, each for a distinct run id, parses
- * every answer with cJSON and checks the run's state, and reports
- * throughput, latency percentiles and errors as one JSON line on stdout.
+ * the same nginx the daemon talks to (closed loop) or starts them at a fixed
+ * rate (open loop), each for a distinct run id, parses every answer with
+ * cJSON and checks the run's state, and reports throughput, latency
+ * percentiles and errors as one JSON line on stdout.
  *
- *   curl_client --base https://HOST:PORT --ca-file FILE --concurrency N
+ *   curl_client --base https://HOST:PORT --ca-file FILE
+ *               (--concurrency N | --rate CALLS_PER_S)
  *               [--duration S] [--warmup S] [--http 1.1|2]
  *               [--max-host-connections N] [--runs N]
  *
@@ -14,6 +16,15 @@
  * It uses the settings the shared notes measured fastest: HTTP/2 over one
  * connection (CURLPIPE_MULTIPLEX, PIPEWAIT, max host connections 1), easy
  * handles reused for the next request.
+ *
+ * In rate mode a request is due every 1/rate seconds from the start, and
+ * every request whose due time has passed is started, so a client that fell
+ * behind catches up. Its latency runs from the moment it was due, not the
+ * moment it left: a generator that falls behind shows it in the tail instead
+ * of hiding it (coordinated omission). Easy handles come from a pool that
+ * grows as needed up to MAX_IN_FLIGHT; a request that comes due with that
+ * many in flight counts as an error. The JSON line gives "concurrency" 0 in
+ * rate mode and "rate" 0 in closed-loop mode.
  */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -26,11 +37,16 @@
 
 #define MAX_ERRORS_SHOWN 5
 #define BODY_MAX 65536
+/* Rate mode: a bound on memory (one struct transfer each) and on the load a
+ * stalled server can pile up; beyond it a due request is an error. */
+#define MAX_IN_FLIGHT 10000
+/* The longest poll: a bound on how late a lost wake-up can make us. */
+#define POLL_MAX_MS 100
 
 struct transfer {
     CURL *easy;
     long run;
-    int64_t started_ns;
+    int64_t due_ns; /* latency starts here */
     char body[BODY_MAX];
     size_t body_len;
     bool too_large;
@@ -51,6 +67,14 @@ struct client {
     long measured, total, errors, connections;
     int64_t window_start_ns, window_end_ns;
     int errors_shown;
+    /* Every transfer made so far (at most transfers_cap), and the ones not
+     * in flight, ready for the next request. */
+    struct transfer **transfers, **idle;
+    long transfers_len, transfers_cap, idle_len;
+    long in_flight;
+    double rate;      /* open loop when > 0 */
+    int64_t begin_ns; /* the first request is due here */
+    long long dues;   /* due times dealt with so far */
 };
 
 static int64_t now_ns(void)
@@ -88,23 +112,122 @@ static long take_run(struct client *c)
     return -1;
 }
 
-static int start(struct client *c, struct transfer *t)
+static void count_error(struct client *c, const char *what, const char *why)
+{
+    c->errors++;
+    if (c->errors_shown++ < MAX_ERRORS_SHOWN)
+        fprintf(stderr, "curl_client: %s: %s\n", what, why);
+}
+
+/* Every option but the URL is set here once, so that reusing the handle for
+ * the next request costs only a new URL. */
+static struct transfer *new_transfer(struct client *c)
+{
+    struct transfer *t;
+
+    if (c->transfers_len == c->transfers_cap)
+        return NULL;
+    t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->easy = curl_easy_init();
+    if (!t->easy) {
+        free(t);
+        return NULL;
+    }
+    curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, c->headers);
+    curl_easy_setopt(t->easy, CURLOPT_USERAGENT, "bench-curl-client");
+    curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->error);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(t->easy, CURLOPT_HTTP_VERSION, c->http_version);
+    curl_easy_setopt(t->easy, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, 10000L);
+    if (c->ca_file)
+        curl_easy_setopt(t->easy, CURLOPT_CAINFO, c->ca_file);
+    c->transfers[c->transfers_len++] = t;
+    return t;
+}
+
+/* Returns NULL once the request is in flight, else why it is not. */
+static const char *start(struct client *c, struct transfer *t, int64_t due_ns)
 {
     char url[512];
 
     t->run = take_run(c);
     if (t->run < 0)
-        return -1;
+        return "every run id is in flight";
     snprintf(url, sizeof(url), "%s/api/2.1/jobs/runs/get?run_id=%ld", c->base, t->run + 1);
     t->body_len = 0;
     t->too_large = false;
     t->error[0] = '\0';
-    t->started_ns = now_ns();
+    t->due_ns = due_ns;
     /* Options stay set on a reused handle; only the URL changes. */
     curl_easy_setopt(t->easy, CURLOPT_URL, url);
-    if (curl_multi_add_handle(c->multi, t->easy) != CURLM_OK)
-        return -1;
-    return 0;
+    if (curl_multi_add_handle(c->multi, t->easy) != CURLM_OK) {
+        c->run_busy[t->run] = 0;
+        return "curl_multi_add_handle failed";
+    }
+    c->in_flight++;
+    return NULL;
+}
+
+/* Rate mode: request number n is due n/rate seconds after the start, computed
+ * from the start each time so that rounding does not add up. */
+static int64_t due_ns(const struct client *c, long long n)
+{
+    return c->begin_ns + (int64_t)((double)n * 1e9 / c->rate);
+}
+
+/* Rate mode: starts every request whose due time has passed, however many,
+ * so a client that fell behind catches up instead of quietly lowering the
+ * rate; a request that cannot start counts as a failed call. The last one is
+ * due before the window ends, so that every run makes the same number of
+ * calls however late its final wake-up. */
+static void start_due(struct client *c, int64_t now)
+{
+    int64_t due;
+
+    while ((due = due_ns(c, c->dues)) <= now && due < c->window_end_ns) {
+        struct transfer *t = NULL;
+        const char *why;
+        char full[64];
+
+        c->dues++;
+        if (c->in_flight >= MAX_IN_FLIGHT) {
+            snprintf(full, sizeof(full), "%d requests already in flight", MAX_IN_FLIGHT);
+            why = full;
+        } else if (!(t = c->idle_len ? c->idle[--c->idle_len] : new_transfer(c)))
+            why = "no easy handle (out of memory)";
+        else if (!(why = start(c, t, due)))
+            continue;
+        if (t)
+            c->idle[c->idle_len++] = t;
+        c->total++;
+        count_error(c, "could not start a request", why);
+    }
+}
+
+/* Rate mode: how long to poll, in whole milliseconds rounded up: rounding
+ * down would wake up just before the next due time and spin with timeout 0
+ * until it came. */
+static int poll_timeout_ms(const struct client *c, int64_t now)
+{
+    int64_t until = due_ns(c, c->dues), wait_ms;
+
+    if (until >= c->window_end_ns) {
+        /* Nothing more is due: wake up at the end of the window, when the
+         * loop may stop, and after that only for answers. */
+        if (now >= c->window_end_ns)
+            return POLL_MAX_MS;
+        until = c->window_end_ns;
+    }
+    if (until <= now)
+        return 0;
+    wait_ms = (until - now + 999999) / 1000000;
+    return wait_ms < POLL_MAX_MS ? (int)wait_ms : POLL_MAX_MS;
 }
 
 static bool answer_ok(const struct transfer *t, CURLcode result, long status, char *why,
@@ -144,11 +267,8 @@ static void finish(struct client *c, struct transfer *t, CURLcode result)
     c->connections += connects;
     ok = answer_ok(t, result, status, why, sizeof(why));
     c->total++;
-    if (!ok) {
-        c->errors++;
-        if (c->errors_shown++ < MAX_ERRORS_SHOWN)
-            fprintf(stderr, "curl_client: bad answer: %s\n", why);
-    }
+    if (!ok)
+        count_error(c, "bad answer", why);
     if (ok && done >= c->window_start_ns && done < c->window_end_ns) {
         if (c->latencies_len == c->latencies_cap) {
             size_t cap = c->latencies_cap ? c->latencies_cap * 2 : 65536;
@@ -160,10 +280,11 @@ static void finish(struct client *c, struct transfer *t, CURLcode result)
             c->latencies_us = grown;
             c->latencies_cap = cap;
         }
-        c->latencies_us[c->latencies_len++] = (uint32_t)((done - t->started_ns) / 1000);
+        c->latencies_us[c->latencies_len++] = (uint32_t)((done - t->due_ns) / 1000);
         c->measured++;
     }
     c->run_busy[t->run] = 0;
+    c->in_flight--;
 }
 
 static int compare_u32(const void *a, const void *b)
@@ -181,7 +302,8 @@ static double percentile(const uint32_t *sorted, size_t n, double p)
 
 static void usage_exit(void)
 {
-    fprintf(stderr, "usage: curl_client --base https://HOST:PORT --ca-file FILE --concurrency N\n"
+    fprintf(stderr, "usage: curl_client --base https://HOST:PORT --ca-file FILE\n"
+                    "                   (--concurrency N | --rate CALLS_PER_S)\n"
                     "                   [--duration S] [--warmup S] [--http 1.1|2]\n"
                     "                   [--max-host-connections N] [--runs N]\n");
     exit(2);
@@ -190,10 +312,9 @@ static void usage_exit(void)
 int main(int argc, char **argv)
 {
     struct client c = {.http_version = CURL_HTTP_VERSION_2TLS, .runs = 100000};
-    struct transfer *transfers;
-    long concurrency = 0, max_host_connections = 1, in_flight = 0;
+    long concurrency = 0, max_host_connections = 1;
+    bool concurrency_given = false, rate_given = false;
     double duration_s = 5, warmup_s = 1;
-    int64_t begin;
 
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
@@ -201,9 +322,13 @@ int main(int argc, char **argv)
             c.base = v;
         else if (strcmp(a, "--ca-file") == 0)
             c.ca_file = v;
-        else if (strcmp(a, "--concurrency") == 0)
+        else if (strcmp(a, "--concurrency") == 0) {
             concurrency = atol(v);
-        else if (strcmp(a, "--duration") == 0)
+            concurrency_given = true;
+        } else if (strcmp(a, "--rate") == 0) {
+            c.rate = atof(v);
+            rate_given = true;
+        } else if (strcmp(a, "--duration") == 0)
             duration_s = atof(v);
         else if (strcmp(a, "--warmup") == 0)
             warmup_s = atof(v);
@@ -216,7 +341,16 @@ int main(int argc, char **argv)
         else
             usage_exit();
     }
-    if (argc % 2 != 1 || !c.base || concurrency <= 0 || c.runs <= concurrency || duration_s <= 0)
+    if (concurrency_given == rate_given) {
+        fprintf(stderr, "curl_client: give exactly one of --concurrency and --rate\n");
+        usage_exit();
+    }
+    /* A rate beyond anything one thread can start is a typo, and one that is
+     * infinite would make every request due at once, forever; the negated
+     * comparison also turns away a rate that is not a number. */
+    if (argc % 2 != 1 || !c.base || duration_s <= 0 || c.runs <= 0 ||
+        (concurrency_given && (concurrency <= 0 || c.runs <= concurrency)) ||
+        (rate_given && !(c.rate > 0 && c.rate <= 1e7)))
         usage_exit();
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -227,38 +361,36 @@ int main(int argc, char **argv)
     c.headers = curl_slist_append(NULL, "Content-Type: application/json");
     c.headers = curl_slist_append(c.headers, "Authorization: Bearer bench-token");
     c.run_busy = calloc((size_t)c.runs, 1);
-    transfers = calloc((size_t)concurrency, sizeof(*transfers));
-    if (!c.multi || !c.headers || !c.run_busy || !transfers) {
+    /* The closed loop makes all its transfers now; rate mode makes them as
+     * the in-flight count grows, and keeps reusing the finished ones. */
+    c.transfers_cap = concurrency_given ? concurrency : MAX_IN_FLIGHT;
+    c.transfers = calloc((size_t)c.transfers_cap, sizeof(*c.transfers));
+    c.idle = calloc((size_t)c.transfers_cap, sizeof(*c.idle));
+    if (!c.multi || !c.headers || !c.run_busy || !c.transfers || !c.idle) {
         fprintf(stderr, "curl_client: out of memory\n");
         return 1;
     }
-    for (long i = 0; i < concurrency; i++) {
-        struct transfer *t = &transfers[i];
-        t->easy = curl_easy_init();
-        curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
-        curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, c.headers);
-        curl_easy_setopt(t->easy, CURLOPT_USERAGENT, "bench-curl-client");
-        curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->error);
-        curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_data);
-        curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
-        curl_easy_setopt(t->easy, CURLOPT_HTTP_VERSION, c.http_version);
-        curl_easy_setopt(t->easy, CURLOPT_PIPEWAIT, 1L);
-        curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, 10000L);
-        if (c.ca_file)
-            curl_easy_setopt(t->easy, CURLOPT_CAINFO, c.ca_file);
-    }
+    for (long i = 0; i < concurrency; i++)
+        if (!new_transfer(&c)) {
+            fprintf(stderr, "curl_client: out of memory\n");
+            return 1;
+        }
 
-    begin = now_ns();
-    c.window_start_ns = begin + (int64_t)(warmup_s * 1e9);
+    c.begin_ns = now_ns();
+    c.window_start_ns = c.begin_ns + (int64_t)(warmup_s * 1e9);
     c.window_end_ns = c.window_start_ns + (int64_t)(duration_s * 1e9);
     for (long i = 0; i < concurrency; i++)
-        if (start(&c, &transfers[i]) == 0)
-            in_flight++;
-    while (in_flight > 0) {
+        (void)start(&c, c.transfers[i], now_ns());
+    for (;;) {
         int running = 0, pending = 0;
         CURLMsg *msg;
+        int64_t now = now_ns();
 
+        if (c.rate > 0)
+            start_due(&c, now);
+        /* Rate mode waits for the next due time even with nothing in flight. */
+        if (c.in_flight == 0 && (c.rate <= 0 || now >= c.window_end_ns))
+            break;
         curl_multi_perform(c.multi, &running);
         while ((msg = curl_multi_info_read(c.multi, &pending))) {
             struct transfer *t = NULL;
@@ -269,33 +401,39 @@ int main(int argc, char **argv)
             curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
             curl_multi_remove_handle(c.multi, easy);
             finish(&c, t, result);
-            in_flight--;
+            if (c.rate > 0)
+                c.idle[c.idle_len++] = t;
             /* Refill before polling: an idle poll sleeps its whole timeout. */
-            if (now_ns() < c.window_end_ns && start(&c, t) == 0)
-                in_flight++;
+            else if (now_ns() < c.window_end_ns)
+                (void)start(&c, t, now_ns());
         }
-        if (in_flight > 0)
-            curl_multi_poll(c.multi, NULL, 0, 100, NULL);
+        if (c.rate > 0)
+            curl_multi_poll(c.multi, NULL, 0, poll_timeout_ms(&c, now_ns()), NULL);
+        else if (c.in_flight > 0)
+            curl_multi_poll(c.multi, NULL, 0, POLL_MAX_MS, NULL);
     }
 
     qsort(c.latencies_us, c.latencies_len, sizeof(uint32_t), compare_u32);
-    printf("{\"tool\": \"curl_client\", \"concurrency\": %ld, \"http\": \"%s\", "
+    printf("{\"tool\": \"curl_client\", \"concurrency\": %ld, \"rate\": %.10g, \"http\": \"%s\", "
            "\"seconds\": %.3f, \"calls\": %ld, \"throughput\": %.1f, \"p50_ms\": %.3f, "
            "\"p90_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, \"errors\": %ld, "
            "\"connections\": %ld, \"total_calls\": %ld}\n",
-           concurrency, c.http_version == CURL_HTTP_VERSION_1_1 ? "1.1" : "2", duration_s,
+           concurrency, c.rate, c.http_version == CURL_HTTP_VERSION_1_1 ? "1.1" : "2", duration_s,
            c.measured, (double)c.measured / duration_s,
            percentile(c.latencies_us, c.latencies_len, 0.50),
            percentile(c.latencies_us, c.latencies_len, 0.90),
            percentile(c.latencies_us, c.latencies_len, 0.99),
            percentile(c.latencies_us, c.latencies_len, 0.999), c.errors, c.connections, c.total);
 
-    for (long i = 0; i < concurrency; i++)
-        curl_easy_cleanup(transfers[i].easy);
+    for (long i = 0; i < c.transfers_len; i++) {
+        curl_easy_cleanup(c.transfers[i]->easy);
+        free(c.transfers[i]);
+    }
     curl_multi_cleanup(c.multi);
     curl_slist_free_all(c.headers);
     curl_global_cleanup();
-    free(transfers);
+    free(c.transfers);
+    free(c.idle);
     free(c.run_busy);
     free(c.latencies_us);
     return c.errors ? 3 : 0;
