@@ -240,7 +240,7 @@ def main():
     figures.append((
         "Added latency at 1,000 GetTask/s, 50 ms backend (measured - 50 ms)",
         "p50 %s, p99 %s" % (spread(added_p50, "{:.2f}", " ms"), spread(added_p99, "{:.2f}", " ms")),
-        "backend alone (curl, 50 in flight): p99 - 50 ms = %s" % spread(base_p99, "{:.2f}", " ms"),
+        "backend alone (curl client, 1,000/s): p99 - 50 ms = %s" % spread(base_p99, "{:.2f}", " ms"),
         "daemon p99 - backend p99 = %s" % spread(over_backend, "{:.2f}", " ms"),
         "p99 <= 2 ms", verdict(ok)))
 
@@ -273,31 +273,86 @@ def main():
         "log_level warning: %s" % spread(cpu_ms_per_1000(quiet), unit=" ms") if quiet else "",
         "", ""))
 
+    # The CPU budget at 64 in flight: daemon, load generator and nginx share two cores, so
+    # the throughput ratio to curl-only is about the ratio of CPU per call of the two runs.
+    def per_call_us(rows_, key, ticks):
+        out = []
+        for r in rows_:
+            calls = r["data"].get("total_calls") or 0
+            if calls and key in r:
+                out.append(r[key] * (1.0 / CLK_TCK if ticks else 1.0) / calls * 1e6)
+        return out
+    d64, n64, c64 = (pick(rows, "get64", t) for t in ("daemon", "noop", "curl"))
+    budget = {
+        "daemon": per_call_us(d64, "cpu_ticks", True),
+        "loadgen": per_call_us(d64, "client_cpu_s", False),
+        "nginx (daemon run)": per_call_us(d64, "nginx_ticks", True),
+        "curl-only client": per_call_us(c64, "client_cpu_s", False),
+        "nginx (curl-only run)": per_call_us(c64, "nginx_ticks", True),
+        "no-op server": per_call_us(n64, "cpu_ticks", True),
+    }
+    if all(budget.values()):
+        m = {k: med(v) for k, v in budget.items()}
+        daemon_run = m["daemon"] + m["loadgen"] + m["nginx (daemon run)"]
+        curl_run = m["curl-only client"] + m["nginx (curl-only run)"]
+        # What the daemon may cost for the daemon run to take at most twice the CPU of
+        # the curl-only run, i.e. for 50% of its throughput on a CPU-bound machine.
+        allowed = 2 * curl_run - m["loadgen"] - m["nginx (daemon run)"]
+        halves = m["no-op server"] + m["curl-only client"]
+        figures.append((
+            "CPU per GetTask, 64 in flight, by process (us)",
+            "daemon %s" % spread(budget["daemon"], "{:.0f}"),
+            "loadgen %s, nginx %s; curl-only run: client %s, nginx %s; no-op server %s" % (
+                spread(budget["loadgen"], "{:.0f}"), spread(budget["nginx (daemon run)"], "{:.0f}"),
+                spread(budget["curl-only client"], "{:.0f}"),
+                spread(budget["nginx (curl-only run)"], "{:.0f}"),
+                spread(budget["no-op server"], "{:.0f}")),
+            "daemon run %.0f us a call in all, curl-only run %.0f: 50%% needs the daemon at "
+            "<= %.0f us; its two halves alone (no-op + curl-only) cost %.0f" % (
+                daemon_run, curl_run, allowed, halves),
+            "", ""))
+
     # RSS idle.
     st = pick(rows, "startup", "daemon")
     idle = [r["data"]["rss_idle_kb"] / 1024.0 for r in st]
     anon = [r["data"].get("rss_idle_anon_kb", 0) / 1024.0 for r in st]
     filed = [r["data"].get("rss_idle_file_kb", 0) / 1024.0 for r in st]
     ok = med(idle) is not None and med(idle) <= 16.0
+    floor = [r["data"]["rss_idle_kb"] / 1024.0 for r in pick(rows, "idle_floor", "noop")]
+    floor_libs = [r["data"]["rss_idle_kb"] / 1024.0
+                  for r in pick(rows, "idle_floor", "noop_daemon_libs")]
     figures.append(("RSS idle (1 s after the first health check)",
                     spread(idle, "{:.1f}", " MB"),
                     "of which anonymous %s, file-backed (shared libraries) %s" % (
                         spread(anon, "{:.1f}", " MB"), spread(filed, "{:.1f}", " MB")),
-                    "", "<= 16 MB", verdict(ok)))
+                    "floor: no-op gRPC server idle %s; the same with the daemon's other "
+                    "libraries loaded (LD_PRELOAD) %s" % (
+                        spread(floor, "{:.1f}", " MB"), spread(floor_libs, "{:.1f}", " MB")),
+                    "<= 16 MB", verdict(ok)))
 
     # Peak RSS at 5,000 in flight.
     p5 = pick(rows, "inflight5000", "daemon")
+    r5 = pick(rows, "inflight5000", "daemon_raised_cap")
     h5 = pick(rows, "inflight5000", "noop_held")
     count_errors("5,000 in flight (daemon)", p5)
+    count_errors("5,000 in flight (daemon, cap raised)", r5)
     count_errors("5,000 in flight (no-op holding)", h5)
     hwm = [r["hwm_kb"] / 1024.0 for r in p5]
     ok = med(hwm) is not None and med(hwm) <= 64.0
     figures.append((
         "Peak RSS, 5,000 GetTask in flight, 50 ms backend",
         spread(hwm, "{:.0f}", " MB"),
-        "no-op gRPC server holding 5,000 calls 50 ms: %s" % spread([r["hwm_kb"] / 1024.0 for r in h5], "{:.0f}", " MB"),
+        "floor: no-op gRPC server holding 5,000 calls 50 ms (one malloc arena, as the "
+        "daemon): %s" % spread([r["hwm_kb"] / 1024.0 for r in h5], "{:.0f}", " MB"),
         "daemon throughput there %s calls/s" % spread([r["data"]["throughput"] for r in p5]),
         "<= 64 MB", verdict(ok)))
+    if r5:
+        figures.append((
+            "Peak RSS, 5,000 in flight, instance_max_concurrent_requests 10,000",
+            spread([r["hwm_kb"] / 1024.0 for r in r5], "{:.0f}", " MB"),
+            "every request handed to libcurl at once",
+            "daemon throughput there %s calls/s" % spread([r["data"]["throughput"] for r in r5]),
+            "", ""))
 
     # Handshakes.
     hs = pick(rows, "handshakes", "nginx")
@@ -402,9 +457,12 @@ def main():
   one repeated run id would be coalesced.
 - **CPU** from `/proc/PID/stat` (utime + stime) around each run, divided by the calls answered.
   **RSS** from `/proc/PID/status`: VmRSS 1 s after the first health check (idle), VmHWM of a
-  fresh daemon after the 5,000-in-flight run (peak). That run uses a config raising
-  `instance_max_concurrent_requests` to 10,000 (default 256), as a deployment expecting 5,000
-  concurrent polls would; with the default the extra calls wait in the daemon's own queue.
+  fresh daemon after the 5,000-in-flight run (peak), with the default configuration (at most
+  256 requests a workspace in libcurl, the rest wait in the daemon's queue) and once more with
+  `instance_max_concurrent_requests` raised to 10,000. The idle floor is the no-op server's
+  VmRSS after a few calls, alone and with the daemon's other libraries preloaded.
+  **CPU budget**: the CPU seconds of loadgen and of the curl client (bash `time`) and of
+  nginx's workers (`/proc`) around each 64-in-flight run, per call.
   **Start-up**: loadgen forks and execs the daemon, polls the port, then sends one health check
   (wait-for-ready): the figure runs from fork to the answer.
 - The daemon runs with its defaults (log_level info: one line per call) except where a row says

@@ -108,6 +108,20 @@ record() {
 # CPU time (user + system) of a process in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+# CPU time of nginx's workers, in clock ticks.
+nginx_ticks() {
+    local sum=0 pid
+    for pid in $(pgrep -P "$NGINX_PID"); do sum=$((sum + $(cpu_ticks "$pid"))); done
+    echo "$sum"
+}
+# timed_run CMD...: runs CMD (a shell function is fine) with its stdout in $TIMED_OUT and
+# the user + system CPU seconds of every process it ran in $TIMED_CPU_S: the load
+# generator's and the curl client's own cost per call, for the CPU budget in the report.
+timed_run() {
+    local TIMEFORMAT='%3U %3S'
+    { time TIMED_OUT=$("$@"); } 2>"$WORK/timed.out"
+    TIMED_CPU_S=$(awk '{print $1 + $2}' "$WORK/timed.out")
+}
 
 # ---- certificates -----------------------------------------------------------
 log "work directory $WORK"
@@ -279,6 +293,32 @@ print(json.dumps({"figure": "version_exec", "target": "daemon", "rep": int(sys.a
 EOF
 done
 
+# The floor under the idle figure: the no-op gRPC server (gRPC and protobuf-c only), idle
+# after a few calls, alone and with every library the daemon links and it does not
+# preloaded, so that the loader maps and relocates the same set as for the daemon.
+needed_libs() { readelf -d "$1" | awk '$2 == "(NEEDED)" {gsub(/[][]/, "", $5); print $5}' | sort; }
+DAEMON_ONLY_LIBS=$(comm -23 <(needed_libs "$DAEMON") <(needed_libs "$NOOP") | tr '\n' ' ')
+for rep in $(seq "$REPS"); do
+    for target in noop noop_daemon_libs; do
+        preload=""
+        [ "$target" = noop_daemon_libs ] && preload=$DAEMON_ONLY_LIBS
+        : >"$WORK/noop-idle.port"
+        env LD_PRELOAD="$preload" "$NOOP" --threads 2 >"$WORK/noop-idle.port" 2>>"$WORK/noop-idle.log" &
+        IDLE_PID=$!
+        PIDS+=("$IDLE_PID")
+        for _ in $(seq 100); do [ -s "$WORK/noop-idle.port" ] && break; sleep 0.05; done
+        idle_port=$(awk '{print $2}' "$WORK/noop-idle.port")
+        line=$(DURATION=0.05 WARMUP=0 loadgen "$idle_port" --call get --concurrency 1 --threads 1 \
+            --instance "$FAST")
+        need_json "$line" "loadgen (idle floor)"
+        sleep 1
+        record idle_floor "$target" "$rep" \
+            "{\"rss_idle_kb\": $(status_kb "$IDLE_PID" VmRSS), \"rss_idle_anon_kb\": $(status_kb "$IDLE_PID" RssAnon), \"rss_idle_file_kb\": $(status_kb "$IDLE_PID" RssFile)}" \
+            "\"preload\": \"$preload\""
+        stop_pid "$IDLE_PID"
+    done
+done
+
 # ---- long-lived servers --------------------------------------------------------
 "$NOOP" --threads 2 >"$WORK/noop.port" 2>"$WORK/noop.log" &
 NOOP_PID=$!
@@ -298,19 +338,26 @@ log "daemon pid $DAEMON_PID on port $DAEMON_PORT, no-op server on port $NOOP_POR
 for rep in $(seq "$REPS"); do
     for c in 16 64 256; do
         log "throughput rep $rep/$REPS, $c in flight"
+        # Every run records the CPU its server, the client and nginx spent: the CPU
+        # budget of the machine, which all three share.
         t0=$(cpu_ticks "$NOOP_PID")
-        line=$(loadgen "$NOOP_PORT" --call get --concurrency "$c" --threads 2 --instance "$FAST")
-        need_json "$line" "loadgen (no-op server)"
-        record "get$c" noop "$rep" "$line" "\"cpu_ticks\": $(($(cpu_ticks "$NOOP_PID") - t0))"
+        timed_run loadgen "$NOOP_PORT" --call get --concurrency "$c" --threads 2 --instance "$FAST"
+        need_json "$TIMED_OUT" "loadgen (no-op server)"
+        record "get$c" noop "$rep" "$TIMED_OUT" \
+            "\"cpu_ticks\": $(($(cpu_ticks "$NOOP_PID") - t0)), \"client_cpu_s\": $TIMED_CPU_S"
 
         t0=$(cpu_ticks "$DAEMON_PID")
-        line=$(loadgen "$DAEMON_PORT" --call get --concurrency "$c" --threads 2 --instance "$FAST")
-        need_json "$line" "loadgen (daemon)"
-        record "get$c" daemon "$rep" "$line" "\"cpu_ticks\": $(($(cpu_ticks "$DAEMON_PID") - t0))"
+        n0=$(nginx_ticks)
+        timed_run loadgen "$DAEMON_PORT" --call get --concurrency "$c" --threads 2 --instance "$FAST"
+        need_json "$TIMED_OUT" "loadgen (daemon)"
+        record "get$c" daemon "$rep" "$TIMED_OUT" \
+            "\"cpu_ticks\": $(($(cpu_ticks "$DAEMON_PID") - t0)), \"client_cpu_s\": $TIMED_CPU_S, \"nginx_ticks\": $(($(nginx_ticks) - n0))"
 
-        line=$(curl_client "$c" "$FAST")
-        need_json "$line" "curl_client"
-        record "get$c" curl "$rep" "$line"
+        n0=$(nginx_ticks)
+        timed_run curl_client "$c" "$FAST"
+        need_json "$TIMED_OUT" "curl_client"
+        record "get$c" curl "$rep" "$TIMED_OUT" \
+            "\"client_cpu_s\": $TIMED_CPU_S, \"nginx_ticks\": $(($(nginx_ticks) - n0))"
 
         if [ "$c" = 64 ]; then
             t0=$(cpu_ticks "$QUIET_PID")
@@ -337,9 +384,11 @@ for rep in $(seq "$REPS"); do
     line=$(loadgen "$DAEMON_PORT" --call get --rate 1000 --instance "$SLOW")
     need_json "$line" "loadgen (fixed rate)"
     record rate1000 daemon "$rep" "$line"
-    # The backend alone at the same load: 50 in flight x 50 ms = 1,000/s.
-    line=$(curl_client 50 "$SLOW")
-    need_json "$line" "curl_client (50 ms)"
+    # The backend alone at the same load: the curl client at the same fixed rate, its
+    # latency also counted from when each request was due.
+    line=$(timeout 120 "$CURLC" --base "https://$SLOW" --ca-file "$WORK/ca.pem" --rate 1000 \
+        --duration "$DURATION" --warmup "$WARMUP" 2>>"$WORK/curl_client.err" || true)
+    need_json "$line" "curl_client (1,000/s, 50 ms)"
     record rate1000 curl "$rep" "$line"
 done
 
@@ -385,22 +434,30 @@ fi
 stop_pid "$DAEMON_PID"
 
 # ---- 7. peak RSS with 5,000 calls in flight against the 50 ms backend ----------
+# With the default configuration (at most 256 requests a workspace handed to libcurl, the
+# rest wait in the daemon's queue), and with that cap raised past 5,000.
 for rep in $(seq "$REPS"); do
-    log "5,000 in flight rep $rep/$REPS"
-    start_daemon "$WORK/daemon-5000.json" "daemon-5000-$rep"
-    rss_before=$(status_kb "$DAEMON_PID" VmRSS)
-    line=$(loadgen "$DAEMON_PORT" --call get --concurrency 5000 --threads 2 --instance "$SLOW" \
-        --deadline-ms 30000)
-    need_json "$line" "loadgen (5,000 in flight)"
-    record inflight5000 daemon "$rep" "$line" \
-        "\"rss_before_kb\": $rss_before, \"hwm_kb\": $(status_kb "$DAEMON_PID" VmHWM), \"rss_after_kb\": $(status_kb "$DAEMON_PID" VmRSS)"
-    stop_pid "$DAEMON_PID"
+    for target in daemon daemon_raised_cap; do
+        log "5,000 in flight rep $rep/$REPS ($target)"
+        config=$WORK/daemon.json
+        [ "$target" = daemon_raised_cap ] && config=$WORK/daemon-5000.json
+        start_daemon "$config" "$target-5000-$rep"
+        rss_before=$(status_kb "$DAEMON_PID" VmRSS)
+        line=$(loadgen "$DAEMON_PORT" --call get --concurrency 5000 --threads 2 --instance "$SLOW" \
+            --deadline-ms 30000)
+        need_json "$line" "loadgen (5,000 in flight)"
+        record inflight5000 "$target" "$rep" "$line" \
+            "\"rss_before_kb\": $rss_before, \"hwm_kb\": $(status_kb "$DAEMON_PID" VmHWM), \"rss_after_kb\": $(status_kb "$DAEMON_PID" VmRSS)"
+        stop_pid "$DAEMON_PID"
+    done
 done
 
-# The floor: the no-op gRPC server holding every call 50 ms, same load.
+# The floor: the no-op gRPC server holding every call 50 ms, same load, with the daemon's
+# allocator setting (one malloc arena, daemon/serve.c).
 for rep in $(seq "$REPS"); do
     log "5,000 in flight, no-op server holding calls 50 ms, rep $rep/$REPS"
-    "$NOOP" --threads 2 --delay-ms 50 >"$WORK/noop-held.port" 2>>"$WORK/noop-held.log" &
+    MALLOC_ARENA_MAX=1 "$NOOP" --threads 2 --delay-ms 50 >"$WORK/noop-held.port" \
+        2>>"$WORK/noop-held.log" &
     HELD_PID=$!
     PIDS+=("$HELD_PID")
     for _ in $(seq 100); do [ -s "$WORK/noop-held.port" ] && break; sleep 0.05; done
