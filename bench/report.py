@@ -413,11 +413,14 @@ def main():
               "figures by hand; the findings section comes from bench/findings.md.\n" % (
                   datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                   " (**--quick run: one repetition, short runs**)" if a.quick else ""))
-    md.append("These machines are shared: other engineers' test suites ran on the same two "
-              "cores during the bench, so absolute figures move from run to run, sometimes by "
-              "a factor of two. Read the same-run ratios (the daemon against the no-op gRPC "
-              "server and against the curl-only client, measured back to back in the same "
-              "repetition) rather than the absolute numbers.\n")
+    loadavg = pick(rows, "loadavg", "machine")
+    md.append("These machines are shared, so other work on the same two cores can move "
+              "absolute figures from run to run, sometimes by a factor of two%s. Read the "
+              "same-run ratios (the daemon against the no-op gRPC server and against the "
+              "curl-only client, measured back to back in the same repetition) rather than the "
+              "absolute numbers.\n" % (
+                  " (load average over the minute before this run: %s)" % loadavg[0]["data"]["one_minute"]
+                  if loadavg else ""))
     md.append("## Figures\n")
     md.append("Median of %d repetitions [min-max]; each run %.0f s measured after %.0f s of "
               "warm-up.\n" % (a.reps, a.duration, a.warmup))

@@ -123,6 +123,9 @@ timed_run() {
     TIMED_CPU_S=$(awk '{print $1 + $2}' "$WORK/timed.out")
 }
 
+# How busy the shared machine was when the run began, for the report.
+record loadavg machine 1 "{\"one_minute\": $(awk '{print $1}' /proc/loadavg)}"
+
 # ---- certificates -----------------------------------------------------------
 log "work directory $WORK"
 (
