@@ -335,9 +335,13 @@ def test_hanging_workspace_does_not_block_another(t):
         latencies.append(took)
     check(len(stuck.ended) == 0, "calls to A ended while B was measured: the test proves nothing")
     latencies.sort()
-    p99 = latencies[int(0.99 * len(latencies))]
-    t.transcript.append("note: B latency p50 %.3f s, p99 %.3f s" % (latencies[25], p99))
+    # Of 50 calls the p99 is the second slowest: one stall (the first TLS handshake to B, a
+    # scheduler hiccup) is allowed a looser bound; a B blocked behind A would take ~5 s.
+    p99 = latencies[int(0.99 * (len(latencies) - 1))]
+    t.transcript.append("note: B latency p50 %.3f s, p99 %.3f s, max %.3f s"
+                        % (latencies[25], p99, latencies[-1]))
     check(p99 < 0.5 * slow, "GetTask to B p99 %.3f s while A hangs" % p99)
+    check(latencies[-1] < 2 * slow, "GetTask to B max %.3f s while A hangs" % latencies[-1])
     eq(len(gets_of(fake_b, 42)), 50, "runs/get at workspace B")
     for code, details, phase, took in stuck.wait(15 * env.daemon.factor, "the stuck calls to A"):
         check(code in (UNAVAILABLE, EXHAUSTED), "stuck call ended %s %r" % (code, details))
@@ -399,7 +403,7 @@ def test_last_known_phase_through_outage(t):
         if i % 5 == 0:
             step = err_503()
         else:
-            step = err_429(retry_after=5) if i % 2 else err_503(retry_after=5)
+            step = err_429(retry_after=60) if i % 2 else err_503(retry_after=60)
         env.fake.script([step], run_id=run_id)
         seen = len(gets_of(env.fake, run_id))
         reply, took = timed_get(env, raw, 1.5)
@@ -412,7 +416,7 @@ def test_last_known_phase_through_outage(t):
         check(took < 1.5 * SCALE, "poll %d took %.2f s, deadline 1.5 s" % (i, took))
         n = len(gets_of(env.fake, run_id)) - seen
         if "headers" in step:
-            eq(n, 1, "runs/get for poll %d (Retry-After 5 s exceeds the deadline)" % i)
+            eq(n, 1, "runs/get for poll %d (Retry-After 60 s exceeds the deadline)" % i)
         else:
             check(n >= 2, "poll %d was not retried (%d runs/get)" % (i, n))
     env.fake.script([SUCCESS], run_id=run_id)
@@ -431,11 +435,13 @@ def test_concurrent_polls_coalesce(t):
     """100 concurrent GetTasks of one run while its runs/get takes 800 ms: one runs/get."""
     env = t.start()
     run_id, raw = create_run(t, env)
-    env.fake.script([dict(RUNNING, delay_ms=800)], run_id=run_id)
+    # All 100 calls must reach the daemon while the first runs/get is out: scale the window
+    # with the daemon's slowdown (ASan, valgrind).
+    env.fake.script([dict(RUNNING, delay_ms=int(800 * SCALE * env.daemon.factor))], run_id=run_id)
     calls = Calls(env)
     for _ in range(100):
-        calls.send(raw, timeout=10 * SCALE)
-    replies = calls.wait(15)
+        calls.send(raw, timeout=env.daemon.timeout(10))
+    replies = calls.wait(env.daemon.timeout(15))
     bad = [r for r in replies if r[0] != OK or r[2] != "RUNNING"]
     check(not bad, "%d of 100 coalesced calls failed, e.g. %s" % (len(bad), bad[:2]))
     eq(len(gets_of(env.fake, run_id)), 1, "runs/get for 100 concurrent polls")
@@ -475,7 +481,10 @@ def test_rate_limit_token_bucket(t):
     times = sorted(r["time"] for r in gets_of(env.fake))
     t.transcript.append("note: %s; %d runs/get over %.2f s"
                         % (codes, len(times), times[-1] - times[0] if times else 0))
-    check(codes.get(UNAVAILABLE, 0) <= 5, "%d calls timed out" % codes.get(UNAVAILABLE, 0))
+    # Released with ~50 ms left, a request to the Python fake may miss on a loaded machine:
+    # a few, never a large share of the admitted calls.
+    check(codes.get(UNAVAILABLE, 0) <= max(5, codes.get(OK, 0) // 10),
+          "%d calls timed out" % codes.get(UNAVAILABLE, 0))
     check(codes.get(OK, 0) <= len(times) <= codes.get(OK, 0) + codes.get(UNAVAILABLE, 0),
           "%d runs/get requests for %s" % (len(times), codes))
     check(codes.get(OK, 0) >= burst, "only %d calls admitted" % codes.get(OK, 0))
@@ -511,7 +520,7 @@ def test_max_calls_in_flight(t):
     check(len(refused) >= 15, "only %d of 30 calls refused with max_calls_in_flight 10: %s"
           % (len(refused), [r[:2] for r in replies]))
     for code, details, phase, took in refused:
-        check(took < 1.0 * SCALE, "RESOURCE_EXHAUSTED after %.2f s, not at once" % took)
+        check(took < env.daemon.timeout(1.0), "RESOURCE_EXHAUSTED after %.2f s, not at once" % took)
         check("max_calls_in_flight" in details, "message: %r" % details)
     for code, details, phase, took in replies:
         check(code in (EXHAUSTED, UNAVAILABLE), "call ended %s %r" % (code, details))
@@ -526,13 +535,15 @@ def shutdown_under_load(t, calls_count, valgrind):
     call gets OK or UNAVAILABLE, and the daemon exits 0 within shutdown_grace_ms (5 s)."""
     grace = 5.0
     env = start(t, {"shutdown_grace_ms": int(grace * 1000)}, valgrind=valgrind)
-    env.fake.config(unknown_run=dict(RUNNING, delay_ms=2000))
+    # The answer must outlast the time it takes to get every call in flight, which a slow
+    # daemon (ASan, valgrind) stretches: scale it too.
+    env.fake.config(unknown_run=dict(RUNNING, delay_ms=int(2000 * SCALE * env.daemon.factor)))
     calls = Calls(env)
     for i in range(calls_count):
         calls.send(meta(env.fake, 20000 + i), timeout=60 * SCALE * env.daemon.factor)
     wait_until(lambda: metric(env.daemon, "fdc_grpc_calls_in_flight") >= calls_count,
-               10 * env.daemon.factor, "%d calls in flight" % calls_count, interval=0.2)
-    wait_until(lambda: len(gets_of(env.fake)) >= 1, 10 * env.daemon.factor,
+               env.daemon.timeout(10), "%d calls in flight" % calls_count, interval=0.2)
+    wait_until(lambda: len(gets_of(env.fake)) >= 1, env.daemon.timeout(10),
                "runs/get at the slow fake")
     check(len(calls.ended) == 0, "calls ended before SIGTERM")
     stopped = time.monotonic()

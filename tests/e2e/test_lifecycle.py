@@ -11,8 +11,8 @@ import time
 
 import grpc
 
-from harness import (CREATE, GET, HEALTH, Failure, check, create_request, custom_config, eq,
-                     resource_meta_of, wait_until)
+from harness import (CREATE, GET, HEALTH, SCALE, Failure, check, create_request, custom_config,
+                     eq, resource_meta_of, wait_until)
 
 
 def write_config(t, name, settings):
@@ -93,7 +93,7 @@ def test_grace_period_cancels_leftovers(t):
     took = time.monotonic() - started
     th.join(20 * env.daemon.factor)
     eq(code, 0, "exit code")
-    check(took < 6 * env.daemon.factor, "exit took %.1f s with a 1 s grace period" % took)
+    check(took < env.daemon.timeout(6), "exit took %.1f s with a 1 s grace period" % took)
     reply = out.get("reply")
     check(reply is not None, "the call in flight got no answer")
     check(reply.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED),
@@ -116,7 +116,7 @@ def test_second_signal_exits_at_once(t):
     env.daemon.exit_code = 0  # expected non-zero here; the harness would object
     th.join(10 * env.daemon.factor)
     check(code != 0, "second signal: exit code %s, want non-zero" % code)
-    check(took < 3 * env.daemon.factor, "second signal took %.1f s to exit" % took)
+    check(took < env.daemon.timeout(3), "second signal took %.1f s to exit" % took)
     check("second stop signal" in env.daemon.stderr_text(), "second signal not logged")
 
 
@@ -187,7 +187,7 @@ def run_daemon(t, args, timeout=10):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_")}
     env["FLYTE_DATABRICKS_ACCESS_TOKEN"] = "dapi-test"
     proc = subprocess.run([t.suite.daemon, "--metrics-listen", "off"] + args, env=env,
-                          capture_output=True, text=True, timeout=timeout, cwd=t.dir)
+                          capture_output=True, text=True, timeout=timeout * SCALE, cwd=t.dir)
     return proc.returncode, [line for line in proc.stderr.splitlines() if line.strip()]
 
 

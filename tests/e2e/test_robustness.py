@@ -81,7 +81,7 @@ def test_sigterm_with_call_in_flight(t):
 
     th = threading.Thread(target=call)
     th.start()
-    check(wait_for(lambda: env.fake.requests("/runs/get"), 5 * env.daemon.factor),
+    check(wait_for(lambda: env.fake.requests("/runs/get"), env.daemon.timeout(5)),
           "runs/get never reached the fake")
     started = time.monotonic()
     env.daemon.proc.send_signal(signal.SIGTERM)
@@ -89,7 +89,7 @@ def test_sigterm_with_call_in_flight(t):
     took = time.monotonic() - started
     th.join(20 * env.daemon.factor)
     eq(code, 0, "exit code after SIGTERM with a call in flight")
-    check(took < 12 * env.daemon.factor, "shutdown took %.1f s" % took)
+    check(took < env.daemon.timeout(12), "shutdown took %.1f s" % took)
     reply = out.get("reply")
     check(reply is not None, "the in-flight call never finished")
     check(reply.code in (grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE,
