@@ -4,7 +4,6 @@
  * of the input, whole-number printing and spec_instance(). */
 #include <dirent.h>
 #include <errno.h>
-#include <libgen.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "fixture_dir.h"
 #include "spec.h"
 #include "structjson.h"
 
@@ -366,22 +366,6 @@ static void test_instance(void **state)
     }
 }
 
-static void find_fixture_dir(const char *argv0)
-{
-    static const char *const candidates[] = {"tests/fixtures/spec", "../../tests/fixtures/spec"};
-    char *copy = strdup(argv0);
-    DIR *d;
-
-    snprintf(fixture_dir, sizeof(fixture_dir), "%s", candidates[0]);
-    if ((d = opendir(fixture_dir))) {
-        closedir(d);
-    } else if (copy) {
-        /* Run from elsewhere: build/tests/test_spec lives two levels below the tree. */
-        snprintf(fixture_dir, sizeof(fixture_dir), "%s/%s", dirname(copy), candidates[1]);
-    }
-    free(copy);
-}
-
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +380,6 @@ int main(int argc, char **argv)
     };
 
     (void)argc;
-    find_fixture_dir(argv[0]);
+    fixture_dir_find(fixture_dir, sizeof(fixture_dir), argv[0], "spec");
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,6 @@
  * fixtures are in tests/fixtures/template_json/; expected values are written out here by hand. */
 #include <dirent.h>
 #include <errno.h>
-#include <libgen.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "fixture_dir.h"
 #include "template_json.h"
 
 static char fixture_dir[4096];
@@ -480,23 +480,6 @@ static void test_null_error_pointer(void **state)
     assert_null(template_json_free(NULL));
 }
 
-static void find_fixture_dir(const char *argv0)
-{
-    static const char *const candidates[] = {"tests/fixtures/template_json",
-                                             "../../tests/fixtures/template_json"};
-    char *copy = strdup(argv0);
-    DIR *d;
-
-    snprintf(fixture_dir, sizeof(fixture_dir), "%s", candidates[0]);
-    if ((d = opendir(fixture_dir))) {
-        closedir(d);
-    } else if (copy) {
-        /* Run from elsewhere: build/tests/test_template_json lives two levels below the tree. */
-        snprintf(fixture_dir, sizeof(fixture_dir), "%s/%s", dirname(copy), candidates[1]);
-    }
-    free(copy);
-}
-
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -516,6 +499,6 @@ int main(int argc, char **argv)
     };
 
     (void)argc;
-    find_fixture_dir(argv[0]);
+    fixture_dir_find(fixture_dir, sizeof(fixture_dir), argv[0], "template_json");
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
