@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "fixture_dir.h"
+#include "fixture.h"
 #include "spec.h"
 #include "structjson.h"
 
@@ -42,26 +42,16 @@ static const char *const fixture_cases[] = {
 
 static cJSON *load_json(const char *name, const char *suffix)
 {
-    char path[4200];
-    FILE *f;
+    char file[512];
     char *text;
-    long size;
+    size_t len;
     cJSON *j;
 
-    snprintf(path, sizeof(path), "%s/%s%s", fixture_dir, name, suffix);
-    f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    size = ftell(f);
-    rewind(f);
-    text = calloc(1, (size_t)size + 1);
-    assert_non_null(text);
-    assert_int_equal(fread(text, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
+    snprintf(file, sizeof(file), "%s%s", name, suffix);
+    text = fixture_read(fixture_dir, file, &len);
     j = cJSON_Parse(text);
     if (!j)
-        fail_msg("%s is not valid JSON", path);
+        fail_msg("%s/%s is not valid JSON", fixture_dir, file);
     free(text);
     return j;
 }

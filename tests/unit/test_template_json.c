@@ -13,32 +13,10 @@
 
 #include <cmocka.h>
 
-#include "fixture_dir.h"
+#include "fixture.h"
 #include "template_json.h"
 
 static char fixture_dir[4096];
-
-static char *load_fixture(const char *name, size_t *ret_len)
-{
-    char path[4200];
-    FILE *f;
-    char *text;
-    long size;
-
-    snprintf(path, sizeof(path), "%s/%s", fixture_dir, name);
-    f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    assert_int_equal(fseek(f, 0, SEEK_END), 0);
-    size = ftell(f);
-    rewind(f);
-    text = calloc(1, (size_t)size + 1);
-    assert_non_null(text);
-    assert_int_equal(fread(text, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    *ret_len = (size_t)size;
-    return text;
-}
 
 static Flyteidl__Core__TaskTemplate *parse_ok(const char *text)
 {
@@ -56,7 +34,7 @@ static Flyteidl__Core__TaskTemplate *parse_ok(const char *text)
 static Flyteidl__Core__TaskTemplate *parse_fixture(const char *name)
 {
     size_t len;
-    char *text = load_fixture(name, &len);
+    char *text = fixture_read(fixture_dir, name, &len);
     Flyteidl__Core__TaskTemplate *t = NULL;
     char *err = NULL;
     int r = template_json_parse(text, len, &t, &err);
@@ -356,7 +334,7 @@ static void test_fixtures_of_other_messages(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         size_t len;
-        char *text = load_fixture(cases[i].name, &len);
+        char *text = fixture_read(fixture_dir, cases[i].name, &len);
         Flyteidl__Core__TaskTemplate *t = NULL;
         char *err = NULL;
 
