@@ -85,16 +85,7 @@ fi
 
 if [ "$mode" = e2e ] || [ "$mode" = all ]; then
 	BUILD=$BUILD timeout -k 10 "$E2E_TIMEOUT" "$PYTHON" "$here/e2e/run.py" 2>&1 | tee "$out"
-	rc=${PIPESTATUS[0]}
-	last=$(tail -n 1 "$out")
-	if [[ "$last" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-		passed=$((passed + BASH_REMATCH[1]))
-		failed=$((failed + BASH_REMATCH[2]))
-		if [ "$rc" -ne 0 ] && [ "${BASH_REMATCH[2]}" -eq 0 ]; then failed=$((failed + 1)); fi
-	else
-		echo "FAIL e2e: suite ended without a summary (exit code $rc)"
-		failed=$((failed + 1))
-	fi
+	count_suite "${PIPESTATUS[0]}" e2e
 fi
 
 if [ "$mode" = packaging ] || [ "$mode" = all ]; then
