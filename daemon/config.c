@@ -25,7 +25,7 @@
 #include <cjson/cJSON.h>
 
 #define DEFAULT_LISTEN "0.0.0.0:8000"
-#define DEFAULT_WORKERS 2
+#define DEFAULT_WORKERS 0
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000L
 #define DEFAULT_REQUEST_TIMEOUT_MS 30000L
 #define DEFAULT_MAX_RESPONSE_BYTES 4194304L
@@ -325,7 +325,7 @@ static const struct key keys[] = {
     {"terminal_cache_ttl_ms", KIND_LONG, offsetof(struct config, terminal_cache_ttl_ms), false,
      0, 86400000, NULL},
     {"token_file", KIND_STRING, offsetof(struct config, token_file), true, 0, 0, check_nonempty},
-    {"workers", KIND_INT, offsetof(struct config, workers), false, 1, 64, NULL},
+    {"workers", KIND_INT, offsetof(struct config, workers), false, 0, 64, NULL},
 };
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
@@ -1245,8 +1245,9 @@ void config_usage(FILE *out, const char *program) {
             "  --listen HOST:PORT       gRPC listen address; IPv6 hosts in brackets, e.g.\n"
             "                           [::]:8000. Port 0 picks a free port (logged).\n"
             "                           Default: 0.0.0.0:8000. Key: listen.\n"
-            "  --workers N              gRPC worker threads, 1-64.\n"
-            "                           Default: 2. Key: workers.\n"
+            "  --workers N              gRPC worker threads, 0-64. 0: none, the thread\n"
+            "                           that talks to Databricks serves gRPC too (the\n"
+            "                           least CPU per call). Default: 0. Key: workers.\n"
             "  --instance HOST[:PORT]   Databricks workspace used when a task names none\n"
             "                           (custom.databricksInstance); always allowed.\n"
             "                           Default: none. Key: default_instance.\n"

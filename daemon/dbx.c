@@ -16,6 +16,10 @@
  * Waiting requests sit on a list the loop checks each round; no thread
  * sleeps.
  *
+ * The gRPC server can ride on this loop (workers 0, dbx_attach_source):
+ * each round starts by draining it, and the poll also watches its fd, so a
+ * call is received, sent, answered and freed on this one thread.
+ *
  * All easy handles share the multi handle's connection cache, so TLS
  * connections are reused across requests; with HTTP/2 (PIPEWAIT) requests
  * to one workspace multiplex over few connections.
@@ -45,6 +49,16 @@
  * time out, and the caller is better served by an answer now. */
 #define MIN_ATTEMPT_MS 50
 #define LOOP_IDLE_MS 1000
+/* With an event source attached (the gRPC server, workers 0): how long the
+ * loop may sleep while the source was active in the last SOURCE_QUIET_ROUNDS
+ * rounds, and once it has been quiet that long. The source's fd misses two
+ * kinds of work (see server_drain() in server.h): completions queued by
+ * gRPC's own threads, and I/O events gRPC collected but handles one per
+ * poll, at most 100. After 128 quiet rounds the second kind is gone; the
+ * first is rare and waits at most SOURCE_IDLE_POLL_MS. */
+#define SOURCE_BUSY_POLL_MS 1
+#define SOURCE_IDLE_POLL_MS 100
+#define SOURCE_QUIET_ROUNDS 128
 /* Finished easy handles kept for the next request: curl_easy_init() per
  * request showed in the profile (allocation and set-up, ~10% of the curl
  * thread), and a reused handle keeps its TLS session for resumption. */
@@ -151,6 +165,7 @@ struct dbx {
     struct dbx_request *incoming; /* guarded by lock; LIFO, reversed when taken */
     bool stopping;                /* guarded by lock */
     struct live_settings *pending_settings; /* guarded by lock */
+    struct dbx_event_source pending_source; /* guarded by lock; drain NULL: none */
     /* Settings replaced by a reload: transfers in flight may still point at
      * their header list, so they are kept until dbx_free. Guarded by lock. */
     struct live_settings *retired;
@@ -164,6 +179,8 @@ struct dbx {
     unsigned int random_state;
     CURL *idle_easy[IDLE_EASY_MAX]; /* detached, ready for reuse */
     size_t idle_easy_count;
+    struct dbx_event_source source; /* drain NULL: none attached */
+    int source_quiet_rounds;        /* rounds since the source last had work */
 };
 
 const char *dbx_endpoint_name(enum dbx_endpoint endpoint)
@@ -731,10 +748,23 @@ static void *curl_thread_main(void *arg)
         int pending;
 
         atomic_store(&dbx->last_loop_ms, clock_now_ms());
+        /* First the source (new gRPC calls, whose handlers queue requests
+         * on the list taken next, so they go out in this round's perform),
+         * then the transfers. */
+        if (dbx->source.drain) {
+            if (dbx->source.drain(dbx->source.ctx) > 0)
+                dbx->source_quiet_rounds = 0;
+            else if (dbx->source_quiet_rounds < SOURCE_QUIET_ROUNDS)
+                dbx->source_quiet_rounds++;
+        }
         pthread_mutex_lock(&dbx->lock);
         taken = dbx->incoming;
         dbx->incoming = NULL;
         stopping = dbx->stopping;
+        if (dbx->pending_source.drain) {
+            dbx->source = dbx->pending_source;
+            dbx->pending_source.drain = NULL;
+        }
         if (dbx->pending_settings) {
             dbx->live->retired_next = dbx->retired;
             dbx->retired = dbx->live;
@@ -791,8 +821,15 @@ static void *curl_thread_main(void *arg)
             if (due < wait_ms)
                 wait_ms = due;
         }
-        if (wait_ms > 0)
+        if (wait_ms > 0 && dbx->source.drain) {
+            struct curl_waitfd source_fd = {.fd = dbx->source.fd, .events = CURL_WAIT_POLLIN};
+            int64_t cap = dbx->source_quiet_rounds < SOURCE_QUIET_ROUNDS ? SOURCE_BUSY_POLL_MS
+                                                                         : SOURCE_IDLE_POLL_MS;
+            curl_multi_poll(dbx->multi, &source_fd, 1, (int)(wait_ms < cap ? wait_ms : cap),
+                            NULL);
+        } else if (wait_ms > 0) {
             curl_multi_poll(dbx->multi, NULL, 0, (int)wait_ms, NULL);
+        }
     }
 
     /* Transfers still attached, requests held by the limiter, requests backing off. */
@@ -991,6 +1028,14 @@ int dbx_reconfigure(struct dbx *dbx, const struct dbx_settings *settings, char *
     return 0;
 }
 
+void dbx_attach_source(struct dbx *dbx, const struct dbx_event_source *source)
+{
+    pthread_mutex_lock(&dbx->lock);
+    dbx->pending_source = *source;
+    pthread_mutex_unlock(&dbx->lock);
+    curl_multi_wakeup(dbx->multi);
+}
+
 int64_t dbx_last_loop_ms(const struct dbx *dbx)
 {
     return atomic_load(&dbx->last_loop_ms);
@@ -1043,8 +1088,10 @@ int dbx_request(struct dbx *dbx, enum dbx_endpoint endpoint, const char *instanc
     dbx->incoming = r;
     pthread_mutex_unlock(&dbx->lock);
 
-    /* One wake-up per batch: the loop takes the whole list at once. */
-    if (was_empty)
+    /* One wake-up per batch: the loop takes the whole list at once. A
+     * handler running on the loop itself (an attached source) needs none:
+     * the loop looks at the list before it sleeps. */
+    if (was_empty && !pthread_equal(pthread_self(), dbx->thread))
         curl_multi_wakeup(dbx->multi);
     return 0;
 }

@@ -4,8 +4,9 @@
  * multiplexing where offered, and retries of transient failures within each
  * request's deadline.
  *
- * Threads: dbx_new/dbx_free from main; dbx_request from any thread; the
- * completion callback runs on the curl thread and must not block.
+ * Threads: dbx_new/dbx_free from main; dbx_request from any thread, the
+ * curl thread included; the completion callback runs on the curl thread and
+ * must not block.
  */
 #ifndef FDC_DBX_H
 #define FDC_DBX_H
@@ -85,6 +86,24 @@ int dbx_request(struct dbx *dbx, enum dbx_endpoint endpoint, const char *instanc
  * max_host_connections and metrics are not changed (restart-only).
  */
 int dbx_reconfigure(struct dbx *dbx, const struct dbx_settings *settings, char **reterr_msg);
+
+/*
+ * Another source of events for the curl thread to serve between transfers,
+ * so that one thread does both (the gRPC server with workers 0). The loop
+ * polls `fd` for POLLIN beside its sockets and calls `drain(ctx)` every
+ * round; drain handles what is ready without blocking and gives how many
+ * events it handled. While it keeps finding work the loop sleeps at most
+ * 1 ms at a time, and at most 100 ms when quiet (see server_drain()).
+ */
+struct dbx_event_source {
+    int fd;
+    int (*drain)(void *ctx);
+    void *ctx;
+};
+
+/* Attaches `source` (copied) from the next round on; once, any thread.
+ * The source must stay usable until dbx_free() returns. */
+void dbx_attach_source(struct dbx *dbx, const struct dbx_event_source *source);
 
 /*
  * When the curl loop last went round, on clock_now_ms()'s scale. The loop

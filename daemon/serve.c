@@ -231,6 +231,11 @@ static int wait_for_stop_signal(struct daemon *d, const sigset_t *set)
     }
 }
 
+static int drain_server(void *server)
+{
+    return server_drain(server);
+}
+
 /* Watchdog: alive while no worker and not the curl loop is wedged. */
 static bool daemon_alive(void *context)
 {
@@ -304,6 +309,15 @@ static int start(struct daemon *d)
             fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "cannot start server");
             goto out;
         }
+    }
+    if (server_poll_fd(d->server) >= 0) {
+        /* workers 0: the curl thread serves gRPC too (server.c says why). */
+        const struct dbx_event_source source = {
+            .fd = server_poll_fd(d->server),
+            .drain = drain_server,
+            .ctx = d->server,
+        };
+        dbx_attach_source(d->dbx, &source);
     }
     metrics_calls_in_flight_reader(d->metrics, read_calls_in_flight, d);
 

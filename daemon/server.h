@@ -1,6 +1,6 @@
 /*
- * server.h - the gRPC server: listener, completion queue, worker threads and
- * the life cycle of each unary call.
+ * server.h - the gRPC server: listener, completion queue, the threads that
+ * serve it and the life cycle of each unary call.
  *
  * A handler receives the request bytes of one call and must answer it exactly
  * once, with server_call_reply() or server_call_fail(), either before it
@@ -20,7 +20,8 @@
 struct server;
 struct server_call;
 
-/* Runs on a worker thread. `request` is valid until the handler returns. */
+/* Runs on the thread serving the queue (a worker, or the one calling
+ * server_drain()). `request` is valid until the handler returns. */
 typedef void (*server_handler_fn)(void *context, struct server_call *call, const uint8_t *request,
                                   size_t request_len);
 
@@ -33,7 +34,11 @@ struct server_method {
 
 /*
  * Creates and starts a server listening on `listen` ("HOST:PORT", port 0
- * picks a free one) with `workers` threads. `methods` is copied. Beyond
+ * picks a free one) with `workers` threads. `workers` 0 starts none: the
+ * caller serves the queue with server_drain() whenever server_poll_fd()
+ * polls readable; when gRPC's poller cannot be shared that way
+ * (server_poll_fd() gives -1) two worker threads start instead, with a
+ * warning. `methods` is copied. Beyond
  * `max_calls_in_flight` calls (0: no limit) a new call of a limited method
  * answers RESOURCE_EXHAUSTED at once instead of queueing without bound.
  * Returns NULL and gives *reterr_msg on failure (port in use, bad address).
@@ -46,6 +51,25 @@ struct server *server_new(const char *listen, int workers, long max_calls_in_fli
 int server_port(const struct server *server);
 
 /*
+ * With workers 0: a file descriptor that polls readable (POLLIN) when gRPC
+ * has I/O to do for the server; -1 when worker threads serve the queue.
+ * Borrowed: do not read or close it.
+ */
+int server_poll_fd(const struct server *server);
+
+/*
+ * With workers 0: handles every completion and I/O event that is ready,
+ * without blocking, running handlers on the calling thread; gives how many
+ * completions it handled. One thread only. gRPC's own threads can queue a
+ * completion without making server_poll_fd() readable, and gRPC keeps up to
+ * 100 collected I/O events that it handles one per poll, so the caller must
+ * also call this every few milliseconds after activity and now and then
+ * when idle (the Databricks loop: every 1 ms for 128 quiet rounds, then
+ * every 100 ms).
+ */
+int server_drain(struct server *server);
+
+/*
  * First half of shutdown: stops accepting calls, gives calls in flight until
  * `grace_ms` to be answered, then cancels the rest. Workers keep running so
  * late answers (from the curl thread) still complete. Main thread only.
@@ -53,9 +77,10 @@ int server_port(const struct server *server);
 void server_shutdown(struct server *server, int64_t grace_ms);
 
 /*
- * Second half: shuts the completion queue down, joins the workers and frees
- * everything. Call after server_shutdown() and after every thread that may
- * answer calls has stopped (the Databricks client). NULL-safe.
+ * Second half: shuts the completion queue down, joins the workers (or, with
+ * none, drains the queue on the calling thread) and frees everything. Call
+ * after server_shutdown() and after every thread that may answer calls or
+ * call server_drain() has stopped (the Databricks client). NULL-safe.
  */
 void server_free(struct server *server);
 
@@ -67,7 +92,8 @@ long server_calls_served(const struct server *server);
 
 /*
  * How long the longest-running worker has been inside one event, in ms (0
- * when all wait for work). Handlers never block, so seconds mean a wedged
+ * when all wait for work, and always 0 with workers 0: then the Databricks
+ * loop's own liveness covers server_drain()). Handlers never block, so seconds mean a wedged
  * worker: the watchdog stops pinging systemd. Any thread.
  */
 int64_t server_stalled_ms(const struct server *server);

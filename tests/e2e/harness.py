@@ -253,7 +253,7 @@ class Fake:
 class Daemon:
     """One daemon process; stderr goes to a file."""
 
-    def __init__(self, directory, binary, args, valgrind):
+    def __init__(self, directory, binary, args, valgrind, extra_env=None):
         self.valgrind = valgrind
         self.factor = VALGRIND_FACTOR if valgrind else 1.0
         self.port = free_port()
@@ -272,6 +272,7 @@ class Daemon:
         check(binary is not None, "daemon binary %s missing (run make)" % DAEMON)
         # The daemon reads FLYTE_DATABRICKS_*: start from a clean environment.
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_")}
+        env.update(extra_env or {})
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.stderr,
                                      stderr=self.stderr, env=env, cwd=directory,
@@ -470,9 +471,10 @@ class Test:
         self.secrets = []
 
     def start(self, instance=True, token=None, fake_token=None, args=(), valgrind=None,
-              wait=True, ca=True):
+              wait=True, ca=True, env=None):
         """Starts a fake and a daemon. token: what the daemon's token file holds (default a
-        fresh canary, which the fake also accepts unless fake_token differs)."""
+        fresh canary, which the fake also accepts unless fake_token differs). env: variables
+        added to the daemon's environment."""
         canary = "dapi-CANARY-" + secrets.token_hex(12)
         token = token if token is not None else canary
         self.secrets.append(token)
@@ -490,7 +492,7 @@ class Test:
             ["--ca-file", self.suite.ca["ca"]] if ca else []) + ["--log-level", "debug"] + list(args(fake) if callable(args) else args)
         use_valgrind = VALGRIND_ALL if valgrind is None else valgrind
         use_valgrind = use_valgrind and not SANITIZED
-        daemon = Daemon(self.dir, self.suite.daemon, daemon_args, use_valgrind)
+        daemon = Daemon(self.dir, self.suite.daemon, daemon_args, use_valgrind, env)
         self.daemons.append(daemon)
         if wait:
             daemon.wait_serving(self.pb.health)

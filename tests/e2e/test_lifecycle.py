@@ -215,7 +215,7 @@ def test_startup_errors_name_their_cause(t):
     eq(len(lines), 1, "bad CA file: stderr lines %r" % lines)
     check(bad_ca in lines[0] and "certificate" in lines[0], "bad CA file: " + lines[0])
 
-    code, lines = run_daemon(t, ["--listen", "127.0.0.1:0", "--workers", "0"])
+    code, lines = run_daemon(t, ["--listen", "127.0.0.1:0", "--workers", "65"])
     check(code != 0, "bad option: exit code 0")
     check(lines and "workers" in lines[0], "bad option: %r" % lines)
 

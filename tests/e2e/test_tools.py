@@ -159,14 +159,14 @@ def test_check_config_bad_input(t):
 
     bad = os.path.join(t.dir, "bad.json")
     with open(bad, "w") as f:
-        f.write('{"workers": 0, "listne": "x",}')
+        f.write('{"workers": 65, "listne": "x",}')
     proc = run(t, "check-config", bad)
     eq(proc.returncode, 1, "invalid JSON: exit code")
     check("bad.json" in proc.stderr and "syntax" in proc.stderr.lower(),
           "invalid JSON: %r" % proc.stderr)
 
     with open(bad, "w") as f:
-        f.write('{"workers": 0, "listne": "x"}')
+        f.write('{"workers": 65, "listne": "x"}')
     proc = run(t, "check-config", bad)
     eq(proc.returncode, 1, "invalid keys: exit code")
     check('"listne"' in proc.stderr and "workers" in proc.stderr,

@@ -148,7 +148,7 @@ static void test_defaults(void **state) {
     assert_non_null(cfg);
     assert_null(cfg->config_file);
     assert_string_equal(cfg->listen, "0.0.0.0:8000");
-    assert_int_equal(cfg->workers, 2);
+    assert_int_equal(cfg->workers, 0);
     assert_null(cfg->default_instance);
     assert_int_equal(cfg->allowed_instances_count, 0);
     assert_false(cfg->allow_any_instance);
@@ -165,7 +165,7 @@ static void test_defaults(void **state) {
     desc = config_describe(cfg);
     assert_string_equal(desc, "config_file = (none)\n"
                               "listen = 0.0.0.0:8000\n"
-                              "workers = 2\n"
+                              "workers = 0\n"
                               "default_instance = (none)\n"
                               "allowed_instances = (none)\n"
                               "token = (unset)\n"
@@ -199,7 +199,7 @@ static void test_empty_load_gives_defaults(void **state) {
     assert_int_equal(res.r, 0);
     assert_int_equal(res.action, CONFIG_ACTION_RUN);
     assert_string_equal(res.cfg->listen, "0.0.0.0:8000");
-    assert_int_equal(res.cfg->workers, 2);
+    assert_int_equal(res.cfg->workers, 0);
     assert_null(res.cfg->token);
     assert_true(warnings_contain(res.warnings, "no Databricks token"));
     result_done(&res);
@@ -217,6 +217,7 @@ static void test_valid_values(void **state) {
         {"{\"listen\": \"[::]:8000\"}", "listen = [::]:8000"},
         {"{\"listen\": \"[::1]:65535\"}", "listen = [::1]:65535"},
         {"{\"listen\": \"0.0.0.0:0\"}", "listen = 0.0.0.0:0"},
+        {"{\"workers\": 0}", "workers = 0"},
         {"{\"workers\": 1}", "workers = 1"},
         {"{\"workers\": 64}", "workers = 64"},
         {"{\"workers\": 8.0}", "workers = 8"},
@@ -256,7 +257,7 @@ static void test_valid_values(void **state) {
         {"{\"service_credential_provider\": \"aws-creds\"}",
          "service_credential_provider = aws-creds"},
         {"{\"service_credential_provider\": null}", "service_credential_provider = (none)"},
-        {"{}", "workers = 2"},
+        {"{}", "workers = 0"},
     };
 
     (void)state;
@@ -312,10 +313,10 @@ static void test_invalid_values(void **state) {
         {"{\"listen\": \"ho st:80\"}", "key \"listen\": invalid value \"ho st:80\"",
          listen_reason},
         {"{\"listen\": \"\"}", "key \"listen\": invalid value \"\"", listen_reason},
-        {"{\"workers\": 0}", "key \"workers\": 0 is out of range 1..64", ""},
-        {"{\"workers\": 65}", "key \"workers\": 65 is out of range 1..64", ""},
+        {"{\"workers\": -1}", "key \"workers\": -1 is out of range 0..64", ""},
+        {"{\"workers\": 65}", "key \"workers\": 65 is out of range 0..64", ""},
         {"{\"workers\": 2.5}", "key \"workers\": expected an integer, got 2.5", ""},
-        {"{\"workers\": 1e300}", "key \"workers\": 1e+300 is out of range 1..64", ""},
+        {"{\"workers\": 1e300}", "key \"workers\": 1e+300 is out of range 0..64", ""},
         {"{\"connect_timeout_ms\": 99}", "key \"connect_timeout_ms\": 99 is out of range "
                                          "100..600000", ""},
         {"{\"connect_timeout_ms\": 600001}", "key \"connect_timeout_ms\": 600001 is out of "
@@ -420,14 +421,14 @@ static void test_all_errors_collected(void **state) {
     (void)state;
     expect_error("{\n"
                  "  \"listne\": \"x\",\n"
-                 "  \"workers\": 0,\n"
+                 "  \"workers\": -1,\n"
                  "  \"log_level\": \"loud\",\n"
                  "  \"listen\": \"nope\",\n"
                  "  \"allowed_instances\": [1, \"b@d\"],\n"
                  "  \"ca_file\": 5\n"
                  "}",
                  "unknown key \"listne\"\n"
-                 "key \"workers\": 0 is out of range 1..64\n"
+                 "key \"workers\": -1 is out of range 0..64\n"
                  "key \"log_level\": invalid value \"loud\": expected one of debug, info, "
                  "warning, error\n"
                  "key \"listen\": invalid value \"nope\": expected HOST:PORT (an IPv6 host in "
@@ -661,7 +662,7 @@ static void test_allowed_instance_flags_replace_list(void **state) {
 
 static void test_env_and_flag_errors(void **state) {
     const char *args[] = {"--workers", "many", "--instance", "bad host", "--listen", "x",
-                          "--log-level=loud", "--workers=0", NULL};
+                          "--log-level=loud", "--workers=65", NULL};
     const char *env[] = {"FLYTE_DATABRICKS_LOG_LEVEL=verbose",
                          "FLYTE_DATABRICKS_INSTANCE=http://x", NULL};
     struct result res = load(args, env);
@@ -680,7 +681,7 @@ static void test_env_and_flag_errors(void **state) {
         "--listen: invalid value \"x\": expected HOST:PORT (an IPv6 host in brackets), port "
         "0-65535\n"
         "--log-level: invalid value \"loud\": expected one of debug, info, warning, error\n"
-        "--workers: 0 is out of range 1..64");
+        "--workers: 65 is out of range 0..64");
     result_done(&res);
 }
 
@@ -696,7 +697,7 @@ static void test_config_file_errors_name_the_file(void **state) {
 
         assert_int_equal(res.r, -EINVAL);
         snprintf(want, sizeof(want),
-                 "%s: key \"workers\": 100 is out of range 1..64\n%s: unknown key \"bogus\"",
+                 "%s: key \"workers\": 100 is out of range 0..64\n%s: unknown key \"bogus\"",
                  conf.path, conf.path);
         assert_string_equal(res.err, want);
         result_done(&res);
@@ -1026,7 +1027,7 @@ static void test_check_config_with_errors_fails(void **state) {
 
     (void)state;
     assert_int_equal(res.r, -EINVAL);
-    assert_string_equal(res.err, "--workers: 65 is out of range 1..64");
+    assert_string_equal(res.err, "--workers: 65 is out of range 0..64");
     result_done(&res);
 }
 
@@ -1035,7 +1036,7 @@ static void test_usage_mentions_every_flag(void **state) {
         "--config FILE", "--listen HOST:PORT", "--workers N", "--instance HOST[:PORT]",
         "--allowed-instance HOST[:PORT]", "--token-file FILE", "--ca-file FILE",
         "--log-level LEVEL", "--check-config", "-h, --help", "--version",
-        "Default: 0.0.0.0:8000", "Default: 2", "Default: info",
+        "Default: 0.0.0.0:8000", "Default: 0. Key: workers", "Default: info",
         "FLYTE_DATABRICKS_INSTANCE", "FLYTE_DATABRICKS_ACCESS_TOKEN",
         "FLYTE_DATABRICKS_LOG_LEVEL", "FLYTE_DATABRICKS_SERVICE_CREDENTIAL_PROVIDER",
         "Exit status:", "Usage: prog ",
