@@ -2,10 +2,11 @@
  * agent.h - flyteidl.service.AsyncAgentService: CreateTask, GetTask and
  * DeleteTask for Databricks tasks.
  *
- * Each handler validates and decodes its request on the worker thread, hands
- * one Databricks request to the client (dbx.h) and returns; the answer
- * completes the gRPC call later, on the curl thread. Handlers never block on
- * the network.
+ * Each handler validates and decodes its request on the thread serving gRPC
+ * (the curl thread itself by default, else a worker), hands one Databricks
+ * request to the client (dbx.h) and returns; the answer completes the gRPC
+ * call later, on the curl thread. Handlers never block on the network: with
+ * workers 0 a blocked handler would stop every call.
  */
 #ifndef FDC_AGENT_H
 #define FDC_AGENT_H

@@ -236,7 +236,8 @@ static int drain_server(void *server)
     return server_drain(server);
 }
 
-/* Watchdog: alive while no worker and not the curl loop is wedged. */
+/* Watchdog: alive while neither a worker nor the curl loop (which also
+ * serves gRPC with workers 0) is wedged. */
 static bool daemon_alive(void *context)
 {
     struct daemon *d = context;
