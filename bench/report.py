@@ -223,6 +223,18 @@ def main():
             "%s of curl-only" % spread([x * 100 for x in per_rep_ratio(quiet, pick(rows, "get64", "curl"))], unit="%"),
             "", ""))
 
+    workers = pick(rows, "get64", "daemon_workers")
+    count_errors("GetTask 64 in flight (daemon, workers 2)", workers)
+    if workers:
+        figures.append((
+            "GetTask calls/s, 64 in flight, workers 2 (gRPC worker threads)",
+            spread([r["data"]["throughput"] for r in workers]),
+            "curl-only as above; default (workers 0) %s" % spread([r["data"]["throughput"] for r in pick(rows, "get64", "daemon")]),
+            "%s of curl-only; CPU per 1,000 calls %s" % (
+                spread([x * 100 for x in per_rep_ratio(workers, pick(rows, "get64", "curl"))], unit="%"),
+                spread(cpu_ms_per_1000(workers), unit=" ms")),
+            "", ""))
+
     # Latency at 1,000/s against the 50 ms backend.
     rd = pick(rows, "rate1000", "daemon")
     rc = pick(rows, "rate1000", "curl")
@@ -469,7 +481,8 @@ def main():
   **Start-up**: loadgen forks and execs the daemon, polls the port, then sends one health check
   (wait-for-ready): the figure runs from fork to the answer.
 - The daemon runs with its defaults (log_level info: one line per call) except where a row says
-  otherwise; `workers` 2.
+  otherwise; `workers` 0 (the default: the curl thread serves gRPC too), and once with
+  `workers` 2 for comparison.
 """)
     md.append("## Machine\n")
     for k in ("cpu", "cores", "memory", "kernel", "grpc", "curl", "nginx", "h2load"):

@@ -334,6 +334,12 @@ sed 's/"log_level": "info"/"log_level": "warning"/' "$WORK/daemon.json" >"$WORK/
 start_daemon "$WORK/daemon-quiet.json" daemon-quiet
 QUIET_PID=$DAEMON_PID
 QUIET_PORT=$DAEMON_PORT
+# The same daemon with 2 gRPC worker threads handing calls to the curl thread,
+# the layout before workers 0 served gRPC on the curl thread itself.
+write_config "$WORK/daemon-workers.json" '"workers": 2'
+start_daemon "$WORK/daemon-workers.json" daemon-workers
+WORKERS_PID=$DAEMON_PID
+WORKERS_PORT=$DAEMON_PORT
 start_daemon "$WORK/daemon.json" daemon
 log "daemon pid $DAEMON_PID on port $DAEMON_PORT, no-op server on port $NOOP_PORT"
 
@@ -368,10 +374,16 @@ for rep in $(seq "$REPS"); do
             need_json "$line" "loadgen (daemon, log_level warning)"
             record "get$c" daemon_quiet "$rep" "$line" \
                 "\"cpu_ticks\": $(($(cpu_ticks "$QUIET_PID") - t0))"
+            t0=$(cpu_ticks "$WORKERS_PID")
+            line=$(loadgen "$WORKERS_PORT" --call get --concurrency "$c" --threads 2 --instance "$FAST")
+            need_json "$line" "loadgen (daemon, workers 2)"
+            record "get$c" daemon_workers "$rep" "$line" \
+                "\"cpu_ticks\": $(($(cpu_ticks "$WORKERS_PID") - t0))"
         fi
     done
 done
 stop_pid "$QUIET_PID"
+stop_pid "$WORKERS_PID"
 
 # ---- 3. CreateTask throughput -------------------------------------------------
 for rep in $(seq "$REPS"); do
