@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "flyteidl/admin/agent.pb-c.h"
+#include "pbdepth.h"
 #include "phase.h"
 #include "resmeta.h"
 
@@ -516,6 +517,27 @@ out:
     return r;
 }
 
+ProtobufCMessage *cli_unpack(const ProtobufCMessageDescriptor *descriptor, const uint8_t *data,
+                             size_t len, char **reterr_msg)
+{
+    *reterr_msg = NULL;
+    if (pbdepth_check(descriptor, data, len, PBDEPTH_REQUEST_MAX, reterr_msg) < 0)
+        return NULL;
+    return protobuf_c_message_unpack(descriptor, NULL, len, data);
+}
+
+int cli_pack(const ProtobufCMessage *message, uint8_t **ret_data, size_t *ret_len)
+{
+    size_t len = protobuf_c_message_get_packed_size(message);
+    uint8_t *data = malloc(len + 1); /* + 1: an empty message still gets a buffer */
+
+    if (!data)
+        return -ENOMEM;
+    *ret_len = protobuf_c_message_pack(message, data);
+    *ret_data = data;
+    return 0;
+}
+
 /* ---- GetTask / DeleteTask ---- */
 
 /* GetTask; on CLI_EXIT_OK gives *ret_response (free with
@@ -528,9 +550,10 @@ static int get_task(const struct cli_common *common, struct client *client,
 {
     Flyteidl__Admin__GetTaskRequest req = FLYTEIDL__ADMIN__GET_TASK_REQUEST__INIT;
     Flyteidl__Admin__TaskCategory category = FLYTEIDL__ADMIN__TASK_CATEGORY__INIT;
-    Flyteidl__Admin__GetTaskResponse *resp = NULL;
+    ProtobufCMessage *resp = NULL;
     struct client_reply reply = {0};
     uint8_t *buf = NULL;
+    char *unpack_error = NULL;
     size_t len;
     int r;
 
@@ -541,28 +564,29 @@ static int get_task(const struct cli_common *common, struct client *client,
     req.task_category = &category;
     req.resource_meta.data = (uint8_t *)resource_meta;
     req.resource_meta.len = resource_meta_len;
-    len = flyteidl__admin__get_task_request__get_packed_size(&req);
-    buf = malloc(len + 1);
-    if (!buf) {
+    if (cli_pack(&req.base, &buf, &len) < 0) {
         *ret_error = strdup("out of memory");
         r = CLI_EXIT_FAILED;
         goto out;
     }
-    flyteidl__admin__get_task_request__pack(&req, buf);
     r = call_checked(common, client, GET_TASK, buf, len, &reply, ret_status, ret_error);
     if (r != CLI_EXIT_OK)
         goto out;
-    resp = flyteidl__admin__get_task_response__unpack(NULL, reply.len, reply.data);
+    resp = cli_unpack(&flyteidl__admin__get_task_response__descriptor, reply.data, reply.len,
+                      &unpack_error);
     if (!resp) {
-        *ret_error = strdup("GetTask: the answer is not a GetTaskResponse");
+        if (asprintf(ret_error, "GetTask: the answer %s",
+                     unpack_error ? unpack_error : "is not a GetTaskResponse") < 0)
+            *ret_error = NULL;
         *ret_status = GRPC_STATUS_INTERNAL;
         r = CLI_EXIT_FAILED;
         goto out;
     }
-    *ret_response = resp;
+    *ret_response = (Flyteidl__Admin__GetTaskResponse *)resp;
     r = CLI_EXIT_OK;
 out:
     client_reply_done(&reply);
+    free(unpack_error);
     free(buf);
     return r;
 }
@@ -582,14 +606,11 @@ int cli_delete_task(const struct cli_common *common, struct client *client,
     req.task_category = &category;
     req.resource_meta.data = (uint8_t *)resource_meta;
     req.resource_meta.len = resource_meta_len;
-    len = flyteidl__admin__delete_task_request__get_packed_size(&req);
-    buf = malloc(len + 1);
-    if (!buf) {
+    if (cli_pack(&req.base, &buf, &len) < 0) {
         cli_error(common->command, "out of memory");
         r = CLI_EXIT_FAILED;
         goto out;
     }
-    flyteidl__admin__delete_task_request__pack(&req, buf);
     r = cli_call(common, client, DELETE_TASK, buf, len, &reply, NULL);
 out:
     client_reply_done(&reply);

@@ -25,6 +25,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "client.h"
 
 #define CLI_PROGRAM "flyte-databricks-connector"
@@ -98,6 +100,17 @@ int cli_parse_seconds(const char *text, int64_t *ret_ms);
  * free()). */
 int cli_read_file(const char *path, size_t max, uint8_t **ret_data, size_t *ret_len,
                   char **reterr_msg);
+
+/* Unpacks `len` bytes (borrowed) as a `descriptor` message once pbdepth has checked that they
+ * nest no deeper than PBDEPTH_REQUEST_MAX levels: protobuf-c recurses once per level, so a
+ * deeply nested answer or file would overflow the stack. Gives the message (free with
+ * protobuf_c_message_free_unpacked()), or NULL with *reterr_msg "message nests deeper than N
+ * levels" (gives; free()) or NULL *reterr_msg when the bytes are not such a message. */
+ProtobufCMessage *cli_unpack(const ProtobufCMessageDescriptor *descriptor, const uint8_t *data,
+                             size_t len, char **reterr_msg);
+
+/* Packs `message` into a new buffer: gives *ret_data (free()) and *ret_len. 0 or -ENOMEM. */
+int cli_pack(const ProtobufCMessage *message, uint8_t **ret_data, size_t *ret_len);
 
 /* Whether path ends in suffix (".pb"). */
 bool cli_has_suffix(const char *path, const char *suffix);

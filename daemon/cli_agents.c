@@ -104,6 +104,7 @@ int cli_agents_main(int argc, char **argv)
     struct client_reply reply = {0};
     struct row *rows = NULL;
     uint8_t buf[16];
+    char *error = NULL;
     size_t len, n_rows = 0, capacity = 0;
     int first, count, r;
 
@@ -126,9 +127,11 @@ int cli_agents_main(int argc, char **argv)
     r = cli_call(&common, client, LIST_AGENTS, buf, len, &reply, NULL);
     if (r != CLI_EXIT_OK)
         goto out;
-    resp = flyteidl__admin__list_agents_response__unpack(NULL, reply.len, reply.data);
+    resp = (Flyteidl__Admin__ListAgentsResponse *)cli_unpack(
+        &flyteidl__admin__list_agents_response__descriptor, reply.data, reply.len, &error);
     if (!resp) {
-        cli_error(common.command, "ListAgents: the answer is not a ListAgentsResponse");
+        cli_error(common.command, "ListAgents: the answer %s",
+                  error ? error : "is not a ListAgentsResponse");
         r = CLI_EXIT_FAILED;
         goto out;
     }
@@ -148,6 +151,7 @@ int cli_agents_main(int argc, char **argv)
     print_table(rows, n_rows);
     r = CLI_EXIT_OK;
 out:
+    free(error);
     free(rows);
     if (resp)
         flyteidl__admin__list_agents_response__free_unpacked(resp, NULL);

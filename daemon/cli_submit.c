@@ -118,9 +118,13 @@ static int load_template(const char *command, const char *path,
     }
     *ret_binary = cli_has_suffix(path, ".pb");
     if (*ret_binary) {
-        *ret_template = flyteidl__core__task_template__unpack(NULL, len, data);
+        *ret_template = (Flyteidl__Core__TaskTemplate *)cli_unpack(
+            &flyteidl__core__task_template__descriptor, data, len, &error);
         if (!*ret_template) {
-            cli_error(command, "'%s' is not a binary flyteidl.core.TaskTemplate", path);
+            if (error)
+                cli_error(command, "'%s': %s", path, error);
+            else
+                cli_error(command, "'%s' is not a binary flyteidl.core.TaskTemplate", path);
             r = CLI_EXIT_USAGE;
             goto out;
         }
@@ -162,9 +166,14 @@ static int load_inputs(const char *command, const char *path, uint8_t **ret_data
         free(error);
         return CLI_EXIT_USAGE;
     }
-    map = flyteidl__core__literal_map__unpack(NULL, *ret_len, *ret_data);
+    map = (Flyteidl__Core__LiteralMap *)cli_unpack(&flyteidl__core__literal_map__descriptor,
+                                                   *ret_data, *ret_len, &error);
     if (!map) {
-        cli_error(command, "--inputs '%s' is not a binary flyteidl.core.LiteralMap", path);
+        if (error)
+            cli_error(command, "--inputs '%s': %s", path, error);
+        else
+            cli_error(command, "--inputs '%s' is not a binary flyteidl.core.LiteralMap", path);
+        free(error);
         free(*ret_data);
         *ret_data = NULL;
         return CLI_EXIT_USAGE;
@@ -254,7 +263,7 @@ int cli_submit_main(int argc, char **argv)
     struct client_reply reply = {0};
     uint8_t *inputs = NULL, *request = NULL;
     size_t inputs_len = 0, request_len = 0;
-    char *type = NULL;
+    char *type = NULL, *error = NULL;
     bool binary = false;
     sigset_t interrupt;
     int first, count, r;
@@ -308,9 +317,11 @@ int cli_submit_main(int argc, char **argv)
     r = cli_call(&common, client, CREATE_TASK, request, request_len, &reply, NULL);
     if (r != CLI_EXIT_OK)
         goto out;
-    resp = flyteidl__admin__create_task_response__unpack(NULL, reply.len, reply.data);
+    resp = (Flyteidl__Admin__CreateTaskResponse *)cli_unpack(
+        &flyteidl__admin__create_task_response__descriptor, reply.data, reply.len, &error);
     if (!resp || resp->resource_meta.len == 0) {
-        cli_error(common.command, "CreateTask: the answer holds no resource_meta");
+        cli_error(common.command, "CreateTask: the answer %s",
+                  error ? error : "holds no resource_meta");
         r = CLI_EXIT_FAILED;
         goto out;
     }
@@ -331,6 +342,7 @@ int cli_submit_main(int argc, char **argv)
         r = cli_watch_run(&w);
     }
 out:
+    free(error);
     if (resp)
         flyteidl__admin__create_task_response__free_unpacked(resp, NULL);
     client_reply_done(&reply);
