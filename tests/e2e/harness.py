@@ -593,6 +593,38 @@ def custom_config(conf=None, instance=None, **extra):
     return {k: v for k, v in custom.items() if v is not None}
 
 
+def wire_varint(n):
+    """A protobuf varint."""
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        if not n:
+            out.append(low)
+            return bytes(out)
+        out.append(low | 0x80)
+
+
+def wire_field(number, payload):
+    """One length-delimited protobuf field (wire type 2), written by hand."""
+    return wire_varint(number << 3 | 2) + wire_varint(len(payload)) + payload
+
+
+def deep_struct(levels):
+    """A google.protobuf.Struct {"k": [[[...]]]} nesting two messages per level (Value,
+    ListValue): far deeper than any task, small on the wire. Python's protobuf cannot build
+    it (recursion limit), so it is written by hand, from the inside out in linear time
+    (Value.list_value = 6, ListValue.values = 1)."""
+    prefixes, length = [], 0
+    for _ in range(levels):
+        inner = b"\x0a" + wire_varint(length)
+        length += len(inner)
+        outer = b"\x32" + wire_varint(length)
+        length += len(outer)
+        prefixes.append(outer + inner)
+    value = b"".join(reversed(prefixes))
+    return wire_field(1, wire_field(1, b"k") + wire_field(2, value))  # Struct.fields entry
+
+
 def create_request(pb, custom=None, retry_attempt=0, node_id="n0", execution="f1b2c3d4e5",
                    template=True, task_type="spark", metadata=True, image=IMAGE):
     req = pb.admin.CreateTaskRequest(output_prefix="s3://bucket/data/n0/0")

@@ -236,28 +236,6 @@ def inputs_bytes():
     return b"\x0a" + bytes([len(entry)]) + entry
 
 
-def length_delimited(field, payload):
-    """One protobuf field of wire type 2, written by hand."""
-    def varint(n):
-        out = b""
-        while True:
-            low, n = n & 0x7f, n >> 7
-            if not n:
-                return out + bytes([low])
-            out += bytes([low | 0x80])
-    return varint(field << 3 | 2) + varint(len(payload)) + payload
-
-
-def deep_struct(levels):
-    """A google.protobuf.Struct {"k": [[[...]]]} nesting 2 messages per level (Value,
-    ListValue): far deeper than any task, small on the wire. Python's protobuf cannot build
-    it (recursion limit), so it is written by hand."""
-    value = b""
-    for _ in range(levels):
-        value = length_delimited(6, length_delimited(1, value))  # Value.list_value.values
-    return length_delimited(1, length_delimited(1, b"k") + length_delimited(2, value))
-
-
 # ---- agents ---------------------------------------------------------------------
 
 def test_cli_agents_table(t):
@@ -621,14 +599,14 @@ def test_cli_deeply_nested_messages_refused(t):
     """protobuf-c unpacks recursively: 20,000 nested levels in a GetTask answer or a template
     file would overflow the CLI's stack. Each is refused with one error line naming the
     depth. (The other answers and the inputs file have no recursive field in our subset.)"""
-    deep = deep_struct(20000)
-    cap = Capture(t, {harness.GET: length_delimited(1, length_delimited(6, deep))})
+    deep = harness.deep_struct(20000)
+    cap = Capture(t, {harness.GET: harness.wire_field(1, harness.wire_field(6, deep))})
     try:  # GetTaskResponse.resource.custom_info
         meta = '{"databricks_instance":"h.example.com","run_id":"7"}'
         code, out, err = cli(t, "status", meta, "--addr", cap.address)
         eq((code, out), (1, ""), "status of a deeply nested answer: exit code, stdout")
         one_error_line(err, "status", "GetTask", "nests deeper than")
-        tpl = write(t, "deep.pb", length_delimited(5, deep))  # TaskTemplate.custom
+        tpl = write(t, "deep.pb", harness.wire_field(5, deep))  # TaskTemplate.custom
         code, out, err = cli(t, "submit", tpl, "--addr", cap.address)
         eq((code, out), (2, ""), "submit of a deeply nested template: exit code, stdout")
         one_error_line(err, "submit", "deep.pb", "nests deeper than")

@@ -6,7 +6,8 @@ import time
 
 import grpc
 
-from harness import (CREATE, GET, check, create_request, custom_config, eq, resource_meta_of)
+from harness import (CREATE, GET, check, create_request, custom_config, deep_struct, eq,
+                     resource_meta_of, wire_field)
 
 
 def test_untrusted_certificate_refused(t):
@@ -108,33 +109,10 @@ def wait_for(predicate, timeout):
     return False
 
 
-def _varint(n):
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def _deep_create_request(levels):
-    """A CreateTaskRequest whose template.custom holds a list nested `levels` deep, built from
-    the inside out in linear time (Value.list_value = 6, ListValue.values = 1)."""
-    prefixes, length = [], 0
-    for _ in range(levels):
-        inner = b"\x0a" + _varint(length)        # ListValue.values
-        length += len(inner)
-        outer = b"\x32" + _varint(length)        # Value.list_value
-        length += len(outer)
-        prefixes.append(outer + inner)
-    value = b"".join(reversed(prefixes))
-    entry = b"\x0a\x01k" + b"\x12" + _varint(len(value)) + value          # map entry key, value
-    struct = b"\x0a" + _varint(len(entry)) + entry                          # Struct.fields
-    template = b"\x12\x05spark" + b"\x2a" + _varint(len(struct)) + struct   # type, custom
-    return b"\x12" + _varint(len(template)) + template                      # request.template
+    """A CreateTaskRequest whose template.custom holds a list nested `levels` deep."""
+    template = wire_field(2, b"spark") + wire_field(5, deep_struct(levels))  # type, custom
+    return wire_field(2, template)  # CreateTaskRequest.template
 
 
 def test_deeply_nested_request_refused(t):
