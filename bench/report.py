@@ -213,27 +213,27 @@ def main():
             "%s of no-op; %s of curl-only" % (spread([x * 100 for x in r_noop], unit="%"),
                                                spread([x * 100 for x in r_curl], unit="%")),
             target, verdict(ok)))
-    quiet = pick(rows, "get64", "daemon_quiet")
-    count_errors("GetTask 64 in flight (daemon, log_level warning)", quiet)
-    if quiet:
-        figures.append((
-            "GetTask calls/s, 64 in flight, log_level warning",
-            spread([r["data"]["throughput"] for r in quiet]),
-            "curl-only as above",
-            "%s of curl-only" % spread([x * 100 for x in per_rep_ratio(quiet, pick(rows, "get64", "curl"))], unit="%"),
-            "", ""))
+    # The same load on daemons configured otherwise: what one setting costs.
+    curl64 = pick(rows, "get64", "curl")
 
-    workers = pick(rows, "get64", "daemon_workers")
-    count_errors("GetTask 64 in flight (daemon, workers 2)", workers)
-    if workers:
-        figures.append((
-            "GetTask calls/s, 64 in flight, workers 2 (gRPC worker threads)",
-            spread([r["data"]["throughput"] for r in workers]),
-            "curl-only as above; default (workers 0) %s" % spread([r["data"]["throughput"] for r in pick(rows, "get64", "daemon")]),
-            "%s of curl-only; CPU per 1,000 calls %s" % (
-                spread([x * 100 for x in per_rep_ratio(workers, pick(rows, "get64", "curl"))], unit="%"),
-                spread(cpu_ms_per_1000(workers), unit=" ms")),
-            "", ""))
+    def variant_row(target, setting, reference):
+        rs = pick(rows, "get64", target)
+        count_errors("GetTask 64 in flight (daemon, %s)" % setting, rs)
+        if rs:
+            figures.append((
+                "GetTask calls/s, 64 in flight, %s" % setting,
+                spread([r["data"]["throughput"] for r in rs]),
+                reference,
+                "%s of curl-only; CPU per 1,000 calls %s" % (
+                    spread([x * 100 for x in per_rep_ratio(rs, curl64)], unit="%"),
+                    spread(cpu_ms_per_1000(rs), unit=" ms")),
+                "", ""))
+        return rs
+
+    quiet = variant_row("daemon_quiet", "log_level warning", "curl-only as above")
+    variant_row("daemon_workers", "workers 2 (gRPC worker threads)",
+                "curl-only as above; default (workers 0) %s"
+                % spread([r["data"]["throughput"] for r in pick(rows, "get64", "daemon")]))
 
     # Latency at 1,000/s against the 50 ms backend.
     rd = pick(rows, "rate1000", "daemon")
