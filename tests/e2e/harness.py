@@ -26,6 +26,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -445,6 +446,24 @@ class Env:
 
     def phase_name(self, phase):
         return self.pb.Phase.Phase.Name(phase)
+
+    def concurrent_gets(self, metas, each):
+        """GetTask `each` times for every resource_meta, all at once from threads; gives the
+        replies once every call has answered (a hung call fails the test)."""
+        replies, lock = [], threading.Lock()
+
+        def poll(meta):
+            reply = self.call(GET, self.get_request(meta), self.pb.admin.GetTaskResponse)
+            with lock:
+                replies.append(reply)
+
+        threads = [threading.Thread(target=poll, args=(m,)) for m in metas for _ in range(each)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(30 * self.daemon.factor)
+        check(not any(th.is_alive() for th in threads), "GetTask calls hung")
+        return replies
 
 
 def as_bytes(value):

@@ -38,19 +38,7 @@ def test_concurrent_calls(t):
         resp = env.create(create_request(t.pb, custom=custom_config(), node_id="n%d" % i))
         metas.append(resp.resource_meta)
     eq(len(env.fake.runs()), 8, "runs")
-    results, lock = [], threading.Lock()
-
-    def poll(meta):
-        reply = env.call(GET, env.get_request(meta), t.pb.admin.GetTaskResponse)
-        with lock:
-            results.append(reply)
-
-    threads = [threading.Thread(target=poll, args=(m,)) for m in metas for _ in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(30 * env.daemon.factor)
-    check(not any(th.is_alive() for th in threads), "GetTask calls hung")
+    results = env.concurrent_gets(metas, 4)
     bad = [r for r in results if r.code != grpc.StatusCode.OK]
     check(not bad, "%d of %d concurrent GetTasks failed, e.g. %s" % (len(bad), len(results),
                                                                      bad[:1]))

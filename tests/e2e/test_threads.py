@@ -38,19 +38,7 @@ def serve_a_mix(t, env):
     """Create, concurrent GetTasks, an unknown method and a health check, all answered."""
     metas = [env.create(create_request(t.pb, custom=custom_config(), node_id="n%d" % i))
              .resource_meta for i in range(4)]
-    results, lock = [], threading.Lock()
-
-    def poll(meta):
-        reply = env.call(GET, env.get_request(meta), t.pb.admin.GetTaskResponse)
-        with lock:
-            results.append(reply.code)
-
-    threads = [threading.Thread(target=poll, args=(m,)) for m in metas for _ in range(6)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(30 * env.daemon.factor)
-    check(not any(th.is_alive() for th in threads), "GetTask calls hung")
+    results = [reply.code for reply in env.concurrent_gets(metas, 6)]
     eq(results, [grpc.StatusCode.OK] * 24, "GetTask answers")
     env.fails(SERVICE + "Nope", b"", grpc.StatusCode.UNIMPLEMENTED)
     reply = env.call(HEALTH, t.pb.health.HealthCheckRequest(service=""),
