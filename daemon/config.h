@@ -28,7 +28,7 @@ enum config_log_level {
 struct config {
     char *config_file;              /* --config path, NULL when none was given */
     char *listen;                   /* "HOST:PORT", IPv6 host in brackets; port 0 = any */
-    int workers;                    /* gRPC completion-queue threads, 1..64 */
+    int workers;                    /* gRPC worker threads, 0..64; 0: the curl thread serves gRPC */
     char *default_instance;         /* NULL: every task must name its databricksInstance */
     char **allowed_instances;       /* allowed_instances_count entries, "*" never stored */
     size_t allowed_instances_count;

@@ -51,14 +51,17 @@
 #define LOOP_IDLE_MS 1000
 /* With an event source attached (the gRPC server, workers 0): how long the
  * loop may sleep while the source was active in the last SOURCE_QUIET_ROUNDS
- * rounds, and once it has been quiet that long. The source's fd misses two
- * kinds of work (see server_drain() in server.h): completions queued by
- * gRPC's own threads, and I/O events gRPC collected but handles one per
- * poll, at most 100. After 128 quiet rounds the second kind is gone; the
- * first is rare and waits at most SOURCE_IDLE_POLL_MS. */
+ * rounds (quiet: no event handled and its fd not readable), and once it has
+ * been quiet that long. The source's fd misses two kinds of work (see
+ * server_drain() in server.h): completions queued by gRPC's own threads, and
+ * I/O events gRPC collected but handles one per poll, at most 100. After 128
+ * quiet rounds the second kind is gone; the first is rare and waits at most
+ * SOURCE_IDLE_POLL_MS. */
 #define SOURCE_BUSY_POLL_MS 1
 #define SOURCE_IDLE_POLL_MS 100
 #define SOURCE_QUIET_ROUNDS 128
+/* Events the source may handle per round before the transfers get a turn. */
+#define SOURCE_DRAIN_MAX 64
 /* Finished easy handles kept for the next request: curl_easy_init() per
  * request showed in the profile (allocation and set-up, ~10% of the curl
  * thread), and a reused handle keeps its TLS session for resumption. */
@@ -742,7 +745,7 @@ static void *curl_thread_main(void *arg)
     for (;;) {
         struct dbx_request *taken, *reversed = NULL;
         bool stopping;
-        int running = 0;
+        int running = 0, source_handled;
         int64_t wait_ms;
         CURLMsg *msg;
         int pending;
@@ -751,8 +754,10 @@ static void *curl_thread_main(void *arg)
         /* First the source (new gRPC calls, whose handlers queue requests
          * on the list taken next, so they go out in this round's perform),
          * then the transfers. */
+        source_handled = 0;
         if (dbx->source.drain) {
-            if (dbx->source.drain(dbx->source.ctx) > 0)
+            source_handled = dbx->source.drain(dbx->source.ctx, SOURCE_DRAIN_MAX);
+            if (source_handled > 0)
                 dbx->source_quiet_rounds = 0;
             else if (dbx->source_quiet_rounds < SOURCE_QUIET_ROUNDS)
                 dbx->source_quiet_rounds++;
@@ -807,6 +812,8 @@ static void *curl_thread_main(void *arg)
             finish_transfer(dbx, r, result);
         }
 
+        if (source_handled == SOURCE_DRAIN_MAX)
+            wait_ms = 0; /* the source may have more ready */
         pthread_mutex_lock(&dbx->lock);
         if (dbx->incoming || dbx->stopping)
             wait_ms = 0;
@@ -827,6 +834,12 @@ static void *curl_thread_main(void *arg)
                                                                          : SOURCE_IDLE_POLL_MS;
             curl_multi_poll(dbx->multi, &source_fd, 1, (int)(wait_ms < cap ? wait_ms : cap),
                             NULL);
+            /* I/O counts as activity even when it completes nothing (a new
+             * connection, a PING): gRPC may have collected more events with
+             * it than it handles in one drain, and those no longer make the
+             * fd readable. */
+            if (source_fd.revents & CURL_WAIT_POLLIN)
+                dbx->source_quiet_rounds = 0;
         } else if (wait_ms > 0) {
             curl_multi_poll(dbx->multi, NULL, 0, (int)wait_ms, NULL);
         }

@@ -231,9 +231,9 @@ static int wait_for_stop_signal(struct daemon *d, const sigset_t *set)
     }
 }
 
-static int drain_server(void *server)
+static int drain_server(void *server, int max)
 {
-    return server_drain(server);
+    return server_drain(server, max);
 }
 
 /* Watchdog: alive while neither a worker nor the curl loop (which also

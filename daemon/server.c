@@ -331,18 +331,22 @@ static void handle_event(struct server *s, grpc_event ev)
     }
 }
 
-int server_drain(struct server *s)
+int server_drain(struct server *s, int max)
 {
     int handled = 0;
 
-    for (;;) {
+    /* Bounded: calls answered right here (health checks, refusals) could
+     * otherwise keep the caller's other work, the Databricks transfers,
+     * waiting for as long as clients keep sending. */
+    while (handled < max) {
         grpc_event ev =
             grpc_completion_queue_next(s->queue, gpr_inf_past(GPR_CLOCK_REALTIME), NULL);
         if (ev.type != GRPC_OP_COMPLETE)
-            return handled;
+            break;
         handle_event(s, ev);
         handled++;
     }
+    return handled;
 }
 
 int server_poll_fd(const struct server *server)
@@ -469,17 +473,18 @@ static bool epoll_watches_listener(int epoll_fd, int port)
  * one epoll instance, and an epoll fd polls readable while any of them has an
  * event not yet collected. The public API does not give that fd out, so it
  * is found as the epoll instance that watches our own listening socket.
- * Another poller (GRPC_POLL_STRATEGY=poll) has none: then -1.
+ * Another poller (GRPC_POLL_STRATEGY=poll) has none: then -1, as when more
+ * than one epoll instance watches the port.
  */
 static int find_grpc_epoll_fd(int port)
 {
     DIR *fds = opendir("/proc/self/fd");
     struct dirent *entry;
-    int found = -1;
+    int found = -1, matches = 0;
 
     if (!fds)
         return -1;
-    while (found < 0 && (entry = readdir(fds))) {
+    while ((entry = readdir(fds))) {
         char path[300], target[64];
         ssize_t n;
         int fd = atoi(entry->d_name);
@@ -491,11 +496,15 @@ static int find_grpc_epoll_fd(int port)
         if (n <= 0)
             continue;
         target[n] = '\0';
-        if (strcmp(target, "anon_inode:[eventpoll]") == 0 && epoll_watches_listener(fd, port))
+        if (strcmp(target, "anon_inode:[eventpoll]") == 0 && epoll_watches_listener(fd, port)) {
             found = fd;
+            matches++;
+        }
     }
     closedir(fds);
-    return found;
+    /* Two sets watching the port (another library's epoll on a listener
+     * sharing it on another address) leave no safe choice. */
+    return matches == 1 ? found : -1;
 }
 
 struct server *server_new(const char *listen, int workers, long max_calls_in_flight,
@@ -567,8 +576,9 @@ struct server *server_new(const char *listen, int workers, long max_calls_in_fli
         s->poll_fd = find_grpc_epoll_fd(s->port);
         if (s->poll_fd >= 0)
             return s;
-        log_warning("gRPC's poller cannot be shared with the Databricks loop (no epoll set "
-                    "found); serving with worker threads",
+        log_warning("gRPC's poller cannot be shared with the Databricks loop (its epoll set "
+                    "was not found, or another one watches the same port); serving with "
+                    "worker threads",
                     "workers", FALLBACK_WORKERS_TEXT);
         workers = FALLBACK_WORKERS;
     }
@@ -670,8 +680,18 @@ void server_free(struct server *s)
                 grpc_completion_queue_next(s->queue, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
             if (ev.type == GRPC_QUEUE_SHUTDOWN)
                 break;
-            if (ev.type == GRPC_OP_COMPLETE)
-                handle_event(s, ev);
+            if (ev.type != GRPC_OP_COMPLETE)
+                continue;
+            struct server_call *c = ev.tag;
+            if (c->state == CALL_WAITING && ev.success) {
+                /* A call that arrived as everything stopped: no handler may
+                 * run now (the Databricks client is gone). */
+                grpc_call_cancel_with_status(c->call, GRPC_STATUS_UNAVAILABLE,
+                                             "connector shutting down", NULL);
+                call_free(c);
+                continue;
+            }
+            handle_event(s, ev);
         }
     }
     grpc_server_destroy(s->grpc);

@@ -58,21 +58,23 @@ int server_port(const struct server *server);
 int server_poll_fd(const struct server *server);
 
 /*
- * With workers 0: handles every completion and I/O event that is ready,
- * without blocking, running handlers on the calling thread; gives how many
- * completions it handled. One thread only. gRPC's own threads can queue a
+ * With workers 0: handles the completions and I/O events that are ready, at
+ * most `max` completions, without blocking, running handlers on the calling
+ * thread; gives how many completions it handled (`max`: there may be more,
+ * call again soon). One thread only. gRPC's own threads can queue a
  * completion without making server_poll_fd() readable, and gRPC keeps up to
  * 100 collected I/O events that it handles one per poll, so the caller must
  * also call this every few milliseconds after activity and now and then
  * when idle (the Databricks loop: every 1 ms for 128 quiet rounds, then
  * every 100 ms).
  */
-int server_drain(struct server *server);
+int server_drain(struct server *server, int max);
 
 /*
  * First half of shutdown: stops accepting calls, gives calls in flight until
- * `grace_ms` to be answered, then cancels the rest. Workers keep running so
- * late answers (from the curl thread) still complete. Main thread only.
+ * `grace_ms` to be answered, then cancels the rest. Whatever serves the queue
+ * (the workers, or the curl loop calling server_drain()) keeps running, so
+ * late answers from the curl thread still complete. Main thread only.
  */
 void server_shutdown(struct server *server, int64_t grace_ms);
 

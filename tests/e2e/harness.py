@@ -261,6 +261,8 @@ class Daemon:
         self.address = "127.0.0.1:%d" % self.port
         self.stderr_path = os.path.join(directory, "daemon.stderr")
         self.stderr = open(self.stderr_path, "wb")
+        # "{port}" in an argument stands for the daemon's own gRPC port.
+        args = [a.replace("{port}", str(self.port)) for a in args]
         # Every daemon gets its own metrics port unless a test chooses one:
         # the default 0.0.0.0:9090 would collide between tests and with the host.
         if not any(a == "--metrics-listen" or a.startswith("--metrics-listen=") for a in args):

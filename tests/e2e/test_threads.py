@@ -108,3 +108,15 @@ def test_unshareable_poller_falls_back_to_worker_threads(t):
     check("level=warning" in lines[0] and "workers=2" in lines[0],
           "fall-back warning: %r" % lines[0])
     check_workers(env, 2)
+
+
+def test_second_epoll_on_the_port_falls_back_to_worker_threads(t):
+    """libmicrohttpd (the /metrics server) polls its listener with an epoll set of its own.
+    On the gRPC port number (another address), two epoll sets watch that port and the daemon
+    cannot tell which is gRPC's: it falls back to 2 worker threads, with the warning, and
+    serves as usual."""
+    env = t.start(args=["--metrics-listen", "127.0.0.2:{port}"])
+    lines = [l for l in env.daemon.stderr_text().splitlines() if FALLBACK_WARNING in l]
+    eq(len(lines), 1, "fall-back warnings")
+    check_workers(env, 2)
+    serve_a_mix(t, env)
