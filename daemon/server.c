@@ -13,7 +13,7 @@
  * it: the Databricks loop polls gRPC's epoll set beside its own sockets and
  * calls server_drain(), so a GetTask is received, sent to Databricks,
  * answered and freed on one thread without a hand-off. Measured on these
- * machines that costs about 40% less CPU a call than worker threads
+ * machines that costs about a third less CPU a call than worker threads
  * (docs/PERFORMANCE.md). With workers N, N threads block on the queue, as
  * in gRPC's own examples; one shared queue with as many workers as cores
  * beat a queue per thread (../shared notes, grpc-core-c.md).
