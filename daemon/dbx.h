@@ -92,10 +92,11 @@ int dbx_reconfigure(struct dbx *dbx, const struct dbx_settings *settings, char *
  * so that one thread does both (the gRPC server with workers 0). The loop
  * polls `fd` for POLLIN beside its sockets and calls `drain(ctx, max)` every
  * round; drain handles what is ready, at most `max` events, without
- * blocking, and gives how many events it handled. While it keeps finding work the loop sleeps at most
- * 1 ms at a time, and at most 100 ms when quiet (see server_drain()). A
- * drain that handled `max` events may have left more: the loop comes back
- * without sleeping, after a turn of its own transfers.
+ * blocking, and gives how many events it handled. While it keeps finding
+ * work the loop sleeps at most 1 ms at a time, and at most 100 ms when quiet
+ * (see server_drain()). A drain that handled `max` events may have left
+ * more: the loop comes back without sleeping, after a turn of its own
+ * transfers.
  */
 struct dbx_event_source {
     int fd;

@@ -58,7 +58,6 @@
 /* Worker threads when `workers` 0 was asked for but gRPC's poller cannot be
  * shared: one per core of the machines measured. */
 #define FALLBACK_WORKERS 2
-#define FALLBACK_WORKERS_TEXT "2"
 
 enum call_state {
     CALL_WAITING,  /* request posted, nothing received yet */
@@ -573,14 +572,17 @@ struct server *server_new(const char *listen, int workers, long max_calls_in_fli
             goto oom_started;
 
     if (workers == 0) {
+        char count[16];
+
         s->poll_fd = find_grpc_epoll_fd(s->port);
         if (s->poll_fd >= 0)
             return s;
+        workers = FALLBACK_WORKERS;
+        snprintf(count, sizeof(count), "%d", workers);
         log_warning("gRPC's poller cannot be shared with the Databricks loop (its epoll set "
                     "was not found, or another one watches the same port); serving with "
                     "worker threads",
-                    "workers", FALLBACK_WORKERS_TEXT);
-        workers = FALLBACK_WORKERS;
+                    "workers", count);
     }
     for (; started_workers < workers; started_workers++) {
         s->workers[started_workers].server = s;
