@@ -7,7 +7,7 @@ import time
 import grpc
 
 from harness import (CREATE, GET, check, create_request, custom_config, deep_struct, eq,
-                     resource_meta_of, wire_field)
+                     resource_meta_of, wait_until, wire_field)
 
 
 def test_untrusted_certificate_refused(t):
@@ -70,8 +70,8 @@ def test_sigterm_with_call_in_flight(t):
 
     th = threading.Thread(target=call)
     th.start()
-    check(wait_for(lambda: env.fake.requests("/runs/get"), env.daemon.timeout(5)),
-          "runs/get never reached the fake")
+    wait_until(lambda: env.fake.requests("/runs/get"), 5 * env.daemon.factor,
+               "runs/get at the fake")
     started = time.monotonic()
     env.daemon.proc.send_signal(signal.SIGTERM)
     code = env.daemon.proc.wait(15 * env.daemon.factor)
@@ -86,15 +86,6 @@ def test_sigterm_with_call_in_flight(t):
           "in-flight call ended with %s %r" % (reply.code, reply.details))
     if reply.code == grpc.StatusCode.OK:
         check(env.phase_name(reply.msg.resource.phase) == "RUNNING", "phase %s" % reply.msg)
-
-
-def wait_for(predicate, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _deep_create_request(levels):
