@@ -333,7 +333,6 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
     int64_t started_ms = clock_now_ms();
     Flyteidl__Admin__CreateTaskRequest *req = NULL;
     const Flyteidl__Core__TaskTemplate *template_;
-    const Flyteidl__Core__Container *container = NULL;
     cJSON *custom = NULL, *body = NULL;
     struct spec_env_var *env = NULL;
     char *error = NULL, *instance = NULL, *printed = NULL;
@@ -399,34 +398,20 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
             goto fail;
     }
 
-    if (template_->target_case == FLYTEIDL__CORE__TASK_TEMPLATE__TARGET_CONTAINER)
-        container = template_->container;
-    if (container && container->n_env > 0) {
-        env = calloc(container->n_env, sizeof(*env));
-        if (!env) {
-            snprintf(message, sizeof(message), "out of memory");
-            code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-            goto fail;
-        }
-        for (size_t i = 0; i < container->n_env; i++) {
-            env[i].name = container->env[i]->key;
-            env[i].value = container->env[i]->value;
-        }
-    }
     /* Without a task execution id there is no token, and the submit is not retried. */
     has_token = idempotency_token_from_metadata(req->task_execution_metadata, token) >= 0;
 
     {
         struct spec_input input = {
             .custom = custom,
-            .image = container ? container->image : NULL,
-            .args = container ? (const char *const *)container->args : NULL,
-            .args_count = container ? container->n_args : 0,
-            .env = env,
-            .env_count = container ? container->n_env : 0,
             .default_credential_provider = config->service_credential_provider,
             .idempotency_token = has_token ? token : NULL,
         };
+        if (spec_input_from_template(template_, &input, &env) < 0) {
+            snprintf(message, sizeof(message), "out of memory");
+            code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+            goto fail;
+        }
         free(error);
         error = NULL;
         if (spec_build(&input, &body, &error) < 0) {

@@ -21,7 +21,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     Flyteidl__Admin__CreateTaskRequest *req = NULL;
-    const Flyteidl__Core__Container *container = NULL;
     struct spec_env_var *env = NULL;
     cJSON *custom = NULL, *body = NULL;
     char *error = NULL, *printed = NULL;
@@ -40,28 +39,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (structjson_to_cjson(req->template_->custom, &custom, &error) < 0)
         goto out;
     (void)spec_instance(custom);
-    if (req->template_->target_case == FLYTEIDL__CORE__TASK_TEMPLATE__TARGET_CONTAINER)
-        container = req->template_->container;
-    if (container && container->n_env > 0) {
-        env = calloc(container->n_env, sizeof(*env));
-        if (!env)
-            goto out;
-        for (size_t i = 0; i < container->n_env; i++) {
-            env[i].name = container->env[i]->key;
-            env[i].value = container->env[i]->value;
-        }
-    }
     {
         struct spec_input input = {
             .custom = custom,
-            .image = container ? container->image : NULL,
-            .args = container ? (const char *const *)container->args : NULL,
-            .args_count = container ? container->n_args : 0,
-            .env = env,
-            .env_count = container ? container->n_env : 0,
             .default_credential_provider = (size & 1) ? "fuzz-provider" : NULL,
             .idempotency_token = has_token ? token : NULL,
         };
+        if (spec_input_from_template(req->template_, &input, &env) < 0)
+            goto out;
         if (spec_build(&input, &body, &error) < 0)
             goto out;
     }
