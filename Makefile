@@ -63,6 +63,7 @@ GEN_OBJS := $(GEN_C:.c=.o)
 
 # Modules without network, threads or clock: unit tests link only these.
 PURE_MODULES := spec phase resmeta structjson dbx_response config sha256 idempotency fake_runs \
+	task_request \
 	errmsg status pbdepth \
 	template_json
 PURE_OBJS := $(patsubst %,$(BUILD)/daemon/%.o,$(PURE_MODULES))

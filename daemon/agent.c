@@ -26,15 +26,11 @@
 
 #include "clock.h"
 #include "flyteidl/admin/agent.pb-c.h"
-#include "idempotency.h"
 #include "log.h"
-#include "metadata.h"
-#include "pbdepth.h"
 #include "phase.h"
 #include "resmeta.h"
 #include "runs.h"
-#include "spec.h"
-#include "structjson.h"
+#include "task_request.h"
 
 /* Answer this long before the caller's deadline at least, so the caller
  * reads our status rather than its own DEADLINE_EXCEEDED. */
@@ -198,49 +194,6 @@ static int64_t databricks_deadline(const struct config *config, const struct ser
     return deadline - margin;
 }
 
-/*
- * Resolves the instance a request targets: normalizes it and applies the
- * allowlist before any connection is made, so a task author cannot send the
- * connector's token to a host of their choosing.
- */
-static grpc_status_code resolve_instance(const struct config *config, const char *requested,
-                                         char **ret_instance, char *message, size_t message_size)
-{
-    char *normalized = NULL;
-    char *error = NULL;
-
-    if (!requested || !requested[0]) {
-        snprintf(message, message_size,
-                 "no Databricks instance: set databricksInstance in the task config or start the "
-                 "connector with --instance / FLYTE_DATABRICKS_INSTANCE");
-        return GRPC_STATUS_INVALID_ARGUMENT;
-    }
-    if (resmeta_normalize_instance(requested, &normalized, &error) < 0) {
-        snprintf(message, message_size, "invalid Databricks instance: %s",
-                 error ? error : "malformed");
-        free(error);
-        return GRPC_STATUS_INVALID_ARGUMENT;
-    }
-    if (!config_instance_allowed(config, normalized)) {
-        snprintf(message, message_size,
-                 "Databricks instance '%.200s' is not allowed by this connector (allowed_instances)",
-                 normalized);
-        free(normalized);
-        return GRPC_STATUS_PERMISSION_DENIED;
-    }
-    *ret_instance = normalized;
-    return GRPC_STATUS_OK;
-}
-
-/* The task type of a Get/Delete: task_category.name, else the deprecated task_type. */
-static const char *requested_task_type(const Flyteidl__Admin__TaskCategory *category,
-                                       const char *task_type)
-{
-    if (category && category->name && category->name[0])
-        return category->name;
-    return task_type ? task_type : "";
-}
-
 static struct pending *pending_new(struct agent *agent, const struct config *config,
                                    struct server_call *call, enum operation operation,
                                    const char *task_type, char *instance, char *run_id,
@@ -331,172 +284,33 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
     struct agent *agent = context;
     const struct config *config = atomic_load(&agent->config);
     int64_t started_ms = clock_now_ms();
-    Flyteidl__Admin__CreateTaskRequest *req = NULL;
-    const Flyteidl__Core__TaskTemplate *template_;
-    cJSON *custom = NULL, *body = NULL;
-    struct spec_env_var *env = NULL;
-    char *error = NULL, *instance = NULL, *printed = NULL;
-    char token[IDEMPOTENCY_TOKEN_SIZE];
-    bool has_token;
-    char message[768];
-    const char *task_type = "";
+    struct task_request_submit submit;
     grpc_status_code code;
     struct pending *p;
 
-    /* template.custom, a Struct, nests without bound and protobuf-c's unpack recurses once per
-     * level: bound the nesting before unpacking, or one request overflows the stack. */
-    if (pbdepth_check(&flyteidl__admin__create_task_request__descriptor, request, request_len,
-                      PBDEPTH_REQUEST_MAX, &error) < 0) {
-        snprintf(message, sizeof(message),
-                 "request does not decode as flyteidl.admin.CreateTaskRequest: %s",
-                 error ? error : "nested too deeply");
-        code = GRPC_STATUS_INVALID_ARGUMENT;
-        goto fail;
-    }
-    req = flyteidl__admin__create_task_request__unpack(NULL, request_len, request);
-    if (!req) {
-        snprintf(message, sizeof(message),
-                 "request does not decode as flyteidl.admin.CreateTaskRequest");
-        code = GRPC_STATUS_INVALID_ARGUMENT;
-        goto fail;
-    }
-    template_ = req->template_;
-    if (!template_) {
-        snprintf(message, sizeof(message), "CreateTaskRequest has no template");
-        code = GRPC_STATUS_INVALID_ARGUMENT;
-        goto fail;
-    }
-    task_type = template_->type ? template_->type : "";
-    if (agent->metrics && req->inputs)
-        metrics_input_bytes(agent->metrics, task_type,
-                            protobuf_c_message_get_packed_size(&req->inputs->base));
-    if (!metadata_task_type_supported(task_type)) {
-        snprintf(message, sizeof(message),
-                 "no connector for task type '%.64s'; this one serves 'spark' and 'databricks'",
-                 task_type);
-        code = GRPC_STATUS_NOT_FOUND;
-        goto fail;
-    }
-    if (!template_->custom) {
-        snprintf(message, sizeof(message),
-                 "task template has no custom config: missing databricksConf");
-        code = GRPC_STATUS_INVALID_ARGUMENT;
-        goto fail;
-    }
-    if (structjson_to_cjson(template_->custom, &custom, &error) < 0) {
-        snprintf(message, sizeof(message), "task template custom config: %s",
-                 error ? error : "cannot convert to JSON");
-        code = GRPC_STATUS_INVALID_ARGUMENT;
-        goto fail;
-    }
-
-    {
-        const char *requested = spec_instance(custom);
-        code = resolve_instance(config, requested ? requested : config->default_instance,
-                                &instance, message, sizeof(message));
-        if (code != GRPC_STATUS_OK)
-            goto fail;
-    }
-
-    /* Without a task execution id there is no token, and the submit is not retried. */
-    has_token = idempotency_token_from_metadata(req->task_execution_metadata, token) >= 0;
-
-    {
-        struct spec_input input = {
-            .custom = custom,
-            .default_credential_provider = config->service_credential_provider,
-            .idempotency_token = has_token ? token : NULL,
-        };
-        if (spec_input_from_template(template_, &input, &env) < 0) {
-            snprintf(message, sizeof(message), "out of memory");
-            code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-            goto fail;
-        }
-        free(error);
-        error = NULL;
-        if (spec_build(&input, &body, &error) < 0) {
-            snprintf(message, sizeof(message), "%s", error ? error : "cannot build the job spec");
-            code = GRPC_STATUS_INVALID_ARGUMENT;
-            goto fail;
-        }
-    }
-    printed = structjson_print(body);
-    if (!printed) {
-        snprintf(message, sizeof(message), "out of memory");
-        code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-        goto fail;
-    }
-
-    p = pending_new(agent, config, call, OPERATION_CREATE, task_type, instance, NULL, started_ms);
-    if (!p) {
-        snprintf(message, sizeof(message), "out of memory");
-        code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-        goto fail;
-    }
-    instance = NULL;
-    log_debug("submitting run", "task_type", task_type, "instance", p->instance,
-              "idempotency_token", has_token ? token : "(none)");
-    /* A submit is safe to repeat only with its idempotency_token. */
-    send_to_databricks(p, DBX_RUNS_SUBMIT, printed, has_token, on_submitted);
-    printed = NULL;
-    goto out;
-
-fail:
-    fail_call(agent, call, OPERATION_CREATE, task_type, instance, NULL, started_ms, code, message);
-out:
-    free(printed);
-    free(env);
-    free(instance);
-    free(error);
-    cJSON_Delete(body);
-    cJSON_Delete(custom);
-    if (req)
-        flyteidl__admin__create_task_request__free_unpacked(req, NULL);
-}
-
-/* ---- GetTask and DeleteTask: decoding shared by both --------------------- */
-
-/*
- * Checks the task type and decodes resource_meta into an allowed instance
- * and a run id. On failure fills code/message and returns -1.
- */
-static int decode_task_reference(const struct config *config, const char *task_type,
-                                 ProtobufCBinaryData resource_meta, char **ret_instance,
-                                 char **ret_run_id, grpc_status_code *ret_code, char *message,
-                                 size_t message_size)
-{
-    struct resmeta meta = {0};
-    char *error = NULL;
-    char *instance = NULL;
-    grpc_status_code code;
-    int r = -1;
-
-    if (!metadata_task_type_supported(task_type)) {
-        snprintf(message, message_size,
-                 "no connector for task type '%.64s'; this one serves 'spark' and 'databricks'",
-                 task_type);
-        *ret_code = GRPC_STATUS_NOT_FOUND;
-        goto out;
-    }
-    /* flytekit's resource_meta may carry "auth_token": resmeta ignores it. */
-    if (resmeta_decode(resource_meta.data, resource_meta.len, &meta, &error) < 0) {
-        snprintf(message, message_size, "%s", error ? error : "malformed resource_meta");
-        *ret_code = GRPC_STATUS_INVALID_ARGUMENT;
-        goto out;
-    }
-    code = resolve_instance(config, meta.instance, &instance, message, message_size);
+    code = task_request_create(config, request, request_len, &submit);
+    if (agent->metrics && submit.has_inputs)
+        metrics_input_bytes(agent->metrics, submit.task_type, submit.input_bytes);
     if (code != GRPC_STATUS_OK) {
-        *ret_code = code;
+        fail_call(agent, call, OPERATION_CREATE, submit.task_type, submit.instance, NULL,
+                  started_ms, code, submit.message);
         goto out;
     }
-    *ret_instance = instance;
-    *ret_run_id = meta.run_id;
-    meta.run_id = NULL;
-    r = 0;
+    p = pending_new(agent, config, call, OPERATION_CREATE, submit.task_type, submit.instance,
+                    NULL, started_ms);
+    if (!p) {
+        fail_call(agent, call, OPERATION_CREATE, submit.task_type, submit.instance, NULL,
+                  started_ms, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    submit.instance = NULL;
+    log_debug("submitting run", "task_type", submit.task_type, "instance", p->instance,
+              "idempotency_token",
+              submit.idempotency_token[0] ? submit.idempotency_token : "(none)");
+    send_to_databricks(p, DBX_RUNS_SUBMIT, submit.body, submit.retry_safe, on_submitted);
+    submit.body = NULL;
 out:
-    free(error);
-    resmeta_done(&meta);
-    return r;
+    task_request_submit_done(&submit);
 }
 
 /* ---- GetTask --------------------------------------------------------------- */
@@ -729,38 +543,28 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     struct agent *agent = context;
     const struct config *config = atomic_load(&agent->config);
     int64_t started_ms = clock_now_ms();
-    Flyteidl__Admin__GetTaskRequest *req;
-    char *instance = NULL, *run_id = NULL;
+    struct task_request_run run;
     grpc_status_code code;
-    char message[768];
-    const char *task_type;
     struct pending *p;
     struct fetch *f;
     struct phase_result cached = {0};
     uint64_t fetch_id = 0;
     int r;
 
-    req = flyteidl__admin__get_task_request__unpack(NULL, request_len, request);
-    if (!req) {
-        fail_call(agent, call, OPERATION_GET, NULL, NULL, NULL, started_ms,
-                  GRPC_STATUS_INVALID_ARGUMENT,
-                  "request does not decode as flyteidl.admin.GetTaskRequest");
-        return;
-    }
-    task_type = requested_task_type(req->task_category, req->task_type);
-    if (decode_task_reference(config, task_type, req->resource_meta, &instance, &run_id, &code,
-                              message, sizeof(message)) < 0) {
-        fail_call(agent, call, OPERATION_GET, task_type, NULL, NULL, started_ms, code, message);
+    code = task_request_get(config, request, request_len, &run);
+    if (code != GRPC_STATUS_OK) {
+        fail_call(agent, call, OPERATION_GET, run.task_type, NULL, NULL, started_ms, code,
+                  run.message);
         goto out;
     }
-    p = pending_new(agent, config, call, OPERATION_GET, task_type, instance, run_id, started_ms);
+    p = pending_new(agent, config, call, OPERATION_GET, run.task_type, run.instance, run.run_id,
+                    started_ms);
     if (!p) {
-        fail_call(agent, call, OPERATION_GET, task_type, instance, run_id, started_ms,
-                  GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-        free(instance);
-        free(run_id);
+        fail_call(agent, call, OPERATION_GET, run.task_type, run.instance, run.run_id,
+                  started_ms, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
+    run.instance = run.run_id = NULL;
 
     switch (runs_lookup(agent->runs, p->instance, p->run_id, started_ms, &p->waiter, &cached,
                         &fetch_id)) {
@@ -786,7 +590,7 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
                                                        : "out of memory");
     }
 out:
-    flyteidl__admin__get_task_request__free_unpacked(req, NULL);
+    task_request_run_done(&run);
 }
 
 /* ---- DeleteTask ------------------------------------------------------------ */
@@ -812,41 +616,31 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
     struct agent *agent = context;
     const struct config *config = atomic_load(&agent->config);
     int64_t started_ms = clock_now_ms();
-    Flyteidl__Admin__DeleteTaskRequest *req;
-    char *instance = NULL, *run_id = NULL, *body = NULL;
+    struct task_request_run run;
     grpc_status_code code;
-    char message[768];
-    const char *task_type;
-    struct pending *p;
+    char *body = NULL;
+    struct pending *p = NULL;
 
-    req = flyteidl__admin__delete_task_request__unpack(NULL, request_len, request);
-    if (!req) {
-        fail_call(agent, call, OPERATION_DELETE, NULL, NULL, NULL, started_ms,
-                  GRPC_STATUS_INVALID_ARGUMENT,
-                  "request does not decode as flyteidl.admin.DeleteTaskRequest");
-        return;
-    }
-    task_type = requested_task_type(req->task_category, req->task_type);
-    if (decode_task_reference(config, task_type, req->resource_meta, &instance, &run_id, &code,
-                              message, sizeof(message)) < 0) {
-        fail_call(agent, call, OPERATION_DELETE, task_type, NULL, NULL, started_ms, code, message);
+    code = task_request_delete(config, request, request_len, &run);
+    if (code != GRPC_STATUS_OK) {
+        fail_call(agent, call, OPERATION_DELETE, run.task_type, NULL, NULL, started_ms, code,
+                  run.message);
         goto out;
     }
     /* run_id is validated digits: print it as a JSON number, exactly. */
-    if (asprintf(&body, "{\"run_id\":%s}", run_id) < 0)
+    if (asprintf(&body, "{\"run_id\":%s}", run.run_id) < 0)
         body = NULL;
-    p = body ? pending_new(agent, config, call, OPERATION_DELETE, task_type, instance, run_id,
-                           started_ms)
-             : NULL;
+    if (body)
+        p = pending_new(agent, config, call, OPERATION_DELETE, run.task_type, run.instance,
+                        run.run_id, started_ms);
     if (!p) {
-        fail_call(agent, call, OPERATION_DELETE, task_type, instance, run_id, started_ms,
-                  GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        fail_call(agent, call, OPERATION_DELETE, run.task_type, run.instance, run.run_id,
+                  started_ms, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         free(body);
-        free(instance);
-        free(run_id);
         goto out;
     }
+    run.instance = run.run_id = NULL;
     send_to_databricks(p, DBX_RUNS_CANCEL, body, true, on_cancelled);
 out:
-    flyteidl__admin__delete_task_request__free_unpacked(req, NULL);
+    task_request_run_done(&run);
 }
