@@ -240,10 +240,9 @@ static void on_submitted(void *user, const struct dbx_answer *answer)
 {
     struct pending *p = user;
     Flyteidl__Admin__CreateTaskResponse resp = FLYTEIDL__ADMIN__CREATE_TASK_RESPONSE__INIT;
-    const cJSON *run_id;
     uint8_t *meta = NULL;
     size_t meta_len = 0;
-    char digits[32];
+    char digits[DBX_RUN_ID_SIZE];
 
     if (answer->verdict != DBX_VERDICT_OK) {
         if (answer->verdict == DBX_VERDICT_RUN_GONE) {
@@ -255,16 +254,12 @@ static void on_submitted(void *user, const struct dbx_answer *answer)
         fail_from_answer(p, answer);
         return;
     }
-    /* Run ids are int64; cJSON reads numbers as doubles, exact below 2^53. */
-    run_id = cJSON_GetObjectItemCaseSensitive(answer->body, "run_id");
-    if (!cJSON_IsNumber(run_id) || run_id->valuedouble < 0 || run_id->valuedouble > 9007199254740991.0 ||
-        run_id->valuedouble != (double)(int64_t)run_id->valuedouble) {
+    if (dbx_response_run_id(answer->body, digits) < 0) {
         const char *message = "Databricks runs/submit answered without a valid run_id";
         server_call_fail(p->call, GRPC_STATUS_UNAVAILABLE, message);
         finish_pending(p, GRPC_STATUS_UNAVAILABLE, message);
         return;
     }
-    snprintf(digits, sizeof(digits), "%" PRId64, (int64_t)run_id->valuedouble);
     p->run_id = strdup(digits);
     if (!p->run_id || resmeta_encode(p->instance, digits, &meta, &meta_len) < 0) {
         server_call_fail(p->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -405,13 +400,8 @@ static int read_run(const struct fetch *f, const cJSON *body, struct phase_resul
         free(error);
         return -EINVAL;
     }
-    if (!ret->run_page_url) {
-        const cJSON *job_id = cJSON_GetObjectItemCaseSensitive(body, "job_id");
-        if (cJSON_IsNumber(job_id) &&
-            asprintf(&ret->run_page_url, "https://%s/#job/%.0f/run/%s", f->instance,
-                     job_id->valuedouble, f->run_id) < 0)
-            ret->run_page_url = NULL;
-    }
+    if (!ret->run_page_url)
+        ret->run_page_url = dbx_response_job_run_url(body, f->instance, f->run_id);
     return 0;
 }
 
