@@ -405,97 +405,83 @@ static int read_run(const struct fetch *f, const cJSON *body, struct phase_resul
     return 0;
 }
 
-/*
- * Answers one waiting GetTask after a fetch. `fresh`: the new status;
- * `gone`: the run no longer exists; otherwise the fetch failed and
- * `outcome` may carry the run's last known status.
- */
-static void answer_waiter(struct pending *p, const struct phase_result *fresh, bool gone,
-                          const struct dbx_answer *answer, const char *trouble,
-                          const struct runs_outcome *outcome)
+/* Answers one waiting GetTask as runs_decide_answer() says; `error_code`: the status of an
+ * answer that carries no phase. */
+static void answer_waiter(struct pending *p, const struct runs_fetch_end *end,
+                          grpc_status_code error_code)
 {
-    char message[1536];
+    struct runs_answer answer;
 
-    if (fresh) {
-        reply_result(p, fresh, NULL);
-        finish_pending(p, GRPC_STATUS_OK, NULL);
-        return;
-    }
-    if (gone) {
-        /* A run that is gone will never finish: end the task instead of
-         * letting propeller poll forever. */
-        snprintf(message, sizeof(message), "Databricks run %s no longer exists on %s (%s)",
-                 p->run_id, p->instance, answer->message);
-        reply_resource(p, PHASE_FAILED, message, NULL, "RUN_NOT_FOUND", false,
+    runs_decide_answer(end, clock_now_ms(), &answer);
+    switch (answer.kind) {
+    case RUNS_ANSWER_FRESH:
+        reply_result(p, answer.status, NULL);
+        break;
+    case RUNS_ANSWER_GONE:
+        reply_resource(p, PHASE_FAILED, answer.message, NULL, "RUN_NOT_FOUND", false,
                        PHASE_ORIGIN_SYSTEM);
-        finish_pending(p, GRPC_STATUS_OK, NULL);
-        return;
-    }
-    if (outcome && outcome->has_last_known) {
-        /* Propeller counts every failed GetTask against the task for its
-         * whole life: answer what Databricks last said, naming the trouble.
-         * Only a status Databricks gave is repeated, never an invented one. */
-        long seconds = (long)((clock_now_ms() - outcome->trouble_since_ms) / 1000);
-        if (phase_is_terminal(outcome->last_known.phase)) {
-            reply_result(p, &outcome->last_known, NULL);
-        } else {
-            snprintf(message, sizeof(message),
-                     "status not refreshed: %s (for %ld s); last known: %s", trouble, seconds,
-                     outcome->last_known.message ? outcome->last_known.message : "");
-            reply_result(p, &outcome->last_known, message);
-        }
+        break;
+    case RUNS_ANSWER_LAST_KNOWN:
+        reply_result(p, answer.status, answer.message[0] ? answer.message : NULL);
         if (p->agent->metrics)
             metrics_status_not_refreshed(p->agent->metrics);
         log_warning("answered last known phase", "run_id", p->run_id, "instance", p->instance,
-                    "phase", phase_name(outcome->last_known.phase), "trouble", trouble);
-        finish_pending(p, GRPC_STATUS_OK, NULL);
+                    "phase", phase_name(answer.status->phase), "trouble", end->trouble);
+        break;
+    case RUNS_ANSWER_ERROR:
+    case _RUNS_ANSWER_MAX:
+        server_call_fail(p->call, error_code, end->trouble);
+        finish_pending(p, error_code, end->trouble);
         return;
     }
-    {
-        grpc_status_code code =
-            answer->verdict == DBX_VERDICT_OK ? GRPC_STATUS_UNAVAILABLE : verdict_status[answer->verdict];
-        server_call_fail(p->call, code, trouble);
-        finish_pending(p, code, trouble);
+    finish_pending(p, GRPC_STATUS_OK, NULL);
+}
+
+/* Ends fetch `fetch_id` and answers everyone waiting for it, or only `alone` (fetched without
+ * a map entry). */
+static void end_fetch(struct agent *agent, struct pending *alone, uint64_t fetch_id,
+                      struct runs_fetch_end *end, grpc_status_code error_code)
+{
+    struct runs_outcome outcome = {0};
+
+    if (alone) {
+        answer_waiter(alone, end, error_code);
+        return;
     }
+    runs_fetched(agent->runs, end->instance, end->run_id, fetch_id, end->fresh, end->gone,
+                 clock_now_ms(), &outcome);
+    end->outcome = &outcome;
+    for (struct runs_waiter *w = outcome.waiters, *next; w; w = next) {
+        next = w->next;
+        answer_waiter(pending_of(w), end, error_code);
+    }
+    phase_result_done(&outcome.last_known);
 }
 
 static void on_run(void *user, const struct dbx_answer *answer)
 {
     struct fetch *f = user;
-    struct agent *agent = f->agent;
     struct phase_result fresh = {0};
-    bool have_fresh = false, gone = false;
-    struct runs_outcome outcome = {0};
     char trouble[1024];
+    struct runs_fetch_end end = {
+        .instance = f->instance,
+        .run_id = f->run_id,
+        .gone = answer->verdict == DBX_VERDICT_RUN_GONE,
+        /* Only transient trouble earns the last known phase. */
+        .transient = answer->verdict == DBX_VERDICT_UNAVAILABLE ||
+                     answer->verdict == DBX_VERDICT_RESOURCE_EXHAUSTED ||
+                     answer->verdict == DBX_VERDICT_OK,
+        .trouble = trouble,
+    };
 
     snprintf(trouble, sizeof(trouble), "%s", answer->message);
-    if (answer->verdict == DBX_VERDICT_RUN_GONE)
-        gone = true;
-    else if (answer->verdict == DBX_VERDICT_OK)
-        /* An answer we cannot read is Databricks-side trouble, not a verdict. */
-        have_fresh = read_run(f, answer->body, &fresh, trouble, sizeof(trouble)) == 0;
-
-    if (f->alone) {
-        answer_waiter(f->alone, have_fresh ? &fresh : NULL, gone, answer, trouble, NULL);
-    } else {
-        /* Only transient trouble earns the last known phase; a refused
-         * token or request is reported as it is. */
-        bool transient = answer->verdict == DBX_VERDICT_UNAVAILABLE ||
-                         answer->verdict == DBX_VERDICT_RESOURCE_EXHAUSTED ||
-                         answer->verdict == DBX_VERDICT_OK;
-        struct runs_waiter *w;
-
-        runs_fetched(agent->runs, f->instance, f->run_id, f->fetch_id, have_fresh ? &fresh : NULL,
-                     gone, clock_now_ms(), &outcome);
-        w = outcome.waiters;
-        while (w) {
-            struct runs_waiter *next = w->next;
-            answer_waiter(pending_of(w), have_fresh ? &fresh : NULL, gone, answer, trouble,
-                          transient ? &outcome : NULL);
-            w = next;
-        }
-        phase_result_done(&outcome.last_known);
-    }
+    /* An answer we cannot read is Databricks-side trouble, not a verdict. */
+    if (answer->verdict == DBX_VERDICT_OK &&
+        read_run(f, answer->body, &fresh, trouble, sizeof(trouble)) == 0)
+        end.fresh = &fresh;
+    end_fetch(f->agent, f->alone, f->fetch_id, &end,
+              answer->verdict == DBX_VERDICT_OK ? GRPC_STATUS_UNAVAILABLE
+                                                : verdict_status[answer->verdict]);
     phase_result_done(&fresh);
     fetch_free(f);
 }
@@ -504,27 +490,18 @@ static void on_run(void *user, const struct dbx_answer *answer)
 static void fail_fetch(struct agent *agent, struct pending *p, uint64_t fetch_id,
                        const char *message)
 {
-    struct dbx_answer answer = {
-        .verdict = DBX_VERDICT_UNAVAILABLE,
-        .message = message,
-        .error_code = "",
-    };
-    struct runs_outcome outcome = {0};
     char instance[RESMETA_HOST_MAX + 8], run_id[RESMETA_RUN_ID_MAX_DIGITS + 1];
+    struct runs_fetch_end end = {
+        .instance = instance,
+        .run_id = run_id,
+        .transient = true,
+        .trouble = message,
+    };
 
-    if (!fetch_id) {
-        answer_waiter(p, NULL, false, &answer, message, NULL);
-        return;
-    }
     /* p is one of the waiters and is freed once answered: copy the key. */
     snprintf(instance, sizeof(instance), "%s", p->instance);
     snprintf(run_id, sizeof(run_id), "%s", p->run_id);
-    runs_fetched(agent->runs, instance, run_id, fetch_id, NULL, false, clock_now_ms(), &outcome);
-    for (struct runs_waiter *w = outcome.waiters, *next; w; w = next) {
-        next = w->next;
-        answer_waiter(pending_of(w), NULL, false, &answer, message, &outcome);
-    }
-    phase_result_done(&outcome.last_known);
+    end_fetch(agent, fetch_id ? NULL : p, fetch_id, &end, GRPC_STATUS_UNAVAILABLE);
 }
 
 void agent_get_task(void *context, struct server_call *call, const uint8_t *request,
