@@ -155,9 +155,9 @@ static void log_call(struct agent *agent, const char *task_type, enum operation 
     snprintf(duration, sizeof(duration), "%" PRId64, elapsed_ms);
     log_write(code == GRPC_STATUS_OK ? LOG_LEVEL_INFO : LOG_LEVEL_WARNING,
               code == GRPC_STATUS_OK ? "call done" : "call failed", "task_type",
-              task_type && task_type[0] ? task_type : NULL, "operation",
-              operation_names[operation], "instance", instance, "run_id", run_id, "grpc_code",
-              code_text, "duration_ms", duration, "error", message, (const char *)NULL);
+              task_type && task_type[0] ? task_type : NULL, "operation", operation_names[operation],
+              "instance", instance, "run_id", run_id, "grpc_code", code_text, "duration_ms",
+              duration, "error", message, (const char *)NULL);
 }
 
 /* Answers with an error and logs it; for failures found before Databricks. */
@@ -291,8 +291,8 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
                   started_ms, code, submit.message);
         goto out;
     }
-    p = pending_new(agent, config, call, OPERATION_CREATE, submit.task_type, submit.instance,
-                    NULL, started_ms);
+    p = pending_new(agent, config, call, OPERATION_CREATE, submit.task_type, submit.instance, NULL,
+                    started_ms);
     if (!p) {
         fail_call(agent, call, OPERATION_CREATE, submit.task_type, submit.instance, NULL,
                   started_ms, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -379,8 +379,7 @@ static struct pending *pending_of(struct runs_waiter *waiter)
     return (struct pending *)((char *)waiter - offsetof(struct pending, waiter));
 }
 
-static void reply_result(struct pending *p, const struct phase_result *result,
-                         const char *message)
+static void reply_result(struct pending *p, const struct phase_result *result, const char *message)
 {
     reply_resource(p, result->phase, message ? message : result->message, result->run_page_url,
                    result->has_error ? result->error_code : NULL, result->error_recoverable,
@@ -527,8 +526,8 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     p = pending_new(agent, config, call, OPERATION_GET, run.task_type, run.instance, run.run_id,
                     started_ms);
     if (!p) {
-        fail_call(agent, call, OPERATION_GET, run.task_type, run.instance, run.run_id,
-                  started_ms, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        fail_call(agent, call, OPERATION_GET, run.task_type, run.instance, run.run_id, started_ms,
+                  GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
     run.instance = run.run_id = NULL;
@@ -553,8 +552,8 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     if (r < 0) {
         /* Nothing was queued: end the fetch so that every waiter hears. */
         fetch_free(f);
-        fail_fetch(agent, p, fetch_id, r == -ESHUTDOWN ? "connector shutting down"
-                                                       : "out of memory");
+        fail_fetch(agent, p, fetch_id,
+                   r == -ESHUTDOWN ? "connector shutting down" : "out of memory");
     }
 out:
     task_request_run_done(&run);

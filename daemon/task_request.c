@@ -81,8 +81,7 @@ static grpc_status_code check_task_type(const char *task_type,
  * choosing. Gives *ret_instance (free()) on success.
  */
 static grpc_status_code check_instance(const struct config *config, const char *requested,
-                                       char **ret_instance,
-                                       char message[TASK_REQUEST_MESSAGE_SIZE])
+                                       char **ret_instance, char message[TASK_REQUEST_MESSAGE_SIZE])
 {
     char *normalized = NULL, *error = NULL;
     grpc_status_code code = GRPC_STATUS_OK;
@@ -133,13 +132,13 @@ static grpc_status_code check_create(const struct config *config, const struct c
         goto out;
     }
     if (structjson_to_cjson(ask->custom, &custom, &error) < 0) {
-        code = refuse(ret->message, GRPC_STATUS_INVALID_ARGUMENT,
-                      "task template custom config: %s", error ? error : "cannot convert to JSON");
+        code = refuse(ret->message, GRPC_STATUS_INVALID_ARGUMENT, "task template custom config: %s",
+                      error ? error : "cannot convert to JSON");
         goto out;
     }
     requested = spec_instance(custom);
-    code = check_instance(config, requested ? requested : config->default_instance,
-                          &ret->instance, ret->message);
+    code = check_instance(config, requested ? requested : config->default_instance, &ret->instance,
+                          ret->message);
     if (code != GRPC_STATUS_OK)
         goto out;
     {

@@ -26,7 +26,7 @@
 /* A spark task whose template names no instance, with a container. */
 #define REQUESTS_SPARK_TEMPLATE                                                                    \
     "{\"type\": \"spark\", \"custom\": {\"databricksConf\": {\"run_name\": \"t\","                 \
-    " \"existing_cluster_id\": \"c-1\"}},"                                                          \
+    " \"existing_cluster_id\": \"c-1\"}},"                                                         \
     " \"container\": {\"image\": \"img:1\", \"args\": [\"pyflyte-execute\", \"--x\"],"             \
     " \"env\": [{\"key\": \"K\", \"value\": \"V\"}]}}"
 

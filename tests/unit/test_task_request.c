@@ -277,8 +277,7 @@ static void test_create_too_deep(void **state)
 }
 
 static grpc_status_code run(void **state, bool delete, const char *category,
-                            const char *legacy_type, const char *meta,
-                            struct task_request_run *ret)
+                            const char *legacy_type, const char *meta, struct task_request_run *ret)
 {
     size_t len;
     uint8_t *bytes = requests_run(delete, category, legacy_type, meta, &len);
@@ -291,7 +290,7 @@ static grpc_status_code run(void **state, bool delete, const char *category,
 
 static void test_run_accepted(void **state)
 {
-    for (int delete = 0; delete <= 1; delete++) {
+    for (int delete = 0; delete <= 1; delete ++) {
         struct task_request_run r;
 
         assert_int_equal(run(state, delete, "spark", NULL,
@@ -338,7 +337,7 @@ static void test_run_refused(void **state)
          "(allowed_instances)"},
     };
 
-    for (int delete = 0; delete <= 1; delete++) {
+    for (int delete = 0; delete <= 1; delete ++) {
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
             struct task_request_run r;
             grpc_status_code code = run(state, delete, cases[i].category, NULL, cases[i].meta, &r);
