@@ -3,16 +3,22 @@
  * Databricks run (runs/submit), its progress a Flyte phase (runs/get), its
  * abort a runs/cancel.
  *
- * Life of a call: the handler decodes and checks everything it can without
- * the network (request shape, task type, instance allowlist, resource_meta),
- * answers bad input at once, and otherwise queues one Databricks request
- * with a `struct pending` as its context. The Databricks client calls back
- * on the curl thread; the callback builds the answer, completes the gRPC
- * call, logs one line and frees the pending state.
+ * Life of a call: task_request.c decodes and checks everything it can
+ * without the network (request shape, task type, instance allowlist,
+ * resource_meta, the runs/submit body); the handler answers bad input at
+ * once, and otherwise queues one Databricks request with a `struct pending`
+ * as its context. The Databricks client calls back on its own thread; the
+ * callback builds the answer, completes the gRPC call, logs one line and
+ * frees the pending state. GetTasks for one run share one runs/get through
+ * runs.c, which also decides what each waiter hears (runs_decide_answer()).
  *
  * Error policy (propeller counts every failed GetTask against the task):
  * a verdict on the run is a phase; transient Databricks trouble is retried
  * inside dbx.c and only then becomes UNAVAILABLE, never a terminal phase.
+ *
+ * This file only turns those decisions into gRPC answers, log lines and
+ * metrics; tests/unit/test_agent.c runs it against fakes of dbx_request()
+ * and the server_call functions.
  */
 #include "agent.h"
 

@@ -291,38 +291,64 @@ static const char *requested_task_type(const Flyteidl__Admin__TaskCategory *cate
     return task_type ? task_type : "";
 }
 
-grpc_status_code task_request_get(const struct config *config, const uint8_t *request,
-                                  size_t request_len, struct task_request_run *ret)
+/* What check_run() reads from a flyteidl.admin v1 GetTaskRequest or DeleteTaskRequest, which
+ * carry the same fields. */
+struct run_fields {
+    const char *task_type;
+    ProtobufCBinaryData resource_meta;
+};
+
+typedef struct run_fields (*run_fields_fn)(const ProtobufCMessage *request);
+
+static struct run_fields get_fields(const ProtobufCMessage *request)
 {
-    Flyteidl__Admin__GetTaskRequest *req;
+    const Flyteidl__Admin__GetTaskRequest *req = (const Flyteidl__Admin__GetTaskRequest *)request;
+
+    return (struct run_fields){requested_task_type(req->task_category, req->task_type),
+                               req->resource_meta};
+}
+
+static struct run_fields delete_fields(const ProtobufCMessage *request)
+{
+    const Flyteidl__Admin__DeleteTaskRequest *req =
+        (const Flyteidl__Admin__DeleteTaskRequest *)request;
+
+    return (struct run_fields){requested_task_type(req->task_category, req->task_type),
+                               req->resource_meta};
+}
+
+static grpc_status_code unpack_run(const ProtobufCMessageDescriptor *descriptor,
+                                   run_fields_fn read_fields, const struct config *config,
+                                   const uint8_t *request, size_t request_len,
+                                   struct task_request_run *ret)
+{
+    ProtobufCMessage *req = protobuf_c_message_unpack(descriptor, NULL, request_len, request);
+    struct run_fields fields;
     grpc_status_code code;
 
     memset(ret, 0, sizeof(*ret));
-    req = flyteidl__admin__get_task_request__unpack(NULL, request_len, request);
     if (!req)
-        return refuse(ret->message, GRPC_STATUS_INVALID_ARGUMENT,
-                      "request does not decode as flyteidl.admin.GetTaskRequest");
-    code = check_run(config, requested_task_type(req->task_category, req->task_type),
-                     req->resource_meta.data, req->resource_meta.len, ret);
-    flyteidl__admin__get_task_request__free_unpacked(req, NULL);
+        return refuse(ret->message, GRPC_STATUS_INVALID_ARGUMENT, "request does not decode as %s",
+                      descriptor->name);
+    fields = read_fields(req);
+    code = check_run(config, fields.task_type, fields.resource_meta.data, fields.resource_meta.len,
+                     ret);
+    protobuf_c_message_free_unpacked(req, NULL);
     return code;
+}
+
+grpc_status_code task_request_get(const struct config *config, const uint8_t *request,
+                                  size_t request_len, struct task_request_run *ret)
+{
+    return unpack_run(&flyteidl__admin__get_task_request__descriptor, get_fields, config, request,
+                      request_len, ret);
 }
 
 grpc_status_code task_request_delete(const struct config *config, const uint8_t *request,
                                      size_t request_len, struct task_request_run *ret)
 {
-    Flyteidl__Admin__DeleteTaskRequest *req;
-    grpc_status_code code;
-
-    memset(ret, 0, sizeof(*ret));
-    req = flyteidl__admin__delete_task_request__unpack(NULL, request_len, request);
-    if (!req)
-        return refuse(ret->message, GRPC_STATUS_INVALID_ARGUMENT,
-                      "request does not decode as flyteidl.admin.DeleteTaskRequest");
-    code = check_run(config, requested_task_type(req->task_category, req->task_type),
-                     req->resource_meta.data, req->resource_meta.len, ret);
-    flyteidl__admin__delete_task_request__free_unpacked(req, NULL);
-    return code;
+    return unpack_run(&flyteidl__admin__delete_task_request__descriptor, delete_fields, config,
+                      request, request_len, ret);
 }
 
 void task_request_run_done(struct task_request_run *r)

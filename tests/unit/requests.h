@@ -4,17 +4,23 @@
  *
  * A CreateTaskRequest is built from a TaskTemplate written as protobuf JSON (template_json),
  * optionally with a task execution id (REQUESTS_EXECUTION, the fields below); Get and Delete
- * requests from a task type and resource_meta text. Every function gives a malloc'ed buffer
- * (free()) and fails the running test when it cannot. Include after <cmocka.h>.
+ * requests from a task type and resource_meta text. requests_refused_creates lists the
+ * CreateTasks both layers must refuse, with the messages the README promises. Every function gives
+ * a malloc'ed buffer (free()) and fails the running test when it cannot. Include after <cmocka.h>.
  */
 #pragma once
 
+#include <grpc/status.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "flyteidl/admin/agent.pb-c.h"
+#include "idempotency.h"
 #include "template_json.h"
+
+/* The default_instance of the tests' configs; evil.example.com is never allowed. */
+#define REQUESTS_INSTANCE "dbc-1.cloud.databricks.com"
 
 /* The task execution id requests_create() sets when asked to. */
 #define REQUESTS_PROJECT "flytesnacks"
@@ -29,6 +35,20 @@
     " \"existing_cluster_id\": \"c-1\"}},"                                                         \
     " \"container\": {\"image\": \"img:1\", \"args\": [\"pyflyte-execute\", \"--x\"],"             \
     " \"env\": [{\"key\": \"K\", \"value\": \"V\"}]}}"
+
+/* The idempotency token of the task execution requests_create() sets. */
+static inline void requests_token(char ret_token[IDEMPOTENCY_TOKEN_SIZE])
+{
+    struct idempotency_task_execution id = {
+        .project = REQUESTS_PROJECT,
+        .domain = REQUESTS_DOMAIN,
+        .execution_name = REQUESTS_EXECUTION,
+        .node_id = REQUESTS_NODE,
+        .retry_attempt = REQUESTS_RETRY_ATTEMPT,
+    };
+
+    assert_int_equal(idempotency_token(&id, ret_token), 0);
+}
 
 static inline uint8_t *requests_pack(const ProtobufCMessage *message, size_t *ret_len)
 {
@@ -92,4 +112,51 @@ static inline uint8_t *requests_run(bool delete, const char *category, const cha
     get.task_type = del.task_type = (char *)(legacy_type ? legacy_type : "");
     get.resource_meta = del.resource_meta = meta;
     return requests_pack(delete ? &del.base : &get.base, ret_len);
+}
+
+/* A CreateTask refused before any network, with what the caller hears and what the handler's
+ * log line gets. */
+struct requests_refusal {
+    const char *template_text; /* NULL: no template */
+    grpc_status_code code;
+    const char *message;   /* ending in a space: a prefix, another module's words follow */
+    const char *task_type; /* NULL: none read yet */
+    const char *instance;  /* NULL: not resolved yet */
+};
+
+static const struct requests_refusal requests_refused_creates[] = {
+    {NULL, GRPC_STATUS_INVALID_ARGUMENT, "CreateTaskRequest has no template", NULL, NULL},
+    {"{\"type\": \"python-task\", \"custom\": {}}", GRPC_STATUS_NOT_FOUND,
+     "no connector for task type 'python-task'; this one serves 'spark' and 'databricks'",
+     "python-task", NULL},
+    {"{\"type\": \"spark\"}", GRPC_STATUS_INVALID_ARGUMENT,
+     "task template has no custom config: missing databricksConf", "spark", NULL},
+    {"{\"type\": \"spark\", \"custom\": {\"databricksInstance\": \"bad host\"}}",
+     GRPC_STATUS_INVALID_ARGUMENT, "invalid Databricks instance: 'bad host' ", "spark", NULL},
+    {"{\"type\": \"spark\", \"custom\": {\"databricksInstance\": \"evil.example.com\","
+     " \"databricksConf\": {\"existing_cluster_id\": \"c\"}}}",
+     GRPC_STATUS_PERMISSION_DENIED,
+     "Databricks instance 'evil.example.com' is not allowed by this connector "
+     "(allowed_instances)",
+     "spark", NULL},
+    {"{\"type\": \"spark\", \"custom\": {\"sparkConf\": {}}}", GRPC_STATUS_INVALID_ARGUMENT,
+     "missing databricksConf in the task's custom config", "spark", REQUESTS_INSTANCE},
+    {"{\"type\": \"databricks\", \"custom\": {\"databricksConf\": {}}}",
+     GRPC_STATUS_INVALID_ARGUMENT,
+     "Either existing_cluster_id, new_cluster, environment_key, or environments must be "
+     "specified in databricksConf",
+     "databricks", REQUESTS_INSTANCE},
+};
+
+#define REQUESTS_REFUSED_CREATES                                                                   \
+    (sizeof(requests_refused_creates) / sizeof(requests_refused_creates[0]))
+
+/* True when got is the expected message (or starts with it, for a prefix). */
+static inline bool requests_message_is(const char *got, const char *expected)
+{
+    size_t n = strlen(expected);
+
+    if (n > 0 && expected[n - 1] == ' ')
+        return strncmp(got, expected, n) == 0;
+    return strcmp(got, expected) == 0;
 }

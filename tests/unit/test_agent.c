@@ -23,11 +23,10 @@
 
 #include "agent.h"
 #include "clock.h"
-#include "idempotency.h"
 #include "log.h"
 #include "requests.h"
 
-#define INSTANCE "dbc-1.cloud.databricks.com"
+#define INSTANCE REQUESTS_INSTANCE
 #define META_42 "{\"databricks_instance\": \"" INSTANCE "\", \"run_id\": \"42\"}"
 
 /* server.h leaves the call opaque; the real one lives in server.c, which is not linked. */
@@ -256,19 +255,12 @@ static void test_create_success(void **state)
 {
     struct fixture *fx = *state;
     struct server_call call = {.deadline_ms = INT64_MAX};
-    struct idempotency_task_execution id = {
-        .project = REQUESTS_PROJECT,
-        .domain = REQUESTS_DOMAIN,
-        .execution_name = REQUESTS_EXECUTION,
-        .node_id = REQUESTS_NODE,
-        .retry_attempt = REQUESTS_RETRY_ATTEMPT,
-    };
     char token[IDEMPOTENCY_TOKEN_SIZE];
     int64_t before = clock_now_ms();
     Flyteidl__Admin__CreateTaskResponse *resp;
     cJSON *body, *meta;
 
-    assert_int_equal(idempotency_token(&id, token), 0);
+    requests_token(token);
     create(fx, &call, REQUESTS_SPARK_TEMPLATE, true);
     assert_int_equal(call.answers, 0); /* answered when Databricks is */
     assert_int_equal(sent_count, 1);
@@ -342,41 +334,16 @@ static void test_create_without_token(void **state)
 /* Refused before any network: answered at once, nothing sent. */
 static void test_create_refused(void **state)
 {
-    static const struct {
-        const char *template_text; /* NULL: no template */
-        grpc_status_code code;
-        const char *message;
-    } cases[] = {
-        {NULL, GRPC_STATUS_INVALID_ARGUMENT, "CreateTaskRequest has no template"},
-        {"{\"type\": \"python-task\", \"custom\": {}}", GRPC_STATUS_NOT_FOUND,
-         "no connector for task type 'python-task'; this one serves 'spark' and 'databricks'"},
-        {"{\"type\": \"spark\"}", GRPC_STATUS_INVALID_ARGUMENT,
-         "task template has no custom config: missing databricksConf"},
-        {"{\"type\": \"spark\", \"custom\": {\"databricksInstance\": \"a..b\"}}",
-         GRPC_STATUS_INVALID_ARGUMENT, NULL},
-        {"{\"type\": \"spark\", \"custom\": {\"databricksInstance\": \"evil.example.com\","
-         " \"databricksConf\": {\"existing_cluster_id\": \"c\"}}}",
-         GRPC_STATUS_PERMISSION_DENIED,
-         "Databricks instance 'evil.example.com' is not allowed by this connector "
-         "(allowed_instances)"},
-        {"{\"type\": \"databricks\", \"custom\": {\"databricksConf\": {}}}",
-         GRPC_STATUS_INVALID_ARGUMENT,
-         "Either existing_cluster_id, new_cluster, environment_key, or environments must be "
-         "specified in databricksConf"},
-    };
     struct fixture *fx = *state;
 
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    for (size_t i = 0; i < REQUESTS_REFUSED_CREATES; i++) {
+        const struct requests_refusal *c = &requests_refused_creates[i];
         struct server_call call = {.deadline_ms = INT64_MAX};
 
-        create(fx, &call, cases[i].template_text, true);
+        create(fx, &call, c->template_text, true);
         assert_int_equal(call.answers, 1);
-        if (call.code != cases[i].code)
+        if (call.code != c->code || !requests_message_is(call.message, c->message))
             fail_msg("case %zu: status %d (%s)", i, call.code, call.message);
-        if (cases[i].message)
-            assert_string_equal(call.message, cases[i].message);
-        else
-            assert_int_equal(strncmp(call.message, "invalid Databricks instance: ", 29), 0);
     }
     assert_int_equal(sent_count, 0);
     expect_metric(fx, "flyte_connector_requests_failure_total{task_type=\"other\","

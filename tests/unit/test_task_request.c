@@ -16,11 +16,10 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
-#include "idempotency.h"
 #include "requests.h"
 #include "task_request.h"
 
-#define DEFAULT_INSTANCE "dbc-1.cloud.databricks.com"
+#define DEFAULT_INSTANCE REQUESTS_INSTANCE
 
 static struct config *new_config(const char *text)
 {
@@ -58,16 +57,6 @@ static grpc_status_code create(void **state, const char *template_text, bool wit
     return code;
 }
 
-/* An expectation ending in a space is a prefix: another module's words follow. */
-static bool message_is(const char *got, const char *expected)
-{
-    size_t n = strlen(expected);
-
-    if (n > 0 && expected[n - 1] == ' ')
-        return strncmp(got, expected, n) == 0;
-    return strcmp(got, expected) == 0;
-}
-
 static void test_categories(void **state)
 {
     (void)state;
@@ -86,18 +75,11 @@ static void test_categories(void **state)
 static void test_create_accepted(void **state)
 {
     struct task_request_submit s;
-    struct idempotency_task_execution id = {
-        .project = REQUESTS_PROJECT,
-        .domain = REQUESTS_DOMAIN,
-        .execution_name = REQUESTS_EXECUTION,
-        .node_id = REQUESTS_NODE,
-        .retry_attempt = REQUESTS_RETRY_ATTEMPT,
-    };
     char token[IDEMPOTENCY_TOKEN_SIZE];
     cJSON *body;
     const cJSON *task;
 
-    assert_int_equal(idempotency_token(&id, token), 0);
+    requests_token(token);
     assert_int_equal(create(state, REQUESTS_SPARK_TEMPLATE, true, true, &s), GRPC_STATUS_OK);
     assert_string_equal(s.task_type, "spark");
     assert_string_equal(s.instance, DEFAULT_INSTANCE);
@@ -153,49 +135,19 @@ static void test_create_instance(void **state)
 
 static void test_create_refused(void **state)
 {
-    static const struct {
-        const char *template_text; /* NULL: no template */
-        grpc_status_code code;
-        const char *message;
-        const char *task_type; /* what the log line gets; NULL: none yet */
-        const char *instance;  /* NULL: not resolved */
-    } cases[] = {
-        {NULL, GRPC_STATUS_INVALID_ARGUMENT, "CreateTaskRequest has no template", NULL, NULL},
-        {"{\"type\": \"python-task\", \"custom\": {}}", GRPC_STATUS_NOT_FOUND,
-         "no connector for task type 'python-task'; this one serves 'spark' and 'databricks'",
-         "python-task", NULL},
-        {"{\"type\": \"spark\"}", GRPC_STATUS_INVALID_ARGUMENT,
-         "task template has no custom config: missing databricksConf", "spark", NULL},
-        {"{\"type\": \"spark\", \"custom\": {\"databricksInstance\": \"bad host\"}}",
-         GRPC_STATUS_INVALID_ARGUMENT,
-         /* resmeta's own words follow */
-         "invalid Databricks instance: 'bad host' ", "spark", NULL},
-        {"{\"type\": \"spark\", \"custom\": {\"databricksInstance\": \"evil.example.com\"}}",
-         GRPC_STATUS_PERMISSION_DENIED,
-         "Databricks instance 'evil.example.com' is not allowed by this connector "
-         "(allowed_instances)",
-         "spark", NULL},
-        {"{\"type\": \"spark\", \"custom\": {\"sparkConf\": {}}}", GRPC_STATUS_INVALID_ARGUMENT,
-         "missing databricksConf in the task's custom config", "spark", DEFAULT_INSTANCE},
-        {"{\"type\": \"spark\", \"custom\": {\"databricksConf\": {}}}",
-         GRPC_STATUS_INVALID_ARGUMENT,
-         "Either existing_cluster_id, new_cluster, environment_key, or environments must be "
-         "specified in databricksConf",
-         "spark", DEFAULT_INSTANCE},
-    };
-
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    for (size_t i = 0; i < REQUESTS_REFUSED_CREATES; i++) {
+        const struct requests_refusal *c = &requests_refused_creates[i];
         struct task_request_submit s;
-        grpc_status_code code = create(state, cases[i].template_text, true, false, &s);
+        grpc_status_code code = create(state, c->template_text, true, false, &s);
 
-        if (code != cases[i].code || !message_is(s.message, cases[i].message))
+        if (code != c->code || !requests_message_is(s.message, c->message))
             fail_msg("case %zu: %d '%s'", i, code, s.message);
-        if (cases[i].task_type)
-            assert_string_equal(s.task_type, cases[i].task_type);
+        if (c->task_type)
+            assert_string_equal(s.task_type, c->task_type);
         else
             assert_null(s.task_type);
-        if (cases[i].instance)
-            assert_string_equal(s.instance, cases[i].instance);
+        if (c->instance)
+            assert_string_equal(s.instance, c->instance);
         else
             assert_null(s.instance);
         assert_null(s.body);
@@ -342,7 +294,7 @@ static void test_run_refused(void **state)
             struct task_request_run r;
             grpc_status_code code = run(state, delete, cases[i].category, NULL, cases[i].meta, &r);
 
-            if (code != cases[i].code || !message_is(r.message, cases[i].message))
+            if (code != cases[i].code || !requests_message_is(r.message, cases[i].message))
                 fail_msg("case %zu: %d '%s'", i, code, r.message);
             assert_string_equal(r.task_type, cases[i].category);
             assert_null(r.instance);
