@@ -63,6 +63,7 @@ GEN_OBJS := $(GEN_C:.c=.o)
 
 # Modules without network, threads or clock: unit tests link only these.
 PURE_MODULES := spec phase resmeta structjson dbx_response config sha256 idempotency fake_runs \
+	task_request \
 	errmsg status pbdepth \
 	template_json
 PURE_OBJS := $(patsubst %,$(BUILD)/daemon/%.o,$(PURE_MODULES))
@@ -140,6 +141,17 @@ $(BUILD)/tests/%.o: tests/unit/%.c | $(GEN_H)
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(UNIT_OBJS) $(GEN_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PURE_LIBS) $(SHARED_LIBS) $(CMOCKA_LIBS) -lpthread
+
+# test_agent links the task handlers without the gRPC server or the Databricks client: the
+# linker sends agent.o's calls to them to the test's own __wrap_ functions.
+AGENT_WRAPS := dbx_request server_call_reply server_call_fail server_call_deadline_ms \
+	server_call_method
+comma := ,
+$(BUILD)/tests/test_agent: $(BUILD)/tests/test_agent.o $(BUILD)/daemon/agent.o $(UNIT_OBJS) \
+		$(GEN_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $(AGENT_WRAPS:%=-Wl$(comma)--wrap=%) -o $@ $^ $(PURE_LIBS) \
+		$(SHARED_LIBS) $(CMOCKA_LIBS) -lpthread
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)

@@ -3,16 +3,22 @@
  * Databricks run (runs/submit), its progress a Flyte phase (runs/get), its
  * abort a runs/cancel.
  *
- * Life of a call: the handler decodes and checks everything it can without
- * the network (request shape, task type, instance allowlist, resource_meta),
- * answers bad input at once, and otherwise queues one Databricks request
- * with a `struct pending` as its context. The Databricks client calls back
- * on the curl thread; the callback builds the answer, completes the gRPC
- * call, logs one line and frees the pending state.
+ * Life of a call: task_request.c decodes and checks everything it can
+ * without the network (request shape, task type, instance allowlist,
+ * resource_meta, the runs/submit body); the handler answers bad input at
+ * once, and otherwise queues one Databricks request with a `struct pending`
+ * as its context. The Databricks client calls back on its own thread; the
+ * callback builds the answer, completes the gRPC call, logs one line and
+ * frees the pending state. GetTasks for one run share one runs/get through
+ * runs.c, which also decides what each waiter hears (runs_decide_answer()).
  *
  * Error policy (propeller counts every failed GetTask against the task):
  * a verdict on the run is a phase; transient Databricks trouble is retried
  * inside dbx.c and only then becomes UNAVAILABLE, never a terminal phase.
+ *
+ * This file only turns those decisions into gRPC answers, log lines and
+ * metrics; tests/unit/test_agent.c runs it against fakes of dbx_request()
+ * and the server_call functions.
  */
 #include "agent.h"
 
@@ -26,15 +32,11 @@
 
 #include "clock.h"
 #include "flyteidl/admin/agent.pb-c.h"
-#include "idempotency.h"
 #include "log.h"
-#include "metadata.h"
-#include "pbdepth.h"
 #include "phase.h"
 #include "resmeta.h"
 #include "runs.h"
-#include "spec.h"
-#include "structjson.h"
+#include "task_request.h"
 
 /* Answer this long before the caller's deadline at least, so the caller
  * reads our status rather than its own DEADLINE_EXCEEDED. */
@@ -159,9 +161,9 @@ static void log_call(struct agent *agent, const char *task_type, enum operation 
     snprintf(duration, sizeof(duration), "%" PRId64, elapsed_ms);
     log_write(code == GRPC_STATUS_OK ? LOG_LEVEL_INFO : LOG_LEVEL_WARNING,
               code == GRPC_STATUS_OK ? "call done" : "call failed", "task_type",
-              task_type && task_type[0] ? task_type : NULL, "operation",
-              operation_names[operation], "instance", instance, "run_id", run_id, "grpc_code",
-              code_text, "duration_ms", duration, "error", message, (const char *)NULL);
+              task_type && task_type[0] ? task_type : NULL, "operation", operation_names[operation],
+              "instance", instance, "run_id", run_id, "grpc_code", code_text, "duration_ms",
+              duration, "error", message, (const char *)NULL);
 }
 
 /* Answers with an error and logs it; for failures found before Databricks. */
@@ -196,49 +198,6 @@ static int64_t databricks_deadline(const struct config *config, const struct ser
     if (margin > DEADLINE_MARGIN_MAX_MS)
         margin = DEADLINE_MARGIN_MAX_MS;
     return deadline - margin;
-}
-
-/*
- * Resolves the instance a request targets: normalizes it and applies the
- * allowlist before any connection is made, so a task author cannot send the
- * connector's token to a host of their choosing.
- */
-static grpc_status_code resolve_instance(const struct config *config, const char *requested,
-                                         char **ret_instance, char *message, size_t message_size)
-{
-    char *normalized = NULL;
-    char *error = NULL;
-
-    if (!requested || !requested[0]) {
-        snprintf(message, message_size,
-                 "no Databricks instance: set databricksInstance in the task config or start the "
-                 "connector with --instance / FLYTE_DATABRICKS_INSTANCE");
-        return GRPC_STATUS_INVALID_ARGUMENT;
-    }
-    if (resmeta_normalize_instance(requested, &normalized, &error) < 0) {
-        snprintf(message, message_size, "invalid Databricks instance: %s",
-                 error ? error : "malformed");
-        free(error);
-        return GRPC_STATUS_INVALID_ARGUMENT;
-    }
-    if (!config_instance_allowed(config, normalized)) {
-        snprintf(message, message_size,
-                 "Databricks instance '%.200s' is not allowed by this connector (allowed_instances)",
-                 normalized);
-        free(normalized);
-        return GRPC_STATUS_PERMISSION_DENIED;
-    }
-    *ret_instance = normalized;
-    return GRPC_STATUS_OK;
-}
-
-/* The task type of a Get/Delete: task_category.name, else the deprecated task_type. */
-static const char *requested_task_type(const Flyteidl__Admin__TaskCategory *category,
-                                       const char *task_type)
-{
-    if (category && category->name && category->name[0])
-        return category->name;
-    return task_type ? task_type : "";
 }
 
 static struct pending *pending_new(struct agent *agent, const struct config *config,
@@ -287,10 +246,9 @@ static void on_submitted(void *user, const struct dbx_answer *answer)
 {
     struct pending *p = user;
     Flyteidl__Admin__CreateTaskResponse resp = FLYTEIDL__ADMIN__CREATE_TASK_RESPONSE__INIT;
-    const cJSON *run_id;
     uint8_t *meta = NULL;
     size_t meta_len = 0;
-    char digits[32];
+    char digits[DBX_RUN_ID_SIZE];
 
     if (answer->verdict != DBX_VERDICT_OK) {
         if (answer->verdict == DBX_VERDICT_RUN_GONE) {
@@ -302,16 +260,12 @@ static void on_submitted(void *user, const struct dbx_answer *answer)
         fail_from_answer(p, answer);
         return;
     }
-    /* Run ids are int64; cJSON reads numbers as doubles, exact below 2^53. */
-    run_id = cJSON_GetObjectItemCaseSensitive(answer->body, "run_id");
-    if (!cJSON_IsNumber(run_id) || run_id->valuedouble < 0 || run_id->valuedouble > 9007199254740991.0 ||
-        run_id->valuedouble != (double)(int64_t)run_id->valuedouble) {
+    if (dbx_response_run_id(answer->body, digits) < 0) {
         const char *message = "Databricks runs/submit answered without a valid run_id";
         server_call_fail(p->call, GRPC_STATUS_UNAVAILABLE, message);
         finish_pending(p, GRPC_STATUS_UNAVAILABLE, message);
         return;
     }
-    snprintf(digits, sizeof(digits), "%" PRId64, (int64_t)run_id->valuedouble);
     p->run_id = strdup(digits);
     if (!p->run_id || resmeta_encode(p->instance, digits, &meta, &meta_len) < 0) {
         server_call_fail(p->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -331,187 +285,33 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
     struct agent *agent = context;
     const struct config *config = atomic_load(&agent->config);
     int64_t started_ms = clock_now_ms();
-    Flyteidl__Admin__CreateTaskRequest *req = NULL;
-    const Flyteidl__Core__TaskTemplate *template_;
-    const Flyteidl__Core__Container *container = NULL;
-    cJSON *custom = NULL, *body = NULL;
-    struct spec_env_var *env = NULL;
-    char *error = NULL, *instance = NULL, *printed = NULL;
-    char token[IDEMPOTENCY_TOKEN_SIZE];
-    bool has_token;
-    char message[768];
-    const char *task_type = "";
+    struct task_request_submit submit;
     grpc_status_code code;
     struct pending *p;
 
-    /* template.custom, a Struct, nests without bound and protobuf-c's unpack recurses once per
-     * level: bound the nesting before unpacking, or one request overflows the stack. */
-    if (pbdepth_check(&flyteidl__admin__create_task_request__descriptor, request, request_len,
-                      PBDEPTH_REQUEST_MAX, &error) < 0) {
-        snprintf(message, sizeof(message),
-                 "request does not decode as flyteidl.admin.CreateTaskRequest: %s",
-                 error ? error : "nested too deeply");
-        code = GRPC_STATUS_INVALID_ARGUMENT;
-        goto fail;
-    }
-    req = flyteidl__admin__create_task_request__unpack(NULL, request_len, request);
-    if (!req) {
-        snprintf(message, sizeof(message),
-                 "request does not decode as flyteidl.admin.CreateTaskRequest");
-        code = GRPC_STATUS_INVALID_ARGUMENT;
-        goto fail;
-    }
-    template_ = req->template_;
-    if (!template_) {
-        snprintf(message, sizeof(message), "CreateTaskRequest has no template");
-        code = GRPC_STATUS_INVALID_ARGUMENT;
-        goto fail;
-    }
-    task_type = template_->type ? template_->type : "";
-    if (agent->metrics && req->inputs)
-        metrics_input_bytes(agent->metrics, task_type,
-                            protobuf_c_message_get_packed_size(&req->inputs->base));
-    if (!metadata_task_type_supported(task_type)) {
-        snprintf(message, sizeof(message),
-                 "no connector for task type '%.64s'; this one serves 'spark' and 'databricks'",
-                 task_type);
-        code = GRPC_STATUS_NOT_FOUND;
-        goto fail;
-    }
-    if (!template_->custom) {
-        snprintf(message, sizeof(message),
-                 "task template has no custom config: missing databricksConf");
-        code = GRPC_STATUS_INVALID_ARGUMENT;
-        goto fail;
-    }
-    if (structjson_to_cjson(template_->custom, &custom, &error) < 0) {
-        snprintf(message, sizeof(message), "task template custom config: %s",
-                 error ? error : "cannot convert to JSON");
-        code = GRPC_STATUS_INVALID_ARGUMENT;
-        goto fail;
-    }
-
-    {
-        const char *requested = spec_instance(custom);
-        code = resolve_instance(config, requested ? requested : config->default_instance,
-                                &instance, message, sizeof(message));
-        if (code != GRPC_STATUS_OK)
-            goto fail;
-    }
-
-    if (template_->target_case == FLYTEIDL__CORE__TASK_TEMPLATE__TARGET_CONTAINER)
-        container = template_->container;
-    if (container && container->n_env > 0) {
-        env = calloc(container->n_env, sizeof(*env));
-        if (!env) {
-            snprintf(message, sizeof(message), "out of memory");
-            code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-            goto fail;
-        }
-        for (size_t i = 0; i < container->n_env; i++) {
-            env[i].name = container->env[i]->key;
-            env[i].value = container->env[i]->value;
-        }
-    }
-    /* Without a task execution id there is no token, and the submit is not retried. */
-    has_token = idempotency_token_from_metadata(req->task_execution_metadata, token) >= 0;
-
-    {
-        struct spec_input input = {
-            .custom = custom,
-            .image = container ? container->image : NULL,
-            .args = container ? (const char *const *)container->args : NULL,
-            .args_count = container ? container->n_args : 0,
-            .env = env,
-            .env_count = container ? container->n_env : 0,
-            .default_credential_provider = config->service_credential_provider,
-            .idempotency_token = has_token ? token : NULL,
-        };
-        free(error);
-        error = NULL;
-        if (spec_build(&input, &body, &error) < 0) {
-            snprintf(message, sizeof(message), "%s", error ? error : "cannot build the job spec");
-            code = GRPC_STATUS_INVALID_ARGUMENT;
-            goto fail;
-        }
-    }
-    printed = structjson_print(body);
-    if (!printed) {
-        snprintf(message, sizeof(message), "out of memory");
-        code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-        goto fail;
-    }
-
-    p = pending_new(agent, config, call, OPERATION_CREATE, task_type, instance, NULL, started_ms);
-    if (!p) {
-        snprintf(message, sizeof(message), "out of memory");
-        code = GRPC_STATUS_RESOURCE_EXHAUSTED;
-        goto fail;
-    }
-    instance = NULL;
-    log_debug("submitting run", "task_type", task_type, "instance", p->instance,
-              "idempotency_token", has_token ? token : "(none)");
-    /* A submit is safe to repeat only with its idempotency_token. */
-    send_to_databricks(p, DBX_RUNS_SUBMIT, printed, has_token, on_submitted);
-    printed = NULL;
-    goto out;
-
-fail:
-    fail_call(agent, call, OPERATION_CREATE, task_type, instance, NULL, started_ms, code, message);
-out:
-    free(printed);
-    free(env);
-    free(instance);
-    free(error);
-    cJSON_Delete(body);
-    cJSON_Delete(custom);
-    if (req)
-        flyteidl__admin__create_task_request__free_unpacked(req, NULL);
-}
-
-/* ---- GetTask and DeleteTask: decoding shared by both --------------------- */
-
-/*
- * Checks the task type and decodes resource_meta into an allowed instance
- * and a run id. On failure fills code/message and returns -1.
- */
-static int decode_task_reference(const struct config *config, const char *task_type,
-                                 ProtobufCBinaryData resource_meta, char **ret_instance,
-                                 char **ret_run_id, grpc_status_code *ret_code, char *message,
-                                 size_t message_size)
-{
-    struct resmeta meta = {0};
-    char *error = NULL;
-    char *instance = NULL;
-    grpc_status_code code;
-    int r = -1;
-
-    if (!metadata_task_type_supported(task_type)) {
-        snprintf(message, message_size,
-                 "no connector for task type '%.64s'; this one serves 'spark' and 'databricks'",
-                 task_type);
-        *ret_code = GRPC_STATUS_NOT_FOUND;
-        goto out;
-    }
-    /* flytekit's resource_meta may carry "auth_token": resmeta ignores it. */
-    if (resmeta_decode(resource_meta.data, resource_meta.len, &meta, &error) < 0) {
-        snprintf(message, message_size, "%s", error ? error : "malformed resource_meta");
-        *ret_code = GRPC_STATUS_INVALID_ARGUMENT;
-        goto out;
-    }
-    code = resolve_instance(config, meta.instance, &instance, message, message_size);
+    code = task_request_create(config, request, request_len, &submit);
+    if (agent->metrics && submit.has_inputs)
+        metrics_input_bytes(agent->metrics, submit.task_type, submit.input_bytes);
     if (code != GRPC_STATUS_OK) {
-        *ret_code = code;
+        fail_call(agent, call, OPERATION_CREATE, submit.task_type, submit.instance, NULL,
+                  started_ms, code, submit.message);
         goto out;
     }
-    *ret_instance = instance;
-    *ret_run_id = meta.run_id;
-    meta.run_id = NULL;
-    r = 0;
+    p = pending_new(agent, config, call, OPERATION_CREATE, submit.task_type, submit.instance, NULL,
+                    started_ms);
+    if (!p) {
+        fail_call(agent, call, OPERATION_CREATE, submit.task_type, submit.instance, NULL,
+                  started_ms, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    submit.instance = NULL;
+    log_debug("submitting run", "task_type", submit.task_type, "instance", p->instance,
+              "idempotency_token",
+              submit.idempotency_token[0] ? submit.idempotency_token : "(none)");
+    send_to_databricks(p, DBX_RUNS_SUBMIT, submit.body, submit.retry_safe, on_submitted);
+    submit.body = NULL;
 out:
-    free(error);
-    resmeta_done(&meta);
-    return r;
+    task_request_submit_done(&submit);
 }
 
 /* ---- GetTask --------------------------------------------------------------- */
@@ -585,8 +385,7 @@ static struct pending *pending_of(struct runs_waiter *waiter)
     return (struct pending *)((char *)waiter - offsetof(struct pending, waiter));
 }
 
-static void reply_result(struct pending *p, const struct phase_result *result,
-                         const char *message)
+static void reply_result(struct pending *p, const struct phase_result *result, const char *message)
 {
     reply_resource(p, result->phase, message ? message : result->message, result->run_page_url,
                    result->has_error ? result->error_code : NULL, result->error_recoverable,
@@ -606,107 +405,88 @@ static int read_run(const struct fetch *f, const cJSON *body, struct phase_resul
         free(error);
         return -EINVAL;
     }
-    if (!ret->run_page_url) {
-        const cJSON *job_id = cJSON_GetObjectItemCaseSensitive(body, "job_id");
-        if (cJSON_IsNumber(job_id) &&
-            asprintf(&ret->run_page_url, "https://%s/#job/%.0f/run/%s", f->instance,
-                     job_id->valuedouble, f->run_id) < 0)
-            ret->run_page_url = NULL;
-    }
+    if (!ret->run_page_url)
+        ret->run_page_url = dbx_response_job_run_url(body, f->instance, f->run_id);
     return 0;
 }
 
-/*
- * Answers one waiting GetTask after a fetch. `fresh`: the new status;
- * `gone`: the run no longer exists; otherwise the fetch failed and
- * `outcome` may carry the run's last known status.
- */
-static void answer_waiter(struct pending *p, const struct phase_result *fresh, bool gone,
-                          const struct dbx_answer *answer, const char *trouble,
-                          const struct runs_outcome *outcome)
+/* Answers one waiting GetTask as runs_decide_answer() says; `error_code`: the status of an
+ * answer that carries no phase. */
+static void answer_waiter(struct pending *p, const struct runs_fetch_end *end,
+                          grpc_status_code error_code)
 {
-    char message[1536];
+    struct runs_answer answer;
 
-    if (fresh) {
-        reply_result(p, fresh, NULL);
-        finish_pending(p, GRPC_STATUS_OK, NULL);
-        return;
-    }
-    if (gone) {
-        /* A run that is gone will never finish: end the task instead of
-         * letting propeller poll forever. */
-        snprintf(message, sizeof(message), "Databricks run %s no longer exists on %s (%s)",
-                 p->run_id, p->instance, answer->message);
-        reply_resource(p, PHASE_FAILED, message, NULL, "RUN_NOT_FOUND", false,
+    runs_decide_answer(end, clock_now_ms(), &answer);
+    switch (answer.kind) {
+    case RUNS_ANSWER_FRESH:
+        reply_result(p, answer.status, NULL);
+        break;
+    case RUNS_ANSWER_GONE:
+        reply_resource(p, PHASE_FAILED, answer.message, NULL, "RUN_NOT_FOUND", false,
                        PHASE_ORIGIN_SYSTEM);
-        finish_pending(p, GRPC_STATUS_OK, NULL);
-        return;
-    }
-    if (outcome && outcome->has_last_known) {
-        /* Propeller counts every failed GetTask against the task for its
-         * whole life: answer what Databricks last said, naming the trouble.
-         * Only a status Databricks gave is repeated, never an invented one. */
-        long seconds = (long)((clock_now_ms() - outcome->trouble_since_ms) / 1000);
-        if (phase_is_terminal(outcome->last_known.phase)) {
-            reply_result(p, &outcome->last_known, NULL);
-        } else {
-            snprintf(message, sizeof(message),
-                     "status not refreshed: %s (for %ld s); last known: %s", trouble, seconds,
-                     outcome->last_known.message ? outcome->last_known.message : "");
-            reply_result(p, &outcome->last_known, message);
-        }
+        break;
+    case RUNS_ANSWER_LAST_KNOWN:
+        reply_result(p, answer.status, answer.message[0] ? answer.message : NULL);
         if (p->agent->metrics)
             metrics_status_not_refreshed(p->agent->metrics);
         log_warning("answered last known phase", "run_id", p->run_id, "instance", p->instance,
-                    "phase", phase_name(outcome->last_known.phase), "trouble", trouble);
-        finish_pending(p, GRPC_STATUS_OK, NULL);
+                    "phase", phase_name(answer.status->phase), "trouble", end->trouble);
+        break;
+    case RUNS_ANSWER_ERROR:
+    case _RUNS_ANSWER_MAX:
+        server_call_fail(p->call, error_code, end->trouble);
+        finish_pending(p, error_code, end->trouble);
         return;
     }
-    {
-        grpc_status_code code =
-            answer->verdict == DBX_VERDICT_OK ? GRPC_STATUS_UNAVAILABLE : verdict_status[answer->verdict];
-        server_call_fail(p->call, code, trouble);
-        finish_pending(p, code, trouble);
+    finish_pending(p, GRPC_STATUS_OK, NULL);
+}
+
+/* Ends fetch `fetch_id` and answers everyone waiting for it, or only `alone` (fetched without
+ * a map entry). */
+static void end_fetch(struct agent *agent, struct pending *alone, uint64_t fetch_id,
+                      struct runs_fetch_end *end, grpc_status_code error_code)
+{
+    struct runs_outcome outcome = {0};
+
+    if (alone) {
+        answer_waiter(alone, end, error_code);
+        return;
     }
+    runs_fetched(agent->runs, end->instance, end->run_id, fetch_id, end->fresh, end->gone,
+                 clock_now_ms(), &outcome);
+    end->outcome = &outcome;
+    for (struct runs_waiter *w = outcome.waiters, *next; w; w = next) {
+        next = w->next;
+        answer_waiter(pending_of(w), end, error_code);
+    }
+    phase_result_done(&outcome.last_known);
 }
 
 static void on_run(void *user, const struct dbx_answer *answer)
 {
     struct fetch *f = user;
-    struct agent *agent = f->agent;
     struct phase_result fresh = {0};
-    bool have_fresh = false, gone = false;
-    struct runs_outcome outcome = {0};
     char trouble[1024];
+    struct runs_fetch_end end = {
+        .instance = f->instance,
+        .run_id = f->run_id,
+        .gone = answer->verdict == DBX_VERDICT_RUN_GONE,
+        /* Only transient trouble earns the last known phase. */
+        .transient = answer->verdict == DBX_VERDICT_UNAVAILABLE ||
+                     answer->verdict == DBX_VERDICT_RESOURCE_EXHAUSTED ||
+                     answer->verdict == DBX_VERDICT_OK,
+        .trouble = trouble,
+    };
 
     snprintf(trouble, sizeof(trouble), "%s", answer->message);
-    if (answer->verdict == DBX_VERDICT_RUN_GONE)
-        gone = true;
-    else if (answer->verdict == DBX_VERDICT_OK)
-        /* An answer we cannot read is Databricks-side trouble, not a verdict. */
-        have_fresh = read_run(f, answer->body, &fresh, trouble, sizeof(trouble)) == 0;
-
-    if (f->alone) {
-        answer_waiter(f->alone, have_fresh ? &fresh : NULL, gone, answer, trouble, NULL);
-    } else {
-        /* Only transient trouble earns the last known phase; a refused
-         * token or request is reported as it is. */
-        bool transient = answer->verdict == DBX_VERDICT_UNAVAILABLE ||
-                         answer->verdict == DBX_VERDICT_RESOURCE_EXHAUSTED ||
-                         answer->verdict == DBX_VERDICT_OK;
-        struct runs_waiter *w;
-
-        runs_fetched(agent->runs, f->instance, f->run_id, f->fetch_id, have_fresh ? &fresh : NULL,
-                     gone, clock_now_ms(), &outcome);
-        w = outcome.waiters;
-        while (w) {
-            struct runs_waiter *next = w->next;
-            answer_waiter(pending_of(w), have_fresh ? &fresh : NULL, gone, answer, trouble,
-                          transient ? &outcome : NULL);
-            w = next;
-        }
-        phase_result_done(&outcome.last_known);
-    }
+    /* An answer we cannot read is Databricks-side trouble, not a verdict. */
+    if (answer->verdict == DBX_VERDICT_OK &&
+        read_run(f, answer->body, &fresh, trouble, sizeof(trouble)) == 0)
+        end.fresh = &fresh;
+    end_fetch(f->agent, f->alone, f->fetch_id, &end,
+              answer->verdict == DBX_VERDICT_OK ? GRPC_STATUS_UNAVAILABLE
+                                                : verdict_status[answer->verdict]);
     phase_result_done(&fresh);
     fetch_free(f);
 }
@@ -715,27 +495,18 @@ static void on_run(void *user, const struct dbx_answer *answer)
 static void fail_fetch(struct agent *agent, struct pending *p, uint64_t fetch_id,
                        const char *message)
 {
-    struct dbx_answer answer = {
-        .verdict = DBX_VERDICT_UNAVAILABLE,
-        .message = message,
-        .error_code = "",
-    };
-    struct runs_outcome outcome = {0};
     char instance[RESMETA_HOST_MAX + 8], run_id[RESMETA_RUN_ID_MAX_DIGITS + 1];
+    struct runs_fetch_end end = {
+        .instance = instance,
+        .run_id = run_id,
+        .transient = true,
+        .trouble = message,
+    };
 
-    if (!fetch_id) {
-        answer_waiter(p, NULL, false, &answer, message, NULL);
-        return;
-    }
     /* p is one of the waiters and is freed once answered: copy the key. */
     snprintf(instance, sizeof(instance), "%s", p->instance);
     snprintf(run_id, sizeof(run_id), "%s", p->run_id);
-    runs_fetched(agent->runs, instance, run_id, fetch_id, NULL, false, clock_now_ms(), &outcome);
-    for (struct runs_waiter *w = outcome.waiters, *next; w; w = next) {
-        next = w->next;
-        answer_waiter(pending_of(w), NULL, false, &answer, message, &outcome);
-    }
-    phase_result_done(&outcome.last_known);
+    end_fetch(agent, fetch_id ? NULL : p, fetch_id, &end, GRPC_STATUS_UNAVAILABLE);
 }
 
 void agent_get_task(void *context, struct server_call *call, const uint8_t *request,
@@ -744,38 +515,28 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     struct agent *agent = context;
     const struct config *config = atomic_load(&agent->config);
     int64_t started_ms = clock_now_ms();
-    Flyteidl__Admin__GetTaskRequest *req;
-    char *instance = NULL, *run_id = NULL;
+    struct task_request_run run;
     grpc_status_code code;
-    char message[768];
-    const char *task_type;
     struct pending *p;
     struct fetch *f;
     struct phase_result cached = {0};
     uint64_t fetch_id = 0;
     int r;
 
-    req = flyteidl__admin__get_task_request__unpack(NULL, request_len, request);
-    if (!req) {
-        fail_call(agent, call, OPERATION_GET, NULL, NULL, NULL, started_ms,
-                  GRPC_STATUS_INVALID_ARGUMENT,
-                  "request does not decode as flyteidl.admin.GetTaskRequest");
-        return;
-    }
-    task_type = requested_task_type(req->task_category, req->task_type);
-    if (decode_task_reference(config, task_type, req->resource_meta, &instance, &run_id, &code,
-                              message, sizeof(message)) < 0) {
-        fail_call(agent, call, OPERATION_GET, task_type, NULL, NULL, started_ms, code, message);
+    code = task_request_get(config, request, request_len, &run);
+    if (code != GRPC_STATUS_OK) {
+        fail_call(agent, call, OPERATION_GET, run.task_type, NULL, NULL, started_ms, code,
+                  run.message);
         goto out;
     }
-    p = pending_new(agent, config, call, OPERATION_GET, task_type, instance, run_id, started_ms);
+    p = pending_new(agent, config, call, OPERATION_GET, run.task_type, run.instance, run.run_id,
+                    started_ms);
     if (!p) {
-        fail_call(agent, call, OPERATION_GET, task_type, instance, run_id, started_ms,
+        fail_call(agent, call, OPERATION_GET, run.task_type, run.instance, run.run_id, started_ms,
                   GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-        free(instance);
-        free(run_id);
         goto out;
     }
+    run.instance = run.run_id = NULL;
 
     switch (runs_lookup(agent->runs, p->instance, p->run_id, started_ms, &p->waiter, &cached,
                         &fetch_id)) {
@@ -797,11 +558,11 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     if (r < 0) {
         /* Nothing was queued: end the fetch so that every waiter hears. */
         fetch_free(f);
-        fail_fetch(agent, p, fetch_id, r == -ESHUTDOWN ? "connector shutting down"
-                                                       : "out of memory");
+        fail_fetch(agent, p, fetch_id,
+                   r == -ESHUTDOWN ? "connector shutting down" : "out of memory");
     }
 out:
-    flyteidl__admin__get_task_request__free_unpacked(req, NULL);
+    task_request_run_done(&run);
 }
 
 /* ---- DeleteTask ------------------------------------------------------------ */
@@ -827,41 +588,31 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
     struct agent *agent = context;
     const struct config *config = atomic_load(&agent->config);
     int64_t started_ms = clock_now_ms();
-    Flyteidl__Admin__DeleteTaskRequest *req;
-    char *instance = NULL, *run_id = NULL, *body = NULL;
+    struct task_request_run run;
     grpc_status_code code;
-    char message[768];
-    const char *task_type;
-    struct pending *p;
+    char *body = NULL;
+    struct pending *p = NULL;
 
-    req = flyteidl__admin__delete_task_request__unpack(NULL, request_len, request);
-    if (!req) {
-        fail_call(agent, call, OPERATION_DELETE, NULL, NULL, NULL, started_ms,
-                  GRPC_STATUS_INVALID_ARGUMENT,
-                  "request does not decode as flyteidl.admin.DeleteTaskRequest");
-        return;
-    }
-    task_type = requested_task_type(req->task_category, req->task_type);
-    if (decode_task_reference(config, task_type, req->resource_meta, &instance, &run_id, &code,
-                              message, sizeof(message)) < 0) {
-        fail_call(agent, call, OPERATION_DELETE, task_type, NULL, NULL, started_ms, code, message);
+    code = task_request_delete(config, request, request_len, &run);
+    if (code != GRPC_STATUS_OK) {
+        fail_call(agent, call, OPERATION_DELETE, run.task_type, NULL, NULL, started_ms, code,
+                  run.message);
         goto out;
     }
     /* run_id is validated digits: print it as a JSON number, exactly. */
-    if (asprintf(&body, "{\"run_id\":%s}", run_id) < 0)
+    if (asprintf(&body, "{\"run_id\":%s}", run.run_id) < 0)
         body = NULL;
-    p = body ? pending_new(agent, config, call, OPERATION_DELETE, task_type, instance, run_id,
-                           started_ms)
-             : NULL;
+    if (body)
+        p = pending_new(agent, config, call, OPERATION_DELETE, run.task_type, run.instance,
+                        run.run_id, started_ms);
     if (!p) {
-        fail_call(agent, call, OPERATION_DELETE, task_type, instance, run_id, started_ms,
-                  GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        fail_call(agent, call, OPERATION_DELETE, run.task_type, run.instance, run.run_id,
+                  started_ms, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         free(body);
-        free(instance);
-        free(run_id);
         goto out;
     }
+    run.instance = run.run_id = NULL;
     send_to_databricks(p, DBX_RUNS_CANCEL, body, true, on_cancelled);
 out:
-    flyteidl__admin__delete_task_request__free_unpacked(req, NULL);
+    task_request_run_done(&run);
 }

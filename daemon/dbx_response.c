@@ -7,7 +7,10 @@
  */
 #include "dbx_response.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -167,4 +170,29 @@ void dbx_response_classify(long http_status, const char *content_type, const cha
         /* 1xx/3xx: we never follow redirects; a redirect is a misconfigured instance. */
         ret->verdict = DBX_VERDICT_UNAVAILABLE;
     }
+}
+
+int dbx_response_run_id(const cJSON *body, char ret_digits[DBX_RUN_ID_SIZE])
+{
+    const cJSON *run_id = cJSON_GetObjectItemCaseSensitive(body, "run_id");
+
+    /* Run ids are int64; cJSON reads numbers as doubles, exact below 2^53. */
+    if (!cJSON_IsNumber(run_id) || run_id->valuedouble < 0 ||
+        run_id->valuedouble > 9007199254740991.0 ||
+        run_id->valuedouble != (double)(int64_t)run_id->valuedouble)
+        return -EINVAL;
+    snprintf(ret_digits, DBX_RUN_ID_SIZE, "%" PRId64, (int64_t)run_id->valuedouble);
+    return 0;
+}
+
+char *dbx_response_job_run_url(const cJSON *body, const char *instance, const char *run_id)
+{
+    const cJSON *job_id = cJSON_GetObjectItemCaseSensitive(body, "job_id");
+    char *url;
+
+    /* flytekit: f"https://{databricks_instance}/#job/{job_id}/run/{run_id}" */
+    if (!cJSON_IsNumber(job_id) ||
+        asprintf(&url, "https://%s/#job/%.0f/run/%s", instance, job_id->valuedouble, run_id) < 0)
+        return NULL;
+    return url;
 }

@@ -51,4 +51,21 @@ void dbx_classified_done(struct dbx_classified *c);
 /* "OK", "RETRY", ... for logs and tests. */
 const char *dbx_verdict_name(enum dbx_verdict verdict);
 
+/* Room for the digits dbx_response_run_id() writes, and the NUL. */
+#define DBX_RUN_ID_SIZE 32
+
+/*
+ * Reads the "run_id" of a runs/submit answer (body borrowed): a JSON number, whole, 0 to
+ * 2^53 - 1. Writes its decimal digits to ret_digits. Returns 0, or -EINVAL (ret_digits
+ * untouched) when it is missing or not such a number.
+ */
+int dbx_response_run_id(const cJSON *body, char ret_digits[DBX_RUN_ID_SIZE]);
+
+/*
+ * The run page link flytekit's connector builds when a runs/get answer (body, borrowed) has no
+ * run_page_url: "https://<instance>/#job/<job_id>/run/<run_id>", with the answer's numeric
+ * "job_id". Gives the URL (free()), or NULL when there is no numeric job_id or memory ran out.
+ */
+char *dbx_response_job_run_url(const cJSON *body, const char *instance, const char *run_id);
+
 #endif

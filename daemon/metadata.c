@@ -1,7 +1,8 @@
 /*
  * metadata.c - ListAgents / GetAgent. The answer is static data: flytekit
  * registers two connectors named "Databricks Connector", for task types
- * "spark" (v0) and "databricks" (v0); we serve both as one agent.
+ * "spark" (v0) and "databricks" (v0); we serve both as one agent. The list
+ * is task_request.c's, the one requests are checked against.
  */
 #include "metadata.h"
 
@@ -9,45 +10,28 @@
 #include <string.h>
 
 #include "flyteidl/admin/agent.pb-c.h"
-
-static const struct {
-    const char *name;
-    int version;
-} task_categories[] = {
-    {"spark", 0},
-    {"databricks", 0},
-};
-
-#define TASK_CATEGORIES_COUNT (sizeof(task_categories) / sizeof(task_categories[0]))
-
-bool metadata_task_type_supported(const char *name)
-{
-    for (size_t i = 0; i < TASK_CATEGORIES_COUNT; i++)
-        if (strcmp(task_categories[i].name, name) == 0)
-            return true;
-    return false;
-}
+#include "task_request.h"
 
 /* Fills *agent with pointers into the caller's arrays (no allocation). */
 static void describe_agent(Flyteidl__Admin__Agent *agent,
-                           Flyteidl__Admin__TaskCategory categories[TASK_CATEGORIES_COUNT],
-                           Flyteidl__Admin__TaskCategory *category_ptrs[TASK_CATEGORIES_COUNT],
-                           char *type_names[TASK_CATEGORIES_COUNT])
+                           Flyteidl__Admin__TaskCategory categories[TASK_REQUEST_CATEGORIES],
+                           Flyteidl__Admin__TaskCategory *category_ptrs[TASK_REQUEST_CATEGORIES],
+                           char *type_names[TASK_REQUEST_CATEGORIES])
 {
     flyteidl__admin__agent__init(agent);
     agent->name = (char *)METADATA_AGENT_NAME;
     agent->is_sync = 0;
-    for (size_t i = 0; i < TASK_CATEGORIES_COUNT; i++) {
+    for (size_t i = 0; i < TASK_REQUEST_CATEGORIES; i++) {
         flyteidl__admin__task_category__init(&categories[i]);
-        categories[i].name = (char *)task_categories[i].name;
-        categories[i].version = task_categories[i].version;
+        categories[i].name = (char *)task_request_categories[i].name;
+        categories[i].version = task_request_categories[i].version;
         category_ptrs[i] = &categories[i];
-        type_names[i] = (char *)task_categories[i].name;
+        type_names[i] = (char *)task_request_categories[i].name;
     }
-    agent->n_supported_task_categories = TASK_CATEGORIES_COUNT;
+    agent->n_supported_task_categories = TASK_REQUEST_CATEGORIES;
     agent->supported_task_categories = category_ptrs;
     /* Deprecated, but older propellers still read it. */
-    agent->n_supported_task_types = TASK_CATEGORIES_COUNT;
+    agent->n_supported_task_types = TASK_REQUEST_CATEGORIES;
     agent->supported_task_types = type_names;
 }
 
@@ -58,9 +42,9 @@ void metadata_list_agents(void *context, struct server_call *call, const uint8_t
     Flyteidl__Admin__ListAgentsResponse resp = FLYTEIDL__ADMIN__LIST_AGENTS_RESPONSE__INIT;
     Flyteidl__Admin__Agent agent;
     Flyteidl__Admin__Agent *agents[1] = {&agent};
-    Flyteidl__Admin__TaskCategory categories[TASK_CATEGORIES_COUNT];
-    Flyteidl__Admin__TaskCategory *category_ptrs[TASK_CATEGORIES_COUNT];
-    char *type_names[TASK_CATEGORIES_COUNT];
+    Flyteidl__Admin__TaskCategory categories[TASK_REQUEST_CATEGORIES];
+    Flyteidl__Admin__TaskCategory *category_ptrs[TASK_REQUEST_CATEGORIES];
+    char *type_names[TASK_REQUEST_CATEGORIES];
 
     (void)context;
     req = flyteidl__admin__list_agents_request__unpack(NULL, request_len, request);
@@ -82,9 +66,9 @@ void metadata_get_agent(void *context, struct server_call *call, const uint8_t *
     Flyteidl__Admin__GetAgentRequest *req;
     Flyteidl__Admin__GetAgentResponse resp = FLYTEIDL__ADMIN__GET_AGENT_RESPONSE__INIT;
     Flyteidl__Admin__Agent agent;
-    Flyteidl__Admin__TaskCategory categories[TASK_CATEGORIES_COUNT];
-    Flyteidl__Admin__TaskCategory *category_ptrs[TASK_CATEGORIES_COUNT];
-    char *type_names[TASK_CATEGORIES_COUNT];
+    Flyteidl__Admin__TaskCategory categories[TASK_REQUEST_CATEGORIES];
+    Flyteidl__Admin__TaskCategory *category_ptrs[TASK_REQUEST_CATEGORIES];
+    char *type_names[TASK_REQUEST_CATEGORIES];
     char message[256];
 
     (void)context;

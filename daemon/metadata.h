@@ -6,15 +6,10 @@
 #ifndef FDC_METADATA_H
 #define FDC_METADATA_H
 
-#include <stdbool.h>
-
 #include "server.h"
 
 /* The agent name flytekit's connector registers; kept for drop-in dashboards. */
 #define METADATA_AGENT_NAME "Databricks Connector"
-
-/* True for the task types this connector serves ("spark", "databricks"). */
-bool metadata_task_type_supported(const char *name);
 
 /* server_handler_fn for ListAgents and GetAgent; context unused. */
 void metadata_list_agents(void *context, struct server_call *call, const uint8_t *request,

@@ -342,117 +342,169 @@ static int url_copy(const char *url, char **ret_url)
     return *ret_url ? 0 : -ENOMEM;
 }
 
+/* The parts of a runs/get answer the phase is decided on. Strings borrow from the answer and
+ * are NULL when absent, empty or of the wrong type. */
+struct run_values {
+    const char *state_name;      /* status.state, else state.life_cycle_state */
+    const struct row *state_row; /* its row; NULL: a state we do not know */
+    const char *lc_name;         /* state.life_cycle_state */
+    const struct row *lc_row;
+    const char *code, *type, *term_msg; /* status.termination_details */
+    const char *result, *state_msg;     /* state.result_state, state.state_message */
+};
+
+/* Fills *v from run; -EINVAL when the answer has neither status.state nor a life cycle. */
+static int read_values(const cJSON *run, struct run_values *v)
+{
+    const cJSON *status = get_obj(run, "status"), *state = get_obj(run, "state");
+    const cJSON *details = get_obj(status, "termination_details");
+
+    *v = (struct run_values){
+        .lc_name = get_str(state, "life_cycle_state"),
+        .result = get_str(state, "result_state"),
+        .state_msg = get_str(state, "state_message"),
+        .code = get_str(details, "code"),
+        .type = get_str(details, "type"),
+        .term_msg = get_str(details, "message"),
+    };
+    v->state_name = get_str(status, "state");
+    if (v->state_name) {
+        v->state_row = LOOKUP(status_state_rows, v->state_name);
+    } else if (v->lc_name) {
+        /* Without status, termination details are not trusted either: they belong to it. */
+        v->state_name = v->lc_name;
+        v->state_row = LOOKUP(life_cycle_rows, v->lc_name);
+        v->code = v->type = v->term_msg = NULL;
+    } else {
+        return -EINVAL;
+    }
+    if (v->lc_name)
+        v->lc_row = LOOKUP(life_cycle_rows, v->lc_name);
+    return 0;
+}
+
+/* The verdict on a run that is over, in the order explained at the top of this file; NULL
+ * when nothing Databricks said is known to us. */
+static const struct row *find_verdict(const struct run_values *v)
+{
+    const struct row *verdict = LOOKUP(code_rows, v->code);
+
+    if (!verdict)
+        verdict = LOOKUP(type_rows, v->type);
+    if (!verdict && v->lc_row && phase_is_terminal(v->lc_row->phase))
+        verdict = v->lc_row;
+    if (!verdict && phase_is_terminal(v->state_row->phase))
+        verdict = v->state_row;
+    if (!verdict)
+        verdict = LOOKUP(result_rows, v->result);
+    return verdict;
+}
+
+/* A run that is over: sets res's phase and origin and writes the message. */
+static void describe_outcome(struct msg *m, const struct run_values *v, const struct row *verdict,
+                             struct phase_result *res)
+{
+    char raw[RAW_MAX + 4];
+
+    if (verdict) {
+        res->phase = verdict->phase;
+        res->error_origin = verdict->origin;
+        msg_details(m, NULL, v->state_msg, v->term_msg);
+        if (m->len == 0) {
+            raw_copy(raw, v->code ? v->code : verdict->name);
+            msg_text(m, "Databricks run ");
+            msg_text(m, v->state_name);
+            msg_text(m, " (");
+            msg_text(m, raw);
+            msg_text(m, ")");
+        }
+        return;
+    }
+    res->phase = PHASE_RETRYABLE_FAILED;
+    res->error_origin = PHASE_ORIGIN_SYSTEM;
+    msg_text(m, "unknown Databricks outcome:");
+    msg_raw(m, " state ", v->state_name);
+    if (v->lc_name && v->lc_name != v->state_name)
+        msg_raw(m, ", life cycle ", v->lc_name);
+    if (v->result)
+        msg_raw(m, ", result ", v->result);
+    if (v->code)
+        msg_raw(m, ", code ", v->code);
+    if (v->type)
+        msg_raw(m, ", type ", v->type);
+    msg_details(m, ": ", v->state_msg, v->term_msg);
+}
+
+/* Decides res's phase (and origin) and writes the message; gives the verdict row, if any. */
+static const struct row *describe(struct msg *m, const struct run_values *v,
+                                  struct phase_result *res)
+{
+    const struct row *verdict;
+
+    if (!v->state_row) {
+        res->phase = PHASE_RUNNING;
+        msg_raw(m, "unknown Databricks state ", v->state_name);
+        msg_text(m, "; still polling");
+        msg_details(m, ": ", v->state_msg, v->term_msg);
+        return NULL;
+    }
+    if (!phase_is_terminal(v->state_row->phase) && v->state_row->phase != PHASE_UNDEFINED) {
+        res->phase = v->state_row->phase;
+        msg_details(m, NULL, v->state_msg, v->term_msg);
+        if (m->len == 0) {
+            msg_text(m, "Databricks run is ");
+            msg_text(m, v->state_name);
+        }
+        return NULL;
+    }
+    verdict = find_verdict(v);
+    describe_outcome(m, v, verdict, res);
+    return verdict;
+}
+
+/* The error details of a failure: the most specific thing Databricks said, its code, else
+ * what decided. Returns 0 or -ENOMEM. */
+static int set_error(struct phase_result *res, const struct run_values *v,
+                     const struct row *verdict)
+{
+    char raw[RAW_MAX + 4];
+
+    if (res->phase != PHASE_FAILED && res->phase != PHASE_RETRYABLE_FAILED) {
+        res->error_origin = PHASE_ORIGIN_UNKNOWN;
+        return 0;
+    }
+    res->has_error = true;
+    res->error_recoverable = res->phase == PHASE_RETRYABLE_FAILED;
+    raw_copy(raw, v->code     ? v->code
+                  : verdict   ? verdict->name
+                  : v->result ? v->result
+                  : v->type   ? v->type
+                              : v->state_name);
+    res->error_code = strdup(raw);
+    return res->error_code ? 0 : -ENOMEM;
+}
+
 int phase_from_run(const cJSON *run, struct phase_result *ret, char **reterr_msg)
 {
     struct phase_result res = {0};
+    struct run_values v;
     struct msg *m = NULL;
-    const cJSON *status, *state, *details;
-    const char *state_name, *lc_name, *code, *type, *result, *state_msg, *term_msg, *key;
-    const struct row *state_row, *lc_row = NULL, *verdict = NULL;
-    char raw[RAW_MAX + 4];
     int r;
 
-    status = get_obj(run, "status");
-    state = get_obj(run, "state");
-    details = get_obj(status, "termination_details");
-    lc_name = get_str(state, "life_cycle_state");
-    result = get_str(state, "result_state");
-    state_msg = get_str(state, "state_message");
-    code = get_str(details, "code");
-    type = get_str(details, "type");
-    term_msg = get_str(details, "message");
-
-    state_name = get_str(status, "state");
-    if (state_name) {
-        state_row = LOOKUP(status_state_rows, state_name);
-    } else if (lc_name) {
-        /* Without status, termination details are not trusted either: they belong to it. */
-        state_name = lc_name;
-        state_row = LOOKUP(life_cycle_rows, lc_name);
-        code = type = term_msg = NULL;
-    } else {
+    if (read_values(run, &v) < 0) {
         r = -EINVAL;
         if (reterr_msg)
             *reterr_msg = strdup("runs/get answer has no state");
         goto out;
     }
-    if (lc_name)
-        lc_row = LOOKUP(life_cycle_rows, lc_name);
-
     m = calloc(1, sizeof(*m));
     if (!m) {
         r = -ENOMEM;
         goto out;
     }
-
-    if (!state_row) {
-        res.phase = PHASE_RUNNING;
-        msg_raw(m, "unknown Databricks state ", state_name);
-        msg_text(m, "; still polling");
-        msg_details(m, ": ", state_msg, term_msg);
-    } else if (!phase_is_terminal(state_row->phase) && state_row->phase != PHASE_UNDEFINED) {
-        res.phase = state_row->phase;
-        msg_details(m, NULL, state_msg, term_msg);
-        if (m->len == 0) {
-            msg_text(m, "Databricks run is ");
-            msg_text(m, state_name);
-        }
-    } else {
-        /* The run is over: the verdict order is explained at the top of this file. */
-        verdict = LOOKUP(code_rows, code);
-        if (!verdict)
-            verdict = LOOKUP(type_rows, type);
-        if (!verdict && lc_row && phase_is_terminal(lc_row->phase))
-            verdict = lc_row;
-        if (!verdict && phase_is_terminal(state_row->phase))
-            verdict = state_row;
-        if (!verdict)
-            verdict = LOOKUP(result_rows, result);
-
-        if (verdict) {
-            res.phase = verdict->phase;
-            res.error_origin = verdict->origin;
-            msg_details(m, NULL, state_msg, term_msg);
-            if (m->len == 0) {
-                raw_copy(raw, code ? code : verdict->name);
-                msg_text(m, "Databricks run ");
-                msg_text(m, state_name);
-                msg_text(m, " (");
-                msg_text(m, raw);
-                msg_text(m, ")");
-            }
-        } else {
-            res.phase = PHASE_RETRYABLE_FAILED;
-            res.error_origin = PHASE_ORIGIN_SYSTEM;
-            msg_text(m, "unknown Databricks outcome:");
-            msg_raw(m, " state ", state_name);
-            if (lc_name && lc_name != state_name)
-                msg_raw(m, ", life cycle ", lc_name);
-            if (result)
-                msg_raw(m, ", result ", result);
-            if (code)
-                msg_raw(m, ", code ", code);
-            if (type)
-                msg_raw(m, ", type ", type);
-            msg_details(m, ": ", state_msg, term_msg);
-        }
-    }
-
-    if (res.phase == PHASE_FAILED || res.phase == PHASE_RETRYABLE_FAILED) {
-        res.has_error = true;
-        res.error_recoverable = res.phase == PHASE_RETRYABLE_FAILED;
-        /* The most specific thing Databricks said: its code, else what decided. */
-        key = code ? code : verdict ? verdict->name : result ? result : type ? type : state_name;
-        raw_copy(raw, key);
-        res.error_code = strdup(raw);
-        if (!res.error_code) {
-            r = -ENOMEM;
-            goto out;
-        }
-    } else {
-        res.error_origin = PHASE_ORIGIN_UNKNOWN;
-    }
-
+    r = set_error(&res, &v, describe(m, &v, &res));
+    if (r < 0)
+        goto out;
     res.message = msg_finish(m);
     if (!res.message) {
         r = -ENOMEM;

@@ -7,11 +7,15 @@
  * least recently polled run is evicted first when the map is full. An entry
  * with a fetch under way holds waiters and is never evicted. One mutex
  * guards everything; no function calls out while holding it.
+ *
+ * runs_decide_answer() holds the policy for what a waiter hears once its fetch
+ * ends; it reads only its arguments.
  */
 #include "runs.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -312,4 +316,40 @@ out:
     pthread_mutex_unlock(&runs->lock);
     phase_result_done(&copy);
     free(key);
+}
+
+void runs_decide_answer(const struct runs_fetch_end *end, int64_t now_ms, struct runs_answer *ret)
+{
+    const struct runs_outcome *outcome = end->outcome;
+
+    memset(ret, 0, sizeof(*ret));
+    if (end->fresh) {
+        ret->kind = RUNS_ANSWER_FRESH;
+        ret->status = end->fresh;
+        return;
+    }
+    if (end->gone) {
+        /* A run that is gone will never finish: end the task instead of letting propeller
+         * poll forever. */
+        ret->kind = RUNS_ANSWER_GONE;
+        snprintf(ret->message, sizeof(ret->message),
+                 "Databricks run %s no longer exists on %s (%s)", end->run_id, end->instance,
+                 end->trouble);
+        return;
+    }
+    if (!end->transient || !outcome || !outcome->has_last_known) {
+        /* A refused token or request is reported as it is. */
+        ret->kind = RUNS_ANSWER_ERROR;
+        return;
+    }
+    /* Propeller counts every failed GetTask against the task for its whole life: answer what
+     * Databricks last said, naming the trouble. Only a status Databricks gave is repeated,
+     * never an invented one, and a final one needs no caveat. */
+    ret->kind = RUNS_ANSWER_LAST_KNOWN;
+    ret->status = &outcome->last_known;
+    if (!phase_is_terminal(outcome->last_known.phase))
+        snprintf(ret->message, sizeof(ret->message),
+                 "status not refreshed: %s (for %ld s); last known: %s", end->trouble,
+                 (long)((now_ms - outcome->trouble_since_ms) / 1000),
+                 outcome->last_known.message ? outcome->last_known.message : "");
 }

@@ -77,6 +77,44 @@ void runs_fetched(struct runs *runs, const char *instance, const char *run_id,
                   uint64_t fetch_id, const struct phase_result *fresh, bool forget,
                   int64_t now_ms, struct runs_outcome *ret);
 
+/* How one waiting GetTask is answered once its fetch ends: runs_decide_answer(). */
+enum runs_answer_kind {
+    RUNS_ANSWER_FRESH,      /* the status just fetched */
+    RUNS_ANSWER_GONE,       /* the run no longer exists: FAILED (RUN_NOT_FOUND), not recoverable */
+    RUNS_ANSWER_LAST_KNOWN, /* the fetch failed: the last status Databricks gave for the run */
+    RUNS_ANSWER_ERROR,      /* nothing Databricks said applies: an error naming the trouble */
+    _RUNS_ANSWER_MAX,
+};
+
+/* How a fetch ended; every pointer borrows for the runs_decide_answer() call. */
+struct runs_fetch_end {
+    const char *instance;
+    const char *run_id;
+    const struct phase_result *fresh; /* the new status; NULL when the fetch failed */
+    bool gone;                        /* Databricks says the run does not exist */
+    bool transient;                   /* trouble that may pass, not a refused token or request */
+    const char *trouble;              /* what went wrong (Databricks' words when gone) */
+    const struct runs_outcome *outcome; /* from runs_fetched(); NULL: fetched alone */
+};
+
+#define RUNS_ANSWER_MESSAGE_SIZE 1536
+
+struct runs_answer {
+    enum runs_answer_kind kind;
+    const struct phase_result *status; /* FRESH, LAST_KNOWN: what to answer, borrowed from the
+                                        * fetch end (fresh, or outcome->last_known) */
+    char message[RUNS_ANSWER_MESSAGE_SIZE]; /* not "": answer it instead of status's message
+                                             * (GONE, and LAST_KNOWN for a run not over) */
+};
+
+/*
+ * Decides what a GetTask waiting for the fetch `end` answers, at time `now_ms`: the fresh
+ * status; FAILED for a run that is gone; after transient trouble the run's last known status,
+ * a phase that is not final saying "status not refreshed: <trouble> (for N s); last known:
+ * <message>"; else an error. Fills *ret. Pure: touches no map.
+ */
+void runs_decide_answer(const struct runs_fetch_end *end, int64_t now_ms, struct runs_answer *ret);
+
 /* Number of runs tracked (tests, metrics). */
 size_t runs_count(struct runs *runs);
 

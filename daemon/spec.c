@@ -8,6 +8,9 @@
  * and dict.get() defaults that apply only when the key is missing, not when it is null. Where
  * the Python code would raise on a wrong type, we return -EINVAL naming the key.
  *
+ * spec_input_from_template() reads the container half of the input out of a flyteidl
+ * TaskTemplate, so that the handler and the CreateTask fuzz target map it the same way.
+ *
  * Works on a duplicate of custom["databricksConf"]; the input is never modified.
  * Pure: no global mutable state, any thread.
  */
@@ -548,4 +551,30 @@ const char *spec_instance(const cJSON *custom)
     if (!cJSON_IsString(item) || !item->valuestring || !item->valuestring[0])
         return NULL;
     return item->valuestring;
+}
+
+int spec_input_from_template(const Flyteidl__Core__TaskTemplate *template_,
+                             struct spec_input *input, struct spec_env_var **ret_env)
+{
+    const Flyteidl__Core__Container *container = NULL;
+    struct spec_env_var *env = NULL;
+
+    if (template_->target_case == FLYTEIDL__CORE__TASK_TEMPLATE__TARGET_CONTAINER)
+        container = template_->container;
+    if (container && container->n_env > 0) {
+        env = calloc(container->n_env, sizeof(*env));
+        if (!env)
+            return -ENOMEM;
+        for (size_t i = 0; i < container->n_env; i++) {
+            env[i].name = container->env[i]->key;
+            env[i].value = container->env[i]->value;
+        }
+    }
+    input->image = container ? container->image : NULL;
+    input->args = container ? (const char *const *)container->args : NULL;
+    input->args_count = container ? container->n_args : 0;
+    input->env = env;
+    input->env_count = env ? container->n_env : 0;
+    *ret_env = env;
+    return 0;
 }

@@ -16,6 +16,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "flyteidl/core/tasks.pb-c.h"
+
 /* One container environment variable. Both strings borrowed; NULL reads as "". */
 struct spec_env_var {
     const char *name;
@@ -47,6 +49,16 @@ struct spec_input {
  * without docker_image).
  */
 int spec_build(const struct spec_input *input, cJSON **ret_body, char **reterr_msg);
+
+/*
+ * Sets the container fields of *input (image, args, env) from template_'s container, or to "no
+ * container" when the template's target is something else; the other fields are left alone. The
+ * strings borrow from template_ (valid while it lives). The env array is allocated: gives
+ * *ret_env (free(); NULL when there is no env), which input->env then points to. Returns 0, or
+ * -ENOMEM (then *input and *ret_env are untouched).
+ */
+int spec_input_from_template(const Flyteidl__Core__TaskTemplate *template_,
+                             struct spec_input *input, struct spec_env_var **ret_env);
 
 /* Borrows custom["databricksInstance"] (valid while custom lives) when it is a non-empty
  * string; NULL otherwise, including when custom is NULL. */

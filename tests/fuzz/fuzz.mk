@@ -27,10 +27,13 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g $(WARN) -D_GNU_SOURCE -DFDC_VERSION='"$(VERSION
 FUZZ_GEN_CFLAGS := -std=gnu11 -O1 -g -Wall -Werror -I$(FUZZ_BUILD)/gen $(FUZZ_SANITIZE) \
 	-fsanitize=fuzzer-no-link
 
-# Each target links only the pure modules it exercises (and what they call).
-FUZZ_MODULES_create_request := pbdepth structjson spec idempotency sha256 errmsg
-FUZZ_MODULES_get_request := resmeta errmsg
-FUZZ_MODULES_delete_request := resmeta errmsg
+# Each target links only the pure modules it exercises (and what they call). The request targets
+# go through task_request, the handlers' own checks, with a real config.
+FUZZ_MODULES_task_request := task_request pbdepth structjson spec idempotency sha256 resmeta \
+	config errmsg
+FUZZ_MODULES_create_request := $(FUZZ_MODULES_task_request)
+FUZZ_MODULES_get_request := $(FUZZ_MODULES_task_request)
+FUZZ_MODULES_delete_request := $(FUZZ_MODULES_task_request)
 FUZZ_MODULES_struct_json := structjson
 FUZZ_MODULES_run_phase := dbx_response phase
 FUZZ_MODULES_resmeta := resmeta errmsg

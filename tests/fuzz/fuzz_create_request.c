@@ -1,85 +1,42 @@
 /*
- * fuzz_create_request - libFuzzer target: the bytes of a CreateTask call, through everything
- * agent_create_task() does before any network: the nesting bound, unpack, template.custom to
- * JSON, the task execution id to an idempotency token, the runs/submit body and its text.
+ * fuzz_create_request - libFuzzer target: the bytes of a CreateTask call through
+ * task_request_create(), everything agent_create_task() does before the network: the nesting
+ * bound, unpack, task type, template.custom to JSON, instance and allowlist, the idempotency
+ * token, the runs/submit body and its text.
  */
-#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include <cjson/cJSON.h>
 
-#include "flyteidl/admin/agent.pb-c.h"
-#include "idempotency.h"
-#include "pbdepth.h"
-#include "spec.h"
-#include "structjson.h"
+#include "fuzz_request.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    Flyteidl__Admin__CreateTaskRequest *req = NULL;
-    const Flyteidl__Core__Container *container = NULL;
-    struct spec_env_var *env = NULL;
-    cJSON *custom = NULL, *body = NULL;
-    char *error = NULL, *printed = NULL;
-    char token[IDEMPOTENCY_TOKEN_SIZE];
-    int has_token;
+    const struct config *config = fuzz_request_config(size);
+    struct task_request_submit submit;
+    cJSON *back = NULL;
 
-    if (pbdepth_check(&flyteidl__admin__create_task_request__descriptor, data, size,
-                      PBDEPTH_REQUEST_MAX, &error) < 0)
-        goto out;
-    req = flyteidl__admin__create_task_request__unpack(NULL, size, data);
-    if (!req)
-        goto out;
-    has_token = idempotency_token_from_metadata(req->task_execution_metadata, token) >= 0;
-    if (!req->template_ || !req->template_->custom)
-        goto out;
-    if (structjson_to_cjson(req->template_->custom, &custom, &error) < 0)
-        goto out;
-    (void)spec_instance(custom);
-    if (req->template_->target_case == FLYTEIDL__CORE__TASK_TEMPLATE__TARGET_CONTAINER)
-        container = req->template_->container;
-    if (container && container->n_env > 0) {
-        env = calloc(container->n_env, sizeof(*env));
-        if (!env)
-            goto out;
-        for (size_t i = 0; i < container->n_env; i++) {
-            env[i].name = container->env[i]->key;
-            env[i].value = container->env[i]->value;
-        }
-    }
-    {
-        struct spec_input input = {
-            .custom = custom,
-            .image = container ? container->image : NULL,
-            .args = container ? (const char *const *)container->args : NULL,
-            .args_count = container ? container->n_args : 0,
-            .env = env,
-            .env_count = container ? container->n_env : 0,
-            .default_credential_provider = (size & 1) ? "fuzz-provider" : NULL,
-            .idempotency_token = has_token ? token : NULL,
-        };
-        if (spec_build(&input, &body, &error) < 0)
-            goto out;
-    }
-    printed = structjson_print(body);
-    /* The body goes out as JSON: it must read back. */
-    if (printed) {
-        cJSON *back = cJSON_Parse(printed);
-        if (!back)
+    if (task_request_create(config, data, size, &submit) != GRPC_STATUS_OK) {
+        if (!submit.message[0] || submit.body) /* every refusal says why */
             abort();
-        cJSON_Delete(back);
+        goto out;
     }
+    if (!task_request_type_supported(submit.task_type) ||
+        !config_instance_allowed(config, submit.instance))
+        abort();
+    /* Only a body with an idempotency_token may be sent twice. */
+    if (submit.retry_safe != (submit.idempotency_token[0] != '\0'))
+        abort();
+    /* The body goes out as JSON: it must read back. */
+    back = cJSON_Parse(submit.body);
+    if (!back)
+        abort();
 out:
-    free(printed);
-    free(error);
-    free(env);
-    cJSON_Delete(body);
-    cJSON_Delete(custom);
-    if (req)
-        flyteidl__admin__create_task_request__free_unpacked(req, NULL);
+    cJSON_Delete(back);
+    task_request_submit_done(&submit);
     return 0;
 }

@@ -1,23 +1,21 @@
 /*
- * fuzz_delete_request - libFuzzer target: the bytes of a DeleteTask call, unpacked, then
- * its resource_meta through fuzz_check_resource_meta().
+ * fuzz_delete_request - libFuzzer target: the bytes of a DeleteTask call through
+ * task_request_delete(), everything agent_delete_task() does before the network: unpack, task
+ * type, resource_meta, instance allowlist.
  */
 #include <stddef.h>
 #include <stdint.h>
 
-#include "flyteidl/admin/agent.pb-c.h"
-#include "fuzz_resource_meta_check.h"
+#include "fuzz_request.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    Flyteidl__Admin__DeleteTaskRequest *req =
-        flyteidl__admin__delete_task_request__unpack(NULL, size, data);
+    const struct config *config = fuzz_request_config(size);
+    struct task_request_run run;
 
-    if (!req)
-        return 0;
-    fuzz_check_resource_meta(&req->resource_meta);
-    flyteidl__admin__delete_task_request__free_unpacked(req, NULL);
+    fuzz_check_run(config, task_request_delete(config, data, size, &run), &run);
+    task_request_run_done(&run);
     return 0;
 }

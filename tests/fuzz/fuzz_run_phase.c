@@ -1,7 +1,8 @@
 /*
  * fuzz_run_phase - libFuzzer target: bytes as the body of a runs/get answer, through
  * dbx_response_classify() (as a 200 and as a few other statuses) and, when it is an OK
- * object, phase_from_run(): what a misbehaving workspace could send us.
+ * object, phase_from_run() and the run_id / job_id readers: what a misbehaving workspace could
+ * send us.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -41,6 +42,14 @@ static void classify(long status, const char *content_type, const char *body, si
     check_printable(c.message, sizeof(c.message));
     (void)dbx_verdict_name(c.verdict);
     if (c.body) {
+        char digits[DBX_RUN_ID_SIZE];
+        char *url = dbx_response_job_run_url(c.body, "example.com", "1");
+
+        /* A run id goes into resource_meta, which takes 1-19 digits. */
+        if (dbx_response_run_id(c.body, digits) == 0 &&
+            (!digits[0] || strlen(digits) > 19 || strspn(digits, "0123456789") != strlen(digits)))
+            abort();
+        free(url);
         if (phase_from_run(c.body, &r, &error) == 0) {
             if (!r.message || r.phase >= _PHASE_MAX || r.has_error != !!r.error_code)
                 abort();

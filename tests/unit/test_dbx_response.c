@@ -7,7 +7,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -175,6 +177,73 @@ static void test_verdict_names(void **state)
     assert_string_equal(dbx_verdict_name((enum dbx_verdict)99), "UNKNOWN");
 }
 
+static void test_run_id(void **state)
+{
+    static const struct {
+        const char *body;
+        const char *digits; /* NULL: refused */
+    } run_ids[] = {
+        {"{\"run_id\": 1234}", "1234"},
+        {"{\"run_id\": 0}", "0"},
+        {"{\"run_id\": 1.0e3}", "1000"},
+        {"{\"run_id\": 9007199254740991}", "9007199254740991"}, /* 2^53 - 1 */
+        {"{\"run_id\": 9007199254740992}", NULL},                /* 2^53: no longer exact */
+        {"{\"run_id\": 1e300}", NULL},
+        {"{\"run_id\": -1}", NULL},
+        {"{\"run_id\": 12.5}", NULL},
+        {"{\"run_id\": \"1234\"}", NULL},
+        {"{\"run_id\": null}", NULL},
+        {"{\"run_id\": [1]}", NULL},
+        {"{\"job_id\": 5}", NULL},
+        {"{\"RUN_ID\": 5}", NULL},
+        {"[1234]", NULL},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(run_ids) / sizeof(run_ids[0]); i++) {
+        cJSON *body = cJSON_Parse(run_ids[i].body);
+        char digits[DBX_RUN_ID_SIZE] = "untouched";
+
+        assert_non_null(body);
+        if (run_ids[i].digits) {
+            assert_int_equal(dbx_response_run_id(body, digits), 0);
+            assert_string_equal(digits, run_ids[i].digits);
+        } else {
+            assert_int_equal(dbx_response_run_id(body, digits), -EINVAL);
+            assert_string_equal(digits, "untouched");
+        }
+        cJSON_Delete(body);
+    }
+    assert_int_equal(dbx_response_run_id(NULL, (char[DBX_RUN_ID_SIZE]){0}), -EINVAL);
+}
+
+static void test_job_run_url(void **state)
+{
+    static const struct {
+        const char *body;
+        const char *url; /* NULL: none */
+    } urls[] = {
+        {"{\"job_id\": 77, \"run_id\": 42}", "https://h.example.com:8443/#job/77/run/42"},
+        {"{\"job_id\": 1099511627776}", "https://h.example.com:8443/#job/1099511627776/run/42"},
+        {"{\"job_id\": \"77\"}", NULL},
+        {"{\"job_id\": null}", NULL},
+        {"{\"run_id\": 42}", NULL},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        cJSON *body = cJSON_Parse(urls[i].body);
+        char *url = dbx_response_job_run_url(body, "h.example.com:8443", "42");
+
+        if (urls[i].url)
+            assert_string_equal(url, urls[i].url);
+        else
+            assert_null(url);
+        free(url);
+        cJSON_Delete(body);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -185,6 +254,8 @@ int main(void)
         cmocka_unit_test(test_non_json_error_described),
         cmocka_unit_test(test_wrong_types_in_error_body),
         cmocka_unit_test(test_verdict_names),
+        cmocka_unit_test(test_run_id),
+        cmocka_unit_test(test_job_run_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -259,6 +259,87 @@ static void test_keys_do_not_collide(void **state)
     runs_free(runs);
 }
 
+/* What a waiter hears once its fetch ends. */
+static void test_decide_answer(void **state)
+{
+    struct phase_result fresh = status(PHASE_SUCCEEDED, "done");
+    struct runs_outcome running = {
+        .has_last_known = true,
+        .last_known = status(PHASE_RUNNING, "In run"),
+        .trouble_since_ms = 1000,
+    };
+    struct runs_outcome finished = {
+        .has_last_known = true,
+        .last_known = status(PHASE_FAILED, "boom"),
+        .trouble_since_ms = 1000,
+    };
+    struct runs_outcome silent = {.has_last_known = true, .last_known = {.phase = PHASE_QUEUED}};
+    struct runs_outcome never_seen = {.trouble_since_ms = 1000};
+    struct runs_fetch_end end = {
+        .instance = "h.example.com",
+        .run_id = "42",
+        .transient = true,
+        .trouble = "HTTP 503",
+    };
+    struct runs_answer a;
+    (void)state;
+
+    /* A fresh status is answered as it is, whatever else is known. */
+    end.fresh = &fresh;
+    end.outcome = &running;
+    runs_decide_answer(&end, 13500, &a);
+    assert_int_equal(a.kind, RUNS_ANSWER_FRESH);
+    assert_ptr_equal(a.status, &fresh);
+    assert_string_equal(a.message, "");
+    end.fresh = NULL;
+
+    /* Gone: a final answer naming the run, the workspace and Databricks' words. */
+    end.gone = true;
+    end.transient = false;
+    end.trouble = "Run 42 does not exist.";
+    runs_decide_answer(&end, 13500, &a);
+    assert_int_equal(a.kind, RUNS_ANSWER_GONE);
+    assert_string_equal(a.message,
+                        "Databricks run 42 no longer exists on h.example.com (Run 42 does not exist.)");
+    end.gone = false;
+    end.transient = true;
+    end.trouble = "HTTP 503";
+
+    /* Transient trouble, a run not over: its last status, saying it is not fresh. */
+    runs_decide_answer(&end, 13500, &a);
+    assert_int_equal(a.kind, RUNS_ANSWER_LAST_KNOWN);
+    assert_ptr_equal(a.status, &running.last_known);
+    assert_string_equal(a.message,
+                        "status not refreshed: HTTP 503 (for 12 s); last known: In run");
+
+    /* A final last status needs no caveat. */
+    end.outcome = &finished;
+    runs_decide_answer(&end, 13500, &a);
+    assert_int_equal(a.kind, RUNS_ANSWER_LAST_KNOWN);
+    assert_ptr_equal(a.status, &finished.last_known);
+    assert_string_equal(a.message, "");
+
+    /* A last status without a message still says what happened. */
+    end.outcome = &silent;
+    runs_decide_answer(&end, 999, &a);
+    assert_int_equal(a.kind, RUNS_ANSWER_LAST_KNOWN);
+    assert_string_equal(a.message, "status not refreshed: HTTP 503 (for 0 s); last known: ");
+
+    /* Nothing known, a run fetched alone, or trouble that is not transient: an error. */
+    end.outcome = &never_seen;
+    runs_decide_answer(&end, 13500, &a);
+    assert_int_equal(a.kind, RUNS_ANSWER_ERROR);
+    assert_null(a.status);
+    end.outcome = NULL;
+    runs_decide_answer(&end, 13500, &a);
+    assert_int_equal(a.kind, RUNS_ANSWER_ERROR);
+    end.outcome = &running;
+    end.transient = false;
+    runs_decide_answer(&end, 13500, &a);
+    assert_int_equal(a.kind, RUNS_ANSWER_ERROR);
+    assert_string_equal(a.message, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_eviction_is_lru_and_spares_fetches),
         cmocka_unit_test(test_stale_fetch_id_takes_nothing),
         cmocka_unit_test(test_keys_do_not_collide),
+        cmocka_unit_test(test_decide_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -356,6 +356,66 @@ static void test_instance(void **state)
     }
 }
 
+/* The container half of a TaskTemplate: image, args and env in order, borrowed from it. */
+static void test_input_from_template(void **state)
+{
+    Flyteidl__Core__KeyValuePair kv[2] = {FLYTEIDL__CORE__KEY_VALUE_PAIR__INIT,
+                                          FLYTEIDL__CORE__KEY_VALUE_PAIR__INIT};
+    Flyteidl__Core__KeyValuePair *kvs[2] = {&kv[0], &kv[1]};
+    char *args[3] = {(char *)"pyflyte-execute", (char *)"--inputs", (char *)"s3://x"};
+    Flyteidl__Core__Container container = FLYTEIDL__CORE__CONTAINER__INIT;
+    Flyteidl__Core__TaskTemplate tmpl = FLYTEIDL__CORE__TASK_TEMPLATE__INIT;
+    struct spec_input in = {.idempotency_token = "kept"};
+    struct spec_env_var *env = (struct spec_env_var *)&in; /* must be overwritten */
+
+    (void)state;
+    kv[0].key = (char *)"A";
+    kv[0].value = (char *)"1";
+    kv[1].key = (char *)"B";
+    kv[1].value = (char *)"2";
+    container.image = (char *)"repo/image:tag";
+    container.n_args = 3;
+    container.args = args;
+    container.n_env = 2;
+    container.env = kvs;
+    tmpl.target_case = FLYTEIDL__CORE__TASK_TEMPLATE__TARGET_CONTAINER;
+    tmpl.container = &container;
+
+    assert_int_equal(spec_input_from_template(&tmpl, &in, &env), 0);
+    assert_ptr_equal(in.image, container.image);
+    assert_int_equal(in.args_count, 3);
+    assert_string_equal(in.args[0], "pyflyte-execute");
+    assert_string_equal(in.args[2], "s3://x");
+    assert_int_equal(in.env_count, 2);
+    assert_ptr_equal(in.env, env);
+    assert_string_equal(env[0].name, "A");
+    assert_string_equal(env[0].value, "1");
+    assert_string_equal(env[1].name, "B");
+    assert_string_equal(env[1].value, "2");
+    assert_string_equal(in.idempotency_token, "kept");
+    free(env);
+
+    /* A container without env allocates nothing. */
+    container.n_env = 0;
+    container.env = NULL;
+    assert_int_equal(spec_input_from_template(&tmpl, &in, &env), 0);
+    assert_null(env);
+    assert_null(in.env);
+    assert_int_equal(in.env_count, 0);
+    assert_int_equal(in.args_count, 3);
+
+    /* A template whose target is not a container has none of the three. */
+    tmpl.target_case = FLYTEIDL__CORE__TASK_TEMPLATE__TARGET__NOT_SET;
+    tmpl.container = NULL;
+    assert_int_equal(spec_input_from_template(&tmpl, &in, &env), 0);
+    assert_null(in.image);
+    assert_null(in.args);
+    assert_int_equal(in.args_count, 0);
+    assert_null(in.env);
+    assert_int_equal(in.env_count, 0);
+    assert_null(env);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -367,6 +427,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_no_image_needed),
         cmocka_unit_test(test_instance),
+        cmocka_unit_test(test_input_from_template),
     };
 
     (void)argc;

@@ -1,0 +1,823 @@
+/*
+ * test_agent.c - the task handlers (agent.c) with the Databricks client and the gRPC call
+ * replaced by this file's own functions through the linker's --wrap (see the Makefile's
+ * test_agent rule): no server, no network.
+ *
+ * The fake dbx_request() records each request the handler queues; a test then completes it with
+ * a chosen struct dbx_answer, as the curl thread would. The fake server_call_reply() packs the
+ * response, so a test unpacks exactly the bytes propeller would get. Expectations (statuses,
+ * phases, messages) are written here as the README documents them.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+
+#include "agent.h"
+#include "clock.h"
+#include "log.h"
+#include "requests.h"
+
+#define INSTANCE REQUESTS_INSTANCE
+#define META_42 "{\"databricks_instance\": \"" INSTANCE "\", \"run_id\": \"42\"}"
+
+/* server.h leaves the call opaque; the real one lives in server.c, which is not linked. */
+struct server_call {
+    int answers; /* a handler answers each call exactly once */
+    grpc_status_code code;
+    char message[2048];
+    uint8_t *reply; /* the packed response when code is OK */
+    size_t reply_len;
+    int64_t deadline_ms;
+};
+
+/* One request a handler gave the Databricks client. */
+struct sent {
+    enum dbx_endpoint endpoint;
+    char *instance, *run_id, *body;
+    bool retry_safe;
+    int64_t deadline_ms;
+    dbx_done_fn done;
+    void *user;
+};
+
+#define MAX_SENT 8
+static struct sent sent[MAX_SENT];
+static size_t sent_count;
+static int dbx_result; /* what the next dbx_request() returns */
+
+int __wrap_dbx_request(struct dbx *dbx, enum dbx_endpoint endpoint, const char *instance,
+                       const char *run_id, char *body, bool retry_safe, int64_t deadline_ms,
+                       dbx_done_fn done, void *user);
+void __wrap_server_call_reply(struct server_call *call, const ProtobufCMessage *response);
+void __wrap_server_call_fail(struct server_call *call, grpc_status_code code, const char *message);
+int64_t __wrap_server_call_deadline_ms(const struct server_call *call);
+const char *__wrap_server_call_method(const struct server_call *call);
+
+int __wrap_dbx_request(struct dbx *dbx, enum dbx_endpoint endpoint, const char *instance,
+                       const char *run_id, char *body, bool retry_safe, int64_t deadline_ms,
+                       dbx_done_fn done, void *user)
+{
+    struct sent *s = &sent[sent_count];
+
+    (void)dbx;
+    if (dbx_result < 0) {
+        free(body); /* dbx.h: on failure the body is freed and done never runs */
+        return dbx_result;
+    }
+    assert_true(sent_count < MAX_SENT);
+    *s = (struct sent){
+        .endpoint = endpoint,
+        .instance = strdup(instance),
+        .run_id = run_id ? strdup(run_id) : NULL,
+        .body = body,
+        .retry_safe = retry_safe,
+        .deadline_ms = deadline_ms,
+        .done = done,
+        .user = user,
+    };
+    sent_count++;
+    return 0;
+}
+
+void __wrap_server_call_reply(struct server_call *call, const ProtobufCMessage *response)
+{
+    call->answers++;
+    call->code = GRPC_STATUS_OK;
+    call->reply = requests_pack(response, &call->reply_len);
+}
+
+void __wrap_server_call_fail(struct server_call *call, grpc_status_code code, const char *message)
+{
+    assert_int_not_equal(code, GRPC_STATUS_OK);
+    call->answers++;
+    call->code = code;
+    snprintf(call->message, sizeof(call->message), "%s", message);
+}
+
+int64_t __wrap_server_call_deadline_ms(const struct server_call *call)
+{
+    return call->deadline_ms;
+}
+
+const char *__wrap_server_call_method(const struct server_call *call)
+{
+    (void)call;
+    return "/flyteidl.service.AsyncAgentService/Test";
+}
+
+struct fixture {
+    struct config *config;
+    struct metrics *metrics;
+    struct agent *agent;
+};
+
+static int setup_with(void **state, const char *config_text)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+    char *error = NULL;
+
+    assert_non_null(fx);
+    log_set_level(LOG_LEVEL_ERROR);
+    fx->config = config_new();
+    assert_non_null(fx->config);
+    if (config_parse_json(fx->config, config_text, &error) < 0)
+        fail_msg("config: %s", error ? error : "?");
+    fx->metrics = metrics_new("test");
+    assert_non_null(fx->metrics);
+    fx->agent = agent_new(fx->config, NULL, fx->metrics);
+    assert_non_null(fx->agent);
+    sent_count = 0;
+    dbx_result = 0;
+    *state = fx;
+    return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, "{\"default_instance\": \"" INSTANCE "\","
+                             " \"allowed_instances\": [\"other.example.com\"],"
+                             " \"request_timeout_ms\": 30000}");
+}
+
+static int setup_cached(void **state)
+{
+    return setup_with(state, "{\"default_instance\": \"" INSTANCE "\","
+                             " \"status_cache_ttl_ms\": 600000}");
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+
+    for (size_t i = 0; i < sent_count; i++) {
+        free(sent[i].instance);
+        free(sent[i].run_id);
+        free(sent[i].body);
+    }
+    agent_free(fx->agent);
+    metrics_free(fx->metrics);
+    config_free(fx->config);
+    free(fx);
+    return 0;
+}
+
+static void call_done(struct server_call *call)
+{
+    free(call->reply);
+    call->reply = NULL;
+}
+
+/* Completes sent request i as the Databricks client would. body_json: the answer's JSON (OK). */
+static void complete(size_t i, enum dbx_verdict verdict, const char *body_json, const char *message)
+{
+    cJSON *body = body_json ? cJSON_Parse(body_json) : NULL;
+    struct dbx_answer answer = {
+        .verdict = verdict,
+        .http_status = verdict == DBX_VERDICT_OK ? 200 : 400,
+        .body = body,
+        .error_code = verdict == DBX_VERDICT_OK ? "" : "SOME_CODE",
+        .message = message ? message : "",
+        .attempts = 1,
+    };
+
+    assert_true(i < sent_count);
+    if (body_json)
+        assert_non_null(body);
+    sent[i].done(sent[i].user, &answer);
+    cJSON_Delete(body);
+}
+
+static void expect_failed(const struct server_call *call, grpc_status_code code,
+                          const char *message)
+{
+    assert_int_equal(call->answers, 1);
+    if (call->code != code)
+        fail_msg("status %d, expected %d (%s)", call->code, code, call->message);
+    assert_string_equal(call->message, message);
+}
+
+/* The metrics text has this line (a whole line). */
+static void expect_metric(struct fixture *fx, const char *line)
+{
+    char *text = metrics_render(fx->metrics);
+    char *found;
+    size_t n = strlen(line);
+
+    assert_non_null(text);
+    for (found = strstr(text, line); found; found = strstr(found + 1, line))
+        if ((found == text || found[-1] == '\n') && found[n] == '\n')
+            break;
+    if (!found)
+        fail_msg("no metrics line '%s'", line);
+    free(text);
+}
+
+static void create(struct fixture *fx, struct server_call *call, const char *template_text,
+                   bool with_execution)
+{
+    size_t len;
+    uint8_t *bytes = requests_create(template_text, with_execution, true, &len);
+
+    agent_create_task(fx->agent, call, bytes, len);
+    free(bytes);
+}
+
+static void get_or_delete(struct fixture *fx, struct server_call *call, bool delete,
+                          const char *category, const char *meta)
+{
+    size_t len;
+    uint8_t *bytes = requests_run(delete, category, NULL, meta, &len);
+
+    if (delete)
+        agent_delete_task(fx->agent, call, bytes, len);
+    else
+        agent_get_task(fx->agent, call, bytes, len);
+    free(bytes);
+}
+
+static void get(struct fixture *fx, struct server_call *call)
+{
+    get_or_delete(fx, call, false, "spark", META_42);
+}
+
+/* ---- CreateTask ---------------------------------------------------------- */
+
+static void test_create_success(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call call = {.deadline_ms = INT64_MAX};
+    char token[IDEMPOTENCY_TOKEN_SIZE];
+    int64_t before = clock_now_ms();
+    Flyteidl__Admin__CreateTaskResponse *resp;
+    cJSON *body, *meta;
+
+    requests_token(token);
+    create(fx, &call, REQUESTS_SPARK_TEMPLATE, true);
+    assert_int_equal(call.answers, 0); /* answered when Databricks is */
+    assert_int_equal(sent_count, 1);
+    assert_int_equal(sent[0].endpoint, DBX_RUNS_SUBMIT);
+    assert_string_equal(sent[0].instance, INSTANCE);
+    assert_null(sent[0].run_id);
+    /* With its idempotency_token a submit may be repeated. */
+    assert_true(sent[0].retry_safe);
+    /* No gRPC deadline: request_timeout_ms bounds the Databricks side. */
+    assert_true(sent[0].deadline_ms >= before + 30000);
+    assert_true(sent[0].deadline_ms <= clock_now_ms() + 30000);
+    body = cJSON_Parse(sent[0].body);
+    assert_non_null(body);
+    assert_string_equal(cJSON_GetObjectItem(body, "idempotency_token")->valuestring, token);
+    assert_string_equal(cJSON_GetObjectItem(body, "existing_cluster_id")->valuestring, "c-1");
+    cJSON_Delete(body);
+
+    complete(0, DBX_VERDICT_OK, "{\"run_id\": 1234}", NULL);
+    assert_int_equal(call.answers, 1);
+    assert_int_equal(call.code, GRPC_STATUS_OK);
+    resp = flyteidl__admin__create_task_response__unpack(NULL, call.reply_len, call.reply);
+    assert_non_null(resp);
+    meta = cJSON_ParseWithLength((const char *)resp->resource_meta.data, resp->resource_meta.len);
+    assert_non_null(meta);
+    assert_string_equal(cJSON_GetObjectItem(meta, "databricks_instance")->valuestring, INSTANCE);
+    assert_string_equal(cJSON_GetObjectItem(meta, "run_id")->valuestring, "1234");
+    assert_null(cJSON_GetObjectItem(meta, "auth_token"));
+    cJSON_Delete(meta);
+    flyteidl__admin__create_task_response__free_unpacked(resp, NULL);
+    call_done(&call);
+    expect_metric(fx, "flyte_connector_requests_success_total{task_type=\"spark\","
+                      "operation=\"create\"} 1");
+}
+
+/* The Databricks side ends before the caller's deadline, by a tenth of it, 50 ms to 1 s. */
+static void test_create_deadline(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call far = {.deadline_ms = clock_now_ms() + 60000};
+    struct server_call near = {.deadline_ms = clock_now_ms() + 200};
+
+    create(fx, &far, REQUESTS_SPARK_TEMPLATE, true);
+    create(fx, &near, REQUESTS_SPARK_TEMPLATE, true);
+    assert_int_equal(sent_count, 2);
+    assert_int_equal(sent[0].deadline_ms, far.deadline_ms - 1000);
+    assert_int_equal(sent[1].deadline_ms, near.deadline_ms - 50);
+    complete(0, DBX_VERDICT_OK, "{\"run_id\": 1}", NULL);
+    complete(1, DBX_VERDICT_OK, "{\"run_id\": 2}", NULL);
+    call_done(&far);
+    call_done(&near);
+}
+
+/* Without a task execution id there is no token: the submit must not be repeated. */
+static void test_create_without_token(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call call = {.deadline_ms = INT64_MAX};
+    cJSON *body;
+
+    create(fx, &call, REQUESTS_SPARK_TEMPLATE, false);
+    assert_int_equal(sent_count, 1);
+    assert_false(sent[0].retry_safe);
+    body = cJSON_Parse(sent[0].body);
+    assert_null(cJSON_GetObjectItem(body, "idempotency_token"));
+    cJSON_Delete(body);
+    complete(0, DBX_VERDICT_OK, "{\"run_id\": 5}", NULL);
+    assert_int_equal(call.code, GRPC_STATUS_OK);
+    call_done(&call);
+}
+
+/* Refused before any network: answered at once, nothing sent. */
+static void test_create_refused(void **state)
+{
+    struct fixture *fx = *state;
+
+    for (size_t i = 0; i < REQUESTS_REFUSED_CREATES; i++) {
+        const struct requests_refusal *c = &requests_refused_creates[i];
+        struct server_call call = {.deadline_ms = INT64_MAX};
+
+        create(fx, &call, c->template_text, true);
+        assert_int_equal(call.answers, 1);
+        if (call.code != c->code || !requests_message_is(call.message, c->message))
+            fail_msg("case %zu: status %d (%s)", i, call.code, call.message);
+    }
+    assert_int_equal(sent_count, 0);
+    expect_metric(fx, "flyte_connector_requests_failure_total{task_type=\"other\","
+                      "operation=\"create\",error_code=\"NOT_FOUND\"} 1");
+}
+
+static void test_create_undecodable(void **state)
+{
+    static const uint8_t garbage[] = {0x12, 0xff, 0x01};
+    struct fixture *fx = *state;
+    struct server_call call = {.deadline_ms = INT64_MAX};
+
+    agent_create_task(fx->agent, &call, garbage, sizeof(garbage));
+    expect_failed(&call, GRPC_STATUS_INVALID_ARGUMENT,
+                  "request does not decode as flyteidl.admin.CreateTaskRequest");
+    assert_int_equal(sent_count, 0);
+}
+
+/* Each final Databricks verdict on a submit, as the caller hears it. */
+static void test_create_verdicts(void **state)
+{
+    static const struct {
+        enum dbx_verdict verdict;
+        grpc_status_code code;
+    } cases[] = {
+        /* "does not exist" on a submit names something in the job spec */
+        {DBX_VERDICT_RUN_GONE, GRPC_STATUS_INVALID_ARGUMENT},
+        {DBX_VERDICT_UNAUTHENTICATED, GRPC_STATUS_UNAUTHENTICATED},
+        {DBX_VERDICT_PERMISSION_DENIED, GRPC_STATUS_PERMISSION_DENIED},
+        {DBX_VERDICT_INVALID, GRPC_STATUS_INVALID_ARGUMENT},
+        {DBX_VERDICT_UNAVAILABLE, GRPC_STATUS_UNAVAILABLE},
+        {DBX_VERDICT_RESOURCE_EXHAUSTED, GRPC_STATUS_RESOURCE_EXHAUSTED},
+    };
+    struct fixture *fx = *state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct server_call call = {.deadline_ms = INT64_MAX};
+        char message[64];
+
+        snprintf(message, sizeof(message), "Databricks said no (%zu)", i);
+        create(fx, &call, REQUESTS_SPARK_TEMPLATE, true);
+        assert_int_equal(call.answers, 0);
+        complete(sent_count - 1, cases[i].verdict, NULL, message);
+        expect_failed(&call, cases[i].code, message);
+    }
+}
+
+/* A 2xx without a usable run id is Databricks-side trouble. */
+static void test_create_bad_run_id(void **state)
+{
+    static const char *const bodies[] = {
+        "{}",
+        "{\"run_id\": \"12\"}",
+        "{\"run_id\": -1}",
+        "{\"run_id\": 1.5}",
+        "{\"run_id\": 9007199254740992}",
+    };
+    struct fixture *fx = *state;
+
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        struct server_call call = {.deadline_ms = INT64_MAX};
+
+        create(fx, &call, REQUESTS_SPARK_TEMPLATE, true);
+        complete(sent_count - 1, DBX_VERDICT_OK, bodies[i], NULL);
+        expect_failed(&call, GRPC_STATUS_UNAVAILABLE,
+                      "Databricks runs/submit answered without a valid run_id");
+    }
+}
+
+/* The client refuses the request: UNAVAILABLE, saying why. */
+static void test_create_not_queued(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call down = {.deadline_ms = INT64_MAX}, oom = {.deadline_ms = INT64_MAX};
+
+    dbx_result = -ESHUTDOWN;
+    create(fx, &down, REQUESTS_SPARK_TEMPLATE, true);
+    expect_failed(&down, GRPC_STATUS_UNAVAILABLE, "connector shutting down");
+    dbx_result = -ENOMEM;
+    create(fx, &oom, REQUESTS_SPARK_TEMPLATE, true);
+    expect_failed(&oom, GRPC_STATUS_UNAVAILABLE, "out of memory");
+    assert_int_equal(sent_count, 0);
+}
+
+/* ---- GetTask ---------------------------------------------------------------- */
+
+static Flyteidl__Admin__GetTaskResponse *get_reply(const struct server_call *call)
+{
+    Flyteidl__Admin__GetTaskResponse *resp;
+
+    assert_int_equal(call->answers, 1);
+    if (call->code != GRPC_STATUS_OK)
+        fail_msg("status %d: %s", call->code, call->message);
+    resp = flyteidl__admin__get_task_response__unpack(NULL, call->reply_len, call->reply);
+    assert_non_null(resp);
+    assert_non_null(resp->resource);
+    return resp;
+}
+
+#define RUNNING_BODY                                                                               \
+    "{\"run_id\": 42, \"job_id\": 7, \"state\": {\"life_cycle_state\": \"RUNNING\","               \
+    " \"state_message\": \"In run\"}}"
+
+static void test_get_running(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call call = {.deadline_ms = INT64_MAX};
+    Flyteidl__Admin__GetTaskResponse *resp;
+    Flyteidl__Admin__Resource *res;
+
+    get(fx, &call);
+    assert_int_equal(call.answers, 0);
+    assert_int_equal(sent_count, 1);
+    assert_int_equal(sent[0].endpoint, DBX_RUNS_GET);
+    assert_string_equal(sent[0].instance, INSTANCE);
+    assert_string_equal(sent[0].run_id, "42");
+    assert_null(sent[0].body);
+    assert_true(sent[0].retry_safe);
+
+    complete(0, DBX_VERDICT_OK, RUNNING_BODY, NULL);
+    resp = get_reply(&call);
+    res = resp->resource;
+    assert_int_equal(res->phase, FLYTEIDL__CORE__TASK_EXECUTION__PHASE__RUNNING);
+    assert_int_equal(res->state, FLYTEIDL__ADMIN__STATE__RUNNING);
+    assert_string_equal(res->message, "In run");
+    assert_null(res->agent_error);
+    /* No run_page_url: flytekit's link from the job id. */
+    assert_int_equal(res->n_log_links, 1);
+    assert_string_equal(res->log_links[0]->name, "Databricks Console");
+    assert_string_equal(res->log_links[0]->uri, "https://" INSTANCE "/#job/7/run/42");
+    flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
+    call_done(&call);
+}
+
+/* A run that ended: the phase, the deprecated state and the error details reach the reply. */
+static void test_get_finished(void **state)
+{
+    static const struct {
+        const char *body;
+        Flyteidl__Core__TaskExecution__Phase phase;
+        Flyteidl__Admin__State state;
+        const char *error_code; /* NULL: no agent_error */
+        Flyteidl__Admin__AgentError__Kind kind;
+        Flyteidl__Core__ExecutionError__ErrorKind origin;
+    } cases[] = {
+        {"{\"state\": {\"life_cycle_state\": \"TERMINATED\", \"result_state\": \"SUCCESS\"},"
+         " \"run_page_url\": \"https://x.example.com/run/42\"}",
+         FLYTEIDL__CORE__TASK_EXECUTION__PHASE__SUCCEEDED, FLYTEIDL__ADMIN__STATE__SUCCEEDED, NULL,
+         0, 0},
+        {"{\"status\": {\"state\": \"TERMINATED\", \"termination_details\":"
+         " {\"code\": \"RUN_EXECUTION_ERROR\", \"type\": \"CLIENT_ERROR\"}}}",
+         FLYTEIDL__CORE__TASK_EXECUTION__PHASE__RETRYABLE_FAILED,
+         FLYTEIDL__ADMIN__STATE__RETRYABLE_FAILURE, "RUN_EXECUTION_ERROR",
+         FLYTEIDL__ADMIN__AGENT_ERROR__KIND__RECOVERABLE,
+         FLYTEIDL__CORE__EXECUTION_ERROR__ERROR_KIND__USER},
+        {"{\"status\": {\"state\": \"TERMINATED\", \"termination_details\":"
+         " {\"code\": \"INVALID_CLUSTER_REQUEST\"}}}",
+         FLYTEIDL__CORE__TASK_EXECUTION__PHASE__FAILED, FLYTEIDL__ADMIN__STATE__PERMANENT_FAILURE,
+         "INVALID_CLUSTER_REQUEST", FLYTEIDL__ADMIN__AGENT_ERROR__KIND__NON_RECOVERABLE,
+         FLYTEIDL__CORE__EXECUTION_ERROR__ERROR_KIND__USER},
+        {"{\"state\": {\"life_cycle_state\": \"TERMINATED\", \"result_state\": \"CANCELED\"}}",
+         FLYTEIDL__CORE__TASK_EXECUTION__PHASE__ABORTED, FLYTEIDL__ADMIN__STATE__PERMANENT_FAILURE,
+         NULL, 0, 0},
+        {"{\"state\": {\"life_cycle_state\": \"PENDING\"}}",
+         FLYTEIDL__CORE__TASK_EXECUTION__PHASE__INITIALIZING, FLYTEIDL__ADMIN__STATE__PENDING, NULL,
+         0, 0},
+    };
+    struct fixture *fx = *state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct server_call call = {.deadline_ms = INT64_MAX};
+        Flyteidl__Admin__GetTaskResponse *resp;
+        Flyteidl__Admin__Resource *res;
+
+        get(fx, &call);
+        complete(sent_count - 1, DBX_VERDICT_OK, cases[i].body, NULL);
+        resp = get_reply(&call);
+        res = resp->resource;
+        assert_int_equal(res->phase, cases[i].phase);
+        assert_int_equal(res->state, cases[i].state);
+        if (cases[i].error_code) {
+            assert_non_null(res->agent_error);
+            assert_string_equal(res->agent_error->code, cases[i].error_code);
+            assert_int_equal(res->agent_error->kind, cases[i].kind);
+            assert_int_equal(res->agent_error->origin, cases[i].origin);
+        } else {
+            assert_null(res->agent_error);
+        }
+        if (i == 0)
+            assert_string_equal(res->log_links[0]->uri, "https://x.example.com/run/42");
+        else
+            assert_int_equal(res->n_log_links, 0); /* neither run_page_url nor job_id */
+        flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
+        call_done(&call);
+    }
+}
+
+/* A run that no longer exists will never finish: FAILED, so propeller stops polling. */
+static void test_get_run_gone(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call call = {.deadline_ms = INT64_MAX};
+    Flyteidl__Admin__GetTaskResponse *resp;
+    Flyteidl__Admin__Resource *res;
+
+    get(fx, &call);
+    complete(0, DBX_VERDICT_RUN_GONE, NULL, "Run 42 does not exist.");
+    resp = get_reply(&call);
+    res = resp->resource;
+    assert_int_equal(res->phase, FLYTEIDL__CORE__TASK_EXECUTION__PHASE__FAILED);
+    assert_int_equal(res->state, FLYTEIDL__ADMIN__STATE__PERMANENT_FAILURE);
+    assert_string_equal(res->message, "Databricks run 42 no longer exists on " INSTANCE
+                                      " (Run 42 does not exist.)");
+    assert_non_null(res->agent_error);
+    assert_string_equal(res->agent_error->code, "RUN_NOT_FOUND");
+    assert_int_equal(res->agent_error->kind, FLYTEIDL__ADMIN__AGENT_ERROR__KIND__NON_RECOVERABLE);
+    assert_int_equal(res->agent_error->origin, FLYTEIDL__CORE__EXECUTION_ERROR__ERROR_KIND__SYSTEM);
+    flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
+    call_done(&call);
+}
+
+/* Trouble with nothing known about the run: an error, never an invented phase. */
+static void test_get_trouble_without_last_known(void **state)
+{
+    static const struct {
+        enum dbx_verdict verdict;
+        const char *body;
+        grpc_status_code code;
+        const char *message;
+    } cases[] = {
+        {DBX_VERDICT_UNAVAILABLE, NULL, GRPC_STATUS_UNAVAILABLE, "HTTP 503: busy"},
+        {DBX_VERDICT_RESOURCE_EXHAUSTED, NULL, GRPC_STATUS_RESOURCE_EXHAUSTED, "limit"},
+        {DBX_VERDICT_UNAUTHENTICATED, NULL, GRPC_STATUS_UNAUTHENTICATED, "bad token"},
+        {DBX_VERDICT_PERMISSION_DENIED, NULL, GRPC_STATUS_PERMISSION_DENIED, "not yours"},
+        {DBX_VERDICT_INVALID, NULL, GRPC_STATUS_INVALID_ARGUMENT, "bad request"},
+        /* An answer we cannot read is trouble, not a verdict. */
+        {DBX_VERDICT_OK, "{\"run_id\": 42}", GRPC_STATUS_UNAVAILABLE,
+         "Databricks runs/get answer for run 42: runs/get answer has no state"},
+    };
+    struct fixture *fx = *state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct server_call call = {.deadline_ms = INT64_MAX};
+
+        get(fx, &call);
+        complete(sent_count - 1, cases[i].verdict, cases[i].body, cases[i].message);
+        expect_failed(&call, cases[i].code, cases[i].message);
+    }
+}
+
+static void test_get_refused(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call wrong_type = {.deadline_ms = INT64_MAX};
+    struct server_call not_allowed = {.deadline_ms = INT64_MAX};
+
+    get_or_delete(fx, &wrong_type, false, "python-task", META_42);
+    expect_failed(&wrong_type, GRPC_STATUS_NOT_FOUND,
+                  "no connector for task type 'python-task'; this one serves 'spark' and "
+                  "'databricks'");
+    get_or_delete(fx, &not_allowed, false, "spark",
+                  "{\"databricks_instance\": \"evil.example.com\", \"run_id\": \"1\"}");
+    expect_failed(&not_allowed, GRPC_STATUS_PERMISSION_DENIED,
+                  "Databricks instance 'evil.example.com' is not allowed by this connector "
+                  "(allowed_instances)");
+    assert_int_equal(sent_count, 0);
+}
+
+/* Two GetTasks for one run while its status is being read: one runs/get, both answered. */
+static void test_get_coalesced(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call first = {.deadline_ms = INT64_MAX}, second = {.deadline_ms = INT64_MAX};
+    struct server_call other = {.deadline_ms = INT64_MAX};
+    Flyteidl__Admin__GetTaskResponse *resp;
+
+    get(fx, &first);
+    get(fx, &second);
+    assert_int_equal(sent_count, 1);
+    /* Another run is read on its own. */
+    get_or_delete(fx, &other, false, "spark",
+                  "{\"databricks_instance\": \"" INSTANCE "\", \"run_id\": \"43\"}");
+    assert_int_equal(sent_count, 2);
+    assert_string_equal(sent[1].run_id, "43");
+
+    complete(0, DBX_VERDICT_OK, RUNNING_BODY, NULL);
+    assert_int_equal(other.answers, 0);
+    for (int i = 0; i < 2; i++) {
+        resp = get_reply(i ? &second : &first);
+        assert_int_equal(resp->resource->phase, FLYTEIDL__CORE__TASK_EXECUTION__PHASE__RUNNING);
+        assert_string_equal(resp->resource->message, "In run");
+        flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
+    }
+    complete(1, DBX_VERDICT_UNAVAILABLE, NULL, "HTTP 503");
+    expect_failed(&other, GRPC_STATUS_UNAVAILABLE, "HTTP 503");
+    /* The fetch is over: the next poll reads again (no status cache configured). */
+    call_done(&first);
+    first = (struct server_call){.deadline_ms = INT64_MAX};
+    get(fx, &first);
+    assert_int_equal(sent_count, 3);
+    complete(2, DBX_VERDICT_OK, RUNNING_BODY, NULL);
+    call_done(&first);
+    call_done(&second);
+}
+
+/* After a status was read, transient trouble answers that status, saying it is stale. */
+static void test_get_last_known(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call seen = {.deadline_ms = INT64_MAX};
+    struct server_call stale = {.deadline_ms = INT64_MAX}, also = {.deadline_ms = INT64_MAX};
+    struct server_call refused = {.deadline_ms = INT64_MAX};
+    Flyteidl__Admin__GetTaskResponse *resp;
+    const char *prefix = "status not refreshed: HTTP 503: busy (for ";
+    const char *suffix = " s); last known: In run";
+
+    get(fx, &seen);
+    complete(0, DBX_VERDICT_OK, RUNNING_BODY, NULL);
+    get(fx, &stale);
+    get(fx, &also);
+    assert_int_equal(sent_count, 2);
+    complete(1, DBX_VERDICT_UNAVAILABLE, NULL, "HTTP 503: busy");
+    for (int i = 0; i < 2; i++) {
+        const char *message;
+
+        resp = get_reply(i ? &also : &stale);
+        message = resp->resource->message;
+        assert_int_equal(resp->resource->phase, FLYTEIDL__CORE__TASK_EXECUTION__PHASE__RUNNING);
+        assert_int_equal(strncmp(message, prefix, strlen(prefix)), 0);
+        assert_true(strlen(message) > strlen(prefix) + strlen(suffix));
+        assert_string_equal(message + strlen(message) - strlen(suffix), suffix);
+        assert_string_equal(resp->resource->log_links[0]->uri,
+                            "https://" INSTANCE "/#job/7/run/42");
+        flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
+    }
+    expect_metric(fx, "fdc_status_not_refreshed_total 2");
+
+    /* A refused token is not transient: reported as it is. */
+    get(fx, &refused);
+    complete(2, DBX_VERDICT_UNAUTHENTICATED, NULL, "bad token");
+    expect_failed(&refused, GRPC_STATUS_UNAUTHENTICATED, "bad token");
+    call_done(&seen);
+    call_done(&stale);
+    call_done(&also);
+}
+
+/* A request the client cannot queue ends the fetch: the last known status if there is one. */
+static void test_get_not_queued(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call seen = {.deadline_ms = INT64_MAX};
+    struct server_call stale = {.deadline_ms = INT64_MAX}, unknown = {.deadline_ms = INT64_MAX};
+    Flyteidl__Admin__GetTaskResponse *resp;
+
+    get(fx, &seen);
+    complete(0, DBX_VERDICT_OK, RUNNING_BODY, NULL);
+    dbx_result = -ESHUTDOWN;
+    get(fx, &stale);
+    resp = get_reply(&stale);
+    assert_int_equal(resp->resource->phase, FLYTEIDL__CORE__TASK_EXECUTION__PHASE__RUNNING);
+    assert_int_equal(
+        strncmp(resp->resource->message, "status not refreshed: connector shutting down (for ", 51),
+        0);
+    flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
+    get_or_delete(fx, &unknown, false, "spark",
+                  "{\"databricks_instance\": \"" INSTANCE "\", \"run_id\": \"99\"}");
+    expect_failed(&unknown, GRPC_STATUS_UNAVAILABLE, "connector shutting down");
+    call_done(&seen);
+    call_done(&stale);
+}
+
+/* With status_cache_ttl_ms, a poll soon after a read is answered from memory. */
+static void test_get_cached(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call first = {.deadline_ms = INT64_MAX}, second = {.deadline_ms = INT64_MAX};
+    Flyteidl__Admin__GetTaskResponse *resp;
+
+    get(fx, &first);
+    complete(0, DBX_VERDICT_OK, RUNNING_BODY, NULL);
+    get(fx, &second);
+    assert_int_equal(sent_count, 1);
+    resp = get_reply(&second);
+    assert_int_equal(resp->resource->phase, FLYTEIDL__CORE__TASK_EXECUTION__PHASE__RUNNING);
+    assert_string_equal(resp->resource->message, "In run");
+    flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
+    call_done(&first);
+    call_done(&second);
+}
+
+/* ---- DeleteTask ------------------------------------------------------------- */
+
+static void test_delete(void **state)
+{
+    static const struct {
+        enum dbx_verdict verdict;
+        grpc_status_code code;
+    } cases[] = {
+        {DBX_VERDICT_OK, GRPC_STATUS_OK},
+        /* Propeller may abort twice; cleanup may follow a deleted run: gone is success. */
+        {DBX_VERDICT_RUN_GONE, GRPC_STATUS_OK},
+        {DBX_VERDICT_UNAUTHENTICATED, GRPC_STATUS_UNAUTHENTICATED},
+        {DBX_VERDICT_PERMISSION_DENIED, GRPC_STATUS_PERMISSION_DENIED},
+        {DBX_VERDICT_INVALID, GRPC_STATUS_INVALID_ARGUMENT},
+        {DBX_VERDICT_UNAVAILABLE, GRPC_STATUS_UNAVAILABLE},
+    };
+    struct fixture *fx = *state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct server_call call = {.deadline_ms = INT64_MAX};
+        Flyteidl__Admin__DeleteTaskResponse *resp;
+
+        get_or_delete(fx, &call, true, "databricks", META_42);
+        assert_int_equal(call.answers, 0);
+        assert_int_equal(sent[sent_count - 1].endpoint, DBX_RUNS_CANCEL);
+        assert_string_equal(sent[sent_count - 1].instance, INSTANCE);
+        assert_string_equal(sent[sent_count - 1].body, "{\"run_id\":42}");
+        assert_true(sent[sent_count - 1].retry_safe);
+        complete(sent_count - 1, cases[i].verdict, cases[i].verdict ? NULL : "{}", "cancel said");
+        if (cases[i].code != GRPC_STATUS_OK) {
+            expect_failed(&call, cases[i].code, "cancel said");
+            continue;
+        }
+        assert_int_equal(call.answers, 1);
+        assert_int_equal(call.code, GRPC_STATUS_OK);
+        resp = flyteidl__admin__delete_task_response__unpack(NULL, call.reply_len, call.reply);
+        assert_non_null(resp);
+        flyteidl__admin__delete_task_response__free_unpacked(resp, NULL);
+        call_done(&call);
+    }
+}
+
+static void test_delete_refused(void **state)
+{
+    static const uint8_t garbage[] = {0x12, 0xff, 0x01};
+    struct fixture *fx = *state;
+    struct server_call undecodable = {.deadline_ms = INT64_MAX};
+    struct server_call bad_meta = {.deadline_ms = INT64_MAX};
+    struct server_call down = {.deadline_ms = INT64_MAX};
+
+    agent_delete_task(fx->agent, &undecodable, garbage, sizeof(garbage));
+    expect_failed(&undecodable, GRPC_STATUS_INVALID_ARGUMENT,
+                  "request does not decode as flyteidl.admin.DeleteTaskRequest");
+    get_or_delete(fx, &bad_meta, true, "spark", "{\"run_id\": \"1\"}");
+    assert_int_equal(bad_meta.code, GRPC_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(bad_meta.answers, 1);
+    dbx_result = -ESHUTDOWN;
+    get_or_delete(fx, &down, true, "spark", META_42);
+    expect_failed(&down, GRPC_STATUS_UNAVAILABLE, "connector shutting down");
+    assert_int_equal(sent_count, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_create_success, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_without_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_undecodable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_verdicts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_bad_run_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_not_queued, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_finished, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_run_gone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_trouble_without_last_known, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_coalesced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_last_known, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_not_queued, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_cached, setup_cached, teardown),
+        cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
