@@ -28,7 +28,7 @@ FUZZ_GEN_CFLAGS := -std=gnu11 -O1 -g -Wall -Werror -I$(FUZZ_BUILD)/gen $(FUZZ_SA
 	-fsanitize=fuzzer-no-link
 
 # Each target links only the pure modules it exercises (and what they call).
-FUZZ_MODULES_create_request := pbdepth structjson spec idempotency sha256 errmsg
+FUZZ_MODULES_create_request := pbdepth structjson spec idempotency errmsg
 FUZZ_MODULES_get_request := resmeta errmsg
 FUZZ_MODULES_delete_request := resmeta errmsg
 FUZZ_MODULES_struct_json := structjson
