@@ -6,7 +6,9 @@
  * collected, not returned at the first one (OpenBSD httpd's parse.y counts errors the same way), so
  * one run shows every mistake. It reads the config file, the token file and probes ca_file; it
  * never logs and never calls getenv (the environment arrives as an envp array). No static mutable
- * state: any thread may call anything here. The token is never written into a message. */
+ * state of its own, but config_load() drives getopt_long(), whose position is global: one thread
+ * at a time may call it (the daemon's main thread, at start-up and on SIGHUP); anything else, any
+ * thread. The token is never written into a message. */
 #include "config.h"
 #include "resmeta.h"
 #include "structjson.h"
@@ -15,6 +17,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -938,91 +941,115 @@ struct parsed_flags {
     const char *config_path;
 };
 
-static const struct flag *flag_find(const char *name, size_t len) {
+/* getopt_long() reports the flag table's entries as FLAG_OPT + index. */
+#define FLAG_OPT 256
+
+/* Finds the flag an argument names, "--name" or "--name=value"; abbreviations name none. */
+static const struct flag *flag_find(const char *arg) {
+    size_t len = strcspn(arg + 2, "=");
+
     for (size_t i = 0; i < ELEMENTSOF(flags); i++)
-        if (strlen(flags[i].name) == len && strncmp(flags[i].name, name, len) == 0)
+        if (strlen(flags[i].name) == len && strncmp(flags[i].name, arg + 2, len) == 0)
             return &flags[i];
     return NULL;
 }
 
+static void flag_unknown(const char *arg, struct msgs *errs) {
+    char name[QUOTE_MAX], q[QUOTE_MAX];
+
+    snprintf(name, sizeof(name), "%.*s", (int)strcspn(arg, "="), arg);
+    msgs_add(errs, "unknown flag %s (see --help)", quote(q, name));
+}
+
+static void flag_take(struct parsed_flags *pf, const struct flag *f, const char *value,
+                      struct msgs *errs) {
+    switch (f->id) {
+    case FLAG_HELP:
+        pf->help = true;
+        break;
+    case FLAG_VERSION:
+        pf->version = true;
+        break;
+    case FLAG_CHECK_CONFIG:
+        pf->check = true;
+        break;
+    case FLAG_CONFIG:
+        pf->config_path = value;
+        break;
+    default:
+        if (asprintf(&pf->v[pf->n].origin, "--%s", f->name) < 0) {
+            errs->oom = true;
+            return;
+        }
+        pf->v[pf->n].flag = f;
+        pf->v[pf->n].value = value;
+        pf->n++;
+        break;
+    }
+}
+
+/* Collects every flag, and an error for each bad one, in argv order. getopt_long() splits values
+ * off ("--x=v" or "--x v") and finds "--"; the rules it does not share are applied here: a flag
+ * is named in full (an abbreviation is unknown, so a later flag cannot make one ambiguous), and a
+ * single-dash word other than -h is one unknown flag, not a group of letters. */
 static void parse_flags(int argc, char **argv, struct parsed_flags *pf, struct msgs *errs) {
+    struct option options[ELEMENTSOF(flags) + 1];
+    int bad_word = -1;
     char q[QUOTE_MAX];
-    bool positional = false;
 
     pf->v = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*pf->v));
     if (!pf->v) {
         errs->oom = true;
         return;
     }
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *value = NULL, *eq;
+    for (size_t i = 0; i < ELEMENTSOF(flags); i++)
+        options[i] = (struct option){flags[i].name, flags[i].arg ? required_argument : no_argument,
+                                     NULL, FLAG_OPT + (int)i};
+    options[ELEMENTSOF(flags)] = (struct option){0};
+
+    /* getopt_long() keeps its place in globals: optind = 0 makes glibc start over (a SIGHUP
+     * reload parses the same argv again), opterr = 0 keeps its own messages out of ours. The
+     * leading '-' returns other arguments in place, so errors come in argv order and argv is
+     * never permuted; ':' tells a missing value from an unknown flag. */
+    optind = 0;
+    opterr = 0;
+    for (;;) {
+        int at = optind > 0 ? optind : 1; /* the word getopt_long() reads next */
+        int opt = getopt_long(argc, argv, "-:h", options, NULL);
         const struct flag *f;
-        size_t len;
 
-        if (!positional && strcmp(arg, "--") == 0) {
-            positional = true;
+        if (opt == -1)
+            break;
+        if (opt == 1) {
+            msgs_add(errs, "unexpected argument %s", quote(q, optarg));
             continue;
         }
-        if (positional || arg[0] != '-' || arg[1] == '\0') {
-            msgs_add(errs, "unexpected argument %s", quote(q, arg));
+        if (strncmp(argv[at], "--", 2) != 0) {
+            if (strcmp(argv[at], "-h") == 0)
+                pf->help = true;
+            else if (at != bad_word)
+                msgs_add(errs, "unknown flag %s (see --help)", quote(q, argv[at]));
+            bad_word = at;
             continue;
         }
-        if (strcmp(arg, "-h") == 0) {
-            pf->help = true;
-            continue;
-        }
-        if (arg[1] != '-') {
-            msgs_add(errs, "unknown flag %s (see --help)", quote(q, arg));
-            continue;
-        }
-        eq = strchr(arg + 2, '=');
-        len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
-        f = flag_find(arg + 2, len);
+        f = flag_find(argv[at]);
         if (!f) {
-            char name[QUOTE_MAX];
-
-            snprintf(name, sizeof(name), "%.*s", (int)(len + 2), arg);
-            msgs_add(errs, "unknown flag %s (see --help)", quote(q, name));
-            continue;
-        }
-        if (!f->arg && eq) {
+            flag_unknown(argv[at], errs);
+            /* An abbreviation's value is an argument of its own. */
+            if (opt != '?' && opt != ':' && optind == at + 2)
+                optind = at + 1;
+        } else if (opt == ':') {
+            msgs_add(errs, "--%s needs a value (%s)", f->name, f->arg);
+        } else if (opt == '?') {
             msgs_add(errs, "--%s takes no value", f->name);
-            continue;
-        }
-        if (f->arg) {
-            if (eq)
-                value = eq + 1;
-            else if (i + 1 < argc)
-                value = argv[++i];
-            else {
-                msgs_add(errs, "--%s needs a value (%s)", f->name, f->arg);
-                continue;
-            }
-        }
-        switch (f->id) {
-        case FLAG_HELP:
-            pf->help = true;
-            break;
-        case FLAG_VERSION:
-            pf->version = true;
-            break;
-        case FLAG_CHECK_CONFIG:
-            pf->check = true;
-            break;
-        case FLAG_CONFIG:
-            pf->config_path = value;
-            break;
-        default:
-            if (asprintf(&pf->v[pf->n].origin, "--%s", f->name) < 0) {
-                errs->oom = true;
+        } else {
+            flag_take(pf, f, optarg, errs);
+            if (errs->oom)
                 return;
-            }
-            pf->v[pf->n].flag = f;
-            pf->v[pf->n].value = value;
-            pf->n++;
-            break;
         }
     }
+    for (int i = optind; i < argc; i++)
+        msgs_add(errs, "unexpected argument %s", quote(q, argv[i]));
 }
 
 static void parsed_flags_done(struct parsed_flags *pf) {

@@ -5,7 +5,8 @@
  * flags. The environment comes in as an envp array (never getenv), so tests feed everything.
  * It never logs: problems come back as error text (all of them, newline-separated) and warnings
  * for the caller to log. No function here keeps state between calls; a struct config is immutable
- * once config_load() gives it, so any thread may read it. */
+ * once config_load() gives it, so any thread may read it. config_load() parses the flags with
+ * getopt_long(), whose globals (optind, opterr) it resets: one thread at a time may call it. */
 #ifndef FDC_CONFIG_H
 #define FDC_CONFIG_H
 
@@ -79,7 +80,8 @@ enum config_action {
  * *ret_warnings (gives a NULL-terminated array, free with config_strv_free(), or NULL when there
  * are none). On failure returns -EINVAL (bad configuration) or -ENOMEM and gives *reterr_msg
  * (free()): every error found, one per line, naming the key, variable, flag or file. Neither the
- * messages nor the warnings ever contain the token. */
+ * messages nor the warnings ever contain the token. Main thread (or one thread at a time): it
+ * uses getopt_long()'s global state. */
 int config_load(int argc, char **argv, char **envp, struct config **ret_config,
                 enum config_action *ret_action, char ***ret_warnings, char **reterr_msg);
 

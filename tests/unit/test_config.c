@@ -1009,15 +1009,29 @@ static void test_bad_flags(void **state) {
         {{"--workers", NULL}, "--workers needs a value (N)"},
         {{"--check-config=yes", NULL}, "--check-config takes no value"},
         {{"--token-file=", NULL}, "--token-file: invalid value \"\": must not be empty"},
+        /* errors come in argv order */
+        {{"x", "--bogus", NULL},
+         "unexpected argument \"x\"\nunknown flag \"--bogus\" (see --help)"},
+        /* a flag is named in full; an abbreviation's value is an argument of its own */
+        {{"--work", "3", NULL}, "unknown flag \"--work\" (see --help)\nunexpected argument \"3\""},
+        {{"--check", NULL}, "unknown flag \"--check\" (see --help)"},
+        /* a single-dash word is one flag, not a group of letters */
+        {{"-hv", NULL}, "unknown flag \"-hv\" (see --help)"},
+        {{"-listen", "x", NULL},
+         "unknown flag \"-listen\" (see --help)\nunexpected argument \"x\""},
+        {{"-", NULL}, "unexpected argument \"-\""},
     };
 
     (void)state;
-    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-        struct result res = load(cases[i].args, NULL);
+    /* Twice over: a SIGHUP reload parses the same argv again. */
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+            struct result res = load(cases[i].args, NULL);
 
-        assert_int_equal(res.r, -EINVAL);
-        assert_string_equal(res.err, cases[i].want);
-        result_done(&res);
+            assert_int_equal(res.r, -EINVAL);
+            assert_string_equal(res.err, cases[i].want);
+            result_done(&res);
+        }
     }
 }
 
