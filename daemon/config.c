@@ -10,6 +10,7 @@
  * at a time may call it (the daemon's main thread, at start-up and on SIGHUP); anything else, any
  * thread. The token is never written into a message. */
 #include "config.h"
+#include "errmsg.h"
 #include "resmeta.h"
 #include "structjson.h"
 
@@ -58,14 +59,13 @@ struct msgs {
 static void msgs_add(struct msgs *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void msgs_add(struct msgs *m, const char *fmt, ...) {
-    char *s = NULL;
+    char *s;
     va_list ap;
-    int r;
 
     va_start(ap, fmt);
-    r = vasprintf(&s, fmt, ap);
+    s = errmsg_vformat(fmt, ap);
     va_end(ap);
-    if (r < 0) {
+    if (!s) {
         m->oom = true;
         return;
     }
@@ -117,27 +117,9 @@ static char *msgs_join(const struct msgs *m) {
  * megabyte cannot forge or flood a log line. */
 #define QUOTE_MAX 160
 static const char *quote(char buf[static QUOTE_MAX], const char *s) {
-    size_t o = 0;
-
-    buf[o++] = '"';
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (o + 8 >= QUOTE_MAX) {
-            memcpy(buf + o, "\"...", 5);
-            return buf;
-        }
-        if (c == '"' || c == '\\') {
-            buf[o++] = '\\';
-            buf[o++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            o += (size_t)snprintf(buf + o, QUOTE_MAX - o, "\\x%02x", c);
-        } else {
-            buf[o++] = (char)c;
-        }
-    }
-    buf[o++] = '"';
-    buf[o] = '\0';
+    buf[0] = '"';
+    errmsg_printable(buf + 1, QUOTE_MAX - 2, s, ERRMSG_QUOTED);
+    strcat(buf, "\"");
     return buf;
 }
 

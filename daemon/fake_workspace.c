@@ -641,10 +641,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (answer.run_id >= 0)
             snprintf(id, sizeof(id), " run_id=%" PRId64, answer.run_id);
         /* The path is the client's (decoded) text: no control characters reach the terminal. */
-        snprintf(path, sizeof(path), "%s", url);
-        for (char *p = path; *p; p++)
-            if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                *p = '?';
+        errmsg_printable(path, sizeof(path), url, ERRMSG_QUOTED);
         fprintf(stderr, "%s: %s %s%s -> %d\n", PROG, method, path, id, answer.http_status);
     }
     /* The answer's body passes to MHD (MUST_FREE), so it is not released here. */
