@@ -102,17 +102,23 @@ struct config *config_free(struct config *cfg);
  * be used: it is the default instance, is listed, or "*" was listed. NULL gives false. */
 bool config_instance_allowed(const struct config *cfg, const char *normalized_instance);
 
-/* Writes the --help text (synopsis, every flag with its default, environment variables, exit
- * status) to out. program borrows, usually argv[0]. */
+/* Writes the --help text to out: synopsis, every flag with the default and name of the key it
+ * sets, the keys only the config file sets with their defaults, environment variables, exit
+ * status; all of it from the flag, key and variable tables. program borrows, usually argv[0]. */
 void config_usage(FILE *out, const char *program);
 
-/* Gives "key = value" lines (free()) describing cfg's effective settings, for the start-up log
- * and --check-config. The token is shown only as "(set, N bytes)" or "(unset)". NULL on OOM. */
+/* Gives "key = value" lines (free()) describing cfg's effective settings, for --check-config:
+ * config_file and token, then every key in the key table's (name) order. The token is shown only
+ * as "(set, N bytes)" or "(unset)". NULL on OOM. */
 char *config_describe(const struct config *cfg);
 
 /* Borrows the name of the i-th config file key; the table is sorted by name. NULL past the end.
  * Lets tests and tools enumerate the keys without a copy of the table. */
 const char *config_key_name(size_t i);
+
+/* Borrows the name of the i-th command-line flag, without its "--", in --help order. NULL past
+ * the end. Lets tests enumerate the flags without a copy of the table. */
+const char *config_flag_name(size_t i);
 
 /* Frees a NULL-terminated string array (takes; NULL is fine). */
 void config_strv_free(char **v);
