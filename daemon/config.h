@@ -29,7 +29,7 @@ enum config_log_level {
 struct config {
     char *config_file;              /* --config path, NULL when none was given */
     char *listen;                   /* "HOST:PORT", IPv6 host in brackets; port 0 = any */
-    int workers;                    /* gRPC worker threads, 0..64; 0: the curl thread serves gRPC */
+    int workers;                    /* gRPC worker threads, 0..64; 0: the loop thread serves gRPC */
     char *default_instance;         /* NULL: every task must name its databricksInstance */
     char **allowed_instances;       /* allowed_instances_count entries, "*" never stored */
     size_t allowed_instances_count;
@@ -52,7 +52,7 @@ struct config {
     long max_calls_in_flight;       /* beyond: RESOURCE_EXHAUSTED at once; 0: no limit (restart-only) */
     long max_tracked_runs;          /* runs whose last status is remembered (restart-only) */
     long status_cache_ttl_ms;       /* answer polls of a running run from memory; 0: off */
-    long terminal_cache_ttl_ms;     /* same for finished runs; 0: off */ /* NULL: none */
+    long terminal_cache_ttl_ms;     /* same for finished runs; 0: off */
 };
 
 /* Per-instance Databricks request limits ("instance_limits" in the file). */
@@ -107,9 +107,9 @@ bool config_instance_allowed(const struct config *cfg, const char *normalized_in
  * status; all of it from the flag, key and variable tables. program borrows, usually argv[0]. */
 void config_usage(FILE *out, const char *program);
 
-/* Gives "key = value" lines (free()) describing cfg's effective settings, for --check-config:
- * config_file and token, then every key in the key table's (name) order. The token is shown only
- * as "(set, N bytes)" or "(unset)". NULL on OOM. */
+/* Gives "key = value" lines (free()) describing cfg's effective settings, for the check-config
+ * command: config_file and token, then every key in the key table's (name) order. The token is
+ * shown only as "(set, N bytes)" or "(unset)". NULL on OOM. */
 char *config_describe(const struct config *cfg);
 
 /* Borrows the name of the i-th config file key; the table is sorted by name. NULL past the end.
