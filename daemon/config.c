@@ -1354,14 +1354,37 @@ static void put_words(FILE *out, int *col, int indent, const char *text) {
     }
 }
 
+/* A string written with stdio, so put_value() serves strings as well as --help's FILE. Stays
+ * where it was declared between text_begin() and text_end() (the stream points into it). */
+struct text {
+    FILE *f;
+    char *s;
+    size_t len;
+};
+
+static FILE *text_begin(struct text *t) {
+    *t = (struct text){0};
+    t->f = open_memstream(&t->s, &t->len);
+    return t->f;
+}
+
+/* Gives the string (free()), NULL when a write failed (OOM). */
+static char *text_end(struct text *t) {
+    bool failed = ferror(t->f);
+
+    if (fclose(t->f) != 0 || failed) {
+        free(t->s);
+        return NULL;
+    }
+    return t->s;
+}
+
 /* Gives the --help text of a flag or variable (free()): help, then what the key it sets defaults
  * to (when defaults is not NULL) and the key's name. NULL on OOM. */
 static char *help_text(const char *help, const char *key_name, const struct config *defaults) {
     const struct key *k = key_name ? key_find(key_name) : NULL;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    bool failed;
+    struct text t;
+    FILE *f = text_begin(&t);
 
     if (!f)
         return NULL;
@@ -1373,12 +1396,7 @@ static char *help_text(const char *help, const char *key_name, const struct conf
     }
     if (k)
         fprintf(f, " Key: %s.", k->name);
-    failed = ferror(f);
-    if (fclose(f) != 0 || failed) {
-        free(text);
-        return NULL;
-    }
-    return text;
+    return text_end(&t);
 }
 
 static bool key_has_flag(const char *name) {
@@ -1517,10 +1535,8 @@ void config_usage(FILE *out, const char *program) {
 }
 
 char *config_describe(const struct config *cfg) {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    bool failed;
+    struct text t;
+    FILE *f = text_begin(&t);
 
     if (!f)
         return NULL;
@@ -1535,12 +1551,7 @@ char *config_describe(const struct config *cfg) {
         put_value(f, cfg, &keys[i], "(none)");
         fputc('\n', f);
     }
-    failed = ferror(f);
-    if (fclose(f) != 0 || failed) {
-        free(text);
-        return NULL;
-    }
-    return text;
+    return text_end(&t);
 }
 
 void config_strv_free(char **v) {
