@@ -43,7 +43,7 @@ BENCH_PACKAGES := nginx libnginx-mod-http-echo nghttp2-client gnuplot-nox
 PKG_MODULES := grpc libprotobuf-c libcurl libcjson libsystemd libmicrohttpd libcrypto
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKG_MODULES) 2>/dev/null)
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKG_MODULES) 2>/dev/null)
-PURE_LIBS = $(shell $(PKG_CONFIG) --libs libprotobuf-c libcjson 2>/dev/null) -lm
+PURE_LIBS = $(shell $(PKG_CONFIG) --libs libprotobuf-c libcjson libcrypto 2>/dev/null) -lm
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
 WARN := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wshadow \
@@ -62,7 +62,7 @@ GEN_H := $(GEN_C:.c=.h)
 GEN_OBJS := $(GEN_C:.c=.o)
 
 # Modules without network, threads or clock: unit tests link only these.
-PURE_MODULES := spec phase resmeta structjson dbx_response config sha256 idempotency fake_runs \
+PURE_MODULES := spec phase resmeta structjson dbx_response config idempotency fake_runs \
 	task_request \
 	errmsg status pbdepth \
 	template_json

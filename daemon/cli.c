@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "flyteidl/admin/agent.pb-c.h"
 #include "pbdepth.h"
 #include "phase.h"
@@ -393,17 +394,6 @@ out:
     return r;
 }
 
-/* Copies text into out (size bytes) with control characters as spaces, so a message from the
- * daemon or Databricks stays on one line. */
-static void one_line(char *out, size_t size, const char *text)
-{
-    size_t i = 0;
-
-    for (; text && text[i] && i + 1 < size; i++)
-        out[i] = (unsigned char)text[i] < 0x20 || text[i] == 0x7f ? ' ' : text[i];
-    out[i] = '\0';
-}
-
 /* One call; a failure comes back as *ret_error ("GetTask failed: CODE: details"; gives,
  * free()), for the caller to print when its screen is ready for it. */
 static int call_checked(const struct cli_common *common, struct client *client, const char *method,
@@ -424,7 +414,7 @@ static int call_checked(const struct cli_common *common, struct client *client, 
     }
     *ret_status = reply.status;
     if (reply.status != GRPC_STATUS_OK) {
-        one_line(details, sizeof(details), reply.details);
+        errmsg_printable(details, sizeof(details), reply.details, ERRMSG_ONE_LINE);
         if (reply.status == GRPC_STATUS_UNAVAILABLE)
             snprintf(hint, sizeof(hint), " (is the daemon listening on %.64s?)", common->address);
         if (asprintf(ret_error, "%s failed: %s%s%s%s", name, client_status_name(reply.status),
@@ -635,12 +625,12 @@ static void print_details(FILE *out, const Flyteidl__Admin__Resource *res)
 
         if (!link || !link->uri || !*link->uri)
             continue;
-        one_line(line, sizeof(line), link->uri);
-        one_line(name, sizeof(name), link->name);
+        errmsg_printable(line, sizeof(line), link->uri, ERRMSG_ONE_LINE);
+        errmsg_printable(name, sizeof(name), link->name, ERRMSG_ONE_LINE);
         fprintf(out, "log: %s%s%s%s\n", line, *name ? " (" : "", name, *name ? ")" : "");
     }
     if (res && res->agent_error) {
-        one_line(line, sizeof(line), res->agent_error->code);
+        errmsg_printable(line, sizeof(line), res->agent_error->code, ERRMSG_ONE_LINE);
         fprintf(out, "error: %s (%s, origin %s)\n", *line ? line : "-",
                 enum_name(&flyteidl__admin__agent_error__kind__descriptor, res->agent_error->kind),
                 enum_name(&flyteidl__core__execution_error__error_kind__descriptor,
@@ -672,7 +662,8 @@ int cli_status_once(const struct cli_common *common, struct client *client,
         return r;
     }
     printf("phase: %s\n", phase_name(resource_phase(resp->resource)));
-    one_line(message, sizeof(message), resp->resource ? resp->resource->message : NULL);
+    errmsg_printable(message, sizeof(message), resp->resource ? resp->resource->message : NULL,
+                     ERRMSG_ONE_LINE);
     if (*message)
         printf("message: %s\n", message);
     print_details(stdout, resp->resource);
@@ -739,8 +730,8 @@ static void show_live(const Flyteidl__Admin__Resource *res, const char *elapsed)
 {
     char message[LINE_SIZE], link[LINE_SIZE], line[3 * LINE_SIZE];
 
-    one_line(message, sizeof(message), res ? res->message : NULL);
-    one_line(link, sizeof(link), first_log_uri(res));
+    errmsg_printable(message, sizeof(message), res ? res->message : NULL, ERRMSG_ONE_LINE);
+    errmsg_printable(link, sizeof(link), first_log_uri(res), ERRMSG_ONE_LINE);
     snprintf(line, sizeof(line), "%s  %s%s%s%s%s", phase_name(resource_phase(res)), elapsed,
              *message ? "  " : "", message, *link ? "  " : "", link);
     cut_columns(line, terminal_columns() - 1);
@@ -754,8 +745,8 @@ static void show_plain(const Flyteidl__Admin__Resource *res, const char *elapsed
     char message[LINE_SIZE], link[LINE_SIZE];
     bool new_link;
 
-    one_line(message, sizeof(message), res ? res->message : NULL);
-    one_line(link, sizeof(link), first_log_uri(res));
+    errmsg_printable(message, sizeof(message), res ? res->message : NULL, ERRMSG_ONE_LINE);
+    errmsg_printable(link, sizeof(link), first_log_uri(res), ERRMSG_ONE_LINE);
     new_link = *link && (!*last_link || strcmp(*last_link, link) != 0);
     printf("%8s %s%s%s%s%s\n", elapsed, phase_name(resource_phase(res)), *message ? ": " : "",
            message, new_link ? "  log: " : "", new_link ? link : "");
@@ -770,7 +761,7 @@ static void show_final(const Flyteidl__Admin__Resource *res, const char *elapsed
 {
     char message[LINE_SIZE];
 
-    one_line(message, sizeof(message), res ? res->message : NULL);
+    errmsg_printable(message, sizeof(message), res ? res->message : NULL, ERRMSG_ONE_LINE);
     printf("%s after %s%s%s\n", phase_name(resource_phase(res)), elapsed, *message ? ": " : "",
            message);
     print_details(stdout, res);

@@ -6,8 +6,11 @@
  * collected, not returned at the first one (OpenBSD httpd's parse.y counts errors the same way), so
  * one run shows every mistake. It reads the config file, the token file and probes ca_file; it
  * never logs and never calls getenv (the environment arrives as an envp array). No static mutable
- * state: any thread may call anything here. The token is never written into a message. */
+ * state of its own, but config_load() drives getopt_long(), whose position is global: one thread
+ * at a time may call it (the daemon's main thread, at start-up and on SIGHUP); anything else, any
+ * thread. The token is never written into a message. */
 #include "config.h"
+#include "errmsg.h"
 #include "resmeta.h"
 #include "structjson.h"
 
@@ -15,6 +18,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -55,14 +59,13 @@ struct msgs {
 static void msgs_add(struct msgs *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void msgs_add(struct msgs *m, const char *fmt, ...) {
-    char *s = NULL;
+    char *s;
     va_list ap;
-    int r;
 
     va_start(ap, fmt);
-    r = vasprintf(&s, fmt, ap);
+    s = errmsg_vformat(fmt, ap);
     va_end(ap);
-    if (r < 0) {
+    if (!s) {
         m->oom = true;
         return;
     }
@@ -114,27 +117,9 @@ static char *msgs_join(const struct msgs *m) {
  * megabyte cannot forge or flood a log line. */
 #define QUOTE_MAX 160
 static const char *quote(char buf[static QUOTE_MAX], const char *s) {
-    size_t o = 0;
-
-    buf[o++] = '"';
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (o + 8 >= QUOTE_MAX) {
-            memcpy(buf + o, "\"...", 5);
-            return buf;
-        }
-        if (c == '"' || c == '\\') {
-            buf[o++] = '\\';
-            buf[o++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            o += (size_t)snprintf(buf + o, QUOTE_MAX - o, "\\x%02x", c);
-        } else {
-            buf[o++] = (char)c;
-        }
-    }
-    buf[o++] = '"';
-    buf[o] = '\0';
+    buf[0] = '"';
+    errmsg_printable(buf + 1, QUOTE_MAX - 2, s, ERRMSG_QUOTED);
+    strcat(buf, "\"");
     return buf;
 }
 
@@ -285,47 +270,57 @@ struct key {
     bool nullable; /* JSON null resets the setting to "none" */
     long min, max;
     check_fn check;
+    const char *zero; /* what 0 means, for --help when it is the default; NULL: nothing special */
 };
 
 /* Sorted by name (strcmp order): looked up with bsearch, and test_config checks the order. */
 static const struct key keys[] = {
-    {"allowed_instances", KIND_INSTANCES, offsetof(struct config, allowed_instances), false, 0, 0,
-     NULL},
-    {"ca_file", KIND_STRING, offsetof(struct config, ca_file), true, 0, 0, check_nonempty},
-    {"connect_timeout_ms", KIND_LONG, offsetof(struct config, connect_timeout_ms), false, 100,
-     600000, NULL},
-    {"default_instance", KIND_STRING, offsetof(struct config, default_instance), true, 0, 0,
-     normalize_instance},
-    {"instance_limits", KIND_INSTANCE_LIMITS, offsetof(struct config, instance_limits), false, 0,
-     0, NULL},
-    {"instance_max_concurrent_requests", KIND_LONG,
-     offsetof(struct config, instance_max_concurrent_requests), false, 0, 100000, NULL},
-    {"instance_rate_limit_rps", KIND_LONG, offsetof(struct config, instance_rate_limit_rps), false,
-     0, 100000, NULL},
-    {"listen", KIND_STRING, offsetof(struct config, listen), false, 0, 0, check_listen},
-    {"log_format", KIND_STRING, offsetof(struct config, log_format), false, 0, 0,
-     check_log_format},
-    {"log_level", KIND_LOG_LEVEL, offsetof(struct config, log_level), false, 0, 0, NULL},
-    {"max_calls_in_flight", KIND_LONG, offsetof(struct config, max_calls_in_flight), false, 0,
-     1000000, NULL},
-    {"max_response_bytes", KIND_LONG, offsetof(struct config, max_response_bytes), false, 1024,
-     268435456, NULL},
-    {"max_tracked_runs", KIND_LONG, offsetof(struct config, max_tracked_runs), false, 1,
-     10000000, NULL},
-    {"metrics_listen", KIND_STRING, offsetof(struct config, metrics_listen), false, 0, 0,
-     check_metrics_listen},
-    {"request_timeout_ms", KIND_LONG, offsetof(struct config, request_timeout_ms), false, 100,
-     600000, NULL},
-    {"service_credential_provider", KIND_STRING,
-     offsetof(struct config, service_credential_provider), true, 0, 0, check_nonempty},
-    {"shutdown_grace_ms", KIND_LONG, offsetof(struct config, shutdown_grace_ms), false, 0,
-     600000, NULL},
-    {"status_cache_ttl_ms", KIND_LONG, offsetof(struct config, status_cache_ttl_ms), false, 0,
-     3600000, NULL},
-    {"terminal_cache_ttl_ms", KIND_LONG, offsetof(struct config, terminal_cache_ttl_ms), false,
-     0, 86400000, NULL},
-    {"token_file", KIND_STRING, offsetof(struct config, token_file), true, 0, 0, check_nonempty},
-    {"workers", KIND_INT, offsetof(struct config, workers), false, 0, 64, NULL},
+    {.name = "allowed_instances", .kind = KIND_INSTANCES,
+     .offset = offsetof(struct config, allowed_instances)},
+    {.name = "ca_file", .kind = KIND_STRING, .offset = offsetof(struct config, ca_file),
+     .nullable = true, .check = check_nonempty},
+    {.name = "connect_timeout_ms", .kind = KIND_LONG,
+     .offset = offsetof(struct config, connect_timeout_ms), .min = 100, .max = 600000},
+    {.name = "default_instance", .kind = KIND_STRING,
+     .offset = offsetof(struct config, default_instance), .nullable = true,
+     .check = normalize_instance},
+    {.name = "instance_limits", .kind = KIND_INSTANCE_LIMITS,
+     .offset = offsetof(struct config, instance_limits)},
+    {.name = "instance_max_concurrent_requests", .kind = KIND_LONG,
+     .offset = offsetof(struct config, instance_max_concurrent_requests), .min = 0, .max = 100000},
+    {.name = "instance_rate_limit_rps", .kind = KIND_LONG,
+     .offset = offsetof(struct config, instance_rate_limit_rps), .min = 0, .max = 100000,
+     .zero = "no limit"},
+    {.name = "listen", .kind = KIND_STRING, .offset = offsetof(struct config, listen),
+     .check = check_listen},
+    {.name = "log_format", .kind = KIND_STRING, .offset = offsetof(struct config, log_format),
+     .check = check_log_format},
+    {.name = "log_level", .kind = KIND_LOG_LEVEL, .offset = offsetof(struct config, log_level)},
+    {.name = "max_calls_in_flight", .kind = KIND_LONG,
+     .offset = offsetof(struct config, max_calls_in_flight), .min = 0, .max = 1000000},
+    {.name = "max_response_bytes", .kind = KIND_LONG,
+     .offset = offsetof(struct config, max_response_bytes), .min = 1024, .max = 268435456},
+    {.name = "max_tracked_runs", .kind = KIND_LONG,
+     .offset = offsetof(struct config, max_tracked_runs), .min = 1, .max = 10000000},
+    {.name = "metrics_listen", .kind = KIND_STRING,
+     .offset = offsetof(struct config, metrics_listen), .check = check_metrics_listen},
+    {.name = "request_timeout_ms", .kind = KIND_LONG,
+     .offset = offsetof(struct config, request_timeout_ms), .min = 100, .max = 600000},
+    {.name = "service_credential_provider", .kind = KIND_STRING,
+     .offset = offsetof(struct config, service_credential_provider), .nullable = true,
+     .check = check_nonempty},
+    {.name = "shutdown_grace_ms", .kind = KIND_LONG,
+     .offset = offsetof(struct config, shutdown_grace_ms), .min = 0, .max = 600000},
+    {.name = "status_cache_ttl_ms", .kind = KIND_LONG,
+     .offset = offsetof(struct config, status_cache_ttl_ms), .min = 0, .max = 3600000,
+     .zero = "off"},
+    {.name = "terminal_cache_ttl_ms", .kind = KIND_LONG,
+     .offset = offsetof(struct config, terminal_cache_ttl_ms), .min = 0, .max = 86400000,
+     .zero = "off"},
+    {.name = "token_file", .kind = KIND_STRING, .offset = offsetof(struct config, token_file),
+     .nullable = true, .check = check_nonempty},
+    {.name = "workers", .kind = KIND_INT, .offset = offsetof(struct config, workers), .min = 0,
+     .max = 64},
 };
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
@@ -864,15 +859,20 @@ static void check_ca_file(const struct config *cfg, struct msgs *errs) {
 
 /* ---- environment ---- */
 
-/* Sorted by name. Variables set to "" count as unset: Kubernetes manifests often template
- * empty values. */
+/* Sorted by name; also the --help order. Variables set to "" count as unset: Kubernetes
+ * manifests often template empty values. */
 static const struct env_var {
     const char *name;
-    const char *key;
+    const char *key;  /* the config key it sets; NULL: the token, read by its own rules */
+    const char *help; /* --help text; the key's name is appended */
 } env_vars[] = {
-    {"FLYTE_DATABRICKS_INSTANCE", "default_instance"},
-    {"FLYTE_DATABRICKS_LOG_LEVEL", "log_level"},
-    {"FLYTE_DATABRICKS_SERVICE_CREDENTIAL_PROVIDER", "service_credential_provider"},
+    {ENV_TOKEN, NULL,
+     "The Databricks token itself (flytekit's variable). --token-file wins over it; it wins "
+     "over the config file's token_file."},
+    {"FLYTE_DATABRICKS_INSTANCE", "default_instance", "Default workspace, as --instance."},
+    {"FLYTE_DATABRICKS_LOG_LEVEL", "log_level", "As --log-level."},
+    {"FLYTE_DATABRICKS_SERVICE_CREDENTIAL_PROVIDER", "service_credential_provider",
+     "Databricks service credential serverless tasks use when they name none."},
 };
 
 /* Borrows the value of name in envp, NULL when absent or empty. */
@@ -903,27 +903,53 @@ enum flag_id {
     FLAG_WORKERS,
 };
 
-/* Sorted by name; the order is also the --help order. arg is NULL for flags without a value. */
+/* In --help order; looked up by name. arg names the value in --help and in "needs a value"
+ * errors, NULL for a flag without one. --help shows help, then the default and the name of the
+ * key the flag sets, both from the key table. */
 static const struct flag {
     const char *name;
     enum flag_id id;
     const char *arg;
-    const char *key; /* config key the value sets, NULL otherwise */
+    const char *key;  /* config key the value sets, NULL otherwise */
+    char short_name;  /* one-letter alias (flags without a value only), 0 for none */
+    const char *help;
 } flags[] = {
-    {"allowed-instance", FLAG_ALLOWED_INSTANCE, "HOST[:PORT]", "allowed_instances"},
-    {"ca-file", FLAG_CA_FILE, "FILE", "ca_file"},
-    {"check-config", FLAG_CHECK_CONFIG, NULL, NULL},
-    {"config", FLAG_CONFIG, "FILE", NULL},
-    {"help", FLAG_HELP, NULL, NULL},
-    {"instance", FLAG_INSTANCE, "HOST[:PORT]", "default_instance"},
-    {"listen", FLAG_LISTEN, "HOST:PORT", "listen"},
-    {"log-format", FLAG_LOG_FORMAT, "FORMAT", "log_format"},
-    {"log-level", FLAG_LOG_LEVEL, "LEVEL", "log_level"},
-    {"metrics-listen", FLAG_METRICS_LISTEN, "HOST:PORT", "metrics_listen"},
-    {"token-file", FLAG_TOKEN_FILE, "FILE", "token_file"},
-    {"version", FLAG_VERSION, NULL, NULL},
-    {"workers", FLAG_WORKERS, "N", "workers"},
+    {"config", FLAG_CONFIG, "FILE", NULL, 0,
+     "JSON config file (keys: see config/README.md). Default: none, built-in defaults only."},
+    {"listen", FLAG_LISTEN, "HOST:PORT", "listen", 0,
+     "gRPC listen address; IPv6 hosts in brackets, e.g. [::]:8000. Port 0 picks a free port "
+     "(logged)."},
+    {"workers", FLAG_WORKERS, "N", "workers", 0,
+     "gRPC worker threads, 0-64. 0: none, the thread that talks to Databricks serves gRPC too "
+     "(the least CPU per call; 2 workers, with a warning, when gRPC's epoll set cannot be "
+     "shared)."},
+    {"instance", FLAG_INSTANCE, "HOST[:PORT]", "default_instance", 0,
+     "Databricks workspace used when a task names none (custom.databricksInstance); always "
+     "allowed."},
+    {"allowed-instance", FLAG_ALLOWED_INSTANCE, "HOST[:PORT]", "allowed_instances", 0,
+     "Another workspace tasks may name; repeat for more. Replaces the config file's list. \"*\" "
+     "allows any workspace (the token is then sent to whatever a task names)."},
+    {"token-file", FLAG_TOKEN_FILE, "FILE", "token_file", 0,
+     "File holding the Databricks token (surrounding whitespace ignored). Wins over the "
+     "variable " ENV_TOKEN ", which wins over the config file's token_file."},
+    {"ca-file", FLAG_CA_FILE, "FILE", "ca_file", 0,
+     "Extra PEM CA bundle to trust for Databricks, besides the system store."},
+    {"log-level", FLAG_LOG_LEVEL, "LEVEL", "log_level", 0, "debug, info, warning or error."},
+    {"log-format", FLAG_LOG_FORMAT, "FORMAT", "log_format", 0,
+     "text (key=value lines) or json (one object per line). Under systemd (JOURNAL_STREAM set) "
+     "events go to the journal as structured fields."},
+    {"metrics-listen", FLAG_METRICS_LISTEN, "HOST:PORT", "metrics_listen", 0,
+     "Prometheus /metrics address; port 0 picks a free port (logged); \"off\" serves no "
+     "metrics."},
+    {"check-config", FLAG_CHECK_CONFIG, NULL, NULL, 0,
+     "Load and check the configuration, print \"configuration OK\" or every error, and exit."},
+    {"help", FLAG_HELP, NULL, NULL, 'h', "Print this help and exit."},
+    {"version", FLAG_VERSION, NULL, NULL, 0, "Print the version and exit."},
 };
+
+const char *config_flag_name(size_t i) {
+    return i < ELEMENTSOF(flags) ? flags[i].name : NULL;
+}
 
 struct flag_value {
     const struct flag *flag;
@@ -938,91 +964,130 @@ struct parsed_flags {
     const char *config_path;
 };
 
-static const struct flag *flag_find(const char *name, size_t len) {
+/* getopt_long() reports the flag table's entries as FLAG_OPT + index. */
+#define FLAG_OPT 256
+
+/* Finds the flag an argument names, "--name" or "--name=value"; abbreviations name none. */
+static const struct flag *flag_find(const char *arg) {
+    size_t len = strcspn(arg + 2, "=");
+
     for (size_t i = 0; i < ELEMENTSOF(flags); i++)
-        if (strlen(flags[i].name) == len && strncmp(flags[i].name, name, len) == 0)
+        if (strlen(flags[i].name) == len && strncmp(flags[i].name, arg + 2, len) == 0)
             return &flags[i];
     return NULL;
 }
 
+/* Finds the flag a single-dash word names: "-h" and the like. */
+static const struct flag *flag_find_short(const char *arg) {
+    for (size_t i = 0; i < ELEMENTSOF(flags); i++)
+        if (flags[i].short_name && arg[1] == flags[i].short_name && arg[2] == '\0')
+            return &flags[i];
+    return NULL;
+}
+
+static void flag_unknown(const char *arg, struct msgs *errs) {
+    char name[QUOTE_MAX], q[QUOTE_MAX];
+
+    snprintf(name, sizeof(name), "%.*s", (int)strcspn(arg, "="), arg);
+    msgs_add(errs, "unknown flag %s (see --help)", quote(q, name));
+}
+
+static void flag_take(struct parsed_flags *pf, const struct flag *f, const char *value,
+                      struct msgs *errs) {
+    switch (f->id) {
+    case FLAG_HELP:
+        pf->help = true;
+        break;
+    case FLAG_VERSION:
+        pf->version = true;
+        break;
+    case FLAG_CHECK_CONFIG:
+        pf->check = true;
+        break;
+    case FLAG_CONFIG:
+        pf->config_path = value;
+        break;
+    default:
+        if (asprintf(&pf->v[pf->n].origin, "--%s", f->name) < 0) {
+            errs->oom = true;
+            return;
+        }
+        pf->v[pf->n].flag = f;
+        pf->v[pf->n].value = value;
+        pf->n++;
+        break;
+    }
+}
+
+/* Collects every flag, and an error for each bad one, in argv order. getopt_long() splits values
+ * off ("--x=v" or "--x v") and finds "--"; the rules it does not share are applied here: a flag
+ * is named in full (an abbreviation is unknown, so a later flag cannot make one ambiguous), and a
+ * single-dash word other than an alias such as -h is one unknown flag, not a group of letters. */
 static void parse_flags(int argc, char **argv, struct parsed_flags *pf, struct msgs *errs) {
+    struct option options[ELEMENTSOF(flags) + 1];
+    char optstring[2 + ELEMENTSOF(flags) + 1] = "-:";
+    size_t n_short = 2;
+    int bad_word = -1;
     char q[QUOTE_MAX];
-    bool positional = false;
 
     pf->v = calloc((size_t)(argc > 0 ? argc : 1), sizeof(*pf->v));
     if (!pf->v) {
         errs->oom = true;
         return;
     }
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *value = NULL, *eq;
+    for (size_t i = 0; i < ELEMENTSOF(flags); i++) {
+        options[i] = (struct option){flags[i].name, flags[i].arg ? required_argument : no_argument,
+                                     NULL, FLAG_OPT + (int)i};
+        if (flags[i].short_name)
+            optstring[n_short++] = flags[i].short_name;
+    }
+    options[ELEMENTSOF(flags)] = (struct option){0};
+    optstring[n_short] = '\0';
+
+    /* getopt_long() keeps its place in globals: optind = 0 makes glibc start over (a SIGHUP
+     * reload parses the same argv again), opterr = 0 keeps its own messages out of ours. The
+     * leading '-' returns other arguments in place, so errors come in argv order and argv is
+     * never permuted; ':' tells a missing value from an unknown flag. */
+    optind = 0;
+    opterr = 0;
+    for (;;) {
+        int at = optind > 0 ? optind : 1; /* the word getopt_long() reads next */
+        int opt = getopt_long(argc, argv, optstring, options, NULL);
         const struct flag *f;
-        size_t len;
 
-        if (!positional && strcmp(arg, "--") == 0) {
-            positional = true;
+        if (opt == -1)
+            break;
+        if (opt == 1) {
+            msgs_add(errs, "unexpected argument %s", quote(q, optarg));
             continue;
         }
-        if (positional || arg[0] != '-' || arg[1] == '\0') {
-            msgs_add(errs, "unexpected argument %s", quote(q, arg));
+        if (strncmp(argv[at], "--", 2) != 0) {
+            f = flag_find_short(argv[at]);
+            if (f)
+                flag_take(pf, f, NULL, errs);
+            else if (at != bad_word)
+                msgs_add(errs, "unknown flag %s (see --help)", quote(q, argv[at]));
+            bad_word = at;
             continue;
         }
-        if (strcmp(arg, "-h") == 0) {
-            pf->help = true;
-            continue;
-        }
-        if (arg[1] != '-') {
-            msgs_add(errs, "unknown flag %s (see --help)", quote(q, arg));
-            continue;
-        }
-        eq = strchr(arg + 2, '=');
-        len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
-        f = flag_find(arg + 2, len);
+        f = flag_find(argv[at]);
         if (!f) {
-            char name[QUOTE_MAX];
-
-            snprintf(name, sizeof(name), "%.*s", (int)(len + 2), arg);
-            msgs_add(errs, "unknown flag %s (see --help)", quote(q, name));
-            continue;
-        }
-        if (!f->arg && eq) {
+            flag_unknown(argv[at], errs);
+            /* An abbreviation's value is an argument of its own. */
+            if (opt != '?' && opt != ':' && optind == at + 2)
+                optind = at + 1;
+        } else if (opt == ':') {
+            msgs_add(errs, "--%s needs a value (%s)", f->name, f->arg);
+        } else if (opt == '?') {
             msgs_add(errs, "--%s takes no value", f->name);
-            continue;
-        }
-        if (f->arg) {
-            if (eq)
-                value = eq + 1;
-            else if (i + 1 < argc)
-                value = argv[++i];
-            else {
-                msgs_add(errs, "--%s needs a value (%s)", f->name, f->arg);
-                continue;
-            }
-        }
-        switch (f->id) {
-        case FLAG_HELP:
-            pf->help = true;
-            break;
-        case FLAG_VERSION:
-            pf->version = true;
-            break;
-        case FLAG_CHECK_CONFIG:
-            pf->check = true;
-            break;
-        case FLAG_CONFIG:
-            pf->config_path = value;
-            break;
-        default:
-            if (asprintf(&pf->v[pf->n].origin, "--%s", f->name) < 0) {
-                errs->oom = true;
+        } else {
+            flag_take(pf, f, optarg, errs);
+            if (errs->oom)
                 return;
-            }
-            pf->v[pf->n].flag = f;
-            pf->v[pf->n].value = value;
-            pf->n++;
-            break;
         }
     }
+    for (int i = optind; i < argc; i++)
+        msgs_add(errs, "unexpected argument %s", quote(q, argv[i]));
 }
 
 static void parsed_flags_done(struct parsed_flags *pf) {
@@ -1112,7 +1177,7 @@ int config_load(int argc, char **argv, char **envp, struct config **ret_config,
     for (size_t i = 0; i < ELEMENTSOF(env_vars); i++) {
         const char *v = env_get(envp, env_vars[i].name);
 
-        if (v)
+        if (v && env_vars[i].key)
             set_from_text(cfg, key_find(env_vars[i].key), v, env_vars[i].name, &errs);
     }
 
@@ -1223,153 +1288,270 @@ bool config_instance_allowed(const struct config *cfg, const char *normalized_in
     return false;
 }
 
-void config_usage(FILE *out, const char *program) {
+/* ---- --help and --check-config, written from the tables ---- */
+
+#define USAGE_WIDTH 80
+#define USAGE_HELP_COLUMN 27
+
+/* Writes cfg's value for k as describe and --help show it; none stands for "no value". */
+static void put_value(FILE *out, const struct config *cfg, const struct key *k, const char *none) {
+    const void *field = (const char *)cfg + k->offset;
+
+    switch (k->kind) {
+    case KIND_STRING:
+        fputs(*(char *const *)field ? *(char *const *)field : none, out);
+        break;
+    case KIND_INT:
+        fprintf(out, "%d", *(const int *)field);
+        break;
+    case KIND_LONG:
+        fprintf(out, "%ld", *(const long *)field);
+        break;
+    case KIND_LOG_LEVEL:
+        fputs(log_level_names[*(const enum config_log_level *)field], out);
+        break;
+    case KIND_INSTANCES:
+        for (size_t i = 0; i < cfg->allowed_instances_count; i++)
+            fprintf(out, "%s%s", i ? ", " : "", cfg->allowed_instances[i]);
+        if (cfg->allow_any_instance)
+            fprintf(out, "%s*", cfg->allowed_instances_count ? ", " : "");
+        if (!cfg->allowed_instances_count && !cfg->allow_any_instance)
+            fputs(none, out);
+        break;
+    case KIND_INSTANCE_LIMITS:
+        if (cfg->instance_limits_count)
+            fprintf(out, "%zu instance(s)", cfg->instance_limits_count);
+        else
+            fputs(none, out);
+        break;
+    }
+}
+
+/* Writes the n bytes of word on the line at column *col, or first starts a new line indented by
+ * indent when the word would pass USAGE_WIDTH. */
+static void put_word(FILE *out, int *col, int indent, const char *word, size_t n) {
+    if (*col > indent && *col + 1 + (int)n > USAGE_WIDTH) {
+        fprintf(out, "\n%*s", indent, "");
+        *col = indent;
+    } else if (*col > indent) {
+        fputc(' ', out);
+        (*col)++;
+    }
+    fwrite(word, 1, n, out);
+    *col += (int)n;
+}
+
+/* Writes text word by word, wrapped as put_word() does; a word ending in ':' stays on the line
+ * of the word after it ("Default: 0", "Key: workers"). */
+static void put_words(FILE *out, int *col, int indent, const char *text) {
+    for (text += strspn(text, " "); *text; text += strspn(text, " ")) {
+        size_t n = strcspn(text, " ");
+
+        while (n > 0 && text[n - 1] == ':' && text[n] == ' ' && text[n + 1] && text[n + 1] != ' ')
+            n += 1 + strcspn(text + n + 1, " ");
+        put_word(out, col, indent, text, n);
+        text += n;
+    }
+}
+
+/* A string written with stdio, so put_value() serves strings as well as --help's FILE. Stays
+ * where it was declared between text_begin() and text_end() (the stream points into it). */
+struct text {
+    FILE *f;
+    char *s;
+    size_t len;
+};
+
+static FILE *text_begin(struct text *t) {
+    *t = (struct text){0};
+    t->f = open_memstream(&t->s, &t->len);
+    return t->f;
+}
+
+/* Gives the string (free()), NULL when a write failed (OOM). */
+static char *text_end(struct text *t) {
+    bool failed = ferror(t->f);
+
+    if (fclose(t->f) != 0 || failed) {
+        free(t->s);
+        return NULL;
+    }
+    return t->s;
+}
+
+/* Gives the --help text of a flag or variable (free()): help, then what the key it sets defaults
+ * to (when defaults is not NULL) and the key's name. NULL on OOM. */
+static char *help_text(const char *help, const char *key_name, const struct config *defaults) {
+    const struct key *k = key_name ? key_find(key_name) : NULL;
+    struct text t;
+    FILE *f = text_begin(&t);
+
+    if (!f)
+        return NULL;
+    fputs(help, f);
+    if (k && defaults) {
+        fputs(" Default: ", f);
+        put_value(f, defaults, k, "none");
+        fputc('.', f);
+    }
+    if (k)
+        fprintf(f, " Key: %s.", k->name);
+    return text_end(&t);
+}
+
+static bool key_has_flag(const char *name) {
+    for (size_t i = 0; i < ELEMENTSOF(flags); i++)
+        if (flags[i].key && strcmp(flags[i].key, name) == 0)
+            return true;
+    return false;
+}
+
+static bool key_has_env(const char *name) {
+    for (size_t i = 0; i < ELEMENTSOF(env_vars); i++)
+        if (env_vars[i].key && strcmp(env_vars[i].key, name) == 0)
+            return true;
+    return false;
+}
+
+/* "Usage: PROG [--config FILE] ..." with every flag that takes a value; "..." marks a list. */
+static void usage_synopsis(FILE *out, const char *program) {
+    int col = fprintf(out, "Usage: %s", program);
+
+    for (size_t i = 0; i < ELEMENTSOF(flags); i++) {
+        const struct key *k = flags[i].key ? key_find(flags[i].key) : NULL;
+        char item[64];
+        int n;
+
+        if (!flags[i].arg)
+            continue;
+        n = snprintf(item, sizeof(item), "[--%s %s]%s", flags[i].name, flags[i].arg,
+                     k && k->kind == KIND_INSTANCES ? "..." : "");
+        put_word(out, &col, 10, item, (size_t)n);
+    }
     fprintf(out,
-            "Usage: %s [--config FILE] [--listen HOST:PORT] [--workers N]\n"
-            "          [--instance HOST[:PORT]] [--allowed-instance HOST[:PORT]]...\n"
-            "          [--token-file FILE] [--ca-file FILE] [--log-level LEVEL]\n"
-            "          [--log-format text|json] [--metrics-listen HOST:PORT|off]\n"
+            "\n"
             "       %s --check-config [--config FILE] [OPTIONS]\n"
-            "       %s --help | --version\n"
-            "\n"
-            "Flyte connector (agent) service for Databricks: Flyte propeller calls it\n"
-            "over gRPC to create, poll and cancel Databricks runs (Jobs API runs/submit).\n"
-            "\n"
-            "Settings come from built-in defaults, then the JSON config file, then the\n"
-            "environment, then these options; each later source overrides the earlier.\n"
-            "Options take their value as the next argument or after '=' (--workers=4).\n"
-            "\n"
-            "Options:\n"
-            "  --config FILE            JSON config file (keys: see config/README.md).\n"
-            "                           Default: none, built-in defaults only.\n"
-            "  --listen HOST:PORT       gRPC listen address; IPv6 hosts in brackets, e.g.\n"
-            "                           [::]:8000. Port 0 picks a free port (logged).\n"
-            "                           Default: 0.0.0.0:8000. Key: listen.\n"
-            "  --workers N              gRPC worker threads, 0-64. 0: none, the thread\n"
-            "                           that talks to Databricks serves gRPC too (the\n"
-            "                           least CPU per call; 2 workers, with a warning,\n"
-            "                           when gRPC's poller cannot be shared).\n"
-            "                           Default: 0. Key: workers.\n"
-            "  --instance HOST[:PORT]   Databricks workspace used when a task names none\n"
-            "                           (custom.databricksInstance); always allowed.\n"
-            "                           Default: none. Key: default_instance.\n"
-            "  --allowed-instance HOST[:PORT]\n"
-            "                           Another workspace tasks may name; repeat for more.\n"
-            "                           Replaces the config file's list. \"*\" allows any\n"
-            "                           workspace (the token is then sent to whatever a\n"
-            "                           task names). Default: none. Key: allowed_instances.\n"
-            "  --token-file FILE        File holding the Databricks token (surrounding\n"
-            "                           whitespace ignored). Wins over the variable\n"
-            "                           " ENV_TOKEN ", which wins over\n"
-            "                           the config file's token_file.\n"
-            "                           Default: none. Key: token_file.\n"
-            "  --ca-file FILE           Extra PEM CA bundle to trust for Databricks.\n"
-            "                           Default: none (system store only). Key: ca_file.\n"
-            "  --log-level LEVEL        debug, info, warning or error.\n"
-            "                           Default: info. Key: log_level.\n"
-            "  --log-format FORMAT      text (key=value lines) or json (one object per\n"
-            "                           line). Under systemd (JOURNAL_STREAM set) events\n"
-            "                           go to the journal as structured fields.\n"
-            "                           Default: text. Key: log_format.\n"
-            "  --metrics-listen HOST:PORT\n"
-            "                           Prometheus /metrics address; port 0 picks a free\n"
-            "                           port (logged); \"off\" serves no metrics.\n"
-            "                           Default: 0.0.0.0:9090. Key: metrics_listen.\n"
-            "  --check-config           Load and check the configuration, print\n"
-            "                           \"configuration OK\" or every error, and exit.\n"
-            "  -h, --help               Print this help and exit.\n"
-            "  --version                Print the version and exit.\n"
-            "\n"
-            "Config file only: connect_timeout_ms (default 5000), request_timeout_ms\n"
-            "(default 30000), max_response_bytes (default 4194304), shutdown_grace_ms\n"
-            "(default 10000), max_calls_in_flight (default 10000), max_tracked_runs\n"
-            "(default 20000), instance_rate_limit_rps (default 0: none),\n"
-            "instance_max_concurrent_requests (default 256), instance_limits (per\n"
-            "instance overrides), status_cache_ttl_ms\n"
-            "(default 0: off), terminal_cache_ttl_ms (default 0: off).\n"
-            "\n"
-            "Signals: SIGTERM/SIGINT stop gracefully (health turns NOT_SERVING, calls in\n"
-            "flight get shutdown_grace_ms to finish); a second one exits at once. SIGHUP\n"
-            "re-reads the config file and token file; an invalid new config is refused\n"
-            "and the old one stays in force.\n"
-            "\n"
-            "Environment (a variable set to the empty string is ignored):\n"
-            "  FLYTE_DATABRICKS_INSTANCE\n"
-            "        Default workspace, as --instance.\n"
-            "  " ENV_TOKEN "\n"
-            "        The Databricks token itself (flytekit's variable). --token-file wins\n"
-            "        over it; it wins over the config file's token_file.\n"
-            "  FLYTE_DATABRICKS_LOG_LEVEL\n"
-            "        As --log-level.\n"
-            "  FLYTE_DATABRICKS_SERVICE_CREDENTIAL_PROVIDER\n"
-            "        Databricks service credential serverless tasks use when they name\n"
-            "        none. Key: service_credential_provider.\n"
-            "\n"
-            "Exit status:\n"
-            "  0  normal shutdown; --check-config found no error; --help or --version\n"
-            "  1  invalid configuration or options, or a fatal start-up error\n",
-            program, program, program);
+            "       %s --help | --version\n",
+            program, program);
+}
+
+static void usage_options(FILE *out, const struct config *defaults) {
+    fputs("Options:\n", out);
+    for (size_t i = 0; i < ELEMENTSOF(flags); i++) {
+        const struct flag *f = &flags[i];
+        char *text = help_text(f->help, f->key, defaults);
+        char alias[8] = "";
+        int col;
+
+        if (f->short_name)
+            snprintf(alias, sizeof(alias), "-%c, ", f->short_name);
+        col = fprintf(out, "  %s--%s%s%s", alias, f->name, f->arg ? " " : "", f->arg ? f->arg : "");
+        if (col > USAGE_HELP_COLUMN - 2) {
+            fprintf(out, "\n");
+            col = 0;
+        }
+        fprintf(out, "%*s", USAGE_HELP_COLUMN - col, "");
+        col = USAGE_HELP_COLUMN;
+        put_words(out, &col, USAGE_HELP_COLUMN, text ? text : f->help);
+        fputc('\n', out);
+        free(text);
+    }
+}
+
+/* Every key no flag or variable sets, with its default (when defaults is not NULL). */
+static void usage_file_only_keys(FILE *out, const struct config *defaults) {
+    const struct key *list[ELEMENTSOF(keys)];
+    size_t n = 0;
+    int col = 0;
+
+    for (size_t i = 0; i < ELEMENTSOF(keys); i++)
+        if (!key_has_flag(keys[i].name) && !key_has_env(keys[i].name))
+            list[n++] = &keys[i];
+    put_words(out, &col, 0, "Config file only:");
+    for (size_t i = 0; i < n; i++) {
+        const char *end = i + 1 < n ? "," : ".";
+        char value[64] = "", item[160];
+        FILE *f = defaults ? fmemopen(value, sizeof(value), "w") : NULL;
+
+        if (f) {
+            put_value(f, defaults, list[i], "none");
+            fclose(f);
+        }
+        if (list[i]->zero && strcmp(value, "0") == 0)
+            snprintf(item, sizeof(item), "%s (default 0: %s)%s", list[i]->name, list[i]->zero,
+                     end);
+        else if (value[0])
+            snprintf(item, sizeof(item), "%s (default %s)%s", list[i]->name, value, end);
+        else
+            snprintf(item, sizeof(item), "%s%s", list[i]->name, end);
+        put_words(out, &col, 0, item);
+    }
+    fputc('\n', out);
+}
+
+static void usage_environment(FILE *out) {
+    fputs("Environment (a variable set to the empty string is ignored):\n", out);
+    for (size_t i = 0; i < ELEMENTSOF(env_vars); i++) {
+        char *text = help_text(env_vars[i].help, env_vars[i].key, NULL);
+        int col = 8;
+
+        fprintf(out, "  %s\n        ", env_vars[i].name);
+        put_words(out, &col, 8, text ? text : env_vars[i].help);
+        fputc('\n', out);
+        free(text);
+    }
+}
+
+void config_usage(FILE *out, const char *program) {
+    struct config *defaults = config_new(); /* NULL (OOM): --help without the defaults */
+
+    usage_synopsis(out, program);
+    fputs("\n"
+          "Flyte connector (agent) service for Databricks: Flyte propeller calls it\n"
+          "over gRPC to create, poll and cancel Databricks runs (Jobs API runs/submit).\n"
+          "\n"
+          "Settings come from built-in defaults, then the JSON config file, then the\n"
+          "environment, then these options; each later source overrides the earlier.\n"
+          "Options take their value as the next argument or after '=' (--workers=4).\n"
+          "\n",
+          out);
+    usage_options(out, defaults);
+    fputc('\n', out);
+    usage_file_only_keys(out, defaults);
+    fputs("\n"
+          "Signals: SIGTERM/SIGINT stop gracefully (health turns NOT_SERVING, calls in\n"
+          "flight get shutdown_grace_ms to finish); a second one exits at once. SIGHUP\n"
+          "re-reads the config file and token file; an invalid new config is refused\n"
+          "and the old one stays in force.\n"
+          "\n",
+          out);
+    usage_environment(out);
+    fputs("\n"
+          "Exit status:\n"
+          "  0  normal shutdown; --check-config found no error; --help or --version\n"
+          "  1  invalid configuration or options, or a fatal start-up error\n",
+          out);
+    config_free(defaults);
 }
 
 char *config_describe(const struct config *cfg) {
-    char *list = NULL, *text = NULL;
-    char token[64] = "(unset)";
-    size_t len = 0;
-    FILE *f;
+    struct text t;
+    FILE *f = text_begin(&t);
 
-    f = open_memstream(&list, &len);
     if (!f)
         return NULL;
-    for (size_t i = 0; i < cfg->allowed_instances_count; i++)
-        fprintf(f, "%s%s", i ? ", " : "", cfg->allowed_instances[i]);
-    if (cfg->allow_any_instance)
-        fprintf(f, "%s*", cfg->allowed_instances_count ? ", " : "");
-    if (fclose(f) != 0) {
-        free(list);
-        return NULL;
-    }
+    /* What was read first, then every key, in the key table's order. */
+    fprintf(f, "config_file = %s\n", cfg->config_file ? cfg->config_file : "(none)");
     if (cfg->token)
-        snprintf(token, sizeof(token), "(set, %zu bytes)", strlen(cfg->token));
-
-#define OR_NONE(s) ((s) ? (s) : "(none)")
-    if (asprintf(&text,
-                 "config_file = %s\n"
-                 "listen = %s\n"
-                 "workers = %d\n"
-                 "default_instance = %s\n"
-                 "allowed_instances = %s\n"
-                 "token = %s\n"
-                 "token_file = %s\n"
-                 "ca_file = %s\n"
-                 "log_level = %s\n"
-                 "log_format = %s\n"
-                 "metrics_listen = %s\n"
-                 "shutdown_grace_ms = %ld\n"
-                 "instance_rate_limit_rps = %ld\n"
-                 "instance_max_concurrent_requests = %ld\n"
-                 "instance_limits = %zu instance(s)\n"
-                 "max_calls_in_flight = %ld\n"
-                 "max_tracked_runs = %ld\n"
-                 "status_cache_ttl_ms = %ld\n"
-                 "terminal_cache_ttl_ms = %ld\n"
-                 "connect_timeout_ms = %ld\n"
-                 "request_timeout_ms = %ld\n"
-                 "max_response_bytes = %ld\n"
-                 "service_credential_provider = %s\n",
-                 OR_NONE(cfg->config_file), cfg->listen, cfg->workers,
-                 OR_NONE(cfg->default_instance), list[0] ? list : "(none)",
-                 token, OR_NONE(cfg->token_file), OR_NONE(cfg->ca_file),
-                 log_level_names[cfg->log_level], cfg->log_format, cfg->metrics_listen,
-                 cfg->shutdown_grace_ms, cfg->instance_rate_limit_rps,
-                 cfg->instance_max_concurrent_requests, cfg->instance_limits_count,
-                 cfg->max_calls_in_flight, cfg->max_tracked_runs, cfg->status_cache_ttl_ms,
-                 cfg->terminal_cache_ttl_ms, cfg->connect_timeout_ms,
-                 cfg->request_timeout_ms, cfg->max_response_bytes,
-                 OR_NONE(cfg->service_credential_provider)) < 0)
-        text = NULL;
-#undef OR_NONE
-    free(list);
-    return text;
+        fprintf(f, "token = (set, %zu bytes)\n", strlen(cfg->token));
+    else
+        fputs("token = (unset)\n", f);
+    for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+        fprintf(f, "%s = ", keys[i].name);
+        put_value(f, cfg, &keys[i], "(none)");
+        fputc('\n', f);
+    }
+    return text_end(&t);
 }
 
 void config_strv_free(char **v) {

@@ -5,7 +5,8 @@
  * flags. The environment comes in as an envp array (never getenv), so tests feed everything.
  * It never logs: problems come back as error text (all of them, newline-separated) and warnings
  * for the caller to log. No function here keeps state between calls; a struct config is immutable
- * once config_load() gives it, so any thread may read it. */
+ * once config_load() gives it, so any thread may read it. config_load() parses the flags with
+ * getopt_long(), whose globals (optind, opterr) it resets: one thread at a time may call it. */
 #ifndef FDC_CONFIG_H
 #define FDC_CONFIG_H
 
@@ -28,7 +29,7 @@ enum config_log_level {
 struct config {
     char *config_file;              /* --config path, NULL when none was given */
     char *listen;                   /* "HOST:PORT", IPv6 host in brackets; port 0 = any */
-    int workers;                    /* gRPC worker threads, 0..64; 0: the curl thread serves gRPC */
+    int workers;                    /* gRPC worker threads, 0..64; 0: the loop thread serves gRPC */
     char *default_instance;         /* NULL: every task must name its databricksInstance */
     char **allowed_instances;       /* allowed_instances_count entries, "*" never stored */
     size_t allowed_instances_count;
@@ -51,7 +52,7 @@ struct config {
     long max_calls_in_flight;       /* beyond: RESOURCE_EXHAUSTED at once; 0: no limit (restart-only) */
     long max_tracked_runs;          /* runs whose last status is remembered (restart-only) */
     long status_cache_ttl_ms;       /* answer polls of a running run from memory; 0: off */
-    long terminal_cache_ttl_ms;     /* same for finished runs; 0: off */ /* NULL: none */
+    long terminal_cache_ttl_ms;     /* same for finished runs; 0: off */
 };
 
 /* Per-instance Databricks request limits ("instance_limits" in the file). */
@@ -79,7 +80,8 @@ enum config_action {
  * *ret_warnings (gives a NULL-terminated array, free with config_strv_free(), or NULL when there
  * are none). On failure returns -EINVAL (bad configuration) or -ENOMEM and gives *reterr_msg
  * (free()): every error found, one per line, naming the key, variable, flag or file. Neither the
- * messages nor the warnings ever contain the token. */
+ * messages nor the warnings ever contain the token. Main thread (or one thread at a time): it
+ * uses getopt_long()'s global state. */
 int config_load(int argc, char **argv, char **envp, struct config **ret_config,
                 enum config_action *ret_action, char ***ret_warnings, char **reterr_msg);
 
@@ -100,17 +102,23 @@ struct config *config_free(struct config *cfg);
  * be used: it is the default instance, is listed, or "*" was listed. NULL gives false. */
 bool config_instance_allowed(const struct config *cfg, const char *normalized_instance);
 
-/* Writes the --help text (synopsis, every flag with its default, environment variables, exit
- * status) to out. program borrows, usually argv[0]. */
+/* Writes the --help text to out: synopsis, every flag with the default and name of the key it
+ * sets, the keys only the config file sets with their defaults, environment variables, exit
+ * status; all of it from the flag, key and variable tables. program borrows, usually argv[0]. */
 void config_usage(FILE *out, const char *program);
 
-/* Gives "key = value" lines (free()) describing cfg's effective settings, for the start-up log
- * and --check-config. The token is shown only as "(set, N bytes)" or "(unset)". NULL on OOM. */
+/* Gives "key = value" lines (free()) describing cfg's effective settings, for the check-config
+ * command: config_file and token, then every key in the key table's (name) order. The token is
+ * shown only as "(set, N bytes)" or "(unset)". NULL on OOM. */
 char *config_describe(const struct config *cfg);
 
 /* Borrows the name of the i-th config file key; the table is sorted by name. NULL past the end.
  * Lets tests and tools enumerate the keys without a copy of the table. */
 const char *config_key_name(size_t i);
+
+/* Borrows the name of the i-th command-line flag, without its "--", in --help order. NULL past
+ * the end. Lets tests enumerate the flags without a copy of the table. */
+const char *config_flag_name(size_t i);
 
 /* Frees a NULL-terminated string array (takes; NULL is fine). */
 void config_strv_free(char **v);

@@ -6,6 +6,7 @@
  * wrong content type; none of that may crash us or become a task verdict.
  */
 #include "dbx_response.h"
+#include "errmsg.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -54,22 +55,6 @@ void dbx_classified_done(struct dbx_classified *c)
     c->body = NULL;
 }
 
-/* Copies text keeping printable ASCII only: a message ends up in gRPC
- * status details and log lines, where raw bytes would do harm. */
-static void copy_printable(char *dst, size_t size, const char *src, size_t len)
-{
-    size_t j = 0;
-    for (size_t i = 0; i < len && j + 1 < size; i++) {
-        unsigned char c = (unsigned char)src[i];
-        if (c == '\n' || c == '\r' || c == '\t')
-            c = ' ';
-        if (c < 0x20 || c >= 0x7f)
-            c = '?';
-        dst[j++] = (char)c;
-    }
-    dst[j] = '\0';
-}
-
 static bool status_retryable(long status, bool retry_safe)
 {
     for (size_t i = 0; i < sizeof(retry_statuses) / sizeof(retry_statuses[0]); i++)
@@ -102,11 +87,11 @@ static void describe_error_body(const char *body, size_t body_len, const char *c
         const cJSON *code = cJSON_GetObjectItemCaseSensitive(root, "error_code");
         const cJSON *message = cJSON_GetObjectItemCaseSensitive(root, "message");
         if (cJSON_IsString(code))
-            copy_printable(ret->error_code, sizeof(ret->error_code), code->valuestring,
-                           strlen(code->valuestring));
+            errmsg_printable(ret->error_code, sizeof(ret->error_code), code->valuestring,
+                             ERRMSG_ONE_LINE);
         if (cJSON_IsString(message))
-            copy_printable(ret->message, sizeof(ret->message), message->valuestring,
-                           strlen(message->valuestring));
+            errmsg_printable(ret->message, sizeof(ret->message), message->valuestring,
+                             ERRMSG_ONE_LINE);
     }
     if (ret->message[0] == '\0') {
         if (!body || body_len == 0)

@@ -33,7 +33,7 @@ struct dbx_classified {
     cJSON *body; /* owns: the parsed object when verdict is OK, else NULL */
     long http_status;
     char error_code[DBX_ERROR_CODE_SIZE]; /* Databricks error_code, or ours ("BAD_ANSWER") */
-    char message[DBX_MESSAGE_SIZE];       /* human text naming the trouble; printable ASCII */
+    char message[DBX_MESSAGE_SIZE];       /* human text naming the trouble; one line, UTF-8 */
 };
 
 /*

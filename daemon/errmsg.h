@@ -1,12 +1,18 @@
 /*
  * errmsg.h - formatting the messages that go back to callers through
- * `char **reterr_msg` (pure; no I/O).
+ * `char **reterr_msg`, and making foreign text safe to put in one (pure; no I/O).
  */
 #ifndef FDC_ERRMSG_H
 #define FDC_ERRMSG_H
 
+#include <stdarg.h>
+#include <stddef.h>
+
 /* Gives a malloc'ed formatted string (free()), or NULL when out of memory. */
 char *errmsg_format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* errmsg_format() for a va_list (which it consumes). */
+char *errmsg_vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /*
  * Sets *reterr_msg (when reterr_msg is not NULL) to the formatted message,
@@ -16,5 +22,31 @@ char *errmsg_format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 int errmsg_set(char **reterr_msg, int error, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * Length of the valid UTF-8 sequence at s (1-4), or 0 if the bytes there are not one (overlongs,
+ * surrogates and values above U+10FFFF are invalid). Reads no further than a NUL. Protobuf
+ * strings must be valid UTF-8, or propeller's Go decoder rejects the whole message.
+ */
+size_t errmsg_utf8_len(const unsigned char *s);
+
+/* How errmsg_printable() shows what one line of valid UTF-8 cannot carry. */
+enum errmsg_style {
+    /* A value quoted back to whoever sent it, between quotes the caller writes: control
+     * characters and bytes that are not UTF-8 as \xNN, '"' and '\' behind a backslash. */
+    ERRMSG_QUOTED,
+    /* Free text (a message from Databricks or the daemon) shown on one line: control
+     * characters as a space, bytes that are not UTF-8 as '?'. */
+    ERRMSG_ONE_LINE,
+    _ERRMSG_STYLE_MAX,
+};
+
+/*
+ * Writes s (borrowed; NULL is the empty string) into buf as one line of valid UTF-8, shown as
+ * style says: at most size - 4 bytes of it, and when more would follow, the cut falls on a
+ * character (or escape) boundary and "..." ends the text. So a caller that wants N bytes of text
+ * passes N + 4 (the "..." and the NUL), and size must be at least 4. Returns buf. Any thread.
+ */
+char *errmsg_printable(char *buf, size_t size, const char *s, enum errmsg_style style);
 
 #endif

@@ -567,11 +567,10 @@ static void reply_error(struct reply *rep, int status, const char *code, const c
 static void reply_error(struct reply *rep, int status, const char *code, const char *fmt, ...)
 {
     va_list ap;
-    char *message = NULL;
+    char *message;
 
     va_start(ap, fmt);
-    if (vasprintf(&message, fmt, ap) < 0)
-        message = NULL;
+    message = errmsg_vformat(fmt, ap);
     va_end(ap);
     cJSON_Delete(rep->json);
     rep->status = status;

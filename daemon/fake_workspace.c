@@ -641,10 +641,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (answer.run_id >= 0)
             snprintf(id, sizeof(id), " run_id=%" PRId64, answer.run_id);
         /* The path is the client's (decoded) text: no control characters reach the terminal. */
-        snprintf(path, sizeof(path), "%s", url);
-        for (char *p = path; *p; p++)
-            if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                *p = '?';
+        errmsg_printable(path, sizeof(path), url, ERRMSG_QUOTED);
         fprintf(stderr, "%s: %s %s%s -> %d\n", PROG, method, path, id, answer.http_status);
     }
     /* The answer's body passes to MHD (MUST_FREE), so it is not released here. */
@@ -681,126 +678,155 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ---- main ---------------------------------------------------------------------------------- */
 
-int fake_workspace_main(int argc, char **argv)
-{
+/* Everything one run of the command holds; session_done() releases what was set up. */
+struct session {
     struct options o;
-    struct workspace ws = {0};
-    struct tls tls = {0};
-    struct MHD_Daemon *mhd = NULL;
-    struct fake_runs_options fro;
-    sigset_t stop_set, block_set, old_set;
-    bool mask_set = false, dir_made = false, ca_written = false;
-    char *error = NULL, *dir = NULL, *ca_path = NULL, *address = NULL;
-    const char *shown_host;
-    unsigned port = 0;
-    int fd = -1;
-    int sig = 0;
-    int status = 1;
-    int r;
+    struct workspace ws;
+    struct tls tls;
+    struct MHD_Daemon *mhd;
+    int fd;        /* the listening socket until MHD owns it, else -1 */
+    char *dir;     /* where the CA file goes */
+    bool dir_made; /* made here (no --dir given): removed at the end */
+    char *ca_path;
+    bool ca_written;
+    char *address; /* HOST:PORT clients dial */
+    sigset_t stop_set, old_mask;
+    bool mask_set;
+};
 
-    r = parse_options(argc, argv, &o);
-    if (r != 0) {
-        status = r > 0 ? 0 : 2;
-        goto out;
-    }
-    if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
-        error = strdup("this libmicrohttpd was built without TLS support");
-        goto out;
-    }
+/* Listening socket, certificates, the CA file and the run table. */
+static int session_prepare(struct session *s, char **reterr_msg)
+{
+    struct fake_runs_options fro;
+    const char *shown_host, *extra_ip;
+    unsigned port = 0;
+
+    if (!MHD_is_feature_supported(MHD_FEATURE_TLS))
+        return errmsg_set(reterr_msg, -ENOTSUP, "this libmicrohttpd was built without TLS support");
     /* The certificate must name the address clients dial; 0.0.0.0 is reached as 127.0.0.1. */
-    shown_host =
-        strcmp(o.host, "localhost") == 0 || strcmp(o.host, "0.0.0.0") == 0 ? "127.0.0.1" : o.host;
-    if (listen_on(o.host, o.port, &fd, &port, &error) < 0)
-        goto out;
-    if (make_tls(strcmp(shown_host, "127.0.0.1") != 0 ? shown_host : NULL, &tls, &error) < 0)
-        goto out;
-    if (make_dir(o.dir, &dir, &dir_made, &error) < 0)
-        goto out;
-    ca_path = errmsg_format("%s/%s", dir, CA_FILE_NAME);
-    address = errmsg_format("%s:%u", shown_host, port);
-    if (!ca_path || !address) {
-        error = strdup("out of memory");
-        goto out;
-    }
-    if (write_file(ca_path, tls.ca_pem, &error) < 0)
-        goto out;
-    ca_written = true;
+    shown_host = strcmp(s->o.host, "localhost") == 0 || strcmp(s->o.host, "0.0.0.0") == 0
+                     ? "127.0.0.1"
+                     : s->o.host;
+    extra_ip = strcmp(shown_host, "127.0.0.1") != 0 ? shown_host : NULL;
+    if (listen_on(s->o.host, s->o.port, &s->fd, &port, reterr_msg) < 0 ||
+        make_tls(extra_ip, &s->tls, reterr_msg) < 0 ||
+        make_dir(s->o.dir, &s->dir, &s->dir_made, reterr_msg) < 0)
+        return -1;
+    s->ca_path = errmsg_format("%s/%s", s->dir, CA_FILE_NAME);
+    s->address = errmsg_format("%s:%u", shown_host, port);
+    if (!s->ca_path || !s->address)
+        return errmsg_set(reterr_msg, -ENOMEM, "out of memory");
+    if (write_file(s->ca_path, s->tls.ca_pem, reterr_msg) < 0)
+        return -1;
+    s->ca_written = true;
 
     fro = (struct fake_runs_options){
-        .address = address,
-        .token = o.token,
-        .pending_ms = o.pending_ms,
-        .running_ms = o.running_ms,
-        .terminating_ms = o.terminating_ms,
-        .max_runs = o.max_runs,
+        .address = s->address,
+        .token = s->o.token,
+        .pending_ms = s->o.pending_ms,
+        .running_ms = s->o.running_ms,
+        .terminating_ms = s->o.terminating_ms,
+        .max_runs = s->o.max_runs,
     };
-    if (fake_runs_new(&fro, &ws.runs, &error) < 0)
-        goto out;
-    ws.quiet = o.quiet;
+    if (fake_runs_new(&fro, &s->ws.runs, reterr_msg) < 0)
+        return -1;
+    s->ws.quiet = s->o.quiet;
+    return 0;
+}
+
+/* Blocks the stop signals, starts the HTTPS server and says where it listens. */
+static int session_start(struct session *s, char **reterr_msg)
+{
+    sigset_t block_set;
+    int r;
 
     /* Blocked before MHD starts its thread, which inherits the mask: signals reach sigwait(). */
-    sigemptyset(&stop_set);
-    sigaddset(&stop_set, SIGINT);
-    sigaddset(&stop_set, SIGTERM);
-    block_set = stop_set;
+    sigemptyset(&s->stop_set);
+    sigaddset(&s->stop_set, SIGINT);
+    sigaddset(&s->stop_set, SIGTERM);
+    block_set = s->stop_set;
     sigaddset(&block_set, SIGPIPE);
-    r = pthread_sigmask(SIG_BLOCK, &block_set, &old_set);
-    if (r != 0) {
-        error = errmsg_format("cannot block signals: %s", strerror(r));
-        goto out;
-    }
-    mask_set = true;
+    r = pthread_sigmask(SIG_BLOCK, &block_set, &s->old_mask);
+    if (r != 0)
+        return errmsg_set(reterr_msg, -r, "cannot block signals: %s", strerror(r));
+    s->mask_set = true;
 
     /* The logger goes first: MHD logs through the default one until it has read this option. */
-    mhd = MHD_start_daemon(
+    s->mhd = MHD_start_daemon(
         MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, NULL,
-        NULL, on_request, &ws, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
-        fd, MHD_OPTION_HTTPS_MEM_KEY, tls.key_pem, MHD_OPTION_HTTPS_MEM_CERT, tls.cert_pem,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-        MHD_OPTION_END);
-    if (!mhd) {
-        error = errmsg_format("cannot start the HTTPS server on %s", address);
-        goto out;
-    }
-    fd = -1; /* MHD closes the listening socket when it stops */
+        NULL, on_request, &s->ws, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, s->fd, MHD_OPTION_HTTPS_MEM_KEY, s->tls.key_pem,
+        MHD_OPTION_HTTPS_MEM_CERT, s->tls.cert_pem, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+    if (!s->mhd)
+        return errmsg_set(reterr_msg, -EIO, "cannot start the HTTPS server on %s", s->address);
+    s->fd = -1; /* MHD closes the listening socket when it stops */
 
-    printf("instance=%s\nca_file=%s\ntoken=%s\n", address, ca_path, o.token);
+    printf("instance=%s\nca_file=%s\ntoken=%s\n", s->address, s->ca_path, s->o.token);
     fflush(stdout);
     fprintf(stderr,
             "%s: serving a fake Databricks Jobs API on https://%s (CA %s). Point the daemon at "
             "it with:\n  FLYTE_DATABRICKS_ACCESS_TOKEN=%s flyte-databricks-connector serve "
             "--instance %s --ca-file %s\n",
-            PROG, address, ca_path, o.token, address, ca_path);
+            PROG, s->address, s->ca_path, s->o.token, s->address, s->ca_path);
+    return 0;
+}
+
+/* Waits for SIGINT or SIGTERM. */
+static int session_wait(const struct session *s, char **reterr_msg)
+{
+    int sig = 0, r;
 
     do {
-        r = sigwait(&stop_set, &sig);
+        r = sigwait(&s->stop_set, &sig);
     } while (r == EINTR);
+    if (r != 0)
+        return errmsg_set(reterr_msg, -r, "sigwait: %s", strerror(r));
+    if (!s->o.quiet)
+        fprintf(stderr, "%s: %s, stopping\n", PROG, strsignal(sig));
+    return 0;
+}
+
+static void session_done(struct session *s)
+{
+    if (s->mhd)
+        MHD_stop_daemon(s->mhd);
+    if (s->mask_set)
+        (void)pthread_sigmask(SIG_SETMASK, &s->old_mask, NULL);
+    if (s->fd >= 0)
+        close(s->fd);
+    if (s->dir_made && s->ca_written)
+        (void)unlink(s->ca_path);
+    if (s->dir_made)
+        (void)rmdir(s->dir);
+    fake_runs_free(s->ws.runs);
+    tls_done(&s->tls);
+    free(s->ca_path);
+    free(s->address);
+    free(s->dir);
+}
+
+int fake_workspace_main(int argc, char **argv)
+{
+    struct session s = {.fd = -1};
+    char *error = NULL;
+    int status = 1;
+    int r;
+
+    r = parse_options(argc, argv, &s.o);
     if (r != 0) {
-        error = errmsg_format("sigwait: %s", strerror(r));
+        status = r > 0 ? 0 : 2;
         goto out;
     }
-    if (!o.quiet)
-        fprintf(stderr, "%s: %s, stopping\n", PROG, strsignal(sig));
+    if (session_prepare(&s, &error) < 0 || session_start(&s, &error) < 0 ||
+        session_wait(&s, &error) < 0)
+        goto out;
     status = 0;
 out:
-    if (mhd)
-        MHD_stop_daemon(mhd);
-    if (mask_set)
-        (void)pthread_sigmask(SIG_SETMASK, &old_set, NULL);
-    if (fd >= 0)
-        close(fd);
+    session_done(&s);
     if (error) {
         fprintf(stderr, "%s: %s\n", PROG, error);
         free(error);
     }
-    if (dir_made && ca_written)
-        (void)unlink(ca_path);
-    if (dir_made)
-        (void)rmdir(dir);
-    fake_runs_free(ws.runs);
-    tls_done(&tls);
-    free(ca_path);
-    free(address);
-    free(dir);
     return status;
 }

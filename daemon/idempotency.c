@@ -7,36 +7,45 @@
  *   netstring(task_version) netstring(org) netstring(decimal retry_attempt)
  * where netstring(s) = decimal byte length of s, ':', s, ','. The length prefix is what keeps
  * ("ab","c") and ("a","bc") apart; the tag lets a later encoding never collide with this one.
- * Pure, no allocation, any thread.
+ * SHA-256 is OpenSSL's (libcrypto is linked for TLS anyway). Pure: one scratch allocation, no
+ * global state, any thread.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "idempotency.h"
-#include "sha256.h"
 
 #define IDEMPOTENCY_VERSION_TAG "fdc-idem-v1"
+#define SHA256_DIGEST_SIZE 32
+/* Room for a netstring's length prefix and its ':' and ','. */
+#define NETSTRING_OVERHEAD 24
 
-static void hash_netstring(struct sha256_ctx *ctx, const char *s)
+/* Appends netstring(s) at out (which has room for it); returns the bytes written. */
+static size_t put_netstring(char *out, const char *s)
 {
-    char prefix[32];
     size_t len = s ? strlen(s) : 0;
-    int n = snprintf(prefix, sizeof(prefix), "%zu:", len);
+    int n = sprintf(out, "%zu:", len);
 
-    sha256_update(ctx, prefix, (size_t)n);
-    sha256_update(ctx, s, len);
-    sha256_update(ctx, ",", 1);
+    if (len > 0)
+        memcpy(out + n, s, len);
+    out[(size_t)n + len] = ',';
+    return (size_t)n + len + 1;
 }
 
 int idempotency_token(const struct idempotency_task_execution *id,
                       char ret_token[IDEMPOTENCY_TOKEN_SIZE])
 {
     static const char hex[] = "0123456789abcdef";
-    struct sha256_ctx ctx;
-    uint8_t digest[SHA256_DIGEST_SIZE];
-    char retry[16];
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    char retry[16], *encoding = NULL;
+    size_t size = 0, len = 0;
+    int r;
 
     if (!id || !id->execution_name || !id->execution_name[0] || !id->node_id || !id->node_id[0])
         return -EINVAL;
@@ -48,18 +57,32 @@ int idempotency_token(const struct idempotency_task_execution *id,
     };
     (void)snprintf(retry, sizeof(retry), "%" PRIu32, id->retry_attempt);
 
-    sha256_init(&ctx);
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-        hash_netstring(&ctx, fields[i]);
-    hash_netstring(&ctx, retry);
-    sha256_final(&ctx, digest);
+        size += (fields[i] ? strlen(fields[i]) : 0) + NETSTRING_OVERHEAD;
+    size += strlen(retry) + NETSTRING_OVERHEAD;
+    encoding = malloc(size);
+    if (!encoding) {
+        r = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        len += put_netstring(encoding + len, fields[i]);
+    len += put_netstring(encoding + len, retry);
 
+    if (!EVP_Digest(encoding, len, digest, &digest_len, EVP_sha256(), NULL) ||
+        digest_len != SHA256_DIGEST_SIZE) {
+        r = -ENOMEM;
+        goto out;
+    }
     for (size_t i = 0; i < SHA256_DIGEST_SIZE; i++) {
         ret_token[2 * i] = hex[digest[i] >> 4];
         ret_token[2 * i + 1] = hex[digest[i] & 0x0f];
     }
     ret_token[2 * SHA256_DIGEST_SIZE] = '\0';
-    return 0;
+    r = 0;
+out:
+    free(encoding);
+    return r;
 }
 
 int idempotency_token_from_metadata(const Flyteidl__Admin__TaskExecutionMetadata *metadata,

@@ -6,7 +6,7 @@
  * token is derived only from the task execution id, hence equal across retries of the same call
  * and different for every other attempt (a new retry_attempt is a new run).
  *
- * Pure: no allocation, no global state, any thread.
+ * Pure: no global state, any thread.
  */
 #ifndef FDC_IDEMPOTENCY_H
 #define FDC_IDEMPOTENCY_H
@@ -38,8 +38,9 @@ struct idempotency_task_execution {
  * in idempotency.c (version tag "fdc-idem-v1", then every field length-prefixed, so no two
  * different ids share an encoding). The value is part of the wire contract with running tasks:
  * changing the encoding changes every token.
- * Returns 0, or -EINVAL (ret_token untouched) when id is NULL or execution_name or node_id is
- * empty: without them there is nothing that tells two attempts apart.
+ * Returns 0, or (ret_token untouched) -EINVAL when id is NULL or execution_name or node_id is
+ * empty: without them there is nothing that tells two attempts apart; -ENOMEM when the scratch
+ * copy of the encoding or the digest cannot be allocated.
  */
 int idempotency_token(const struct idempotency_task_execution *id,
                       char ret_token[IDEMPOTENCY_TOKEN_SIZE]);
@@ -47,7 +48,7 @@ int idempotency_token(const struct idempotency_task_execution *id,
 /*
  * The token for a CreateTaskRequest's task_execution_metadata (borrowed; may
  * be NULL): its task_execution_id's execution, node, task and retry attempt.
- * Returns 0, or -EINVAL when the request names no execution and node.
+ * Returns 0, -EINVAL when the request names no execution and node, or -ENOMEM.
  */
 int idempotency_token_from_metadata(const Flyteidl__Admin__TaskExecutionMetadata *metadata,
                                     char ret_token[IDEMPOTENCY_TOKEN_SIZE]);

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errmsg.h"
 #include "phase.h"
 
 /* Longest raw Databricks value quoted in a message or kept as error_code. */
@@ -198,30 +199,6 @@ static const cJSON *get_obj(const cJSON *obj, const char *key)
     return cJSON_IsObject(it) ? it : NULL;
 }
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 if the bytes there are not one
- * (overlongs, surrogates and values above U+10FFFF are invalid). Protobuf strings must be
- * valid UTF-8 or propeller's Go decoder rejects the whole GetTask answer. */
-static size_t utf8_len(const unsigned char *s)
-{
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF)
-        return (s[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        unsigned char lo = s[0] == 0xE0 ? 0xA0 : 0x80, hi = s[0] == 0xED ? 0x9F : 0xBF;
-        if (s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80)
-            return 0;
-        return 3;
-    }
-    if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        unsigned char lo = s[0] == 0xF0 ? 0x90 : 0x80, hi = s[0] == 0xF4 ? 0x8F : 0xBF;
-        if (s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
-            return 0;
-        return 4;
-    }
-    return 0;
-}
-
 /* Fixed-size message builder: appends silently stop at the cap and remember the cut. */
 struct msg {
     char buf[PHASE_MESSAGE_MAX + 1];
@@ -246,7 +223,7 @@ static void msg_text(struct msg *m, const char *s)
     const unsigned char *p = (const unsigned char *)s;
 
     while (*p && !m->cut) {
-        size_t n = utf8_len(p);
+        size_t n = errmsg_utf8_len(p);
         if (n == 0) {
             msg_put(m, "?", 1);
             p++;
@@ -260,19 +237,11 @@ static void msg_text(struct msg *m, const char *s)
     }
 }
 
-/* Copies a raw Databricks identifier, cut to RAW_MAX bytes, anything but printable ASCII
- * replaced by '?': these are enum names, so that only ever touches garbage. */
+/* Copies a raw Databricks identifier, cut to RAW_MAX bytes and escaped (ERRMSG_QUOTED): these
+ * are enum names, so the escaping only ever touches garbage. */
 static void raw_copy(char out[RAW_MAX + 4], const char *s)
 {
-    size_t i;
-
-    for (i = 0; s[i] && i < RAW_MAX; i++)
-        out[i] = (s[i] >= 0x20 && s[i] < 0x7F) ? s[i] : '?';
-    if (s[i]) {
-        memcpy(out + i, "...", 3);
-        i += 3;
-    }
-    out[i] = '\0';
+    errmsg_printable(out, RAW_MAX + 4, s, ERRMSG_QUOTED);
 }
 
 static void msg_raw(struct msg *m, const char *label, const char *value)

@@ -27,26 +27,11 @@
 
 #define KEY_INSTANCE "databricks_instance"
 #define KEY_RUN_ID "run_id"
-/* Longest part of a bad value quoted back in an error message. */
-#define QUOTE_MAX 64
+/* Room for a bad value quoted back in an error message: 64 bytes, then "..." when cut. */
+#define QUOTE_SIZE (64 + 4)
 #define LABEL_MAX 63
 /* 2^53: above it a JSON number (a double) no longer holds every integer exactly. */
 #define RUN_ID_NUMBER_LIMIT 9007199254740992.0
-
-/* Copies s for quoting in a message: printable ASCII only ('?' for the rest, so the message
- * stays valid UTF-8 and one line), cut to QUOTE_MAX with "...". */
-static void quote(char out[QUOTE_MAX + 4], const char *s)
-{
-    size_t i;
-
-    for (i = 0; s[i] && i < QUOTE_MAX; i++)
-        out[i] = (s[i] >= 0x20 && s[i] < 0x7F) ? s[i] : '?';
-    if (s[i]) {
-        memcpy(out + i, "...", 3);
-        i += 3;
-    }
-    out[i] = '\0';
-}
 
 static bool run_id_valid(const char *s)
 {
@@ -96,7 +81,7 @@ static const char *host_problem(const char *host, size_t hostlen, char bad[8])
 
 int resmeta_normalize_instance(const char *in, char **ret_instance, char **reterr_msg)
 {
-    char q[QUOTE_MAX + 4], bad[8] = "";
+    char q[QUOTE_SIZE], bad[8] = "";
     const char *p, *colon, *why;
     char *out = NULL;
     size_t n, hostlen;
@@ -107,7 +92,7 @@ int resmeta_normalize_instance(const char *in, char **ret_instance, char **reter
         r = errmsg_set(reterr_msg, -EINVAL, "no instance given");
         goto out;
     }
-    quote(q, in);
+    errmsg_printable(q, sizeof(q), in, ERRMSG_QUOTED);
     p = in;
     /* flytekit users write the URL they see in the browser; accept its two extra parts. */
     if (strncasecmp(p, "https://", 8) == 0)
@@ -200,14 +185,14 @@ static const char *duplicate_key(const cJSON *root)
 /* Gives the run_id of item as a digit string (free()), or fails naming the field. */
 static int run_id_from_json(const cJSON *item, char **ret_run_id, char **reterr_msg)
 {
-    char q[QUOTE_MAX + 4], digits[24];
+    char q[QUOTE_SIZE], digits[24];
     char *s;
 
     if (!item)
         return errmsg_set(reterr_msg, -EINVAL, "resource_meta: missing " KEY_RUN_ID);
     if (cJSON_IsString(item) && item->valuestring) {
         if (!run_id_valid(item->valuestring)) {
-            quote(q, item->valuestring);
+            errmsg_printable(q, sizeof(q), item->valuestring, ERRMSG_QUOTED);
             return errmsg_set(reterr_msg, -EINVAL,
                         "resource_meta: bad " KEY_RUN_ID " '%s': must be 1-19 decimal digits", q);
         }

@@ -12,20 +12,26 @@
 #include <cjson/cJSON.h>
 
 #include "dbx_response.h"
+#include "errmsg.h"
 #include "phase.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* Printable ASCII, as dbx_response.h promises for the message. */
+/* One line of valid UTF-8, as dbx_response.h promises for the message. */
 static void check_printable(const char *s, size_t size)
 {
+    const unsigned char *p = (const unsigned char *)s;
     size_t n = strnlen(s, size);
 
     if (n == size)
         abort();
-    for (size_t i = 0; i < n; i++)
-        if (s[i] < 0x20 || s[i] > 0x7e)
+    while (*p) {
+        size_t len = errmsg_utf8_len(p);
+
+        if (len == 0 || (len == 1 && (*p < 0x20 || *p == 0x7f)))
             abort();
+        p += len;
+    }
 }
 
 static void classify(long status, const char *content_type, const char *body, size_t len,

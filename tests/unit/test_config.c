@@ -163,29 +163,30 @@ static void test_defaults(void **state) {
     assert_false(config_instance_allowed(cfg, "x.cloud.databricks.com"));
 
     desc = config_describe(cfg);
+    /* config_file and token, then the keys by name */
     assert_string_equal(desc, "config_file = (none)\n"
-                              "listen = 0.0.0.0:8000\n"
-                              "workers = 0\n"
-                              "default_instance = (none)\n"
-                              "allowed_instances = (none)\n"
                               "token = (unset)\n"
-                              "token_file = (none)\n"
+                              "allowed_instances = (none)\n"
                               "ca_file = (none)\n"
-                              "log_level = info\n"
-                              "log_format = text\n"
-                              "metrics_listen = 0.0.0.0:9090\n"
-                              "shutdown_grace_ms = 10000\n"
-                              "instance_rate_limit_rps = 0\n"
+                              "connect_timeout_ms = 5000\n"
+                              "default_instance = (none)\n"
+                              "instance_limits = (none)\n"
                               "instance_max_concurrent_requests = 256\n"
-                              "instance_limits = 0 instance(s)\n"
+                              "instance_rate_limit_rps = 0\n"
+                              "listen = 0.0.0.0:8000\n"
+                              "log_format = text\n"
+                              "log_level = info\n"
                               "max_calls_in_flight = 10000\n"
+                              "max_response_bytes = 4194304\n"
                               "max_tracked_runs = 20000\n"
+                              "metrics_listen = 0.0.0.0:9090\n"
+                              "request_timeout_ms = 30000\n"
+                              "service_credential_provider = (none)\n"
+                              "shutdown_grace_ms = 10000\n"
                               "status_cache_ttl_ms = 0\n"
                               "terminal_cache_ttl_ms = 0\n"
-                              "connect_timeout_ms = 5000\n"
-                              "request_timeout_ms = 30000\n"
-                              "max_response_bytes = 4194304\n"
-                              "service_credential_provider = (none)\n");
+                              "token_file = (none)\n"
+                              "workers = 0\n");
     free(desc);
     assert_null(config_free(cfg));
     assert_null(config_free(NULL));
@@ -1009,15 +1010,29 @@ static void test_bad_flags(void **state) {
         {{"--workers", NULL}, "--workers needs a value (N)"},
         {{"--check-config=yes", NULL}, "--check-config takes no value"},
         {{"--token-file=", NULL}, "--token-file: invalid value \"\": must not be empty"},
+        /* errors come in argv order */
+        {{"x", "--bogus", NULL},
+         "unexpected argument \"x\"\nunknown flag \"--bogus\" (see --help)"},
+        /* a flag is named in full; an abbreviation's value is an argument of its own */
+        {{"--work", "3", NULL}, "unknown flag \"--work\" (see --help)\nunexpected argument \"3\""},
+        {{"--check", NULL}, "unknown flag \"--check\" (see --help)"},
+        /* a single-dash word is one flag, not a group of letters */
+        {{"-hv", NULL}, "unknown flag \"-hv\" (see --help)"},
+        {{"-listen", "x", NULL},
+         "unknown flag \"-listen\" (see --help)\nunexpected argument \"x\""},
+        {{"-", NULL}, "unexpected argument \"-\""},
     };
 
     (void)state;
-    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
-        struct result res = load(cases[i].args, NULL);
+    /* Twice over: a SIGHUP reload parses the same argv again. */
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+            struct result res = load(cases[i].args, NULL);
 
-        assert_int_equal(res.r, -EINVAL);
-        assert_string_equal(res.err, cases[i].want);
-        result_done(&res);
+            assert_int_equal(res.r, -EINVAL);
+            assert_string_equal(res.err, cases[i].want);
+            result_done(&res);
+        }
     }
 }
 
@@ -1031,31 +1046,94 @@ static void test_check_config_with_errors_fails(void **state) {
     result_done(&res);
 }
 
+/* Gives the usage text with every run of whitespace made one space, so a phrase is found
+ * wherever the line breaks fall. */
+static char *usage_text(void) {
+    char *text = NULL, *out;
+    size_t len = 0, o = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    assert_non_null(f);
+    config_usage(f, "prog");
+    fclose(f);
+    /* no line wider than 80 columns */
+    for (char *line = text, *nl; (nl = strchr(line, '\n')); line = nl + 1)
+        assert_true(nl - line <= 80);
+    out = malloc(len + 1);
+    assert_non_null(out);
+    for (const char *p = text; *p; p++) {
+        if (*p == ' ' || *p == '\n') {
+            if (o > 0 && out[o - 1] != ' ')
+                out[o++] = ' ';
+        } else {
+            out[o++] = *p;
+        }
+    }
+    out[o] = '\0';
+    free(text);
+    return out;
+}
+
 static void test_usage_mentions_every_flag(void **state) {
     static const char *const want[] = {
         "--config FILE", "--listen HOST:PORT", "--workers N", "--instance HOST[:PORT]",
         "--allowed-instance HOST[:PORT]", "--token-file FILE", "--ca-file FILE",
-        "--log-level LEVEL", "--check-config", "-h, --help", "--version",
-        "Default: 0.0.0.0:8000", "Default: 0. Key: workers", "Default: info",
+        "--log-level LEVEL", "--log-format FORMAT", "--metrics-listen HOST:PORT",
+        "--check-config", "-h, --help", "--version",
+        "Default: 0.0.0.0:8000. Key: listen.", "Default: 0. Key: workers.",
+        "Default: info. Key: log_level.", "Default: 0.0.0.0:9090. Key: metrics_listen.",
+        "Key: default_instance.", "Key: allowed_instances.", "Key: token_file.", "Key: ca_file.",
+        "connect_timeout_ms (default 5000)", "request_timeout_ms (default 30000)",
+        "status_cache_ttl_ms (default 0: off)",
         "FLYTE_DATABRICKS_INSTANCE", "FLYTE_DATABRICKS_ACCESS_TOKEN",
         "FLYTE_DATABRICKS_LOG_LEVEL", "FLYTE_DATABRICKS_SERVICE_CREDENTIAL_PROVIDER",
         "Exit status:", "Usage: prog ",
     };
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
+    char *text = usage_text();
 
     (void)state;
-    assert_non_null(f);
-    config_usage(f, "prog");
-    fclose(f);
     for (size_t i = 0; i < ELEMENTSOF(want); i++)
         if (!strstr(text, want[i]))
             fail_msg("usage lacks %s", want[i]);
-    /* no line wider than 80 columns */
-    for (char *line = text, *nl; (nl = strchr(line, '\n')); line = nl + 1)
-        assert_true(nl - line <= 80);
+    /* every flag of the table has its entry, and every key is named */
+    for (size_t i = 0; config_flag_name(i); i++) {
+        char entry[64];
+
+        snprintf(entry, sizeof(entry), " --%s ", config_flag_name(i));
+        if (!strstr(text, entry))
+            fail_msg("usage lacks an entry for --%s", config_flag_name(i));
+    }
+    for (size_t i = 0; config_key_name(i); i++)
+        if (!strstr(text, config_key_name(i)))
+            fail_msg("usage does not name the key %s", config_key_name(i));
     free(text);
+}
+
+/* check-config's description has one line for every key, and only keys besides config_file and
+ * token. */
+static void test_describe_lists_every_key(void **state) {
+    struct config *cfg = config_new();
+    char *desc, *line, *next;
+    size_t n = 0;
+
+    (void)state;
+    assert_non_null(cfg);
+    desc = config_describe(cfg);
+    assert_non_null(desc);
+    for (line = desc; *line; line = next + 1, n++) {
+        next = strchr(line, '\n');
+        assert_non_null(next);
+        *strstr(line, " = ") = '\0';
+        if (n == 0)
+            assert_string_equal(line, "config_file");
+        else if (n == 1)
+            assert_string_equal(line, "token");
+        else
+            assert_string_equal(line, config_key_name(n - 2));
+    }
+    assert_null(config_key_name(n - 2));
+    free(desc);
+    config_free(cfg);
 }
 
 int main(void) {
@@ -1086,6 +1164,7 @@ int main(void) {
         cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_check_config_with_errors_fails),
         cmocka_unit_test(test_usage_mentions_every_flag),
+        cmocka_unit_test(test_describe_lists_every_key),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -59,6 +59,14 @@ static void test_golden(void **state)
          "d701ef0be80396c7155c7eb9686ae59ac86da545af378568d904ad05a02d9484"},
         {{.execution_name = "exec", .node_id = "node-1", .org = "my-org", .retry_attempt = 2},
          "fe63f446c804978ef254f353465f2bbcac2516d062e3289177bf341b07fb3194"},
+        /* longer than one 64-byte SHA-256 block, with multi-byte UTF-8 */
+        {{.project = "proj-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+          .domain = "d",
+          .execution_name = "exec-caf\xc3\xa9",
+          .node_id = "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn",
+          .retry_attempt = 7},
+         "62060b2e2b3b77fd7013ff0d72598a6d87709380ab53f90ed40a67b0f766e14e"},
     };
     char token[IDEMPOTENCY_TOKEN_SIZE];
 

@@ -283,9 +283,13 @@ static void test_run_id_injection(void **state)
     for (size_t i = 0; i < N(bad); i++) {
         char quoted[128];
         size_t k = 0;
-        /* the expected quote: printable ASCII kept, the rest '?' */
-        for (const char *p = bad[i]; *p; p++)
-            quoted[k++] = (*p >= 0x20 && *p < 0x7F) ? *p : '?';
+        /* the expected quote: text kept (these are valid UTF-8), control bytes as \xNN */
+        for (const char *p = bad[i]; *p; p++) {
+            if ((unsigned char)*p < 0x20)
+                k += (size_t)sprintf(quoted + k, "\\x%02x", (unsigned char)*p);
+            else
+                quoted[k++] = *p;
+        }
         quoted[k] = '\0';
         snprintf(json, sizeof(json), "{\"databricks_instance\": \"h.io\", \"run_id\": \"%s\"}",
                  strcmp(bad[i], "1\n2") == 0 ? "1\\n2" : bad[i]);
@@ -350,10 +354,12 @@ static void test_normalize_bad(void **state)
         {"a@b", "'a@b' is not host[:port]: character not allowed: '@'"},
         {"user:pw@h.io", "'user:pw@h.io' is not host[:port]: port must be 1-65535"},
         {"a b", "'a b' is not host[:port]: character not allowed: ' '"},
-        {"caf\xc3\xa9.com", "'caf??.com' is not host[:port]: character not allowed: 0xc3"},
+        {"caf\xc3\xa9.com", "'caf\xc3\xa9.com' is not host[:port]: character not allowed: 0xc3"},
+        {"caf\xe9.com", "'caf\\xe9.com' is not host[:port]: character not allowed: 0xe9"},
         {"h.io?x=1", "'h.io?x=1' is not host[:port]: character not allowed: '?'"},
         {"h.io#x", "'h.io#x' is not host[:port]: character not allowed: '#'"},
-        {"h.io\r\nHost: x", "'h.io??Host: x' is not host[:port]: character not allowed: 0x0d"},
+        {"h.io\r\nHost: x",
+         "'h.io\\x0d\\x0aHost: x' is not host[:port]: character not allowed: 0x0d"},
         {"a_b.com", "'a_b.com' is not host[:port]: character not allowed: '_'"},
         {"[::1]", "'[::1]' is not host[:port]: character not allowed: '['"},
         {"h.io%2fx", "'h.io%2fx' is not host[:port]: character not allowed: '%'"},
