@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errmsg.h"
+
 struct entry {
     struct entry *bucket_next;
     struct entry *lru_prev, *lru_next; /* head = most recently used */
@@ -347,9 +349,13 @@ void runs_decide_answer(const struct runs_fetch_end *end, int64_t now_ms, struct
      * never an invented one, and a final one needs no caveat. */
     ret->kind = RUNS_ANSWER_LAST_KNOWN;
     ret->status = &outcome->last_known;
-    if (!phase_is_terminal(outcome->last_known.phase))
-        snprintf(ret->message, sizeof(ret->message),
-                 "status not refreshed: %s (for %ld s); last known: %s", end->trouble,
-                 (long)((now_ms - outcome->trouble_since_ms) / 1000),
+    if (!phase_is_terminal(outcome->last_known.phase)) {
+        /* Room for the whole text (trouble and last message are bounded), then one cut on a
+         * character boundary: a cut UTF-8 sequence would make propeller reject the answer. */
+        char full[2 * RUNS_ANSWER_MESSAGE_SIZE + PHASE_MESSAGE_MAX];
+        snprintf(full, sizeof(full), "status not refreshed: %s (for %ld s); last known: %s",
+                 end->trouble, (long)((now_ms - outcome->trouble_since_ms) / 1000),
                  outcome->last_known.message ? outcome->last_known.message : "");
+        errmsg_printable(ret->message, sizeof(ret->message), full, ERRMSG_ONE_LINE);
+    }
 }

@@ -178,6 +178,7 @@ static grpc_status_code unpack_create(const uint8_t *request, size_t request_len
     const Flyteidl__Core__TaskTemplate *template_;
     char *error = NULL;
     grpc_status_code code;
+    int r;
 
     /* template.custom, a Struct, nests without bound and protobuf-c's unpack recurses once per
      * level: bound the nesting before unpacking, or one request overflows the stack. */
@@ -209,9 +210,12 @@ static grpc_status_code unpack_create(const uint8_t *request, size_t request_len
     ask->custom = template_->custom;
     if (spec_input_from_template(template_, &ask->container, &ask->env) < 0)
         return refuse_oom(ret->message);
-    /* Without a task execution id there is no token, and the submit is not retried. */
-    ask->has_token =
-        idempotency_token_from_metadata(req->task_execution_metadata, ret->idempotency_token) >= 0;
+    /* Without a task execution id there is no token, and the submit is not retried; out of
+     * memory must not quietly turn a retry-safe submit into one that is not. */
+    r = idempotency_token_from_metadata(req->task_execution_metadata, ret->idempotency_token);
+    if (r == -ENOMEM)
+        return refuse_oom(ret->message);
+    ask->has_token = r >= 0;
     return GRPC_STATUS_OK;
 }
 

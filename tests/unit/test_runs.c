@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "errmsg.h"
 #include "runs.h"
 
 static struct phase_result status(enum phase phase, const char *message)
@@ -340,6 +341,34 @@ static void test_decide_answer(void **state)
     assert_string_equal(a.message, "");
 }
 
+/* A long last message is cut on a character boundary: the answer stays valid UTF-8, which
+ * propeller's decoder requires, and says that it was cut. */
+static void test_decide_answer_cuts_on_character(void **state)
+{
+    char long_message[PHASE_MESSAGE_MAX + 1];
+    struct runs_outcome running = {.has_last_known = true, .trouble_since_ms = 1000};
+    struct runs_fetch_end end = {.transient = true, .trouble = "HTTP 503", .outcome = &running};
+    struct runs_answer a;
+    size_t len, at;
+    (void)state;
+
+    /* "é" is two bytes: whatever the cut, an odd offset falls inside one character. */
+    for (at = 0; at + 2 < sizeof(long_message); at += 2)
+        memcpy(long_message + at, "\xc3\xa9", 2);
+    long_message[at] = '\0';
+    running.last_known = status(PHASE_RUNNING, long_message);
+    runs_decide_answer(&end, 13500, &a);
+    assert_int_equal(a.kind, RUNS_ANSWER_LAST_KNOWN);
+    len = strlen(a.message);
+    assert_true(len < sizeof(a.message));
+    assert_memory_equal(a.message + len - 3, "...", 3);
+    for (size_t i = 0; i < len;) {
+        size_t n = errmsg_utf8_len((const unsigned char *)a.message + i);
+        assert_true(n > 0);
+        i += n;
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -352,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_stale_fetch_id_takes_nothing),
         cmocka_unit_test(test_keys_do_not_collide),
         cmocka_unit_test(test_decide_answer),
+        cmocka_unit_test(test_decide_answer_cuts_on_character),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
