@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "dbx_limit.h"
 #include "log.h"
 
 #define BACKOFF_BASE_MS 100
@@ -104,6 +105,7 @@ static const struct {
 
 struct dbx_request {
     struct dbx_request *next; /* incoming list or retry list */
+    struct dbx_limit_waiter wait; /* queued by the limiter */
     bool held; /* queued by the limiter since its last attempt started */
     enum dbx_endpoint endpoint;
     char *url;
@@ -125,7 +127,9 @@ struct dbx_request {
     struct dbx_request *active_prev; /* attached to the multi handle */
     struct dbx_request *active_next;
     char *instance;
-    struct host *host; /* the limiter's entry, NULL when it could not be made */
+    /* The limiter's entry from admission to the end of the attempt; NULL
+     * otherwise, or when it could not be made. */
+    struct dbx_limit_host *host;
 };
 
 /* What a reload may change; built by the reloading thread, applied by the
@@ -141,20 +145,6 @@ struct live_settings {
     struct config_instance_limit *limits; /* overrides, limits_count entries */
     size_t limits_count;
     struct live_settings *retired_next;
-};
-
-/*
- * One workspace as the limiter sees it: a token bucket for the request rate,
- * a count of requests in flight, and the requests waiting for either.
- * Curl thread only.
- */
-struct host {
-    struct host *next;
-    char *instance;
-    double tokens;
-    int64_t refilled_ms;
-    long active;
-    struct dbx_request *queue_head, *queue_tail;
 };
 
 struct dbx {
@@ -177,8 +167,7 @@ struct dbx {
     struct dbx_request *waiting; /* backing off before a retry */
     struct dbx_request *active;  /* transfers attached to the multi handle */
     struct live_settings *live;  /* in force */
-    struct host *hosts;
-    size_t hosts_count;
+    struct dbx_limit *limit;     /* per-workspace limits of `live` */
     unsigned int random_state;
     CURL *idle_easy[IDLE_EASY_MAX]; /* detached, ready for reuse */
     size_t idle_easy_count;
@@ -368,120 +357,21 @@ static int start_transfer(struct dbx *dbx, struct dbx_request *r)
     }
     active_add(dbx, r);
     if (r->host)
-        r->host->active++;
+        dbx_limit_started(r->host);
     return 0;
 }
 
-/* ---- the per-workspace limiter ------------------------------------------- */
+/* ---- the per-workspace limits (dbx_limit.c) ----------------------------- */
 
-struct limit {
-    double rate;         /* requests a second; 0: none */
-    double burst;
-    long max_concurrent; /* 0: none */
-};
-
-static struct limit host_limit(const struct dbx *dbx, const struct host *h)
+static struct dbx_limit_settings limit_settings(const struct live_settings *live)
 {
-    const struct live_settings *live = dbx->live;
-    struct limit l = {
-        .rate = (double)live->rate_limit_rps,
-        .max_concurrent = live->max_concurrent_requests,
+    struct dbx_limit_settings settings = {
+        .rate_limit_rps = live->rate_limit_rps,
+        .max_concurrent_requests = live->max_concurrent_requests,
+        .limits = live->limits,
+        .limits_count = live->limits_count,
     };
-    long burst = 0;
-
-    for (size_t i = 0; i < live->limits_count; i++) {
-        if (strcmp(live->limits[i].instance, h->instance) != 0)
-            continue;
-        if (live->limits[i].rate_limit_rps > 0)
-            l.rate = (double)live->limits[i].rate_limit_rps;
-        if (live->limits[i].max_concurrent_requests > 0)
-            l.max_concurrent = live->limits[i].max_concurrent_requests;
-        burst = live->limits[i].burst;
-        break;
-    }
-    l.burst = burst > 0 ? (double)burst : (l.rate >= 1 ? l.rate : 1);
-    return l;
-}
-
-static void refill(struct host *h, const struct limit *l, int64_t now)
-{
-    if (l->rate <= 0) {
-        h->tokens = l->burst;
-    } else {
-        h->tokens += (double)(now - h->refilled_ms) * l->rate / 1000.0;
-        if (h->tokens > l->burst)
-            h->tokens = l->burst;
-    }
-    h->refilled_ms = now;
-}
-
-/* True when one more request may start now; takes its token if so. */
-static bool host_take(const struct dbx *dbx, struct host *h, int64_t now)
-{
-    struct limit l = host_limit(dbx, h);
-
-    if (l.max_concurrent > 0 && h->active >= l.max_concurrent)
-        return false;
-    if (l.rate <= 0)
-        return true;
-    refill(h, &l, now);
-    if (h->tokens < 1.0)
-        return false;
-    h->tokens -= 1.0;
-    return true;
-}
-
-/* Milliseconds until host_take() could succeed for the rate (not concurrency). */
-static int64_t host_next_token_ms(const struct dbx *dbx, const struct host *h)
-{
-    struct limit l = host_limit(dbx, h);
-    if (l.rate <= 0 || h->tokens >= 1.0)
-        return 0;
-    return (int64_t)((1.0 - h->tokens) * 1000.0 / l.rate) + 1;
-}
-
-static void host_free(struct host *h)
-{
-    free(h->instance);
-    free(h);
-}
-
-/* Finds or makes the limiter entry; idle entries of other workspaces are
- * dropped past a few hundred, so an "allow any instance" set-up stays bounded. */
-static struct host *host_for(struct dbx *dbx, const char *instance, int64_t now)
-{
-    struct host *h;
-
-    for (h = dbx->hosts; h; h = h->next)
-        if (strcmp(h->instance, instance) == 0)
-            return h;
-    if (dbx->hosts_count >= 256) {
-        struct host **link = &dbx->hosts;
-        while (*link) {
-            struct host *idle = *link;
-            if (idle->active == 0 && !idle->queue_head) {
-                *link = idle->next;
-                host_free(idle);
-                dbx->hosts_count--;
-            } else {
-                link = &idle->next;
-            }
-        }
-    }
-    h = calloc(1, sizeof(*h));
-    if (!h)
-        return NULL;
-    h->instance = strdup(instance);
-    if (!h->instance) {
-        free(h);
-        return NULL;
-    }
-    h->refilled_ms = now;
-    h->tokens = host_limit(dbx, h).burst;
-    h->next = dbx->hosts;
-    dbx->hosts = h;
-    dbx->hosts_count++;
-    return h;
+    return settings;
 }
 
 /* Starts `r` now if its workspace's limits allow, else queues it behind the
@@ -490,36 +380,33 @@ static void admit(struct dbx *dbx, struct dbx_request *r)
 {
     int64_t now = clock_now_ms();
 
-    if (!r->host)
-        r->host = host_for(dbx, r->instance, now);
-    if (!r->host) { /* no memory for the limiter: do not hold the request */
+    /* Looked up at every attempt: between attempts the entry may go. */
+    r->host = dbx_limit_host(dbx->limit, r->instance, now);
+    r->wait.deadline_ms = r->deadline_ms;
+    /* No memory for the limiter: do not hold the request. */
+    if (!r->host || dbx_limit_admit(dbx->limit, r->host, &r->wait, now)) {
         start_transfer(dbx, r);
         return;
     }
-    if (!r->host->queue_head && host_take(dbx, r->host, now)) {
-        start_transfer(dbx, r);
-        return;
-    }
-    r->next = NULL;
     r->held = true;
-    if (r->host->queue_tail)
-        r->host->queue_tail->next = r;
-    else
-        r->host->queue_head = r;
-    r->host->queue_tail = r;
 }
 
 /* Answers a request the limiter held until its deadline; the caller frees it. */
 static void complete_held_back(const struct dbx *dbx, struct dbx_request *r)
 {
     char message[512];
-    struct limit l = host_limit(dbx, r->host);
+    struct dbx_limit_values l = dbx_limit_values(dbx->limit, r->host);
 
     snprintf(message, sizeof(message),
              "request to %s held back by the connector's limits for this workspace "
              "(%.0f requests/s, %ld at once) until the call's deadline",
-             r->host->instance, l.rate, l.max_concurrent);
+             r->instance, l.rate, l.max_concurrent);
     complete(r, DBX_VERDICT_RESOURCE_EXHAUSTED, 0, NULL, "RATE_LIMITED", message);
+}
+
+static struct dbx_request *request_of_waiter(struct dbx_limit_waiter *w)
+{
+    return (struct dbx_request *)((char *)w - offsetof(struct dbx_request, wait));
 }
 
 /*
@@ -529,47 +416,23 @@ static void complete_held_back(const struct dbx *dbx, struct dbx_request *r)
  */
 static int64_t pump_hosts(struct dbx *dbx)
 {
-    int64_t now = clock_now_ms();
-    int64_t next = LOOP_IDLE_MS;
+    int64_t now = clock_now_ms(), wait;
+    struct dbx_limit_waiter *w;
+    bool expired;
 
-    for (struct host *h = dbx->hosts; h; h = h->next) {
-        struct dbx_request **link = &h->queue_head, *prev = NULL;
-
-        /* Expired requests first, anywhere in the queue. */
-        while (*link) {
-            struct dbx_request *r = *link;
-            if (r->deadline_ms - now >= MIN_ATTEMPT_MS) {
-                prev = r;
-                link = &r->next;
-                continue;
-            }
-            *link = r->next;
-            if (h->queue_tail == r)
-                h->queue_tail = prev;
-            complete_held_back(dbx, r);
-            if (r->easy)
-                curl_easy_cleanup(r->easy);
-            r->easy = NULL;
-            request_free(r);
-        }
-        while (h->queue_head && host_take(dbx, h, now)) {
-            struct dbx_request *r = h->queue_head;
-            h->queue_head = r->next;
-            if (!h->queue_head)
-                h->queue_tail = NULL;
-            r->next = NULL;
+    while ((w = dbx_limit_next(dbx->limit, now, MIN_ATTEMPT_MS, &expired, &wait))) {
+        struct dbx_request *r = request_of_waiter(w);
+        if (!expired) {
             start_transfer(dbx, r);
+            continue;
         }
-        if (h->queue_head) {
-            int64_t wait = host_next_token_ms(dbx, h);
-            /* Waiting for concurrency: a finishing transfer wakes the loop. */
-            if (wait <= 0 || wait > 50)
-                wait = 50; /* also re-checks deadlines of queued requests */
-            if (wait < next)
-                next = wait;
-        }
+        complete_held_back(dbx, r);
+        if (r->easy)
+            curl_easy_cleanup(r->easy);
+        r->easy = NULL;
+        request_free(r);
     }
-    return next;
+    return wait < LOOP_IDLE_MS ? wait : LOOP_IDLE_MS;
 }
 
 static bool transport_error_retryable(CURLcode code)
@@ -744,6 +607,7 @@ static void *curl_thread_main(void *arg)
 
     for (;;) {
         struct dbx_request *taken, *reversed = NULL;
+        struct dbx_limit_settings limits;
         bool stopping;
         int running = 0, source_handled;
         int64_t wait_ms;
@@ -775,6 +639,8 @@ static void *curl_thread_main(void *arg)
             dbx->retired = dbx->live;
             dbx->live = dbx->pending_settings;
             dbx->pending_settings = NULL;
+            limits = limit_settings(dbx->live);
+            dbx_limit_configure(dbx->limit, &limits);
         }
         pthread_mutex_unlock(&dbx->lock);
 
@@ -808,7 +674,8 @@ static void *curl_thread_main(void *arg)
             curl_multi_remove_handle(dbx->multi, easy);
             active_remove(dbx, r);
             if (r->host)
-                r->host->active--;
+                dbx_limit_finished(r->host);
+            r->host = NULL;
             finish_transfer(dbx, r, result);
         }
 
@@ -823,7 +690,7 @@ static void *curl_thread_main(void *arg)
             if (due < wait_ms)
                 wait_ms = due;
         }
-        if (dbx->hosts) {
+        {
             int64_t due = pump_hosts(dbx);
             if (due < wait_ms)
                 wait_ms = due;
@@ -846,9 +713,11 @@ static void *curl_thread_main(void *arg)
     }
 
     /* Transfers still attached, requests held by the limiter, requests backing off. */
-    for (struct host *h = dbx->hosts; h; h = h->next) {
-        fail_everything(dbx, h->queue_head);
-        h->queue_head = h->queue_tail = NULL;
+    for (struct dbx_limit_waiter *w = dbx_limit_take_all(dbx->limit), *next; w; w = next) {
+        struct dbx_request *r = request_of_waiter(w);
+        next = w->next;
+        r->next = NULL;
+        fail_everything(dbx, r);
     }
     while (dbx->active) {
         struct dbx_request *r = dbx->active;
@@ -956,6 +825,7 @@ struct dbx *dbx_new(const struct dbx_settings *settings, char **reterr_msg)
 {
     struct dbx *dbx = calloc(1, sizeof(*dbx));
     const char *message = "out of memory";
+    struct dbx_limit_settings limits;
 
     if (!dbx)
         goto fail;
@@ -969,6 +839,10 @@ struct dbx *dbx_new(const struct dbx_settings *settings, char **reterr_msg)
             goto fail_reported;
         goto fail;
     }
+    limits = limit_settings(dbx->live);
+    dbx->limit = dbx_limit_new(&limits);
+    if (!dbx->limit)
+        goto fail;
 
     dbx->multi = curl_multi_init();
     if (!dbx->multi)
@@ -1011,11 +885,7 @@ void dbx_free(struct dbx *dbx)
         curl_multi_cleanup(dbx->multi);
     live_settings_free(dbx->live);
     live_settings_free(dbx->pending_settings);
-    while (dbx->hosts) {
-        struct host *next = dbx->hosts->next;
-        host_free(dbx->hosts);
-        dbx->hosts = next;
-    }
+    dbx_limit_free(dbx->limit);
     while (dbx->retired) {
         struct live_settings *next = dbx->retired->retired_next;
         live_settings_free(dbx->retired);
