@@ -43,7 +43,7 @@ BENCH_PACKAGES := nginx libnginx-mod-http-echo nghttp2-client gnuplot-nox
 PKG_MODULES := grpc libprotobuf-c libcurl libcjson libsystemd libmicrohttpd libcrypto
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKG_MODULES) 2>/dev/null)
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKG_MODULES) 2>/dev/null)
-PURE_LIBS = $(shell $(PKG_CONFIG) --libs libprotobuf-c libcjson 2>/dev/null) -lm
+PURE_LIBS = $(shell $(PKG_CONFIG) --libs libprotobuf-c libcjson libcrypto 2>/dev/null) -lm
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
 WARN := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wshadow \
@@ -68,8 +68,9 @@ PURE_MODULES := spec phase resmeta structjson dbx_response config sha256 idempot
 PURE_MODULES += dbx_limit
 PURE_OBJS := $(patsubst %,$(BUILD)/daemon/%.o,$(PURE_MODULES))
 # Modules with threads or local I/O but no Databricks or gRPC traffic; unit
-# tests link them too (test_metrics_http and test_notify use local sockets).
-SHARED_MODULES := runs metrics metrics_http notify log
+# tests link them too (test_metrics_http and test_notify use local sockets,
+# config's validation calls tls_files).
+SHARED_MODULES := runs metrics metrics_http notify log tls_files
 SHARED_LIBS = $(shell $(PKG_CONFIG) --libs libmicrohttpd libsystemd 2>/dev/null)
 UNIT_OBJS := $(PURE_OBJS) $(patsubst %,$(BUILD)/daemon/%.o,$(SHARED_MODULES))
 

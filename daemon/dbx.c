@@ -31,9 +31,6 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,6 +40,7 @@
 #include "clock.h"
 #include "dbx_limit.h"
 #include "log.h"
+#include "tls_files.h"
 
 #define BACKOFF_BASE_MS 100
 #define BACKOFF_CAP_MS 4000
@@ -741,32 +739,6 @@ static struct live_settings *live_settings_free(struct live_settings *s)
     return NULL;
 }
 
-/* A CA file libcurl cannot use would only fail at the first request, as a
- * TLS error on a task; check it up front so start-up or reload says so. */
-static int check_ca_file(const char *path, char **reterr_msg)
-{
-    FILE *f = fopen(path, "re");
-    X509 *cert;
-    int saved;
-
-    if (!f) {
-        saved = errno;
-        if (asprintf(reterr_msg, "ca_file '%s': %s", path, strerror(saved)) < 0)
-            *reterr_msg = NULL;
-        return -saved;
-    }
-    cert = PEM_read_X509(f, NULL, NULL, NULL);
-    fclose(f);
-    ERR_clear_error();
-    if (!cert) {
-        if (asprintf(reterr_msg, "ca_file '%s' holds no PEM certificate", path) < 0)
-            *reterr_msg = NULL;
-        return -EINVAL;
-    }
-    X509_free(cert);
-    return 0;
-}
-
 /* Builds the per-request settings; the token goes into the header list only. */
 static struct live_settings *live_settings_new(const struct dbx_settings *settings,
                                                char **reterr_msg)
@@ -774,7 +746,10 @@ static struct live_settings *live_settings_new(const struct dbx_settings *settin
     struct live_settings *s = NULL;
     char *auth = NULL;
 
-    if (settings->ca_file && check_ca_file(settings->ca_file, reterr_msg) < 0)
+    /* A CA file libcurl cannot use would only fail at the first request, as
+     * a TLS error on a task: refuse it here so start-up or reload says so. */
+    if (settings->ca_file &&
+        tls_files_check_ca(settings->ca_file, TLS_FILES_CONTENT, reterr_msg) < 0)
         return NULL;
     s = calloc(1, sizeof(*s));
     if (!s)

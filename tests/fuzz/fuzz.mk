@@ -34,7 +34,7 @@ FUZZ_MODULES_delete_request := resmeta errmsg
 FUZZ_MODULES_struct_json := structjson
 FUZZ_MODULES_run_phase := dbx_response phase
 FUZZ_MODULES_resmeta := resmeta errmsg
-FUZZ_MODULES_config := config resmeta structjson errmsg
+FUZZ_MODULES_config := config resmeta structjson errmsg tls_files
 FUZZ_MODULES_template_json := template_json structjson errmsg
 FUZZ_ALL := create_request get_request delete_request struct_json run_phase resmeta config \
 	template_json
