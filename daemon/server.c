@@ -27,12 +27,9 @@
  */
 #include "server.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <netdb.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -50,6 +47,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "server_epoll.h"
 
 /* Requests kept posted per method: enough to absorb bursts without the
  * memory cost measured for large backlogs (512 was ~30% slower than 8-64). */
@@ -413,99 +411,6 @@ static void explain_listen_failure(const char *listen, char *message, size_t siz
              error ? strerror(error) : "gRPC refused the address");
 }
 
-/* True when `fd` is a listening socket bound to TCP port `port`. */
-static bool is_listener_on(int fd, int port)
-{
-    struct sockaddr_storage address;
-    socklen_t address_len = sizeof(address);
-    int listening = 0;
-    socklen_t listening_len = sizeof(listening);
-
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &listening_len) < 0 || !listening)
-        return false;
-    if (getsockname(fd, (struct sockaddr *)&address, &address_len) < 0)
-        return false;
-    if (address.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&address)->sin_port) == port;
-    if (address.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&address)->sin6_port) == port;
-    return false;
-}
-
-/*
- * True when the epoll instance `epoll_fd` watches a listener on `port`. Its
- * /proc fdinfo has one line per watched file, "tfd: FD events: .. data: ..
- * pos:.. ino:INODE ...". FD is a number in the table of the process that
- * added it, which for an inherited epoll fd is not ours: the inode must
- * match too.
- */
-static bool epoll_watches_listener(int epoll_fd, int port)
-{
-    char path[64], line[256];
-    bool found = false;
-    FILE *info;
-
-    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", epoll_fd);
-    info = fopen(path, "re");
-    if (!info)
-        return false;
-    while (!found && fgets(line, sizeof(line), info)) {
-        int watched;
-        unsigned int events;
-        unsigned long long data;
-        long long position;
-        unsigned long inode;
-        struct stat st;
-
-        if (sscanf(line, "tfd: %d events: %x data: %llx pos:%lli ino:%lx", &watched, &events,
-                   &data, &position, &inode) != 5)
-            continue;
-        found = fstat(watched, &st) == 0 && st.st_ino == inode && is_listener_on(watched, port);
-    }
-    fclose(info);
-    return found;
-}
-
-/*
- * gRPC's epoll set, or -1. With the Linux poller gRPC 1.51 uses (epoll1),
- * every socket of the process's gRPC I/O, listeners and connections, sits in
- * one epoll instance, and an epoll fd polls readable while any of them has an
- * event not yet collected. The public API does not give that fd out, so it
- * is found as the epoll instance that watches our own listening socket.
- * Another poller (GRPC_POLL_STRATEGY=poll) has none: then -1, as when more
- * than one epoll instance watches the port.
- */
-static int find_grpc_epoll_fd(int port)
-{
-    DIR *fds = opendir("/proc/self/fd");
-    struct dirent *entry;
-    int found = -1, matches = 0;
-
-    if (!fds)
-        return -1;
-    while ((entry = readdir(fds))) {
-        char path[300], target[64];
-        ssize_t n;
-        int fd = atoi(entry->d_name);
-
-        if (entry->d_name[0] < '0' || entry->d_name[0] > '9' || fd == dirfd(fds))
-            continue;
-        snprintf(path, sizeof(path), "/proc/self/fd/%s", entry->d_name);
-        n = readlink(path, target, sizeof(target) - 1);
-        if (n <= 0)
-            continue;
-        target[n] = '\0';
-        if (strcmp(target, "anon_inode:[eventpoll]") == 0 && epoll_watches_listener(fd, port)) {
-            found = fd;
-            matches++;
-        }
-    }
-    closedir(fds);
-    /* Two sets watching the port (another library's epoll on a listener
-     * sharing it on another address) leave no safe choice. */
-    return matches == 1 ? found : -1;
-}
-
 struct server *server_new(const char *listen, int workers, long max_calls_in_flight,
                           const struct server_method *methods, size_t methods_count,
                           char **reterr_msg)
@@ -574,7 +479,7 @@ struct server *server_new(const char *listen, int workers, long max_calls_in_fli
     if (workers == 0) {
         char count[16];
 
-        s->poll_fd = find_grpc_epoll_fd(s->port);
+        s->poll_fd = server_epoll_find(s->port);
         if (s->poll_fd >= 0)
             return s;
         workers = FALLBACK_WORKERS;
