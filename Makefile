@@ -65,7 +65,7 @@ GEN_OBJS := $(GEN_C:.c=.o)
 PURE_MODULES := spec phase resmeta structjson dbx_response config sha256 idempotency fake_runs \
 	errmsg status pbdepth \
 	template_json
-PURE_MODULES += dbx_limit
+PURE_MODULES += dbx_limit retry
 PURE_OBJS := $(patsubst %,$(BUILD)/daemon/%.o,$(PURE_MODULES))
 # Modules with threads or local I/O but no Databricks or gRPC traffic; unit
 # tests link them too (test_metrics_http and test_notify use local sockets,

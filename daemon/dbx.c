@@ -7,11 +7,11 @@
  * dbx_request` and posts it to the engine; on the loop thread it is
  * admitted through its workspace's limits (dbx_limit.c), which start it or
  * hold it, and its transfer runs. When the transfer ends, the answer is
- * classified (dbx_response.c); a transient failure is retried with
- * exponential backoff and full jitter, honouring Retry-After, as long as
- * another attempt still fits before the request's deadline; otherwise the
- * request completes, naming the trouble. Requests backing off sit on a list
- * the engine's rounds check (dbx_run_due); nothing sleeps.
+ * classified (dbx_response.c), a transport failure judged (retry.c); a
+ * transient failure is retried after retry.c's backoff as long as another
+ * attempt still fits before the request's deadline; otherwise the request
+ * completes, naming the trouble. Requests backing off sit on a list the
+ * engine's rounds check (dbx_run_due); nothing sleeps.
  *
  * Reload. dbx_reconfigure() builds new settings on its own thread; the
  * loop thread takes them between transfers. Transfers in flight keep
@@ -34,13 +34,8 @@
 #include "clock.h"
 #include "dbx_limit.h"
 #include "http.h"
+#include "retry.h"
 #include "tls_files.h"
-
-#define BACKOFF_BASE_MS 100
-#define BACKOFF_CAP_MS 4000
-/* Do not start an attempt with less time than this left: it could only
- * time out, and the caller is better served by an answer now. */
-#define MIN_ATTEMPT_MS 50
 
 static const char *const endpoint_paths[_DBX_ENDPOINT_MAX] = {
     [DBX_RUNS_SUBMIT] = "/api/2.1/jobs/runs/submit",
@@ -52,28 +47,6 @@ static const char *const endpoint_names[_DBX_ENDPOINT_MAX] = {
     [DBX_RUNS_SUBMIT] = "runs/submit",
     [DBX_RUNS_GET] = "runs/get",
     [DBX_RUNS_CANCEL] = "runs/cancel",
-};
-
-/* Transport failures that are worth another attempt: the request may not
- * have reached Databricks, or its answer was lost on the way. TLS and
- * certificate failures are not here: retrying cannot fix them. */
-static const enum http_failure retryable_transport_failures[] = {
-    HTTP_FAILURE_RESOLVE, HTTP_FAILURE_CONNECT,     HTTP_FAILURE_TIMEOUT, HTTP_FAILURE_SEND,
-    HTTP_FAILURE_RECV,    HTTP_FAILURE_GOT_NOTHING, HTTP_FAILURE_PARTIAL, HTTP_FAILURE_HTTP2,
-};
-
-/* TLS failures, with what an operator should check: curl's own text
- * ("SSL certificate problem: unable to get local issuer certificate") does
- * not say which setting fixes it. */
-static const struct {
-    enum http_failure failure;
-    const char *hint;
-} tls_failures[] = {
-    {HTTP_FAILURE_TLS_UNTRUSTED,
-     "the workspace's TLS certificate is not trusted: check ca_file and the system CA store"},
-    {HTTP_FAILURE_TLS_CA_FILE, "the CA bundle cannot be used: check ca_file"},
-    {HTTP_FAILURE_TLS_ISSUER, "the TLS certificate's issuer does not match: check ca_file"},
-    {HTTP_FAILURE_TLS_HANDSHAKE, "the TLS handshake failed (a proxy or a non-TLS port?)"},
 };
 
 struct dbx_request {
@@ -205,7 +178,7 @@ static void start_transfer(struct dbx *dbx, struct dbx_request *r)
     int64_t budget = r->deadline_ms - now;
     int err;
 
-    if (budget < MIN_ATTEMPT_MS) {
+    if (!retry_attempt_fits(budget)) {
         /* Released by the limiter a moment too late: the limits used up the
          * call's time, so say so rather than blame the deadline. */
         if (r->held && r->host)
@@ -275,7 +248,7 @@ static int64_t pump_hosts(struct dbx *dbx)
     struct dbx_limit_waiter *w;
     bool expired;
 
-    while ((w = dbx_limit_next(dbx->limit, now, MIN_ATTEMPT_MS, &expired, &wait))) {
+    while ((w = dbx_limit_next(dbx->limit, now, RETRY_MIN_ATTEMPT_MS, &expired, &wait))) {
         struct dbx_request *r = request_of_waiter(w);
         if (!expired) {
             start_transfer(dbx, r);
@@ -287,34 +260,6 @@ static int64_t pump_hosts(struct dbx *dbx)
     return wait;
 }
 
-static bool transport_failure_retryable(enum http_failure failure)
-{
-    for (size_t i = 0;
-         i < sizeof(retryable_transport_failures) / sizeof(retryable_transport_failures[0]); i++)
-        if (retryable_transport_failures[i] == failure)
-            return true;
-    return false;
-}
-
-static const char *tls_hint(enum http_failure failure)
-{
-    for (size_t i = 0; i < sizeof(tls_failures) / sizeof(tls_failures[0]); i++)
-        if (tls_failures[i].failure == failure)
-            return tls_failures[i].hint;
-    return NULL;
-}
-
-/* Full jitter: uniform in [0, min(cap, base * 2^attempt)]. */
-static int64_t backoff_ms(struct dbx *dbx, int attempts)
-{
-    int64_t ceiling = BACKOFF_BASE_MS;
-    for (int i = 1; i < attempts && ceiling < BACKOFF_CAP_MS; i++)
-        ceiling *= 2;
-    if (ceiling > BACKOFF_CAP_MS)
-        ceiling = BACKOFF_CAP_MS;
-    return (int64_t)(rand_r(&dbx->random_state) % (ceiling + 1));
-}
-
 /*
  * Decides between a retry and a final answer. Returns true when the request
  * went back on the waiting list.
@@ -322,11 +267,10 @@ static int64_t backoff_ms(struct dbx *dbx, int attempts)
 static bool schedule_retry(struct dbx *dbx, struct dbx_request *r, long retry_after_s)
 {
     int64_t now = clock_now_ms();
-    int64_t wait = backoff_ms(dbx, r->attempts);
+    int64_t wait = retry_wait_ms(r->attempts, retry_after_s, r->deadline_ms - now,
+                                 (unsigned int)rand_r(&dbx->random_state));
 
-    if (retry_after_s > 0 && retry_after_s * 1000 > wait)
-        wait = retry_after_s * 1000;
-    if (now + wait + MIN_ATTEMPT_MS > r->deadline_ms)
+    if (wait < 0)
         return false;
     if (dbx->metrics)
         metrics_databricks_retry(dbx->metrics, endpoint_names[r->endpoint]);
@@ -342,17 +286,16 @@ static void finish_transport_failure(struct dbx *dbx, struct dbx_request *r,
 {
     char message[DBX_MESSAGE_SIZE + 512];
     const char *endpoint = endpoint_names[r->endpoint];
-    bool retryable = transport_failure_retryable(result->failure) &&
-                     (r->retry_safe || result->failure == HTTP_FAILURE_CONNECT ||
-                      result->failure == HTTP_FAILURE_RESOLVE);
+    const char *hint = retry_tls_hint(result->failure);
+    bool retryable = retry_transport_failure(result->failure, r->retry_safe);
 
     if (result->failure == HTTP_FAILURE_TOO_LARGE)
         snprintf(message, sizeof(message),
                  "Databricks %s answer is larger than max_response_bytes (%ld)", endpoint,
                  dbx->live->max_response_bytes);
-    else if (tls_hint(result->failure))
+    else if (hint)
         snprintf(message, sizeof(message), "Databricks %s request to %s failed: %s (%s)", endpoint,
-                 r->instance, result->detail, tls_hint(result->failure));
+                 r->instance, result->detail, hint);
     else
         snprintf(message, sizeof(message), "Databricks %s request failed: %s", endpoint,
                  result->detail);
