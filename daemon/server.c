@@ -11,7 +11,7 @@
  *
  * Who serves the queue. By default (workers 0) no thread of ours blocks on
  * it: the Databricks loop polls gRPC's epoll set beside its own sockets and
- * calls server_drain(), so a GetTask is received, sent to Databricks,
+ * calls server_handle_ready(), so a GetTask is received, sent to Databricks,
  * answered and freed on one thread without a hand-off. Measured on these
  * machines that costs about a third less CPU a call than worker threads
  * (docs/PERFORMANCE.md). With workers N, N threads block on the queue, as
@@ -328,7 +328,7 @@ static void handle_event(struct server *s, grpc_event ev)
     }
 }
 
-int server_drain(struct server *s, int max)
+int server_handle_ready(struct server *s, int max)
 {
     int handled = 0;
 

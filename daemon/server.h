@@ -21,7 +21,7 @@ struct server;
 struct server_call;
 
 /* Runs on the thread serving the queue (a worker, or the one calling
- * server_drain()). `request` is valid until the handler returns. */
+ * server_handle_ready()). `request` is valid until the handler returns. */
 typedef void (*server_handler_fn)(void *context, struct server_call *call, const uint8_t *request,
                                   size_t request_len);
 
@@ -35,7 +35,7 @@ struct server_method {
 /*
  * Creates and starts a server listening on `listen` ("HOST:PORT", port 0
  * picks a free one) with `workers` threads. `workers` 0 starts none: the
- * caller serves the queue with server_drain() whenever server_poll_fd()
+ * caller serves the queue with server_handle_ready() whenever server_poll_fd()
  * polls readable; when gRPC's poller cannot be shared that way
  * (server_poll_fd() gives -1) two worker threads start instead, with a
  * warning. `methods` is copied. Beyond
@@ -68,12 +68,12 @@ int server_poll_fd(const struct server *server);
  * when idle (the Databricks loop: every 1 ms for 128 quiet rounds, then
  * every 100 ms).
  */
-int server_drain(struct server *server, int max);
+int server_handle_ready(struct server *server, int max);
 
 /*
  * First half of shutdown: stops accepting calls, gives calls in flight until
  * `grace_ms` to be answered, then cancels the rest. Whatever serves the queue
- * (the workers, or the curl loop calling server_drain()) keeps running, so
+ * (the workers, or the curl loop calling server_handle_ready()) keeps running, so
  * late answers from the curl thread still complete. Main thread only.
  */
 void server_shutdown(struct server *server, int64_t grace_ms);
@@ -82,7 +82,7 @@ void server_shutdown(struct server *server, int64_t grace_ms);
  * Second half: shuts the completion queue down, joins the workers (or, with
  * none, drains the queue on the calling thread) and frees everything. Call
  * after server_shutdown() and after every thread that may answer calls or
- * call server_drain() has stopped (the Databricks client). NULL-safe.
+ * call server_handle_ready() has stopped (the Databricks client). NULL-safe.
  */
 void server_free(struct server *server);
 
@@ -95,7 +95,7 @@ long server_calls_served(const struct server *server);
 /*
  * How long the longest-running worker has been inside one event, in ms (0
  * when all wait for work, and always 0 with workers 0: then the Databricks
- * loop's own liveness covers server_drain()). Handlers never block, so seconds mean a wedged
+ * loop's own liveness covers server_handle_ready()). Handlers never block, so seconds mean a wedged
  * worker: the watchdog stops pinging systemd. Any thread.
  */
 int64_t server_stalled_ms(const struct server *server);

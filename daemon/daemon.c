@@ -1,5 +1,5 @@
 /*
- * serve.c - the daemon (`serve`): start-up, signals, reload and shutdown, and
+ * daemon.c - the daemon (`serve`): start-up, signals, reload and shutdown, and
  * `check-config`, which loads a configuration the way serve does.
  *
  * Start-up order: block signals (so every thread gRPC, libcurl and
@@ -30,7 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "serve.h"
+#include "daemon.h"
 
 #include "agent.h"
 #include "clock.h"
@@ -235,9 +235,9 @@ static int wait_for_stop_signal(struct daemon *d, const sigset_t *set)
     }
 }
 
-static int server_handle_ready_source(void *server, int max)
+static int handle_ready(void *server, int max)
 {
-    return server_drain(server, max);
+    return server_handle_ready(server, max);
 }
 
 /* Watchdog: alive while neither a worker nor the loop (which also serves
@@ -323,7 +323,7 @@ static int start(struct daemon *d)
         /* workers 0: the loop serves gRPC too (loop.c says why). */
         const struct loop_source source = {
             .fd = server_poll_fd(d->server),
-            .handle_ready = server_handle_ready_source,
+            .handle_ready = handle_ready,
             .ctx = d->server,
         };
         loop_attach_source(d->loop, &source);
