@@ -3,10 +3,11 @@
  * DeleteTask for Databricks tasks.
  *
  * Each handler validates and decodes its request on the thread serving gRPC
- * (the curl thread itself by default, else a worker), hands one Databricks
- * request to the client (dbx.h) and returns; the answer completes the gRPC
- * call later, on the curl thread. Handlers never block on the network: with
- * workers 0 a blocked handler would stop every call.
+ * (the loop thread with workers 0, the default; else a worker), hands one
+ * Databricks request to the client (dbx.h) and returns; the answer
+ * completes the gRPC call later, on the loop thread. Handlers never block
+ * on the network: on the loop thread a blocked handler would stop every
+ * call and every transfer.
  */
 #ifndef FDC_AGENT_H
 #define FDC_AGENT_H
@@ -29,7 +30,7 @@ struct agent *agent_free(struct agent *agent);
  */
 void agent_set_config(struct agent *agent, const struct config *config);
 
-/* server_handler_fn implementations; context is the agent. Worker threads. */
+/* server_handler_fn implementations; context is the agent. The thread serving gRPC. */
 void agent_create_task(void *context, struct server_call *call, const uint8_t *request,
                        size_t request_len);
 void agent_get_task(void *context, struct server_call *call, const uint8_t *request,

@@ -6,17 +6,20 @@
  * the one operation in flight on it (one batch per call at a time). A call
  * is born as a posted request (CALL_WAITING); when gRPC completes that tag
  * the serving thread posts a replacement request, reads the payload and runs
- * the handler (CALL_ACTIVE). The handler, or the curl thread later, answers
- * with one batch (CALL_REPLYING); when that batch completes the call is freed.
+ * the handler (CALL_ACTIVE). The handler answers, before it returns or
+ * later from any thread, with one batch (CALL_REPLYING); when that batch
+ * completes the call is freed.
  *
- * Who serves the queue. By default (workers 0) no thread of ours blocks on
- * it: the Databricks loop polls gRPC's epoll set beside its own sockets and
- * calls server_handle_ready(), so a GetTask is received, sent to Databricks,
- * answered and freed on one thread without a hand-off. Measured on these
- * machines that costs about a third less CPU a call than worker threads
- * (docs/PERFORMANCE.md). With workers N, N threads block on the queue, as
- * in gRPC's own examples; one shared queue with as many workers as cores
- * beat a queue per thread (../shared notes, grpc-core-c.md).
+ * Who serves the queue. With workers 0 (the default) no thread of ours
+ * blocks on it: server_poll_fd() gives out gRPC's epoll set
+ * (server_epoll.c), and the thread that polls it beside its own work calls
+ * server_handle_ready(), which takes what is ready without blocking; in the
+ * daemon that is the loop thread (loop.c says why). When the epoll set
+ * cannot be found, FALLBACK_WORKERS worker threads start instead. With
+ * workers N, N threads block on the queue, as in gRPC's own examples: one
+ * queue shared by as many workers as cores beat a queue per thread, about
+ * 130,000 against 119,000 calls/s for a no-op server on these 2-core
+ * machines.
  *
  * A server with only registered methods never answers an unknown method (the
  * call waits for a generic request that never comes), so a few generic
@@ -59,7 +62,7 @@
 
 enum call_state {
     CALL_WAITING,  /* request posted, nothing received yet */
-    CALL_ACTIVE,   /* received; a handler or the curl thread owns it */
+    CALL_ACTIVE,   /* received; its handler owns it until it answers */
     CALL_REPLYING, /* answer batch in flight */
 };
 
@@ -104,8 +107,9 @@ struct server {
     atomic_long in_flight;
     atomic_long calls_served;
     long max_calls_in_flight; /* 0: no limit */
-    bool shut_down;
-    int poll_fd; /* gRPC's epoll set when no worker threads run, else -1 */
+    bool started;             /* grpc_server_start() was called */
+    bool shut_down;           /* server_shutdown() was called */
+    int poll_fd;              /* gRPC's epoll set when no worker threads run, else -1 */
 };
 
 static void call_free(struct server_call *c)
@@ -411,35 +415,23 @@ static void explain_listen_failure(const char *listen, char *message, size_t siz
              error ? strerror(error) : "gRPC refused the address");
 }
 
-struct server *server_new(const char *listen, int workers, long max_calls_in_flight,
-                          const struct server_method *methods, size_t methods_count,
-                          char **reterr_msg)
+/*
+ * Creates the gRPC server with its queues and methods, listening on
+ * `listen`; not started. Returns 0, or -1 with `message` filled; what was
+ * made stays in `s` for server_free().
+ */
+static int create_grpc(struct server *s, const char *listen, const struct server_method *methods,
+                       size_t methods_count, char *message, size_t size)
 {
-    struct server *s = NULL;
-    grpc_server_credentials *credentials = NULL;
-    grpc_arg args[1];
-    grpc_channel_args channel_args;
-    char message[512];
-    int started_workers = 0;
-
-    s = calloc(1, sizeof(*s));
-    if (!s)
-        goto oom;
-    s->max_calls_in_flight = max_calls_in_flight;
-    s->slots = calloc(methods_count, sizeof(*s->slots));
-    s->poll_fd = -1;
-    /* With workers 0 the fallback below may start threads after all. */
-    s->workers = calloc((size_t)(workers > 0 ? workers : FALLBACK_WORKERS), sizeof(*s->workers));
-    if (!s->slots || !s->workers)
-        goto oom;
-
+    grpc_server_credentials *credentials;
     /* gRPC sets SO_REUSEPORT by default, which would let a second daemon
      * bind a port already in use without an error. */
-    args[0].type = GRPC_ARG_INTEGER;
-    args[0].key = (char *)GRPC_ARG_ALLOW_REUSEPORT;
-    args[0].value.integer = 0;
-    channel_args.num_args = 1;
-    channel_args.args = args;
+    grpc_arg args[] = {{
+        .type = GRPC_ARG_INTEGER,
+        .key = (char *)GRPC_ARG_ALLOW_REUSEPORT,
+        .value.integer = 0,
+    }};
+    grpc_channel_args channel_args = {.num_args = 1, .args = args};
 
     s->grpc = grpc_server_create(&channel_args, NULL);
     s->queue = grpc_completion_queue_create_for_next(NULL);
@@ -449,12 +441,11 @@ struct server *server_new(const char *listen, int workers, long max_calls_in_fli
 
     for (size_t i = 0; i < methods_count; i++) {
         s->slots[i].method = methods[i];
-        s->slots[i].registration =
-            grpc_server_register_method(s->grpc, methods[i].path, NULL,
-                                        GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+        s->slots[i].registration = grpc_server_register_method(
+            s->grpc, methods[i].path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
         if (!s->slots[i].registration) {
-            snprintf(message, sizeof(message), "cannot register method %s", methods[i].path);
-            goto fail;
+            snprintf(message, size, "cannot register method %s", methods[i].path);
+            return -1;
         }
     }
     s->slots_count = methods_count;
@@ -463,25 +454,38 @@ struct server *server_new(const char *listen, int workers, long max_calls_in_fli
     s->port = grpc_server_add_http2_port(s->grpc, listen, credentials);
     grpc_server_credentials_release(credentials);
     if (s->port <= 0) {
-        explain_listen_failure(listen, message, sizeof(message));
-        goto fail;
+        explain_listen_failure(listen, message, size);
+        return -1;
     }
+    return 0;
+}
 
-    grpc_server_start(s->grpc);
+/* Keeps requests posted for every method and for the catch-all. */
+static int post_requests(struct server *s)
+{
     for (size_t i = 0; i < s->slots_count; i++)
         for (int k = 0; k < REQUESTS_PER_METHOD; k++)
             if (post_request(s, &s->slots[i]) < 0)
-                goto oom_started;
+                return -ENOMEM;
     for (int k = 0; k < GENERIC_REQUESTS; k++)
         if (post_request(s, NULL) < 0)
-            goto oom_started;
+            return -ENOMEM;
+    return 0;
+}
 
+/*
+ * Decides who serves the queue: with `workers` 0 the caller, through
+ * server_poll_fd(), when gRPC's epoll set is found, else FALLBACK_WORKERS
+ * threads; otherwise `workers` threads. Returns 0, or -1 with `message`.
+ */
+static int start_serving(struct server *s, int workers, char *message, size_t size)
+{
     if (workers == 0) {
         char count[16];
 
         s->poll_fd = server_epoll_find(s->port);
         if (s->poll_fd >= 0)
-            return s;
+            return 0;
         workers = FALLBACK_WORKERS;
         snprintf(count, sizeof(count), "%d", workers);
         log_warning("gRPC's poller cannot be shared with the Databricks loop (its epoll set "
@@ -489,56 +493,47 @@ struct server *server_new(const char *listen, int workers, long max_calls_in_fli
                     "worker threads",
                     "workers", count);
     }
-    for (; started_workers < workers; started_workers++) {
-        s->workers[started_workers].server = s;
-        if (pthread_create(&s->workers[started_workers].thread, NULL, worker_main,
-                           &s->workers[started_workers]) != 0) {
-            snprintf(message, sizeof(message), "cannot start gRPC worker thread");
-            goto fail_started;
+    for (; s->workers_count < workers; s->workers_count++) {
+        struct worker *w = &s->workers[s->workers_count];
+        w->server = s;
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            snprintf(message, size, "cannot start gRPC worker thread");
+            return -1;
         }
-        pthread_setname_np(s->workers[started_workers].thread, "fdc-worker");
+        pthread_setname_np(w->thread, "fdc-worker");
     }
-    s->workers_count = workers;
-    return s;
+    return 0;
+}
 
-oom_started:
-    snprintf(message, sizeof(message), "out of memory posting gRPC requests");
-fail_started:
-    s->workers_count = started_workers;
-    server_shutdown(s, 0);
-    server_free(s);
-    *reterr_msg = strdup(message);
-    return NULL;
-oom:
-    snprintf(message, sizeof(message), "out of memory creating the gRPC server");
-fail:
-    if (s) {
-        if (s->grpc) {
-            /* Never started: no calls, destroy directly. */
-            grpc_server_shutdown_and_notify(s->grpc, s->control_queue, NULL);
-            grpc_completion_queue_next(s->control_queue, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                       NULL);
-            grpc_server_destroy(s->grpc);
-        }
-        if (s->queue) {
-            grpc_completion_queue_shutdown(s->queue);
-            while (grpc_completion_queue_next(s->queue, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-                       .type != GRPC_QUEUE_SHUTDOWN)
-                ;
-            grpc_completion_queue_destroy(s->queue);
-        }
-        if (s->control_queue) {
-            grpc_completion_queue_shutdown(s->control_queue);
-            while (grpc_completion_queue_next(s->control_queue,
-                                              gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-                       .type != GRPC_QUEUE_SHUTDOWN)
-                ;
-            grpc_completion_queue_destroy(s->control_queue);
-        }
-        free(s->slots);
-        free(s->workers);
-        free(s);
+struct server *server_new(const char *listen, int workers, long max_calls_in_flight,
+                          const struct server_method *methods, size_t methods_count,
+                          char **reterr_msg)
+{
+    struct server *s = calloc(1, sizeof(*s));
+    char message[512] = "out of memory creating the gRPC server";
+
+    if (!s)
+        goto fail;
+    s->max_calls_in_flight = max_calls_in_flight;
+    s->poll_fd = -1;
+    s->slots = calloc(methods_count, sizeof(*s->slots));
+    /* With workers 0 the fall-back may start threads after all. */
+    s->workers = calloc((size_t)(workers > 0 ? workers : FALLBACK_WORKERS), sizeof(*s->workers));
+    if (!s->slots || !s->workers)
+        goto fail;
+    if (create_grpc(s, listen, methods, methods_count, message, sizeof(message)) < 0)
+        goto fail;
+    grpc_server_start(s->grpc);
+    s->started = true;
+    if (post_requests(s) < 0) {
+        snprintf(message, sizeof(message), "out of memory posting gRPC requests");
+        goto fail;
     }
+    if (start_serving(s, workers, message, sizeof(message)) < 0)
+        goto fail;
+    return s;
+fail:
+    server_free(s);
     *reterr_msg = strdup(message);
     return NULL;
 }
@@ -568,46 +563,69 @@ void server_shutdown(struct server *s, int64_t grace_ms)
     }
 }
 
+/* Stops a server that never started: no call can be in flight. */
+static void stop_unstarted(struct server *s)
+{
+    grpc_server_shutdown_and_notify(s->grpc, s->control_queue, NULL);
+    grpc_completion_queue_next(s->control_queue, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+}
+
+/* With no workers (the loop served the queue and has stopped, or start-up
+ * failed before any ran): takes what is left on the queue after its
+ * shutdown. Posted requests come back with success 0; answers started last
+ * complete. */
+static void drain_after_shutdown(struct server *s)
+{
+    for (;;) {
+        grpc_event ev =
+            grpc_completion_queue_next(s->queue, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        struct server_call *c = ev.tag;
+
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        if (ev.type != GRPC_OP_COMPLETE)
+            continue;
+        if (c->state == CALL_WAITING && ev.success) {
+            /* A call that arrived as everything stopped: no handler may run
+             * now (what it would call on has been freed). */
+            grpc_call_cancel_with_status(c->call, GRPC_STATUS_UNAVAILABLE,
+                                         "connector shutting down", NULL);
+            call_free(c);
+            continue;
+        }
+        handle_event(s, ev);
+    }
+}
+
+static void destroy_queue(grpc_completion_queue *queue)
+{
+    grpc_completion_queue_shutdown(queue);
+    while (grpc_completion_queue_next(queue, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(queue);
+}
+
 void server_free(struct server *s)
 {
     if (!s)
         return;
-    server_shutdown(s, 0);
-    /* Workers drain until the queue reports shutdown; posted requests come
-     * back with success 0 and are freed there. */
-    grpc_completion_queue_shutdown(s->queue);
-    for (int i = 0; i < s->workers_count; i++)
-        pthread_join(s->workers[i].thread, NULL);
-    if (s->workers_count == 0) {
-        /* No workers (the Databricks loop served the queue and has stopped,
-         * or start-up failed before any ran): drain here. Posted requests
-         * come back with success 0; answers started last complete. */
-        for (;;) {
-            grpc_event ev =
-                grpc_completion_queue_next(s->queue, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-            if (ev.type == GRPC_QUEUE_SHUTDOWN)
-                break;
-            if (ev.type != GRPC_OP_COMPLETE)
-                continue;
-            struct server_call *c = ev.tag;
-            if (c->state == CALL_WAITING && ev.success) {
-                /* A call that arrived as everything stopped: no handler may
-                 * run now (the Databricks client is gone). */
-                grpc_call_cancel_with_status(c->call, GRPC_STATUS_UNAVAILABLE,
-                                             "connector shutting down", NULL);
-                call_free(c);
-                continue;
-            }
-            handle_event(s, ev);
-        }
+    if (s->grpc) {
+        if (s->started)
+            server_shutdown(s, 0);
+        else
+            stop_unstarted(s);
+        /* Workers drain until the queue reports shutdown; posted requests
+         * come back with success 0 and are freed there. */
+        grpc_completion_queue_shutdown(s->queue);
+        for (int i = 0; i < s->workers_count; i++)
+            pthread_join(s->workers[i].thread, NULL);
+        if (s->workers_count == 0)
+            drain_after_shutdown(s);
+        grpc_server_destroy(s->grpc);
+        grpc_completion_queue_destroy(s->queue);
+        destroy_queue(s->control_queue);
     }
-    grpc_server_destroy(s->grpc);
-    grpc_completion_queue_shutdown(s->control_queue);
-    while (grpc_completion_queue_next(s->control_queue, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-               .type != GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(s->queue);
-    grpc_completion_queue_destroy(s->control_queue);
     free(s->slots);
     free(s->workers);
     free(s);
