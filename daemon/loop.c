@@ -5,7 +5,7 @@
  * curl thread, the profile put the daemon's cost beyond its two libraries
  * in the hand-off: a futex and a curl_multi_wakeup() write per call, and a
  * worker woken again to take each reply's completion (docs/PERFORMANCE.md,
- * fix 4: a third less CPU a call without it). Here a GetTask is received,
+ * fix 4: about a third less CPU a call without it). Here a GetTask is received,
  * its Databricks request goes out in the same round, and the answer is
  * sent and freed on this thread, with no wake-up between. Nothing on it
  * blocks: transfers are asynchronous and handlers never wait, so a slow
