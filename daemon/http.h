@@ -124,7 +124,8 @@ struct http_client {
  */
 struct http *http_new(long max_host_connections, char **reterr_msg);
 
-/* Frees the engine after http_stop(); the clients may be gone. NULL-safe. */
+/* Frees the engine after http_stop(), or when nothing was ever posted or
+ * started; the clients may be gone. NULL-safe. */
 void http_free(struct http *http);
 
 /* Adds a client (copied; its ctx must stay usable until http_stop()
