@@ -468,7 +468,7 @@ for rep in $(seq "$REPS"); do
 done
 
 # The floor: the no-op gRPC server holding every call 50 ms, same load, with the daemon's
-# allocator setting (one malloc arena, daemon/serve.c).
+# allocator setting (one malloc arena, daemon/daemon.c).
 for rep in $(seq "$REPS"); do
     log "5,000 in flight, no-op server holding calls 50 ms, rep $rep/$REPS"
     MALLOC_ARENA_MAX=1 "$NOOP" --threads 2 --delay-ms 50 >"$WORK/noop-held.port" \

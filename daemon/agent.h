@@ -3,11 +3,11 @@
  * DeleteTask for Databricks tasks.
  *
  * Each handler validates and decodes its request on the thread serving gRPC
- * (by default the one event-loop thread that also drives the Databricks
- * client; a worker when `workers` is set), hands one Databricks request to
- * the client (dbx.h) and returns; the answer completes the gRPC call later,
- * from the client's completion callback. Handlers never block on the
- * network: with workers 0 a blocked handler would stop every call.
+ * (the loop thread with workers 0, the default; else a worker), hands one
+ * Databricks request to the client (dbx.h) and returns; the answer
+ * completes the gRPC call later, on the loop thread. Handlers never block
+ * on the network: on the loop thread a blocked handler would stop every
+ * call and every transfer.
  */
 #ifndef FDC_AGENT_H
 #define FDC_AGENT_H

@@ -13,6 +13,7 @@
 #include "errmsg.h"
 #include "resmeta.h"
 #include "structjson.h"
+#include "tls_files.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -841,20 +842,17 @@ out:
 }
 
 static void check_ca_file(const struct config *cfg, struct msgs *errs) {
-    char q[QUOTE_MAX];
-    struct stat st;
-    int fd;
+    char *error = NULL;
 
-    fd = open(cfg->ca_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        msgs_add(errs, "ca_file %s: %s", quote(q, cfg->ca_file), strerror(errno));
-        return;
+    /* Only that it opens: the Databricks client reads the certificates when it
+     * takes the settings (start-up and reload). */
+    if (tls_files_check_ca(cfg->ca_file, TLS_FILES_OPEN, &error) < 0) {
+        if (error)
+            msgs_add(errs, "%s", error);
+        else
+            errs->oom = true;
     }
-    if (fstat(fd, &st) < 0)
-        msgs_add(errs, "ca_file %s: %s", quote(q, cfg->ca_file), strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        msgs_add(errs, "ca_file %s: not a regular file", quote(q, cfg->ca_file));
-    close(fd);
+    free(error);
 }
 
 /* ---- environment ---- */

@@ -1,12 +1,12 @@
 /*
- * dbx.h - the Databricks Jobs API client: one libcurl multi handle driven by
- * its own thread, shared by every request, with connection reuse, HTTP/2
- * multiplexing where offered, and retries of transient failures within each
+ * dbx.h - the Databricks Jobs API client: runs/submit, runs/get and
+ * runs/cancel on the transfer engine (http.h), within the connector's
+ * per-workspace limits, with retries of transient failures within each
  * request's deadline.
  *
- * Threads: dbx_new/dbx_free from main; dbx_request from any thread, the
- * curl thread included; the completion callback runs on the curl thread and
- * must not block.
+ * Threads: dbx_new/dbx_free from main; dbx_request and dbx_reconfigure from
+ * any thread, the loop thread included; the completion callback runs on the
+ * loop thread and must not block.
  */
 #ifndef FDC_DBX_H
 #define FDC_DBX_H
@@ -20,6 +20,7 @@
 #include "metrics.h"
 
 struct dbx;
+struct http;
 
 enum dbx_endpoint {
     DBX_RUNS_SUBMIT, /* POST /api/2.1/jobs/runs/submit */
@@ -34,7 +35,6 @@ struct dbx_settings {
     long connect_timeout_ms;
     long request_timeout_ms; /* one attempt's ceiling; the request deadline can shorten it */
     long max_response_bytes;
-    long max_host_connections;
     struct metrics *metrics; /* borrowed, may be NULL; must outlive the client */
     /* Per-workspace limits: defaults, then overrides (borrowed, copied). */
     long rate_limit_rps;          /* 0: none */
@@ -55,13 +55,17 @@ struct dbx_answer {
 
 typedef void (*dbx_done_fn)(void *user, const struct dbx_answer *answer);
 
-/* Starts the curl thread. Gives a client (dbx_free) or NULL and *reterr_msg
- * (e.g. a CA file that holds no PEM certificate). */
-struct dbx *dbx_new(const struct dbx_settings *settings, char **reterr_msg);
+/*
+ * Makes a client of `http` (borrowed; must outlive the client), before the
+ * loop thread starts. Gives a client (dbx_free) or NULL and *reterr_msg
+ * (e.g. a CA file that holds no PEM certificate).
+ */
+struct dbx *dbx_new(const struct dbx_settings *settings, struct http *http, char **reterr_msg);
 
 /*
- * Stops the thread: requests still queued or in flight complete with
- * UNAVAILABLE ("connector shutting down") before this returns. NULL-safe.
+ * Frees the client. Call after http_stop() (loop_free() does it), which
+ * completes every request still queued or in flight with UNAVAILABLE
+ * ("connector shutting down"). NULL-safe.
  */
 void dbx_free(struct dbx *dbx);
 
@@ -71,7 +75,7 @@ void dbx_free(struct dbx *dbx);
  * the request cannot do harm (always true for reads and cancels; for a submit
  * only with an idempotency_token). `deadline_ms` is on clock_now_ms()'s
  * scale: the request answers by then, retries included. On success `done`
- * runs exactly once, on the curl thread. Returns 0, or -ENOMEM / -ESHUTDOWN
+ * runs exactly once, on the loop thread. Returns 0, or -ENOMEM / -ESHUTDOWN
  * (then `done` never runs and the body is freed).
  */
 int dbx_request(struct dbx *dbx, enum dbx_endpoint endpoint, const char *instance,
@@ -82,37 +86,10 @@ int dbx_request(struct dbx *dbx, enum dbx_endpoint endpoint, const char *instanc
  * Applies new settings (token, CA file, timeouts, size cap, limits) to
  * requests that start from now on; transfers in flight finish with the old
  * ones. Any thread. Returns 0, or -errno and gives *reterr_msg when the CA
- * file is unusable, or -ENOMEM; then nothing changed.
- * max_host_connections and metrics are not changed (restart-only).
+ * file is unusable, or -ENOMEM; then nothing changed. metrics is not
+ * changed (restart-only).
  */
 int dbx_reconfigure(struct dbx *dbx, const struct dbx_settings *settings, char **reterr_msg);
-
-/*
- * Another source of events for the curl thread to serve between transfers,
- * so that one thread does both (the gRPC server with workers 0). The loop
- * polls `fd` for POLLIN beside its sockets and calls `drain(ctx, max)` every
- * round; drain handles what is ready, at most `max` events, without
- * blocking, and gives how many events it handled. While it keeps finding
- * work the loop sleeps at most 1 ms at a time, and at most 100 ms when quiet
- * (see server_drain()). A drain that handled `max` events may have left
- * more: the loop comes back without sleeping, after a turn of its own
- * transfers.
- */
-struct dbx_event_source {
-    int fd;
-    int (*drain)(void *ctx, int max);
-    void *ctx;
-};
-
-/* Attaches `source` (copied) from the next round on; once, any thread.
- * The source must stay usable until dbx_free() returns. */
-void dbx_attach_source(struct dbx *dbx, const struct dbx_event_source *source);
-
-/*
- * When the curl loop last went round, on clock_now_ms()'s scale. The loop
- * wakes at least once a second, so an old value means it is wedged. Any thread.
- */
-int64_t dbx_last_loop_ms(const struct dbx *dbx);
 
 /* "runs/submit", ... */
 const char *dbx_endpoint_name(enum dbx_endpoint endpoint);

@@ -1,6 +1,6 @@
 /*
  * health.c - the gRPC health service. The serving flag is an atomic: main
- * flips it at start-up and shutdown while workers read it.
+ * flips it at start-up and shutdown while the thread serving gRPC reads it.
  */
 #include "health.h"
 

@@ -1,17 +1,17 @@
 /*
  * main.c - one binary, several commands.
  *
- * `serve` runs the daemon (serve.c); it is also what runs when the first
+ * `serve` runs the daemon (daemon.c); it is also what runs when the first
  * argument is an option or absent, so `flyte-databricks-connector --listen
  * ...` keeps working. The client commands live in cli*.c, `check-config` in
- * serve.c and `fake-workspace` in fake_workspace.c.
+ * daemon.c and `fake-workspace` in fake_workspace.c.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "fake_workspace.h"
-#include "serve.h"
+#include "daemon.h"
 
 #define PROGRAM_NAME "flyte-databricks-connector"
 

@@ -4,9 +4,9 @@
  *
  * A handler receives the request bytes of one call and must answer it exactly
  * once, with server_call_reply() or server_call_fail(), either before it
- * returns or later from any thread (the Databricks client answers from the
- * curl thread). After answering, the call belongs to the server again and the
- * handler must not touch it.
+ * returns or later from any thread (for instance from a completion callback
+ * of the Databricks client). After answering, the call belongs to the server
+ * again and the handler must not touch it.
  */
 #ifndef FDC_SERVER_H
 #define FDC_SERVER_H
@@ -21,7 +21,7 @@ struct server;
 struct server_call;
 
 /* Runs on the thread serving the queue (a worker, or the one calling
- * server_drain()). `request` is valid until the handler returns. */
+ * server_handle_ready()). `request` is valid until the handler returns. */
 typedef void (*server_handler_fn)(void *context, struct server_call *call, const uint8_t *request,
                                   size_t request_len);
 
@@ -35,7 +35,7 @@ struct server_method {
 /*
  * Creates and starts a server listening on `listen` ("HOST:PORT", port 0
  * picks a free one) with `workers` threads. `workers` 0 starts none: the
- * caller serves the queue with server_drain() whenever server_poll_fd()
+ * caller serves the queue with server_handle_ready() whenever server_poll_fd()
  * polls readable; when gRPC's poller cannot be shared that way
  * (server_poll_fd() gives -1) two worker threads start instead, with a
  * warning. `methods` is copied. Beyond
@@ -64,25 +64,24 @@ int server_poll_fd(const struct server *server);
  * call again soon). One thread only. gRPC's own threads can queue a
  * completion without making server_poll_fd() readable, and gRPC keeps up to
  * 100 collected I/O events that it handles one per poll, so the caller must
- * also call this every few milliseconds after activity and now and then
- * when idle (the Databricks loop: every 1 ms for 128 quiet rounds, then
- * every 100 ms).
+ * also call this every few milliseconds after activity, and now and then
+ * when idle.
  */
-int server_drain(struct server *server, int max);
+int server_handle_ready(struct server *server, int max);
 
 /*
  * First half of shutdown: stops accepting calls, gives calls in flight until
  * `grace_ms` to be answered, then cancels the rest. Whatever serves the queue
- * (the workers, or the curl loop calling server_drain()) keeps running, so
- * late answers from the curl thread still complete. Main thread only.
+ * (the workers, or the thread calling server_handle_ready()) must keep
+ * running meanwhile, so that late answers still complete. Main thread only.
  */
 void server_shutdown(struct server *server, int64_t grace_ms);
 
 /*
  * Second half: shuts the completion queue down, joins the workers (or, with
  * none, drains the queue on the calling thread) and frees everything. Call
- * after server_shutdown() and after every thread that may answer calls or
- * call server_drain() has stopped (the Databricks client). NULL-safe.
+ * after server_shutdown() and after every other thread that may answer
+ * calls or call server_handle_ready() has stopped. NULL-safe.
  */
 void server_free(struct server *server);
 
@@ -94,9 +93,9 @@ long server_calls_served(const struct server *server);
 
 /*
  * How long the longest-running worker has been inside one event, in ms (0
- * when all wait for work, and always 0 with workers 0: then the Databricks
- * loop's own liveness covers server_drain()). Handlers never block, so seconds mean a wedged
- * worker: the watchdog stops pinging systemd. Any thread.
+ * when all wait for work, and always 0 with workers 0: then the liveness of
+ * the thread calling server_handle_ready() covers it). Handlers never
+ * block, so seconds mean a wedged worker. Any thread.
  */
 int64_t server_stalled_ms(const struct server *server);
 

@@ -1,5 +1,6 @@
-"""Who serves gRPC: the Databricks loop itself (workers 0, the default), worker threads
-(workers N), and the fall-back to workers when gRPC's poller cannot be shared."""
+"""Who serves gRPC: the loop thread that drives the Databricks transfers (workers 0, the
+default), worker threads (workers N), and the fall-back to workers when gRPC's poller cannot
+be shared."""
 
 import os
 import threading
@@ -30,7 +31,7 @@ def check_workers(env, expected):
     if env.daemon.valgrind:
         return  # valgrind runs the threads itself; the logs are checked instead
     names = thread_names(env)
-    check("fdc-curl" in names, "no fdc-curl thread among %r" % names)
+    check("fdc-loop" in names, "no fdc-loop thread among %r" % names)
     eq(names.count("fdc-worker"), expected, "fdc-worker threads (all: %r)" % names)
 
 
@@ -88,7 +89,7 @@ def test_slow_databricks_answer_does_not_hold_up_other_calls(t):
 
 
 def test_worker_threads_serve_calls(t):
-    """workers 2: the threads wait on the queue and hand calls to the Databricks loop."""
+    """workers 2: the threads wait on the queue and hand requests to the loop thread."""
     env = t.start(args=["--workers", "2"])
     check_workers(env, 2)
     serve_a_mix(t, env)

@@ -1,11 +1,12 @@
 /*
- * serve.c - the daemon (`serve`): start-up, signals, reload and shutdown, and
+ * daemon.c - the daemon (`serve`): start-up, signals, reload and shutdown, and
  * `check-config`, which loads a configuration the way serve does.
  *
  * Start-up order: block signals (so every thread gRPC, libcurl and
  * libmicrohttpd start inherits the mask), read the configuration, start the
- * metrics endpoint, the Databricks client, then the gRPC server, then report
- * SERVING (and READY=1 to systemd). Signals are taken synchronously with
+ * metrics endpoint, the transfer engine with the Databricks client and the
+ * loop thread, then the gRPC server (handed to the loop with workers 0),
+ * then report SERVING (and READY=1 to systemd). Signals are taken synchronously with
  * sigwait() in this thread; no work runs in an async signal handler.
  *
  * SIGHUP re-reads the configuration and the token file; a valid new config
@@ -14,8 +15,8 @@
  * one is refused and the old one stays in force.
  *
  * SIGTERM/SIGINT: health turns NOT_SERVING at once, the server stops
- * accepting calls and gives the ones in flight shutdown_grace_ms, the curl
- * thread stops (its pending requests answer UNAVAILABLE), everything is
+ * accepting calls and gives the ones in flight shutdown_grace_ms, the loop
+ * thread stops (pending Databricks requests answer UNAVAILABLE), everything is
  * freed, exit 0. A second such signal during that exits at once.
  */
 #include <curl/curl.h>
@@ -29,14 +30,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "serve.h"
+#include "daemon.h"
 
 #include "agent.h"
 #include "clock.h"
 #include "config.h"
 #include "dbx.h"
 #include "health.h"
+#include "http.h"
 #include "log.h"
+#include "loop.h"
 #include "metadata.h"
 #include "metrics.h"
 #include "metrics_http.h"
@@ -44,8 +47,8 @@
 #include "server.h"
 
 #define PROGRAM_NAME "flyte-databricks-connector"
-/* The curl loop wakes at least once a second and handlers never block: a
- * loop or worker stuck this long is wedged, and systemd should restart us. */
+/* The loop starts a round at least once a second and handlers never block:
+ * a loop or worker stuck this long is wedged, and systemd should restart us. */
 #define WEDGED_AFTER_MS 10000
 #define MAX_HOST_CONNECTIONS 16
 
@@ -75,7 +78,9 @@ struct daemon {
     size_t retired_count;
     struct metrics *metrics;
     struct metrics_http *metrics_http;
+    struct http *http;
     struct dbx *dbx;
+    struct loop *loop;
     struct agent *agent;
     struct health *health;
     struct server *server;
@@ -113,7 +118,6 @@ static struct dbx_settings dbx_settings_from(const struct config *config,
         .connect_timeout_ms = config->connect_timeout_ms,
         .request_timeout_ms = config->request_timeout_ms,
         .max_response_bytes = config->max_response_bytes,
-        .max_host_connections = MAX_HOST_CONNECTIONS,
         .metrics = metrics,
         .rate_limit_rps = config->instance_rate_limit_rps,
         .max_concurrent_requests = config->instance_max_concurrent_requests,
@@ -231,18 +235,18 @@ static int wait_for_stop_signal(struct daemon *d, const sigset_t *set)
     }
 }
 
-static int drain_server(void *server, int max)
+static int handle_ready(void *server, int max)
 {
-    return server_drain(server, max);
+    return server_handle_ready(server, max);
 }
 
-/* Watchdog: alive while neither a worker nor the curl loop (which also
- * serves gRPC with workers 0) is wedged. */
+/* Watchdog: alive while neither a worker nor the loop (which also serves
+ * gRPC with workers 0) is wedged. */
 static bool daemon_alive(void *context)
 {
     struct daemon *d = context;
     return server_stalled_ms(d->server) < WEDGED_AFTER_MS &&
-           clock_now_ms() - dbx_last_loop_ms(d->dbx) < WEDGED_AFTER_MS;
+           clock_now_ms() - loop_last_round_ms(d->loop) < WEDGED_AFTER_MS;
 }
 
 static void daemon_status(void *context, char *buf, size_t size)
@@ -279,13 +283,17 @@ static int start(struct daemon *d)
         }
     }
 
-    {
+    d->http = http_new(MAX_HOST_CONNECTIONS, &error);
+    if (d->http) {
         struct dbx_settings settings = dbx_settings_from(d->config, d->metrics);
-        d->dbx = dbx_new(&settings, &error);
-        if (!d->dbx) {
-            fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "cannot start");
-            goto out;
-        }
+        d->dbx = dbx_new(&settings, d->http, &error);
+    }
+    /* Before the server: no handler may queue a request no thread serves. */
+    if (d->dbx)
+        d->loop = loop_new(d->http, &error);
+    if (!d->loop) {
+        fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "cannot start");
+        goto out;
     }
     d->agent = agent_new(d->config, d->dbx, d->metrics);
     d->health = health_new(served_services);
@@ -312,13 +320,13 @@ static int start(struct daemon *d)
         }
     }
     if (server_poll_fd(d->server) >= 0) {
-        /* workers 0: the curl thread serves gRPC too (server.c says why). */
-        const struct dbx_event_source source = {
+        /* workers 0: the loop serves gRPC too (loop.c says why). */
+        const struct loop_source source = {
             .fd = server_poll_fd(d->server),
-            .drain = drain_server,
+            .handle_ready = handle_ready,
             .ctx = d->server,
         };
-        dbx_attach_source(d->dbx, &source);
+        loop_attach_source(d->loop, &source);
     }
     metrics_calls_in_flight_reader(d->metrics, read_calls_in_flight, d);
 
@@ -357,8 +365,10 @@ static void stop(struct daemon *d)
     if (d->server)
         server_shutdown(d->server, d->config->shutdown_grace_ms);
     d->watchdog = notify_watchdog_stop(d->watchdog);
-    /* Stops the curl thread: requests still pending answer UNAVAILABLE. */
+    /* Stops the loop thread: requests still pending answer UNAVAILABLE. */
+    loop_free(d->loop);
     dbx_free(d->dbx);
+    http_free(d->http);
     server_free(d->server);
     d->metrics_http = metrics_http_stop(d->metrics_http);
     agent_free(d->agent);

@@ -1,8 +1,8 @@
 /*
- * serve.h - the daemon's entry points, called by main.c's command table.
+ * daemon.h - the daemon's entry points, called by main.c's command table.
  */
-#ifndef FDC_SERVE_H
-#define FDC_SERVE_H
+#ifndef FDC_DAEMON_H
+#define FDC_DAEMON_H
 
 /*
  * Runs the daemon until SIGTERM/SIGINT; argv[0] is "serve" or the program
