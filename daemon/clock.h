@@ -1,6 +1,6 @@
 /*
  * clock.h - the one time scale for deadlines: CLOCK_MONOTONIC milliseconds.
- * gRPC deadlines are converted to it (server.c) and the curl thread
+ * gRPC deadlines are converted to it (server.c) and the Databricks client
  * schedules retries on it (dbx.c).
  */
 #ifndef FDC_CLOCK_H

@@ -310,6 +310,8 @@ static const struct key keys[] = {
     {.name = "service_credential_provider", .kind = KIND_STRING,
      .offset = offsetof(struct config, service_credential_provider), .nullable = true,
      .check = check_nonempty},
+    {.name = "shutdown_delay_ms", .kind = KIND_LONG,
+     .offset = offsetof(struct config, shutdown_delay_ms), .min = 0, .max = 600000},
     {.name = "shutdown_grace_ms", .kind = KIND_LONG,
      .offset = offsetof(struct config, shutdown_grace_ms), .min = 0, .max = 600000},
     {.name = "status_cache_ttl_ms", .kind = KIND_LONG,
@@ -844,9 +846,9 @@ out:
 static void check_ca_file(const struct config *cfg, struct msgs *errs) {
     char *error = NULL;
 
-    /* Only that it opens: the Databricks client reads the certificates when it
-     * takes the settings (start-up and reload). */
-    if (tls_files_check_ca(cfg->ca_file, TLS_FILES_OPEN, &error) < 0) {
+    /* The whole check, so that check-config and a refused reload say what the
+     * Databricks client would otherwise find only at its first request. */
+    if (tls_files_check_ca(cfg->ca_file, &error) < 0) {
         if (error)
             msgs_add(errs, "%s", error);
         else
@@ -1517,8 +1519,9 @@ void config_usage(FILE *out, const char *program) {
     fputc('\n', out);
     usage_file_only_keys(out, defaults);
     fputs("\n"
-          "Signals: SIGTERM/SIGINT stop gracefully (health turns NOT_SERVING, calls in\n"
-          "flight get shutdown_grace_ms to finish); a second one exits at once. SIGHUP\n"
+          "Signals: SIGTERM/SIGINT stop gracefully (health turns NOT_SERVING, serving\n"
+          "goes on for shutdown_delay_ms, then calls in flight get shutdown_grace_ms to\n"
+          "finish); a second one exits at once. SIGHUP\n"
           "re-reads the config file and token file; an invalid new config is refused\n"
           "and the old one stays in force.\n"
           "\n",

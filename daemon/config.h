@@ -44,6 +44,7 @@ struct config {
     char *service_credential_provider;
     char *log_format;               /* "text" or "json" */
     char *metrics_listen;           /* "HOST:PORT" for /metrics, or "off" */
+    long shutdown_delay_ms;         /* 0..600000: serving on, health NOT_SERVING, after SIGTERM */
     long shutdown_grace_ms;         /* 0..600000: time calls in flight get on SIGTERM */
     long instance_rate_limit_rps;          /* default per-instance rate; 0: no limit */
     long instance_max_concurrent_requests; /* default per-instance concurrency; 0: no limit */

@@ -14,12 +14,14 @@
  * keep theirs, so replaced configs stay allocated until exit), an invalid
  * one is refused and the old one stays in force.
  *
- * SIGTERM/SIGINT: health turns NOT_SERVING at once, the server stops
- * accepting calls and gives the ones in flight shutdown_grace_ms, the loop
- * thread stops (pending Databricks requests answer UNAVAILABLE), everything is
- * freed, exit 0. A second such signal during that exits at once.
+ * SIGTERM/SIGINT: health turns NOT_SERVING at once; after shutdown_delay_ms
+ * (default 0) the server stops accepting calls and gives the ones in flight
+ * shutdown_grace_ms, the loop thread stops (pending Databricks requests
+ * answer UNAVAILABLE), everything is freed, exit 0. A second such signal
+ * during that exits at once.
  */
 #include <curl/curl.h>
+#include <errno.h>
 #include <grpc/grpc.h>
 #include <grpc/support/log.h>
 #include <malloc.h>
@@ -28,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -219,6 +222,21 @@ static void *second_signal_main(void *arg)
         _exit(EXIT_FAILURE);
     }
     return NULL;
+}
+
+/*
+ * shutdown_delay_ms: everything keeps running (health already says
+ * NOT_SERVING) so that whatever watches health moves away before the
+ * listener closes. The second-signal thread can still end it.
+ */
+static void serve_on_while_not_serving(long delay_ms)
+{
+    struct timespec left = {.tv_sec = delay_ms / 1000, .tv_nsec = (delay_ms % 1000) * 1000000L};
+
+    if (delay_ms <= 0)
+        return;
+    while (nanosleep(&left, &left) < 0 && errno == EINTR)
+        ;
 }
 
 static int wait_for_stop_signal(struct daemon *d, const sigset_t *set)
@@ -449,6 +467,7 @@ int serve_main(int argc, char **argv)
         log_info("stopping", "signal", strsignal(signal_number));
         if (pthread_create(&second_signal, NULL, second_signal_main, NULL) == 0)
             pthread_detach(second_signal);
+        serve_on_while_not_serving(d.config->shutdown_delay_ms);
         exit_code = EXIT_SUCCESS;
     }
     stop(&d);

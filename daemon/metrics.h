@@ -10,8 +10,8 @@
  * types, operations, gRPC codes, endpoints), or, for HTTP statuses, from a
  * small first-come table; values outside them are counted as "other".
  *
- * Threads: every function may be called from any thread (gRPC workers, the
- * curl thread, the /metrics server thread) except metrics_new(),
+ * Threads: every function may be called from any thread (the loop thread,
+ * gRPC workers, the /metrics server thread) except metrics_new(),
  * metrics_free() and metrics_calls_in_flight_reader(), which belong to main.
  * Every update function accepts a NULL registry and then does nothing, so
  * modules can run without metrics (tests).

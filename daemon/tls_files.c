@@ -20,30 +20,31 @@
 
 #include "errmsg.h"
 
-int tls_files_check_ca(const char *path, enum tls_files_check check, char **reterr_msg)
+int tls_files_check_ca(const char *path, char **reterr_msg)
 {
     struct stat st;
     FILE *f = NULL;
     X509 *cert = NULL;
+    char quoted[256];
     int fd, r;
+
+    /* The path is the operator's, but may hold anything: quote it as config.c quotes values. */
+    errmsg_printable(quoted, sizeof(quoted), path, ERRMSG_QUOTED);
 
     fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0 || fstat(fd, &st) < 0) {
         r = -errno;
-        errmsg_set(reterr_msg, r, "ca_file \"%s\": %s", path, strerror(-r));
+        errmsg_set(reterr_msg, r, "ca_file \"%s\": %s", quoted, strerror(-r));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        r = errmsg_set(reterr_msg, -EINVAL, "ca_file \"%s\": not a regular file", path);
+        r = errmsg_set(reterr_msg, -EINVAL, "ca_file \"%s\": not a regular file", quoted);
         goto out;
     }
-    r = 0;
-    if (check == TLS_FILES_OPEN)
-        goto out;
     f = fdopen(fd, "r");
     if (!f) {
         r = -errno;
-        errmsg_set(reterr_msg, r, "ca_file \"%s\": %s", path, strerror(-r));
+        errmsg_set(reterr_msg, r, "ca_file \"%s\": %s", quoted, strerror(-r));
         goto out;
     }
     fd = -1; /* f owns it */
@@ -51,8 +52,8 @@ int tls_files_check_ca(const char *path, enum tls_files_check check, char **rete
     /* A failed read leaves its reasons on this thread's OpenSSL error
      * queue, where a later TLS handshake would find them. */
     ERR_clear_error();
-    if (!cert)
-        r = errmsg_set(reterr_msg, -EINVAL, "ca_file \"%s\" holds no PEM certificate", path);
+    r = cert ? 0
+             : errmsg_set(reterr_msg, -EINVAL, "ca_file \"%s\" holds no PEM certificate", quoted);
 out:
     X509_free(cert);
     if (f)

@@ -55,19 +55,22 @@ def slow_run(t, env, delay_ms):
 
 
 def test_sigterm_stops_serving_and_finishes_calls(t):
-    """SIGTERM: health stops answering SERVING at once, the call in flight still gets its
-    answer within the grace period, and the daemon exits 0."""
+    """SIGTERM: new calls are refused at once (the listener closes), the call in flight still
+    gets its answer within the grace period, and the daemon exits 0."""
     config = write_config(t, "c.json", {"shutdown_grace_ms": 8000})
     env = t.start(args=["--config", config])
     meta = slow_run(t, env, 2000)
     th, out = call_in_background(env, meta, 20)
     wait_until(lambda: env.fake.requests("/runs/get"), 5 * env.daemon.factor, "runs/get at the fake")
     env.daemon.proc.send_signal(signal.SIGTERM)
-    # The signal is taken by the main thread; once it says so, health must not say SERVING.
     wait_until(lambda: "msg=stopping" in env.daemon.stderr_text(), 5 * env.daemon.factor,
                "the signal to be taken")
-    status = health_status(env)
-    check(status != "SERVING", "health answered SERVING after SIGTERM")
+    # A new call while the one in flight is still waiting: refused, not served.
+    status = wait_until(lambda: (lambda s: s if s != "SERVING" else None)(health_status(env)),
+                        2 * env.daemon.factor, "new calls to be refused")
+    check(status in ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED"),
+          "a new call after SIGTERM: %s" % status)
+    check(th.is_alive(), "the call in flight ended before the refusal was checked")
     code = env.daemon.proc.wait(15 * env.daemon.factor)
     th.join(20 * env.daemon.factor)
     eq(code, 0, "exit code")
@@ -77,6 +80,33 @@ def test_sigterm_stops_serving_and_finishes_calls(t):
     eq(env.phase_name(reply.msg.resource.phase), "RUNNING", "its phase")
     log = env.daemon.stderr_text()
     check("msg=stopping" in log and "msg=stopped" in log, "stop not logged: " + log[-300:])
+
+
+def test_shutdown_delay_answers_not_serving(t):
+    """With shutdown_delay_ms, SIGTERM turns health NOT_SERVING while the daemon keeps serving
+    every call for the delay; then new calls are refused and the daemon exits 0."""
+    config = write_config(t, "c.json", {"shutdown_delay_ms": 3000, "shutdown_grace_ms": 5000})
+    env = t.start(args=["--config", config])
+    resp = env.create(create_request(t.pb, custom=custom_config()))
+    eq(health_status(env), "SERVING", "health before the signal")
+    started = time.monotonic()
+    env.daemon.proc.send_signal(signal.SIGTERM)
+    wait_until(lambda: "msg=stopping" in env.daemon.stderr_text(), 5 * env.daemon.factor,
+               "the signal to be taken")
+    eq(health_status(env), "NOT_SERVING", "health during shutdown_delay_ms")
+    reply = env.call(GET, env.get_request(resp.resource_meta), t.pb.admin.GetTaskResponse,
+                     timeout=5)
+    eq(reply.code, grpc.StatusCode.OK, "a GetTask during shutdown_delay_ms")
+    check(time.monotonic() - started < 3, "the checks above took longer than the delay; "
+          "they proved nothing about it")
+    status = wait_until(lambda: (lambda s: s if s != "NOT_SERVING" else None)(health_status(env)),
+                        6 * env.daemon.factor, "new calls to be refused after the delay")
+    # UNAVAILABLE once the listener is closed; CANCELLED for a call that met the closing.
+    check(status in ("StatusCode.UNAVAILABLE", "StatusCode.CANCELLED"),
+          "a new call after shutdown_delay_ms: %s" % status)
+    check(time.monotonic() - started >= 2.9, "calls refused %.1f s after SIGTERM, before the "
+          "3 s delay was over" % (time.monotonic() - started))
+    eq(env.daemon.proc.wait(15 * env.daemon.factor), 0, "exit code")
 
 
 def test_grace_period_cancels_leftovers(t):

@@ -123,7 +123,8 @@ static void test_keys_sorted_and_complete(void **state) {
         "listen", "log_format", "log_level", "max_calls_in_flight", "max_response_bytes",
         "max_tracked_runs",
         "metrics_listen", "request_timeout_ms", "service_credential_provider",
-        "shutdown_grace_ms", "status_cache_ttl_ms", "terminal_cache_ttl_ms", "token_file",
+        "shutdown_delay_ms", "shutdown_grace_ms", "status_cache_ttl_ms", "terminal_cache_ttl_ms",
+        "token_file",
         "workers",
     };
     size_t n = 0;
@@ -182,6 +183,7 @@ static void test_defaults(void **state) {
                               "metrics_listen = 0.0.0.0:9090\n"
                               "request_timeout_ms = 30000\n"
                               "service_credential_provider = (none)\n"
+                              "shutdown_delay_ms = 0\n"
                               "shutdown_grace_ms = 10000\n"
                               "status_cache_ttl_ms = 0\n"
                               "terminal_cache_ttl_ms = 0\n"
@@ -548,13 +550,27 @@ static void test_star_warns(void **state) {
 
 /* ---- layering ---- */
 
+/* A self-signed certificate: ca_file must hold at least one. */
+#define TEST_CA_PEM \
+    "-----BEGIN CERTIFICATE-----\n" \
+    "MIIBijCCAS+gAwIBAgIUKaWNN3ftj/hmZXnPSgWgLP3Py2cwCgYIKoZIzj0EAwIw\n" \
+    "GTEXMBUGA1UEAwwOdGVzdC1jb25maWctY2EwIBcNMjYxMjA1MjA0NDU0WhgPMjEy\n" \
+    "NjExMTEyMDQ0NTRaMBkxFzAVBgNVBAMMDnRlc3QtY29uZmlnLWNhMFkwEwYHKoZI\n" \
+    "zj0CAQYIKoZIzj0DAQcDQgAEb8Jy7dTiia8sqXKSetyZdkx1NSTbhGPifL9roH2Z\n" \
+    "UMiHu9eg6pKykX+lHGHMM5Zc17YCyLz1XL0kBA0QYkiqQaNTMFEwHQYDVR0OBBYE\n" \
+    "FKoq3awiJWlqJQW5Cw9mALFaBEryMB8GA1UdIwQYMBaAFKoq3awiJWlqJQW5Cw9m\n" \
+    "ALFaBEryMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSQAwRgIhAP4s2pFz\n" \
+    "HJKyg/ZJGldYX/TzzYhPFBTxZXSfqg7NlPrzAiEAxeMnf/SyZ7r4iWXA88KCvvu2\n" \
+    "jhjZy1FerGlfCchNv8c=\n" \
+    "-----END CERTIFICATE-----\n"
+
 static void test_precedence(void **state) {
     struct tmpfile conf, ca_file, ca_flag;
     char conf_text[1024];
 
     (void)state;
-    tmp_write(&ca_file, "pem-file", 0644);
-    tmp_write(&ca_flag, "pem-flag", 0644);
+    tmp_write(&ca_file, TEST_CA_PEM, 0644);
+    tmp_write(&ca_flag, TEST_CA_PEM, 0644);
     snprintf(conf_text, sizeof(conf_text),
              "{\"listen\": \"file.example:1\", \"workers\": 3,"
              " \"default_instance\": \"file.example\","
@@ -738,11 +754,32 @@ static void test_config_file_errors_name_the_file(void **state) {
 static void test_ca_file_checked(void **state) {
     const char *args[] = {"--ca-file", "/nonexistent/ca.pem", NULL};
     struct result res = load(args, NULL);
+    struct tmpfile not_pem;
+    char text[128];
 
     (void)state;
     assert_int_equal(res.r, -EINVAL);
     assert_string_equal(res.err, "ca_file \"/nonexistent/ca.pem\": No such file or directory");
     result_done(&res);
+
+    /* A file with no certificate would only fail at the first request, as a TLS error. */
+    tmp_write(&not_pem, "not a certificate\n", 0644);
+    {
+        const char *bad[] = {"--ca-file", not_pem.path, NULL};
+        res = load(bad, NULL);
+        snprintf(text, sizeof(text), "ca_file \"%s\" holds no PEM certificate", not_pem.path);
+        assert_int_equal(res.r, -EINVAL);
+        assert_string_equal(res.err, text);
+        result_done(&res);
+    }
+    {
+        const char *dir[] = {"--ca-file", "/tmp", NULL};
+        res = load(dir, NULL);
+        assert_int_equal(res.r, -EINVAL);
+        assert_string_equal(res.err, "ca_file \"/tmp\": not a regular file");
+        result_done(&res);
+    }
+    tmp_remove(&not_pem);
 }
 
 /* ---- the token ---- */
