@@ -7,6 +7,8 @@
 #   make demo       fake workspace + daemon + sample tasks, end to end
 #   make run        build and run the daemon on 127.0.0.1:8000 (flags in ARGS=...)
 #   make install    install (PREFIX, DESTDIR, BINDIR, MANDIR, SYSCONFDIR, UNITDIR)
+#   make format     reformat the C sources with the project's .clang-format
+#   make format-check  fail on formatting drift (CI runs it)
 #   make clean      remove build outputs
 
 PKG_CONFIG ?= pkg-config
@@ -35,7 +37,7 @@ VERSION := 0.1.0
 DEB_PACKAGES := build-essential pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
 	libprotobuf-dev protobuf-compiler libcurl4-openssl-dev libcjson-dev libsystemd-dev \
 	libcmocka-dev libmicrohttpd-dev libssl-dev openssl python3 python3-grpcio python3-protobuf \
-	python3-yaml systemd valgrind groff-base clang libclang-rt-14-dev
+	python3-yaml systemd valgrind groff-base clang libclang-rt-14-dev clang-format
 # Only `make bench` needs these (nginx would otherwise be installed, and
 # started by its package scripts, on every test machine).
 BENCH_PACKAGES := nginx libnginx-mod-http-echo nghttp2-client gnuplot-nox
@@ -84,6 +86,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 .PHONY: deps-bench
 .PHONY: all deps check-pkg test test-unit test-e2e check clean run install demo test-packaging test-valgrind
+.PHONY: format format-check
 # Generated sources and test objects are outputs, not temporaries: keep them.
 .SECONDARY: $(GEN_C) $(GEN_H) $(UNIT_BINS:=.o)
 all: check-pkg $(PROGRAM)
@@ -195,6 +198,16 @@ install: all
 # The local workflow end to end: fake workspace, daemon, sample tasks.
 demo: all
 	@examples/demo.sh $(PROGRAM)
+
+# Every C file the project writes; generated code lives under build*/ and is not ours.
+FORMAT_SRCS = $(sort $(wildcard daemon/*.[ch] tests/unit/*.[ch] tests/fuzz/*.[ch] bench/*.[ch]))
+
+format: deps
+	clang-format --style=file -i $(FORMAT_SRCS)
+
+format-check: deps
+	@clang-format --style=file --dry-run -Werror $(FORMAT_SRCS) && \
+		echo "format-check: $(words $(FORMAT_SRCS)) files match .clang-format"
 
 # Runs the daemon in the foreground on 127.0.0.1:8000; extra flags in ARGS.
 run: all

@@ -205,10 +205,18 @@ static grpc_byte_buffer *create_request(const struct options *o, long counter)
         " \"new_cluster\": {\"spark_version\": \"13.3.x-scala2.12\","
         " \"node_type_id\": \"m5.xlarge\", \"num_workers\": 2},"
         " \"timeout_seconds\": 3600, \"max_retries\": 1}}";
-    static char *args[] = {"pyflyte-execute", "--inputs", "s3://bucket/inputs.pb",
-                           "--output-prefix", "s3://bucket/data/n0/0", "--resolver",
-                           "flytekit.core.python_auto_container.default_task_resolver", "--",
-                           "task-module", "workflows.spark", "task-name", "hello_spark"};
+    static char *args[] = {"pyflyte-execute",
+                           "--inputs",
+                           "s3://bucket/inputs.pb",
+                           "--output-prefix",
+                           "s3://bucket/data/n0/0",
+                           "--resolver",
+                           "flytekit.core.python_auto_container.default_task_resolver",
+                           "--",
+                           "task-module",
+                           "workflows.spark",
+                           "task-name",
+                           "hello_spark"};
     Flyteidl__Admin__CreateTaskRequest req = FLYTEIDL__ADMIN__CREATE_TASK_REQUEST__INIT;
     Flyteidl__Core__TaskTemplate tpl = FLYTEIDL__CORE__TASK_TEMPLATE__INIT;
     Flyteidl__Core__Identifier task_id = FLYTEIDL__CORE__IDENTIFIER__INIT;
@@ -302,8 +310,8 @@ static bool answer_ok(const struct options *o, const struct slot *s, char *why, 
         Flyteidl__Admin__GetTaskResponse *r =
             flyteidl__admin__get_task_response__unpack(NULL, len, data);
         ok = r && r->resource && (int)r->resource->phase == o->expect_phase;
-        snprintf(why, size, "GetTask phase %d, expected %d", r && r->resource ? (int)r->resource->phase : -1,
-                 o->expect_phase);
+        snprintf(why, size, "GetTask phase %d, expected %d",
+                 r && r->resource ? (int)r->resource->phase : -1, o->expect_phase);
         if (r)
             flyteidl__admin__get_task_response__free_unpacked(r, NULL);
         break;
@@ -509,7 +517,8 @@ static grpc_channel *channel_new(const char *target, int index)
     /* Distinct channel args give each thread its own connection. */
     grpc_arg args[2] = {
         {.type = GRPC_ARG_INTEGER, .key = (char *)"loadgen.thread", .value.integer = index},
-        {.type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
          .value.integer = 1},
     };
     grpc_channel_args channel_args = {.num_args = 2, .args = args};
@@ -594,8 +603,7 @@ static int run_load(struct options *o)
     }
     all_len = 0;
     for (int i = 0; i < o->threads; i++) {
-        memcpy(all + all_len, threads[i].latencies_us,
-               threads[i].latencies_len * sizeof(*all));
+        memcpy(all + all_len, threads[i].latencies_us, threads[i].latencies_len * sizeof(*all));
         all_len += threads[i].latencies_len;
     }
     qsort(all, all_len, sizeof(*all), compare_u32);

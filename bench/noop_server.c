@@ -140,8 +140,8 @@ static void *worker_main(void *arg)
     struct noop *n = arg;
 
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(n->queue, gpr_inf_future(GPR_CLOCK_REALTIME),
-                                                   NULL);
+        grpc_event ev =
+            grpc_completion_queue_next(n->queue, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         struct noop_call *c;
 
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
@@ -283,9 +283,8 @@ int main(int argc, char **argv)
     grpc_init();
     n.response = pack_response();
     {
-        grpc_arg arg = {.type = GRPC_ARG_INTEGER,
-                        .key = (char *)GRPC_ARG_MINIMAL_STACK,
-                        .value.integer = 1};
+        grpc_arg arg = {
+            .type = GRPC_ARG_INTEGER, .key = (char *)GRPC_ARG_MINIMAL_STACK, .value.integer = 1};
         grpc_channel_args args = {.num_args = 1, .args = &arg};
         n.server = grpc_server_create(minimal_stack ? &args : NULL, NULL);
     }

@@ -80,7 +80,7 @@ int client_new(const struct client_options *options, struct client **ret_client,
     }
     if (!credentials) {
         r = errmsg_set(reterr_msg, -EINVAL, "cannot set up %s credentials",
-                 options->ca_pem ? "TLS" : "plaintext");
+                       options->ca_pem ? "TLS" : "plaintext");
         goto out;
     }
     args[0].type = GRPC_ARG_STRING;
@@ -179,7 +179,8 @@ int client_call(struct client *client, const char *method, const uint8_t *reques
     ops[5].data.recv_status_on_client.status_details = &details;
     call_error = grpc_call_start_batch(call, ops, sizeof(ops) / sizeof(ops[0]), call, NULL);
     if (call_error != GRPC_CALL_OK) {
-        r = errmsg_set(reterr_msg, -EIO, "cannot start a call to %s (error %d)", method, (int)call_error);
+        r = errmsg_set(reterr_msg, -EIO, "cannot start a call to %s (error %d)", method,
+                       (int)call_error);
         goto out;
     }
     /* The deadline ends the batch, so this wait is bounded; the queue holds no other work. */

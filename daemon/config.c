@@ -59,7 +59,8 @@ struct msgs {
 
 static void msgs_add(struct msgs *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void msgs_add(struct msgs *m, const char *fmt, ...) {
+static void msgs_add(struct msgs *m, const char *fmt, ...)
+{
     char *s;
     va_list ap;
 
@@ -86,13 +87,15 @@ static void msgs_add(struct msgs *m, const char *fmt, ...) {
     m->v[m->n] = NULL;
 }
 
-static void msgs_done(struct msgs *m) {
+static void msgs_done(struct msgs *m)
+{
     config_strv_free(m->v);
     *m = (struct msgs){0};
 }
 
 /* Gives the messages joined by newlines, NULL on OOM. */
-static char *msgs_join(const struct msgs *m) {
+static char *msgs_join(const struct msgs *m)
+{
     size_t len = 0;
     char *out, *p;
 
@@ -117,7 +120,8 @@ static char *msgs_join(const struct msgs *m) {
 /* User text goes into messages quoted, escaped and shortened, so a stray newline or a pasted
  * megabyte cannot forge or flood a log line. */
 #define QUOTE_MAX 160
-static const char *quote(char buf[static QUOTE_MAX], const char *s) {
+static const char *quote(char buf[static QUOTE_MAX], const char *s)
+{
     buf[0] = '"';
     errmsg_printable(buf + 1, QUOTE_MAX - 2, s, ERRMSG_QUOTED);
     strcat(buf, "\"");
@@ -129,7 +133,8 @@ static const char *quote(char buf[static QUOTE_MAX], const char *s) {
 /* A check gives the stored form of a value in *ret_out, or returns -EINVAL with a reason. */
 typedef int (*check_fn)(const char *in, char **ret_out, const char **ret_reason);
 
-static bool parse_port(const char *s, long min, long *ret_port) {
+static bool parse_port(const char *s, long min, long *ret_port)
+{
     long v = 0;
     size_t n = strlen(s);
 
@@ -146,7 +151,8 @@ static bool parse_port(const char *s, long min, long *ret_port) {
     return true;
 }
 
-static int check_listen(const char *in, char **ret_out, const char **ret_reason) {
+static int check_listen(const char *in, char **ret_out, const char **ret_reason)
+{
     static const char reason[] = "expected HOST:PORT (an IPv6 host in brackets), port 0-65535";
     const char *colon;
     long port;
@@ -191,7 +197,8 @@ bad:
 /* Stored form of a Databricks instance: the rule of resmeta_normalize_instance() (lowercase host
  * name plus optional :PORT, "https://" and a trailing "/" removed), so configured instances and the
  * ones tasks name compare equal. */
-static int normalize_instance(const char *in, char **ret_out, const char **ret_reason) {
+static int normalize_instance(const char *in, char **ret_out, const char **ret_reason)
+{
     static const char reason[] =
         "expected a Databricks host name [a-z0-9.-] with an optional :PORT (1-65535), "
         "optionally prefixed by https://";
@@ -204,7 +211,8 @@ static int normalize_instance(const char *in, char **ret_out, const char **ret_r
     return r;
 }
 
-static int check_nonempty(const char *in, char **ret_out, const char **ret_reason) {
+static int check_nonempty(const char *in, char **ret_out, const char **ret_reason)
+{
     char *out;
 
     if (in[0] == '\0') {
@@ -218,7 +226,8 @@ static int check_nonempty(const char *in, char **ret_out, const char **ret_reaso
     return 0;
 }
 
-static int check_log_format(const char *in, char **ret_out, const char **ret_reason) {
+static int check_log_format(const char *in, char **ret_out, const char **ret_reason)
+{
     char *out;
 
     if (strcmp(in, "text") != 0 && strcmp(in, "json") != 0) {
@@ -233,7 +242,8 @@ static int check_log_format(const char *in, char **ret_out, const char **ret_rea
 }
 
 /* HOST:PORT like listen, or "off" to serve no metrics. */
-static int check_metrics_listen(const char *in, char **ret_out, const char **ret_reason) {
+static int check_metrics_listen(const char *in, char **ret_out, const char **ret_reason)
+{
     char *out;
 
     if (strcmp(in, "off") != 0)
@@ -256,11 +266,11 @@ static const char *const log_level_names[_CONFIG_LOG_MAX] = {
 /* ---- the key table ---- */
 
 enum key_kind {
-    KIND_STRING,    /* char * at offset, through check */
-    KIND_INT,       /* int at offset, min..max */
-    KIND_LONG,      /* long at offset, min..max */
-    KIND_LOG_LEVEL, /* enum config_log_level at offset */
-    KIND_INSTANCES, /* allowed_instances + count + allow_any_instance */
+    KIND_STRING,          /* char * at offset, through check */
+    KIND_INT,             /* int at offset, min..max */
+    KIND_LONG,            /* long at offset, min..max */
+    KIND_LOG_LEVEL,       /* enum config_log_level at offset */
+    KIND_INSTANCES,       /* allowed_instances + count + allow_any_instance */
     KIND_INSTANCE_LIMITS, /* instance_limits + count; config file only */
 };
 
@@ -276,74 +286,132 @@ struct key {
 
 /* Sorted by name (strcmp order): looked up with bsearch, and test_config checks the order. */
 static const struct key keys[] = {
-    {.name = "allowed_instances", .kind = KIND_INSTANCES,
+    {.name = "allowed_instances",
+     .kind = KIND_INSTANCES,
      .offset = offsetof(struct config, allowed_instances)},
-    {.name = "ca_file", .kind = KIND_STRING, .offset = offsetof(struct config, ca_file),
-     .nullable = true, .check = check_nonempty},
-    {.name = "connect_timeout_ms", .kind = KIND_LONG,
-     .offset = offsetof(struct config, connect_timeout_ms), .min = 100, .max = 600000},
-    {.name = "default_instance", .kind = KIND_STRING,
-     .offset = offsetof(struct config, default_instance), .nullable = true,
+    {.name = "ca_file",
+     .kind = KIND_STRING,
+     .offset = offsetof(struct config, ca_file),
+     .nullable = true,
+     .check = check_nonempty},
+    {.name = "connect_timeout_ms",
+     .kind = KIND_LONG,
+     .offset = offsetof(struct config, connect_timeout_ms),
+     .min = 100,
+     .max = 600000},
+    {.name = "default_instance",
+     .kind = KIND_STRING,
+     .offset = offsetof(struct config, default_instance),
+     .nullable = true,
      .check = normalize_instance},
-    {.name = "instance_limits", .kind = KIND_INSTANCE_LIMITS,
+    {.name = "instance_limits",
+     .kind = KIND_INSTANCE_LIMITS,
      .offset = offsetof(struct config, instance_limits)},
-    {.name = "instance_max_concurrent_requests", .kind = KIND_LONG,
-     .offset = offsetof(struct config, instance_max_concurrent_requests), .min = 0, .max = 100000},
-    {.name = "instance_rate_limit_rps", .kind = KIND_LONG,
-     .offset = offsetof(struct config, instance_rate_limit_rps), .min = 0, .max = 100000,
+    {.name = "instance_max_concurrent_requests",
+     .kind = KIND_LONG,
+     .offset = offsetof(struct config, instance_max_concurrent_requests),
+     .min = 0,
+     .max = 100000},
+    {.name = "instance_rate_limit_rps",
+     .kind = KIND_LONG,
+     .offset = offsetof(struct config, instance_rate_limit_rps),
+     .min = 0,
+     .max = 100000,
      .zero = "no limit"},
-    {.name = "listen", .kind = KIND_STRING, .offset = offsetof(struct config, listen),
+    {.name = "listen",
+     .kind = KIND_STRING,
+     .offset = offsetof(struct config, listen),
      .check = check_listen},
-    {.name = "log_format", .kind = KIND_STRING, .offset = offsetof(struct config, log_format),
+    {.name = "log_format",
+     .kind = KIND_STRING,
+     .offset = offsetof(struct config, log_format),
      .check = check_log_format},
     {.name = "log_level", .kind = KIND_LOG_LEVEL, .offset = offsetof(struct config, log_level)},
-    {.name = "max_calls_in_flight", .kind = KIND_LONG,
-     .offset = offsetof(struct config, max_calls_in_flight), .min = 0, .max = 1000000},
-    {.name = "max_response_bytes", .kind = KIND_LONG,
-     .offset = offsetof(struct config, max_response_bytes), .min = 1024, .max = 268435456},
-    {.name = "max_tracked_runs", .kind = KIND_LONG,
-     .offset = offsetof(struct config, max_tracked_runs), .min = 1, .max = 10000000},
-    {.name = "metrics_listen", .kind = KIND_STRING,
-     .offset = offsetof(struct config, metrics_listen), .check = check_metrics_listen},
-    {.name = "request_timeout_ms", .kind = KIND_LONG,
-     .offset = offsetof(struct config, request_timeout_ms), .min = 100, .max = 600000},
-    {.name = "service_credential_provider", .kind = KIND_STRING,
-     .offset = offsetof(struct config, service_credential_provider), .nullable = true,
+    {.name = "max_calls_in_flight",
+     .kind = KIND_LONG,
+     .offset = offsetof(struct config, max_calls_in_flight),
+     .min = 0,
+     .max = 1000000},
+    {.name = "max_response_bytes",
+     .kind = KIND_LONG,
+     .offset = offsetof(struct config, max_response_bytes),
+     .min = 1024,
+     .max = 268435456},
+    {.name = "max_tracked_runs",
+     .kind = KIND_LONG,
+     .offset = offsetof(struct config, max_tracked_runs),
+     .min = 1,
+     .max = 10000000},
+    {.name = "metrics_listen",
+     .kind = KIND_STRING,
+     .offset = offsetof(struct config, metrics_listen),
+     .check = check_metrics_listen},
+    {.name = "request_timeout_ms",
+     .kind = KIND_LONG,
+     .offset = offsetof(struct config, request_timeout_ms),
+     .min = 100,
+     .max = 600000},
+    {.name = "service_credential_provider",
+     .kind = KIND_STRING,
+     .offset = offsetof(struct config, service_credential_provider),
+     .nullable = true,
      .check = check_nonempty},
-    {.name = "shutdown_delay_ms", .kind = KIND_LONG,
-     .offset = offsetof(struct config, shutdown_delay_ms), .min = 0, .max = 600000},
-    {.name = "shutdown_grace_ms", .kind = KIND_LONG,
-     .offset = offsetof(struct config, shutdown_grace_ms), .min = 0, .max = 600000},
-    {.name = "status_cache_ttl_ms", .kind = KIND_LONG,
-     .offset = offsetof(struct config, status_cache_ttl_ms), .min = 0, .max = 3600000,
+    {.name = "shutdown_delay_ms",
+     .kind = KIND_LONG,
+     .offset = offsetof(struct config, shutdown_delay_ms),
+     .min = 0,
+     .max = 600000},
+    {.name = "shutdown_grace_ms",
+     .kind = KIND_LONG,
+     .offset = offsetof(struct config, shutdown_grace_ms),
+     .min = 0,
+     .max = 600000},
+    {.name = "status_cache_ttl_ms",
+     .kind = KIND_LONG,
+     .offset = offsetof(struct config, status_cache_ttl_ms),
+     .min = 0,
+     .max = 3600000,
      .zero = "off"},
-    {.name = "terminal_cache_ttl_ms", .kind = KIND_LONG,
-     .offset = offsetof(struct config, terminal_cache_ttl_ms), .min = 0, .max = 86400000,
+    {.name = "terminal_cache_ttl_ms",
+     .kind = KIND_LONG,
+     .offset = offsetof(struct config, terminal_cache_ttl_ms),
+     .min = 0,
+     .max = 86400000,
      .zero = "off"},
-    {.name = "token_file", .kind = KIND_STRING, .offset = offsetof(struct config, token_file),
-     .nullable = true, .check = check_nonempty},
-    {.name = "workers", .kind = KIND_INT, .offset = offsetof(struct config, workers), .min = 0,
+    {.name = "token_file",
+     .kind = KIND_STRING,
+     .offset = offsetof(struct config, token_file),
+     .nullable = true,
+     .check = check_nonempty},
+    {.name = "workers",
+     .kind = KIND_INT,
+     .offset = offsetof(struct config, workers),
+     .min = 0,
      .max = 64},
 };
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 
-static int key_cmp(const void *name, const void *k) {
+static int key_cmp(const void *name, const void *k)
+{
     return strcmp(name, ((const struct key *)k)->name);
 }
 
-static const struct key *key_find(const char *name) {
+static const struct key *key_find(const char *name)
+{
     return bsearch(name, keys, ELEMENTSOF(keys), sizeof(keys[0]), key_cmp);
 }
 
-const char *config_key_name(size_t i) {
+const char *config_key_name(size_t i)
+{
     return i < ELEMENTSOF(keys) ? keys[i].name : NULL;
 }
 
 /* ---- setters: one per kind, used by every layer; origin names the source in messages ---- */
 
 static void set_string(struct config *cfg, const struct key *k, const char *value,
-                       const char *origin, struct msgs *errs) {
+                       const char *origin, struct msgs *errs)
+{
     char **field = (char **)((char *)cfg + k->offset);
     const char *reason = NULL;
     char *out = NULL;
@@ -369,7 +437,8 @@ static void set_string(struct config *cfg, const struct key *k, const char *valu
 }
 
 static void set_log_level(struct config *cfg, const struct key *k, const char *value,
-                          const char *origin, struct msgs *errs) {
+                          const char *origin, struct msgs *errs)
+{
     char q[QUOTE_MAX];
 
     for (size_t i = 0; i < _CONFIG_LOG_MAX; i++) {
@@ -384,7 +453,8 @@ static void set_log_level(struct config *cfg, const struct key *k, const char *v
 
 /* text is the number as written, for the message. */
 static void set_number(struct config *cfg, const struct key *k, double v, const char *text,
-                       const char *origin, struct msgs *errs) {
+                       const char *origin, struct msgs *errs)
+{
     if (!(v >= (double)k->min && v <= (double)k->max)) {
         msgs_add(errs, "%s: %s is out of range %ld..%ld", origin, text, k->min, k->max);
         return;
@@ -401,7 +471,8 @@ static void set_number(struct config *cfg, const struct key *k, double v, const 
 
 /* Replaces the whole list: a layer that sets allowed instances says the complete list. */
 static void set_instances(struct config *cfg, const char *const *values, size_t n,
-                          const char *const *origins, struct msgs *errs) {
+                          const char *const *origins, struct msgs *errs)
+{
     char **list = NULL;
     size_t count = 0;
     bool any = false;
@@ -436,7 +507,8 @@ static void set_instances(struct config *cfg, const char *const *values, size_t 
 
 /* Text from a variable or a flag. */
 static void set_from_text(struct config *cfg, const struct key *k, const char *text,
-                          const char *origin, struct msgs *errs) {
+                          const char *origin, struct msgs *errs)
+{
     char q[QUOTE_MAX];
     char *end;
     long v;
@@ -469,9 +541,9 @@ static void set_from_text(struct config *cfg, const struct key *k, const char *t
 
 /* ---- the config file layer ---- */
 
-
 static void apply_json_instances(struct config *cfg, const cJSON *item, const char *where,
-                                 struct msgs *errs) {
+                                 struct msgs *errs)
+{
     const char **values = NULL, **origins = NULL;
     char **owned = NULL;
     size_t n = 0, idx = 0, total;
@@ -485,7 +557,8 @@ static void apply_json_instances(struct config *cfg, const cJSON *item, const ch
         errs->oom = true;
         goto out;
     }
-    cJSON_ArrayForEach(e, item) {
+    cJSON_ArrayForEach(e, item)
+    {
         char *origin = NULL;
 
         if (asprintf(&origin, "%skey \"allowed_instances[%zu]\"", where, idx) < 0) {
@@ -508,7 +581,8 @@ out:
     free(origins);
 }
 
-void config_instance_limits_free(struct config_instance_limit *limits, size_t count) {
+void config_instance_limits_free(struct config_instance_limit *limits, size_t count)
+{
     for (size_t i = 0; limits && i < count; i++)
         free(limits[i].instance);
     free(limits);
@@ -516,7 +590,8 @@ void config_instance_limits_free(struct config_instance_limit *limits, size_t co
 
 /* One instance's limits object: {"rate_limit_rps": N, "burst": N, "max_concurrent_requests": N}. */
 static void apply_json_one_limit(struct config_instance_limit *limit, const cJSON *object,
-                                 const char *origin, struct msgs *errs) {
+                                 const char *origin, struct msgs *errs)
+{
     static const struct {
         const char *name;
         size_t offset;
@@ -533,14 +608,17 @@ static void apply_json_one_limit(struct config_instance_limit *limit, const cJSO
         msgs_add(errs, "%s: expected an object, got %s", origin, structjson_type_name(object));
         return;
     }
-    cJSON_ArrayForEach(item, object) {
+    cJSON_ArrayForEach(item, object)
+    {
         size_t i;
         for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
             if (strcmp(fields[i].name, item->string) == 0)
                 break;
         if (i == sizeof(fields) / sizeof(fields[0])) {
-            msgs_add(errs, "%s: unknown key \"%s\" (expected rate_limit_rps, burst, "
-                           "max_concurrent_requests)", origin, item->string);
+            msgs_add(errs,
+                     "%s: unknown key \"%s\" (expected rate_limit_rps, burst, "
+                     "max_concurrent_requests)",
+                     origin, item->string);
             continue;
         }
         if (!cJSON_IsNumber(item) || item->valuedouble < 0 || item->valuedouble > fields[i].max ||
@@ -554,8 +632,9 @@ static void apply_json_one_limit(struct config_instance_limit *limit, const cJSO
 }
 
 /* "instance_limits": {"HOST[:PORT]": {...}, ...}; replaces the whole table. */
-static void apply_json_instance_limits(struct config *cfg, const cJSON *object,
-                                       const char *origin, struct msgs *errs) {
+static void apply_json_instance_limits(struct config *cfg, const cJSON *object, const char *origin,
+                                       struct msgs *errs)
+{
     struct config_instance_limit *limits;
     size_t n = 0, count = 0;
     const cJSON *item;
@@ -564,14 +643,14 @@ static void apply_json_instance_limits(struct config *cfg, const cJSON *object,
         msgs_add(errs, "%s: expected an object, got %s", origin, structjson_type_name(object));
         return;
     }
-    cJSON_ArrayForEach(item, object)
-        n++;
+    cJSON_ArrayForEach(item, object) n++;
     limits = calloc(n + 1, sizeof(*limits));
     if (!limits) {
         errs->oom = true;
         return;
     }
-    cJSON_ArrayForEach(item, object) {
+    cJSON_ArrayForEach(item, object)
+    {
         const char *reason = NULL;
         char *where = NULL;
         char q[QUOTE_MAX];
@@ -598,7 +677,8 @@ static void apply_json_instance_limits(struct config *cfg, const cJSON *object,
 }
 
 static void apply_json_key(struct config *cfg, const struct key *k, const cJSON *item,
-                           const char *where, struct msgs *errs) {
+                           const char *where, struct msgs *errs)
+{
     char *origin = NULL;
     char num[64];
 
@@ -612,8 +692,8 @@ static void apply_json_key(struct config *cfg, const struct key *k, const cJSON 
         if (cJSON_IsNull(item) && k->nullable)
             set_string(cfg, k, NULL, origin, errs);
         else if (!cJSON_IsString(item))
-            msgs_add(errs, "%s: expected a string%s, got %s", origin,
-                     k->nullable ? " or null" : "", structjson_type_name(item));
+            msgs_add(errs, "%s: expected a string%s, got %s", origin, k->nullable ? " or null" : "",
+                     structjson_type_name(item));
         else if (k->kind == KIND_STRING)
             set_string(cfg, k, item->valuestring, origin, errs);
         else
@@ -645,7 +725,8 @@ static void apply_json_key(struct config *cfg, const struct key *k, const cJSON 
 
 /* path names the file in every message, NULL for none. */
 static void apply_json_text(struct config *cfg, const char *text, const char *path,
-                            struct msgs *errs) {
+                            struct msgs *errs)
+{
     const char *end = NULL;
     cJSON *root = NULL;
     const cJSON *item;
@@ -672,8 +753,8 @@ static void apply_json_text(struct config *cfg, const char *text, const char *pa
             }
         }
         /* Only the position: the text may be a token file given to --config by mistake. */
-        msgs_add(errs, "%s%s%zu:%zu: JSON syntax error", path ? path : "", path ? ":" : "",
-                 line, col);
+        msgs_add(errs, "%s%s%zu:%zu: JSON syntax error", path ? path : "", path ? ":" : "", line,
+                 col);
         goto out;
     }
     if (!cJSON_IsObject(root)) {
@@ -681,7 +762,8 @@ static void apply_json_text(struct config *cfg, const char *text, const char *pa
                  structjson_type_name(root));
         goto out;
     }
-    cJSON_ArrayForEach(item, root) {
+    cJSON_ArrayForEach(item, root)
+    {
         const struct key *k = key_find(item->string);
         char q[QUOTE_MAX];
         bool dup = false;
@@ -701,7 +783,8 @@ out:
     free(where);
 }
 
-static int finish(struct msgs *errs, char **reterr_msg) {
+static int finish(struct msgs *errs, char **reterr_msg)
+{
     char *msg;
 
     if (errs->oom)
@@ -715,7 +798,8 @@ static int finish(struct msgs *errs, char **reterr_msg) {
     return -EINVAL;
 }
 
-int config_parse_json(struct config *cfg, const char *text, char **reterr_msg) {
+int config_parse_json(struct config *cfg, const char *text, char **reterr_msg)
+{
     struct msgs errs = {0};
     int r;
 
@@ -730,7 +814,8 @@ int config_parse_json(struct config *cfg, const char *text, char **reterr_msg) {
 /* Reads a whole regular file of at most max bytes, NUL-terminated. On failure adds an error naming
  * what (e.g. "config file \"/x\"") and returns NULL; never quotes the content. */
 static char *read_file(const char *path, size_t max, const char *what, struct stat *ret_st,
-                       struct msgs *errs) {
+                       struct msgs *errs)
+{
     char q[QUOTE_MAX];
     struct stat st;
     char *buf = NULL;
@@ -791,7 +876,8 @@ fail:
 /* Trims surrounding whitespace in place and checks what is left can go into an Authorization
  * header: visible ASCII only, so a stray CR/LF cannot inject a header. origin names the source;
  * the token itself is never quoted. Gives a copy, or NULL after adding an error. */
-static char *take_token(const char *raw, const char *origin, struct msgs *errs) {
+static char *take_token(const char *raw, const char *origin, struct msgs *errs)
+{
     const char *start = raw, *end;
     char *token;
 
@@ -819,7 +905,8 @@ static char *take_token(const char *raw, const char *origin, struct msgs *errs) 
     return token;
 }
 
-static void load_token_file(struct config *cfg, struct msgs *errs, struct msgs *warns) {
+static void load_token_file(struct config *cfg, struct msgs *errs, struct msgs *warns)
+{
     char q[QUOTE_MAX], *origin = NULL, *raw;
     struct stat st;
 
@@ -843,7 +930,8 @@ out:
     free(origin);
 }
 
-static void check_ca_file(const struct config *cfg, struct msgs *errs) {
+static void check_ca_file(const struct config *cfg, struct msgs *errs)
+{
     char *error = NULL;
 
     /* The whole check, so that check-config and a refused reload say what the
@@ -876,7 +964,8 @@ static const struct env_var {
 };
 
 /* Borrows the value of name in envp, NULL when absent or empty. */
-static const char *env_get(char **envp, const char *name) {
+static const char *env_get(char **envp, const char *name)
+{
     size_t n = strlen(name);
 
     for (char **e = envp; e && *e; e++)
@@ -910,8 +999,8 @@ static const struct flag {
     const char *name;
     enum flag_id id;
     const char *arg;
-    const char *key;  /* config key the value sets, NULL otherwise */
-    char short_name;  /* one-letter alias (flags without a value only), 0 for none */
+    const char *key; /* config key the value sets, NULL otherwise */
+    char short_name; /* one-letter alias (flags without a value only), 0 for none */
     const char *help;
 } flags[] = {
     {"config", FLAG_CONFIG, "FILE", NULL, 0,
@@ -947,7 +1036,8 @@ static const struct flag {
     {"version", FLAG_VERSION, NULL, NULL, 0, "Print the version and exit."},
 };
 
-const char *config_flag_name(size_t i) {
+const char *config_flag_name(size_t i)
+{
     return i < ELEMENTSOF(flags) ? flags[i].name : NULL;
 }
 
@@ -968,7 +1058,8 @@ struct parsed_flags {
 #define FLAG_OPT 256
 
 /* Finds the flag an argument names, "--name" or "--name=value"; abbreviations name none. */
-static const struct flag *flag_find(const char *arg) {
+static const struct flag *flag_find(const char *arg)
+{
     size_t len = strcspn(arg + 2, "=");
 
     for (size_t i = 0; i < ELEMENTSOF(flags); i++)
@@ -978,14 +1069,16 @@ static const struct flag *flag_find(const char *arg) {
 }
 
 /* Finds the flag a single-dash word names: "-h" and the like. */
-static const struct flag *flag_find_short(const char *arg) {
+static const struct flag *flag_find_short(const char *arg)
+{
     for (size_t i = 0; i < ELEMENTSOF(flags); i++)
         if (flags[i].short_name && arg[1] == flags[i].short_name && arg[2] == '\0')
             return &flags[i];
     return NULL;
 }
 
-static void flag_unknown(const char *arg, struct msgs *errs) {
+static void flag_unknown(const char *arg, struct msgs *errs)
+{
     char name[QUOTE_MAX], q[QUOTE_MAX];
 
     snprintf(name, sizeof(name), "%.*s", (int)strcspn(arg, "="), arg);
@@ -993,7 +1086,8 @@ static void flag_unknown(const char *arg, struct msgs *errs) {
 }
 
 static void flag_take(struct parsed_flags *pf, const struct flag *f, const char *value,
-                      struct msgs *errs) {
+                      struct msgs *errs)
+{
     switch (f->id) {
     case FLAG_HELP:
         pf->help = true;
@@ -1023,7 +1117,8 @@ static void flag_take(struct parsed_flags *pf, const struct flag *f, const char 
  * off ("--x=v" or "--x v") and finds "--"; the rules it does not share are applied here: a flag
  * is named in full (an abbreviation is unknown, so a later flag cannot make one ambiguous), and a
  * single-dash word other than an alias such as -h is one unknown flag, not a group of letters. */
-static void parse_flags(int argc, char **argv, struct parsed_flags *pf, struct msgs *errs) {
+static void parse_flags(int argc, char **argv, struct parsed_flags *pf, struct msgs *errs)
+{
     struct option options[ELEMENTSOF(flags) + 1];
     char optstring[2 + ELEMENTSOF(flags) + 1] = "-:";
     size_t n_short = 2;
@@ -1090,14 +1185,16 @@ static void parse_flags(int argc, char **argv, struct parsed_flags *pf, struct m
         msgs_add(errs, "unexpected argument %s", quote(q, argv[i]));
 }
 
-static void parsed_flags_done(struct parsed_flags *pf) {
+static void parsed_flags_done(struct parsed_flags *pf)
+{
     for (size_t i = 0; pf->v && i < pf->n; i++)
         free(pf->v[i].origin);
     free(pf->v);
     *pf = (struct parsed_flags){0};
 }
 
-static void apply_flags(struct config *cfg, const struct parsed_flags *pf, struct msgs *errs) {
+static void apply_flags(struct config *cfg, const struct parsed_flags *pf, struct msgs *errs)
+{
     const char **values = NULL, **origins = NULL;
     size_t n_inst = 0;
 
@@ -1126,7 +1223,8 @@ out:
     free(origins);
 }
 
-static bool flags_set(const struct parsed_flags *pf, enum flag_id id) {
+static bool flags_set(const struct parsed_flags *pf, enum flag_id id)
+{
     for (size_t i = 0; i < pf->n; i++)
         if (pf->v[i].flag->id == id)
             return true;
@@ -1136,7 +1234,8 @@ static bool flags_set(const struct parsed_flags *pf, enum flag_id id) {
 /* ---- the whole load ---- */
 
 int config_load(int argc, char **argv, char **envp, struct config **ret_config,
-                enum config_action *ret_action, char ***ret_warnings, char **reterr_msg) {
+                enum config_action *ret_action, char ***ret_warnings, char **reterr_msg)
+{
     struct parsed_flags pf = {0};
     struct msgs errs = {0}, warns = {0};
     struct config *cfg = NULL;
@@ -1206,7 +1305,6 @@ int config_load(int argc, char **argv, char **envp, struct config **ret_config,
                  "allowed_instances contains \"*\": a task may name any Databricks instance and "
                  "the token is sent to it");
 
-
 success:
     r = finish(&errs, reterr_msg);
     if (r < 0)
@@ -1232,7 +1330,8 @@ out:
 
 /* ---- the rest of the API ---- */
 
-struct config *config_new(void) {
+struct config *config_new(void)
+{
     struct config *cfg = calloc(1, sizeof(*cfg));
 
     if (!cfg)
@@ -1254,7 +1353,8 @@ struct config *config_new(void) {
     return cfg;
 }
 
-struct config *config_free(struct config *cfg) {
+struct config *config_free(struct config *cfg)
+{
     if (!cfg)
         return NULL;
     free(cfg->config_file);
@@ -1275,7 +1375,8 @@ struct config *config_free(struct config *cfg) {
     return NULL;
 }
 
-bool config_instance_allowed(const struct config *cfg, const char *normalized_instance) {
+bool config_instance_allowed(const struct config *cfg, const char *normalized_instance)
+{
     if (!normalized_instance)
         return false;
     if (cfg->allow_any_instance)
@@ -1294,7 +1395,8 @@ bool config_instance_allowed(const struct config *cfg, const char *normalized_in
 #define USAGE_HELP_COLUMN 27
 
 /* Writes cfg's value for k as describe and --help show it; none stands for "no value". */
-static void put_value(FILE *out, const struct config *cfg, const struct key *k, const char *none) {
+static void put_value(FILE *out, const struct config *cfg, const struct key *k, const char *none)
+{
     const void *field = (const char *)cfg + k->offset;
 
     switch (k->kind) {
@@ -1329,7 +1431,8 @@ static void put_value(FILE *out, const struct config *cfg, const struct key *k, 
 
 /* Writes the n bytes of word on the line at column *col, or first starts a new line indented by
  * indent when the word would pass USAGE_WIDTH. */
-static void put_word(FILE *out, int *col, int indent, const char *word, size_t n) {
+static void put_word(FILE *out, int *col, int indent, const char *word, size_t n)
+{
     if (*col > indent && *col + 1 + (int)n > USAGE_WIDTH) {
         fprintf(out, "\n%*s", indent, "");
         *col = indent;
@@ -1343,7 +1446,8 @@ static void put_word(FILE *out, int *col, int indent, const char *word, size_t n
 
 /* Writes text word by word, wrapped as put_word() does; a word ending in ':' stays on the line
  * of the word after it ("Default: 0", "Key: workers"). */
-static void put_words(FILE *out, int *col, int indent, const char *text) {
+static void put_words(FILE *out, int *col, int indent, const char *text)
+{
     for (text += strspn(text, " "); *text; text += strspn(text, " ")) {
         size_t n = strcspn(text, " ");
 
@@ -1362,14 +1466,16 @@ struct text {
     size_t len;
 };
 
-static FILE *text_begin(struct text *t) {
+static FILE *text_begin(struct text *t)
+{
     *t = (struct text){0};
     t->f = open_memstream(&t->s, &t->len);
     return t->f;
 }
 
 /* Gives the string (free()), NULL when a write failed (OOM). */
-static char *text_end(struct text *t) {
+static char *text_end(struct text *t)
+{
     bool failed = ferror(t->f);
 
     if (fclose(t->f) != 0 || failed) {
@@ -1381,7 +1487,8 @@ static char *text_end(struct text *t) {
 
 /* Gives the --help text of a flag or variable (free()): help, then what the key it sets defaults
  * to (when defaults is not NULL) and the key's name. NULL on OOM. */
-static char *help_text(const char *help, const char *key_name, const struct config *defaults) {
+static char *help_text(const char *help, const char *key_name, const struct config *defaults)
+{
     const struct key *k = key_name ? key_find(key_name) : NULL;
     struct text t;
     FILE *f = text_begin(&t);
@@ -1399,14 +1506,16 @@ static char *help_text(const char *help, const char *key_name, const struct conf
     return text_end(&t);
 }
 
-static bool key_has_flag(const char *name) {
+static bool key_has_flag(const char *name)
+{
     for (size_t i = 0; i < ELEMENTSOF(flags); i++)
         if (flags[i].key && strcmp(flags[i].key, name) == 0)
             return true;
     return false;
 }
 
-static bool key_has_env(const char *name) {
+static bool key_has_env(const char *name)
+{
     for (size_t i = 0; i < ELEMENTSOF(env_vars); i++)
         if (env_vars[i].key && strcmp(env_vars[i].key, name) == 0)
             return true;
@@ -1414,7 +1523,8 @@ static bool key_has_env(const char *name) {
 }
 
 /* "Usage: PROG [--config FILE] ..." with every flag that takes a value; "..." marks a list. */
-static void usage_synopsis(FILE *out, const char *program) {
+static void usage_synopsis(FILE *out, const char *program)
+{
     int col = fprintf(out, "Usage: %s", program);
 
     for (size_t i = 0; i < ELEMENTSOF(flags); i++) {
@@ -1435,7 +1545,8 @@ static void usage_synopsis(FILE *out, const char *program) {
             program, program);
 }
 
-static void usage_options(FILE *out, const struct config *defaults) {
+static void usage_options(FILE *out, const struct config *defaults)
+{
     fputs("Options:\n", out);
     for (size_t i = 0; i < ELEMENTSOF(flags); i++) {
         const struct flag *f = &flags[i];
@@ -1459,7 +1570,8 @@ static void usage_options(FILE *out, const struct config *defaults) {
 }
 
 /* Every key no flag or variable sets, with its default (when defaults is not NULL). */
-static void usage_file_only_keys(FILE *out, const struct config *defaults) {
+static void usage_file_only_keys(FILE *out, const struct config *defaults)
+{
     const struct key *list[ELEMENTSOF(keys)];
     size_t n = 0;
     int col = 0;
@@ -1478,8 +1590,7 @@ static void usage_file_only_keys(FILE *out, const struct config *defaults) {
             fclose(f);
         }
         if (list[i]->zero && strcmp(value, "0") == 0)
-            snprintf(item, sizeof(item), "%s (default 0: %s)%s", list[i]->name, list[i]->zero,
-                     end);
+            snprintf(item, sizeof(item), "%s (default 0: %s)%s", list[i]->name, list[i]->zero, end);
         else if (value[0])
             snprintf(item, sizeof(item), "%s (default %s)%s", list[i]->name, value, end);
         else
@@ -1489,7 +1600,8 @@ static void usage_file_only_keys(FILE *out, const struct config *defaults) {
     fputc('\n', out);
 }
 
-static void usage_environment(FILE *out) {
+static void usage_environment(FILE *out)
+{
     fputs("Environment (a variable set to the empty string is ignored):\n", out);
     for (size_t i = 0; i < ELEMENTSOF(env_vars); i++) {
         char *text = help_text(env_vars[i].help, env_vars[i].key, NULL);
@@ -1502,7 +1614,8 @@ static void usage_environment(FILE *out) {
     }
 }
 
-void config_usage(FILE *out, const char *program) {
+void config_usage(FILE *out, const char *program)
+{
     struct config *defaults = config_new(); /* NULL (OOM): --help without the defaults */
 
     usage_synopsis(out, program);
@@ -1535,7 +1648,8 @@ void config_usage(FILE *out, const char *program) {
     config_free(defaults);
 }
 
-char *config_describe(const struct config *cfg) {
+char *config_describe(const struct config *cfg)
+{
     struct text t;
     FILE *f = text_begin(&t);
 
@@ -1555,7 +1669,8 @@ char *config_describe(const struct config *cfg) {
     return text_end(&t);
 }
 
-void config_strv_free(char **v) {
+void config_strv_free(char **v)
+{
     if (!v)
         return;
     for (char **p = v; *p; p++)

@@ -27,33 +27,33 @@ enum config_log_level {
  * stored normalized: lowercased, "https://" and trailing "/" removed, host [a-z0-9.-] with an
  * optional :port 1-65535 (the rule of resmeta's normalizer). */
 struct config {
-    char *config_file;              /* --config path, NULL when none was given */
-    char *listen;                   /* "HOST:PORT", IPv6 host in brackets; port 0 = any */
-    int workers;                    /* gRPC worker threads, 0..64; 0: the loop thread serves gRPC */
-    char *default_instance;         /* NULL: every task must name its databricksInstance */
-    char **allowed_instances;       /* allowed_instances_count entries, "*" never stored */
+    char *config_file;        /* --config path, NULL when none was given */
+    char *listen;             /* "HOST:PORT", IPv6 host in brackets; port 0 = any */
+    int workers;              /* gRPC worker threads, 0..64; 0: the loop thread serves gRPC */
+    char *default_instance;   /* NULL: every task must name its databricksInstance */
+    char **allowed_instances; /* allowed_instances_count entries, "*" never stored */
     size_t allowed_instances_count;
-    bool allow_any_instance;        /* "*" was listed */
-    char *token;                    /* SECRET: never print or log it. NULL: no token */
-    char *token_file;               /* the file the token came from; NULL if none or from env */
-    char *ca_file;                  /* extra PEM bundle to trust for Databricks, NULL: none */
+    bool allow_any_instance; /* "*" was listed */
+    char *token;             /* SECRET: never print or log it. NULL: no token */
+    char *token_file;        /* the file the token came from; NULL if none or from env */
+    char *ca_file;           /* extra PEM bundle to trust for Databricks, NULL: none */
     enum config_log_level log_level;
-    long connect_timeout_ms;        /* 100..600000 */
-    long request_timeout_ms;        /* 100..600000, upper bound for one Databricks request */
-    long max_response_bytes;        /* 1024..268435456 */
+    long connect_timeout_ms; /* 100..600000 */
+    long request_timeout_ms; /* 100..600000, upper bound for one Databricks request */
+    long max_response_bytes; /* 1024..268435456 */
     char *service_credential_provider;
-    char *log_format;               /* "text" or "json" */
-    char *metrics_listen;           /* "HOST:PORT" for /metrics, or "off" */
-    long shutdown_delay_ms;         /* 0..600000: serving on, health NOT_SERVING, after SIGTERM */
-    long shutdown_grace_ms;         /* 0..600000: time calls in flight get on SIGTERM */
-    long instance_rate_limit_rps;          /* default per-instance rate; 0: no limit */
+    char *log_format;             /* "text" or "json" */
+    char *metrics_listen;         /* "HOST:PORT" for /metrics, or "off" */
+    long shutdown_delay_ms;       /* 0..600000: serving on, health NOT_SERVING, after SIGTERM */
+    long shutdown_grace_ms;       /* 0..600000: time calls in flight get on SIGTERM */
+    long instance_rate_limit_rps; /* default per-instance rate; 0: no limit */
     long instance_max_concurrent_requests; /* default per-instance concurrency; 0: no limit */
     struct config_instance_limit *instance_limits; /* instance_limits_count entries */
     size_t instance_limits_count;
-    long max_calls_in_flight;       /* beyond: RESOURCE_EXHAUSTED at once; 0: no limit (restart-only) */
-    long max_tracked_runs;          /* runs whose last status is remembered (restart-only) */
-    long status_cache_ttl_ms;       /* answer polls of a running run from memory; 0: off */
-    long terminal_cache_ttl_ms;     /* same for finished runs; 0: off */
+    long max_calls_in_flight;   /* beyond: RESOURCE_EXHAUSTED at once; 0: no limit (restart-only) */
+    long max_tracked_runs;      /* runs whose last status is remembered (restart-only) */
+    long status_cache_ttl_ms;   /* answer polls of a running run from memory; 0: off */
+    long terminal_cache_ttl_ms; /* same for finished runs; 0: off */
 };
 
 /* Per-instance Databricks request limits ("instance_limits" in the file). */
@@ -65,10 +65,10 @@ struct config_instance_limit {
 };
 
 enum config_action {
-    CONFIG_ACTION_RUN,      /* start the daemon */
-    CONFIG_ACTION_CHECK,    /* --check-config: the caller prints "configuration OK", exits 0 */
-    CONFIG_ACTION_HELP,     /* --help: the caller prints config_usage() to stdout, exits 0 */
-    CONFIG_ACTION_VERSION,  /* --version: the caller prints the version, exits 0 */
+    CONFIG_ACTION_RUN,     /* start the daemon */
+    CONFIG_ACTION_CHECK,   /* --check-config: the caller prints "configuration OK", exits 0 */
+    CONFIG_ACTION_HELP,    /* --help: the caller prints config_usage() to stdout, exits 0 */
+    CONFIG_ACTION_VERSION, /* --version: the caller prints the version, exits 0 */
     _CONFIG_ACTION_MAX,
 };
 

@@ -112,8 +112,7 @@ static void grpc_log_bridge(gpr_log_func_args *args)
     log_debug("grpc", "file", args->file, "line", line, "detail", args->message);
 }
 
-static struct dbx_settings dbx_settings_from(const struct config *config,
-                                             struct metrics *metrics)
+static struct dbx_settings dbx_settings_from(const struct config *config, struct metrics *metrics)
 {
     struct dbx_settings settings = {
         .token = config->token,
@@ -137,8 +136,7 @@ static void apply_log_settings(const struct config *config)
     if (log_stderr_is_journal(getenv("JOURNAL_STREAM")))
         log_set_format(LOG_FORMAT_JOURNAL);
     else
-        log_set_format(strcmp(config->log_format, "json") == 0 ? LOG_FORMAT_JSON
-                                                                : LOG_FORMAT_TEXT);
+        log_set_format(strcmp(config->log_format, "json") == 0 ? LOG_FORMAT_JSON : LOG_FORMAT_TEXT);
 }
 
 /* Names the settings a reload cannot change in the running process. */
@@ -161,8 +159,8 @@ static void warn_restart_only(const struct config *old, const struct config *fre
                         "key", strings[i].key, "value", a);
     }
     if (old->workers != fresh->workers)
-        log_warning("changed setting needs a restart to take effect, keeping the old value",
-                    "key", "workers");
+        log_warning("changed setting needs a restart to take effect, keeping the old value", "key",
+                    "workers");
 }
 
 static void reload(struct daemon *d)
@@ -329,9 +327,9 @@ static int start(struct daemon *d)
             {"/flyteidl.service.AgentMetadataService/GetAgent", metadata_get_agent, NULL, true},
             {"/grpc.health.v1.Health/Check", health_check, d->health, true},
         };
-        d->server = server_new(d->config->listen, d->config->workers,
-                               d->config->max_calls_in_flight, methods,
-                               sizeof(methods) / sizeof(methods[0]), &error);
+        d->server =
+            server_new(d->config->listen, d->config->workers, d->config->max_calls_in_flight,
+                       methods, sizeof(methods) / sizeof(methods[0]), &error);
         if (!d->server) {
             fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "cannot start server");
             goto out;

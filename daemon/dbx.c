@@ -465,8 +465,7 @@ static struct live_settings *live_settings_new(const struct dbx_settings *settin
 
     /* A CA file libcurl cannot use would only fail at the first request, as
      * a TLS error on a task: refuse it here so start-up or reload says so. */
-    if (settings->ca_file &&
-        tls_files_check_ca(settings->ca_file, reterr_msg) < 0)
+    if (settings->ca_file && tls_files_check_ca(settings->ca_file, reterr_msg) < 0)
         return NULL;
     s = calloc(1, sizeof(*s));
     if (!s)

@@ -22,11 +22,7 @@ static const struct {
     long status;
     bool any;
 } retry_statuses[] = {
-    {429, true},
-    {500, false},
-    {502, false},
-    {503, true},
-    {504, false},
+    {429, true}, {500, false}, {502, false}, {503, true}, {504, false},
 };
 
 static const char *const verdict_names[_DBX_VERDICT_MAX] = {

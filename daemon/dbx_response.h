@@ -14,14 +14,15 @@
 #include <stddef.h>
 
 enum dbx_verdict {
-    DBX_VERDICT_OK,                /* 2xx with a JSON object */
-    DBX_VERDICT_RETRY,             /* transient: worth another attempt within the deadline */
-    DBX_VERDICT_RUN_GONE,          /* the run does not exist (404, or 400 "does not exist") */
-    DBX_VERDICT_UNAUTHENTICATED,   /* 401 */
-    DBX_VERDICT_PERMISSION_DENIED, /* 403 */
-    DBX_VERDICT_INVALID,           /* 4xx verdict on the request itself */
-    DBX_VERDICT_UNAVAILABLE,       /* transient trouble that is not retried (or retries ran out) */
-    DBX_VERDICT_RESOURCE_EXHAUSTED, /* our own per-workspace limit held the request past its deadline */
+    DBX_VERDICT_OK,                 /* 2xx with a JSON object */
+    DBX_VERDICT_RETRY,              /* transient: worth another attempt within the deadline */
+    DBX_VERDICT_RUN_GONE,           /* the run does not exist (404, or 400 "does not exist") */
+    DBX_VERDICT_UNAUTHENTICATED,    /* 401 */
+    DBX_VERDICT_PERMISSION_DENIED,  /* 403 */
+    DBX_VERDICT_INVALID,            /* 4xx verdict on the request itself */
+    DBX_VERDICT_UNAVAILABLE,        /* transient trouble that is not retried (or retries ran out) */
+    DBX_VERDICT_RESOURCE_EXHAUSTED, /* our own per-workspace limit held the request past its
+                                       deadline */
     _DBX_VERDICT_MAX,
 };
 

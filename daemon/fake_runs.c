@@ -508,7 +508,7 @@ int fake_runs_get(const struct fake_runs *t, int64_t run_id, int64_t now_ms, cJS
         cleanup = r->cancel_ms >= 0 ? t->terminating_ms : 0;
     }
     url = errmsg_format("https://%s/?o=0#job/%" PRId64 "/run/%" PRId64, t->address, r->job_id,
-                         r->run_id);
+                        r->run_id);
     cluster_id = errmsg_format("0101-000000-fake%" PRId64, r->run_id);
     o = cJSON_CreateObject();
     if (!url || !cluster_id || !o || !add_int(o, "job_id", r->job_id) ||

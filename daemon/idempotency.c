@@ -91,8 +91,7 @@ int idempotency_token_from_metadata(const Flyteidl__Admin__TaskExecutionMetadata
     const Flyteidl__Core__TaskExecutionIdentifier *id =
         metadata ? metadata->task_execution_id : NULL;
     const Flyteidl__Core__NodeExecutionIdentifier *node = id ? id->node_execution_id : NULL;
-    const Flyteidl__Core__WorkflowExecutionIdentifier *execution =
-        node ? node->execution_id : NULL;
+    const Flyteidl__Core__WorkflowExecutionIdentifier *execution = node ? node->execution_id : NULL;
     const Flyteidl__Core__Identifier *task = id ? id->task_id : NULL;
     struct idempotency_task_execution key = {0};
 

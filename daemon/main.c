@@ -34,8 +34,9 @@ static void usage(FILE *out)
     fprintf(out, "Usage: %s [COMMAND] [OPTIONS]\n\nCommands:\n", PROGRAM_NAME);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %-15s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\nWithout a command, options run `serve`. `%s COMMAND --help` explains a\n"
-                 "command; `%s serve --help` lists the daemon's options.\n",
+    fprintf(out,
+            "\nWithout a command, options run `serve`. `%s COMMAND --help` explains a\n"
+            "command; `%s serve --help` lists the daemon's options.\n",
             PROGRAM_NAME, PROGRAM_NAME);
 }
 

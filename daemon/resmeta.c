@@ -109,7 +109,8 @@ int resmeta_normalize_instance(const char *in, char **ret_instance, char **reter
     hostlen = colon ? (size_t)(colon - p) : n;
     why = host_problem(p, hostlen, bad);
     if (why) {
-        r = errmsg_set(reterr_msg, -EINVAL, "'%s' is not host[:port]: %s%s%s", q, why, bad[0] ? " " : "", bad);
+        r = errmsg_set(reterr_msg, -EINVAL, "'%s' is not host[:port]: %s%s%s", q, why,
+                       bad[0] ? " " : "", bad);
         goto out;
     }
     if (colon) {
@@ -194,7 +195,8 @@ static int run_id_from_json(const cJSON *item, char **ret_run_id, char **reterr_
         if (!run_id_valid(item->valuestring)) {
             errmsg_printable(q, sizeof(q), item->valuestring, ERRMSG_QUOTED);
             return errmsg_set(reterr_msg, -EINVAL,
-                        "resource_meta: bad " KEY_RUN_ID " '%s': must be 1-19 decimal digits", q);
+                              "resource_meta: bad " KEY_RUN_ID " '%s': must be 1-19 decimal digits",
+                              q);
         }
         s = strdup(item->valuestring);
     } else if (cJSON_IsNumber(item)) {
@@ -202,14 +204,14 @@ static int run_id_from_json(const cJSON *item, char **ret_run_id, char **reterr_
         /* flytekit wrote run_id as Databricks returned it, a JSON number, in some versions. */
         if (!isfinite(v) || v < 0 || v >= RUN_ID_NUMBER_LIMIT || floor(v) != v)
             return errmsg_set(reterr_msg, -EINVAL,
-                        "resource_meta: bad " KEY_RUN_ID
-                        " %.17g: must be a whole number from 0 to 2^53",
-                        v);
+                              "resource_meta: bad " KEY_RUN_ID
+                              " %.17g: must be a whole number from 0 to 2^53",
+                              v);
         snprintf(digits, sizeof(digits), "%" PRIu64, (uint64_t)v);
         s = strdup(digits);
     } else {
         return errmsg_set(reterr_msg, -EINVAL,
-                    "resource_meta: " KEY_RUN_ID " must be a string of digits or a number");
+                          "resource_meta: " KEY_RUN_ID " must be a string of digits or a number");
     }
     if (!s)
         return -ENOMEM;
@@ -232,7 +234,7 @@ int resmeta_decode(const uint8_t *data, size_t len, struct resmeta *ret, char **
     }
     if (len > RESMETA_MAX_LEN) {
         r = errmsg_set(reterr_msg, -EINVAL, "malformed resource_meta: %zu bytes, more than %d", len,
-                 RESMETA_MAX_LEN);
+                       RESMETA_MAX_LEN);
         goto out;
     }
     if (memchr(data, '\0', len)) {
@@ -257,7 +259,7 @@ int resmeta_decode(const uint8_t *data, size_t len, struct resmeta *ret, char **
         root = cJSON_ParseWithOpts(text, &end, true);
         if (!root) {
             r = errmsg_set(reterr_msg, -EINVAL, "malformed resource_meta: not JSON (at byte %td)",
-                     end ? end - text : (ptrdiff_t)0);
+                           end ? end - text : (ptrdiff_t)0);
             goto out;
         }
     }
@@ -282,7 +284,8 @@ int resmeta_decode(const uint8_t *data, size_t len, struct resmeta *ret, char **
     }
     r = resmeta_normalize_instance(item->valuestring, &m.instance, &why);
     if (r == -EINVAL) {
-        r = errmsg_set(reterr_msg, -EINVAL, "resource_meta: bad " KEY_INSTANCE ": %s", why ? why : "invalid");
+        r = errmsg_set(reterr_msg, -EINVAL, "resource_meta: bad " KEY_INSTANCE ": %s",
+                       why ? why : "invalid");
         goto out;
     }
     if (r < 0)

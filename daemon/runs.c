@@ -273,9 +273,9 @@ out:
     return result;
 }
 
-void runs_fetched(struct runs *runs, const char *instance, const char *run_id,
-                  uint64_t fetch_id, const struct phase_result *fresh, bool forget,
-                  int64_t now_ms, struct runs_outcome *ret)
+void runs_fetched(struct runs *runs, const char *instance, const char *run_id, uint64_t fetch_id,
+                  const struct phase_result *fresh, bool forget, int64_t now_ms,
+                  struct runs_outcome *ret)
 {
     char *key = make_key(instance, run_id);
     struct phase_result copy = {0};

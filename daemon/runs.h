@@ -30,9 +30,9 @@ struct runs_waiter {
 };
 
 struct runs_settings {
-    size_t max_runs;               /* entries kept; least recently polled go first */
-    int64_t status_ttl_ms;         /* answer a running run's poll from memory; 0: never */
-    int64_t terminal_ttl_ms;       /* same for a finished run's result; 0: never */
+    size_t max_runs;         /* entries kept; least recently polled go first */
+    int64_t status_ttl_ms;   /* answer a running run's poll from memory; 0: never */
+    int64_t terminal_ttl_ms; /* same for a finished run's result; 0: never */
 };
 
 enum runs_lookup {
@@ -59,10 +59,10 @@ enum runs_lookup runs_lookup(struct runs *runs, const char *instance, const char
                              struct phase_result *ret_cached, uint64_t *ret_fetch_id);
 
 struct runs_outcome {
-    struct runs_waiter *waiters; /* every caller waiting for this fetch, oldest first */
-    bool has_last_known;         /* a failed fetch: *last_known holds the run's last phase */
+    struct runs_waiter *waiters;    /* every caller waiting for this fetch, oldest first */
+    bool has_last_known;            /* a failed fetch: *last_known holds the run's last phase */
     struct phase_result last_known; /* owned by the caller: phase_result_done() */
-    int64_t trouble_since_ms;    /* a failed fetch: when refreshes started failing */
+    int64_t trouble_since_ms;       /* a failed fetch: when refreshes started failing */
 };
 
 /*
@@ -73,9 +73,9 @@ struct runs_outcome {
  * failing. A last status is something Databricks said, never invented; a
  * terminal one is final and may be answered as it is.
  */
-void runs_fetched(struct runs *runs, const char *instance, const char *run_id,
-                  uint64_t fetch_id, const struct phase_result *fresh, bool forget,
-                  int64_t now_ms, struct runs_outcome *ret);
+void runs_fetched(struct runs *runs, const char *instance, const char *run_id, uint64_t fetch_id,
+                  const struct phase_result *fresh, bool forget, int64_t now_ms,
+                  struct runs_outcome *ret);
 
 /* How one waiting GetTask is answered once its fetch ends: runs_decide_answer(). */
 enum runs_answer_kind {
@@ -90,10 +90,10 @@ enum runs_answer_kind {
 struct runs_fetch_end {
     const char *instance;
     const char *run_id;
-    const struct phase_result *fresh; /* the new status; NULL when the fetch failed */
-    bool gone;                        /* Databricks says the run does not exist */
-    bool transient;                   /* trouble that may pass, not a refused token or request */
-    const char *trouble;              /* what went wrong (Databricks' words when gone) */
+    const struct phase_result *fresh;   /* the new status; NULL when the fetch failed */
+    bool gone;                          /* Databricks says the run does not exist */
+    bool transient;                     /* trouble that may pass, not a refused token or request */
+    const char *trouble;                /* what went wrong (Databricks' words when gone) */
     const struct runs_outcome *outcome; /* from runs_fetched(); NULL: fetched alone */
 };
 
@@ -101,8 +101,8 @@ struct runs_fetch_end {
 
 struct runs_answer {
     enum runs_answer_kind kind;
-    const struct phase_result *status; /* FRESH, LAST_KNOWN: what to answer, borrowed from the
-                                        * fetch end (fresh, or outcome->last_known) */
+    const struct phase_result *status;      /* FRESH, LAST_KNOWN: what to answer, borrowed from the
+                                             * fetch end (fresh, or outcome->last_known) */
     char message[RUNS_ANSWER_MESSAGE_SIZE]; /* not "": answer it instead of status's message
                                              * (GONE, and LAST_KNOWN for a run not over) */
 };

@@ -156,7 +156,8 @@ static int copy_string(const cJSON *item, const char *path, char **ret, char **r
     char *s;
 
     if (!cJSON_IsString(item))
-        return errmsg_set(reterr_msg, -EINVAL, "%s: expected a string, got %s", path, structjson_type_name(item));
+        return errmsg_set(reterr_msg, -EINVAL, "%s: expected a string, got %s", path,
+                          structjson_type_name(item));
     s = strdup(item->valuestring);
     if (!s)
         return fail_oom(reterr_msg);
@@ -178,12 +179,14 @@ static int read_int32(const cJSON *item, const char *path, int32_t *ret, char **
         n = strtoll(s, &end, 10);
         if (*s == '\0' || *end != '\0' || errno != 0 || n < INT32_MIN || n > INT32_MAX ||
             strspn(s, "-0123456789") != strlen(s))
-            return errmsg_set(reterr_msg, -EINVAL, "%s: expected a 32-bit integer, got '%.32s'", path, s);
+            return errmsg_set(reterr_msg, -EINVAL, "%s: expected a 32-bit integer, got '%.32s'",
+                              path, s);
         *ret = (int32_t)n;
         return 0;
     }
     if (!cJSON_IsNumber(item))
-        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an integer, got %s", path, structjson_type_name(item));
+        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an integer, got %s", path,
+                          structjson_type_name(item));
     v = item->valuedouble;
     if (!isfinite(v) || v != floor(v) || v < INT32_MIN || v > INT32_MAX)
         return errmsg_set(reterr_msg, -EINVAL, "%s: expected a 32-bit integer, got %g", path, v);
@@ -203,10 +206,11 @@ static int read_resource_type(const cJSON *item, const char *path,
                 *ret = resource_types[i].value;
                 return 0;
             }
-        return errmsg_set(reterr_msg, -EINVAL,
-                    "%s: unknown value '%.32s' (expected TASK, WORKFLOW, LAUNCH_PLAN, DATASET or "
-                    "UNSPECIFIED)",
-                    path, item->valuestring);
+        return errmsg_set(
+            reterr_msg, -EINVAL,
+            "%s: unknown value '%.32s' (expected TASK, WORKFLOW, LAUNCH_PLAN, DATASET or "
+            "UNSPECIFIED)",
+            path, item->valuestring);
     }
     /* Protobuf enums are open: a number outside the known names is kept as it is. */
     r = read_int32(item, path, &n, reterr_msg);
@@ -226,7 +230,8 @@ static int read_strings(const cJSON *item, const char *path, char ***ret_array, 
     int r;
 
     if (!cJSON_IsArray(item))
-        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an array of strings, got %s", path, structjson_type_name(item));
+        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an array of strings, got %s", path,
+                          structjson_type_name(item));
     n = (size_t)cJSON_GetArraySize(item);
     if (n == 0)
         return 0;
@@ -258,8 +263,9 @@ static int read_env(const cJSON *item, const char *path, Flyteidl__Core__KeyValu
     int r;
 
     if (!cJSON_IsArray(item))
-        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an array of {\"key\", \"value\"} objects, got %s",
-                    path, structjson_type_name(item));
+        return errmsg_set(reterr_msg, -EINVAL,
+                          "%s: expected an array of {\"key\", \"value\"} objects, got %s", path,
+                          structjson_type_name(item));
     n = (size_t)cJSON_GetArraySize(item);
     if (n == 0)
         return 0;
@@ -270,7 +276,8 @@ static int read_env(const cJSON *item, const char *path, Flyteidl__Core__KeyValu
     for (const cJSON *c = item->child; c; c = c->next, i++) {
         path_index(at, path, i);
         if (!cJSON_IsObject(c))
-            return errmsg_set(reterr_msg, -EINVAL, "%s: expected an object, got %s", at, structjson_type_name(c));
+            return errmsg_set(reterr_msg, -EINVAL, "%s: expected an object, got %s", at,
+                              structjson_type_name(c));
         array[i] = malloc(sizeof(*array[i]));
         if (!array[i])
             return fail_oom(reterr_msg);
@@ -294,7 +301,8 @@ static int read_config(const cJSON *item, const char *path,
     int r;
 
     if (!cJSON_IsObject(item))
-        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an object of strings, got %s", path, structjson_type_name(item));
+        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an object of strings, got %s", path,
+                          structjson_type_name(item));
     n = (size_t)cJSON_GetArraySize(item);
     if (n == 0)
         return 0;
@@ -328,7 +336,8 @@ static int read_struct(const cJSON *item, const char *path, Google__Protobuf__St
     int r;
 
     if (!cJSON_IsObject(item))
-        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an object, got %s", path, structjson_type_name(item));
+        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an object, got %s", path,
+                          structjson_type_name(item));
     r = structjson_from_cjson(item, ret, &why);
     if (r == -ENOMEM) {
         free(why);
@@ -349,7 +358,8 @@ static int read_message(const cJSON *item, const char *path, const struct field 
     ProtobufCMessage *m;
 
     if (!cJSON_IsObject(item))
-        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an object, got %s", path, structjson_type_name(item));
+        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an object, got %s", path,
+                          structjson_type_name(item));
     m = malloc(descriptor->sizeof_message);
     if (!m)
         return fail_oom(reterr_msg);
@@ -443,7 +453,8 @@ static int check_shape(const cJSON *root, char **reterr_msg)
     size_t used = 0, listed = 0;
 
     if (!cJSON_IsObject(root))
-        return errmsg_set(reterr_msg, -EINVAL, "not a TaskTemplate: the top-level value is %s", structjson_type_name(root));
+        return errmsg_set(reterr_msg, -EINVAL, "not a TaskTemplate: the top-level value is %s",
+                          structjson_type_name(root));
     if (!root->child)
         return errmsg_set(reterr_msg, -EINVAL, "not a TaskTemplate: the object is empty");
     for (const cJSON *c = root->child; c; c = c->next)
@@ -451,7 +462,8 @@ static int check_shape(const cJSON *root, char **reterr_msg)
             return 0;
     for (size_t i = 0; i < N_FIELDS(wrong_messages); i++)
         if (cJSON_GetObjectItemCaseSensitive(root, wrong_messages[i].key))
-            return errmsg_set(reterr_msg, -EINVAL, "not a TaskTemplate: %s", wrong_messages[i].hint);
+            return errmsg_set(reterr_msg, -EINVAL, "not a TaskTemplate: %s",
+                              wrong_messages[i].hint);
     for (const cJSON *c = root->child; c && listed < 3; c = c->next, listed++) {
         int n = snprintf(found + used, sizeof(found) - used, "%s'%.32s'", listed ? ", " : "",
                          c->string);
@@ -459,8 +471,9 @@ static int check_shape(const cJSON *root, char **reterr_msg)
             break;
         used += (size_t)n;
     }
-    return errmsg_set(reterr_msg, -EINVAL, "not a TaskTemplate: none of its fields is present (found %s%s)", found,
-                root->child && cJSON_GetArraySize(root) > 3 ? ", ..." : "");
+    return errmsg_set(reterr_msg, -EINVAL,
+                      "not a TaskTemplate: none of its fields is present (found %s%s)", found,
+                      root->child && cJSON_GetArraySize(root) > 3 ? ", ..." : "");
 }
 
 /* JSON's whitespace; gives the first other byte in [p, end), or end. */

@@ -26,7 +26,8 @@ struct tmpfile {
     char path[64];
 };
 
-static void tmp_write(struct tmpfile *t, const char *content, mode_t mode) {
+static void tmp_write(struct tmpfile *t, const char *content, mode_t mode)
+{
     int fd;
 
     strcpy(t->path, "/tmp/test_config.XXXXXX");
@@ -37,7 +38,8 @@ static void tmp_write(struct tmpfile *t, const char *content, mode_t mode) {
     close(fd);
 }
 
-static void tmp_remove(struct tmpfile *t) {
+static void tmp_remove(struct tmpfile *t)
+{
     unlink(t->path);
 }
 
@@ -49,7 +51,8 @@ struct result {
     char *err;
 };
 
-static void result_done(struct result *res) {
+static void result_done(struct result *res)
+{
     config_free(res->cfg);
     config_strv_free(res->warnings);
     free(res->err);
@@ -57,7 +60,8 @@ static void result_done(struct result *res) {
 }
 
 /* argv and envp are NULL-terminated lists; "prog" is prepended to argv. */
-static struct result load(const char *const *args, const char *const *env) {
+static struct result load(const char *const *args, const char *const *env)
+{
     char *argv[32] = {"flyte-databricks-connector"};
     int argc = 1;
     struct result res = {.r = 1};
@@ -73,7 +77,8 @@ static struct result load(const char *const *args, const char *const *env) {
     return res;
 }
 
-static bool warnings_contain(char **w, const char *needle) {
+static bool warnings_contain(char **w, const char *needle)
+{
     for (; w && *w; w++)
         if (strstr(*w, needle))
             return true;
@@ -81,7 +86,8 @@ static bool warnings_contain(char **w, const char *needle) {
 }
 
 /* Parses text onto defaults and checks config_describe() has the line expected. */
-static void expect_describe_line(const char *text, const char *line) {
+static void expect_describe_line(const char *text, const char *line)
+{
     struct config *cfg = config_new();
     char *err = NULL, *desc;
     char want[512];
@@ -99,7 +105,8 @@ static void expect_describe_line(const char *text, const char *line) {
 }
 
 /* Parses text onto defaults and checks the error message is exactly want. */
-static void expect_error(const char *text, const char *want) {
+static void expect_error(const char *text, const char *want)
+{
     struct config *cfg = config_new();
     char *err = NULL;
     int r;
@@ -116,14 +123,29 @@ static void expect_error(const char *text, const char *want) {
 
 /* ---- the key table ---- */
 
-static void test_keys_sorted_and_complete(void **state) {
+static void test_keys_sorted_and_complete(void **state)
+{
     static const char *const want[] = {
-        "allowed_instances", "ca_file", "connect_timeout_ms", "default_instance",
-        "instance_limits", "instance_max_concurrent_requests", "instance_rate_limit_rps",
-        "listen", "log_format", "log_level", "max_calls_in_flight", "max_response_bytes",
+        "allowed_instances",
+        "ca_file",
+        "connect_timeout_ms",
+        "default_instance",
+        "instance_limits",
+        "instance_max_concurrent_requests",
+        "instance_rate_limit_rps",
+        "listen",
+        "log_format",
+        "log_level",
+        "max_calls_in_flight",
+        "max_response_bytes",
         "max_tracked_runs",
-        "metrics_listen", "request_timeout_ms", "service_credential_provider",
-        "shutdown_delay_ms", "shutdown_grace_ms", "status_cache_ttl_ms", "terminal_cache_ttl_ms",
+        "metrics_listen",
+        "request_timeout_ms",
+        "service_credential_provider",
+        "shutdown_delay_ms",
+        "shutdown_grace_ms",
+        "status_cache_ttl_ms",
+        "terminal_cache_ttl_ms",
         "token_file",
         "workers",
     };
@@ -141,7 +163,8 @@ static void test_keys_sorted_and_complete(void **state) {
 
 /* ---- defaults ---- */
 
-static void test_defaults(void **state) {
+static void test_defaults(void **state)
+{
     struct config *cfg = config_new();
     char *desc;
 
@@ -195,7 +218,8 @@ static void test_defaults(void **state) {
     config_strv_free(NULL);
 }
 
-static void test_empty_load_gives_defaults(void **state) {
+static void test_empty_load_gives_defaults(void **state)
+{
     struct result res = load(NULL, NULL);
 
     (void)state;
@@ -210,7 +234,8 @@ static void test_empty_load_gives_defaults(void **state) {
 
 /* ---- valid values, key by key ---- */
 
-static void test_valid_values(void **state) {
+static void test_valid_values(void **state)
+{
     static const struct {
         const char *json;
         const char *line;
@@ -268,7 +293,8 @@ static void test_valid_values(void **state) {
         expect_describe_line(cases[i].json, cases[i].line);
 }
 
-static void test_typed_fields(void **state) {
+static void test_typed_fields(void **state)
+{
     struct config *cfg = config_new();
     char *err = NULL;
 
@@ -290,7 +316,8 @@ static void test_typed_fields(void **state) {
 
 /* ---- invalid values, key by key ---- */
 
-static void test_invalid_values(void **state) {
+static void test_invalid_values(void **state)
+{
     static const char inst_reason[] =
         ": expected a Databricks host name [a-z0-9.-] with an optional :PORT (1-65535), "
         "optionally prefixed by https://";
@@ -307,35 +334,49 @@ static void test_invalid_values(void **state) {
         {"{\"listen\": \"host:65536\"}", "key \"listen\": invalid value \"host:65536\"",
          listen_reason},
         {"{\"listen\": \"host:-1\"}", "key \"listen\": invalid value \"host:-1\"", listen_reason},
-        {"{\"listen\": \"::1:8000\"}", "key \"listen\": invalid value \"::1:8000\"",
-         listen_reason},
+        {"{\"listen\": \"::1:8000\"}", "key \"listen\": invalid value \"::1:8000\"", listen_reason},
         {"{\"listen\": \"[zz]:8000\"}", "key \"listen\": invalid value \"[zz]:8000\"",
          listen_reason},
         {"{\"listen\": \"[::1]8000\"}", "key \"listen\": invalid value \"[::1]8000\"",
          listen_reason},
-        {"{\"listen\": \"ho st:80\"}", "key \"listen\": invalid value \"ho st:80\"",
-         listen_reason},
+        {"{\"listen\": \"ho st:80\"}", "key \"listen\": invalid value \"ho st:80\"", listen_reason},
         {"{\"listen\": \"\"}", "key \"listen\": invalid value \"\"", listen_reason},
         {"{\"workers\": -1}", "key \"workers\": -1 is out of range 0..64", ""},
         {"{\"workers\": 65}", "key \"workers\": 65 is out of range 0..64", ""},
         {"{\"workers\": 2.5}", "key \"workers\": expected an integer, got 2.5", ""},
         {"{\"workers\": 1e300}", "key \"workers\": 1e+300 is out of range 0..64", ""},
-        {"{\"connect_timeout_ms\": 99}", "key \"connect_timeout_ms\": 99 is out of range "
-                                         "100..600000", ""},
-        {"{\"connect_timeout_ms\": 600001}", "key \"connect_timeout_ms\": 600001 is out of "
-                                             "range 100..600000", ""},
-        {"{\"request_timeout_ms\": 99}", "key \"request_timeout_ms\": 99 is out of range "
-                                         "100..600000", ""},
-        {"{\"request_timeout_ms\": 600001}", "key \"request_timeout_ms\": 600001 is out of "
-                                             "range 100..600000", ""},
-        {"{\"max_response_bytes\": 1023}", "key \"max_response_bytes\": 1023 is out of range "
-                                           "1024..268435456", ""},
-        {"{\"max_response_bytes\": 268435457}", "key \"max_response_bytes\": 268435457 is out "
-                                                "of range 1024..268435456", ""},
-        {"{\"log_level\": \"warn\"}", "key \"log_level\": invalid value \"warn\": expected one "
-                                      "of debug, info, warning, error", ""},
-        {"{\"log_level\": \"INFO\"}", "key \"log_level\": invalid value \"INFO\": expected one "
-                                      "of debug, info, warning, error", ""},
+        {"{\"connect_timeout_ms\": 99}",
+         "key \"connect_timeout_ms\": 99 is out of range "
+         "100..600000",
+         ""},
+        {"{\"connect_timeout_ms\": 600001}",
+         "key \"connect_timeout_ms\": 600001 is out of "
+         "range 100..600000",
+         ""},
+        {"{\"request_timeout_ms\": 99}",
+         "key \"request_timeout_ms\": 99 is out of range "
+         "100..600000",
+         ""},
+        {"{\"request_timeout_ms\": 600001}",
+         "key \"request_timeout_ms\": 600001 is out of "
+         "range 100..600000",
+         ""},
+        {"{\"max_response_bytes\": 1023}",
+         "key \"max_response_bytes\": 1023 is out of range "
+         "1024..268435456",
+         ""},
+        {"{\"max_response_bytes\": 268435457}",
+         "key \"max_response_bytes\": 268435457 is out "
+         "of range 1024..268435456",
+         ""},
+        {"{\"log_level\": \"warn\"}",
+         "key \"log_level\": invalid value \"warn\": expected one "
+         "of debug, info, warning, error",
+         ""},
+        {"{\"log_level\": \"INFO\"}",
+         "key \"log_level\": invalid value \"INFO\": expected one "
+         "of debug, info, warning, error",
+         ""},
         {"{\"default_instance\": \"http://x.example\"}",
          "key \"default_instance\": invalid value \"http://x.example\"", inst_reason},
         {"{\"default_instance\": \"x_y.example\"}",
@@ -352,13 +393,14 @@ static void test_invalid_values(void **state) {
          "key \"default_instance\": invalid value \"https://\"", inst_reason},
         {"{\"default_instance\": \"\"}", "key \"default_instance\": invalid value \"\"",
          inst_reason},
-        {"{\"default_instance\": \"a\\nb\"}",
-         "key \"default_instance\": invalid value \"a\\x0ab\"", inst_reason},
+        {"{\"default_instance\": \"a\\nb\"}", "key \"default_instance\": invalid value \"a\\x0ab\"",
+         inst_reason},
         {"{\"allowed_instances\": [\"ok.example\", \"bad host\"]}",
          "key \"allowed_instances[1]\": invalid value \"bad host\"", inst_reason},
         {"{\"instance_limits\": {\"a.example\": {\"rps\": 5}}}",
          "key \"instance_limits\"[\"a.example\"]: unknown key \"rps\" (expected rate_limit_rps, "
-         "burst, max_concurrent_requests)", ""},
+         "burst, max_concurrent_requests)",
+         ""},
         {"{\"instance_limits\": {\"a.example\": {\"burst\": -1}}}",
          "key \"instance_limits\"[\"a.example\"]: \"burst\" must be an integer from 0 to 100000",
          ""},
@@ -366,8 +408,7 @@ static void test_invalid_values(void **state) {
          "key \"instance_limits\"[\"a.example\"]: expected an object, got a number", ""},
         {"{\"instance_limits\": [1]}", "key \"instance_limits\": expected an object, got an array",
          ""},
-        {"{\"token_file\": \"\"}", "key \"token_file\": invalid value \"\": must not be empty",
-         ""},
+        {"{\"token_file\": \"\"}", "key \"token_file\": invalid value \"\": must not be empty", ""},
         {"{\"ca_file\": \"\"}", "key \"ca_file\": invalid value \"\": must not be empty", ""},
         {"{\"service_credential_provider\": \"\"}",
          "key \"service_credential_provider\": invalid value \"\": must not be empty", ""},
@@ -382,7 +423,8 @@ static void test_invalid_values(void **state) {
     }
 }
 
-static void test_wrong_types(void **state) {
+static void test_wrong_types(void **state)
+{
     static const struct {
         const char *json;
         const char *want;
@@ -412,7 +454,8 @@ static void test_wrong_types(void **state) {
         expect_error(cases[i].json, cases[i].want);
 }
 
-static void test_unknown_and_duplicate_keys(void **state) {
+static void test_unknown_and_duplicate_keys(void **state)
+{
     (void)state;
     expect_error("{\"listne\": \"0.0.0.0:1\"}", "unknown key \"listne\"");
     expect_error("{\"Listen\": \"0.0.0.0:1\"}", "unknown key \"Listen\"");
@@ -420,7 +463,8 @@ static void test_unknown_and_duplicate_keys(void **state) {
     expect_error("{\"workers\": 3, \"workers\": 4}", "duplicate key \"workers\"");
 }
 
-static void test_all_errors_collected(void **state) {
+static void test_all_errors_collected(void **state)
+{
     (void)state;
     expect_error("{\n"
                  "  \"listne\": \"x\",\n"
@@ -443,7 +487,8 @@ static void test_all_errors_collected(void **state) {
                  "key \"ca_file\": expected a string or null, got a number");
 }
 
-static void test_syntax_errors(void **state) {
+static void test_syntax_errors(void **state)
+{
     static const struct {
         const char *json;
         const char *want;
@@ -461,7 +506,8 @@ static void test_syntax_errors(void **state) {
         expect_error(cases[i].json, cases[i].want);
 }
 
-static void test_example_config_parses(void **state) {
+static void test_example_config_parses(void **state)
+{
     struct config *cfg = config_new();
     char *text = NULL, *err = NULL;
     size_t len = 0;
@@ -488,7 +534,8 @@ static void test_example_config_parses(void **state) {
     config_free(cfg);
 }
 
-static void test_readme_documents_every_key(void **state) {
+static void test_readme_documents_every_key(void **state)
+{
     char *text = NULL;
     size_t len = 0;
     FILE *f;
@@ -510,7 +557,8 @@ static void test_readme_documents_every_key(void **state) {
 
 /* ---- instances ---- */
 
-static void test_instance_allowed(void **state) {
+static void test_instance_allowed(void **state)
+{
     struct config *cfg = config_new();
     char *err = NULL;
 
@@ -527,9 +575,8 @@ static void test_instance_allowed(void **state) {
     assert_false(config_instance_allowed(cfg, NULL));
     assert_false(cfg->allow_any_instance);
 
-    assert_int_equal(config_parse_json(cfg, "{\"allowed_instances\": [\"*\", \"x.example\"]}",
-                                       &err),
-                     0);
+    assert_int_equal(
+        config_parse_json(cfg, "{\"allowed_instances\": [\"*\", \"x.example\"]}", &err), 0);
     assert_true(cfg->allow_any_instance);
     assert_int_equal(cfg->allowed_instances_count, 1);
     assert_string_equal(cfg->allowed_instances[0], "x.example");
@@ -537,7 +584,8 @@ static void test_instance_allowed(void **state) {
     config_free(cfg);
 }
 
-static void test_star_warns(void **state) {
+static void test_star_warns(void **state)
+{
     const char *args[] = {"--allowed-instance", "*", NULL};
     struct result res = load(args, NULL);
 
@@ -551,20 +599,21 @@ static void test_star_warns(void **state) {
 /* ---- layering ---- */
 
 /* A self-signed certificate: ca_file must hold at least one. */
-#define TEST_CA_PEM \
-    "-----BEGIN CERTIFICATE-----\n" \
-    "MIIBijCCAS+gAwIBAgIUKaWNN3ftj/hmZXnPSgWgLP3Py2cwCgYIKoZIzj0EAwIw\n" \
-    "GTEXMBUGA1UEAwwOdGVzdC1jb25maWctY2EwIBcNMjYxMjA1MjA0NDU0WhgPMjEy\n" \
-    "NjExMTEyMDQ0NTRaMBkxFzAVBgNVBAMMDnRlc3QtY29uZmlnLWNhMFkwEwYHKoZI\n" \
-    "zj0CAQYIKoZIzj0DAQcDQgAEb8Jy7dTiia8sqXKSetyZdkx1NSTbhGPifL9roH2Z\n" \
-    "UMiHu9eg6pKykX+lHGHMM5Zc17YCyLz1XL0kBA0QYkiqQaNTMFEwHQYDVR0OBBYE\n" \
-    "FKoq3awiJWlqJQW5Cw9mALFaBEryMB8GA1UdIwQYMBaAFKoq3awiJWlqJQW5Cw9m\n" \
-    "ALFaBEryMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSQAwRgIhAP4s2pFz\n" \
-    "HJKyg/ZJGldYX/TzzYhPFBTxZXSfqg7NlPrzAiEAxeMnf/SyZ7r4iWXA88KCvvu2\n" \
-    "jhjZy1FerGlfCchNv8c=\n" \
+#define TEST_CA_PEM                                                                                \
+    "-----BEGIN CERTIFICATE-----\n"                                                                \
+    "MIIBijCCAS+gAwIBAgIUKaWNN3ftj/hmZXnPSgWgLP3Py2cwCgYIKoZIzj0EAwIw\n"                           \
+    "GTEXMBUGA1UEAwwOdGVzdC1jb25maWctY2EwIBcNMjYxMjA1MjA0NDU0WhgPMjEy\n"                           \
+    "NjExMTEyMDQ0NTRaMBkxFzAVBgNVBAMMDnRlc3QtY29uZmlnLWNhMFkwEwYHKoZI\n"                           \
+    "zj0CAQYIKoZIzj0DAQcDQgAEb8Jy7dTiia8sqXKSetyZdkx1NSTbhGPifL9roH2Z\n"                           \
+    "UMiHu9eg6pKykX+lHGHMM5Zc17YCyLz1XL0kBA0QYkiqQaNTMFEwHQYDVR0OBBYE\n"                           \
+    "FKoq3awiJWlqJQW5Cw9mALFaBEryMB8GA1UdIwQYMBaAFKoq3awiJWlqJQW5Cw9m\n"                           \
+    "ALFaBEryMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSQAwRgIhAP4s2pFz\n"                           \
+    "HJKyg/ZJGldYX/TzzYhPFBTxZXSfqg7NlPrzAiEAxeMnf/SyZ7r4iWXA88KCvvu2\n"                           \
+    "jhjZy1FerGlfCchNv8c=\n"                                                                       \
     "-----END CERTIFICATE-----\n"
 
-static void test_precedence(void **state) {
+static void test_precedence(void **state)
+{
     struct tmpfile conf, ca_file, ca_flag;
     char conf_text[1024];
 
@@ -625,9 +674,9 @@ static void test_precedence(void **state) {
     }
     /* flags over environment over file */
     {
-        const char *args[] = {"--config", conf.path, "--listen", "[::1]:0", "--workers=9",
-                              "--instance", "flag.example:443", "--ca-file", ca_flag.path,
-                              "--log-level", "warning", NULL};
+        const char *args[] = {"--config",    conf.path,     "--listen",         "[::1]:0",
+                              "--workers=9", "--instance",  "flag.example:443", "--ca-file",
+                              ca_flag.path,  "--log-level", "warning",          NULL};
         const char *env[] = {"FLYTE_DATABRICKS_INSTANCE=env.example",
                              "FLYTE_DATABRICKS_LOG_LEVEL=debug", NULL};
         struct result res = load(args, env);
@@ -656,10 +705,15 @@ static void test_precedence(void **state) {
     tmp_remove(&ca_flag);
 }
 
-static void test_allowed_instance_flags_replace_list(void **state) {
+static void test_allowed_instance_flags_replace_list(void **state)
+{
     struct tmpfile conf;
-    const char *args[] = {"--config", NULL, "--allowed-instance", "One.example",
-                          "--allowed-instance=https://two.example:8443/", NULL};
+    const char *args[] = {"--config",
+                          NULL,
+                          "--allowed-instance",
+                          "One.example",
+                          "--allowed-instance=https://two.example:8443/",
+                          NULL};
     struct result res;
 
     (void)state;
@@ -677,11 +731,13 @@ static void test_allowed_instance_flags_replace_list(void **state) {
     tmp_remove(&conf);
 }
 
-static void test_env_and_flag_errors(void **state) {
-    const char *args[] = {"--workers", "many", "--instance", "bad host", "--listen", "x",
+static void test_env_and_flag_errors(void **state)
+{
+    const char *args[] = {"--workers",        "many",         "--instance",
+                          "bad host",         "--listen",     "x",
                           "--log-level=loud", "--workers=65", NULL};
-    const char *env[] = {"FLYTE_DATABRICKS_LOG_LEVEL=verbose",
-                         "FLYTE_DATABRICKS_INSTANCE=http://x", NULL};
+    const char *env[] = {"FLYTE_DATABRICKS_LOG_LEVEL=verbose", "FLYTE_DATABRICKS_INSTANCE=http://x",
+                         NULL};
     struct result res = load(args, env);
 
     (void)state;
@@ -702,7 +758,8 @@ static void test_env_and_flag_errors(void **state) {
     result_done(&res);
 }
 
-static void test_config_file_errors_name_the_file(void **state) {
+static void test_config_file_errors_name_the_file(void **state)
+{
     struct tmpfile conf;
     char want[256];
 
@@ -751,7 +808,8 @@ static void test_config_file_errors_name_the_file(void **state) {
     }
 }
 
-static void test_ca_file_checked(void **state) {
+static void test_ca_file_checked(void **state)
+{
     const char *args[] = {"--ca-file", "/nonexistent/ca.pem", NULL};
     struct result res = load(args, NULL);
     struct tmpfile not_pem;
@@ -784,7 +842,8 @@ static void test_ca_file_checked(void **state) {
 
 /* ---- the token ---- */
 
-static void test_token_sources(void **state) {
+static void test_token_sources(void **state)
+{
     struct tmpfile flag_tok, file_tok, conf;
     char conf_text[256];
 
@@ -847,7 +906,8 @@ static void test_token_sources(void **state) {
     tmp_remove(&conf);
 }
 
-static void test_token_file_errors_and_warnings(void **state) {
+static void test_token_file_errors_and_warnings(void **state)
+{
     struct tmpfile empty, spaces, world;
 
     (void)state;
@@ -908,7 +968,8 @@ static void test_token_file_errors_and_warnings(void **state) {
     tmp_remove(&world);
 }
 
-static void assert_no_canary(const struct result *res) {
+static void assert_no_canary(const struct result *res)
+{
     char *desc;
 
     if (res->err && strstr(res->err, CANARY))
@@ -925,7 +986,8 @@ static void assert_no_canary(const struct result *res) {
     }
 }
 
-static void test_token_never_leaks(void **state) {
+static void test_token_never_leaks(void **state)
+{
     struct tmpfile good, bad, world;
 
     (void)state;
@@ -1006,7 +1068,8 @@ static void test_token_never_leaks(void **state) {
 
 /* ---- actions and flag syntax ---- */
 
-static void test_actions(void **state) {
+static void test_actions(void **state)
+{
     static const struct {
         const char *args[4];
         enum config_action want;
@@ -1033,13 +1096,15 @@ static void test_actions(void **state) {
     }
 }
 
-static void test_bad_flags(void **state) {
+static void test_bad_flags(void **state)
+{
     static const struct {
         const char *args[4];
         const char *want;
     } cases[] = {
-        {{"--listne", "x", NULL}, "unknown flag \"--listne\" (see --help)\n"
-                                  "unexpected argument \"x\""},
+        {{"--listne", "x", NULL},
+         "unknown flag \"--listne\" (see --help)\n"
+         "unexpected argument \"x\""},
         {{"--token=abc", NULL}, "unknown flag \"--token\" (see --help)"},
         {{"-v", NULL}, "unknown flag \"-v\" (see --help)"},
         {{"serve", NULL}, "unexpected argument \"serve\""},
@@ -1073,7 +1138,8 @@ static void test_bad_flags(void **state) {
     }
 }
 
-static void test_check_config_with_errors_fails(void **state) {
+static void test_check_config_with_errors_fails(void **state)
+{
     const char *args[] = {"--check-config", "--workers", "65", NULL};
     struct result res = load(args, NULL);
 
@@ -1085,7 +1151,8 @@ static void test_check_config_with_errors_fails(void **state) {
 
 /* Gives the usage text with every run of whitespace made one space, so a phrase is found
  * wherever the line breaks fall. */
-static char *usage_text(void) {
+static char *usage_text(void)
+{
     char *text = NULL, *out;
     size_t len = 0, o = 0;
     FILE *f = open_memstream(&text, &len);
@@ -1111,20 +1178,39 @@ static char *usage_text(void) {
     return out;
 }
 
-static void test_usage_mentions_every_flag(void **state) {
+static void test_usage_mentions_every_flag(void **state)
+{
     static const char *const want[] = {
-        "--config FILE", "--listen HOST:PORT", "--workers N", "--instance HOST[:PORT]",
-        "--allowed-instance HOST[:PORT]", "--token-file FILE", "--ca-file FILE",
-        "--log-level LEVEL", "--log-format FORMAT", "--metrics-listen HOST:PORT",
-        "--check-config", "-h, --help", "--version",
-        "Default: 0.0.0.0:8000. Key: listen.", "Default: 0. Key: workers.",
-        "Default: info. Key: log_level.", "Default: 0.0.0.0:9090. Key: metrics_listen.",
-        "Key: default_instance.", "Key: allowed_instances.", "Key: token_file.", "Key: ca_file.",
-        "connect_timeout_ms (default 5000)", "request_timeout_ms (default 30000)",
+        "--config FILE",
+        "--listen HOST:PORT",
+        "--workers N",
+        "--instance HOST[:PORT]",
+        "--allowed-instance HOST[:PORT]",
+        "--token-file FILE",
+        "--ca-file FILE",
+        "--log-level LEVEL",
+        "--log-format FORMAT",
+        "--metrics-listen HOST:PORT",
+        "--check-config",
+        "-h, --help",
+        "--version",
+        "Default: 0.0.0.0:8000. Key: listen.",
+        "Default: 0. Key: workers.",
+        "Default: info. Key: log_level.",
+        "Default: 0.0.0.0:9090. Key: metrics_listen.",
+        "Key: default_instance.",
+        "Key: allowed_instances.",
+        "Key: token_file.",
+        "Key: ca_file.",
+        "connect_timeout_ms (default 5000)",
+        "request_timeout_ms (default 30000)",
         "status_cache_ttl_ms (default 0: off)",
-        "FLYTE_DATABRICKS_INSTANCE", "FLYTE_DATABRICKS_ACCESS_TOKEN",
-        "FLYTE_DATABRICKS_LOG_LEVEL", "FLYTE_DATABRICKS_SERVICE_CREDENTIAL_PROVIDER",
-        "Exit status:", "Usage: prog ",
+        "FLYTE_DATABRICKS_INSTANCE",
+        "FLYTE_DATABRICKS_ACCESS_TOKEN",
+        "FLYTE_DATABRICKS_LOG_LEVEL",
+        "FLYTE_DATABRICKS_SERVICE_CREDENTIAL_PROVIDER",
+        "Exit status:",
+        "Usage: prog ",
     };
     char *text = usage_text();
 
@@ -1148,7 +1234,8 @@ static void test_usage_mentions_every_flag(void **state) {
 
 /* check-config's description has one line for every key, and only keys besides config_file and
  * token. */
-static void test_describe_lists_every_key(void **state) {
+static void test_describe_lists_every_key(void **state)
+{
     struct config *cfg = config_new();
     char *desc, *line, *next;
     size_t n = 0;
@@ -1173,7 +1260,8 @@ static void test_describe_lists_every_key(void **state) {
     config_free(cfg);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keys_sorted_and_complete),
         cmocka_unit_test(test_defaults),

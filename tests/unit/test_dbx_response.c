@@ -29,8 +29,7 @@ struct verdict_case {
 static const struct verdict_case cases[] = {
     {"200 object", 200, "application/json", "{\"run_id\": 5}", false, DBX_VERDICT_OK, ""},
     {"200 empty safe", 200, "application/json", "", true, DBX_VERDICT_RETRY, "BAD_ANSWER"},
-    {"200 empty unsafe", 200, "application/json", "", false, DBX_VERDICT_UNAVAILABLE,
-     "BAD_ANSWER"},
+    {"200 empty unsafe", 200, "application/json", "", false, DBX_VERDICT_UNAVAILABLE, "BAD_ANSWER"},
     {"200 truncated", 200, "application/json", "{\"run_id\": 5", true, DBX_VERDICT_RETRY,
      "BAD_ANSWER"},
     {"200 html", 200, "text/html", "<html>proxy</html>", true, DBX_VERDICT_RETRY, "BAD_ANSWER"},
@@ -39,13 +38,12 @@ static const struct verdict_case cases[] = {
      "{\"error_code\":\"REQUEST_LIMIT_EXCEEDED\",\"message\":\"slow down\"}", false,
      DBX_VERDICT_RETRY, "REQUEST_LIMIT_EXCEEDED"},
     {"503 unsafe", 503, "application/json",
-     "{\"error_code\":\"TEMPORARILY_UNAVAILABLE\",\"message\":\"later\"}", false,
-     DBX_VERDICT_RETRY, "TEMPORARILY_UNAVAILABLE"},
+     "{\"error_code\":\"TEMPORARILY_UNAVAILABLE\",\"message\":\"later\"}", false, DBX_VERDICT_RETRY,
+     "TEMPORARILY_UNAVAILABLE"},
     {"500 safe", 500, "application/json", "{\"error_code\":\"INTERNAL_ERROR\",\"message\":\"x\"}",
      true, DBX_VERDICT_RETRY, "INTERNAL_ERROR"},
-    {"500 unsafe", 500, "application/json",
-     "{\"error_code\":\"INTERNAL_ERROR\",\"message\":\"x\"}", false, DBX_VERDICT_UNAVAILABLE,
-     "INTERNAL_ERROR"},
+    {"500 unsafe", 500, "application/json", "{\"error_code\":\"INTERNAL_ERROR\",\"message\":\"x\"}",
+     false, DBX_VERDICT_UNAVAILABLE, "INTERNAL_ERROR"},
     {"502 html safe", 502, "text/html", "<html>bad gateway</html>", true, DBX_VERDICT_RETRY,
      "HTTP_502"},
     {"502 unsafe", 502, "text/html", "<html>bad gateway</html>", false, DBX_VERDICT_UNAVAILABLE,
@@ -56,9 +54,8 @@ static const struct verdict_case cases[] = {
     {"401", 401, "application/json",
      "{\"error_code\":\"UNAUTHENTICATED\",\"message\":\"bad token\"}", true,
      DBX_VERDICT_UNAUTHENTICATED, "UNAUTHENTICATED"},
-    {"403", 403, "application/json",
-     "{\"error_code\":\"PERMISSION_DENIED\",\"message\":\"no\"}", true,
-     DBX_VERDICT_PERMISSION_DENIED, "PERMISSION_DENIED"},
+    {"403", 403, "application/json", "{\"error_code\":\"PERMISSION_DENIED\",\"message\":\"no\"}",
+     true, DBX_VERDICT_PERMISSION_DENIED, "PERMISSION_DENIED"},
     {"404 run", 404, "application/json",
      "{\"error_code\":\"RESOURCE_DOES_NOT_EXIST\",\"message\":\"Run 5 does not exist.\"}", true,
      DBX_VERDICT_RUN_GONE, "RESOURCE_DOES_NOT_EXIST"},
@@ -69,14 +66,14 @@ static const struct verdict_case cases[] = {
      "{\"error_code\":\"INVALID_PARAMETER_VALUE\",\"message\":\"Run 5 does not exist.\"}", true,
      DBX_VERDICT_RUN_GONE, "INVALID_PARAMETER_VALUE"},
     {"400 other param", 400, "application/json",
-     "{\"error_code\":\"INVALID_PARAMETER_VALUE\",\"message\":\"num_workers must be >= 0\"}",
-     true, DBX_VERDICT_INVALID, "INVALID_PARAMETER_VALUE"},
+     "{\"error_code\":\"INVALID_PARAMETER_VALUE\",\"message\":\"num_workers must be >= 0\"}", true,
+     DBX_VERDICT_INVALID, "INVALID_PARAMETER_VALUE"},
     {"400 malformed", 400, "application/json",
-     "{\"error_code\":\"MALFORMED_REQUEST\",\"message\":\"bad json\"}", false,
-     DBX_VERDICT_INVALID, "MALFORMED_REQUEST"},
+     "{\"error_code\":\"MALFORMED_REQUEST\",\"message\":\"bad json\"}", false, DBX_VERDICT_INVALID,
+     "MALFORMED_REQUEST"},
     {"400 lock", 400, "application/json",
-     "{\"error_code\":\"COULD_NOT_ACQUIRE_LOCK\",\"message\":\"busy\"}", false,
-     DBX_VERDICT_RETRY, "COULD_NOT_ACQUIRE_LOCK"},
+     "{\"error_code\":\"COULD_NOT_ACQUIRE_LOCK\",\"message\":\"busy\"}", false, DBX_VERDICT_RETRY,
+     "COULD_NOT_ACQUIRE_LOCK"},
     {"400 html", 400, "text/html", "<html>nope</html>", true, DBX_VERDICT_INVALID, "HTTP_400"},
     {"302", 302, "text/html", "", true, DBX_VERDICT_UNAVAILABLE, "HTTP_302"},
 };
@@ -109,7 +106,8 @@ static void test_verdicts(void **state)
 static void test_message_is_databricks_message(void **state)
 {
     struct dbx_classified out;
-    const char *body = "{\"error_code\":\"INVALID_PARAMETER_VALUE\",\"message\":\"bad spark_version\"}";
+    const char *body =
+        "{\"error_code\":\"INVALID_PARAMETER_VALUE\",\"message\":\"bad spark_version\"}";
     (void)state;
     dbx_response_classify(400, "application/json", body, strlen(body), false, &out);
     assert_string_equal(out.message, "bad spark_version");
@@ -186,7 +184,7 @@ static void test_run_id(void **state)
         {"{\"run_id\": 0}", "0"},
         {"{\"run_id\": 1.0e3}", "1000"},
         {"{\"run_id\": 9007199254740991}", "9007199254740991"}, /* 2^53 - 1 */
-        {"{\"run_id\": 9007199254740992}", NULL},                /* 2^53: no longer exact */
+        {"{\"run_id\": 9007199254740992}", NULL},               /* 2^53: no longer exact */
         {"{\"run_id\": 1e300}", NULL},
         {"{\"run_id\": -1}", NULL},
         {"{\"run_id\": 12.5}", NULL},

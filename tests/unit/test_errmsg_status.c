@@ -105,7 +105,9 @@ static void test_printable_one_line(void **state)
         /* quotes are text here, not escaped */
         {"say \"hi\" \\", 32, "say \"hi\" \\"},
         /* valid UTF-8 kept, anything else '?' */
-        {"caf\xc3\xa9 \xff\xfe \xed\xa0\x80!", 32, "caf\xc3\xa9 ?? ???" "!"},
+        {"caf\xc3\xa9 \xff\xfe \xed\xa0\x80!", 32,
+         "caf\xc3\xa9 ?? ???"
+         "!"},
         /* a 4-byte character that does not fit is left out whole */
         {"abcd\xf0\x9f\x98\x80", 10, "abcd..."},
         {"abc\xf0\x9f\x98\x80", 11, "abc\xf0\x9f\x98\x80"},
@@ -125,11 +127,19 @@ static void test_utf8_len(void **state)
         const char *in;
         size_t want;
     } cases[] = {
-        {"a", 1},        {"\x7f", 1},         {"\xc3\xa9", 2},         {"\xe2\x82\xac", 3},
-        {"\xf0\x9f\x98\x80", 4}, {"\xf4\x8f\xbf\xbf", 4}, /* U+10FFFF */
-        {"\x80", 0},     {"\xc1\xbf", 0},     /* overlong */ {"\xe0\x9f\xbf", 0},
-        {"\xed\xa0\x80", 0}, /* surrogate */ {"\xf4\x90\x80\x80", 0}, /* above U+10FFFF */
-        {"\xc3", 0},     /* cut short by the NUL */ {"\xf0\x9f\x98", 0},
+        {"a", 1},
+        {"\x7f", 1},
+        {"\xc3\xa9", 2},
+        {"\xe2\x82\xac", 3},
+        {"\xf0\x9f\x98\x80", 4},
+        {"\xf4\x8f\xbf\xbf", 4}, /* U+10FFFF */
+        {"\x80", 0},
+        {"\xc1\xbf", 0},
+        /* overlong */ {"\xe0\x9f\xbf", 0},
+        {"\xed\xa0\x80", 0},
+        /* surrogate */ {"\xf4\x90\x80\x80", 0}, /* above U+10FFFF */
+        {"\xc3", 0},
+        /* cut short by the NUL */ {"\xf0\x9f\x98", 0},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -144,12 +154,23 @@ static void test_status_names(void **state)
         int code;
         const char *name;
     } expected[] = {
-        {0, "OK"},         {1, "CANCELLED"},          {2, "UNKNOWN"},
-        {3, "INVALID_ARGUMENT"}, {4, "DEADLINE_EXCEEDED"}, {5, "NOT_FOUND"},
-        {6, "ALREADY_EXISTS"}, {7, "PERMISSION_DENIED"}, {8, "RESOURCE_EXHAUSTED"},
-        {9, "FAILED_PRECONDITION"}, {10, "ABORTED"},   {11, "OUT_OF_RANGE"},
-        {12, "UNIMPLEMENTED"}, {13, "INTERNAL"},         {14, "UNAVAILABLE"},
-        {15, "DATA_LOSS"},  {16, "UNAUTHENTICATED"},
+        {0, "OK"},
+        {1, "CANCELLED"},
+        {2, "UNKNOWN"},
+        {3, "INVALID_ARGUMENT"},
+        {4, "DEADLINE_EXCEEDED"},
+        {5, "NOT_FOUND"},
+        {6, "ALREADY_EXISTS"},
+        {7, "PERMISSION_DENIED"},
+        {8, "RESOURCE_EXHAUSTED"},
+        {9, "FAILED_PRECONDITION"},
+        {10, "ABORTED"},
+        {11, "OUT_OF_RANGE"},
+        {12, "UNIMPLEMENTED"},
+        {13, "INTERNAL"},
+        {14, "UNAVAILABLE"},
+        {15, "DATA_LOSS"},
+        {16, "UNAUTHENTICATED"},
     };
     for (size_t i = 0; i < sizeof(expected) / sizeof(expected[0]); i++)
         assert_string_equal(status_name((grpc_status_code)expected[i].code), expected[i].name);

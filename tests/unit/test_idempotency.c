@@ -188,16 +188,24 @@ static void test_refusals(void **state)
 /* The walk from a request's task_execution_metadata picks the same fields. */
 static void test_from_metadata(void **state)
 {
-    Flyteidl__Admin__TaskExecutionMetadata metadata = FLYTEIDL__ADMIN__TASK_EXECUTION_METADATA__INIT;
+    Flyteidl__Admin__TaskExecutionMetadata metadata =
+        FLYTEIDL__ADMIN__TASK_EXECUTION_METADATA__INIT;
     Flyteidl__Core__TaskExecutionIdentifier id = FLYTEIDL__CORE__TASK_EXECUTION_IDENTIFIER__INIT;
     Flyteidl__Core__NodeExecutionIdentifier node = FLYTEIDL__CORE__NODE_EXECUTION_IDENTIFIER__INIT;
     Flyteidl__Core__WorkflowExecutionIdentifier execution =
         FLYTEIDL__CORE__WORKFLOW_EXECUTION_IDENTIFIER__INIT;
     Flyteidl__Core__Identifier task = FLYTEIDL__CORE__IDENTIFIER__INIT;
     struct idempotency_task_execution key = {
-        .project = "p", .domain = "d", .execution_name = "e", .node_id = "n0",
-        .task_project = "tp", .task_domain = "td", .task_name = "t", .task_version = "v",
-        .org = "o", .retry_attempt = 2,
+        .project = "p",
+        .domain = "d",
+        .execution_name = "e",
+        .node_id = "n0",
+        .task_project = "tp",
+        .task_domain = "td",
+        .task_name = "t",
+        .task_version = "v",
+        .org = "o",
+        .retry_attempt = 2,
     };
     char from_metadata[IDEMPOTENCY_TOKEN_SIZE], direct[IDEMPOTENCY_TOKEN_SIZE];
     (void)state;

@@ -78,14 +78,18 @@ static void test_json_is_one_valid_object(void **state)
     log_set_format(LOG_FORMAT_JSON);
     log_set_level(LOG_LEVEL_INFO);
     capture_start(&c);
-    log_warning("odd \"value\"", "control", "a\x01" "b\tc", "backslash", "C:\\x");
+    log_warning("odd \"value\"", "control",
+                "a\x01"
+                "b\tc",
+                "backslash", "C:\\x");
     text = capture_end(&c);
     assert_int_equal(strchr(text, '\n') - text + 1, (long)strlen(text));
     root = cJSON_Parse(text);
     assert_non_null(root);
     assert_string_equal(cJSON_GetObjectItem(root, "level")->valuestring, "warning");
     assert_string_equal(cJSON_GetObjectItem(root, "msg")->valuestring, "odd \"value\"");
-    assert_string_equal(cJSON_GetObjectItem(root, "control")->valuestring, "a\x01" "b\tc");
+    assert_string_equal(cJSON_GetObjectItem(root, "control")->valuestring, "a\x01"
+                                                                           "b\tc");
     assert_string_equal(cJSON_GetObjectItem(root, "backslash")->valuestring, "C:\\x");
     assert_non_null(cJSON_GetObjectItem(root, "time"));
     cJSON_Delete(root);

@@ -35,7 +35,8 @@ static size_t count_waiters(const struct runs_waiter *w)
 
 static struct runs *new_runs(size_t max, int64_t ttl, int64_t terminal_ttl)
 {
-    struct runs_settings s = {.max_runs = max, .status_ttl_ms = ttl, .terminal_ttl_ms = terminal_ttl};
+    struct runs_settings s = {
+        .max_runs = max, .status_ttl_ms = ttl, .terminal_ttl_ms = terminal_ttl};
     struct runs *runs = runs_new(&s);
     assert_non_null(runs);
     return runs;
@@ -300,8 +301,8 @@ static void test_decide_answer(void **state)
     end.trouble = "Run 42 does not exist.";
     runs_decide_answer(&end, 13500, &a);
     assert_int_equal(a.kind, RUNS_ANSWER_GONE);
-    assert_string_equal(a.message,
-                        "Databricks run 42 no longer exists on h.example.com (Run 42 does not exist.)");
+    assert_string_equal(
+        a.message, "Databricks run 42 no longer exists on h.example.com (Run 42 does not exist.)");
     end.gone = false;
     end.transient = true;
     end.trouble = "HTTP 503";
@@ -310,8 +311,7 @@ static void test_decide_answer(void **state)
     runs_decide_answer(&end, 13500, &a);
     assert_int_equal(a.kind, RUNS_ANSWER_LAST_KNOWN);
     assert_ptr_equal(a.status, &running.last_known);
-    assert_string_equal(a.message,
-                        "status not refreshed: HTTP 503 (for 12 s); last known: In run");
+    assert_string_equal(a.message, "status not refreshed: HTTP 503 (for 12 s); last known: In run");
 
     /* A final last status needs no caveat. */
     end.outcome = &finished;
