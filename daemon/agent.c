@@ -223,8 +223,14 @@ static struct pending *pending_new(struct agent *agent, const struct config *con
 static void send_to_databricks(struct pending *p, enum dbx_endpoint endpoint, char *body,
                                bool retry_safe, dbx_done_fn done)
 {
-    int r = dbx_request(p->agent->dbx, endpoint, p->instance, p->run_id, body, retry_safe,
-                        databricks_deadline(p->config, p->call), done, p);
+    const struct dbx_call dbx_call = {
+        .endpoint = endpoint,
+        .instance = p->instance,
+        .run_id = p->run_id,
+        .retry_safe = retry_safe,
+        .deadline_ms = databricks_deadline(p->config, p->call),
+    };
+    int r = dbx_request(p->agent->dbx, &dbx_call, body, done, p);
     if (r < 0) {
         const char *message = r == -ESHUTDOWN ? "connector shutting down" : "out of memory";
         server_call_fail(p->call, GRPC_STATUS_UNAVAILABLE, message);
@@ -552,9 +558,18 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
         break;
     }
     f = fetch_new(agent, p, fetch_id);
-    r = f ? dbx_request(agent->dbx, DBX_RUNS_GET, f->instance, f->run_id, NULL, true,
-                        databricks_deadline(config, call), on_run, f)
-          : -ENOMEM;
+    if (f) {
+        const struct dbx_call dbx_call = {
+            .endpoint = DBX_RUNS_GET,
+            .instance = f->instance,
+            .run_id = f->run_id,
+            .retry_safe = true,
+            .deadline_ms = databricks_deadline(config, call),
+        };
+        r = dbx_request(agent->dbx, &dbx_call, NULL, on_run, f);
+    } else {
+        r = -ENOMEM;
+    }
     if (r < 0) {
         /* Nothing was queued: end the fetch so that every waiter hears. */
         fetch_free(f);

@@ -43,6 +43,11 @@ static const char *const endpoint_paths[_DBX_ENDPOINT_MAX] = {
     [DBX_RUNS_CANCEL] = "/api/2.1/jobs/runs/cancel",
 };
 
+/* GET endpoints name the run in the query; the others take a JSON body. */
+static const bool endpoint_is_get[_DBX_ENDPOINT_MAX] = {
+    [DBX_RUNS_GET] = true,
+};
+
 static const char *const endpoint_names[_DBX_ENDPOINT_MAX] = {
     [DBX_RUNS_SUBMIT] = "runs/submit",
     [DBX_RUNS_GET] = "runs/get",
@@ -57,6 +62,7 @@ struct dbx_request {
     struct dbx *dbx;
     bool held; /* queued by the limiter since its last attempt started */
     enum dbx_endpoint endpoint;
+    struct curl_slist *own_headers; /* with the call's own token; NULL: the default's */
     char *url;
     char *body; /* POST body, owned */
     bool retry_safe;
@@ -112,12 +118,46 @@ const char *dbx_endpoint_name(enum dbx_endpoint endpoint)
     return endpoint_names[endpoint];
 }
 
+/* Zeroes the token in the Authorization header before the list is freed, so
+ * that freed memory (and so a core file) does not keep it. NULL-safe. */
+static void headers_free(struct curl_slist *headers)
+{
+    for (struct curl_slist *h = headers; h; h = h->next)
+        explicit_bzero(h->data, strlen(h->data));
+    curl_slist_free_all(headers);
+}
+
+/* The JSON headers, with "Authorization: Bearer <token>" unless the token is
+ * NULL or empty. Gives a list (headers_free()) or NULL when out of memory. */
+static struct curl_slist *headers_new(const char *token)
+{
+    struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *appended;
+    char *auth = NULL;
+
+    if (!headers || !token || !token[0])
+        return headers;
+    if (asprintf(&auth, "Authorization: Bearer %s", token) < 0) {
+        headers_free(headers);
+        return NULL;
+    }
+    appended = curl_slist_append(headers, auth);
+    explicit_bzero(auth, strlen(auth));
+    free(auth);
+    if (!appended) {
+        headers_free(headers);
+        return NULL;
+    }
+    return headers;
+}
+
 /* Frees a request that is in no list and no transfer. */
 static void request_free(struct dbx_request *r)
 {
     if (!r)
         return;
     http_transfer_release(r->dbx->http, &r->transfer);
+    headers_free(r->own_headers);
     free(r->url);
     free(r->instance);
     free(r->body);
@@ -194,7 +234,7 @@ static void start_transfer(struct dbx *dbx, struct dbx_request *r)
         budget = live->request_timeout_ms;
     r->transfer.url = r->url;
     r->transfer.body = r->body;
-    r->transfer.headers = live->json_headers;
+    r->transfer.headers = r->own_headers ? r->own_headers : live->json_headers;
     r->transfer.ca_file = live->ca_file;
     r->transfer.connect_timeout_ms = live->connect_timeout_ms;
     r->transfer.timeout_ms = (long)budget;
@@ -449,7 +489,7 @@ static struct live_settings *live_settings_free(struct live_settings *s)
 {
     if (!s)
         return NULL;
-    curl_slist_free_all(s->json_headers);
+    headers_free(s->json_headers);
     free(s->ca_file);
     config_instance_limits_free(s->limits, s->limits_count);
     free(s);
@@ -461,7 +501,6 @@ static struct live_settings *live_settings_new(const struct dbx_settings *settin
                                                char **reterr_msg)
 {
     struct live_settings *s = NULL;
-    char *auth = NULL;
 
     /* A CA file libcurl cannot use would only fail at the first request, as
      * a TLS error on a task: refuse it here so start-up or reload says so. */
@@ -492,21 +531,9 @@ static struct live_settings *live_settings_new(const struct dbx_settings *settin
         if (!s->ca_file)
             goto fail;
     }
-    s->json_headers = curl_slist_append(NULL, "Content-Type: application/json");
+    s->json_headers = headers_new(settings->token);
     if (!s->json_headers)
         goto fail;
-    if (settings->token && settings->token[0]) {
-        struct curl_slist *appended;
-        if (asprintf(&auth, "Authorization: Bearer %s", settings->token) < 0) {
-            auth = NULL;
-            goto fail;
-        }
-        appended = curl_slist_append(s->json_headers, auth);
-        explicit_bzero(auth, strlen(auth));
-        free(auth);
-        if (!appended)
-            goto fail;
-    }
     return s;
 fail:
     return live_settings_free(s);
@@ -576,11 +603,11 @@ int dbx_reconfigure(struct dbx *dbx, const struct dbx_settings *settings, char *
     return 0;
 }
 
-int dbx_request(struct dbx *dbx, enum dbx_endpoint endpoint, const char *instance,
-                const char *run_id, char *body, bool retry_safe, int64_t deadline_ms,
-                dbx_done_fn done, void *user)
+int dbx_request(struct dbx *dbx, const struct dbx_call *call, char *body, dbx_done_fn done,
+                void *user)
 {
     struct dbx_request *r = calloc(1, sizeof(*r));
+    const char *path = endpoint_paths[call->endpoint];
     int n, err;
 
     if (!r) {
@@ -589,20 +616,22 @@ int dbx_request(struct dbx *dbx, enum dbx_endpoint endpoint, const char *instanc
     }
     r->dbx = dbx;
     r->body = body;
-    if (endpoint == DBX_RUNS_GET)
-        n = asprintf(&r->url, "https://%s%s?run_id=%s", instance, endpoint_paths[endpoint], run_id);
+    if (endpoint_is_get[call->endpoint])
+        n = asprintf(&r->url, "https://%s%s?run_id=%s", call->instance, path, call->run_id);
     else
-        n = asprintf(&r->url, "https://%s%s", instance, endpoint_paths[endpoint]);
+        n = asprintf(&r->url, "https://%s%s", call->instance, path);
     if (n < 0)
         r->url = NULL;
-    r->instance = strdup(instance);
-    if (!r->url || !r->instance) {
+    r->instance = strdup(call->instance);
+    if (call->token)
+        r->own_headers = headers_new(call->token);
+    if (!r->url || !r->instance || (call->token && !r->own_headers)) {
         request_free(r);
         return -ENOMEM;
     }
-    r->endpoint = endpoint;
-    r->retry_safe = retry_safe;
-    r->deadline_ms = deadline_ms;
+    r->endpoint = call->endpoint;
+    r->retry_safe = call->retry_safe;
+    r->deadline_ms = call->deadline_ms;
     r->done = done;
     r->user = user;
     r->job.run = on_posted;

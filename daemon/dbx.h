@@ -69,18 +69,29 @@ struct dbx *dbx_new(const struct dbx_settings *settings, struct http *http, char
  */
 void dbx_free(struct dbx *dbx);
 
+/* One request to Databricks. Every pointer is borrowed for the duration of
+ * dbx_request(), which copies what it keeps. */
+struct dbx_call {
+    enum dbx_endpoint endpoint;
+    const char *instance; /* a validated host[:port] */
+    const char *run_id;   /* GET endpoints (runs/get): decimal digits; ignored by the others */
+    /* The token for this request alone; NULL: the client's default token
+     * (dbx_settings). Copied into the request's own header, never logged,
+     * and zeroed when the request ends. */
+    const char *token;
+    /* Repeating the request cannot do harm: always for reads and cancels;
+     * for a submit only with an idempotency_token. */
+    bool retry_safe;
+    int64_t deadline_ms; /* clock_now_ms() scale: the request answers by then, retries included */
+};
+
 /*
- * Queues one request. `instance` is a validated host[:port]; `run_id` (GET
- * only) decimal digits; `body` (POST only) is taken. `retry_safe`: repeating
- * the request cannot do harm (always true for reads and cancels; for a submit
- * only with an idempotency_token). `deadline_ms` is on clock_now_ms()'s
- * scale: the request answers by then, retries included. On success `done`
- * runs exactly once, on the loop thread. Returns 0, or -ENOMEM / -ESHUTDOWN
- * (then `done` never runs and the body is freed).
+ * Queues `call`; `body` (POST only; NULL for GET) is taken. On success
+ * `done` runs exactly once, on the loop thread. Returns 0, or -ENOMEM /
+ * -ESHUTDOWN (then `done` never runs and the body is freed). Any thread.
  */
-int dbx_request(struct dbx *dbx, enum dbx_endpoint endpoint, const char *instance,
-                const char *run_id, char *body, bool retry_safe, int64_t deadline_ms,
-                dbx_done_fn done, void *user);
+int dbx_request(struct dbx *dbx, const struct dbx_call *call, char *body, dbx_done_fn done,
+                void *user);
 
 /*
  * Applies new settings (token, CA file, timeouts, size cap, limits) to

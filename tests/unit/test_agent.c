@@ -43,6 +43,7 @@ struct server_call {
 struct sent {
     enum dbx_endpoint endpoint;
     char *instance, *run_id, *body;
+    char *token; /* the call's own token; NULL: the client's default */
     bool retry_safe;
     int64_t deadline_ms;
     dbx_done_fn done;
@@ -54,17 +55,15 @@ static struct sent sent[MAX_SENT];
 static size_t sent_count;
 static int dbx_result; /* what the next dbx_request() returns */
 
-int __wrap_dbx_request(struct dbx *dbx, enum dbx_endpoint endpoint, const char *instance,
-                       const char *run_id, char *body, bool retry_safe, int64_t deadline_ms,
-                       dbx_done_fn done, void *user);
+int __wrap_dbx_request(struct dbx *dbx, const struct dbx_call *call, char *body, dbx_done_fn done,
+                       void *user);
 void __wrap_server_call_reply(struct server_call *call, const ProtobufCMessage *response);
 void __wrap_server_call_fail(struct server_call *call, grpc_status_code code, const char *message);
 int64_t __wrap_server_call_deadline_ms(const struct server_call *call);
 const char *__wrap_server_call_method(const struct server_call *call);
 
-int __wrap_dbx_request(struct dbx *dbx, enum dbx_endpoint endpoint, const char *instance,
-                       const char *run_id, char *body, bool retry_safe, int64_t deadline_ms,
-                       dbx_done_fn done, void *user)
+int __wrap_dbx_request(struct dbx *dbx, const struct dbx_call *call, char *body, dbx_done_fn done,
+                       void *user)
 {
     struct sent *s = &sent[sent_count];
 
@@ -75,12 +74,13 @@ int __wrap_dbx_request(struct dbx *dbx, enum dbx_endpoint endpoint, const char *
     }
     assert_true(sent_count < MAX_SENT);
     *s = (struct sent){
-        .endpoint = endpoint,
-        .instance = strdup(instance),
-        .run_id = run_id ? strdup(run_id) : NULL,
+        .endpoint = call->endpoint,
+        .instance = strdup(call->instance),
+        .run_id = call->run_id ? strdup(call->run_id) : NULL,
+        .token = call->token ? strdup(call->token) : NULL,
         .body = body,
-        .retry_safe = retry_safe,
-        .deadline_ms = deadline_ms,
+        .retry_safe = call->retry_safe,
+        .deadline_ms = call->deadline_ms,
         .done = done,
         .user = user,
     };
@@ -161,6 +161,7 @@ static int teardown(void **state)
     for (size_t i = 0; i < sent_count; i++) {
         free(sent[i].instance);
         free(sent[i].run_id);
+        free(sent[i].token);
         free(sent[i].body);
     }
     agent_free(fx->agent);
@@ -267,6 +268,7 @@ static void test_create_success(void **state)
     assert_int_equal(sent[0].endpoint, DBX_RUNS_SUBMIT);
     assert_string_equal(sent[0].instance, INSTANCE);
     assert_null(sent[0].run_id);
+    assert_null(sent[0].token); /* the client's default token */
     /* With its idempotency_token a submit may be repeated. */
     assert_true(sent[0].retry_safe);
     /* No gRPC deadline: request_timeout_ms bounds the Databricks side. */
