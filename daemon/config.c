@@ -48,6 +48,39 @@
 
 #define ENV_TOKEN "FLYTE_DATABRICKS_ACCESS_TOKEN"
 
+/* ---- entrypoints ---- */
+
+/* The one place both generations' defaults live (config/README.md, "Entrypoints"). Flyte 1 is
+ * flytekit's connector (plugins/flytekit-spark/flytekitplugins/spark/connector.py), Flyte 2
+ * flyte-sdk's (plugins/databricks/src/flyteplugins/databricks/connector.py): the same
+ * flytetools repository, each pinned to the commit its connector submits. flyte-sdk has no
+ * serverless path and its runtime does not read FLYTE_FAIL_ON_ERROR. */
+static const struct config_entrypoint entrypoints[_CONFIG_GENERATION_MAX] = {
+    [CONFIG_FLYTE_1] =
+        {
+            .git_url = "https://github.com/flyteorg/flytetools",
+            .git_provider = "gitHub",
+            .git_commit = "572298df1f971fb58c258398bd70a6372f811c96",
+            .python_file = "flytekitplugins/databricks/entrypoint.py",
+            .serverless_python_file = "flytekitplugins/databricks/entrypoint_serverless.py",
+            .fail_on_error_env = true,
+        },
+    [CONFIG_FLYTE_2] =
+        {
+            .git_url = "https://github.com/flyteorg/flytetools",
+            .git_provider = "gitHub",
+            .git_commit = "194364210c47c49ce66c419e8fb68d6f9c06fd7e",
+            .python_file = "flyteplugins/databricks/entrypoint.py",
+            .serverless_python_file = NULL,
+            .fail_on_error_env = false,
+        },
+};
+
+const struct config_entrypoint *config_entrypoint(enum config_generation generation)
+{
+    return &entrypoints[generation];
+}
+
 /* ---- message collection ---- */
 
 struct msgs {

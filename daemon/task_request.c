@@ -146,6 +146,7 @@ static grpc_status_code check_create(const struct config *config, const struct c
         input.custom = custom;
         input.default_credential_provider = config->service_credential_provider;
         input.idempotency_token = ask->has_token ? ret->idempotency_token : NULL;
+        input.entrypoint = config_entrypoint(CONFIG_FLYTE_1);
         free(error);
         error = NULL;
         if (spec_build(&input, &body, &error) < 0) {
