@@ -295,7 +295,7 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
     grpc_status_code code;
     struct pending *p;
 
-    code = task_request_create(config, request, request_len, &submit);
+    code = task_request_create(config, CONFIG_FLYTE_1, request, request_len, &submit);
     if (agent->metrics && submit.has_inputs)
         metrics_input_bytes(agent->metrics, submit.task_type, submit.input_bytes);
     if (code != GRPC_STATUS_OK) {
@@ -529,7 +529,7 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     uint64_t fetch_id = 0;
     int r;
 
-    code = task_request_get(config, request, request_len, &run);
+    code = task_request_get(config, CONFIG_FLYTE_1, request, request_len, &run);
     if (code != GRPC_STATUS_OK) {
         fail_call(agent, call, OPERATION_GET, run.task_type, NULL, NULL, started_ms, code,
                   run.message);
@@ -608,7 +608,7 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
     char *body = NULL;
     struct pending *p = NULL;
 
-    code = task_request_delete(config, request, request_len, &run);
+    code = task_request_delete(config, CONFIG_FLYTE_1, request, request_len, &run);
     if (code != GRPC_STATUS_OK) {
         fail_call(agent, call, OPERATION_DELETE, run.task_type, NULL, NULL, started_ms, code,
                   run.message);
