@@ -16,6 +16,13 @@
  * a verdict on the run is a phase; transient Databricks trouble is retried
  * inside dbx.c and only then becomes UNAVAILABLE, never a terminal phase.
  *
+ * Both protocol generations share these handlers: Flyte 1's
+ * flyteidl.service.AsyncAgentService and Flyte 2's
+ * flyteidl2.connector.AsyncConnectorService differ only in their messages.
+ * task_request.c unpacks either into plain values, and the table
+ * `generations` packs the answers (struct resource) into the caller's
+ * generation's messages; a handler's context says which (agent_service()).
+ *
  * This file only turns those decisions into gRPC answers, log lines and
  * metrics; tests/unit/test_agent.c runs it against fakes of dbx_request()
  * and the server_call functions.
@@ -32,6 +39,7 @@
 
 #include "clock.h"
 #include "flyteidl/admin/agent.pb-c.h"
+#include "flyteidl2/connector/connector.pb-c.h"
 #include "log.h"
 #include "phase.h"
 #include "resmeta.h"
@@ -43,11 +51,36 @@
 #define DEADLINE_MARGIN_MIN_MS 50
 #define DEADLINE_MARGIN_MAX_MS 1000
 
+/* What a GetTask answers, whatever the generation. Strings borrowed for the reply. */
+struct resource {
+    enum phase phase;
+    const char *message;    /* NULL: "" */
+    const char *log_uri;    /* the run page, as a "Databricks Console" log link; NULL: none */
+    const char *error_code; /* a failed run's error details (Flyte 1 only); NULL: none */
+    bool error_recoverable;
+    enum phase_origin error_origin;
+};
+
+/* How one protocol generation's answers are packed; the handlers are shared. */
+struct generation {
+    void (*reply_created)(struct server_call *call, const uint8_t *meta, size_t meta_len);
+    void (*reply_resource)(struct server_call *call, const struct config *config,
+                           const struct resource *resource);
+    void (*reply_deleted)(struct server_call *call);
+};
+
+struct agent_service {
+    struct agent *agent;
+    enum config_generation id;
+    const struct generation *generation;
+};
+
 struct agent {
     const struct config *_Atomic config;
     struct dbx *dbx;
     struct metrics *metrics;
     struct runs *runs;
+    struct agent_service services[_CONFIG_GENERATION_MAX];
 };
 
 enum operation {
@@ -89,11 +122,105 @@ static const Flyteidl__Admin__State phase_to_state[] = {
     [PHASE_RETRYABLE_FAILED] = FLYTEIDL__ADMIN__STATE__RETRYABLE_FAILURE,
 };
 
+/* ---- Each generation's messages -------------------------------------------- */
+
+static void reply_created1(struct server_call *call, const uint8_t *meta, size_t meta_len)
+{
+    Flyteidl__Admin__CreateTaskResponse resp = FLYTEIDL__ADMIN__CREATE_TASK_RESPONSE__INIT;
+
+    resp.resource_meta = (ProtobufCBinaryData){meta_len, (uint8_t *)meta};
+    server_call_reply(call, &resp.base);
+}
+
+static void reply_created2(struct server_call *call, const uint8_t *meta, size_t meta_len)
+{
+    Flyteidl2__Connector__CreateTaskResponse resp =
+        FLYTEIDL2__CONNECTOR__CREATE_TASK_RESPONSE__INIT;
+
+    resp.resource_meta = (ProtobufCBinaryData){meta_len, (uint8_t *)meta};
+    server_call_reply(call, &resp.base);
+}
+
+/* Flyte 1: the phase with the deprecated state beside it, and agent_error on failures. */
+static void reply_resource1(struct server_call *call, const struct config *config,
+                            const struct resource *r)
+{
+    Flyteidl__Admin__GetTaskResponse resp = FLYTEIDL__ADMIN__GET_TASK_RESPONSE__INIT;
+    Flyteidl__Admin__Resource resource = FLYTEIDL__ADMIN__RESOURCE__INIT;
+    Flyteidl__Core__TaskLog log_link = FLYTEIDL__CORE__TASK_LOG__INIT;
+    Flyteidl__Core__TaskLog *log_links[1] = {&log_link};
+    Flyteidl__Admin__AgentError agent_error = FLYTEIDL__ADMIN__AGENT_ERROR__INIT;
+
+    (void)config;
+    resource.phase = (Flyteidl__Core__TaskExecution__Phase)r->phase;
+    resource.state = phase_to_state[r->phase];
+    resource.message = (char *)(r->message ? r->message : "");
+    if (r->log_uri) {
+        log_link.uri = (char *)r->log_uri;
+        log_link.name = (char *)"Databricks Console";
+        resource.n_log_links = 1;
+        resource.log_links = log_links;
+    }
+    if (r->error_code) {
+        agent_error.code = (char *)r->error_code;
+        agent_error.kind = r->error_recoverable
+                               ? FLYTEIDL__ADMIN__AGENT_ERROR__KIND__RECOVERABLE
+                               : FLYTEIDL__ADMIN__AGENT_ERROR__KIND__NON_RECOVERABLE;
+        agent_error.origin = (Flyteidl__Core__ExecutionError__ErrorKind)r->error_origin;
+        resource.agent_error = &agent_error;
+    }
+    resp.resource = &resource;
+    server_call_reply(call, &resp.base);
+}
+
+/* Flyte 2's Resource has neither state nor agent_error: the phase, message and link say it. */
+static void reply_resource2(struct server_call *call, const struct config *config,
+                            const struct resource *r)
+{
+    Flyteidl2__Connector__GetTaskResponse resp = FLYTEIDL2__CONNECTOR__GET_TASK_RESPONSE__INIT;
+    Flyteidl2__Connector__Resource resource = FLYTEIDL2__CONNECTOR__RESOURCE__INIT;
+    Flyteidl2__Core__TaskLog log_link = FLYTEIDL2__CORE__TASK_LOG__INIT;
+    Flyteidl2__Core__TaskLog *log_links[1] = {&log_link};
+
+    (void)config;
+    resource.phase = (Flyteidl2__Core__TaskExecution__Phase)r->phase;
+    resource.message = (char *)(r->message ? r->message : "");
+    if (r->log_uri) {
+        log_link.uri = (char *)r->log_uri;
+        log_link.name = (char *)"Databricks Console";
+        resource.n_log_links = 1;
+        resource.log_links = log_links;
+    }
+    resp.resource = &resource;
+    server_call_reply(call, &resp.base);
+}
+
+static void reply_deleted1(struct server_call *call)
+{
+    Flyteidl__Admin__DeleteTaskResponse resp = FLYTEIDL__ADMIN__DELETE_TASK_RESPONSE__INIT;
+
+    server_call_reply(call, &resp.base);
+}
+
+static void reply_deleted2(struct server_call *call)
+{
+    Flyteidl2__Connector__DeleteTaskResponse resp =
+        FLYTEIDL2__CONNECTOR__DELETE_TASK_RESPONSE__INIT;
+
+    server_call_reply(call, &resp.base);
+}
+
+static const struct generation generations[_CONFIG_GENERATION_MAX] = {
+    [CONFIG_FLYTE_1] = {reply_created1, reply_resource1, reply_deleted1},
+    [CONFIG_FLYTE_2] = {reply_created2, reply_resource2, reply_deleted2},
+};
+
 /* One call waiting for Databricks; owned by the dbx request until done. */
 struct pending {
     struct runs_waiter waiter; /* GetTask: linked while a runs/get is awaited */
     struct agent *agent;
-    const struct config *config; /* the one in force when the call started */
+    const struct generation *generation; /* the caller's: how to pack the answer */
+    const struct config *config;         /* the one in force when the call started */
     struct server_call *call;
     enum operation operation;
     char task_type[32];
@@ -116,10 +243,17 @@ struct agent *agent_new(const struct config *config, struct dbx *dbx, struct met
     atomic_store(&agent->config, config);
     agent->dbx = dbx;
     agent->metrics = metrics;
+    for (int g = 0; g < _CONFIG_GENERATION_MAX; g++)
+        agent->services[g] = (struct agent_service){agent, g, &generations[g]};
     agent->runs = runs_new(&runs_settings);
     if (!agent->runs)
         return agent_free(agent);
     return agent;
+}
+
+struct agent_service *agent_service(struct agent *agent, enum config_generation generation)
+{
+    return &agent->services[generation];
 }
 
 void agent_set_config(struct agent *agent, const struct config *config)
@@ -200,7 +334,7 @@ static int64_t databricks_deadline(const struct config *config, const struct ser
     return deadline - margin;
 }
 
-static struct pending *pending_new(struct agent *agent, const struct config *config,
+static struct pending *pending_new(const struct agent_service *service, const struct config *config,
                                    struct server_call *call, enum operation operation,
                                    const char *task_type, char *instance, char *run_id,
                                    int64_t started_ms)
@@ -208,7 +342,8 @@ static struct pending *pending_new(struct agent *agent, const struct config *con
     struct pending *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
-    p->agent = agent;
+    p->agent = service->agent;
+    p->generation = service->generation;
     p->config = config;
     p->call = call;
     p->operation = operation;
@@ -251,7 +386,6 @@ static void fail_from_answer(struct pending *p, const struct dbx_answer *answer)
 static void on_submitted(void *user, const struct dbx_answer *answer)
 {
     struct pending *p = user;
-    Flyteidl__Admin__CreateTaskResponse resp = FLYTEIDL__ADMIN__CREATE_TASK_RESPONSE__INIT;
     uint8_t *meta = NULL;
     size_t meta_len = 0;
     char digits[DBX_RUN_ID_SIZE];
@@ -278,9 +412,7 @@ static void on_submitted(void *user, const struct dbx_answer *answer)
         finish_pending(p, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
-    resp.resource_meta.data = meta;
-    resp.resource_meta.len = meta_len;
-    server_call_reply(p->call, &resp.base);
+    p->generation->reply_created(p->call, meta, meta_len);
     free(meta);
     finish_pending(p, GRPC_STATUS_OK, NULL);
 }
@@ -288,14 +420,15 @@ static void on_submitted(void *user, const struct dbx_answer *answer)
 void agent_create_task(void *context, struct server_call *call, const uint8_t *request,
                        size_t request_len)
 {
-    struct agent *agent = context;
+    struct agent_service *service = context;
+    struct agent *agent = service->agent;
     const struct config *config = atomic_load(&agent->config);
     int64_t started_ms = clock_now_ms();
     struct task_request_submit submit;
     grpc_status_code code;
     struct pending *p;
 
-    code = task_request_create(config, CONFIG_FLYTE_1, request, request_len, &submit);
+    code = task_request_create(config, service->id, request, request_len, &submit);
     if (agent->metrics && submit.has_inputs)
         metrics_input_bytes(agent->metrics, submit.task_type, submit.input_bytes);
     if (code != GRPC_STATUS_OK) {
@@ -303,8 +436,8 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
                   started_ms, code, submit.message);
         goto out;
     }
-    p = pending_new(agent, config, call, OPERATION_CREATE, submit.task_type, submit.instance, NULL,
-                    started_ms);
+    p = pending_new(service, config, call, OPERATION_CREATE, submit.task_type, submit.instance,
+                    NULL, started_ms);
     if (!p) {
         fail_call(agent, call, OPERATION_CREATE, submit.task_type, submit.instance, NULL,
                   started_ms, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -321,36 +454,6 @@ out:
 }
 
 /* ---- GetTask --------------------------------------------------------------- */
-
-static void reply_resource(struct pending *p, enum phase phase, const char *message,
-                           const char *log_uri, const char *error_code, bool error_recoverable,
-                           enum phase_origin error_origin)
-{
-    Flyteidl__Admin__GetTaskResponse resp = FLYTEIDL__ADMIN__GET_TASK_RESPONSE__INIT;
-    Flyteidl__Admin__Resource resource = FLYTEIDL__ADMIN__RESOURCE__INIT;
-    Flyteidl__Core__TaskLog log_link = FLYTEIDL__CORE__TASK_LOG__INIT;
-    Flyteidl__Core__TaskLog *log_links[1] = {&log_link};
-    Flyteidl__Admin__AgentError agent_error = FLYTEIDL__ADMIN__AGENT_ERROR__INIT;
-
-    resource.phase = (Flyteidl__Core__TaskExecution__Phase)phase;
-    resource.state = phase_to_state[phase];
-    resource.message = (char *)(message ? message : "");
-    if (log_uri) {
-        log_link.uri = (char *)log_uri;
-        log_link.name = (char *)"Databricks Console";
-        resource.n_log_links = 1;
-        resource.log_links = log_links;
-    }
-    if (error_code) {
-        agent_error.code = (char *)error_code;
-        agent_error.kind = error_recoverable ? FLYTEIDL__ADMIN__AGENT_ERROR__KIND__RECOVERABLE
-                                             : FLYTEIDL__ADMIN__AGENT_ERROR__KIND__NON_RECOVERABLE;
-        agent_error.origin = (Flyteidl__Core__ExecutionError__ErrorKind)error_origin;
-        resource.agent_error = &agent_error;
-    }
-    resp.resource = &resource;
-    server_call_reply(p->call, &resp.base);
-}
 
 /* One runs/get on behalf of every GetTask waiting for the same run. */
 struct fetch {
@@ -393,9 +496,16 @@ static struct pending *pending_of(struct runs_waiter *waiter)
 
 static void reply_result(struct pending *p, const struct phase_result *result, const char *message)
 {
-    reply_resource(p, result->phase, message ? message : result->message, result->run_page_url,
-                   result->has_error ? result->error_code : NULL, result->error_recoverable,
-                   result->error_origin);
+    const struct resource resource = {
+        .phase = result->phase,
+        .message = message ? message : result->message,
+        .log_uri = result->run_page_url,
+        .error_code = result->has_error ? result->error_code : NULL,
+        .error_recoverable = result->error_recoverable,
+        .error_origin = result->error_origin,
+    };
+
+    p->generation->reply_resource(p->call, p->config, &resource);
 }
 
 /* Reads a runs/get answer into *ret; the log link falls back to flytekit's
@@ -429,8 +539,13 @@ static void answer_waiter(struct pending *p, const struct runs_fetch_end *end,
         reply_result(p, answer.status, NULL);
         break;
     case RUNS_ANSWER_GONE:
-        reply_resource(p, PHASE_FAILED, answer.message, NULL, "RUN_NOT_FOUND", false,
-                       PHASE_ORIGIN_SYSTEM);
+        p->generation->reply_resource(p->call, p->config,
+                                      &(struct resource){
+                                          .phase = PHASE_FAILED,
+                                          .message = answer.message,
+                                          .error_code = "RUN_NOT_FOUND",
+                                          .error_origin = PHASE_ORIGIN_SYSTEM,
+                                      });
         break;
     case RUNS_ANSWER_LAST_KNOWN:
         reply_result(p, answer.status, answer.message[0] ? answer.message : NULL);
@@ -518,7 +633,8 @@ static void fail_fetch(struct agent *agent, struct pending *p, uint64_t fetch_id
 void agent_get_task(void *context, struct server_call *call, const uint8_t *request,
                     size_t request_len)
 {
-    struct agent *agent = context;
+    struct agent_service *service = context;
+    struct agent *agent = service->agent;
     const struct config *config = atomic_load(&agent->config);
     int64_t started_ms = clock_now_ms();
     struct task_request_run run;
@@ -529,13 +645,13 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     uint64_t fetch_id = 0;
     int r;
 
-    code = task_request_get(config, CONFIG_FLYTE_1, request, request_len, &run);
+    code = task_request_get(config, service->id, request, request_len, &run);
     if (code != GRPC_STATUS_OK) {
         fail_call(agent, call, OPERATION_GET, run.task_type, NULL, NULL, started_ms, code,
                   run.message);
         goto out;
     }
-    p = pending_new(agent, config, call, OPERATION_GET, run.task_type, run.instance, run.run_id,
+    p = pending_new(service, config, call, OPERATION_GET, run.task_type, run.instance, run.run_id,
                     started_ms);
     if (!p) {
         fail_call(agent, call, OPERATION_GET, run.task_type, run.instance, run.run_id, started_ms,
@@ -585,7 +701,6 @@ out:
 static void on_cancelled(void *user, const struct dbx_answer *answer)
 {
     struct pending *p = user;
-    Flyteidl__Admin__DeleteTaskResponse resp = FLYTEIDL__ADMIN__DELETE_TASK_RESPONSE__INIT;
 
     /* Propeller may abort a task more than once, and cleanup may follow a
      * run that was already deleted: cancelling a gone run is success. */
@@ -593,14 +708,15 @@ static void on_cancelled(void *user, const struct dbx_answer *answer)
         fail_from_answer(p, answer);
         return;
     }
-    server_call_reply(p->call, &resp.base);
+    p->generation->reply_deleted(p->call);
     finish_pending(p, GRPC_STATUS_OK, NULL);
 }
 
 void agent_delete_task(void *context, struct server_call *call, const uint8_t *request,
                        size_t request_len)
 {
-    struct agent *agent = context;
+    struct agent_service *service = context;
+    struct agent *agent = service->agent;
     const struct config *config = atomic_load(&agent->config);
     int64_t started_ms = clock_now_ms();
     struct task_request_run run;
@@ -608,7 +724,7 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
     char *body = NULL;
     struct pending *p = NULL;
 
-    code = task_request_delete(config, CONFIG_FLYTE_1, request, request_len, &run);
+    code = task_request_delete(config, service->id, request, request_len, &run);
     if (code != GRPC_STATUS_OK) {
         fail_call(agent, call, OPERATION_DELETE, run.task_type, NULL, NULL, started_ms, code,
                   run.message);
@@ -618,7 +734,7 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
     if (asprintf(&body, "{\"run_id\":%s}", run.run_id) < 0)
         body = NULL;
     if (body)
-        p = pending_new(agent, config, call, OPERATION_DELETE, run.task_type, run.instance,
+        p = pending_new(service, config, call, OPERATION_DELETE, run.task_type, run.instance,
                         run.run_id, started_ms);
     if (!p) {
         fail_call(agent, call, OPERATION_DELETE, run.task_type, run.instance, run.run_id,
@@ -630,4 +746,21 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
     send_to_databricks(p, DBX_RUNS_CANCEL, body, true, on_cancelled);
 out:
     task_request_run_done(&run);
+}
+
+/* ---- Not implemented yet ------------------------------------------------------ */
+
+void agent_not_implemented(void *context, struct server_call *call, const uint8_t *request,
+                           size_t request_len)
+{
+    const char *path = server_call_method(call);
+    const char *method = strrchr(path, '/');
+    char message[256];
+
+    (void)context;
+    (void)request;
+    (void)request_len;
+    snprintf(message, sizeof(message), "%s is not implemented yet for the Databricks connector",
+             method ? method + 1 : path);
+    server_call_fail(call, GRPC_STATUS_UNIMPLEMENTED, message);
 }
