@@ -354,14 +354,16 @@ static struct pending *pending_new(const struct agent_service *service, const st
     return p;
 }
 
-/* Queues the Databricks request or answers UNAVAILABLE; takes p and body. */
+/* Queues the Databricks request or answers UNAVAILABLE; takes p and body. token: the call's own
+ * (borrowed; dbx copies it), NULL for the connector's. */
 static void send_to_databricks(struct pending *p, enum dbx_endpoint endpoint, char *body,
-                               bool retry_safe, dbx_done_fn done)
+                               bool retry_safe, const char *token, dbx_done_fn done)
 {
     const struct dbx_call dbx_call = {
         .endpoint = endpoint,
         .instance = p->instance,
         .run_id = p->run_id,
+        .token = token,
         .retry_safe = retry_safe,
         .deadline_ms = databricks_deadline(p->config, p->call),
     };
@@ -447,7 +449,9 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
     log_debug("submitting run", "task_type", submit.task_type, "instance", p->instance,
               "idempotency_token",
               submit.idempotency_token[0] ? submit.idempotency_token : "(none)");
-    send_to_databricks(p, DBX_RUNS_SUBMIT, submit.body, submit.retry_safe, on_submitted);
+    /* A Flyte 2 call's own token (its connection's) is used for this submit alone. */
+    send_to_databricks(p, DBX_RUNS_SUBMIT, submit.body, submit.retry_safe, submit.call_token,
+                       on_submitted);
     submit.body = NULL;
 out:
     task_request_submit_done(&submit);
@@ -455,11 +459,13 @@ out:
 
 /* ---- GetTask --------------------------------------------------------------- */
 
-/* One runs/get on behalf of every GetTask waiting for the same run. */
+/* One runs/get on behalf of every GetTask waiting for the same run, read with the same
+ * token. */
 struct fetch {
     struct agent *agent;
     char *instance;
     char *run_id;
+    char credential[TASK_REQUEST_TOKEN_TAG_SIZE]; /* the token's tag, never the token */
     uint64_t fetch_id;
     struct pending *alone; /* set when the run could not be tracked */
 };
@@ -474,12 +480,14 @@ static struct fetch *fetch_free(struct fetch *f)
     return NULL;
 }
 
-static struct fetch *fetch_new(struct agent *agent, struct pending *p, uint64_t fetch_id)
+static struct fetch *fetch_new(struct agent *agent, struct pending *p, const char *credential,
+                               uint64_t fetch_id)
 {
     struct fetch *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
     f->agent = agent;
+    snprintf(f->credential, sizeof(f->credential), "%s", credential);
     f->fetch_id = fetch_id;
     f->alone = fetch_id ? NULL : p;
     f->instance = strdup(p->instance);
@@ -563,10 +571,10 @@ static void answer_waiter(struct pending *p, const struct runs_fetch_end *end,
     finish_pending(p, GRPC_STATUS_OK, NULL);
 }
 
-/* Ends fetch `fetch_id` and answers everyone waiting for it, or only `alone` (fetched without
- * a map entry). */
-static void end_fetch(struct agent *agent, struct pending *alone, uint64_t fetch_id,
-                      struct runs_fetch_end *end, grpc_status_code error_code)
+/* Ends fetch `fetch_id` of the run read with `credential` and answers everyone waiting for it,
+ * or only `alone` (fetched without a map entry). */
+static void end_fetch(struct agent *agent, struct pending *alone, const char *credential,
+                      uint64_t fetch_id, struct runs_fetch_end *end, grpc_status_code error_code)
 {
     struct runs_outcome outcome = {0};
 
@@ -574,8 +582,8 @@ static void end_fetch(struct agent *agent, struct pending *alone, uint64_t fetch
         answer_waiter(alone, end, error_code);
         return;
     }
-    runs_fetched(agent->runs, end->instance, end->run_id, fetch_id, end->fresh, end->gone,
-                 clock_now_ms(), &outcome);
+    runs_fetched(agent->runs, end->instance, end->run_id, credential, fetch_id, end->fresh,
+                 end->gone, clock_now_ms(), &outcome);
     end->outcome = &outcome;
     for (struct runs_waiter *w = outcome.waiters, *next; w; w = next) {
         next = w->next;
@@ -605,16 +613,17 @@ static void on_run(void *user, const struct dbx_answer *answer)
     if (answer->verdict == DBX_VERDICT_OK &&
         read_run(f, answer->body, &fresh, trouble, sizeof(trouble)) == 0)
         end.fresh = &fresh;
-    end_fetch(f->agent, f->alone, f->fetch_id, &end,
+    end_fetch(f->agent, f->alone, f->credential, f->fetch_id, &end,
               answer->verdict == DBX_VERDICT_OK ? GRPC_STATUS_UNAVAILABLE
                                                 : verdict_status[answer->verdict]);
     phase_result_done(&fresh);
     fetch_free(f);
 }
 
-/* Ends fetch `fetch_id` (0: `p` fetched alone) without a Databricks answer. */
-static void fail_fetch(struct agent *agent, struct pending *p, uint64_t fetch_id,
-                       const char *message)
+/* Ends fetch `fetch_id` (0: `p` fetched alone) of the run read with `credential` without a
+ * Databricks answer. */
+static void fail_fetch(struct agent *agent, struct pending *p, const char *credential,
+                       uint64_t fetch_id, const char *message)
 {
     char instance[RESMETA_HOST_MAX + 8], run_id[RESMETA_RUN_ID_MAX_DIGITS + 1];
     struct runs_fetch_end end = {
@@ -627,7 +636,7 @@ static void fail_fetch(struct agent *agent, struct pending *p, uint64_t fetch_id
     /* p is one of the waiters and is freed once answered: copy the key. */
     snprintf(instance, sizeof(instance), "%s", p->instance);
     snprintf(run_id, sizeof(run_id), "%s", p->run_id);
-    end_fetch(agent, fetch_id ? NULL : p, fetch_id, &end, GRPC_STATUS_UNAVAILABLE);
+    end_fetch(agent, fetch_id ? NULL : p, credential, fetch_id, &end, GRPC_STATUS_UNAVAILABLE);
 }
 
 void agent_get_task(void *context, struct server_call *call, const uint8_t *request,
@@ -660,8 +669,10 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     }
     run.instance = run.run_id = NULL;
 
-    switch (runs_lookup(agent->runs, p->instance, p->run_id, started_ms, &p->waiter, &cached,
-                        &fetch_id)) {
+    /* A call that brings its own token shares a runs/get, or an answer, only with calls that
+     * bring the same one: the run is keyed by the token's tag as well. */
+    switch (runs_lookup(agent->runs, p->instance, p->run_id, run.call_token_tag, started_ms,
+                        &p->waiter, &cached, &fetch_id)) {
     case RUNS_CACHED:
         reply_result(p, &cached, NULL);
         finish_pending(p, GRPC_STATUS_OK, NULL);
@@ -673,12 +684,13 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     case RUNS_FETCH_ALONE:
         break;
     }
-    f = fetch_new(agent, p, fetch_id);
+    f = fetch_new(agent, p, run.call_token_tag, fetch_id);
     if (f) {
         const struct dbx_call dbx_call = {
             .endpoint = DBX_RUNS_GET,
             .instance = f->instance,
             .run_id = f->run_id,
+            .token = run.call_token,
             .retry_safe = true,
             .deadline_ms = databricks_deadline(config, call),
         };
@@ -689,7 +701,7 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     if (r < 0) {
         /* Nothing was queued: end the fetch so that every waiter hears. */
         fetch_free(f);
-        fail_fetch(agent, p, fetch_id,
+        fail_fetch(agent, p, run.call_token_tag, fetch_id,
                    r == -ESHUTDOWN ? "connector shutting down" : "out of memory");
     }
 out:
@@ -743,7 +755,7 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
         goto out;
     }
     run.instance = run.run_id = NULL;
-    send_to_databricks(p, DBX_RUNS_CANCEL, body, true, on_cancelled);
+    send_to_databricks(p, DBX_RUNS_CANCEL, body, true, run.call_token, on_cancelled);
 out:
     task_request_run_done(&run);
 }

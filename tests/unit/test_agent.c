@@ -966,6 +966,65 @@ static void test_flyte2_delete(void **state)
     call_done(&call);
 }
 
+/* The connection's token is used for that call alone; without one, the connector's. */
+static void test_flyte2_connection_token(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call create = {.deadline_ms = INT64_MAX}, delete = {.deadline_ms = INT64_MAX};
+    struct server_call plain = {.deadline_ms = INT64_MAX};
+
+    create2(fx, &create, "dapi-connection-1");
+    run2(fx, &delete, true, META_42, "dapi-connection-2");
+    create2(fx, &plain, NULL);
+    assert_int_equal(sent_count, 3);
+    assert_string_equal(sent[0].token, "dapi-connection-1");
+    assert_string_equal(sent[1].token, "dapi-connection-2");
+    assert_null(sent[2].token);
+    /* resource_meta never carries it. */
+    complete(0, DBX_VERDICT_OK, "{\"run_id\": 5}", NULL);
+    assert_int_equal(create.code, GRPC_STATUS_OK);
+    assert_null(memmem(create.reply, create.reply_len, "dapi-", 5));
+    complete(1, DBX_VERDICT_OK, "{}", NULL);
+    complete(2, DBX_VERDICT_OK, "{\"run_id\": 6}", NULL);
+    call_done(&create);
+    call_done(&delete);
+    call_done(&plain);
+}
+
+/* GetTasks share a runs/get only with calls that read with the same token. */
+static void test_flyte2_token_splits_coalescing(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call a1 = {.deadline_ms = INT64_MAX}, a2 = {.deadline_ms = INT64_MAX};
+    struct server_call b = {.deadline_ms = INT64_MAX}, own = {.deadline_ms = INT64_MAX};
+    struct server_call v1 = {.deadline_ms = INT64_MAX};
+
+    run2(fx, &a1, false, META_42, "dapi-a");
+    run2(fx, &a2, false, META_42, "dapi-a");
+    run2(fx, &b, false, META_42, "dapi-b");
+    run2(fx, &own, false, META_42, NULL);
+    get(fx, &v1); /* Flyte 1, the connector's token: joins `own` */
+    assert_int_equal(sent_count, 3);
+    assert_string_equal(sent[0].token, "dapi-a");
+    assert_string_equal(sent[1].token, "dapi-b");
+    assert_null(sent[2].token);
+
+    /* b's token is refused: only b hears it. */
+    complete(1, DBX_VERDICT_PERMISSION_DENIED, NULL, "not yours");
+    expect_failed(&b, GRPC_STATUS_PERMISSION_DENIED, "not yours");
+    assert_int_equal(a1.answers + a2.answers + own.answers + v1.answers, 0);
+    complete(0, DBX_VERDICT_OK, RUNNING_BODY, NULL);
+    assert_int_equal(a1.answers + a2.answers, 2);
+    assert_int_equal(own.answers + v1.answers, 0);
+    complete(2, DBX_VERDICT_OK, RUNNING_BODY, NULL);
+    assert_int_equal(own.answers + v1.answers, 2);
+    assert_int_equal(v1.code, GRPC_STATUS_OK);
+    call_done(&a1);
+    call_done(&a2);
+    call_done(&own);
+    call_done(&v1);
+}
+
 static void test_flyte2_refused(void **state)
 {
     static const uint8_t garbage[] = {0x12, 0xff, 0x01};
@@ -1013,6 +1072,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flyte2_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flyte2_shares_runs_with_flyte1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flyte2_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flyte2_connection_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flyte2_token_splits_coalescing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flyte2_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
