@@ -141,7 +141,9 @@ static void reply_created2(struct server_call *call, const uint8_t *meta, size_t
     server_call_reply(call, &resp.base);
 }
 
-/* Flyte 1: the phase with the deprecated state beside it, and agent_error on failures. */
+/* Flyte 1: the phase with the deprecated state beside it, and agent_error on failures.
+ * RETRYABLE_FAILED (enum 8) exists from Flyte 1.16.0 on: an older propeller reports an unknown
+ * phase, so retryable_failed_phase false answers FAILED instead, with the same message. */
 static void reply_resource1(struct server_call *call, const struct config *config,
                             const struct resource *r)
 {
@@ -150,10 +152,12 @@ static void reply_resource1(struct server_call *call, const struct config *confi
     Flyteidl__Core__TaskLog log_link = FLYTEIDL__CORE__TASK_LOG__INIT;
     Flyteidl__Core__TaskLog *log_links[1] = {&log_link};
     Flyteidl__Admin__AgentError agent_error = FLYTEIDL__ADMIN__AGENT_ERROR__INIT;
+    enum phase phase = r->phase;
 
-    (void)config;
-    resource.phase = (Flyteidl__Core__TaskExecution__Phase)r->phase;
-    resource.state = phase_to_state[r->phase];
+    if (phase == PHASE_RETRYABLE_FAILED && !config->retryable_failed_phase)
+        phase = PHASE_FAILED;
+    resource.phase = (Flyteidl__Core__TaskExecution__Phase)phase;
+    resource.state = phase_to_state[phase];
     resource.message = (char *)(r->message ? r->message : "");
     if (r->log_uri) {
         log_link.uri = (char *)r->log_uri;
@@ -173,7 +177,8 @@ static void reply_resource1(struct server_call *call, const struct config *confi
     server_call_reply(call, &resp.base);
 }
 
-/* Flyte 2's Resource has neither state nor agent_error: the phase, message and link say it. */
+/* Flyte 2's Resource has neither state nor agent_error: the phase, message and link say it.
+ * Its executor knows RETRYABLE_FAILED, so retryable_failed_phase does not apply. */
 static void reply_resource2(struct server_call *call, const struct config *config,
                             const struct resource *r)
 {

@@ -303,6 +303,7 @@ enum key_kind {
     KIND_INT,             /* int at offset, min..max */
     KIND_LONG,            /* long at offset, min..max */
     KIND_LOG_LEVEL,       /* enum config_log_level at offset */
+    KIND_BOOL,            /* bool at offset: JSON true or false, text "true" or "false" */
     KIND_INSTANCES,       /* allowed_instances + count + allow_any_instance */
     KIND_INSTANCE_LIMITS, /* instance_limits + count; config file only */
 };
@@ -384,6 +385,9 @@ static const struct key keys[] = {
      .offset = offsetof(struct config, request_timeout_ms),
      .min = 100,
      .max = 600000},
+    {.name = "retryable_failed_phase",
+     .kind = KIND_BOOL,
+     .offset = offsetof(struct config, retryable_failed_phase)},
     {.name = "service_credential_provider",
      .kind = KIND_STRING,
      .offset = offsetof(struct config, service_credential_provider),
@@ -563,6 +567,12 @@ static void set_from_text(struct config *cfg, const struct key *k, const char *t
         }
         set_number(cfg, k, (double)v, text, origin, errs);
         break;
+    case KIND_BOOL:
+        if (strcmp(text, "true") == 0 || strcmp(text, "false") == 0)
+            *(bool *)((char *)cfg + k->offset) = text[0] == 't';
+        else
+            msgs_add(errs, "%s: invalid value %s: expected true or false", origin, quote(q, text));
+        break;
     case KIND_INSTANCES:
         set_instances(cfg, &text, 1, &origin, errs);
         break;
@@ -740,6 +750,13 @@ static void apply_json_key(struct config *cfg, const struct key *k, const cJSON 
         }
         snprintf(num, sizeof(num), "%.15g", item->valuedouble);
         set_number(cfg, k, item->valuedouble, num, origin, errs);
+        break;
+    case KIND_BOOL:
+        if (cJSON_IsBool(item))
+            *(bool *)((char *)cfg + k->offset) = cJSON_IsTrue(item);
+        else
+            msgs_add(errs, "%s: expected true or false, got %s", origin,
+                     structjson_type_name(item));
         break;
     case KIND_INSTANCES:
         if (!cJSON_IsArray(item)) {
@@ -1383,6 +1400,7 @@ struct config *config_new(void)
     cfg->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
     cfg->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
     cfg->max_response_bytes = DEFAULT_MAX_RESPONSE_BYTES;
+    cfg->retryable_failed_phase = true;
     return cfg;
 }
 
@@ -1444,6 +1462,9 @@ static void put_value(FILE *out, const struct config *cfg, const struct key *k, 
         break;
     case KIND_LOG_LEVEL:
         fputs(log_level_names[*(const enum config_log_level *)field], out);
+        break;
+    case KIND_BOOL:
+        fputs(*(const bool *)field ? "true" : "false", out);
         break;
     case KIND_INSTANCES:
         for (size_t i = 0; i < cfg->allowed_instances_count; i++)

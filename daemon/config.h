@@ -76,6 +76,9 @@ struct config {
     long max_tracked_runs;      /* runs whose last status is remembered (restart-only) */
     long status_cache_ttl_ms;   /* answer polls of a running run from memory; 0: off */
     long terminal_cache_ttl_ms; /* same for finished runs; 0: off */
+    /* Flyte 1 answers: a failed run that Flyte may retry is RETRYABLE_FAILED (propeller 1.16.0
+     * and later know it); false answers FAILED instead, for older propellers. */
+    bool retryable_failed_phase;
 };
 
 /* Per-instance Databricks request limits ("instance_limits" in the file). */

@@ -519,6 +519,14 @@ class Test:
             daemon.wait_serving(self.pb.health)
         return Env(self, fake, daemon, token)
 
+    def write_config(self, settings):
+        """Writes a JSON config file holding `settings` (a dict) into the test's directory;
+        gives its path, for --config."""
+        path = os.path.join(self.dir, "config-%d.json" % len(os.listdir(self.dir)))
+        with open(path, "w") as f:
+            json.dump(settings, f)
+        return path
+
     def finish(self, failed):
         """Stops everything; raises Failure for a bad exit or a leaked secret."""
         problems = []

@@ -118,6 +118,19 @@ def test_failed_run_is_retryable_user_error(t):
        "agent_error.origin")
 
 
+def test_retryable_failed_phase_off_answers_failed(t):
+    """Propellers before Flyte 1.16.0 do not know RETRYABLE_FAILED: the setting answers FAILED,
+    with the same message, from a config file (so a reload can change it)."""
+    config = t.write_config({"retryable_failed_phase": False})
+    env = t.start(args=["--config", config])
+    env.fake.script([{"life_cycle_state": "TERMINATED", "result_state": "FAILED",
+                      "state_message": "boom: division by zero"}])
+    _, raw = create(t, env)
+    r = env.get(raw)
+    eq(env.phase_name(r.phase), "FAILED", "phase of a FAILED run")
+    check("boom: division by zero" in r.message, "message lacks the state message: %r" % r.message)
+
+
 def test_failed_run_without_status_field(t):
     env = t.start()
     env.fake.script([{"life_cycle_state": "TERMINATED", "result_state": "FAILED",

@@ -148,6 +148,12 @@ static int setup(void **state)
                              " \"request_timeout_ms\": 30000}");
 }
 
+static int setup_no_retryable(void **state)
+{
+    return setup_with(state, "{\"default_instance\": \"" INSTANCE "\","
+                             " \"retryable_failed_phase\": false}");
+}
+
 static int setup_cached(void **state)
 {
     return setup_with(state, "{\"default_instance\": \"" INSTANCE "\","
@@ -799,6 +805,47 @@ static void test_delete_refused(void **state)
     assert_int_equal(sent_count, 0);
 }
 
+/* retryable_failed_phase false: Flyte 1 hears FAILED (with the deprecated state to match)
+ * where it would hear RETRYABLE_FAILED, with the same message; other phases and Flyte 2 (whose
+ * executor knows the phase) are unchanged. */
+static void test_retryable_failed_phase_off(void **state)
+{
+    static const char failed[] = "{\"state\": {\"life_cycle_state\": \"TERMINATED\","
+                                 " \"result_state\": \"FAILED\", \"state_message\": \"boom\"}}";
+    struct fixture *fx = *state;
+    struct server_call one = {.deadline_ms = INT64_MAX}, two = {.deadline_ms = INT64_MAX};
+    struct server_call running = {.deadline_ms = INT64_MAX};
+    Flyteidl__Admin__GetTaskResponse *resp;
+    Flyteidl2__Connector__GetTaskResponse *resp2;
+    size_t len;
+    uint8_t *bytes = requests_run2(false, "spark", META_42, NULL, &len);
+
+    get(fx, &one);
+    agent_get_task(agent_service(fx->agent, CONFIG_FLYTE_2), &two, bytes, len);
+    free(bytes);
+    complete(0, DBX_VERDICT_OK, failed, NULL);
+    resp = get_reply(&one);
+    assert_int_equal(resp->resource->phase, FLYTEIDL__CORE__TASK_EXECUTION__PHASE__FAILED);
+    assert_int_equal(resp->resource->state, FLYTEIDL__ADMIN__STATE__PERMANENT_FAILURE);
+    assert_string_equal(resp->resource->message, "boom");
+    flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
+    resp2 = flyteidl2__connector__get_task_response__unpack(NULL, two.reply_len, two.reply);
+    assert_non_null(resp2);
+    assert_int_equal(resp2->resource->phase,
+                     FLYTEIDL2__CORE__TASK_EXECUTION__PHASE__RETRYABLE_FAILED);
+    assert_string_equal(resp2->resource->message, "boom");
+    flyteidl2__connector__get_task_response__free_unpacked(resp2, NULL);
+
+    get(fx, &running);
+    complete(1, DBX_VERDICT_OK, RUNNING_BODY, NULL);
+    resp = get_reply(&running);
+    assert_int_equal(resp->resource->phase, FLYTEIDL__CORE__TASK_EXECUTION__PHASE__RUNNING);
+    flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
+    call_done(&one);
+    call_done(&two);
+    call_done(&running);
+}
+
 /* ---- Flyte 2: the same handlers, the executor's messages --------------------- */
 
 static struct agent_service *flyte2(struct fixture *fx)
@@ -1068,6 +1115,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_cached, setup_cached, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retryable_failed_phase_off, setup_no_retryable,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_flyte2_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flyte2_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flyte2_shares_runs_with_flyte1, setup, teardown),

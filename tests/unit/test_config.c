@@ -141,6 +141,7 @@ static void test_keys_sorted_and_complete(void **state)
         "max_tracked_runs",
         "metrics_listen",
         "request_timeout_ms",
+        "retryable_failed_phase",
         "service_credential_provider",
         "shutdown_delay_ms",
         "shutdown_grace_ms",
@@ -184,6 +185,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->request_timeout_ms, 30000);
     assert_int_equal(cfg->max_response_bytes, 4194304);
     assert_null(cfg->service_credential_provider);
+    assert_true(cfg->retryable_failed_phase);
     assert_false(config_instance_allowed(cfg, "x.cloud.databricks.com"));
 
     desc = config_describe(cfg);
@@ -205,6 +207,7 @@ static void test_defaults(void **state)
                               "max_tracked_runs = 20000\n"
                               "metrics_listen = 0.0.0.0:9090\n"
                               "request_timeout_ms = 30000\n"
+                              "retryable_failed_phase = true\n"
                               "service_credential_provider = (none)\n"
                               "shutdown_delay_ms = 0\n"
                               "shutdown_grace_ms = 10000\n"
@@ -285,6 +288,8 @@ static void test_valid_values(void **state)
         {"{\"service_credential_provider\": \"aws-creds\"}",
          "service_credential_provider = aws-creds"},
         {"{\"service_credential_provider\": null}", "service_credential_provider = (none)"},
+        {"{\"retryable_failed_phase\": false}", "retryable_failed_phase = false"},
+        {"{\"retryable_failed_phase\": true}", "retryable_failed_phase = true"},
         {"{}", "workers = 0"},
     };
 
@@ -342,6 +347,10 @@ static void test_invalid_values(void **state)
         {"{\"listen\": \"ho st:80\"}", "key \"listen\": invalid value \"ho st:80\"", listen_reason},
         {"{\"listen\": \"\"}", "key \"listen\": invalid value \"\"", listen_reason},
         {"{\"workers\": -1}", "key \"workers\": -1 is out of range 0..64", ""},
+        {"{\"retryable_failed_phase\": \"false\"}",
+         "key \"retryable_failed_phase\": expected true or false, got a string", ""},
+        {"{\"retryable_failed_phase\": 0}",
+         "key \"retryable_failed_phase\": expected true or false, got a number", ""},
         {"{\"workers\": 65}", "key \"workers\": 65 is out of range 0..64", ""},
         {"{\"workers\": 2.5}", "key \"workers\": expected an integer, got 2.5", ""},
         {"{\"workers\": 1e300}", "key \"workers\": 1e+300 is out of range 0..64", ""},
@@ -1205,6 +1214,7 @@ static void test_usage_mentions_every_flag(void **state)
         "connect_timeout_ms (default 5000)",
         "request_timeout_ms (default 30000)",
         "status_cache_ttl_ms (default 0: off)",
+        "retryable_failed_phase (default true)",
         "FLYTE_DATABRICKS_INSTANCE",
         "FLYTE_DATABRICKS_ACCESS_TOKEN",
         "FLYTE_DATABRICKS_LOG_LEVEL",
