@@ -166,11 +166,20 @@ static cJSON *default_git_source(const struct config_entrypoint *entrypoint)
     return g;
 }
 
-/* _is_serverless_config: cluster keys count when present at all, even empty or null;
- * serverless keys only when truthy. */
+/* Present and not null, as Python's `job.get(key) is not None`. */
+static bool present(const cJSON *job, const char *key)
+{
+    const cJSON *item = get(job, key);
+
+    return item && !cJSON_IsNull(item);
+}
+
+/* is_serverless_config (flytekit's newer form; older ones tested `key in job`): cluster keys
+ * count when present and not null, even empty, so {"existing_cluster_id": null,
+ * "environment_key": "e"} is serverless; serverless keys count only when truthy. */
 static bool is_serverless(const cJSON *job)
 {
-    bool has_cluster = get(job, "existing_cluster_id") || get(job, "new_cluster");
+    bool has_cluster = present(job, "existing_cluster_id") || present(job, "new_cluster");
     bool has_serverless = truthy(get(job, "environment_key")) || truthy(get(job, "environments"));
 
     return !has_cluster && has_serverless;
@@ -180,13 +189,12 @@ static bool is_serverless(const cJSON *job)
 static int configure_classic(cJSON *job, const struct spec_input *in, const cJSON *envs,
                              char **reterr_msg)
 {
-    const cJSON *existing = get(job, "existing_cluster_id");
     cJSON *cluster = cJSON_GetObjectItemCaseSensitive(job, "new_cluster");
     cJSON *image = NULL, *env_vars;
     const cJSON *spark_conf;
     int r;
 
-    if (existing && !cJSON_IsNull(existing))
+    if (present(job, "existing_cluster_id"))
         return 0;
     if (!cluster || cJSON_IsNull(cluster))
         return fail(reterr_msg, -EINVAL, NO_COMPUTE_MSG);

@@ -43,6 +43,7 @@ static const char *const fixture_cases[] = {
     "serverless_empty_credential_no_spec",
     "serverless_environment_key",
     "serverless_existing_environment",
+    "serverless_null_cluster_keys",
     "spark_conf_from_custom",
     "user_git_source",
 };
@@ -258,6 +259,9 @@ static void test_errors(void **state)
         {"{\"databricksConf\":{\"new_cluster\":null}}", "img", "Either existing_cluster_id"},
         {"{\"databricksConf\":{\"existing_cluster_id\":null}}", "img",
          "Either existing_cluster_id"},
+        {"{\"databricksConf\":{\"existing_cluster_id\":null,\"new_cluster\":null,"
+         "\"environments\":[]}}",
+         "img", "Either existing_cluster_id"},
         {"{\"notebookPath\":\"/nb\",\"databricksConf\":{\"run_name\":\"x\"}}", "img",
          "Either existing_cluster_id"},
         {"{\"databricksConf\":{\"new_cluster\":\"big\"}}", "img",
