@@ -179,12 +179,27 @@ test-valgrind: all
 
 check: test
 
+# Names the binary also answers to (daemon/main.c): the commands the official Helm charts start.
+# Each is a relative link beside the binary; a file of that name that is not such a link (a
+# real flytekit's pyflyte) is left alone. `make install INSTALL_ALIASES=` makes none.
+INSTALL_ALIASES ?= pyflyte c0
+
 # DESTDIR stages a package; it never ends up in a compiled-in or installed path.
 # The unit file's paths follow BINDIR and SYSCONFDIR; an existing config is kept.
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(SYSCONFDIR)/flyte-databricks-connector
 	install -m 0755 $(PROGRAM) $(DESTDIR)$(BINDIR)/flyte-databricks-connector
+	@for alias in $(INSTALL_ALIASES); do \
+		link=$(DESTDIR)$(BINDIR)/$$alias; \
+		if { [ -e "$$link" ] || [ -L "$$link" ]; } && \
+			[ "$$(readlink "$$link")" != flyte-databricks-connector ]; then \
+			echo "install: $$link exists and is not a link to flyte-databricks-connector; left alone"; \
+		else \
+			echo "ln -sfn flyte-databricks-connector $$link"; \
+			ln -sfn flyte-databricks-connector "$$link"; \
+		fi; \
+	done
 	install -m 0644 daemon/flyte-databricks-connector.8 $(DESTDIR)$(MANDIR)/man8/
 	sed -e 's|/usr/bin/flyte-databricks-connector|$(BINDIR)/flyte-databricks-connector|g' \
 		-e 's|/etc/flyte-databricks-connector|$(SYSCONFDIR)/flyte-databricks-connector|g' \

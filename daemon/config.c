@@ -1031,15 +1031,39 @@ enum flag_id {
     FLAG_CA_FILE,
     FLAG_CHECK_CONFIG,
     FLAG_CONFIG,
+    FLAG_CONNECT_PORT,
     FLAG_HELP,
     FLAG_INSTANCE,
     FLAG_LISTEN,
     FLAG_LOG_FORMAT,
     FLAG_LOG_LEVEL,
     FLAG_METRICS_LISTEN,
+    FLAG_MODULES,
+    FLAG_PORT,
+    FLAG_PROMETHEUS_PORT,
+    FLAG_TIMEOUT,
     FLAG_TOKEN_FILE,
     FLAG_VERSION,
+    FLAG_WORKER,
     FLAG_WORKERS,
+    _FLAG_MAX,
+};
+
+/* What a flag's value is. pyflyte's and c0's flags (the official Helm charts start the image as
+ * `pyflyte serve agent` or `c0`) map onto the daemon's settings or are accepted and ignored. */
+enum flag_value_kind {
+    FLAG_VALUE_KEY,     /* the key's value as given (or the flag's own handling) */
+    FLAG_VALUE_PORT,    /* a port P: the key's address becomes 0.0.0.0:P, as pyflyte binds */
+    FLAG_VALUE_IGNORED, /* accepted, logged as ignored */
+};
+
+/* Indexed by enum flag_id; FLAG_VALUE_KEY unless listed. */
+static const enum flag_value_kind flag_value_kinds[_FLAG_MAX] = {
+    [FLAG_PORT] = FLAG_VALUE_PORT,
+    [FLAG_PROMETHEUS_PORT] = FLAG_VALUE_PORT,
+    [FLAG_TIMEOUT] = FLAG_VALUE_IGNORED,
+    [FLAG_MODULES] = FLAG_VALUE_IGNORED,
+    [FLAG_CONNECT_PORT] = FLAG_VALUE_IGNORED,
 };
 
 /* In --help order; looked up by name. arg names the value in --help and in "needs a value"
@@ -1080,6 +1104,21 @@ static const struct flag {
     {"metrics-listen", FLAG_METRICS_LISTEN, "HOST:PORT", "metrics_listen", 0,
      "Prometheus /metrics address; port 0 picks a free port (logged); \"off\" serves no "
      "metrics."},
+    {"port", FLAG_PORT, "PORT", "listen", 0,
+     "pyflyte's and c0's flag: --port P is --listen 0.0.0.0:P."},
+    {"prometheus_port", FLAG_PROMETHEUS_PORT, "PORT", "metrics_listen", 0,
+     "pyflyte's and c0's flag: --prometheus_port P is --metrics-listen 0.0.0.0:P."},
+    {"worker", FLAG_WORKER, "N", "workers", 0,
+     "pyflyte's and c0's flag, as --workers. Their default is 10; this daemon's, 0, costs the "
+     "least CPU per call."},
+    {"timeout", FLAG_TIMEOUT, "SECONDS", NULL, 0,
+     "pyflyte's and c0's flag (there: stop after SECONDS, for tests); accepted and ignored, "
+     "with a warning."},
+    {"modules", FLAG_MODULES, "MODULE", NULL, 0,
+     "pyflyte's and c0's flag (there: more Python connector modules; repeatable); accepted and "
+     "ignored, with a warning."},
+    {"connect_port", FLAG_CONNECT_PORT, "PORT", NULL, 0,
+     "c0's flag (there: a Connect HTTP/1.1 port); accepted and ignored, with a warning."},
     {"check-config", FLAG_CHECK_CONFIG, NULL, NULL, 0,
      "Load and check the configuration, print \"configuration OK\" or every error, and exit."},
     {"help", FLAG_HELP, NULL, NULL, 'h', "Print this help and exit."},
@@ -1243,7 +1282,23 @@ static void parsed_flags_done(struct parsed_flags *pf)
     *pf = (struct parsed_flags){0};
 }
 
-static void apply_flags(struct config *cfg, const struct parsed_flags *pf, struct msgs *errs)
+/* --port P and --prometheus_port P: the key's address on every interface, as pyflyte binds. */
+static void set_port_flag(struct config *cfg, const struct flag_value *fv, struct msgs *errs)
+{
+    char q[QUOTE_MAX], address[sizeof("0.0.0.0:65535")];
+    long port;
+
+    if (!parse_port(fv->value, 0, &port)) {
+        msgs_add(errs, "%s: invalid value %s: expected a port, 0-65535", fv->origin,
+                 quote(q, fv->value));
+        return;
+    }
+    snprintf(address, sizeof(address), "0.0.0.0:%ld", port);
+    set_from_text(cfg, key_find(fv->flag->key), address, fv->origin, errs);
+}
+
+static void apply_flags(struct config *cfg, const struct parsed_flags *pf, struct msgs *errs,
+                        struct msgs *warns)
 {
     const char **values = NULL, **origins = NULL;
     size_t n_inst = 0;
@@ -1257,10 +1312,17 @@ static void apply_flags(struct config *cfg, const struct parsed_flags *pf, struc
     for (size_t i = 0; i < pf->n; i++) {
         const struct flag_value *fv = &pf->v[i];
 
+        char q[QUOTE_MAX];
+
         if (fv->flag->id == FLAG_ALLOWED_INSTANCE) {
             values[n_inst] = fv->value;
             origins[n_inst] = fv->origin;
             n_inst++;
+        } else if (flag_value_kinds[fv->flag->id] == FLAG_VALUE_PORT) {
+            set_port_flag(cfg, fv, errs);
+        } else if (flag_value_kinds[fv->flag->id] == FLAG_VALUE_IGNORED) {
+            msgs_add(warns, "%s %s ignored: accepted for pyflyte and c0 compatibility only",
+                     fv->origin, quote(q, fv->value));
         } else {
             set_from_text(cfg, key_find(fv->flag->key), fv->value, fv->origin, errs);
         }
@@ -1330,7 +1392,7 @@ int config_load(int argc, char **argv, char **envp, struct config **ret_config,
             set_from_text(cfg, key_find(env_vars[i].key), v, env_vars[i].name, &errs);
     }
 
-    apply_flags(cfg, &pf, &errs);
+    apply_flags(cfg, &pf, &errs, &warns);
 
     /* Token precedence: --token-file > FLYTE_DATABRICKS_ACCESS_TOKEN (flytekit's variable) >
      * the config file's token_file. A token_file the variable overrides is not read at all. */

@@ -740,6 +740,54 @@ static void test_allowed_instance_flags_replace_list(void **state)
     tmp_remove(&conf);
 }
 
+/* pyflyte's and c0's flags, as the official Helm charts' commands may pass them: ports bind every
+ * interface, --worker is --workers, --timeout, --modules and --connect_port are logged and
+ * ignored. A later flag wins, whichever spelling. */
+static void test_pyflyte_flags(void **state)
+{
+    const char *args[] = {"--port",    "8001",      "--prometheus_port=9091",
+                          "--worker",  "3",         "--timeout",
+                          "30",        "--modules", "a.b",
+                          "--modules", "c",         "--connect_port",
+                          "8090",      NULL};
+    const char *later[] = {"--port", "8001",     "--listen", "127.0.0.1:7", "--workers",
+                           "1",      "--worker", "2",        NULL};
+    struct result res = load(args, NULL);
+
+    (void)state;
+    assert_int_equal(res.r, 0);
+    assert_string_equal(res.cfg->listen, "0.0.0.0:8001");
+    assert_string_equal(res.cfg->metrics_listen, "0.0.0.0:9091");
+    assert_int_equal(res.cfg->workers, 3);
+    assert_true(warnings_contain(res.warnings, "--timeout \"30\" ignored"));
+    assert_true(warnings_contain(res.warnings, "--modules \"a.b\" ignored"));
+    assert_true(warnings_contain(res.warnings, "--modules \"c\" ignored"));
+    assert_true(warnings_contain(res.warnings, "--connect_port \"8090\" ignored"));
+    result_done(&res);
+
+    res = load(later, NULL);
+    assert_int_equal(res.r, 0);
+    assert_string_equal(res.cfg->listen, "127.0.0.1:7");
+    assert_int_equal(res.cfg->workers, 2);
+    result_done(&res);
+}
+
+static void test_pyflyte_flag_errors(void **state)
+{
+    const char *args[] = {"--port",   "http", "--prometheus_port", "65536",
+                          "--worker", "99",   "--timeout",         NULL};
+    struct result res = load(args, NULL);
+
+    (void)state;
+    assert_int_equal(res.r, -EINVAL);
+    assert_string_equal(res.err, "--timeout needs a value (SECONDS)\n"
+                                 "--port: invalid value \"http\": expected a port, 0-65535\n"
+                                 "--prometheus_port: invalid value \"65536\": expected a port, "
+                                 "0-65535\n"
+                                 "--worker: 99 is out of range 0..64");
+    result_done(&res);
+}
+
 static void test_env_and_flag_errors(void **state)
 {
     const char *args[] = {"--workers",        "many",         "--instance",
@@ -1200,6 +1248,12 @@ static void test_usage_mentions_every_flag(void **state)
         "--log-level LEVEL",
         "--log-format FORMAT",
         "--metrics-listen HOST:PORT",
+        "--port PORT",
+        "--prometheus_port PORT",
+        "--worker N",
+        "--timeout SECONDS",
+        "--modules MODULE",
+        "--connect_port PORT",
         "--check-config",
         "-h, --help",
         "--version",
@@ -1289,6 +1343,8 @@ int main(void)
         cmocka_unit_test(test_star_warns),
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_allowed_instance_flags_replace_list),
+        cmocka_unit_test(test_pyflyte_flags),
+        cmocka_unit_test(test_pyflyte_flag_errors),
         cmocka_unit_test(test_env_and_flag_errors),
         cmocka_unit_test(test_config_file_errors_name_the_file),
         cmocka_unit_test(test_ca_file_checked),
