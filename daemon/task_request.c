@@ -283,13 +283,27 @@ static grpc_status_code decode(const ProtobufCMessageDescriptor *descriptor, con
     return GRPC_STATUS_OK;
 }
 
-/* The template's type, for the answer's log line as well as the checks. */
-static grpc_status_code read_type(const char *type, struct create_ask *ask,
-                                  struct task_request_submit *ret)
+/* What both generations' CreateTaskRequests hold in the same shape: the template's presence,
+ * type and custom config, and the inputs (NULL: none), whose size feeds the input-size metric.
+ * The type is copied for the answer's log line as well as the checks. */
+static grpc_status_code read_template(bool has_template, const char *type,
+                                      const Google__Protobuf__Struct *custom,
+                                      const ProtobufCMessage *inputs, struct create_ask *ask,
+                                      struct task_request_submit *ret)
 {
+    if (!has_template)
+        return refuse(ret->message, GRPC_STATUS_INVALID_ARGUMENT,
+                      "CreateTaskRequest has no template");
     ask->task_type = type ? type : "";
     ret->task_type = strdup(ask->task_type);
-    return ret->task_type ? GRPC_STATUS_OK : refuse_oom(ret->message);
+    if (!ret->task_type)
+        return refuse_oom(ret->message);
+    if (inputs) {
+        ret->has_inputs = true;
+        ret->input_bytes = protobuf_c_message_get_packed_size(inputs);
+    }
+    ask->custom = custom;
+    return GRPC_STATUS_OK;
 }
 
 /* Without a task execution id there is no token, and the submit is not retried; out of memory
@@ -311,21 +325,14 @@ static grpc_status_code unpack_create1(ProtobufCMessage *request, struct create_
                                        struct task_request_submit *ret)
 {
     const Flyteidl__Admin__CreateTaskRequest *req = (Flyteidl__Admin__CreateTaskRequest *)request;
-    const Flyteidl__Core__TaskTemplate *template_ = req->template_;
+    const Flyteidl__Core__TaskTemplate *t = req->template_;
     grpc_status_code code;
 
-    if (!template_)
-        return refuse(ret->message, GRPC_STATUS_INVALID_ARGUMENT,
-                      "CreateTaskRequest has no template");
-    code = read_type(template_->type, ask, ret);
+    code = read_template(t, t ? t->type : NULL, t ? t->custom : NULL,
+                         req->inputs ? &req->inputs->base : NULL, ask, ret);
     if (code != GRPC_STATUS_OK)
         return code;
-    if (req->inputs) {
-        ret->has_inputs = true;
-        ret->input_bytes = protobuf_c_message_get_packed_size(&req->inputs->base);
-    }
-    ask->custom = template_->custom;
-    if (spec_input_from_template(template_, &ask->container, &ask->env) < 0)
+    if (spec_input_from_template(t, &ask->container, &ask->env) < 0)
         return refuse_oom(ret->message);
     return read_token(
         idempotency_token_from_metadata(req->task_execution_metadata, ret->idempotency_token), ask,
@@ -338,25 +345,17 @@ static grpc_status_code unpack_create2(ProtobufCMessage *request, struct create_
 {
     const Flyteidl2__Connector__CreateTaskRequest *req =
         (Flyteidl2__Connector__CreateTaskRequest *)request;
-    const Flyteidl2__Core__TaskTemplate *template_ = req->template_;
+    const Flyteidl2__Core__TaskTemplate *t = req->template_;
     grpc_status_code code;
 
-    if (!template_)
-        return refuse(ret->message, GRPC_STATUS_INVALID_ARGUMENT,
-                      "CreateTaskRequest has no template");
-    code = read_type(template_->type, ask, ret);
+    code = read_template(t, t ? t->type : NULL, t ? t->custom : NULL,
+                         req->inputs ? &req->inputs->base : NULL, ask, ret);
+    if (code == GRPC_STATUS_OK)
+        code = take_call_token(req->connection, &ret->call_token, NULL, ret->message);
     if (code != GRPC_STATUS_OK)
         return code;
-    if (req->inputs) {
-        ret->has_inputs = true;
-        ret->input_bytes = protobuf_c_message_get_packed_size(&req->inputs->base);
-    }
-    ask->custom = template_->custom;
-    if (spec_input_from_template2(template_, &ask->container, &ask->env) < 0)
+    if (spec_input_from_template2(t, &ask->container, &ask->env) < 0)
         return refuse_oom(ret->message);
-    code = take_call_token(req->connection, &ret->call_token, NULL, ret->message);
-    if (code != GRPC_STATUS_OK)
-        return code;
     return read_token(
         idempotency_token_from_metadata2(req->task_execution_metadata, ret->idempotency_token), ask,
         ret);
