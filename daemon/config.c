@@ -1736,8 +1736,9 @@ void config_usage(FILE *out, const char *program)
 
     usage_synopsis(out, program);
     fputs("\n"
-          "Flyte connector (agent) service for Databricks: Flyte propeller calls it\n"
-          "over gRPC to create, poll and cancel Databricks runs (Jobs API runs/submit).\n"
+          "Flyte connector (agent) service for Databricks: Flyte's propeller (Flyte 1)\n"
+          "and executor (Flyte 2) call it over gRPC, on one port, to create, poll and\n"
+          "cancel Databricks runs (Jobs API runs/submit).\n"
           "\n"
           "Settings come from built-in defaults, then the JSON config file, then the\n"
           "environment, then these options; each later source overrides the earlier.\n"

@@ -44,7 +44,9 @@ static void usage(FILE *out)
         fprintf(out, "  %-15s %s\n", commands[i].name, commands[i].summary);
     fprintf(out,
             "\nWithout a command, options run `serve`. `%s COMMAND --help` explains a\n"
-            "command; `%s serve --help` lists the daemon's options.\n",
+            "command; `%s serve --help` lists the daemon's options. Run as\n"
+            "`pyflyte serve agent|connector` or `c0` (links to this binary, as the official\n"
+            "Helm charts start it), it is `serve`.\n",
             PROGRAM_NAME, PROGRAM_NAME);
 }
 
