@@ -16,6 +16,13 @@
  * a verdict on the run is a phase; transient Databricks trouble is retried
  * inside dbx.c and only then becomes UNAVAILABLE, never a terminal phase.
  *
+ * Both protocol generations share these handlers: Flyte 1's
+ * flyteidl.service.AsyncAgentService and Flyte 2's
+ * flyteidl2.connector.AsyncConnectorService differ only in their messages.
+ * task_request.c unpacks either into plain values, and the table
+ * `generations` packs the answers (struct resource) into the caller's
+ * generation's messages; a handler's context says which (agent_service()).
+ *
  * This file only turns those decisions into gRPC answers, log lines and
  * metrics; tests/unit/test_agent.c runs it against fakes of dbx_request()
  * and the server_call functions.
@@ -32,6 +39,7 @@
 
 #include "clock.h"
 #include "flyteidl/admin/agent.pb-c.h"
+#include "flyteidl2/connector/connector.pb-c.h"
 #include "log.h"
 #include "phase.h"
 #include "resmeta.h"
@@ -43,11 +51,36 @@
 #define DEADLINE_MARGIN_MIN_MS 50
 #define DEADLINE_MARGIN_MAX_MS 1000
 
+/* What a GetTask answers, whatever the generation. Strings borrowed for the reply. */
+struct resource {
+    enum phase phase;
+    const char *message;    /* NULL: "" */
+    const char *log_uri;    /* the run page, as a "Databricks Console" log link; NULL: none */
+    const char *error_code; /* a failed run's error details (Flyte 1 only); NULL: none */
+    bool error_recoverable;
+    enum phase_origin error_origin;
+};
+
+/* How one protocol generation's answers are packed; the handlers are shared. */
+struct generation {
+    void (*reply_created)(struct server_call *call, const uint8_t *meta, size_t meta_len);
+    void (*reply_resource)(struct server_call *call, const struct config *config,
+                           const struct resource *resource);
+    void (*reply_deleted)(struct server_call *call);
+};
+
+struct agent_service {
+    struct agent *agent;
+    enum config_generation id;
+    const struct generation *generation;
+};
+
 struct agent {
     const struct config *_Atomic config;
     struct dbx *dbx;
     struct metrics *metrics;
     struct runs *runs;
+    struct agent_service services[_CONFIG_GENERATION_MAX];
 };
 
 enum operation {
@@ -89,11 +122,110 @@ static const Flyteidl__Admin__State phase_to_state[] = {
     [PHASE_RETRYABLE_FAILED] = FLYTEIDL__ADMIN__STATE__RETRYABLE_FAILURE,
 };
 
+/* ---- Each generation's messages -------------------------------------------- */
+
+static void reply_created1(struct server_call *call, const uint8_t *meta, size_t meta_len)
+{
+    Flyteidl__Admin__CreateTaskResponse resp = FLYTEIDL__ADMIN__CREATE_TASK_RESPONSE__INIT;
+
+    resp.resource_meta = (ProtobufCBinaryData){meta_len, (uint8_t *)meta};
+    server_call_reply(call, &resp.base);
+}
+
+static void reply_created2(struct server_call *call, const uint8_t *meta, size_t meta_len)
+{
+    Flyteidl2__Connector__CreateTaskResponse resp =
+        FLYTEIDL2__CONNECTOR__CREATE_TASK_RESPONSE__INIT;
+
+    resp.resource_meta = (ProtobufCBinaryData){meta_len, (uint8_t *)meta};
+    server_call_reply(call, &resp.base);
+}
+
+/* Flyte 1: the phase with the deprecated state beside it, and agent_error on failures.
+ * RETRYABLE_FAILED (enum 8) exists from Flyte 1.16.0 on: an older propeller reports an unknown
+ * phase, so retryable_failed_phase false answers FAILED instead, with the same message. */
+static void reply_resource1(struct server_call *call, const struct config *config,
+                            const struct resource *r)
+{
+    Flyteidl__Admin__GetTaskResponse resp = FLYTEIDL__ADMIN__GET_TASK_RESPONSE__INIT;
+    Flyteidl__Admin__Resource resource = FLYTEIDL__ADMIN__RESOURCE__INIT;
+    Flyteidl__Core__TaskLog log_link = FLYTEIDL__CORE__TASK_LOG__INIT;
+    Flyteidl__Core__TaskLog *log_links[1] = {&log_link};
+    Flyteidl__Admin__AgentError agent_error = FLYTEIDL__ADMIN__AGENT_ERROR__INIT;
+    enum phase phase = r->phase;
+
+    if (phase == PHASE_RETRYABLE_FAILED && !config->retryable_failed_phase)
+        phase = PHASE_FAILED;
+    resource.phase = (Flyteidl__Core__TaskExecution__Phase)phase;
+    resource.state = phase_to_state[phase];
+    resource.message = (char *)(r->message ? r->message : "");
+    if (r->log_uri) {
+        log_link.uri = (char *)r->log_uri;
+        log_link.name = (char *)"Databricks Console";
+        resource.n_log_links = 1;
+        resource.log_links = log_links;
+    }
+    if (r->error_code) {
+        agent_error.code = (char *)r->error_code;
+        agent_error.kind = r->error_recoverable
+                               ? FLYTEIDL__ADMIN__AGENT_ERROR__KIND__RECOVERABLE
+                               : FLYTEIDL__ADMIN__AGENT_ERROR__KIND__NON_RECOVERABLE;
+        agent_error.origin = (Flyteidl__Core__ExecutionError__ErrorKind)r->error_origin;
+        resource.agent_error = &agent_error;
+    }
+    resp.resource = &resource;
+    server_call_reply(call, &resp.base);
+}
+
+/* Flyte 2's Resource has neither state nor agent_error: the phase, message and link say it.
+ * Its executor knows RETRYABLE_FAILED, so retryable_failed_phase does not apply. */
+static void reply_resource2(struct server_call *call, const struct config *config,
+                            const struct resource *r)
+{
+    Flyteidl2__Connector__GetTaskResponse resp = FLYTEIDL2__CONNECTOR__GET_TASK_RESPONSE__INIT;
+    Flyteidl2__Connector__Resource resource = FLYTEIDL2__CONNECTOR__RESOURCE__INIT;
+    Flyteidl2__Core__TaskLog log_link = FLYTEIDL2__CORE__TASK_LOG__INIT;
+    Flyteidl2__Core__TaskLog *log_links[1] = {&log_link};
+
+    (void)config;
+    resource.phase = (Flyteidl2__Core__TaskExecution__Phase)r->phase;
+    resource.message = (char *)(r->message ? r->message : "");
+    if (r->log_uri) {
+        log_link.uri = (char *)r->log_uri;
+        log_link.name = (char *)"Databricks Console";
+        resource.n_log_links = 1;
+        resource.log_links = log_links;
+    }
+    resp.resource = &resource;
+    server_call_reply(call, &resp.base);
+}
+
+static void reply_deleted1(struct server_call *call)
+{
+    Flyteidl__Admin__DeleteTaskResponse resp = FLYTEIDL__ADMIN__DELETE_TASK_RESPONSE__INIT;
+
+    server_call_reply(call, &resp.base);
+}
+
+static void reply_deleted2(struct server_call *call)
+{
+    Flyteidl2__Connector__DeleteTaskResponse resp =
+        FLYTEIDL2__CONNECTOR__DELETE_TASK_RESPONSE__INIT;
+
+    server_call_reply(call, &resp.base);
+}
+
+static const struct generation generations[_CONFIG_GENERATION_MAX] = {
+    [CONFIG_FLYTE_1] = {reply_created1, reply_resource1, reply_deleted1},
+    [CONFIG_FLYTE_2] = {reply_created2, reply_resource2, reply_deleted2},
+};
+
 /* One call waiting for Databricks; owned by the dbx request until done. */
 struct pending {
     struct runs_waiter waiter; /* GetTask: linked while a runs/get is awaited */
     struct agent *agent;
-    const struct config *config; /* the one in force when the call started */
+    const struct generation *generation; /* the caller's: how to pack the answer */
+    const struct config *config;         /* the one in force when the call started */
     struct server_call *call;
     enum operation operation;
     char task_type[32];
@@ -116,10 +248,17 @@ struct agent *agent_new(const struct config *config, struct dbx *dbx, struct met
     atomic_store(&agent->config, config);
     agent->dbx = dbx;
     agent->metrics = metrics;
+    for (int g = 0; g < _CONFIG_GENERATION_MAX; g++)
+        agent->services[g] = (struct agent_service){agent, g, &generations[g]};
     agent->runs = runs_new(&runs_settings);
     if (!agent->runs)
         return agent_free(agent);
     return agent;
+}
+
+struct agent_service *agent_service(struct agent *agent, enum config_generation generation)
+{
+    return &agent->services[generation];
 }
 
 void agent_set_config(struct agent *agent, const struct config *config)
@@ -200,7 +339,7 @@ static int64_t databricks_deadline(const struct config *config, const struct ser
     return deadline - margin;
 }
 
-static struct pending *pending_new(struct agent *agent, const struct config *config,
+static struct pending *pending_new(const struct agent_service *service, const struct config *config,
                                    struct server_call *call, enum operation operation,
                                    const char *task_type, char *instance, char *run_id,
                                    int64_t started_ms)
@@ -208,7 +347,8 @@ static struct pending *pending_new(struct agent *agent, const struct config *con
     struct pending *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
-    p->agent = agent;
+    p->agent = service->agent;
+    p->generation = service->generation;
     p->config = config;
     p->call = call;
     p->operation = operation;
@@ -219,14 +359,16 @@ static struct pending *pending_new(struct agent *agent, const struct config *con
     return p;
 }
 
-/* Queues the Databricks request or answers UNAVAILABLE; takes p and body. */
+/* Queues the Databricks request or answers UNAVAILABLE; takes p and body. token: the call's own
+ * (borrowed; dbx copies it), NULL for the connector's. */
 static void send_to_databricks(struct pending *p, enum dbx_endpoint endpoint, char *body,
-                               bool retry_safe, dbx_done_fn done)
+                               bool retry_safe, const char *token, dbx_done_fn done)
 {
     const struct dbx_call dbx_call = {
         .endpoint = endpoint,
         .instance = p->instance,
         .run_id = p->run_id,
+        .token = token,
         .retry_safe = retry_safe,
         .deadline_ms = databricks_deadline(p->config, p->call),
     };
@@ -251,7 +393,6 @@ static void fail_from_answer(struct pending *p, const struct dbx_answer *answer)
 static void on_submitted(void *user, const struct dbx_answer *answer)
 {
     struct pending *p = user;
-    Flyteidl__Admin__CreateTaskResponse resp = FLYTEIDL__ADMIN__CREATE_TASK_RESPONSE__INIT;
     uint8_t *meta = NULL;
     size_t meta_len = 0;
     char digits[DBX_RUN_ID_SIZE];
@@ -278,9 +419,7 @@ static void on_submitted(void *user, const struct dbx_answer *answer)
         finish_pending(p, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
-    resp.resource_meta.data = meta;
-    resp.resource_meta.len = meta_len;
-    server_call_reply(p->call, &resp.base);
+    p->generation->reply_created(p->call, meta, meta_len);
     free(meta);
     finish_pending(p, GRPC_STATUS_OK, NULL);
 }
@@ -288,14 +427,15 @@ static void on_submitted(void *user, const struct dbx_answer *answer)
 void agent_create_task(void *context, struct server_call *call, const uint8_t *request,
                        size_t request_len)
 {
-    struct agent *agent = context;
+    struct agent_service *service = context;
+    struct agent *agent = service->agent;
     const struct config *config = atomic_load(&agent->config);
     int64_t started_ms = clock_now_ms();
     struct task_request_submit submit;
     grpc_status_code code;
     struct pending *p;
 
-    code = task_request_create(config, request, request_len, &submit);
+    code = task_request_create(config, service->id, request, request_len, &submit);
     if (agent->metrics && submit.has_inputs)
         metrics_input_bytes(agent->metrics, submit.task_type, submit.input_bytes);
     if (code != GRPC_STATUS_OK) {
@@ -303,8 +443,8 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
                   started_ms, code, submit.message);
         goto out;
     }
-    p = pending_new(agent, config, call, OPERATION_CREATE, submit.task_type, submit.instance, NULL,
-                    started_ms);
+    p = pending_new(service, config, call, OPERATION_CREATE, submit.task_type, submit.instance,
+                    NULL, started_ms);
     if (!p) {
         fail_call(agent, call, OPERATION_CREATE, submit.task_type, submit.instance, NULL,
                   started_ms, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -314,7 +454,9 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
     log_debug("submitting run", "task_type", submit.task_type, "instance", p->instance,
               "idempotency_token",
               submit.idempotency_token[0] ? submit.idempotency_token : "(none)");
-    send_to_databricks(p, DBX_RUNS_SUBMIT, submit.body, submit.retry_safe, on_submitted);
+    /* A Flyte 2 call's own token (its connection's) is used for this submit alone. */
+    send_to_databricks(p, DBX_RUNS_SUBMIT, submit.body, submit.retry_safe, submit.call_token,
+                       on_submitted);
     submit.body = NULL;
 out:
     task_request_submit_done(&submit);
@@ -322,41 +464,13 @@ out:
 
 /* ---- GetTask --------------------------------------------------------------- */
 
-static void reply_resource(struct pending *p, enum phase phase, const char *message,
-                           const char *log_uri, const char *error_code, bool error_recoverable,
-                           enum phase_origin error_origin)
-{
-    Flyteidl__Admin__GetTaskResponse resp = FLYTEIDL__ADMIN__GET_TASK_RESPONSE__INIT;
-    Flyteidl__Admin__Resource resource = FLYTEIDL__ADMIN__RESOURCE__INIT;
-    Flyteidl__Core__TaskLog log_link = FLYTEIDL__CORE__TASK_LOG__INIT;
-    Flyteidl__Core__TaskLog *log_links[1] = {&log_link};
-    Flyteidl__Admin__AgentError agent_error = FLYTEIDL__ADMIN__AGENT_ERROR__INIT;
-
-    resource.phase = (Flyteidl__Core__TaskExecution__Phase)phase;
-    resource.state = phase_to_state[phase];
-    resource.message = (char *)(message ? message : "");
-    if (log_uri) {
-        log_link.uri = (char *)log_uri;
-        log_link.name = (char *)"Databricks Console";
-        resource.n_log_links = 1;
-        resource.log_links = log_links;
-    }
-    if (error_code) {
-        agent_error.code = (char *)error_code;
-        agent_error.kind = error_recoverable ? FLYTEIDL__ADMIN__AGENT_ERROR__KIND__RECOVERABLE
-                                             : FLYTEIDL__ADMIN__AGENT_ERROR__KIND__NON_RECOVERABLE;
-        agent_error.origin = (Flyteidl__Core__ExecutionError__ErrorKind)error_origin;
-        resource.agent_error = &agent_error;
-    }
-    resp.resource = &resource;
-    server_call_reply(p->call, &resp.base);
-}
-
-/* One runs/get on behalf of every GetTask waiting for the same run. */
+/* One runs/get on behalf of every GetTask waiting for the same run, read with the same
+ * token. */
 struct fetch {
     struct agent *agent;
     char *instance;
     char *run_id;
+    char credential[TASK_REQUEST_TOKEN_TAG_SIZE]; /* the token's tag, never the token */
     uint64_t fetch_id;
     struct pending *alone; /* set when the run could not be tracked */
 };
@@ -371,12 +485,14 @@ static struct fetch *fetch_free(struct fetch *f)
     return NULL;
 }
 
-static struct fetch *fetch_new(struct agent *agent, struct pending *p, uint64_t fetch_id)
+static struct fetch *fetch_new(struct agent *agent, struct pending *p, const char *credential,
+                               uint64_t fetch_id)
 {
     struct fetch *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
     f->agent = agent;
+    snprintf(f->credential, sizeof(f->credential), "%s", credential);
     f->fetch_id = fetch_id;
     f->alone = fetch_id ? NULL : p;
     f->instance = strdup(p->instance);
@@ -393,9 +509,16 @@ static struct pending *pending_of(struct runs_waiter *waiter)
 
 static void reply_result(struct pending *p, const struct phase_result *result, const char *message)
 {
-    reply_resource(p, result->phase, message ? message : result->message, result->run_page_url,
-                   result->has_error ? result->error_code : NULL, result->error_recoverable,
-                   result->error_origin);
+    const struct resource resource = {
+        .phase = result->phase,
+        .message = message ? message : result->message,
+        .log_uri = result->run_page_url,
+        .error_code = result->has_error ? result->error_code : NULL,
+        .error_recoverable = result->error_recoverable,
+        .error_origin = result->error_origin,
+    };
+
+    p->generation->reply_resource(p->call, p->config, &resource);
 }
 
 /* Reads a runs/get answer into *ret; the log link falls back to flytekit's
@@ -429,8 +552,13 @@ static void answer_waiter(struct pending *p, const struct runs_fetch_end *end,
         reply_result(p, answer.status, NULL);
         break;
     case RUNS_ANSWER_GONE:
-        reply_resource(p, PHASE_FAILED, answer.message, NULL, "RUN_NOT_FOUND", false,
-                       PHASE_ORIGIN_SYSTEM);
+        p->generation->reply_resource(p->call, p->config,
+                                      &(struct resource){
+                                          .phase = PHASE_FAILED,
+                                          .message = answer.message,
+                                          .error_code = "RUN_NOT_FOUND",
+                                          .error_origin = PHASE_ORIGIN_SYSTEM,
+                                      });
         break;
     case RUNS_ANSWER_LAST_KNOWN:
         reply_result(p, answer.status, answer.message[0] ? answer.message : NULL);
@@ -448,10 +576,10 @@ static void answer_waiter(struct pending *p, const struct runs_fetch_end *end,
     finish_pending(p, GRPC_STATUS_OK, NULL);
 }
 
-/* Ends fetch `fetch_id` and answers everyone waiting for it, or only `alone` (fetched without
- * a map entry). */
-static void end_fetch(struct agent *agent, struct pending *alone, uint64_t fetch_id,
-                      struct runs_fetch_end *end, grpc_status_code error_code)
+/* Ends fetch `fetch_id` of the run read with `credential` and answers everyone waiting for it,
+ * or only `alone` (fetched without a map entry). */
+static void end_fetch(struct agent *agent, struct pending *alone, const char *credential,
+                      uint64_t fetch_id, struct runs_fetch_end *end, grpc_status_code error_code)
 {
     struct runs_outcome outcome = {0};
 
@@ -459,8 +587,8 @@ static void end_fetch(struct agent *agent, struct pending *alone, uint64_t fetch
         answer_waiter(alone, end, error_code);
         return;
     }
-    runs_fetched(agent->runs, end->instance, end->run_id, fetch_id, end->fresh, end->gone,
-                 clock_now_ms(), &outcome);
+    runs_fetched(agent->runs, end->instance, end->run_id, credential, fetch_id, end->fresh,
+                 end->gone, clock_now_ms(), &outcome);
     end->outcome = &outcome;
     for (struct runs_waiter *w = outcome.waiters, *next; w; w = next) {
         next = w->next;
@@ -490,16 +618,17 @@ static void on_run(void *user, const struct dbx_answer *answer)
     if (answer->verdict == DBX_VERDICT_OK &&
         read_run(f, answer->body, &fresh, trouble, sizeof(trouble)) == 0)
         end.fresh = &fresh;
-    end_fetch(f->agent, f->alone, f->fetch_id, &end,
+    end_fetch(f->agent, f->alone, f->credential, f->fetch_id, &end,
               answer->verdict == DBX_VERDICT_OK ? GRPC_STATUS_UNAVAILABLE
                                                 : verdict_status[answer->verdict]);
     phase_result_done(&fresh);
     fetch_free(f);
 }
 
-/* Ends fetch `fetch_id` (0: `p` fetched alone) without a Databricks answer. */
-static void fail_fetch(struct agent *agent, struct pending *p, uint64_t fetch_id,
-                       const char *message)
+/* Ends fetch `fetch_id` (0: `p` fetched alone) of the run read with `credential` without a
+ * Databricks answer. */
+static void fail_fetch(struct agent *agent, struct pending *p, const char *credential,
+                       uint64_t fetch_id, const char *message)
 {
     char instance[RESMETA_HOST_MAX + 8], run_id[RESMETA_RUN_ID_MAX_DIGITS + 1];
     struct runs_fetch_end end = {
@@ -512,13 +641,14 @@ static void fail_fetch(struct agent *agent, struct pending *p, uint64_t fetch_id
     /* p is one of the waiters and is freed once answered: copy the key. */
     snprintf(instance, sizeof(instance), "%s", p->instance);
     snprintf(run_id, sizeof(run_id), "%s", p->run_id);
-    end_fetch(agent, fetch_id ? NULL : p, fetch_id, &end, GRPC_STATUS_UNAVAILABLE);
+    end_fetch(agent, fetch_id ? NULL : p, credential, fetch_id, &end, GRPC_STATUS_UNAVAILABLE);
 }
 
 void agent_get_task(void *context, struct server_call *call, const uint8_t *request,
                     size_t request_len)
 {
-    struct agent *agent = context;
+    struct agent_service *service = context;
+    struct agent *agent = service->agent;
     const struct config *config = atomic_load(&agent->config);
     int64_t started_ms = clock_now_ms();
     struct task_request_run run;
@@ -529,13 +659,13 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     uint64_t fetch_id = 0;
     int r;
 
-    code = task_request_get(config, request, request_len, &run);
+    code = task_request_get(config, service->id, request, request_len, &run);
     if (code != GRPC_STATUS_OK) {
         fail_call(agent, call, OPERATION_GET, run.task_type, NULL, NULL, started_ms, code,
                   run.message);
         goto out;
     }
-    p = pending_new(agent, config, call, OPERATION_GET, run.task_type, run.instance, run.run_id,
+    p = pending_new(service, config, call, OPERATION_GET, run.task_type, run.instance, run.run_id,
                     started_ms);
     if (!p) {
         fail_call(agent, call, OPERATION_GET, run.task_type, run.instance, run.run_id, started_ms,
@@ -544,8 +674,10 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     }
     run.instance = run.run_id = NULL;
 
-    switch (runs_lookup(agent->runs, p->instance, p->run_id, started_ms, &p->waiter, &cached,
-                        &fetch_id)) {
+    /* A call that brings its own token shares a runs/get, or an answer, only with calls that
+     * bring the same one: the run is keyed by the token's tag as well. */
+    switch (runs_lookup(agent->runs, p->instance, p->run_id, run.call_token_tag, started_ms,
+                        &p->waiter, &cached, &fetch_id)) {
     case RUNS_CACHED:
         reply_result(p, &cached, NULL);
         finish_pending(p, GRPC_STATUS_OK, NULL);
@@ -557,12 +689,13 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     case RUNS_FETCH_ALONE:
         break;
     }
-    f = fetch_new(agent, p, fetch_id);
+    f = fetch_new(agent, p, run.call_token_tag, fetch_id);
     if (f) {
         const struct dbx_call dbx_call = {
             .endpoint = DBX_RUNS_GET,
             .instance = f->instance,
             .run_id = f->run_id,
+            .token = run.call_token,
             .retry_safe = true,
             .deadline_ms = databricks_deadline(config, call),
         };
@@ -573,7 +706,7 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     if (r < 0) {
         /* Nothing was queued: end the fetch so that every waiter hears. */
         fetch_free(f);
-        fail_fetch(agent, p, fetch_id,
+        fail_fetch(agent, p, run.call_token_tag, fetch_id,
                    r == -ESHUTDOWN ? "connector shutting down" : "out of memory");
     }
 out:
@@ -585,7 +718,6 @@ out:
 static void on_cancelled(void *user, const struct dbx_answer *answer)
 {
     struct pending *p = user;
-    Flyteidl__Admin__DeleteTaskResponse resp = FLYTEIDL__ADMIN__DELETE_TASK_RESPONSE__INIT;
 
     /* Propeller may abort a task more than once, and cleanup may follow a
      * run that was already deleted: cancelling a gone run is success. */
@@ -593,14 +725,15 @@ static void on_cancelled(void *user, const struct dbx_answer *answer)
         fail_from_answer(p, answer);
         return;
     }
-    server_call_reply(p->call, &resp.base);
+    p->generation->reply_deleted(p->call);
     finish_pending(p, GRPC_STATUS_OK, NULL);
 }
 
 void agent_delete_task(void *context, struct server_call *call, const uint8_t *request,
                        size_t request_len)
 {
-    struct agent *agent = context;
+    struct agent_service *service = context;
+    struct agent *agent = service->agent;
     const struct config *config = atomic_load(&agent->config);
     int64_t started_ms = clock_now_ms();
     struct task_request_run run;
@@ -608,7 +741,7 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
     char *body = NULL;
     struct pending *p = NULL;
 
-    code = task_request_delete(config, request, request_len, &run);
+    code = task_request_delete(config, service->id, request, request_len, &run);
     if (code != GRPC_STATUS_OK) {
         fail_call(agent, call, OPERATION_DELETE, run.task_type, NULL, NULL, started_ms, code,
                   run.message);
@@ -618,7 +751,7 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
     if (asprintf(&body, "{\"run_id\":%s}", run.run_id) < 0)
         body = NULL;
     if (body)
-        p = pending_new(agent, config, call, OPERATION_DELETE, run.task_type, run.instance,
+        p = pending_new(service, config, call, OPERATION_DELETE, run.task_type, run.instance,
                         run.run_id, started_ms);
     if (!p) {
         fail_call(agent, call, OPERATION_DELETE, run.task_type, run.instance, run.run_id,
@@ -627,7 +760,24 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
         goto out;
     }
     run.instance = run.run_id = NULL;
-    send_to_databricks(p, DBX_RUNS_CANCEL, body, true, on_cancelled);
+    send_to_databricks(p, DBX_RUNS_CANCEL, body, true, run.call_token, on_cancelled);
 out:
     task_request_run_done(&run);
+}
+
+/* ---- Not implemented yet ------------------------------------------------------ */
+
+void agent_not_implemented(void *context, struct server_call *call, const uint8_t *request,
+                           size_t request_len)
+{
+    const char *path = server_call_method(call);
+    const char *method = strrchr(path, '/');
+    char message[256];
+
+    (void)context;
+    (void)request;
+    (void)request_len;
+    snprintf(message, sizeof(message), "%s is not implemented yet for the Databricks connector",
+             method ? method + 1 : path);
+    server_call_fail(call, GRPC_STATUS_UNIMPLEMENTED, message);
 }

@@ -61,6 +61,8 @@ extern char **environ;
 static const char *const served_services[] = {
     "flyteidl.service.AsyncAgentService",
     "flyteidl.service.AgentMetadataService",
+    "flyteidl2.connector.AsyncConnectorService",
+    "flyteidl2.connector.ConnectorMetadataService",
     "grpc.health.v1.Health",
     NULL,
 };
@@ -319,12 +321,28 @@ static int start(struct daemon *d)
     }
 
     {
+        /* Both generations' task services share the handlers; the context says whose. */
+        struct agent_service *flyte1 = agent_service(d->agent, CONFIG_FLYTE_1);
+        struct agent_service *flyte2 = agent_service(d->agent, CONFIG_FLYTE_2);
         const struct server_method methods[] = {
-            {"/flyteidl.service.AsyncAgentService/CreateTask", agent_create_task, d->agent, false},
-            {"/flyteidl.service.AsyncAgentService/GetTask", agent_get_task, d->agent, false},
-            {"/flyteidl.service.AsyncAgentService/DeleteTask", agent_delete_task, d->agent, false},
+            {"/flyteidl.service.AsyncAgentService/CreateTask", agent_create_task, flyte1, false},
+            {"/flyteidl.service.AsyncAgentService/GetTask", agent_get_task, flyte1, false},
+            {"/flyteidl.service.AsyncAgentService/DeleteTask", agent_delete_task, flyte1, false},
+            {"/flyteidl2.connector.AsyncConnectorService/CreateTask", agent_create_task, flyte2,
+             false},
+            {"/flyteidl2.connector.AsyncConnectorService/GetTask", agent_get_task, flyte2, false},
+            {"/flyteidl2.connector.AsyncConnectorService/DeleteTask", agent_delete_task, flyte2,
+             false},
+            {"/flyteidl2.connector.AsyncConnectorService/GetTaskMetrics", agent_not_implemented,
+             NULL, true},
+            {"/flyteidl2.connector.AsyncConnectorService/GetTaskLogs", agent_not_implemented, NULL,
+             true},
             {"/flyteidl.service.AgentMetadataService/ListAgents", metadata_list_agents, NULL, true},
             {"/flyteidl.service.AgentMetadataService/GetAgent", metadata_get_agent, NULL, true},
+            {"/flyteidl2.connector.ConnectorMetadataService/ListConnectors",
+             metadata_list_connectors, NULL, true},
+            {"/flyteidl2.connector.ConnectorMetadataService/GetConnector", metadata_get_connector,
+             NULL, true},
             {"/grpc.health.v1.Health/Check", health_check, d->health, true},
         };
         d->server =

@@ -3,7 +3,7 @@
  * known phase.
  *
  * Layout: a chained hash table (power-of-two buckets, FNV-1a over
- * "instance\nrun_id") plus a doubly linked list in order of last use, so the
+ * "instance\nrun_id\ncredential") plus a doubly linked list in order of last use, so the
  * least recently polled run is evicted first when the map is full. An entry
  * with a fetch under way holds waiters and is never evicted. One mutex
  * guards everything; no function calls out while holding it.
@@ -24,7 +24,7 @@
 struct entry {
     struct entry *bucket_next;
     struct entry *lru_prev, *lru_next; /* head = most recently used */
-    char *key;                         /* "instance\nrun_id" */
+    char *key;                         /* "instance\nrun_id\ncredential" */
     uint64_t hash;
     bool has_status;
     struct phase_result status; /* last status Databricks gave */
@@ -55,15 +55,13 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-static char *make_key(const char *instance, const char *run_id)
+static char *make_key(const char *instance, const char *run_id, const char *credential)
 {
-    size_t a = strlen(instance), b = strlen(run_id);
-    char *key = malloc(a + b + 2);
-    if (!key)
+    char *key = NULL;
+
+    /* '\n' cannot occur in a validated instance or run id, nor in a credential tag. */
+    if (asprintf(&key, "%s\n%s\n%s", instance, run_id, credential ? credential : "") < 0)
         return NULL;
-    memcpy(key, instance, a);
-    key[a] = '\n'; /* cannot occur in a validated instance or run id */
-    memcpy(key + a + 1, run_id, b + 1);
     return key;
 }
 
@@ -219,10 +217,10 @@ static bool cache_fresh(const struct runs *runs, const struct entry *e, int64_t 
 }
 
 enum runs_lookup runs_lookup(struct runs *runs, const char *instance, const char *run_id,
-                             int64_t now_ms, struct runs_waiter *waiter,
+                             const char *credential, int64_t now_ms, struct runs_waiter *waiter,
                              struct phase_result *ret_cached, uint64_t *ret_fetch_id)
 {
-    char *key = make_key(instance, run_id);
+    char *key = make_key(instance, run_id, credential);
     uint64_t hash;
     struct entry **link, *e;
     enum runs_lookup result = RUNS_FETCH_ALONE;
@@ -273,11 +271,11 @@ out:
     return result;
 }
 
-void runs_fetched(struct runs *runs, const char *instance, const char *run_id, uint64_t fetch_id,
-                  const struct phase_result *fresh, bool forget, int64_t now_ms,
-                  struct runs_outcome *ret)
+void runs_fetched(struct runs *runs, const char *instance, const char *run_id,
+                  const char *credential, uint64_t fetch_id, const struct phase_result *fresh,
+                  bool forget, int64_t now_ms, struct runs_outcome *ret)
 {
-    char *key = make_key(instance, run_id);
+    char *key = make_key(instance, run_id, credential);
     struct phase_result copy = {0};
     struct entry *e;
 

@@ -1,7 +1,15 @@
 /*
  * runs.h - what the daemon knows about recent runs: a bounded map keyed by
- * (instance, run_id) that coalesces concurrent status reads, can answer
- * repeated polls from memory, and remembers each run's last known phase.
+ * (instance, run_id, credential) that coalesces concurrent status reads, can
+ * answer repeated polls from memory, and remembers each run's last known
+ * phase.
+ *
+ * The credential is a tag of the token a caller reads the run with (""
+ * for the connector's own token; a hash for a token the call brought, as
+ * Flyte 2's connection does): callers with different tokens never share a
+ * fetch, a cached status or a last known phase, so a call is never answered
+ * with what another identity was allowed to read. The map keeps the tag,
+ * never the token.
  *
  * Why: propeller polls every running task, several propellers may poll the
  * same run, and every failed GetTask counts against the task (see
@@ -47,7 +55,8 @@ struct runs *runs_new(const struct runs_settings *settings);
 struct runs *runs_free(struct runs *runs);
 
 /*
- * Looks `instance`/`run_id` up at time `now_ms`. For RUNS_JOINED and
+ * Looks `instance`/`run_id` as read with `credential` (a tag without '\n'; "" for the
+ * connector's own token) up at time `now_ms`. For RUNS_JOINED and
  * RUNS_FETCH the waiter is registered (borrowed until runs_fetched() hands
  * it back); RUNS_FETCH also sets *ret_fetch_id, which the fetcher passes to
  * runs_fetched(). For RUNS_CACHED, *ret_cached gets a copy (free with
@@ -55,7 +64,7 @@ struct runs *runs_free(struct runs *runs);
  * not registered.
  */
 enum runs_lookup runs_lookup(struct runs *runs, const char *instance, const char *run_id,
-                             int64_t now_ms, struct runs_waiter *waiter,
+                             const char *credential, int64_t now_ms, struct runs_waiter *waiter,
                              struct phase_result *ret_cached, uint64_t *ret_fetch_id);
 
 struct runs_outcome {
@@ -66,16 +75,16 @@ struct runs_outcome {
 };
 
 /*
- * Ends a fetch. `fresh` is the new status (copied), or NULL when the fetch
- * failed with transient trouble. `forget` drops the entry (the run no longer
+ * Ends a fetch (of the key runs_lookup() was given). `fresh` is the new status (copied), or NULL
+ * when the fetch failed with transient trouble. `forget` drops the entry (the run no longer
  * exists). Fills *ret with the waiters to answer and, after a failure, the
  * last status seen for the run, if any, with the time refreshes started
  * failing. A last status is something Databricks said, never invented; a
  * terminal one is final and may be answered as it is.
  */
-void runs_fetched(struct runs *runs, const char *instance, const char *run_id, uint64_t fetch_id,
-                  const struct phase_result *fresh, bool forget, int64_t now_ms,
-                  struct runs_outcome *ret);
+void runs_fetched(struct runs *runs, const char *instance, const char *run_id,
+                  const char *credential, uint64_t fetch_id, const struct phase_result *fresh,
+                  bool forget, int64_t now_ms, struct runs_outcome *ret);
 
 /* How one waiting GetTask is answered once its fetch ends: runs_decide_answer(). */
 enum runs_answer_kind {

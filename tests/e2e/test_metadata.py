@@ -5,7 +5,8 @@ import grpc
 from harness import (GET_AGENT, GET_LOGS, GET_METRICS, HEALTH, LIST_AGENTS, SERVICE, check, eq)
 
 SERVED = ["", "flyteidl.service.AsyncAgentService", "grpc.health.v1.Health",
-          "flyteidl.service.AgentMetadataService"]
+          "flyteidl.service.AgentMetadataService", "flyteidl2.connector.AsyncConnectorService",
+          "flyteidl2.connector.ConnectorMetadataService"]
 
 
 def test_health_serving(t):

@@ -55,10 +55,10 @@ FUZZ_DEPS := $(patsubst %,$(FUZZ_BUILD)/fuzz_%.d,$(FUZZ_ALL)) \
 
 fuzz-build: $(FUZZ_BINS)
 
-$(FUZZ_BUILD)/gen/google/protobuf/struct.pb-c.c: $(PROTO_SYS_DIR)/google/protobuf/struct.proto
+$(FUZZ_BUILD)/gen/google/protobuf/%.pb-c.c: $(PROTO_SYS_DIR)/google/protobuf/%.proto
 	@mkdir -p $(FUZZ_BUILD)/gen
 	$(call msg,PROTOC,$@)
-	$(Q)protoc-c --c_out=$(FUZZ_BUILD)/gen -I$(PROTO_SYS_DIR) google/protobuf/struct.proto
+	$(Q)protoc-c --c_out=$(FUZZ_BUILD)/gen -I$(PROTO_SYS_DIR) google/protobuf/$*.proto
 
 $(FUZZ_BUILD)/gen/%.pb-c.c: proto/%.proto
 	@mkdir -p $(FUZZ_BUILD)/gen

@@ -98,6 +98,9 @@ def create_requests(admin, ident):
         seeds["spec-" + name] = request(custom)
     seeds["truncated"] = seeds["classic"][:len(seeds["classic"]) // 2]
     seeds["regress-deep-custom-list"] = deep_custom_request(5000)
+    # Flyte 2: the same request with the executor's connection (the targets try both unpackers).
+    seeds["flyte2-connection"] = seeds["classic"] + connection(b"dapi-fuzz-seed")
+    seeds["flyte2-token-newline"] = seeds["classic"] + connection(b"dapi-fuzz\r\nX-Evil: 1")
     return seeds
 
 
@@ -113,6 +116,13 @@ def varint(n):
 def field(number, payload):
     """A length-delimited field, on the wire."""
     return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def connection(token):
+    """Flyte 2's `connection = 5` field carrying secrets["databricks_token"] = token, to append
+    to a request (Create, Get and Delete all number it 5)."""
+    entry = field(1, b"databricks_token") + field(2, token)  # map entry: key, value
+    return field(5, field(1, b"databricks") + field(2, entry))  # Connection.task_type, .secrets
 
 
 def deep_custom_request(lists):
@@ -151,6 +161,7 @@ def task_references(admin, which):
         seeds[name] = req.SerializeToString(deterministic=True)
     legacy = cls(resource_meta=resource_metas()["plain"], task_type="spark")
     seeds["legacy-task-type"] = legacy.SerializeToString(deterministic=True)
+    seeds["flyte2-connection"] = seeds["plain"] + connection(b"dapi-fuzz-seed")
     seeds["empty"] = b""
     return seeds
 
