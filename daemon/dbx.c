@@ -41,17 +41,20 @@ static const char *const endpoint_paths[_DBX_ENDPOINT_MAX] = {
     [DBX_RUNS_SUBMIT] = "/api/2.1/jobs/runs/submit",
     [DBX_RUNS_GET] = "/api/2.1/jobs/runs/get",
     [DBX_RUNS_CANCEL] = "/api/2.1/jobs/runs/cancel",
+    [DBX_RUNS_GET_OUTPUT] = "/api/2.1/jobs/runs/get-output",
 };
 
 /* GET endpoints name the run in the query; the others take a JSON body. */
 static const bool endpoint_is_get[_DBX_ENDPOINT_MAX] = {
     [DBX_RUNS_GET] = true,
+    [DBX_RUNS_GET_OUTPUT] = true,
 };
 
 static const char *const endpoint_names[_DBX_ENDPOINT_MAX] = {
     [DBX_RUNS_SUBMIT] = "runs/submit",
     [DBX_RUNS_GET] = "runs/get",
     [DBX_RUNS_CANCEL] = "runs/cancel",
+    [DBX_RUNS_GET_OUTPUT] = "runs/get-output",
 };
 
 struct dbx_request {
