@@ -153,8 +153,8 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(UNIT_OBJS) $(GEN_OBJS)
 AGENT_WRAPS := dbx_request server_call_reply server_call_fail server_call_deadline_ms \
 	server_call_method
 comma := ,
-$(BUILD)/tests/test_agent: $(BUILD)/tests/test_agent.o $(BUILD)/daemon/agent.o $(UNIT_OBJS) \
-		$(GEN_OBJS)
+$(BUILD)/tests/test_agent: $(BUILD)/tests/test_agent.o $(BUILD)/daemon/agent.o \
+		$(BUILD)/daemon/run_details.o $(UNIT_OBJS) $(GEN_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $(AGENT_WRAPS:%=-Wl$(comma)--wrap=%) -o $@ $^ $(PURE_LIBS) \
 		$(SHARED_LIBS) $(CMOCKA_LIBS) -lpthread

@@ -35,6 +35,7 @@
 #include "log.h"
 #include "phase.h"
 #include "resmeta.h"
+#include "run_details.h"
 #include "runs.h"
 #include "task_request.h"
 
@@ -100,6 +101,7 @@ struct pending {
     char *instance;
     char *run_id;
     int64_t started_ms;
+    int answered_phase; /* GetTask: the phase answered (enum phase); -1: none */
 };
 
 struct agent *agent_new(const struct config *config, struct dbx *dbx, struct metrics *metrics)
@@ -146,24 +148,37 @@ static struct pending *pending_free(struct pending *p)
     return NULL;
 }
 
-/* One line per finished call, with the fields operators filter on. */
+/*
+ * One line per finished call, with the fields operators filter on. `phase`: the phase a
+ * GetTask answered, -1 for none. Failures are warnings; a GetTask that answers the phase it
+ * answered last time for the run is debug (issue 14: propeller polls every running task,
+ * and a line per poll buried the changes); any other success is info.
+ */
 static void log_call(struct agent *agent, const char *task_type, enum operation operation,
                      const char *instance, const char *run_id, grpc_status_code code,
-                     int64_t started_ms, const char *message)
+                     int64_t started_ms, const char *message, int phase)
 {
     char code_text[16], duration[24];
     int64_t elapsed_ms = clock_now_ms() - started_ms;
+    enum log_level level = LOG_LEVEL_INFO;
 
     if (agent->metrics)
         metrics_request_done(agent->metrics, task_type && task_type[0] ? task_type : "unknown",
                              operation_names[operation], code, (double)elapsed_ms / 1000.0);
+    if (code != GRPC_STATUS_OK)
+        level = LOG_LEVEL_WARNING;
+    else if (phase >= 0 && instance && run_id &&
+             !runs_note_answer(agent->runs, instance, run_id, (enum phase)phase))
+        level = LOG_LEVEL_DEBUG;
+    if (!log_enabled(level))
+        return;
     snprintf(code_text, sizeof(code_text), "%d", (int)code);
     snprintf(duration, sizeof(duration), "%" PRId64, elapsed_ms);
-    log_write(code == GRPC_STATUS_OK ? LOG_LEVEL_INFO : LOG_LEVEL_WARNING,
-              code == GRPC_STATUS_OK ? "call done" : "call failed", "task_type",
+    log_write(level, code == GRPC_STATUS_OK ? "call done" : "call failed", "task_type",
               task_type && task_type[0] ? task_type : NULL, "operation", operation_names[operation],
-              "instance", instance, "run_id", run_id, "grpc_code", code_text, "duration_ms",
-              duration, "error", message, (const char *)NULL);
+              "instance", instance, "run_id", run_id, "phase",
+              phase >= 0 ? phase_name((enum phase)phase) : NULL, "grpc_code", code_text,
+              "duration_ms", duration, "error", message, (const char *)NULL);
 }
 
 /* Answers with an error and logs it; for failures found before Databricks. */
@@ -172,13 +187,13 @@ static void fail_call(struct agent *agent, struct server_call *call, enum operat
                       int64_t started_ms, grpc_status_code code, const char *message)
 {
     server_call_fail(call, code, message);
-    log_call(agent, task_type, operation, instance, run_id, code, started_ms, message);
+    log_call(agent, task_type, operation, instance, run_id, code, started_ms, message, -1);
 }
 
 static void finish_pending(struct pending *p, grpc_status_code code, const char *message)
 {
     log_call(p->agent, p->task_type, p->operation, p->instance, p->run_id, code, p->started_ms,
-             message);
+             message, code == GRPC_STATUS_OK ? p->answered_phase : -1);
     pending_free(p);
 }
 
@@ -216,6 +231,7 @@ static struct pending *pending_new(struct agent *agent, const struct config *con
     p->instance = instance;
     p->run_id = run_id;
     p->started_ms = started_ms;
+    p->answered_phase = -1;
     return p;
 }
 
@@ -324,7 +340,7 @@ out:
 
 static void reply_resource(struct pending *p, enum phase phase, const char *message,
                            const char *log_uri, const char *error_code, bool error_recoverable,
-                           enum phase_origin error_origin)
+                           enum phase_origin error_origin, const struct phase_result *details)
 {
     Flyteidl__Admin__GetTaskResponse resp = FLYTEIDL__ADMIN__GET_TASK_RESPONSE__INIT;
     Flyteidl__Admin__Resource resource = FLYTEIDL__ADMIN__RESOURCE__INIT;
@@ -348,8 +364,12 @@ static void reply_resource(struct pending *p, enum phase phase, const char *mess
         agent_error.origin = (Flyteidl__Core__ExecutionError__ErrorKind)error_origin;
         resource.agent_error = &agent_error;
     }
+    /* Issue 14 hook: the run's details for the UI (run_details.h). */
+    resource.custom_info = run_details_struct(details);
     resp.resource = &resource;
+    p->answered_phase = (int)phase;
     server_call_reply(p->call, &resp.base);
+    run_details_struct_free(resource.custom_info);
 }
 
 /* One runs/get on behalf of every GetTask waiting for the same run. */
@@ -357,6 +377,7 @@ struct fetch {
     struct agent *agent;
     char *instance;
     char *run_id;
+    int64_t deadline_ms; /* of the Databricks requests made for it */
     uint64_t fetch_id;
     struct pending *alone; /* set when the run could not be tracked */
 };
@@ -395,7 +416,7 @@ static void reply_result(struct pending *p, const struct phase_result *result, c
 {
     reply_resource(p, result->phase, message ? message : result->message, result->run_page_url,
                    result->has_error ? result->error_code : NULL, result->error_recoverable,
-                   result->error_origin);
+                   result->error_origin, result);
 }
 
 /* Reads a runs/get answer into *ret; the log link falls back to flytekit's
@@ -430,7 +451,7 @@ static void answer_waiter(struct pending *p, const struct runs_fetch_end *end,
         break;
     case RUNS_ANSWER_GONE:
         reply_resource(p, PHASE_FAILED, answer.message, NULL, "RUN_NOT_FOUND", false,
-                       PHASE_ORIGIN_SYSTEM);
+                       PHASE_ORIGIN_SYSTEM, NULL);
         break;
     case RUNS_ANSWER_LAST_KNOWN:
         reply_result(p, answer.status, answer.message[0] ? answer.message : NULL);
@@ -469,6 +490,22 @@ static void end_fetch(struct agent *agent, struct pending *alone, uint64_t fetch
     phase_result_done(&outcome.last_known);
 }
 
+/* The fetch's status, completed by run_details_add(): every waiter hears it. */
+static void on_details(void *user, struct phase_result *fresh)
+{
+    struct fetch *f = user;
+    struct runs_fetch_end end = {
+        .instance = f->instance,
+        .run_id = f->run_id,
+        .fresh = fresh,
+        .transient = true,
+        .trouble = "",
+    };
+
+    end_fetch(f->agent, f->alone, f->fetch_id, &end, GRPC_STATUS_UNAVAILABLE);
+    fetch_free(f);
+}
+
 static void on_run(void *user, const struct dbx_answer *answer)
 {
     struct fetch *f = user;
@@ -488,8 +525,19 @@ static void on_run(void *user, const struct dbx_answer *answer)
     snprintf(trouble, sizeof(trouble), "%s", answer->message);
     /* An answer we cannot read is Databricks-side trouble, not a verdict. */
     if (answer->verdict == DBX_VERDICT_OK &&
-        read_run(f, answer->body, &fresh, trouble, sizeof(trouble)) == 0)
-        end.fresh = &fresh;
+        read_run(f, answer->body, &fresh, trouble, sizeof(trouble)) == 0) {
+        /* Issue 14 hook: custom_info, and for a finished run what runs/get-output says (asked
+         * once per run); the fetch ends in on_details(), now or after that request. */
+        const struct run_details_request details = {
+            .dbx = f->agent->dbx,
+            .runs = f->alone ? NULL : f->agent->runs,
+            .instance = f->instance,
+            .run_id = f->run_id,
+            .deadline_ms = f->deadline_ms,
+        };
+        run_details_add(&details, answer->body, &fresh, on_details, f);
+        return;
+    }
     end_fetch(f->agent, f->alone, f->fetch_id, &end,
               answer->verdict == DBX_VERDICT_OK ? GRPC_STATUS_UNAVAILABLE
                                                 : verdict_status[answer->verdict]);
@@ -566,6 +614,7 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
             .retry_safe = true,
             .deadline_ms = databricks_deadline(config, call),
         };
+        f->deadline_ms = dbx_call.deadline_ms;
         r = dbx_request(agent->dbx, &dbx_call, NULL, on_run, f);
     } else {
         r = -ENOMEM;
