@@ -35,14 +35,10 @@
 #include "log.h"
 #include "phase.h"
 #include "resmeta.h"
+#include "retry.h"
 #include "run_details.h"
 #include "runs.h"
 #include "task_request.h"
-
-/* Answer this long before the caller's deadline at least, so the caller
- * reads our status rather than its own DEADLINE_EXCEEDED. */
-#define DEADLINE_MARGIN_MIN_MS 50
-#define DEADLINE_MARGIN_MAX_MS 1000
 
 struct agent {
     const struct config *_Atomic config;
@@ -197,22 +193,11 @@ static void finish_pending(struct pending *p, grpc_status_code code, const char 
     pending_free(p);
 }
 
-/* The deadline for the Databricks side of a call: the gRPC deadline less a
- * margin, or request_timeout_ms when the caller set none. */
+/* The deadline for the Databricks side of a call (retry.h). */
 static int64_t databricks_deadline(const struct config *config, const struct server_call *call)
 {
-    int64_t now = clock_now_ms();
-    int64_t deadline = server_call_deadline_ms(call);
-    int64_t margin;
-
-    if (deadline == INT64_MAX)
-        return now + config->request_timeout_ms;
-    margin = (deadline - now) / 10;
-    if (margin < DEADLINE_MARGIN_MIN_MS)
-        margin = DEADLINE_MARGIN_MIN_MS;
-    if (margin > DEADLINE_MARGIN_MAX_MS)
-        margin = DEADLINE_MARGIN_MAX_MS;
-    return deadline - margin;
+    return retry_call_deadline_ms(clock_now_ms(), server_call_deadline_ms(call),
+                                  config->request_timeout_ms);
 }
 
 static struct pending *pending_new(struct agent *agent, const struct config *config,

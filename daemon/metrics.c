@@ -31,7 +31,7 @@ static const char *const task_type_names[] = {"spark", "databricks"};
 #define TASK_TYPES (ELEMENTSOF(task_type_names) + 1)
 
 /* flytekit's operation label values; index ELEMENTSOF = "other". */
-static const char *const operation_names[] = {"create", "get", "delete"};
+static const char *const operation_names[] = {"create", "get", "delete", "logs"};
 #define OPERATIONS (ELEMENTSOF(operation_names) + 1)
 
 #define GRPC_CODES STATUS_CODES

@@ -166,6 +166,28 @@ void run_output_plan(const cJSON *run, enum phase phase, struct run_output_plan 
         ret->task_run_id[0] = '\0';
 }
 
+bool run_output_logs_task(const cJSON *run, enum phase phase, char ret_id[RUN_OUTPUT_ID_SIZE])
+{
+    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(run, "tasks");
+    const cJSON *task = NULL;
+
+    if (!cJSON_IsObject(run))
+        return false;
+    if (!cJSON_IsArray(tasks) || !tasks->child)
+        return id_digits(run, ret_id);
+    if (is_failure(phase))
+        task = pick_task(tasks, true);
+    if (!task) {
+        cJSON_ArrayForEach(task, tasks)
+        {
+            if (id_digits(task, ret_id))
+                return true;
+        }
+        return false;
+    }
+    return id_digits(task, ret_id);
+}
+
 /* ---- text ------------------------------------------------------------------------------- */
 
 struct span {
@@ -201,12 +223,7 @@ static size_t escape_len(const unsigned char *p)
     return p[n] ? n + 1 : n;
 }
 
-/*
- * Cleans s[0..n) (a NUL-free region of a NUL-terminated string, so reads stop at its end) into
- * out, which has room for n + 1 bytes: colour codes dropped, CR LF and lone CR as LF, other
- * control characters as a space, bytes that are not UTF-8 as '?'. Gives the length written.
- */
-static size_t clean(const char *s, size_t n, char *out)
+size_t run_output_clean(const char *s, size_t n, char *out)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     size_t len = 0;
@@ -281,7 +298,7 @@ static int lines_of(const char *text, size_t max, bool from_end, struct lines *r
         lines_done(&l);
         return -ENOMEM;
     }
-    len = clean(text + begin, n - begin, l.buf);
+    len = run_output_clean(text + begin, n - begin, l.buf);
     /* A region that starts or ends mid-line loses that partial line. */
     p = l.buf;
     if (l.cut_before) {

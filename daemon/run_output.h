@@ -46,6 +46,14 @@ struct run_output_plan {
 void run_output_plan(const cJSON *run, enum phase phase, struct run_output_plan *ret);
 
 /*
+ * The task run whose output GetTaskLogs shows, from `run` (borrowed: runs/get) and its phase:
+ * for a failed run the task run_output_plan() would ask about, else the first task run; a run
+ * without tasks[] under its own id. Writes its digits to ret_id and returns true, or returns
+ * false when the answer names no usable id.
+ */
+bool run_output_logs_task(const cJSON *run, enum phase phase, char ret_id[RUN_OUTPUT_ID_SIZE]);
+
+/*
  * The text added to a failed run's message from a runs/get-output answer (`output`,
  * borrowed): the first lines of "error", then the last lines of "error_trace" (after a "..."
  * line when the start was left out), RUN_OUTPUT_TEXT_MAX bytes at most, as valid UTF-8: cuts
@@ -61,5 +69,14 @@ char *run_output_error_text(const cJSON *output);
  * *ret_truncated when Databricks or this cut cut it; NULL when there is none or memory ran out.
  */
 char *run_output_notebook_result(const cJSON *output, bool *ret_truncated);
+
+/*
+ * Makes text a task printed fit for a protobuf string, as the error text and GetTaskLogs show
+ * it: copies s[0..n) (a region of a NUL-terminated string, which bounds every read) into out
+ * (room for n + 1 bytes) with terminal colour codes dropped, CR LF and a lone CR as LF, other
+ * control characters but tab as a space, bytes that are not UTF-8 as '?', and a NUL. Gives the
+ * length written.
+ */
+size_t run_output_clean(const char *s, size_t n, char *out);
 
 #endif

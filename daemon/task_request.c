@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "flyteidl/admin/agent.pb-c.h"
+#include "log_page.h"
 #include "pbdepth.h"
 #include "resmeta.h"
 #include "spec.h"
@@ -365,4 +366,43 @@ void task_request_run_done(struct task_request_run *r)
     r->instance = NULL;
     free(r->run_id);
     r->run_id = NULL;
+}
+
+/* ---- GetTaskLogs ----------------------------------------------------------------- */
+
+grpc_status_code task_request_logs(const struct config *config, const uint8_t *request,
+                                   size_t request_len, struct task_request_logs *ret)
+{
+    Flyteidl__Admin__GetTaskLogsRequest *req =
+        flyteidl__admin__get_task_logs_request__unpack(NULL, request_len, request);
+    grpc_status_code code;
+    uint64_t first;
+
+    memset(ret, 0, sizeof(*ret));
+    if (!req)
+        return refuse(ret->run.message, GRPC_STATUS_INVALID_ARGUMENT,
+                      "request does not decode as %s",
+                      flyteidl__admin__get_task_logs_request__descriptor.name);
+    code = check_run(config, requested_task_type(req->task_category, req->task_type),
+                     req->resource_meta.data, req->resource_meta.len, &ret->run);
+    if (code == GRPC_STATUS_OK && log_page_parse_token(req->token, &first) < 0)
+        code = refuse(ret->run.message, GRPC_STATUS_INVALID_ARGUMENT,
+                      "token '%.32s' is not one this connector gave (a line number)", req->token);
+    if (code == GRPC_STATUS_OK) {
+        ret->lines = req->lines;
+        ret->token = strdup(req->token ? req->token : "");
+        if (!ret->token)
+            code = refuse_oom(ret->run.message);
+    }
+    flyteidl__admin__get_task_logs_request__free_unpacked(req, NULL);
+    return code;
+}
+
+void task_request_logs_done(struct task_request_logs *l)
+{
+    if (!l)
+        return;
+    task_request_run_done(&l->run);
+    free(l->token);
+    l->token = NULL;
 }

@@ -319,6 +319,37 @@ static void test_notebook_result(void **state)
     cJSON_Delete(out);
 }
 
+static void test_logs_task(void **state)
+{
+    char id[RUN_OUTPUT_ID_SIZE];
+    cJSON *run;
+    (void)state;
+
+    /* Running: the first task run, even before any failed. */
+    run = parse(SINGLE_FAILED);
+    assert_true(run_output_logs_task(run, PHASE_RUNNING, id));
+    assert_string_equal(id, "100001");
+    cJSON_Delete(run);
+    /* Failed multi-task run: the task that failed itself. */
+    run = parse("{\"run_id\": 7, \"tasks\": ["
+                "{\"run_id\": 71, \"state\": {\"life_cycle_state\": \"TERMINATED\", "
+                "\"result_state\": \"SUCCESS\"}},"
+                "{\"run_id\": 72, \"state\": {\"life_cycle_state\": \"TERMINATED\", "
+                "\"result_state\": \"FAILED\"}}]}");
+    assert_true(run_output_logs_task(run, PHASE_RETRYABLE_FAILED, id));
+    assert_string_equal(id, "72");
+    assert_true(run_output_logs_task(run, PHASE_RUNNING, id));
+    assert_string_equal(id, "71");
+    cJSON_Delete(run);
+    run = parse("{\"run_id\": 5}");
+    assert_true(run_output_logs_task(run, PHASE_QUEUED, id));
+    assert_string_equal(id, "5");
+    cJSON_Delete(run);
+    run = parse("{\"tasks\": [{\"task_key\": \"no id yet\"}]}");
+    assert_false(run_output_logs_task(run, PHASE_QUEUED, id));
+    cJSON_Delete(run);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_error_text_is_bounded_and_valid_utf8),
         cmocka_unit_test(test_error_text_head_is_bounded_in_lines),
         cmocka_unit_test(test_notebook_result),
+        cmocka_unit_test(test_logs_task),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
