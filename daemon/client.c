@@ -1,10 +1,12 @@
 /*
- * client.c - unary gRPC calls for the command-line tools, on the gRPC core C API.
+ * client.c - gRPC calls for the command-line tools, on the gRPC core C API.
  *
- * A call is one grpc_call with one batch (send metadata, message, close; receive metadata,
- * message, status) on the client's completion queue, which then carries exactly one event per
- * call. The call's deadline bounds the wait, so a daemon that never answers costs --timeout, not
- * a hang. Owns its channel and queue; used by one thread (see client.h).
+ * A unary call is one grpc_call with one batch (send metadata, message, close; receive
+ * metadata, message, status) on the client's completion queue, which then carries exactly one
+ * event per call. A server-streaming call runs its batches one after the other (send and
+ * receive metadata, then one message per batch, then the status), so the queue never holds
+ * more than one event either. The call's deadline bounds the wait, so a daemon that never answers
+ * costs --timeout, not a hang. Owns its channel and queue; used by one thread (see client.h).
  */
 #include "client.h"
 
@@ -134,6 +136,20 @@ static uint8_t *buffer_copy(grpc_byte_buffer *bb, size_t *ret_len)
     return data;
 }
 
+/* Starts ops on call and waits for that batch (the call's deadline ends it, so the wait is
+ * bounded; the queue holds no other work). true when it ran. */
+static bool run_batch(struct client *client, grpc_call *call, const grpc_op *ops, size_t n)
+{
+    grpc_event event;
+
+    if (grpc_call_start_batch(call, ops, n, call, NULL) != GRPC_CALL_OK)
+        return false;
+    do
+        event = grpc_completion_queue_next(client->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+    while (event.type != GRPC_OP_COMPLETE || event.tag != call);
+    return true;
+}
+
 int client_call(struct client *client, const char *method, const uint8_t *request,
                 size_t request_len, struct client_reply *ret_reply, char **reterr_msg)
 {
@@ -144,8 +160,6 @@ int client_call(struct client *client, const char *method, const uint8_t *reques
     grpc_slice details = grpc_empty_slice();
     grpc_slice request_slice;
     grpc_op ops[6];
-    grpc_call_error call_error;
-    grpc_event event;
     gpr_timespec deadline;
     struct client_reply reply = {0};
     int r;
@@ -177,16 +191,10 @@ int client_call(struct client *client, const char *method, const uint8_t *reques
     ops[5].data.recv_status_on_client.trailing_metadata = &trailing;
     ops[5].data.recv_status_on_client.status = &status;
     ops[5].data.recv_status_on_client.status_details = &details;
-    call_error = grpc_call_start_batch(call, ops, sizeof(ops) / sizeof(ops[0]), call, NULL);
-    if (call_error != GRPC_CALL_OK) {
-        r = errmsg_set(reterr_msg, -EIO, "cannot start a call to %s (error %d)", method,
-                       (int)call_error);
+    if (!run_batch(client, call, ops, sizeof(ops) / sizeof(ops[0]))) {
+        r = errmsg_set(reterr_msg, -EIO, "cannot start a call to %s", method);
         goto out;
     }
-    /* The deadline ends the batch, so this wait is bounded; the queue holds no other work. */
-    do
-        event = grpc_completion_queue_next(client->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
-    while (event.type != GRPC_OP_COMPLETE || event.tag != call);
 
     reply.status = status;
     reply.details =
@@ -211,6 +219,103 @@ int client_call(struct client *client, const char *method, const uint8_t *reques
                 goto out;
             }
         }
+    }
+    *ret_reply = reply;
+    reply = (struct client_reply){0};
+    r = 0;
+out:
+    client_reply_done(&reply);
+    if (call)
+        grpc_call_unref(call);
+    if (send)
+        grpc_byte_buffer_destroy(send);
+    if (recv)
+        grpc_byte_buffer_destroy(recv);
+    grpc_slice_unref(details);
+    grpc_metadata_array_destroy(&initial);
+    grpc_metadata_array_destroy(&trailing);
+    return r;
+}
+
+int client_stream(struct client *client, const char *method, const uint8_t *request,
+                  size_t request_len, client_message_fn on_message, void *user,
+                  struct client_reply *ret_reply, char **reterr_msg)
+{
+    grpc_call *call = NULL;
+    grpc_byte_buffer *send = NULL, *recv = NULL;
+    grpc_metadata_array initial, trailing;
+    grpc_status_code status = GRPC_STATUS_UNKNOWN;
+    grpc_slice details = grpc_empty_slice(), request_slice;
+    grpc_op ops[4];
+    struct client_reply reply = {0};
+    int r;
+
+    grpc_metadata_array_init(&initial);
+    grpc_metadata_array_init(&trailing);
+    call = grpc_channel_create_call(
+        client->channel, NULL, GRPC_PROPAGATE_DEFAULTS, client->cq,
+        grpc_slice_from_static_string(method), NULL,
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                     gpr_time_from_millis(client->timeout_ms, GPR_TIMESPAN)),
+        NULL);
+    if (!call) {
+        r = errmsg_set(reterr_msg, -EIO, "cannot create a call to %s", method);
+        goto out;
+    }
+    request_slice = grpc_slice_from_copied_buffer((const char *)request, request_len);
+    send = grpc_raw_byte_buffer_create(&request_slice, 1);
+    grpc_slice_unref(request_slice);
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial;
+    if (!run_batch(client, call, ops, 4)) {
+        r = errmsg_set(reterr_msg, -EIO, "cannot start a call to %s", method);
+        goto out;
+    }
+    /* One message per batch until the stream ends (no message) or the caller stops. */
+    for (;;) {
+        uint8_t *data;
+        size_t len = 0;
+        int stop;
+
+        memset(ops, 0, sizeof(ops));
+        ops[0].op = GRPC_OP_RECV_MESSAGE;
+        ops[0].data.recv_message.recv_message = &recv;
+        if (!run_batch(client, call, ops, 1) || !recv)
+            break;
+        data = buffer_copy(recv, &len);
+        grpc_byte_buffer_destroy(recv);
+        recv = NULL;
+        if (!data) {
+            r = errmsg_set(reterr_msg, -ENOMEM, "out of memory");
+            goto out;
+        }
+        stop = on_message(user, data, len);
+        free(data);
+        if (stop) {
+            grpc_call_cancel(call, NULL);
+            break;
+        }
+    }
+    memset(ops, 0, sizeof(ops));
+    ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    ops[0].data.recv_status_on_client.trailing_metadata = &trailing;
+    ops[0].data.recv_status_on_client.status = &status;
+    ops[0].data.recv_status_on_client.status_details = &details;
+    if (!run_batch(client, call, ops, 1)) {
+        r = errmsg_set(reterr_msg, -EIO, "cannot read the status of a call to %s", method);
+        goto out;
+    }
+    reply.status = status;
+    reply.details =
+        strndup((const char *)GRPC_SLICE_START_PTR(details), GRPC_SLICE_LENGTH(details));
+    if (!reply.details) {
+        r = errmsg_set(reterr_msg, -ENOMEM, "out of memory");
+        goto out;
     }
     *ret_reply = reply;
     reply = (struct client_reply){0};
