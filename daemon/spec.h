@@ -4,8 +4,12 @@
  * The body is exactly what flytekit's connector submits for the same task
  * (_get_databricks_job_spec in flyteorg/flytekit
  * plugins/flytekit-spark/flytekitplugins/spark/connector.py), plus an idempotency_token when
- * the caller gives one. Input the Python code would crash on comes back as an error naming the
- * key instead.
+ * the caller gives one. One addition: a JVM Spark application (custom.applicationType JAVA or
+ * SCALA, as flytekit's generic Spark task and flyteidl's plugins/spark.proto SparkJob write it)
+ * becomes a spark_jar_task (main_class_name from custom.mainClass, parameters from the
+ * container's args) with the jar of custom.mainApplicationFile in `libraries`, on the same
+ * classic compute; serverless runs no JAR tasks and is refused. Input the Python code would crash
+ * on comes back as an error naming the key instead.
  *
  * Pure: no global state, any thread; inputs are only read.
  */
@@ -44,7 +48,8 @@ struct spec_input {
  * integers. On failure returns -EINVAL (bad task config) or -ENOMEM and gives *reterr_msg (free
  * with free(); may be left NULL when even that allocation fails; reterr_msg may be NULL).
  * Messages: "missing databricksConf ...", "Either existing_cluster_id, new_cluster,
- * environment_key, or environments must be specified ...", or "<key> must be ..." naming the key.
+ * environment_key, or environments must be specified ...", "applicationType JAVA or SCALA needs
+ * classic compute ...", or "<key> must be ..." naming the key.
  * A task with no container (image NULL) fails only where flytekit needs the image (a new_cluster
  * without docker_image).
  */
