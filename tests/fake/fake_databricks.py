@@ -52,7 +52,8 @@ A step is either a run state
    "state_message": "boom", "status": {...} | null, "delay_ms": 0,
    "content_type": "text/plain"}
 ("status" absent: derived from the state; null: left out of the answer;
-an object: sent as given; "content_type" overrides application/json), or an
+an object: sent as given; "content_type" overrides application/json; "extra":
+members merged into the answer, e.g. durations), or an
 injected HTTP answer
   {"http_status": 503, "body": {...} | "text", "headers": {...}, "delay_ms": 0,
    "content_type": "..."}
@@ -358,6 +359,7 @@ def run_body(run, step, include_status):
             body["status"] = step["status"]
     elif include_status:
         body["status"] = status_of(step)
+    body.update(copy.deepcopy(step.get("extra") or {}))
     return body
 
 
