@@ -354,6 +354,16 @@ log "daemon pid $DAEMON_PID on port $DAEMON_PORT, no-op server on port $NOOP_POR
 # propeller's set of running tasks is, so the run table knows each run's last answer (which
 # decides the log level) as it would in production.
 GET_RUNS=10000
+# variant_run PID PORT TARGET WHAT: GetTask at 64 in flight against a daemon configured
+# otherwise (rep from the loop), with the CPU it spent.
+variant_run() {
+    local t0 line
+    t0=$(cpu_ticks "$1")
+    line=$(loadgen "$2" --call get --concurrency 64 --threads 2 --instance "$FAST" \
+        --runs "$GET_RUNS")
+    need_json "$line" "loadgen (daemon, $4)"
+    record get64 "$3" "$rep" "$line" "\"cpu_ticks\": $(($(cpu_ticks "$1") - t0))"
+}
 for rep in $(seq "$REPS"); do
     for c in 16 64 256; do
         log "throughput rep $rep/$REPS, $c in flight"
@@ -380,24 +390,9 @@ for rep in $(seq "$REPS"); do
             "\"client_cpu_s\": $TIMED_CPU_S, \"nginx_ticks\": $(($(nginx_ticks) - n0))"
 
         if [ "$c" = 64 ]; then
-            t0=$(cpu_ticks "$QUIET_PID")
-            line=$(loadgen "$QUIET_PORT" --call get --concurrency "$c" --threads 2 --instance "$FAST" \
-                --runs "$GET_RUNS")
-            need_json "$line" "loadgen (daemon, log_level warning)"
-            record "get$c" daemon_quiet "$rep" "$line" \
-                "\"cpu_ticks\": $(($(cpu_ticks "$QUIET_PID") - t0))"
-            t0=$(cpu_ticks "$DEBUG_PID")
-            line=$(loadgen "$DEBUG_PORT" --call get --concurrency "$c" --threads 2 --instance "$FAST" \
-                --runs "$GET_RUNS")
-            need_json "$line" "loadgen (daemon, log_level debug)"
-            record "get$c" daemon_debug "$rep" "$line" \
-                "\"cpu_ticks\": $(($(cpu_ticks "$DEBUG_PID") - t0))"
-            t0=$(cpu_ticks "$WORKERS_PID")
-            line=$(loadgen "$WORKERS_PORT" --call get --concurrency "$c" --threads 2 --instance "$FAST" \
-                --runs "$GET_RUNS")
-            need_json "$line" "loadgen (daemon, workers 2)"
-            record "get$c" daemon_workers "$rep" "$line" \
-                "\"cpu_ticks\": $(($(cpu_ticks "$WORKERS_PID") - t0))"
+            variant_run "$QUIET_PID" "$QUIET_PORT" daemon_quiet "log_level warning"
+            variant_run "$DEBUG_PID" "$DEBUG_PORT" daemon_debug "log_level debug"
+            variant_run "$WORKERS_PID" "$WORKERS_PORT" daemon_workers "workers 2"
         fi
     done
 done

@@ -60,19 +60,6 @@ static const char *const operation_names[_OPERATION_MAX] = {
     [OPERATION_DELETE] = "delete",
 };
 
-/* gRPC status for a final Databricks verdict, indexed by enum dbx_verdict.
- * OK and RUN_GONE are decided per operation; RETRY never reaches us. */
-static const grpc_status_code verdict_status[_DBX_VERDICT_MAX] = {
-    [DBX_VERDICT_OK] = GRPC_STATUS_OK,
-    [DBX_VERDICT_RETRY] = GRPC_STATUS_UNAVAILABLE,
-    [DBX_VERDICT_RUN_GONE] = GRPC_STATUS_NOT_FOUND,
-    [DBX_VERDICT_UNAUTHENTICATED] = GRPC_STATUS_UNAUTHENTICATED,
-    [DBX_VERDICT_PERMISSION_DENIED] = GRPC_STATUS_PERMISSION_DENIED,
-    [DBX_VERDICT_INVALID] = GRPC_STATUS_INVALID_ARGUMENT,
-    [DBX_VERDICT_UNAVAILABLE] = GRPC_STATUS_UNAVAILABLE,
-    [DBX_VERDICT_RESOURCE_EXHAUSTED] = GRPC_STATUS_RESOURCE_EXHAUSTED,
-};
-
 /* The deprecated Resource.state, for propellers that predate `phase`. */
 static const Flyteidl__Admin__State phase_to_state[] = {
     [PHASE_UNDEFINED] = FLYTEIDL__ADMIN__STATE__PENDING,
@@ -242,7 +229,7 @@ static void send_to_databricks(struct pending *p, enum dbx_endpoint endpoint, ch
 /* Fails the call with the gRPC status of a Databricks verdict. */
 static void fail_from_answer(struct pending *p, const struct dbx_answer *answer)
 {
-    grpc_status_code code = verdict_status[answer->verdict];
+    grpc_status_code code = dbx_verdict_status(answer->verdict);
     server_call_fail(p->call, code, answer->message);
     finish_pending(p, code, answer->message);
 }
@@ -525,7 +512,7 @@ static void on_run(void *user, const struct dbx_answer *answer)
     }
     end_fetch(f->agent, f->alone, f->fetch_id, &end,
               answer->verdict == DBX_VERDICT_OK ? GRPC_STATUS_UNAVAILABLE
-                                                : verdict_status[answer->verdict]);
+                                                : dbx_verdict_status(answer->verdict));
     phase_result_done(&fresh);
     fetch_free(f);
 }

@@ -111,6 +111,22 @@ int cli_parse_seconds(const char *text, int64_t *ret_ms)
     return 0;
 }
 
+int cli_option_task_type(const char *arg, const char **ret, char **reterr_msg)
+{
+    if (!*arg)
+        return errmsg_set(reterr_msg, -EINVAL, "expected a task type, got ''");
+    *ret = arg;
+    return 0;
+}
+
+int cli_option_interval(const char *arg, int64_t *ret_ms, char **reterr_msg)
+{
+    if (cli_parse_seconds(arg, ret_ms) < 0)
+        return errmsg_set(reterr_msg, -EINVAL, "expected a positive number of seconds, got '%s'",
+                          arg);
+    return 0;
+}
+
 /* HOST:PORT with a non-empty host ("[::1]" allowed) and a port of 1-65535. */
 static bool valid_address(const char *address)
 {
@@ -239,6 +255,30 @@ int cli_parse(int argc, char **argv, const struct cli_option *own, size_t n_own,
     }
     *ret_first = optind;
     *ret_count = argc - optind;
+    return CLI_EXIT_OK;
+}
+
+int cli_parse_one(int argc, char **argv, const struct cli_option *own, size_t n_own,
+                  cli_option_fn fn, void *context, void (*usage)(FILE *out), const char *what,
+                  struct cli_common *common, const char **ret_arg)
+{
+    int first, count, r;
+
+    r = cli_parse(argc, argv, own, n_own, fn, context, common, &first, &count);
+    if (r != CLI_EXIT_OK)
+        return r;
+    if (common->help) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (count != 1) {
+        if (count == 0)
+            cli_error(common->command, "missing %s (see --help)", what);
+        else
+            cli_error(common->command, "expected one %s, got %d arguments", what, count);
+        return CLI_EXIT_USAGE;
+    }
+    *ret_arg = argv[first];
     return CLI_EXIT_OK;
 }
 

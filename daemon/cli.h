@@ -89,6 +89,16 @@ typedef int (*cli_option_fn)(void *context, int id, const char *arg, char **rete
 int cli_parse(int argc, char **argv, const struct cli_option *own, size_t n_own, cli_option_fn fn,
               void *context, struct cli_common *common, int *ret_first, int *ret_count);
 
+/*
+ * cli_parse() for a command that takes exactly one positional argument, named `what` in its
+ * messages ("TEMPLATE"): with --help prints usage(stdout) and returns CLI_EXIT_OK with
+ * common->help set; otherwise sets *ret_arg (borrows argv) or prints one error line and returns
+ * CLI_EXIT_USAGE.
+ */
+int cli_parse_one(int argc, char **argv, const struct cli_option *own, size_t n_own,
+                  cli_option_fn fn, void *context, void (*usage)(FILE *out), const char *what,
+                  struct cli_common *common, const char **ret_arg);
+
 /* Prints the help lines of the common options (for a command's --help). */
 void cli_print_common_help(FILE *out);
 
@@ -98,6 +108,12 @@ __attribute__((format(printf, 2, 3))) void cli_error(const char *command, const 
 /* Parses a positive number of seconds ("10", "0.2") up to a day into milliseconds (rounded
  * up, at least 1). Returns 0 or -EINVAL. */
 int cli_parse_seconds(const char *text, int64_t *ret_ms);
+
+/* The values of the options several commands share, for their cli_option_fn: --task-type T
+ * (non-empty; *ret borrows arg) and --interval SECONDS. Return 0, or -EINVAL with *reterr_msg
+ * (gives; free()) naming what was expected. */
+int cli_option_task_type(const char *arg, const char **ret, char **reterr_msg);
+int cli_option_interval(const char *arg, int64_t *ret_ms, char **reterr_msg);
 
 /* Reads a whole file of at most max bytes. Gives *ret_data (free(); NUL-terminated one byte past
  * *ret_len). Returns 0, or a -errno with *reterr_msg "cannot read 'PATH': <strerror>" (gives;

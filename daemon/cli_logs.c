@@ -91,19 +91,9 @@ static int option(void *context, int id, const char *arg, char **reterr_msg)
         }
         break;
     case LOGS_TASK_TYPE:
-        if (!*arg) {
-            *reterr_msg = strdup("expected a task type, got ''");
-            return -EINVAL;
-        }
-        a->task_type = arg;
-        break;
+        return cli_option_task_type(arg, &a->task_type, reterr_msg);
     case LOGS_INTERVAL:
-        if (cli_parse_seconds(arg, &a->interval_ms) < 0) {
-            if (asprintf(reterr_msg, "expected a positive number of seconds, got '%s'", arg) < 0)
-                *reterr_msg = NULL;
-            return -EINVAL;
-        }
-        break;
+        return cli_option_interval(arg, &a->interval_ms, reterr_msg);
     }
     return 0;
 }
@@ -259,26 +249,15 @@ int cli_logs_main(int argc, char **argv)
     struct reader reader;
     uint8_t *meta = NULL;
     size_t meta_len = 0;
+    const char *arg = NULL;
     sigset_t interrupt;
-    int first, count, r;
+    int r;
 
-    r = cli_parse(argc, argv, logs_options, sizeof(logs_options) / sizeof(logs_options[0]), option,
-                  &args, &common, &first, &count);
-    if (r != CLI_EXIT_OK)
+    r = cli_parse_one(argc, argv, logs_options, sizeof(logs_options) / sizeof(logs_options[0]),
+                      option, &args, usage, "RESOURCE_META", &common, &arg);
+    if (r != CLI_EXIT_OK || common.help)
         goto out;
-    if (common.help) {
-        usage(stdout);
-        goto out;
-    }
-    if (count != 1) {
-        cli_error(common.command,
-                  count == 0 ? "missing RESOURCE_META (see --help)"
-                             : "expected one RESOURCE_META, got %d arguments",
-                  count);
-        r = CLI_EXIT_USAGE;
-        goto out;
-    }
-    r = cli_load_resource_meta(&common, argv[first], &meta, &meta_len);
+    r = cli_load_resource_meta(&common, arg, &meta, &meta_len);
     if (r != CLI_EXIT_OK)
         goto out;
     /* Before gRPC starts its threads, so that they inherit the mask. */

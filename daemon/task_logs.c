@@ -50,18 +50,6 @@ struct stream {
     size_t next; /* the next line to send */
 };
 
-/* gRPC status for a Databricks verdict other than OK, indexed by enum dbx_verdict. */
-static const grpc_status_code verdict_status[_DBX_VERDICT_MAX] = {
-    [DBX_VERDICT_OK] = GRPC_STATUS_OK,
-    [DBX_VERDICT_RETRY] = GRPC_STATUS_UNAVAILABLE,
-    [DBX_VERDICT_RUN_GONE] = GRPC_STATUS_NOT_FOUND,
-    [DBX_VERDICT_UNAUTHENTICATED] = GRPC_STATUS_UNAUTHENTICATED,
-    [DBX_VERDICT_PERMISSION_DENIED] = GRPC_STATUS_PERMISSION_DENIED,
-    [DBX_VERDICT_INVALID] = GRPC_STATUS_INVALID_ARGUMENT,
-    [DBX_VERDICT_UNAVAILABLE] = GRPC_STATUS_UNAVAILABLE,
-    [DBX_VERDICT_RESOURCE_EXHAUSTED] = GRPC_STATUS_RESOURCE_EXHAUSTED,
-};
-
 struct task_logs *task_logs_new(const struct config *config, struct dbx *dbx,
                                 struct metrics *metrics)
 {
@@ -150,7 +138,7 @@ static void on_output(void *user, const struct dbx_answer *answer)
     int r;
 
     if (answer->verdict != DBX_VERDICT_OK && answer->verdict != DBX_VERDICT_INVALID) {
-        stream_end(s, verdict_status[answer->verdict], answer->message);
+        stream_end(s, dbx_verdict_status(answer->verdict), answer->message);
         return;
     }
     /* Refused (400): the task run has no output to give yet. */
@@ -196,7 +184,7 @@ static void on_run(void *user, const struct dbx_answer *answer)
         return;
     }
     if (answer->verdict != DBX_VERDICT_OK) {
-        stream_end(s, verdict_status[answer->verdict], answer->message);
+        stream_end(s, dbx_verdict_status(answer->verdict), answer->message);
         return;
     }
     /* An unreadable state is no reason to refuse the logs: read them as of a running run. */

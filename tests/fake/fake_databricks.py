@@ -286,6 +286,14 @@ def parse_run_id(value, where):
     return int(text)
 
 
+def query_run_id(url):
+    """The run_id query argument of a GET, as Databricks reads it."""
+    values = urllib.parse.parse_qs(url.query, keep_blank_values=True).get("run_id")
+    if values is not None and len(values) != 1:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "run_id given more than once")
+    return parse_run_id(values[0] if values else None, "query")
+
+
 def validate_submit(body):
     """The checks a real workspace makes that a connector can get wrong."""
     token = body.get("idempotency_token")
@@ -621,11 +629,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def get_run(self, url, body):
         state = self.server.state
-        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
-        values = query.get("run_id")
-        if values is not None and len(values) != 1:
-            raise ApiError(400, "INVALID_PARAMETER_VALUE", "run_id given more than once")
-        run_id = parse_run_id(values[0] if values else None, "query")
+        run_id = query_run_id(url)
         with state.lock:
             run = state.runs.get(run_id)
             if run is None and state.unknown_run is not None and run_id not in state.forgotten:
@@ -657,11 +661,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def get_output(self, url, body):
         state = self.server.state
-        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
-        values = query.get("run_id")
-        if values is not None and len(values) != 1:
-            raise ApiError(400, "INVALID_PARAMETER_VALUE", "run_id given more than once")
-        run_id = parse_run_id(values[0] if values else None, "query")
+        run_id = query_run_id(url)
         with state.lock:
             run, index = state.runs.get(run_id), 0
             if run is not None and len(run.task_keys) > 1:
@@ -694,6 +694,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # ---- the control API ------------------------------------------------
 
+    def control_run(self, body):
+        """The run body["run_id"] names (state locked), or None after answering 404."""
+        run = self.server.state.runs.get(int(body["run_id"]))
+        if run is None:
+            self.send(404, {"error": "no such run"})
+        return run
+
     def control(self, method, path, raw):
         state = self.server.state
         try:
@@ -718,9 +725,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self.send(400, {"error": "steps must be a non-empty list"})
                     return
                 if "run_id" in body:
-                    run = state.runs.get(int(body["run_id"]))
+                    run = self.control_run(body)
                     if run is None:
-                        self.send(404, {"error": "no such run"})
                         return
                     run.script, run.position = copy.deepcopy(steps), 0
                 else:
@@ -747,9 +753,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self.send(400, {"error": "output must be an object"})
                     return
                 if "run_id" in body:
-                    run = state.runs.get(int(body["run_id"]))
+                    run = self.control_run(body)
                     if run is None:
-                        self.send(404, {"error": "no such run"})
                         return
                     for key in run.task_keys:
                         if body.get("task_key", key) == key:
