@@ -7,6 +7,7 @@ README, against the real binary and tests/fake/fake_databricks.py.
 """
 
 import json
+import os
 import re
 
 import grpc
@@ -116,6 +117,19 @@ def test_get_output_failure_answers_the_state_message_alone(t):
     reply = env2.call(GET, env2.get_request(meta2), env2.pb.admin.GetTaskResponse, timeout=3)
     eq(reply.code, grpc.StatusCode.OK, "GetTask status when runs/get-output keeps failing")
     eq(reply.msg.resource.message, "Workload failed, see run output for details", "message")
+
+
+def test_large_output_still_gives_the_exception(t):
+    # Databricks returns up to 5 MB of logs with the error; a small max_response_bytes must
+    # not lose the exception.
+    path = os.path.join(t.dir, "config.json")
+    with open(path, "w") as f:
+        json.dump({"max_response_bytes": 4096}, f)
+    env = t.start(args=["--config", path])
+    env.fake.script(FAILED_SCRIPT)
+    env.fake.output(dict(FAILED_OUTPUT, logs="x" * 200 + "\n" * 1 + "log line\n" * 20000))
+    res = poll_until_terminal(env, submit(env))
+    check("ValueError: bad row 17" in res.message, "the exception: %r" % res.message)
 
 
 def test_succeeded_python_run_asks_no_output(t):
