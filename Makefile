@@ -71,6 +71,7 @@ PURE_MODULES := spec phase resmeta structjson dbx_response config idempotency fa
 	errmsg status pbdepth \
 	template_json
 PURE_MODULES += dbx_limit retry
+PURE_MODULES += run_output run_info log_page
 PURE_OBJS := $(patsubst %,$(BUILD)/daemon/%.o,$(PURE_MODULES))
 # Modules with threads or local I/O but no Databricks or gRPC traffic; unit
 # tests link them too (test_metrics_http and test_notify use local sockets,
@@ -154,8 +155,8 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(UNIT_OBJS) $(GEN_OBJS)
 AGENT_WRAPS := dbx_request server_call_reply server_call_fail server_call_deadline_ms \
 	server_call_method
 comma := ,
-$(BUILD)/tests/test_agent: $(BUILD)/tests/test_agent.o $(BUILD)/daemon/agent.o $(UNIT_OBJS) \
-		$(GEN_OBJS)
+$(BUILD)/tests/test_agent: $(BUILD)/tests/test_agent.o $(BUILD)/daemon/agent.o \
+		$(BUILD)/daemon/run_details.o $(UNIT_OBJS) $(GEN_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $(AGENT_WRAPS:%=-Wl$(comma)--wrap=%) -o $@ $^ $(PURE_LIBS) \
 		$(SHARED_LIBS) $(CMOCKA_LIBS) -lpthread

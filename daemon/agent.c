@@ -43,13 +43,10 @@
 #include "log.h"
 #include "phase.h"
 #include "resmeta.h"
+#include "retry.h"
+#include "run_details.h"
 #include "runs.h"
 #include "task_request.h"
-
-/* Answer this long before the caller's deadline at least, so the caller
- * reads our status rather than its own DEADLINE_EXCEEDED. */
-#define DEADLINE_MARGIN_MIN_MS 50
-#define DEADLINE_MARGIN_MAX_MS 1000
 
 /* What a GetTask answers, whatever the generation. Strings borrowed for the reply. */
 struct resource {
@@ -59,6 +56,7 @@ struct resource {
     const char *error_code; /* a failed run's error details (Flyte 1 only); NULL: none */
     bool error_recoverable;
     enum phase_origin error_origin;
+    const struct phase_result *details; /* the run's custom_info (run_details.h); NULL: none */
 };
 
 /* How one protocol generation's answers are packed; the handlers are shared. */
@@ -94,19 +92,6 @@ static const char *const operation_names[_OPERATION_MAX] = {
     [OPERATION_CREATE] = "create",
     [OPERATION_GET] = "get",
     [OPERATION_DELETE] = "delete",
-};
-
-/* gRPC status for a final Databricks verdict, indexed by enum dbx_verdict.
- * OK and RUN_GONE are decided per operation; RETRY never reaches us. */
-static const grpc_status_code verdict_status[_DBX_VERDICT_MAX] = {
-    [DBX_VERDICT_OK] = GRPC_STATUS_OK,
-    [DBX_VERDICT_RETRY] = GRPC_STATUS_UNAVAILABLE,
-    [DBX_VERDICT_RUN_GONE] = GRPC_STATUS_NOT_FOUND,
-    [DBX_VERDICT_UNAUTHENTICATED] = GRPC_STATUS_UNAUTHENTICATED,
-    [DBX_VERDICT_PERMISSION_DENIED] = GRPC_STATUS_PERMISSION_DENIED,
-    [DBX_VERDICT_INVALID] = GRPC_STATUS_INVALID_ARGUMENT,
-    [DBX_VERDICT_UNAVAILABLE] = GRPC_STATUS_UNAVAILABLE,
-    [DBX_VERDICT_RESOURCE_EXHAUSTED] = GRPC_STATUS_RESOURCE_EXHAUSTED,
 };
 
 /* The deprecated Resource.state, for propellers that predate `phase`. */
@@ -173,8 +158,10 @@ static void reply_resource1(struct server_call *call, const struct config *confi
         agent_error.origin = (Flyteidl__Core__ExecutionError__ErrorKind)r->error_origin;
         resource.agent_error = &agent_error;
     }
+    resource.custom_info = run_details_struct(r->details);
     resp.resource = &resource;
     server_call_reply(call, &resp.base);
+    run_details_struct_free(resource.custom_info);
 }
 
 /* Flyte 2's Resource has neither state nor agent_error: the phase, message and link say it.
@@ -196,8 +183,10 @@ static void reply_resource2(struct server_call *call, const struct config *confi
         resource.n_log_links = 1;
         resource.log_links = log_links;
     }
+    resource.custom_info = run_details_struct(r->details);
     resp.resource = &resource;
     server_call_reply(call, &resp.base);
+    run_details_struct_free(resource.custom_info);
 }
 
 static void reply_deleted1(struct server_call *call)
@@ -231,6 +220,8 @@ struct pending {
     char task_type[32];
     char *instance;
     char *run_id;
+    char credential[TASK_REQUEST_TOKEN_TAG_SIZE]; /* GetTask: the token's tag ("": default) */
+    int answered_phase; /* GetTask: the phase answered (enum phase); -1: none */
     int64_t started_ms;
 };
 
@@ -285,24 +276,34 @@ static struct pending *pending_free(struct pending *p)
     return NULL;
 }
 
-/* One line per finished call, with the fields operators filter on. */
+/*
+ * One line per finished call, with the fields operators filter on. `phase`: the phase a
+ * GetTask answered, -1 for none. Failures are warnings; a GetTask that repeats the phase it
+ * answered last time for the run (`repeated`) is debug (propeller polls every running task,
+ * and a line per poll buried the changes); any other success is info.
+ */
 static void log_call(struct agent *agent, const char *task_type, enum operation operation,
                      const char *instance, const char *run_id, grpc_status_code code,
-                     int64_t started_ms, const char *message)
+                     int64_t started_ms, const char *message, int phase, bool repeated)
 {
     char code_text[16], duration[24];
     int64_t elapsed_ms = clock_now_ms() - started_ms;
+    enum log_level level = code != GRPC_STATUS_OK ? LOG_LEVEL_WARNING
+                           : repeated             ? LOG_LEVEL_DEBUG
+                                                  : LOG_LEVEL_INFO;
 
     if (agent->metrics)
         metrics_request_done(agent->metrics, task_type && task_type[0] ? task_type : "unknown",
                              operation_names[operation], code, (double)elapsed_ms / 1000.0);
+    if (!log_enabled(level))
+        return;
     snprintf(code_text, sizeof(code_text), "%d", (int)code);
     snprintf(duration, sizeof(duration), "%" PRId64, elapsed_ms);
-    log_write(code == GRPC_STATUS_OK ? LOG_LEVEL_INFO : LOG_LEVEL_WARNING,
-              code == GRPC_STATUS_OK ? "call done" : "call failed", "task_type",
+    log_write(level, code == GRPC_STATUS_OK ? "call done" : "call failed", "task_type",
               task_type && task_type[0] ? task_type : NULL, "operation", operation_names[operation],
-              "instance", instance, "run_id", run_id, "grpc_code", code_text, "duration_ms",
-              duration, "error", message, (const char *)NULL);
+              "instance", instance, "run_id", run_id, "phase",
+              phase >= 0 ? phase_name((enum phase)phase) : NULL, "grpc_code", code_text,
+              "duration_ms", duration, "error", message, (const char *)NULL);
 }
 
 /* Answers with an error and logs it; for failures found before Databricks. */
@@ -311,32 +312,25 @@ static void fail_call(struct agent *agent, struct server_call *call, enum operat
                       int64_t started_ms, grpc_status_code code, const char *message)
 {
     server_call_fail(call, code, message);
-    log_call(agent, task_type, operation, instance, run_id, code, started_ms, message);
+    log_call(agent, task_type, operation, instance, run_id, code, started_ms, message, -1, false);
 }
 
 static void finish_pending(struct pending *p, grpc_status_code code, const char *message)
 {
+    int phase = code == GRPC_STATUS_OK ? p->answered_phase : -1;
+    bool repeated = phase >= 0 && !runs_note_answer(p->agent->runs, p->instance, p->run_id,
+                                                    p->credential, (enum phase)phase);
+
     log_call(p->agent, p->task_type, p->operation, p->instance, p->run_id, code, p->started_ms,
-             message);
+             message, phase, repeated);
     pending_free(p);
 }
 
-/* The deadline for the Databricks side of a call: the gRPC deadline less a
- * margin, or request_timeout_ms when the caller set none. */
+/* The deadline for the Databricks side of a call (retry.h). */
 static int64_t databricks_deadline(const struct config *config, const struct server_call *call)
 {
-    int64_t now = clock_now_ms();
-    int64_t deadline = server_call_deadline_ms(call);
-    int64_t margin;
-
-    if (deadline == INT64_MAX)
-        return now + config->request_timeout_ms;
-    margin = (deadline - now) / 10;
-    if (margin < DEADLINE_MARGIN_MIN_MS)
-        margin = DEADLINE_MARGIN_MIN_MS;
-    if (margin > DEADLINE_MARGIN_MAX_MS)
-        margin = DEADLINE_MARGIN_MAX_MS;
-    return deadline - margin;
+    return retry_call_deadline_ms(clock_now_ms(), server_call_deadline_ms(call),
+                                  config->request_timeout_ms);
 }
 
 static struct pending *pending_new(const struct agent_service *service, const struct config *config,
@@ -356,6 +350,7 @@ static struct pending *pending_new(const struct agent_service *service, const st
     p->instance = instance;
     p->run_id = run_id;
     p->started_ms = started_ms;
+    p->answered_phase = -1;
     return p;
 }
 
@@ -383,7 +378,7 @@ static void send_to_databricks(struct pending *p, enum dbx_endpoint endpoint, ch
 /* Fails the call with the gRPC status of a Databricks verdict. */
 static void fail_from_answer(struct pending *p, const struct dbx_answer *answer)
 {
-    grpc_status_code code = verdict_status[answer->verdict];
+    grpc_status_code code = dbx_verdict_status(answer->verdict);
     server_call_fail(p->call, code, answer->message);
     finish_pending(p, code, answer->message);
 }
@@ -470,7 +465,9 @@ struct fetch {
     struct agent *agent;
     char *instance;
     char *run_id;
-    char credential[TASK_REQUEST_TOKEN_TAG_SIZE]; /* the token's tag, never the token */
+    char credential[TASK_REQUEST_TOKEN_TAG_SIZE]; /* the token's tag */
+    char *token; /* owns a copy of the call's own token, for runs/get-output; NULL: default */
+    int64_t deadline_ms; /* of the Databricks requests made for it */
     uint64_t fetch_id;
     struct pending *alone; /* set when the run could not be tracked */
 };
@@ -481,23 +478,29 @@ static struct fetch *fetch_free(struct fetch *f)
         return NULL;
     free(f->instance);
     free(f->run_id);
+    if (f->token) {
+        explicit_bzero(f->token, strlen(f->token));
+        free(f->token);
+    }
     free(f);
     return NULL;
 }
 
 static struct fetch *fetch_new(struct agent *agent, struct pending *p, const char *credential,
-                               uint64_t fetch_id)
+                               const char *token, int64_t deadline_ms, uint64_t fetch_id)
 {
     struct fetch *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
     f->agent = agent;
     snprintf(f->credential, sizeof(f->credential), "%s", credential);
+    f->deadline_ms = deadline_ms;
     f->fetch_id = fetch_id;
     f->alone = fetch_id ? NULL : p;
     f->instance = strdup(p->instance);
     f->run_id = strdup(p->run_id);
-    if (!f->instance || !f->run_id)
+    f->token = token ? strdup(token) : NULL;
+    if (!f->instance || !f->run_id || (token && !f->token))
         return fetch_free(f);
     return f;
 }
@@ -505,6 +508,13 @@ static struct fetch *fetch_new(struct agent *agent, struct pending *p, const cha
 static struct pending *pending_of(struct runs_waiter *waiter)
 {
     return (struct pending *)((char *)waiter - offsetof(struct pending, waiter));
+}
+
+/* Answers a GetTask in its generation's messages, remembering the phase for its log line. */
+static void reply_resource(struct pending *p, const struct resource *resource)
+{
+    p->answered_phase = (int)resource->phase;
+    p->generation->reply_resource(p->call, p->config, resource);
 }
 
 static void reply_result(struct pending *p, const struct phase_result *result, const char *message)
@@ -516,9 +526,10 @@ static void reply_result(struct pending *p, const struct phase_result *result, c
         .error_code = result->has_error ? result->error_code : NULL,
         .error_recoverable = result->error_recoverable,
         .error_origin = result->error_origin,
+        .details = result,
     };
 
-    p->generation->reply_resource(p->call, p->config, &resource);
+    reply_resource(p, &resource);
 }
 
 /* Reads a runs/get answer into *ret; the log link falls back to flytekit's
@@ -552,13 +563,12 @@ static void answer_waiter(struct pending *p, const struct runs_fetch_end *end,
         reply_result(p, answer.status, NULL);
         break;
     case RUNS_ANSWER_GONE:
-        p->generation->reply_resource(p->call, p->config,
-                                      &(struct resource){
-                                          .phase = PHASE_FAILED,
-                                          .message = answer.message,
-                                          .error_code = "RUN_NOT_FOUND",
-                                          .error_origin = PHASE_ORIGIN_SYSTEM,
-                                      });
+        reply_resource(p, &(struct resource){
+                              .phase = PHASE_FAILED,
+                              .message = answer.message,
+                              .error_code = "RUN_NOT_FOUND",
+                              .error_origin = PHASE_ORIGIN_SYSTEM,
+                          });
         break;
     case RUNS_ANSWER_LAST_KNOWN:
         reply_result(p, answer.status, answer.message[0] ? answer.message : NULL);
@@ -597,6 +607,22 @@ static void end_fetch(struct agent *agent, struct pending *alone, const char *cr
     phase_result_done(&outcome.last_known);
 }
 
+/* The fetch's status, completed by run_details_add(): every waiter hears it. */
+static void on_details(void *user, struct phase_result *fresh)
+{
+    struct fetch *f = user;
+    struct runs_fetch_end end = {
+        .instance = f->instance,
+        .run_id = f->run_id,
+        .fresh = fresh,
+        .transient = true,
+        .trouble = "",
+    };
+
+    end_fetch(f->agent, f->alone, f->credential, f->fetch_id, &end, GRPC_STATUS_UNAVAILABLE);
+    fetch_free(f);
+}
+
 static void on_run(void *user, const struct dbx_answer *answer)
 {
     struct fetch *f = user;
@@ -616,11 +642,25 @@ static void on_run(void *user, const struct dbx_answer *answer)
     snprintf(trouble, sizeof(trouble), "%s", answer->message);
     /* An answer we cannot read is Databricks-side trouble, not a verdict. */
     if (answer->verdict == DBX_VERDICT_OK &&
-        read_run(f, answer->body, &fresh, trouble, sizeof(trouble)) == 0)
-        end.fresh = &fresh;
+        read_run(f, answer->body, &fresh, trouble, sizeof(trouble)) == 0) {
+        /* custom_info, and for a finished run what runs/get-output says (asked once per run,
+         * with the token the run was read with); the fetch ends in on_details(), now or after
+         * that request. */
+        const struct run_details_request details = {
+            .dbx = f->agent->dbx,
+            .runs = f->alone ? NULL : f->agent->runs,
+            .instance = f->instance,
+            .run_id = f->run_id,
+            .credential = f->credential,
+            .token = f->token,
+            .deadline_ms = f->deadline_ms,
+        };
+        run_details_add(&details, answer->body, &fresh, on_details, f);
+        return;
+    }
     end_fetch(f->agent, f->alone, f->credential, f->fetch_id, &end,
               answer->verdict == DBX_VERDICT_OK ? GRPC_STATUS_UNAVAILABLE
-                                                : verdict_status[answer->verdict]);
+                                                : dbx_verdict_status(answer->verdict));
     phase_result_done(&fresh);
     fetch_free(f);
 }
@@ -673,6 +713,7 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
         goto out;
     }
     run.instance = run.run_id = NULL;
+    snprintf(p->credential, sizeof(p->credential), "%s", run.call_token_tag);
 
     /* A call that brings its own token shares a runs/get, or an answer, only with calls that
      * bring the same one: the run is keyed by the token's tag as well. */
@@ -689,15 +730,16 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     case RUNS_FETCH_ALONE:
         break;
     }
-    f = fetch_new(agent, p, run.call_token_tag, fetch_id);
+    f = fetch_new(agent, p, run.call_token_tag, run.call_token, databricks_deadline(config, call),
+                  fetch_id);
     if (f) {
         const struct dbx_call dbx_call = {
             .endpoint = DBX_RUNS_GET,
             .instance = f->instance,
             .run_id = f->run_id,
-            .token = run.call_token,
+            .token = f->token,
             .retry_safe = true,
-            .deadline_ms = databricks_deadline(config, call),
+            .deadline_ms = f->deadline_ms,
         };
         r = dbx_request(agent->dbx, &dbx_call, NULL, on_run, f);
     } else {
@@ -763,21 +805,4 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
     send_to_databricks(p, DBX_RUNS_CANCEL, body, true, run.call_token, on_cancelled);
 out:
     task_request_run_done(&run);
-}
-
-/* ---- Not implemented yet ------------------------------------------------------ */
-
-void agent_not_implemented(void *context, struct server_call *call, const uint8_t *request,
-                           size_t request_len)
-{
-    const char *path = server_call_method(call);
-    const char *method = strrchr(path, '/');
-    char message[256];
-
-    (void)context;
-    (void)request;
-    (void)request_len;
-    snprintf(message, sizeof(message), "%s is not implemented yet for the Databricks connector",
-             method ? method + 1 : path);
-    server_call_fail(call, GRPC_STATUS_UNIMPLEMENTED, message);
 }

@@ -47,12 +47,4 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
 void agent_delete_task(void *context, struct server_call *call, const uint8_t *request,
                        size_t request_len);
 
-/*
- * server_handler_fn for the task methods this connector does not implement yet (Flyte 2's
- * GetTaskMetrics and GetTaskLogs): answers UNIMPLEMENTED, naming the method, at once. Context
- * unused; any thread.
- */
-void agent_not_implemented(void *context, struct server_call *call, const uint8_t *request,
-                           size_t request_len);
-
 #endif

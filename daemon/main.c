@@ -33,6 +33,7 @@ static const struct command {
     {"submit", cli_submit_main, "create a task from a TaskTemplate, optionally wait for it"},
     {"status", cli_status_main, "show a task's phase from its resource_meta (GetTask)"},
     {"cancel", cli_cancel_main, "cancel a task from its resource_meta (DeleteTask)"},
+    {"logs", cli_logs_main, "print a run's output lines (GetTaskLogs), --follow until it ends"},
     {"check-config", check_config_main, "validate a config and print the effective settings"},
     {"fake-workspace", fake_workspace_main, "run a fake Databricks Jobs API for local trials"},
 };

@@ -124,6 +124,38 @@ struct runs_answer {
  */
 void runs_decide_answer(const struct runs_fetch_end *end, int64_t now_ms, struct runs_answer *ret);
 
+/* What runs/get-output said about a finished run, as GetTask shows it (run_output.h). */
+struct runs_output {
+    char *error_text;      /* owns; NULL: none */
+    char *notebook_result; /* owns; NULL: none */
+    bool notebook_result_truncated;
+};
+
+/* Frees o's strings and NULLs them; NULL-safe and idempotent. */
+void runs_output_done(struct runs_output *o);
+
+/*
+ * True when runs/get-output was already asked about this tracked run: *ret gets a copy of
+ * what it said (free with runs_output_done(); empty when the request failed, which is not
+ * repeated either). False when it was not asked yet, the run is not tracked, or memory ran out
+ * (then *ret is empty and the caller asks; one more request is the only cost).
+ */
+bool runs_output_lookup(struct runs *runs, const char *instance, const char *run_id,
+                        const char *credential, struct runs_output *ret);
+
+/* Remembers what runs/get-output said about a tracked run (copied); `output` NULL: the request
+ * failed. A run not tracked is left alone. */
+void runs_output_store(struct runs *runs, const char *instance, const char *run_id,
+                       const char *credential, const struct runs_output *output);
+
+/*
+ * Records that a GetTask for the run answered `phase`. Returns true when that differs from the
+ * previous answer for the run, or there was none, or the run is not tracked: the answer is
+ * news (an info log line); false when it repeats the last one (debug).
+ */
+bool runs_note_answer(struct runs *runs, const char *instance, const char *run_id,
+                      const char *credential, enum phase phase);
+
 /* Number of runs tracked (tests, metrics). */
 size_t runs_count(struct runs *runs);
 

@@ -529,6 +529,118 @@ out:
     return r;
 }
 
+/* flyteidl plugins/spark.proto SparkApplication.Type values of a JVM application, as
+ * MessageToDict writes them in custom.applicationType (names), or as numbers. */
+static const struct {
+    const char *name;
+    double number;
+} jvm_types[] = {
+    {"JAVA", 1},
+    {"SCALA", 2},
+};
+
+static bool is_jvm(const cJSON *custom)
+{
+    const cJSON *type = get(custom, "applicationType");
+
+    for (size_t i = 0; type && i < sizeof(jvm_types) / sizeof(jvm_types[0]); i++)
+        if ((cJSON_IsString(type) && strcmp(type->valuestring, jvm_types[i].name) == 0) ||
+            (cJSON_IsNumber(type) && type->valuedouble == jvm_types[i].number))
+            return true;
+    return false;
+}
+
+/* custom[key] as a non-empty string, else NULL after setting the message. */
+static const char *jvm_string(const cJSON *custom, const char *key, char **reterr_msg)
+{
+    const cJSON *item = get(custom, key);
+
+    if (cJSON_IsString(item) && item->valuestring && item->valuestring[0])
+        return item->valuestring;
+    fail(reterr_msg, -EINVAL, "%s must be a non-empty string for applicationType JAVA or SCALA",
+         key);
+    return NULL;
+}
+
+/* libraries += {"jar": jar}, unless the user listed that jar already. */
+static int add_jar_library(cJSON *job, const char *jar, char **reterr_msg)
+{
+    cJSON *libraries = cJSON_GetObjectItemCaseSensitive(job, "libraries"), *entry, *lib;
+
+    if (!libraries) {
+        libraries = cJSON_CreateArray();
+        if (set(job, "libraries", libraries) < 0)
+            return fail_oom(reterr_msg);
+    } else if (!cJSON_IsArray(libraries)) {
+        return fail(reterr_msg, -EINVAL, "databricksConf.libraries must be a JSON array");
+    }
+    cJSON_ArrayForEach(lib, libraries)
+    {
+        const cJSON *have = get(lib, "jar");
+        if (cJSON_IsString(have) && strcmp(have->valuestring, jar) == 0)
+            return 0;
+    }
+    entry = cJSON_CreateObject();
+    if (!entry || !cJSON_AddStringToObject(entry, "jar", jar) ||
+        !cJSON_AddItemToArray(libraries, entry)) {
+        cJSON_Delete(entry);
+        return fail_oom(reterr_msg);
+    }
+    return 0;
+}
+
+/*
+ * A JVM Spark application (flytekit's generic Spark task: applicationType JAVA or SCALA,
+ * mainClass, mainApplicationFile): a spark_jar_task with the container's args as its
+ * parameters and the jar as a library, on classic compute only. Not in flytekit's connector,
+ * which submits every task as Python.
+ */
+static int build_jar(cJSON *job, const struct spec_input *in, const cJSON *envs, bool serverless,
+                     char **reterr_msg)
+{
+    const char *main_class, *jar;
+    cJSON *task = NULL;
+    int r;
+
+    if (truthy(get(in->custom, "notebookPath")))
+        return fail(reterr_msg, -EINVAL,
+                    "notebookPath cannot be combined with applicationType JAVA or SCALA");
+    if (serverless)
+        return fail(reterr_msg, -EINVAL,
+                    "applicationType JAVA or SCALA needs classic compute: serverless compute runs "
+                    "no JAR tasks (spark_jar_task); give existing_cluster_id or new_cluster in "
+                    "databricksConf");
+    main_class = jvm_string(in->custom, "mainClass", reterr_msg);
+    if (!main_class)
+        return -EINVAL;
+    jar = jvm_string(in->custom, "mainApplicationFile", reterr_msg);
+    if (!jar)
+        return -EINVAL;
+    if (strncmp(jar, "local://", 8) == 0)
+        return fail(reterr_msg, -EINVAL,
+                    "mainApplicationFile '%.200s' names a file inside the container image, which "
+                    "Databricks cannot read; give the jar's dbfs:/, /Volumes/, /Workspace/ or "
+                    "cloud storage URI",
+                    jar);
+    r = configure_classic(job, in, envs, reterr_msg);
+    if (r < 0)
+        return r;
+    r = add_jar_library(job, jar, reterr_msg);
+    if (r < 0)
+        return r;
+    task = cJSON_CreateObject();
+    if (!task || set_string(task, "main_class_name", main_class) < 0 ||
+        set(task, "parameters", build_args(in)) < 0) {
+        cJSON_Delete(task);
+        return fail_oom(reterr_msg);
+    }
+    /* python_file is this connector's knob for Python tasks; a jar task has no use for it. */
+    cJSON_DeleteItemFromObjectCaseSensitive(job, "python_file");
+    if (set(job, "spark_jar_task", task) < 0)
+        return fail_oom(reterr_msg);
+    return 0;
+}
+
 int spec_build(const struct spec_input *input, cJSON **ret_body, char **reterr_msg)
 {
     const cJSON *conf;
@@ -556,7 +668,9 @@ int spec_build(const struct spec_input *input, cJSON **ret_body, char **reterr_m
     }
     serverless = is_serverless(job);
 
-    if (truthy(get(input->custom, "notebookPath")))
+    if (is_jvm(input->custom))
+        r = build_jar(job, input, envs, serverless, reterr_msg);
+    else if (truthy(get(input->custom, "notebookPath")))
         r = build_notebook(job, input, envs, serverless, reterr_msg);
     else
         r = build_python(job, input, envs, serverless, reterr_msg);

@@ -6,8 +6,13 @@
  * plugins/flytekit-spark/flytekitplugins/spark/connector.py), flyte-sdk's for Flyte 2 (the same
  * function in flyteorg/flyte-sdk plugins/databricks/src/flyteplugins/databricks/connector.py),
  * which differ only in the entrypoint the run executes (config_entrypoint()); plus an
- * idempotency_token when the caller gives one. Input the Python code would crash on comes back
- * as an error naming the key instead.
+ * idempotency_token when the caller gives one. One addition: a JVM Spark application
+ * (custom.applicationType JAVA or SCALA, as flytekit's generic Spark task and flyteidl's
+ * plugins/spark.proto SparkJob write it) becomes a spark_jar_task (main_class_name from
+ * custom.mainClass, parameters from the container's args) with the jar of
+ * custom.mainApplicationFile in `libraries`, on the same classic compute; serverless runs no JAR
+ * tasks and is refused. Input the Python code would crash on comes back as an error naming the
+ * key instead.
  *
  * Pure: no global state, any thread; inputs are only read.
  */
@@ -51,9 +56,10 @@ struct spec_input {
  * with free(); may be left NULL when even that allocation fails; reterr_msg may be NULL).
  * Messages: "missing databricksConf ...", "Either existing_cluster_id, new_cluster,
  * environment_key, or environments must be specified ...", "... no serverless entrypoint ..."
- * (serverless compute for a generation without one, when the task names no python_file), or
- * "<key> must be ..." naming the key. A task with no container (image NULL) fails only where
- * flytekit needs the image (a new_cluster without docker_image).
+ * (serverless compute for a generation without one, when the task names no python_file),
+ * "applicationType JAVA or SCALA needs classic compute ...", or "<key> must be ..." naming the
+ * key. A task with no container (image NULL) fails only where flytekit needs the image (a
+ * new_cluster without docker_image).
  */
 int spec_build(const struct spec_input *input, cJSON **ret_body, char **reterr_msg);
 

@@ -27,6 +27,7 @@
 
 #include "flyteidl/admin/agent.pb-c.h"
 #include "flyteidl2/connector/connector.pb-c.h"
+#include "log_page.h"
 #include "pbdepth.h"
 #include "resmeta.h"
 #include "spec.h"
@@ -590,4 +591,81 @@ void task_request_run_done(struct task_request_run *r)
     call_token_free(r->call_token);
     r->call_token = NULL;
     r->call_token_tag[0] = '\0';
+}
+
+/* ---- GetTaskLogs ----------------------------------------------------------------- */
+
+/* What the checks read from a GetTaskLogsRequest; both generations carry the same fields
+ * (Flyte 2's has no deprecated task_type and no connection). */
+struct logs_fields {
+    const char *task_type;
+    ProtobufCBinaryData resource_meta;
+    uint64_t lines;
+    const char *token;
+};
+
+static struct logs_fields logs_fields1(const ProtobufCMessage *request)
+{
+    const Flyteidl__Admin__GetTaskLogsRequest *req =
+        (const Flyteidl__Admin__GetTaskLogsRequest *)request;
+
+    return (struct logs_fields){requested_task_type(req->task_category, req->task_type),
+                                req->resource_meta, req->lines, req->token};
+}
+
+static struct logs_fields logs_fields2(const ProtobufCMessage *request)
+{
+    const Flyteidl2__Connector__GetTaskLogsRequest *req =
+        (const Flyteidl2__Connector__GetTaskLogsRequest *)request;
+
+    return (struct logs_fields){category_name2(req->task_category), req->resource_meta, req->lines,
+                                req->token};
+}
+
+static const struct {
+    const ProtobufCMessageDescriptor *descriptor;
+    struct logs_fields (*read_fields)(const ProtobufCMessage *request);
+} logs_unpackers[_CONFIG_GENERATION_MAX] = {
+    [CONFIG_FLYTE_1] = {&flyteidl__admin__get_task_logs_request__descriptor, logs_fields1},
+    [CONFIG_FLYTE_2] = {&flyteidl2__connector__get_task_logs_request__descriptor, logs_fields2},
+};
+
+grpc_status_code task_request_logs(const struct config *config, enum config_generation generation,
+                                   const uint8_t *request, size_t request_len,
+                                   struct task_request_logs *ret)
+{
+    ProtobufCMessage *req;
+    struct logs_fields fields;
+    grpc_status_code code;
+    uint64_t first;
+
+    memset(ret, 0, sizeof(*ret));
+    req = protobuf_c_message_unpack(logs_unpackers[generation].descriptor, NULL, request_len,
+                                    request);
+    if (!req)
+        return refuse(ret->run.message, GRPC_STATUS_INVALID_ARGUMENT,
+                      "request does not decode as %s", logs_unpackers[generation].descriptor->name);
+    fields = logs_unpackers[generation].read_fields(req);
+    code = check_run(config, fields.task_type, fields.resource_meta.data, fields.resource_meta.len,
+                     &ret->run);
+    if (code == GRPC_STATUS_OK && log_page_parse_token(fields.token, &first) < 0)
+        code = refuse(ret->run.message, GRPC_STATUS_INVALID_ARGUMENT,
+                      "token '%.32s' is not one this connector gave (a line number)", fields.token);
+    if (code == GRPC_STATUS_OK) {
+        ret->lines = fields.lines;
+        ret->token = strdup(fields.token ? fields.token : "");
+        if (!ret->token)
+            code = refuse_oom(ret->run.message);
+    }
+    free_request(req);
+    return code;
+}
+
+void task_request_logs_done(struct task_request_logs *l)
+{
+    if (!l)
+        return;
+    task_request_run_done(&l->run);
+    free(l->token);
+    l->token = NULL;
 }

@@ -114,4 +114,25 @@ grpc_status_code task_request_delete(const struct config *config, enum config_ge
 /* Frees what *r owns (zeroing call_token first) and NULLs it; NULL-safe and idempotent. */
 void task_request_run_done(struct task_request_run *r);
 
+/* A GetTaskLogs, checked: the run it names and the page it asks for (log_page.h). */
+struct task_request_logs {
+    struct task_request_run run; /* as for a GetTask */
+    uint64_t lines;              /* 0: as many as a page holds */
+    char *token;                 /* owns; "" for the first page; set on success only */
+};
+
+/*
+ * Checks the bytes of a GetTaskLogsRequest of `generation` (flyteidl.admin or
+ * flyteidl2.connector; borrowed) as task_request_get() checks a GetTaskRequest, then its token
+ * (a line number, log_page.h: INVALID_ARGUMENT otherwise). Neither generation's request carries
+ * a connection: logs are read with the connector's token. Fills *ret (free with
+ * task_request_logs_done(), on failure too; the message is ret->run.message).
+ */
+grpc_status_code task_request_logs(const struct config *config, enum config_generation generation,
+                                   const uint8_t *request, size_t request_len,
+                                   struct task_request_logs *ret);
+
+/* Frees what *l owns and NULLs it; NULL-safe and idempotent. */
+void task_request_logs_done(struct task_request_logs *l);
+
 #endif

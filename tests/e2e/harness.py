@@ -258,6 +258,15 @@ class Fake:
     def inject(self, method, path, answers):
         self.control("POST", "/fake/inject", {"method": method, "path": path, "answers": answers})
 
+    def output(self, output, run_id=None, task_key=None):
+        """runs/get-output fields for the tasks of next runs, or of run_id (one task_key)."""
+        body = {"output": output}
+        if run_id is not None:
+            body["run_id"] = run_id
+        if task_key is not None:
+            body["task_key"] = task_key
+        self.control("POST", "/fake/output", body)
+
     def forget(self, run_id, style):
         self.control("POST", "/fake/forget", {"run_id": run_id, "style": style})
 

@@ -215,6 +215,22 @@ def run_bodies():
                              "run_page_url": "javascript:1"}),
         "not-json": b"<html>502 Bad Gateway</html>",
         "array": b"[1,2,3]",
+        # runs/get with task runs, and runs/get-output answers (issue 14).
+        "multi-task-failed": body({"run_id": 7, "job_id": 1, "start_time": 1700000000000,
+                                   "setup_duration": 1200, "state": {
+                                       "life_cycle_state": "TERMINATED", "result_state": "FAILED"},
+                                   "cluster_instance": {"cluster_id": "c", "spark_context_id": "1"},
+                                   "tasks": [
+                                       {"run_id": 71, "task_key": "a", "notebook_task": {},
+                                        "state": {"life_cycle_state": "TERMINATED",
+                                                  "result_state": "FAILED"}},
+                                       {"run_id": 72, "task_key": "b",
+                                        "state": {"life_cycle_state": "TERMINATED",
+                                                  "result_state": "UPSTREAM_FAILED"}}]}),
+        "output-failed": body({"error": "ValueError: boom", "error_trace":
+                               "Traceback:\n  raise ValueError\n\u001b[0;31mValueError\u001b[0m",
+                               "logs": "one\r\ntwo\n", "metadata": {"run_id": 71}}),
+        "output-notebook": body({"notebook_output": {"result": "42", "truncated": True}}),
     }
 
 

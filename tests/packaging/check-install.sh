@@ -69,7 +69,7 @@ check "man page lints clean (groff -mdoc -ww)" test -z "$lint"
 # Every option any --help lists (the daemon's and each command's) must be
 # documented in the man page, and every command must have its entry.
 missing=""
-for command in "" agents submit status cancel check-config fake-workspace; do
+for command in "" agents submit status cancel logs check-config fake-workspace; do
 	for option in $("$program" $command --help | grep -o -- '--[a-z][a-z_-]*' | sort -u); do
 		grep -q -- "Fl ${option#-}" daemon/flyte-databricks-connector.8 ||
 			missing="$missing ${command:+$command }$option"

@@ -742,6 +742,108 @@ static void test_get_cached(void **state)
     call_done(&second);
 }
 
+#define FAILED_BODY                                                                                \
+    "{\"run_id\": 42, \"job_id\": 7, \"state\": {\"life_cycle_state\": \"TERMINATED\","            \
+    " \"result_state\": \"FAILED\", \"state_message\": \"Task failed\"}, \"tasks\": [{\"run_id\":" \
+    " 4201, \"task_key\": \"t\", \"state\": {\"life_cycle_state\": \"TERMINATED\","                \
+    " \"result_state\": \"FAILED\"}}]}"
+#define OUTPUT_BODY                                                                                \
+    "{\"error\": \"ValueError: boom\", \"error_trace\": \"Traceback:\\n  raise ValueError\\n"      \
+    "ValueError: boom\"}"
+
+static const char *info_string(const Flyteidl__Admin__Resource *res, const char *key)
+{
+    for (size_t i = 0; res->custom_info && i < res->custom_info->n_fields; i++)
+        if (strcmp(res->custom_info->fields[i]->key, key) == 0)
+            return res->custom_info->fields[i]->value->string_value;
+    return NULL;
+}
+
+static void expect_message(const struct server_call *call, const char *message)
+{
+    Flyteidl__Admin__GetTaskResponse *resp = get_reply(call);
+
+    assert_int_equal(resp->resource->phase,
+                     FLYTEIDL__CORE__TASK_EXECUTION__PHASE__RETRYABLE_FAILED);
+    assert_string_equal(resp->resource->message, message);
+    assert_string_equal(info_string(resp->resource, "run_id"), "42");
+    flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
+}
+
+/* A failed run: runs/get-output once, for the task run, and the exception in the message of
+ * every answer, those that joined while it was asked and later ones. */
+static void test_get_failed_run_shows_the_exception(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call first = {.deadline_ms = INT64_MAX}, joined = {.deadline_ms = INT64_MAX},
+                       later = {.deadline_ms = INT64_MAX};
+    const char *expected = "Task failed\nValueError: boom\nTraceback:\n  raise ValueError\n"
+                           "ValueError: boom";
+
+    get(fx, &first);
+    complete(0, DBX_VERDICT_OK, FAILED_BODY, NULL);
+    assert_int_equal(first.answers, 0); /* waits for the output */
+    assert_int_equal(sent_count, 2);
+    assert_int_equal(sent[1].endpoint, DBX_RUNS_GET_OUTPUT);
+    assert_string_equal(sent[1].run_id, "4201");
+    assert_string_equal(sent[1].instance, INSTANCE);
+    assert_true(sent[1].retry_safe);
+    get(fx, &joined);
+    assert_int_equal(sent_count, 2);
+    complete(1, DBX_VERDICT_OK, OUTPUT_BODY, NULL);
+    expect_message(&first, expected);
+    expect_message(&joined, expected);
+
+    get(fx, &later);
+    assert_int_equal(sent_count, 3);
+    assert_int_equal(sent[2].endpoint, DBX_RUNS_GET);
+    complete(2, DBX_VERDICT_OK, FAILED_BODY, NULL);
+    assert_int_equal(sent_count, 3); /* the output was asked about once */
+    expect_message(&later, expected);
+    call_done(&first);
+    call_done(&joined);
+    call_done(&later);
+}
+
+/* runs/get-output refused or unreachable: the state message alone, never an error, and it is
+ * not asked again. */
+static void test_get_failed_run_without_output(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call first = {.deadline_ms = INT64_MAX}, later = {.deadline_ms = INT64_MAX};
+
+    get(fx, &first);
+    complete(0, DBX_VERDICT_OK, FAILED_BODY, NULL);
+    assert_int_equal(sent[1].endpoint, DBX_RUNS_GET_OUTPUT);
+    complete(1, DBX_VERDICT_UNAVAILABLE, NULL, "Databricks runs/get-output answered HTTP 503");
+    expect_message(&first, "Task failed");
+    get(fx, &later);
+    complete(2, DBX_VERDICT_OK, FAILED_BODY, NULL);
+    assert_int_equal(sent_count, 3);
+    expect_message(&later, "Task failed");
+    call_done(&first);
+    call_done(&later);
+}
+
+/* Every answer carries the run's details in custom_info. */
+static void test_get_custom_info(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call call = {.deadline_ms = INT64_MAX};
+    Flyteidl__Admin__GetTaskResponse *resp;
+
+    get(fx, &call);
+    complete(0, DBX_VERDICT_OK, RUNNING_BODY, NULL);
+    assert_int_equal(sent_count, 1); /* a running run needs no output */
+    resp = get_reply(&call);
+    assert_non_null(resp->resource->custom_info);
+    assert_string_equal(info_string(resp->resource, "run_id"), "42");
+    assert_string_equal(info_string(resp->resource, "job_id"), "7");
+    assert_string_equal(info_string(resp->resource, "state"), "RUNNING");
+    flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
+    call_done(&call);
+}
+
 /* ---- DeleteTask ------------------------------------------------------------- */
 
 static void test_delete(void **state)
@@ -1113,6 +1215,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_last_known, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_not_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_cached, setup_cached, teardown),
+        cmocka_unit_test_setup_teardown(test_get_failed_run_shows_the_exception, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_failed_run_without_output, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_custom_info, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retryable_failed_phase_off, setup_no_retryable,

@@ -405,6 +405,95 @@ static void test_decide_answer_cuts_on_character(void **state)
     }
 }
 
+/* Tracks run h/1 with one finished fetch, so that per-run memory has an entry to live in. */
+static void track(struct runs *runs, const char *run_id)
+{
+    struct runs_waiter w;
+    struct phase_result cached = {0}, fresh = status(PHASE_FAILED, "failed");
+    struct runs_outcome outcome;
+    uint64_t id = 0;
+
+    assert_int_equal(runs_lookup(runs, "h", run_id, "", 0, &w, &cached, &id), RUNS_FETCH);
+    runs_fetched(runs, "h", run_id, "", id, &fresh, false, 1, &outcome);
+}
+
+static void test_output_asked_once(void **state)
+{
+    struct runs *runs = new_runs(10, 0, 0);
+    struct runs_output out, said = {.error_text = (char *)"ValueError: x",
+                                    .notebook_result = (char *)"42",
+                                    .notebook_result_truncated = true};
+    (void)state;
+
+    /* Not tracked: nothing known, nothing stored. */
+    assert_false(runs_output_lookup(runs, "h", "1", "", &out));
+    runs_output_store(runs, "h", "1", "", &said);
+    assert_false(runs_output_lookup(runs, "h", "1", "", &out));
+
+    track(runs, "1");
+    assert_false(runs_output_lookup(runs, "h", "1", "", &out));
+    assert_null(out.error_text);
+    runs_output_store(runs, "h", "1", "", &said);
+    assert_true(runs_output_lookup(runs, "h", "1", "", &out));
+    assert_string_equal(out.error_text, "ValueError: x");
+    assert_string_equal(out.notebook_result, "42");
+    assert_true(out.notebook_result_truncated);
+    runs_output_done(&out);
+    /* The first answer stays: the run is over, its output does not change. */
+    said.error_text = (char *)"other";
+    runs_output_store(runs, "h", "1", "", &said);
+    assert_true(runs_output_lookup(runs, "h", "1", "", &out));
+    assert_string_equal(out.error_text, "ValueError: x");
+    runs_output_done(&out);
+
+    /* A failed request is remembered too: not asked again. */
+    track(runs, "2");
+    runs_output_store(runs, "h", "2", "", NULL);
+    assert_true(runs_output_lookup(runs, "h", "2", "", &out));
+    assert_null(out.error_text);
+    assert_null(out.notebook_result);
+    runs_output_done(&out);
+    runs_free(runs);
+}
+
+static void test_note_answer(void **state)
+{
+    struct runs *runs = new_runs(10, 0, 0);
+    (void)state;
+
+    /* Untracked runs are always news. */
+    assert_true(runs_note_answer(runs, "h", "1", "", PHASE_RUNNING));
+    assert_true(runs_note_answer(runs, "h", "1", "", PHASE_RUNNING));
+    track(runs, "1");
+    assert_true(runs_note_answer(runs, "h", "1", "", PHASE_RUNNING));
+    assert_false(runs_note_answer(runs, "h", "1", "", PHASE_RUNNING));
+    assert_false(runs_note_answer(runs, "h", "1", "", PHASE_RUNNING));
+    assert_true(runs_note_answer(runs, "h", "1", "", PHASE_FAILED));
+    assert_false(runs_note_answer(runs, "h", "1", "", PHASE_FAILED));
+    /* Per run. */
+    track(runs, "2");
+    assert_true(runs_note_answer(runs, "h", "2", "", PHASE_FAILED));
+    runs_free(runs);
+}
+
+static void test_copy_result_copies_custom_info(void **state)
+{
+    uint8_t bytes[] = {0x0a, 0x00, 0xff};
+    struct phase_result src = status(PHASE_RUNNING, "x"), dst;
+    (void)state;
+
+    src.custom_info = bytes;
+    src.custom_info_len = sizeof(bytes);
+    assert_int_equal(runs_copy_result(&dst, &src), 0);
+    assert_non_null(dst.custom_info);
+    assert_ptr_not_equal(dst.custom_info, bytes);
+    assert_int_equal(dst.custom_info_len, sizeof(bytes));
+    assert_memory_equal(dst.custom_info, bytes, sizeof(bytes));
+    phase_result_done(&dst);
+    assert_null(dst.custom_info);
+    assert_int_equal(dst.custom_info_len, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +508,9 @@ int main(void)
         cmocka_unit_test(test_credentials_kept_apart),
         cmocka_unit_test(test_decide_answer),
         cmocka_unit_test(test_decide_answer_cuts_on_character),
+        cmocka_unit_test(test_output_asked_once),
+        cmocka_unit_test(test_note_answer),
+        cmocka_unit_test(test_copy_result_copies_custom_info),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

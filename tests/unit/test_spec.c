@@ -34,6 +34,8 @@ static const char *const fixture_cases[] = {
     "flyte2_serverless_own_python_file",
     "flyte2_user_git_source",
     "idempotency_token",
+    "jar_existing_cluster_libraries",
+    "jar_new_cluster",
     "new_cluster_merge",
     "new_cluster_minimal",
     "notebook_classic",
@@ -288,6 +290,34 @@ static void test_errors(void **state)
         {"{\"notebookPath\":\"/nb\",\"databricksConf\":{\"environment_key\":\"e\","
          "\"environments\":\"all\"}}",
          "img", "environments must be a JSON array"},
+        /* JVM applications (spark_jar_task). */
+        {"{\"applicationType\":\"SCALA\",\"mainClass\":\"M\",\"mainApplicationFile\":\"dbfs:/"
+         "a.jar\","
+         "\"databricksConf\":{\"environment_key\":\"e\"}}",
+         "img", "serverless compute runs no JAR tasks"},
+        {"{\"applicationType\":\"JAVA\",\"mainApplicationFile\":\"dbfs:/a.jar\","
+         "\"databricksConf\":{\"existing_cluster_id\":\"c\"}}",
+         "img", "mainClass must be a non-empty string for applicationType JAVA or SCALA"},
+        {"{\"applicationType\":1,\"mainClass\":\"M\",\"mainApplicationFile\":\"\","
+         "\"databricksConf\":{\"existing_cluster_id\":\"c\"}}",
+         "img", "mainApplicationFile must be a non-empty string"},
+        {"{\"applicationType\":\"JAVA\",\"mainClass\":\"M\","
+         "\"mainApplicationFile\":\"local:///opt/"
+         "app.jar\",\"databricksConf\":{\"existing_cluster_id\":"
+         "\"c\"}}",
+         "img", "names a file inside the container image"},
+        {"{\"applicationType\":\"JAVA\",\"mainClass\":\"M\",\"mainApplicationFile\":\"dbfs:/"
+         "a.jar\","
+         "\"notebookPath\":\"/nb\",\"databricksConf\":{\"existing_cluster_id\":\"c\"}}",
+         "img", "notebookPath cannot be combined with applicationType JAVA or SCALA"},
+        {"{\"applicationType\":\"JAVA\",\"mainClass\":\"M\",\"mainApplicationFile\":\"dbfs:/"
+         "a.jar\","
+         "\"databricksConf\":{\"existing_cluster_id\":\"c\",\"libraries\":{}}}",
+         "img", "databricksConf.libraries must be a JSON array"},
+        {"{\"applicationType\":\"JAVA\",\"mainClass\":\"M\",\"mainApplicationFile\":\"dbfs:/"
+         "a.jar\","
+         "\"databricksConf\":{}}",
+         "img", "Either existing_cluster_id, new_cluster"},
     };
 
     (void)state;
