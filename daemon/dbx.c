@@ -496,10 +496,15 @@ static void on_posted(struct http_job *job, bool cancelled)
 {
     struct dbx_request *r = (struct dbx_request *)((char *)job - offsetof(struct dbx_request, job));
 
-    if (cancelled)
+    if (cancelled) {
         complete_shutdown(r);
-    else
-        admit(r->dbx, r);
+        return;
+    }
+    /* The engine runs posted jobs before the clients' due work: a request made after
+     * dbx_reconfigure() returned must not start with the settings it replaced (a rotated
+     * token would be refused). */
+    apply_pending_settings(r->dbx);
+    admit(r->dbx, r);
 }
 
 static struct live_settings *live_settings_free(struct live_settings *s)

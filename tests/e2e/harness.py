@@ -308,30 +308,38 @@ class Daemon:
     def __init__(self, directory, binary, args, valgrind, extra_env=None):
         self.valgrind = valgrind
         self.factor = VALGRIND_FACTOR if valgrind else 1.0
+        self.directory = directory
+        self.binary = binary
+        self.stderr_path = os.path.join(directory, "daemon.stderr")
+        self.args = list(args)  # as given, for a replica started like this daemon
+        self.extra_env = extra_env
+        self.spawns = 0
+        self.spawn()
+
+    def spawn(self):
+        """Starts the process on a free port (again, after a port taken meanwhile)."""
+        self.spawns += 1
         self.port = free_port()
         self.address = "127.0.0.1:%d" % self.port
-        self.stderr_path = os.path.join(directory, "daemon.stderr")
         self.stderr = open(self.stderr_path, "wb")
-        self.args = list(args)  # as given, for a replica started like this daemon
         # "{port}" in an argument stands for the daemon's own gRPC port.
-        args = [a.replace("{port}", str(self.port)) for a in args]
+        args = [a.replace("{port}", str(self.port)) for a in self.args]
         # Every daemon gets its own metrics port unless a test chooses one:
         # the default 0.0.0.0:9090 would collide between tests and with the host.
         if not any(a == "--metrics-listen" or a.startswith("--metrics-listen=") for a in args):
             args = ["--metrics-listen", "127.0.0.1:0"] + list(args)
-        cmd = [binary, "--listen", self.address] + args
-        if valgrind:
+        cmd = [self.binary, "--listen", self.address] + args
+        if self.valgrind:
             if shutil.which("valgrind") is None:
                 raise Failure("valgrind is not installed (make deps installs it)")
-            cmd = VALGRIND_CMD + ["--log-file=" + os.path.join(directory, "valgrind.log")] + cmd
-        check(binary is not None, "daemon binary %s missing (run make)" % DAEMON)
+            cmd = VALGRIND_CMD + ["--log-file=" + os.path.join(self.directory, "valgrind.log")] + cmd
+        check(self.binary is not None, "daemon binary %s missing (run make)" % DAEMON)
         # The daemon reads FLYTE_DATABRICKS_*: start from a clean environment.
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_")}
-        self.extra_env = extra_env
-        env.update(extra_env or {})
+        env.update(self.extra_env or {})
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.stderr,
-                                     stderr=self.stderr, env=env, cwd=directory,
+                                     stderr=self.stderr, env=env, cwd=self.directory,
                                      preexec_fn=die_with_parent)
         self.exit_code = None
         self.channel = self.new_channel()
@@ -351,6 +359,14 @@ class Daemon:
         last = "no answer"
         while time.monotonic() < end:
             if self.proc.poll() is not None:
+                # free_port() cannot reserve its port: another socket may take it before the
+                # daemon binds (an outgoing connection's local port, another run on the box).
+                taken = "cannot listen on %s: Address already in use" % self.address
+                if taken in self.stderr_text() and self.spawns < 3:
+                    self.channel.close()
+                    self.stderr.close()
+                    self.spawn()
+                    continue
                 raise Failure("daemon exited with %d before serving: %s"
                               % (self.proc.returncode, self.stderr_tail(5)))
             try:
