@@ -12,7 +12,10 @@
  * SIGHUP re-reads the configuration and the token file; a valid new config
  * replaces the old one for calls that start from then on (calls in flight
  * keep theirs, so replaced configs stay allocated until exit), an invalid
- * one is refused and the old one stays in force.
+ * one is refused and the old one stays in force. A change of a token or
+ * client secret file (config_load() names them) does the same: Kubernetes
+ * updates a mounted Secret in place, and nobody sends a signal then. This
+ * thread looks at the files' stamps between signals, every second.
  *
  * SIGTERM/SIGINT: health turns NOT_SERVING at once; after shutdown_delay_ms
  * (default 0) the server stops accepting calls and gives the ones in flight
@@ -54,6 +57,8 @@
  * a loop or worker stuck this long is wedged, and systemd should restart us. */
 #define WEDGED_AFTER_MS 10000
 #define MAX_HOST_CONNECTIONS 16
+/* How often the token and secret files are looked at for a change. */
+#define WATCH_INTERVAL_MS 1000
 
 extern char **environ;
 
@@ -79,6 +84,7 @@ struct daemon {
     struct config *config;   /* in force */
     struct config **retired; /* replaced by reloads; freed at exit */
     size_t retired_count;
+    struct config_stamp *stamps; /* of config->watch_files, as last loaded */
     struct metrics *metrics;
     struct metrics_http *metrics_http;
     struct http *http;
@@ -237,14 +243,77 @@ static void serve_on_while_not_serving(long delay_ms)
         ;
 }
 
+/* Gives the stamps of config's watched files (free()), NULL when out of memory. */
+static struct config_stamp *stamps_of(const struct config *config)
+{
+    struct config_stamp *stamps = calloc(config->watch_files_count + 1, sizeof(*stamps));
+
+    for (size_t i = 0; stamps && i < config->watch_files_count; i++)
+        config_stamp_file(config->watch_files[i], &stamps[i]);
+    return stamps;
+}
+
+static bool same_watch_files(const struct config *a, const struct config *b)
+{
+    if (a->watch_files_count != b->watch_files_count)
+        return false;
+    for (size_t i = 0; i < a->watch_files_count; i++)
+        if (strcmp(a->watch_files[i], b->watch_files[i]) != 0)
+            return false;
+    return true;
+}
+
+/*
+ * Reloads, then keeps the stamps taken before the files were read: a file replaced while the
+ * reload read it then still counts as changed. Out of memory, the files are not watched until
+ * the next reload.
+ */
+static void reload_and_stamp(struct daemon *d)
+{
+    const struct config *old = d->config;
+    struct config_stamp *before = stamps_of(old);
+
+    reload(d);
+    if (d->config != old && !same_watch_files(old, d->config)) {
+        free(before);
+        before = stamps_of(d->config);
+    }
+    free(d->stamps);
+    d->stamps = before;
+}
+
+/* The first watched file whose content changed since the last stamps, or NULL. */
+static const char *changed_watched(const struct daemon *d)
+{
+    struct config_stamp now;
+
+    for (size_t i = 0; d->stamps && i < d->config->watch_files_count; i++) {
+        config_stamp_file(d->config->watch_files[i], &now);
+        if (!config_stamp_equal(&now, &d->stamps[i]))
+            return d->config->watch_files[i];
+    }
+    return NULL;
+}
+
 static int wait_for_stop_signal(struct daemon *d, const sigset_t *set)
 {
+    const struct timespec interval = {.tv_sec = WATCH_INTERVAL_MS / 1000,
+                                      .tv_nsec = (WATCH_INTERVAL_MS % 1000) * 1000000L};
+    const char *changed;
+
+    d->stamps = stamps_of(d->config);
     for (;;) {
-        int signal_number = 0;
-        if (sigwait(set, &signal_number) != 0)
+        int signal_number = sigtimedwait(set, NULL, &interval);
+
+        if (signal_number < 0) {
+            if (errno == EAGAIN && (changed = changed_watched(d))) {
+                log_info("file changed, reloading the configuration", "file", changed);
+                reload_and_stamp(d);
+            }
             continue;
+        }
         if (signal_number == SIGHUP) {
-            reload(d);
+            reload_and_stamp(d);
             continue;
         }
         return signal_number;
@@ -479,6 +548,7 @@ out:
     for (size_t i = 0; i < d.retired_count; i++)
         config_free(d.retired[i]);
     free(d.retired);
+    free(d.stamps);
     config_free(d.config);
     return exit_code;
 }
