@@ -273,7 +273,8 @@ static void on_submitted(void *user, const struct dbx_answer *answer)
         return;
     }
     p->run_id = strdup(digits);
-    if (!p->run_id || resmeta_encode(p->instance, digits, &meta, &meta_len) < 0) {
+    if (!p->run_id || resmeta_encode(&(struct resmeta){.instance = p->instance, .run_id = digits},
+                                     &meta, &meta_len) < 0) {
         server_call_fail(p->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         finish_pending(p, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         return;

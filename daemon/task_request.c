@@ -19,6 +19,8 @@
 #include <cjson/cJSON.h>
 
 #include "flyteidl/admin/agent.pb-c.h"
+#include "errmsg.h"
+#include "k8s_secret.h"
 #include "pbdepth.h"
 #include "resmeta.h"
 #include "spec.h"
@@ -34,6 +36,7 @@ const struct task_request_category task_request_categories[TASK_REQUEST_CATEGORI
  * request, except env, which it owns. */
 struct create_ask {
     const char *task_type;
+    const char *namespace;                  /* task_execution_metadata.namespace; NULL: none */
     const Google__Protobuf__Struct *custom; /* NULL: the template has none */
     struct spec_input container;            /* image, args and env only */
     struct spec_env_var *env;               /* owns: what container.env points to */
@@ -112,7 +115,53 @@ out:
     return code;
 }
 
+static void creds_done(struct task_request_creds *c)
+{
+    if (c->auth_token)
+        explicit_bzero(c->auth_token, strlen(c->auth_token));
+    free(c->auth_token);
+    free(c->namespace);
+    free(c->token_secret);
+    *c = (struct task_request_creds){0};
+}
+
 /* ---- CreateTask ------------------------------------------------------------ */
+
+/*
+ * The per-namespace Secret flytekit would read for this task: custom.databricksTokenSecret in
+ * the task's namespace. A name Kubernetes cannot have is refused (a typo would otherwise run the
+ * task under the connector's own identity); a namespace it cannot have, which propeller never
+ * sends, is treated as none.
+ */
+static grpc_status_code check_token_secret(const cJSON *custom, const char *namespace,
+                                           struct task_request_creds *ret,
+                                           char message[TASK_REQUEST_MESSAGE_SIZE])
+{
+    const cJSON *secret = cJSON_GetObjectItemCaseSensitive(custom, "databricksTokenSecret");
+    char q[64 + 4];
+
+    if (secret && !cJSON_IsNull(secret)) {
+        if (!cJSON_IsString(secret))
+            return refuse(message, GRPC_STATUS_INVALID_ARGUMENT,
+                          "custom.databricksTokenSecret must be a string");
+        if (!k8s_secret_name_valid(secret->valuestring)) {
+            errmsg_printable(q, sizeof(q), secret->valuestring, ERRMSG_QUOTED);
+            return refuse(message, GRPC_STATUS_INVALID_ARGUMENT,
+                          "custom.databricksTokenSecret '%s' is not a Kubernetes Secret name "
+                          "(lowercase letters, digits, '-' and '.', at most 253)",
+                          q);
+        }
+        ret->token_secret = strdup(secret->valuestring);
+        if (!ret->token_secret)
+            return refuse_oom(message);
+    }
+    if (k8s_secret_namespace_valid(namespace)) {
+        ret->namespace = strdup(namespace);
+        if (!ret->namespace)
+            return refuse_oom(message);
+    }
+    return GRPC_STATUS_OK;
+}
 
 /* The checks and the body, from plain values; fills ret's instance, body and retry_safe. */
 static grpc_status_code check_create(const struct config *config, const struct create_ask *ask,
@@ -139,6 +188,9 @@ static grpc_status_code check_create(const struct config *config, const struct c
     requested = spec_instance(custom);
     code = check_instance(config, requested ? requested : config->default_instance, &ret->instance,
                           ret->message);
+    if (code != GRPC_STATUS_OK)
+        goto out;
+    code = check_token_secret(custom, ask->namespace, &ret->creds, ret->message);
     if (code != GRPC_STATUS_OK)
         goto out;
     {
@@ -208,6 +260,9 @@ static grpc_status_code unpack_create(const uint8_t *request, size_t request_len
         ret->input_bytes = protobuf_c_message_get_packed_size(&req->inputs->base);
     }
     ask->custom = template_->custom;
+    if (req->task_execution_metadata && req->task_execution_metadata->namespace_ &&
+        req->task_execution_metadata->namespace_[0])
+        ask->namespace = req->task_execution_metadata->namespace_;
     if (spec_input_from_template(template_, &ask->container, &ask->env) < 0)
         return refuse_oom(ret->message);
     /* Without a task execution id there is no token, and the submit is not retried; out of
@@ -230,8 +285,10 @@ grpc_status_code task_request_create(const struct config *config, const uint8_t 
     code = unpack_create(request, request_len, &req, &ask, ret);
     if (code == GRPC_STATUS_OK)
         code = check_create(config, &ask, ret);
-    if (code != GRPC_STATUS_OK)
+    if (code != GRPC_STATUS_OK) {
         ret->idempotency_token[0] = '\0';
+        creds_done(&ret->creds);
+    }
     free(ask.env);
     if (req)
         flyteidl__admin__create_task_request__free_unpacked(req, NULL);
@@ -248,6 +305,7 @@ void task_request_submit_done(struct task_request_submit *s)
     s->instance = NULL;
     free(s->body);
     s->body = NULL;
+    creds_done(&s->creds);
 }
 
 /* ---- GetTask and DeleteTask -------------------------------------------------- */
@@ -269,7 +327,6 @@ static grpc_status_code check_run(const struct config *config, const char *task_
     code = check_task_type(task_type, ret->message);
     if (code != GRPC_STATUS_OK)
         goto out;
-    /* flytekit's resource_meta may carry "auth_token": resmeta ignores it. */
     if (resmeta_decode(resource_meta, resource_meta_len, &meta, &error) < 0) {
         code = refuse(ret->message, GRPC_STATUS_INVALID_ARGUMENT, "%s",
                       error ? error : "malformed resource_meta");
@@ -280,6 +337,11 @@ static grpc_status_code check_run(const struct config *config, const char *task_
         goto out;
     ret->run_id = meta.run_id;
     meta.run_id = NULL;
+    /* The run's token sources: the Secret CreateTask used, or flytekit's own token. */
+    ret->creds.namespace = meta.namespace;
+    ret->creds.token_secret = meta.token_secret;
+    ret->creds.auth_token = meta.auth_token;
+    meta.namespace = meta.token_secret = meta.auth_token = NULL;
 out:
     free(error);
     resmeta_done(&meta);
@@ -365,4 +427,5 @@ void task_request_run_done(struct task_request_run *r)
     r->instance = NULL;
     free(r->run_id);
     r->run_id = NULL;
+    creds_done(&r->creds);
 }

@@ -36,6 +36,15 @@ extern const struct task_request_category task_request_categories[TASK_REQUEST_C
 /* True for the task types in task_request_categories ("spark", "databricks"). */
 bool task_request_type_supported(const char *name);
 
+/* Where the token for a call may come from besides the call itself and the connector's own
+ * (creds.h), as the request says. */
+struct task_request_creds {
+    char *namespace;    /* owns; the task's namespace (CreateTask) or resource_meta's; NULL: none */
+    char *token_secret; /* owns; custom.databricksTokenSecret or resource_meta's; NULL: flytekit's
+                         * default name */
+    char *auth_token;   /* owns, SECRET: flytekit's auth_token from resource_meta; NULL: none */
+};
+
 /* Room for any message the checks write (longer ones are cut). */
 #define TASK_REQUEST_MESSAGE_SIZE 768
 
@@ -47,7 +56,8 @@ struct task_request_submit {
     size_t input_bytes; /* this packed size */
     char *instance;     /* owns; normalized and allowed; NULL until resolved */
     /* Set on success only: */
-    char *body;      /* owns; the runs/submit body, JSON text */
+    struct task_request_creds creds; /* namespace (a valid one, else none) and token_secret */
+    char *body;                      /* owns; the runs/submit body, JSON text */
     bool retry_safe; /* the body carries an idempotency_token: a repeat starts no second run */
     char idempotency_token[IDEMPOTENCY_TOKEN_SIZE]; /* "" when the request names no execution */
     /* Set on failure only: */
@@ -58,7 +68,8 @@ struct task_request_submit {
  * Checks the bytes of a flyteidl.admin.CreateTaskRequest (borrowed) against `config`
  * (borrowed) and fills *ret (free its strings with task_request_submit_done(), on failure
  * too). Returns GRPC_STATUS_OK, or the status to answer: INVALID_ARGUMENT (undecodable, no
- * template or custom config, no or malformed instance, a job spec spec_build() refuses),
+ * template or custom config, no or malformed instance, a databricksTokenSecret that is no
+ * Kubernetes Secret name, a job spec spec_build() refuses),
  * NOT_FOUND (a task type this connector does not serve), PERMISSION_DENIED (an instance the
  * allowlist does not name), RESOURCE_EXHAUSTED (out of memory).
  */
@@ -74,6 +85,7 @@ struct task_request_run {
                       * request does not decode */
     char *instance;  /* owns; normalized and allowed; set on success only */
     char *run_id;    /* owns; 1-19 decimal digits; set on success only */
+    struct task_request_creds creds;         /* from resource_meta; set on success only */
     char message[TASK_REQUEST_MESSAGE_SIZE]; /* set on failure only */
 };
 
