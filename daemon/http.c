@@ -281,6 +281,8 @@ int http_transfer_start(struct http *http, struct http_transfer *t)
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* Databricks and the Kubernetes API both speak TLS 1.2 or later; nothing older is offered. */
+    curl_easy_setopt(easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     if (t->ca_file)
         curl_easy_setopt(easy, CURLOPT_CAINFO, t->ca_file);
     if (t->body) {

@@ -679,20 +679,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send(200, data)
 
 
-class Server(http.server.ThreadingHTTPServer):
+class TLSServer(http.server.ThreadingHTTPServer):
+    """A threading HTTPS server on 127.0.0.1; fake_kubernetes.py serves through it too."""
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address, context, token):
-        super().__init__(address, Handler)
+    def __init__(self, address, context, handler):
+        super().__init__(address, handler)
         self.context = context
-        self.token = token
-        self.state = State("%s:%d" % self.server_address[:2])
 
     def finish_request(self, request, client_address):
         # TLS handshake here, on the connection's own thread, so one slow or
         # broken client cannot stall accept().
-        request.settimeout(Handler.timeout)
+        request.settimeout(self.RequestHandlerClass.timeout)
         # Headers and body leave in separate writes: without this, Nagle plus the client's
         # delayed ACK add 40 ms to every answer.
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -710,6 +709,33 @@ class Server(http.server.ThreadingHTTPServer):
                 pass
 
 
+def serve(server):
+    """Prints PORT=, then serves until SIGTERM or SIGINT."""
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print("PORT=%d" % server.server_address[1], flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+
+
+def tls_context(cert, key):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+class Server(TLSServer):
+    def __init__(self, address, context, token):
+        super().__init__(address, context, Handler)
+        self.token = token
+        self.state = State("%s:%d" % self.server_address[:2])
+
+
 def main():
     parser = argparse.ArgumentParser(description="fake Databricks Jobs API")
     parser.add_argument("--port", type=int, default=0)
@@ -721,20 +747,8 @@ def main():
     if args.host not in ("127.0.0.1", "localhost"):
         parser.error("the fake listens on 127.0.0.1 only")
 
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(args.cert, args.key)
-    server = Server(("127.0.0.1", args.port), context, args.token)
-
-    def stop(signum, frame):
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    print("PORT=%d" % server.server_address[1], flush=True)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()
+    server = Server(("127.0.0.1", args.port), tls_context(args.cert, args.key), args.token)
+    serve(server)
 
 
 if __name__ == "__main__":
