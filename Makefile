@@ -68,7 +68,7 @@ PURE_MODULES := spec phase resmeta structjson dbx_response config idempotency fa
 	task_request \
 	errmsg status pbdepth \
 	template_json
-PURE_MODULES += dbx_limit retry k8s_secret tokencache
+PURE_MODULES += dbx_limit retry k8s_secret tokencache oauth_token
 PURE_OBJS := $(patsubst %,$(BUILD)/daemon/%.o,$(PURE_MODULES))
 # Modules with threads or local I/O but no Databricks or gRPC traffic; unit
 # tests link them too (test_metrics_http and test_notify use local sockets,

@@ -58,6 +58,17 @@ For runs/get, a reset or truncate without "body" carries a TERMINATED/SUCCESS
 answer for the run: a connector that used the broken answer would end the
 task.
 
+OAuth machine-to-machine: POST /oidc/v1/token answers as a workspace does for
+a service principal once /fake/config sets "oauth" ({"client_id", "client_secret",
+"expires_in"}): HTTP Basic client credentials and the form grant_type=
+client_credentials&scope=all-apis give {"access_token", "token_type": "Bearer",
+"expires_in"}; a wrong client gets 401 invalid_client. The Jobs API then takes
+only tokens it issued and that are neither expired nor revoked (401 otherwise),
+plus any static tokens /fake/config "tokens" lists.
+
+Tokens: the Jobs API takes a bearer token from "tokens" (at first --token; no
+token: 401, an unknown one: 403) or, with OAuth set, an issued token.
+
 Control API (no auth):
   POST /fake/script  {"steps": [...]}               script for next runs
                      {"run_id": N, "steps": [...]}  replace a run's script
@@ -69,7 +80,11 @@ Control API (no auth):
   POST /fake/forget  {"run_id": N, "style": "404"}  drop a run (expired)
   POST /fake/config  {"missing_style": "400"|"404", "include_status": bool,
                       "unknown_run": step|null, "random_faults": {...}|null,
-                      "record": bool}
+                      "record": bool, "tokens": [static tokens taken],
+                      "oauth": {"client_id", "client_secret", "expires_in"}|null
+                      (setting "oauth" drops the static tokens unless the same
+                      call lists "tokens")}
+  POST /fake/oauth/revoke                           every issued token is refused from now on
   POST /fake/reset                                  back to the start state
   GET  /fake/requests                               the request record
   GET  /fake/stats                                  {"counts": {path: requests,
@@ -78,11 +93,13 @@ Control API (no auth):
 """
 
 import argparse
+import base64
 import copy
 import http.server
 import json
 import os
 import random
+import secrets
 import signal
 import socket
 import ssl
@@ -93,6 +110,7 @@ import time
 import urllib.parse
 
 API = "/api/2.1/jobs/runs/"
+OIDC_TOKEN = "/oidc/v1/token"
 FIRST_RUN_ID = 1000
 FIRST_JOB_ID = 700000
 MAX_BODY = 16 * 1024 * 1024
@@ -192,9 +210,10 @@ class Run:
 
 
 class State:
-    def __init__(self, address):
+    def __init__(self, address, token):
         self.lock = threading.Lock()
         self.address = address
+        self.token = token
         self.reset()
 
     def reset(self):
@@ -214,6 +233,10 @@ class State:
         self.random = random.Random(0)
         self.record = True
         self.counts = {}           # path -> requests received
+        self.tokens = {self.token}  # static bearer tokens taken
+        self.oauth = None          # {"client_id", "client_secret", "expires_in"}: OAuth on
+        self.issued = {}           # issued access token -> expiry (time.time() scale)
+        self.revoked = set()
         # Hanging requests wait on this; /fake/release sets it and puts a
         # fresh one in place for later hangs. Not reset with the rest.
         if not hasattr(self, "release"):
@@ -445,7 +468,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     "body": body_json if body_json is not None else raw.decode("utf-8", "replace"),
                     "time": arrived})
         try:
-            self.check_auth()
+            if url.path != OIDC_TOKEN:
+                self.check_auth()
             with state.lock:
                 key = (method, url.path)
                 queue = state.injected.get(key)
@@ -512,13 +536,49 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not value or not value.startswith("Bearer "):
             raise ApiError(401, "UNAUTHENTICATED",
                            "Credential was not sent or was of an unsupported type for this API.")
-        if value[len("Bearer "):] != self.server.token:
-            raise ApiError(403, "PERMISSION_DENIED", "Invalid access token.")
+        token = value[len("Bearer "):]
+        state = self.server.state
+        with state.lock:
+            if token in state.tokens:
+                return
+            expiry = state.issued.get(token)
+            if expiry is not None and (token in state.revoked or expiry <= time.time()):
+                raise ApiError(401, "UNAUTHENTICATED", "Token is expired or revoked.")
+            if expiry is None:
+                raise ApiError(403, "PERMISSION_DENIED", "Invalid access token.")
+
+    def oauth_token(self, raw):
+        """The token endpoint of a workspace for a service principal (client credentials)."""
+        state = self.server.state
+        with state.lock:
+            oauth = dict(state.oauth) if state.oauth else None
+        value = self.headers.get("Authorization", "")
+        try:
+            user, _, password = base64.b64decode(value[len("Basic "):]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            user = password = None
+        if (not oauth or not value.startswith("Basic ") or user != oauth["client_id"]
+                or password != oauth["client_secret"]):
+            return 401, {"error": "invalid_client",
+                         "error_description": "Client authentication failed"}, 0
+        form = urllib.parse.parse_qs(raw.decode("utf-8", "replace"))
+        if form.get("grant_type") != ["client_credentials"] or form.get("scope") != ["all-apis"]:
+            return 400, {"error": "invalid_request",
+                         "error_description": "expected grant_type=client_credentials and "
+                                              "scope=all-apis"}, 0
+        expires_in = int(oauth.get("expires_in", 3600))
+        with state.lock:
+            token = "fake-oauth-%d-%s" % (len(state.issued) + 1, secrets.token_hex(8))
+            state.issued[token] = time.time() + expires_in
+        return 200, {"access_token": token, "token_type": "Bearer", "expires_in": expires_in,
+                     "scope": "all-apis"}, 0
 
     # ---- the Jobs API ---------------------------------------------------
 
     def api(self, method, url, raw):
         """Returns (http status, answer, delay_ms); raises ApiError."""
+        if url.path == OIDC_TOKEN and method == "POST":
+            return self.oauth_token(raw)
         routes = {API + "submit": ("POST", self.submit),
                   API + "get": ("GET", self.get_run),
                   API + "cancel": ("POST", self.cancel)}
@@ -671,6 +731,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     state.random = random.Random(seed if seed is not None else 0)
                 if "record" in body:
                     state.record = bool(body["record"])
+                if "oauth" in body:
+                    state.oauth = body["oauth"]
+                    if "tokens" not in body and body["oauth"]:
+                        state.tokens = set()
+                if "tokens" in body:
+                    state.tokens = set(body["tokens"])
+                answer = {}
+            elif (method, path) == ("POST", "/fake/oauth/revoke"):
+                state.revoked.update(state.issued)
                 answer = {}
             else:
                 self.send(404, {"error": "no control endpoint %s %s" % (method, path)})
@@ -732,8 +801,7 @@ def tls_context(cert, key):
 class Server(TLSServer):
     def __init__(self, address, context, token):
         super().__init__(address, context, Handler)
-        self.token = token
-        self.state = State("%s:%d" % self.server_address[:2])
+        self.state = State("%s:%d" % self.server_address[:2], token)
 
 
 def main():
