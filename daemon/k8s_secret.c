@@ -233,17 +233,38 @@ out:
     return r;
 }
 
+/* The message of a Kubernetes Status answer, shown on one line, or `otherwise`. */
+static const char *status_message(const char *body, size_t body_len, const char *otherwise,
+                                  char *buf, size_t size)
+{
+    cJSON *root = cJSON_ParseWithLength(body, body_len);
+    const cJSON *message = cJSON_GetObjectItemCaseSensitive(root, "message");
+    const char *text = otherwise;
+
+    if (cJSON_IsString(message) && message->valuestring && message->valuestring[0])
+        text = errmsg_printable(buf, size, message->valuestring, ERRMSG_ONE_LINE);
+    cJSON_Delete(root);
+    return text;
+}
+
 int k8s_secret_judge(long status, const char *body, size_t body_len, char **ret_token,
                      char **reterr_msg)
 {
+    char buf[300];
+    const char *text;
+
     switch (status) {
     case 200:
         return judge_found(body, body_len, ret_token, reterr_msg);
     case 403:
-        return say(reterr_msg, K8S_SECRET_FORBIDDEN, "HTTP 403: forbidden");
+        return say(reterr_msg, K8S_SECRET_FORBIDDEN, "HTTP 403: %s",
+                   status_message(body, body_len, "forbidden", buf, sizeof(buf)));
     case 404:
-        return say(reterr_msg, K8S_SECRET_ABSENT, "HTTP 404: no such Secret");
+        return say(reterr_msg, K8S_SECRET_ABSENT, "HTTP 404: %s",
+                   status_message(body, body_len, "no such Secret", buf, sizeof(buf)));
     default:
-        return say(reterr_msg, K8S_SECRET_TROUBLE, "HTTP %ld", status);
+        text = status_message(body, body_len, "", buf, sizeof(buf));
+        return say(reterr_msg, K8S_SECRET_TROUBLE, "HTTP %ld%s%s", status, text[0] ? ": " : "",
+                   text);
     }
 }

@@ -163,22 +163,43 @@ static struct tokencache_waiter *take_waiters(struct entry *e)
     return w;
 }
 
+/* The entry's answer when it is usable at now_ms: HIT, HIT_REFRESH, or MISS. */
+static enum tokencache_lookup answer_of(struct entry *e, int64_t now_ms,
+                                        struct tokencache_answer *ret)
+{
+    if (!e->has_answer || now_ms >= e->expires_ms)
+        return TOKENCACHE_MISS;
+    *ret = (struct tokencache_answer){e->kind, e->value, e->note};
+    if (e->fetching || now_ms < e->refresh_ms)
+        return TOKENCACHE_HIT;
+    e->fetching = true;
+    return TOKENCACHE_HIT_REFRESH;
+}
+
+enum tokencache_lookup tokencache_peek(struct tokencache *c, const char *key, int64_t now_ms,
+                                       struct tokencache_answer *ret)
+{
+    struct entry *e = *slot_of(c, key);
+
+    if (!e)
+        return TOKENCACHE_MISS;
+    e->last_used_ms = now_ms;
+    return answer_of(e, now_ms, ret);
+}
+
 enum tokencache_lookup tokencache_lookup(struct tokencache *c, const char *key, int64_t now_ms,
                                          struct tokencache_waiter *waiter,
                                          struct tokencache_answer *ret)
 {
     struct entry **slot = slot_of(c, key);
     struct entry *e = *slot;
+    enum tokencache_lookup found;
 
     if (e) {
         e->last_used_ms = now_ms;
-        if (e->has_answer && now_ms < e->expires_ms) {
-            *ret = (struct tokencache_answer){e->kind, e->value, e->note};
-            if (e->fetching || now_ms < e->refresh_ms)
-                return TOKENCACHE_HIT;
-            e->fetching = true;
-            return TOKENCACHE_HIT_REFRESH;
-        }
+        found = answer_of(e, now_ms, ret);
+        if (found != TOKENCACHE_MISS)
+            return found;
         link_waiter(e, waiter);
         if (e->fetching)
             return TOKENCACHE_JOINED;
@@ -207,11 +228,14 @@ enum tokencache_lookup tokencache_lookup(struct tokencache *c, const char *key, 
 }
 
 int tokencache_store(struct tokencache *c, const char *key, const struct tokencache_answer *answer,
-                     int64_t expires_ms, int64_t refresh_ms, struct tokencache_waiter **ret_waiters)
+                     int64_t expires_ms, int64_t refresh_ms, struct tokencache_waiter **ret_waiters,
+                     int *ret_previous_kind)
 {
     struct entry *e = *slot_of(c, key);
 
     *ret_waiters = NULL;
+    if (ret_previous_kind)
+        *ret_previous_kind = e && e->has_answer ? e->kind : -1;
     if (!e)
         return 0;
     *ret_waiters = take_waiters(e);

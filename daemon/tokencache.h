@@ -42,6 +42,7 @@ enum tokencache_lookup {
     TOKENCACHE_FETCH,       /* nothing usable: start a fetch; waiter will come back from its end */
     TOKENCACHE_FULL,        /* no room for another key (every entry is being fetched), or no
                              * memory: nothing was linked */
+    TOKENCACHE_MISS,        /* tokencache_peek() only: nothing usable; nothing changed */
     _TOKENCACHE_LOOKUP_MAX,
 };
 
@@ -61,16 +62,24 @@ enum tokencache_lookup tokencache_lookup(struct tokencache *cache, const char *k
                                          struct tokencache_waiter *waiter,
                                          struct tokencache_answer *ret);
 
+/* tokencache_lookup() for a caller that cannot wait where it is: HIT and HIT_REFRESH as there;
+ * otherwise TOKENCACHE_MISS, with nothing linked or changed (the caller then looks up again
+ * where it can wait). */
+enum tokencache_lookup tokencache_peek(struct tokencache *cache, const char *key, int64_t now_ms,
+                                       struct tokencache_answer *ret);
+
 /*
  * Ends the fetch of key with `answer` (borrowed; copied): lookups are answered from it until
  * expires_ms, and from refresh_ms on (refresh_ms <= expires_ms) the next lookup asks for a
  * background fetch. Gives the waiters to answer (linked through next, in the order they came;
- * NULL: none). Returns 0, or -ENOMEM when the answer could not be kept: the waiters still come
- * back and the next lookup fetches again.
+ * NULL: none), and in *ret_previous_kind (when not NULL) the kind of the answer it replaces, -1
+ * when there was none (so a caller can say something once per change, not once per fetch).
+ * Returns 0, or -ENOMEM when the answer could not be kept: the waiters still come back and the
+ * next lookup fetches again.
  */
 int tokencache_store(struct tokencache *cache, const char *key,
                      const struct tokencache_answer *answer, int64_t expires_ms, int64_t refresh_ms,
-                     struct tokencache_waiter **ret_waiters);
+                     struct tokencache_waiter **ret_waiters, int *ret_previous_kind);
 
 /* Ends the fetch of key without an answer: gives the waiters back. An earlier answer stays in
  * use until its own expiry (a failed re-validation costs nothing while it lasts). */

@@ -162,6 +162,20 @@ static void test_not_found(void **state)
         assert_string_equal(err, cases[i].message);
         free(err);
     }
+    /* the API server's own words, when its Status has them */
+    assert_int_equal(
+        judge(403,
+              "{\"kind\":\"Status\",\"message\":\"secrets \\\"t\\\" is forbidden: User "
+              "\\\"system:serviceaccount:flyte:fdc\\\" cannot get resource\",\"code\":403}",
+              &token, &err),
+        K8S_SECRET_FORBIDDEN);
+    assert_string_equal(err, "HTTP 403: secrets \"t\" is forbidden: User "
+                             "\"system:serviceaccount:flyte:fdc\" cannot get resource");
+    free(err);
+    assert_int_equal(judge(500, "{\"message\":\"etcd\\nleader changed\"}", &token, &err),
+                     K8S_SECRET_TROUBLE);
+    assert_string_equal(err, "HTTP 500: etcd leader changed");
+    free(err);
     /* a 200 that is not a Secret at all */
     assert_int_equal(judge(200, "<html>proxy</html>", &token, &err), K8S_SECRET_TROUBLE);
     assert_string_equal(err, "the answer is not a JSON object");

@@ -30,7 +30,7 @@ static void store(struct tokencache *c, const char *key, const char *value, int6
 {
     struct tokencache_answer a = {.kind = 7, .value = value, .note = "from the fake"};
 
-    assert_int_equal(tokencache_store(c, key, &a, expires, refresh, ret), 0);
+    assert_int_equal(tokencache_store(c, key, &a, expires, refresh, ret, NULL), 0);
 }
 
 static void test_single_flight(void **state)
@@ -62,6 +62,32 @@ static void test_single_flight(void **state)
     assert_int_equal(a.kind, 7);
     assert_string_equal(a.value, "tok-1");
     assert_string_equal(a.note, "from the fake");
+    tokencache_free(c);
+}
+
+/* A peek answers from memory like a lookup, and otherwise changes nothing. */
+static void test_peek(void **state)
+{
+    struct tokencache *c = tokencache_new(8);
+    struct tokencache_waiter w, *back;
+    struct tokencache_answer a;
+
+    (void)state;
+    assert_int_equal(tokencache_peek(c, "k", 0, &a), TOKENCACHE_MISS);
+    assert_int_equal(tokencache_count(c), 0);
+    assert_int_equal(tokencache_lookup(c, "k", 0, &w, &a), TOKENCACHE_FETCH);
+    /* under way, nothing usable yet: a peek neither joins nor starts anything */
+    assert_int_equal(tokencache_peek(c, "k", 1, &a), TOKENCACHE_MISS);
+    store(c, "k", "v", 1000, 800, &back);
+    assert_ptr_equal(back, &w);
+    assert_null(back->next);
+    assert_int_equal(tokencache_peek(c, "k", 2, &a), TOKENCACHE_HIT);
+    assert_string_equal(a.value, "v");
+    assert_int_equal(tokencache_peek(c, "k", 800, &a), TOKENCACHE_HIT_REFRESH);
+    assert_int_equal(tokencache_peek(c, "k", 801, &a), TOKENCACHE_HIT);
+    store(c, "k", "v2", 2000, 1800, &back);
+    assert_null(back);
+    assert_int_equal(tokencache_peek(c, "k", 2000, &a), TOKENCACHE_MISS);
     tokencache_free(c);
 }
 
@@ -126,12 +152,24 @@ static void test_negative_answers(void **state)
     struct tokencache_answer a, absent = {.kind = 3, .value = NULL, .note = "HTTP 404"};
 
     (void)state;
+    int previous;
+
     assert_int_equal(tokencache_lookup(c, "k", 0, &w, &a), TOKENCACHE_FETCH);
-    assert_int_equal(tokencache_store(c, "k", &absent, 500, 400, &back), 0);
+    assert_int_equal(tokencache_store(c, "k", &absent, 500, 400, &back, &previous), 0);
+    assert_int_equal(previous, -1);
     assert_int_equal(tokencache_lookup(c, "k", 1, &w, &a), TOKENCACHE_HIT);
     assert_int_equal(a.kind, 3);
     assert_null(a.value);
     assert_string_equal(a.note, "HTTP 404");
+    /* the same answer again says so; another one says what it replaced */
+    assert_int_equal(tokencache_lookup(c, "k", 400, &w, &a), TOKENCACHE_HIT_REFRESH);
+    assert_int_equal(tokencache_store(c, "k", &absent, 900, 800, &back, &previous), 0);
+    assert_int_equal(previous, 3);
+    assert_int_equal(tokencache_lookup(c, "k", 800, &w, &a), TOKENCACHE_HIT_REFRESH);
+    store(c, "k", "v", 1500, 1400, &back);
+    assert_int_equal(tokencache_lookup(c, "k", 1400, &w, &a), TOKENCACHE_HIT_REFRESH);
+    assert_int_equal(tokencache_store(c, "k", &absent, 2000, 1900, &back, &previous), 0);
+    assert_int_equal(previous, 7);
     tokencache_free(c);
 }
 
@@ -232,7 +270,7 @@ int main(void)
         cmocka_unit_test(test_single_flight), cmocka_unit_test(test_refresh_and_expiry),
         cmocka_unit_test(test_not_cached),    cmocka_unit_test(test_negative_answers),
         cmocka_unit_test(test_invalidate),    cmocka_unit_test(test_limit),
-        cmocka_unit_test(test_many_keys),
+        cmocka_unit_test(test_many_keys),     cmocka_unit_test(test_peek),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
