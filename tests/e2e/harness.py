@@ -261,6 +261,7 @@ class Daemon:
         self.address = "127.0.0.1:%d" % self.port
         self.stderr_path = os.path.join(directory, "daemon.stderr")
         self.stderr = open(self.stderr_path, "wb")
+        self.args = list(args)  # as given, for a replica started like this daemon
         # "{port}" in an argument stands for the daemon's own gRPC port.
         args = [a.replace("{port}", str(self.port)) for a in args]
         # Every daemon gets its own metrics port unless a test chooses one:
@@ -275,6 +276,7 @@ class Daemon:
         check(binary is not None, "daemon binary %s missing (run make)" % DAEMON)
         # The daemon reads FLYTE_DATABRICKS_*: start from a clean environment.
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_")}
+        self.extra_env = extra_env
         env.update(extra_env or {})
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.stderr,
@@ -518,6 +520,17 @@ class Test:
         if wait:
             daemon.wait_serving(self.pb.health)
         return Env(self, fake, daemon, token)
+
+    def start_replica(self, env):
+        """Another daemon started like env's, against the same fake, in a directory of its
+        own (each daemon writes its own daemon.stderr). Gives the Daemon once it serves."""
+        directory = os.path.join(self.dir, "replica-%d" % len(self.daemons))
+        os.mkdir(directory)
+        daemon = Daemon(directory, self.suite.daemon, env.daemon.args, env.daemon.valgrind,
+                        env.daemon.extra_env)
+        self.daemons.append(daemon)
+        daemon.wait_serving(self.pb.health)
+        return daemon
 
     def finish(self, failed):
         """Stops everything; raises Failure for a bad exit or a leaked secret."""
