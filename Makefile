@@ -147,10 +147,10 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(UNIT_OBJS) $(GEN_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PURE_LIBS) $(SHARED_LIBS) $(CMOCKA_LIBS) -lpthread
 
-# test_agent links the task handlers without the gRPC server or the Databricks client: the
-# linker sends agent.o's calls to them to the test's own __wrap_ functions.
-AGENT_WRAPS := dbx_request server_call_reply server_call_fail server_call_deadline_ms \
-	server_call_method
+# test_agent links the task handlers without the gRPC server, the token chain or the Databricks
+# client: the linker sends agent.o's calls to them to the test's own __wrap_ functions.
+AGENT_WRAPS := creds_request creds_source_name server_call_reply server_call_fail \
+	server_call_deadline_ms server_call_method
 comma := ,
 $(BUILD)/tests/test_agent: $(BUILD)/tests/test_agent.o $(BUILD)/daemon/agent.o $(UNIT_OBJS) \
 		$(GEN_OBJS)

@@ -7,17 +7,18 @@
  * without the network (request shape, task type, instance allowlist,
  * resource_meta, the runs/submit body); the handler answers bad input at
  * once, and otherwise queues one Databricks request with a `struct pending`
- * as its context. The Databricks client calls back on its own thread; the
- * callback builds the answer, completes the gRPC call, logs one line and
- * frees the pending state. GetTasks for one run share one runs/get through
- * runs.c, which also decides what each waiter hears (runs_decide_answer()).
+ * as its context, through creds.c, which finds the call's token (and says
+ * where it came from, for the log line and resource_meta). The Databricks client calls back on its
+ * own thread; the callback builds the answer, completes the gRPC call, logs one line and frees the
+ * pending state. GetTasks for one run share one runs/get through runs.c, which also decides what
+ * each waiter hears (runs_decide_answer()).
  *
  * Error policy (propeller counts every failed GetTask against the task):
  * a verdict on the run is a phase; transient Databricks trouble is retried
  * inside dbx.c and only then becomes UNAVAILABLE, never a terminal phase.
  *
  * This file only turns those decisions into gRPC answers, log lines and
- * metrics; tests/unit/test_agent.c runs it against fakes of dbx_request()
+ * metrics; tests/unit/test_agent.c runs it against fakes of creds_request()
  * and the server_call functions.
  */
 #include "agent.h"
@@ -31,6 +32,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "creds.h"
 #include "flyteidl/admin/agent.pb-c.h"
 #include "log.h"
 #include "phase.h"
@@ -45,7 +47,7 @@
 
 struct agent {
     const struct config *_Atomic config;
-    struct dbx *dbx;
+    struct creds *creds;
     struct metrics *metrics;
     struct runs *runs;
 };
@@ -100,9 +102,10 @@ struct pending {
     char *instance;
     char *run_id;
     int64_t started_ms;
+    struct creds_used used; /* where the token came from; source NONE until one did */
 };
 
-struct agent *agent_new(const struct config *config, struct dbx *dbx, struct metrics *metrics)
+struct agent *agent_new(const struct config *config, struct creds *creds, struct metrics *metrics)
 {
     struct agent *agent = calloc(1, sizeof(*agent));
     struct runs_settings runs_settings = {
@@ -114,7 +117,7 @@ struct agent *agent_new(const struct config *config, struct dbx *dbx, struct met
     if (!agent)
         return NULL;
     atomic_store(&agent->config, config);
-    agent->dbx = dbx;
+    agent->creds = creds;
     agent->metrics = metrics;
     agent->runs = runs_new(&runs_settings);
     if (!agent->runs)
@@ -146,10 +149,11 @@ static struct pending *pending_free(struct pending *p)
     return NULL;
 }
 
-/* One line per finished call, with the fields operators filter on. */
+/* One line per finished call, with the fields operators filter on, and where its token came
+ * from (`used`; NULL or source NONE: none was needed or found). */
 static void log_call(struct agent *agent, const char *task_type, enum operation operation,
                      const char *instance, const char *run_id, grpc_status_code code,
-                     int64_t started_ms, const char *message)
+                     int64_t started_ms, const char *message, const struct creds_used *used)
 {
     char code_text[16], duration[24];
     int64_t elapsed_ms = clock_now_ms() - started_ms;
@@ -163,7 +167,10 @@ static void log_call(struct agent *agent, const char *task_type, enum operation 
               code == GRPC_STATUS_OK ? "call done" : "call failed", "task_type",
               task_type && task_type[0] ? task_type : NULL, "operation", operation_names[operation],
               "instance", instance, "run_id", run_id, "grpc_code", code_text, "duration_ms",
-              duration, "error", message, (const char *)NULL);
+              duration, "token_source",
+              used && used->source != CREDS_SOURCE_NONE ? creds_source_name(used->source) : NULL,
+              "token_name", used && used->name[0] ? used->name : NULL, "error", message,
+              (const char *)NULL);
 }
 
 /* Answers with an error and logs it; for failures found before Databricks. */
@@ -172,13 +179,13 @@ static void fail_call(struct agent *agent, struct server_call *call, enum operat
                       int64_t started_ms, grpc_status_code code, const char *message)
 {
     server_call_fail(call, code, message);
-    log_call(agent, task_type, operation, instance, run_id, code, started_ms, message);
+    log_call(agent, task_type, operation, instance, run_id, code, started_ms, message, NULL);
 }
 
 static void finish_pending(struct pending *p, grpc_status_code code, const char *message)
 {
     log_call(p->agent, p->task_type, p->operation, p->instance, p->run_id, code, p->started_ms,
-             message);
+             message, &p->used);
     pending_free(p);
 }
 
@@ -219,10 +226,22 @@ static struct pending *pending_new(struct agent *agent, const struct config *con
     return p;
 }
 
+/* The token sources a request names, for creds_request(). */
+static struct creds_ask creds_ask_of(const struct task_request_creds *c)
+{
+    return (struct creds_ask){
+        .namespace = c->namespace,
+        .token_secret = c->token_secret,
+        .resmeta_token = c->auth_token,
+    };
+}
+
 /* Queues the Databricks request or answers UNAVAILABLE; takes p and body. */
 static void send_to_databricks(struct pending *p, enum dbx_endpoint endpoint, char *body,
-                               bool retry_safe, dbx_done_fn done)
+                               bool retry_safe, const struct task_request_creds *from,
+                               dbx_done_fn done)
 {
+    const struct creds_ask ask = creds_ask_of(from);
     const struct dbx_call dbx_call = {
         .endpoint = endpoint,
         .instance = p->instance,
@@ -230,7 +249,7 @@ static void send_to_databricks(struct pending *p, enum dbx_endpoint endpoint, ch
         .retry_safe = retry_safe,
         .deadline_ms = databricks_deadline(p->config, p->call),
     };
-    int r = dbx_request(p->agent->dbx, &dbx_call, body, done, p);
+    int r = creds_request(p->agent->creds, p->config, &dbx_call, &ask, body, done, p, &p->used);
     if (r < 0) {
         const char *message = r == -ESHUTDOWN ? "connector shutting down" : "out of memory";
         server_call_fail(p->call, GRPC_STATUS_UNAVAILABLE, message);
@@ -273,8 +292,15 @@ static void on_submitted(void *user, const struct dbx_answer *answer)
         return;
     }
     p->run_id = strdup(digits);
-    if (!p->run_id || resmeta_encode(&(struct resmeta){.instance = p->instance, .run_id = digits},
-                                     &meta, &meta_len) < 0) {
+    /* A namespace Secret served the submit: the run's later calls use the same one. */
+    if (!p->run_id ||
+        resmeta_encode(&(struct resmeta){.instance = p->instance,
+                                         .run_id = digits,
+                                         .namespace = p->used.source == CREDS_SOURCE_NAMESPACE
+                                                          ? p->used.namespace
+                                                          : NULL,
+                                         .token_secret = p->used.token_secret},
+                       &meta, &meta_len) < 0) {
         server_call_fail(p->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         finish_pending(p, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         return;
@@ -315,7 +341,8 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
     log_debug("submitting run", "task_type", submit.task_type, "instance", p->instance,
               "idempotency_token",
               submit.idempotency_token[0] ? submit.idempotency_token : "(none)");
-    send_to_databricks(p, DBX_RUNS_SUBMIT, submit.body, submit.retry_safe, on_submitted);
+    send_to_databricks(p, DBX_RUNS_SUBMIT, submit.body, submit.retry_safe, &submit.creds,
+                       on_submitted);
     submit.body = NULL;
 out:
     task_request_submit_done(&submit);
@@ -359,7 +386,8 @@ struct fetch {
     char *instance;
     char *run_id;
     uint64_t fetch_id;
-    struct pending *alone; /* set when the run could not be tracked */
+    struct pending *alone;  /* set when the run could not be tracked */
+    struct creds_used used; /* whose token fetched it; every waiter's log line names it */
 };
 
 static struct fetch *fetch_free(struct fetch *f)
@@ -450,13 +478,16 @@ static void answer_waiter(struct pending *p, const struct runs_fetch_end *end,
 }
 
 /* Ends fetch `fetch_id` and answers everyone waiting for it, or only `alone` (fetched without
- * a map entry). */
+ * a map entry); `used` (may be NULL) is where the fetch's token came from. */
 static void end_fetch(struct agent *agent, struct pending *alone, uint64_t fetch_id,
-                      struct runs_fetch_end *end, grpc_status_code error_code)
+                      struct runs_fetch_end *end, grpc_status_code error_code,
+                      const struct creds_used *used)
 {
     struct runs_outcome outcome = {0};
 
     if (alone) {
+        if (used)
+            alone->used = *used;
         answer_waiter(alone, end, error_code);
         return;
     }
@@ -465,6 +496,8 @@ static void end_fetch(struct agent *agent, struct pending *alone, uint64_t fetch
     end->outcome = &outcome;
     for (struct runs_waiter *w = outcome.waiters, *next; w; w = next) {
         next = w->next;
+        if (used)
+            pending_of(w)->used = *used;
         answer_waiter(pending_of(w), end, error_code);
     }
     phase_result_done(&outcome.last_known);
@@ -493,7 +526,8 @@ static void on_run(void *user, const struct dbx_answer *answer)
         end.fresh = &fresh;
     end_fetch(f->agent, f->alone, f->fetch_id, &end,
               answer->verdict == DBX_VERDICT_OK ? GRPC_STATUS_UNAVAILABLE
-                                                : verdict_status[answer->verdict]);
+                                                : verdict_status[answer->verdict],
+              &f->used);
     phase_result_done(&fresh);
     fetch_free(f);
 }
@@ -513,7 +547,7 @@ static void fail_fetch(struct agent *agent, struct pending *p, uint64_t fetch_id
     /* p is one of the waiters and is freed once answered: copy the key. */
     snprintf(instance, sizeof(instance), "%s", p->instance);
     snprintf(run_id, sizeof(run_id), "%s", p->run_id);
-    end_fetch(agent, fetch_id ? NULL : p, fetch_id, &end, GRPC_STATUS_UNAVAILABLE);
+    end_fetch(agent, fetch_id ? NULL : p, fetch_id, &end, GRPC_STATUS_UNAVAILABLE, NULL);
 }
 
 void agent_get_task(void *context, struct server_call *call, const uint8_t *request,
@@ -567,7 +601,9 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
             .retry_safe = true,
             .deadline_ms = databricks_deadline(config, call),
         };
-        r = dbx_request(agent->dbx, &dbx_call, NULL, on_run, f);
+        const struct creds_ask ask = creds_ask_of(&run.creds);
+
+        r = creds_request(agent->creds, config, &dbx_call, &ask, NULL, on_run, f, &f->used);
     } else {
         r = -ENOMEM;
     }
@@ -628,7 +664,7 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
         goto out;
     }
     run.instance = run.run_id = NULL;
-    send_to_databricks(p, DBX_RUNS_CANCEL, body, true, on_cancelled);
+    send_to_databricks(p, DBX_RUNS_CANCEL, body, true, &run.creds, on_cancelled);
 out:
     task_request_run_done(&run);
 }

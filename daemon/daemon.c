@@ -41,6 +41,7 @@
 #include "agent.h"
 #include "clock.h"
 #include "config.h"
+#include "creds.h"
 #include "dbx.h"
 #include "health.h"
 #include "http.h"
@@ -89,6 +90,7 @@ struct daemon {
     struct metrics_http *metrics_http;
     struct http *http;
     struct dbx *dbx;
+    struct creds *creds;
     struct loop *loop;
     struct agent *agent;
     struct health *health;
@@ -373,14 +375,16 @@ static int start(struct daemon *d)
         struct dbx_settings settings = dbx_settings_from(d->config, d->metrics);
         d->dbx = dbx_new(&settings, d->http, &error);
     }
-    /* Before the server: no handler may queue a request no thread serves. */
     if (d->dbx)
+        d->creds = creds_new(d->dbx, d->http, d->metrics, &error);
+    /* Before the server: no handler may queue a request no thread serves. */
+    if (d->creds)
         d->loop = loop_new(d->http, &error);
     if (!d->loop) {
         fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "cannot start");
         goto out;
     }
-    d->agent = agent_new(d->config, d->dbx, d->metrics);
+    d->agent = agent_new(d->config, d->creds, d->metrics);
     d->health = health_new(served_services);
     if (!d->agent || !d->health) {
         fprintf(stderr, "%s: out of memory\n", PROGRAM_NAME);
@@ -452,6 +456,7 @@ static void stop(struct daemon *d)
     d->watchdog = notify_watchdog_stop(d->watchdog);
     /* Stops the loop thread: requests still pending answer UNAVAILABLE. */
     loop_free(d->loop);
+    creds_free(d->creds);
     dbx_free(d->dbx);
     http_free(d->http);
     server_free(d->server);

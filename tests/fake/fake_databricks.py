@@ -233,7 +233,7 @@ class State:
         self.random = random.Random(0)
         self.record = True
         self.counts = {}           # path -> requests received
-        self.tokens = {self.token}  # static bearer tokens taken
+        self.bearer_tokens = {self.token}  # static bearer tokens taken
         self.oauth = None          # {"client_id", "client_secret", "expires_in"}: OAuth on
         self.issued = {}           # issued access token -> expiry (time.time() scale)
         self.revoked = set()
@@ -539,7 +539,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         token = value[len("Bearer "):]
         state = self.server.state
         with state.lock:
-            if token in state.tokens:
+            if token in state.bearer_tokens:
                 return
             expiry = state.issued.get(token)
             if expiry is not None and (token in state.revoked or expiry <= time.time()):
@@ -734,9 +734,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if "oauth" in body:
                     state.oauth = body["oauth"]
                     if "tokens" not in body and body["oauth"]:
-                        state.tokens = set()
+                        state.bearer_tokens = set()
                 if "tokens" in body:
-                    state.tokens = set(body["tokens"])
+                    state.bearer_tokens = set(body["tokens"])
                 answer = {}
             elif (method, path) == ("POST", "/fake/oauth/revoke"):
                 state.revoked.update(state.issued)
