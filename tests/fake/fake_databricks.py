@@ -81,7 +81,8 @@ Control API (no auth):
   POST /fake/config  {"missing_style": "400"|"404", "include_status": bool,
                       "unknown_run": step|null, "random_faults": {...}|null,
                       "record": bool, "tokens": [static tokens taken],
-                      "oauth": {"client_id", "client_secret", "expires_in"}|null
+                      "oauth": {"client_id", "client_secret", "expires_in",
+                      "delay_ms" (before each grant)}|null
                       (setting "oauth" drops the static tokens unless the same
                       call lists "tokens")}
   POST /fake/oauth/revoke                           every issued token is refused from now on
@@ -567,6 +568,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                          "error_description": "expected grant_type=client_credentials and "
                                               "scope=all-apis"}, 0
         expires_in = int(oauth.get("expires_in", 3600))
+        if oauth.get("delay_ms"):
+            time.sleep(oauth["delay_ms"] / 1000.0)
         with state.lock:
             token = "fake-oauth-%d-%s" % (len(state.issued) + 1, secrets.token_hex(8))
             state.issued[token] = time.time() + expires_in
