@@ -696,26 +696,35 @@ static void apply_json_one_limit(struct config_instance_limit *limit, const cJSO
     }
 }
 
-/* Called for each "HOST[:PORT]": value member of an instance-keyed object, with the instance
- * normalized (taken) and `where` naming the member in messages. */
-typedef void (*instance_entry_fn)(void *ctx, char *instance, const cJSON *value, const char *where,
-                                  struct msgs *errs);
+/* Fills `entry` (a zeroed table element) from one "HOST[:PORT]": value member of an
+ * instance-keyed object, the instance normalized (taken), `where` naming the member in
+ * messages. */
+typedef void (*instance_entry_fn)(void *entry, char *instance, const cJSON *value,
+                                  const char *where, struct msgs *errs);
 
-/* Walks an instance-keyed object ("instance_limits", "instance_oauth"); returns the number of
- * members, or -1 (after an error) when `object` is not an object. */
-static int for_each_instance(const cJSON *object, const char *origin, struct msgs *errs,
-                             instance_entry_fn entry, void *ctx)
+/*
+ * Reads an instance-keyed object ("instance_limits", "instance_oauth") into a new table of
+ * `size`-byte elements, one per member whose instance is valid. Gives the table (free with the
+ * table's own function) and its count; false (after an error) when `object` is not an object
+ * or memory ran out.
+ */
+static bool instance_table(const cJSON *object, const char *origin, struct msgs *errs, size_t size,
+                           instance_entry_fn fill, void **ret_table, size_t *ret_count)
 {
     const cJSON *item;
-    int n = 0;
+    size_t n = 0, count = 0;
+    char *table;
 
     if (!cJSON_IsObject(object)) {
         msgs_add(errs, "%s: expected an object, got %s", origin, structjson_type_name(object));
-        return -1;
+        return false;
     }
     cJSON_ArrayForEach(item, object) n++;
-    if (!entry)
-        return n;
+    table = calloc(n + 1, size);
+    if (!table) {
+        errs->oom = true;
+        return false;
+    }
     cJSON_ArrayForEach(item, object)
     {
         const char *reason = NULL;
@@ -733,45 +742,36 @@ static int for_each_instance(const cJSON *object, const char *origin, struct msg
         else if (r < 0)
             msgs_add(errs, "%s: invalid instance %s: %s", origin, quote(q, item->string), reason);
         else
-            entry(ctx, instance, item, where, errs);
+            fill(table + size * count++, instance, item, where, errs);
         free(where);
     }
-    return n;
+    *ret_table = table;
+    *ret_count = count;
+    return true;
 }
 
-struct limits_table {
-    struct config_instance_limit *v;
-    size_t n;
-};
-
-static void add_instance_limit(void *ctx, char *instance, const cJSON *value, const char *where,
-                               struct msgs *errs)
+static void fill_instance_limit(void *entry, char *instance, const cJSON *value, const char *where,
+                                struct msgs *errs)
 {
-    struct limits_table *t = ctx;
+    struct config_instance_limit *limit = entry;
 
-    t->v[t->n].instance = instance;
-    apply_json_one_limit(&t->v[t->n], value, where, errs);
-    t->n++;
+    limit->instance = instance;
+    apply_json_one_limit(limit, value, where, errs);
 }
 
 /* "instance_limits": {"HOST[:PORT]": {...}, ...}; replaces the whole table. */
 static void apply_json_instance_limits(struct config *cfg, const cJSON *object, const char *origin,
                                        struct msgs *errs)
 {
-    struct limits_table t = {0};
-    int n = for_each_instance(object, origin, errs, NULL, NULL);
+    void *table;
+    size_t count;
 
-    if (n < 0)
+    if (!instance_table(object, origin, errs, sizeof(struct config_instance_limit),
+                        fill_instance_limit, &table, &count))
         return;
-    t.v = calloc((size_t)n + 1, sizeof(*t.v));
-    if (!t.v) {
-        errs->oom = true;
-        return;
-    }
-    for_each_instance(object, origin, errs, add_instance_limit, &t);
     config_instance_limits_free(cfg->instance_limits, cfg->instance_limits_count);
-    cfg->instance_limits = t.v;
-    cfg->instance_limits_count = t.n;
+    cfg->instance_limits = table;
+    cfg->instance_limits_count = count;
 }
 
 static void oauth_client_done(struct config_oauth_client *c)
@@ -793,14 +793,9 @@ static void oauth_clients_free(struct config_oauth_client *v, size_t n)
     free(v);
 }
 
-struct oauth_table {
-    struct config_oauth_client *v;
-    size_t n;
-};
-
 /* One instance's client: {"client_id": "...", "client_secret_file": "..."}, both required. */
-static void add_instance_oauth(void *ctx, char *instance, const cJSON *value, const char *where,
-                               struct msgs *errs)
+static void fill_instance_oauth(void *entry, char *instance, const cJSON *value, const char *where,
+                                struct msgs *errs)
 {
     static const struct {
         const char *name;
@@ -811,8 +806,7 @@ static void add_instance_oauth(void *ctx, char *instance, const cJSON *value, co
         {"client_secret_file", offsetof(struct config_oauth_client, client_secret_file),
          check_nonempty},
     };
-    struct oauth_table *t = ctx;
-    struct config_oauth_client *c = &t->v[t->n++];
+    struct config_oauth_client *c = entry;
     const cJSON *item;
     char q[QUOTE_MAX];
 
@@ -859,20 +853,15 @@ static void add_instance_oauth(void *ctx, char *instance, const cJSON *value, co
 static void apply_json_instance_oauth(struct config *cfg, const cJSON *object, const char *origin,
                                       struct msgs *errs)
 {
-    struct oauth_table t = {0};
-    int n = for_each_instance(object, origin, errs, NULL, NULL);
+    void *table;
+    size_t count;
 
-    if (n < 0)
+    if (!instance_table(object, origin, errs, sizeof(struct config_oauth_client),
+                        fill_instance_oauth, &table, &count))
         return;
-    t.v = calloc((size_t)n + 1, sizeof(*t.v));
-    if (!t.v) {
-        errs->oom = true;
-        return;
-    }
-    for_each_instance(object, origin, errs, add_instance_oauth, &t);
     oauth_clients_free(cfg->instance_oauth, cfg->instance_oauth_count);
-    cfg->instance_oauth = t.v;
-    cfg->instance_oauth_count = t.n;
+    cfg->instance_oauth = table;
+    cfg->instance_oauth_count = count;
 }
 
 static void apply_json_key(struct config *cfg, const struct key *k, const cJSON *item,

@@ -12,7 +12,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,18 +32,6 @@ const char *k8s_secret_outcome_name(enum k8s_secret_outcome outcome)
     if (outcome < 0 || outcome >= _K8S_SECRET_OUTCOME_MAX)
         return "?";
     return outcome_names[outcome];
-}
-
-/* Gives *reterr_msg and returns `outcome`, or -ENOMEM when the message cannot be made. */
-__attribute__((format(printf, 3, 4))) static int say(char **reterr_msg, int outcome,
-                                                     const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    *reterr_msg = errmsg_vformat(fmt, ap);
-    va_end(ap);
-    return *reterr_msg ? outcome : -ENOMEM;
 }
 
 /* The n bytes at s form a DNS-1123 label. */
@@ -192,33 +179,35 @@ static int judge_found(const char *body, size_t body_len, char **ret_token, char
     data = cJSON_GetObjectItemCaseSensitive(root, "data");
     value = cJSON_GetObjectItemCaseSensitive(data, K8S_SECRET_KEY);
     if (!root || !cJSON_IsObject(root)) {
-        r = say(reterr_msg, K8S_SECRET_TROUBLE, "the answer is not a JSON object");
+        r = errmsg_give(reterr_msg, K8S_SECRET_TROUBLE, "the answer is not a JSON object");
         goto out;
     }
     if (!value) {
-        r = say(reterr_msg, K8S_SECRET_ABSENT, "the Secret has no key \"" K8S_SECRET_KEY "\"");
+        r = errmsg_give(reterr_msg, K8S_SECRET_ABSENT,
+                        "the Secret has no key \"" K8S_SECRET_KEY "\"");
         goto out;
     }
     if (!cJSON_IsString(value) || !value->valuestring) {
-        r = say(reterr_msg, K8S_SECRET_UNUSABLE,
-                "data." K8S_SECRET_KEY " of the Secret is not a string");
+        r = errmsg_give(reterr_msg, K8S_SECRET_UNUSABLE,
+                        "data." K8S_SECRET_KEY " of the Secret is not a string");
         goto out;
     }
     r = base64_decode(value->valuestring, &decoded, &decoded_len);
     if (r == -ENOMEM)
         goto out;
     if (r < 0) {
-        r = say(reterr_msg, K8S_SECRET_UNUSABLE,
-                "data." K8S_SECRET_KEY " of the Secret is not base64");
+        r = errmsg_give(reterr_msg, K8S_SECRET_UNUSABLE,
+                        "data." K8S_SECRET_KEY " of the Secret is not base64");
         goto out;
     }
     *ret_token = token_of(decoded, decoded_len, &error);
     if (!*ret_token) {
-        r = error == -ENOMEM ? -ENOMEM
-                             : say(reterr_msg, K8S_SECRET_UNUSABLE,
-                                   "the Secret's " K8S_SECRET_KEY
-                                   " is empty or holds a space, control or non-ASCII character, "
-                                   "which an HTTP header cannot carry");
+        r = error == -ENOMEM
+                ? -ENOMEM
+                : errmsg_give(reterr_msg, K8S_SECRET_UNUSABLE,
+                              "the Secret's " K8S_SECRET_KEY
+                              " is empty or holds a space, control or non-ASCII character, "
+                              "which an HTTP header cannot carry");
         goto out;
     }
     r = K8S_SECRET_FOUND;
@@ -257,14 +246,14 @@ int k8s_secret_judge(long status, const char *body, size_t body_len, char **ret_
     case 200:
         return judge_found(body, body_len, ret_token, reterr_msg);
     case 403:
-        return say(reterr_msg, K8S_SECRET_FORBIDDEN, "HTTP 403: %s",
-                   status_message(body, body_len, "forbidden", buf, sizeof(buf)));
+        return errmsg_give(reterr_msg, K8S_SECRET_FORBIDDEN, "HTTP 403: %s",
+                           status_message(body, body_len, "forbidden", buf, sizeof(buf)));
     case 404:
-        return say(reterr_msg, K8S_SECRET_ABSENT, "HTTP 404: %s",
-                   status_message(body, body_len, "no such Secret", buf, sizeof(buf)));
+        return errmsg_give(reterr_msg, K8S_SECRET_ABSENT, "HTTP 404: %s",
+                           status_message(body, body_len, "no such Secret", buf, sizeof(buf)));
     default:
         text = status_message(body, body_len, "", buf, sizeof(buf));
-        return say(reterr_msg, K8S_SECRET_TROUBLE, "HTTP %ld%s%s", status, text[0] ? ": " : "",
-                   text);
+        return errmsg_give(reterr_msg, K8S_SECRET_TROUBLE, "HTTP %ld%s%s", status,
+                           text[0] ? ": " : "", text);
     }
 }

@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,18 +53,6 @@ out:
     return r;
 }
 
-/* Gives *reterr_msg and returns `outcome`, or -ENOMEM when the message cannot be made. */
-__attribute__((format(printf, 3, 4))) static int say(char **reterr_msg, int outcome,
-                                                     const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    *reterr_msg = errmsg_vformat(fmt, ap);
-    va_end(ap);
-    return *reterr_msg ? outcome : -ENOMEM;
-}
-
 static void wipe_tree(cJSON *node)
 {
     for (; node; node = node->next) {
@@ -106,10 +93,11 @@ static int judge_granted(const cJSON *root, char **ret_token, long *ret_expires_
     long expires_in = OAUTH_TOKEN_DEFAULT_EXPIRES_S;
 
     if (!cJSON_IsString(token) || !header_safe(token->valuestring))
-        return say(reterr_msg, OAUTH_TOKEN_TROUBLE,
-                   "the answer has no access_token an HTTP header can carry");
+        return errmsg_give(reterr_msg, OAUTH_TOKEN_TROUBLE,
+                           "the answer has no access_token an HTTP header can carry");
     if (type && (!cJSON_IsString(type) || strcasecmp(type->valuestring, "Bearer") != 0))
-        return say(reterr_msg, OAUTH_TOKEN_TROUBLE, "the answer's token_type is not Bearer");
+        return errmsg_give(reterr_msg, OAUTH_TOKEN_TROUBLE,
+                           "the answer's token_type is not Bearer");
     if (expires) {
         /* Some servers send the number as a string. */
         double v = cJSON_IsNumber(expires) ? expires->valuedouble
@@ -118,9 +106,9 @@ static int judge_granted(const cJSON *root, char **ret_token, long *ret_expires_
                        : NAN;
 
         if (!(v >= 1))
-            return say(reterr_msg, OAUTH_TOKEN_TROUBLE,
-                       "the answer's expires_in is not a number "
-                       "of seconds");
+            return errmsg_give(reterr_msg, OAUTH_TOKEN_TROUBLE,
+                               "the answer's expires_in is not a number "
+                               "of seconds");
         expires_in = v > OAUTH_TOKEN_MAX_EXPIRES_S ? OAUTH_TOKEN_MAX_EXPIRES_S : (long)v;
     }
     *ret_token = strdup(token->valuestring);
@@ -140,16 +128,16 @@ int oauth_token_judge(long status, const char *body, size_t body_len, char **ret
     if (status == 200) {
         r = cJSON_IsObject(root)
                 ? judge_granted(root, ret_token, ret_expires_in_s, reterr_msg)
-                : say(reterr_msg, OAUTH_TOKEN_TROUBLE, "HTTP 200 without a JSON object");
+                : errmsg_give(reterr_msg, OAUTH_TOKEN_TROUBLE, "HTTP 200 without a JSON object");
     } else {
         error_text(root, "error", error, sizeof(error));
         error_text(root, "error_description", description, sizeof(description));
         /* RFC 6749 5.2: a bad client or grant is 400 or 401; a 403 says the same here. */
-        r = say(reterr_msg,
-                status == 400 || status == 401 || status == 403 ? OAUTH_TOKEN_REFUSED
-                                                                : OAUTH_TOKEN_TROUBLE,
-                "HTTP %ld%s%s%s%s", status, error[0] ? " " : "", error, description[0] ? ": " : "",
-                description);
+        r = errmsg_give(reterr_msg,
+                        status == 400 || status == 401 || status == 403 ? OAUTH_TOKEN_REFUSED
+                                                                        : OAUTH_TOKEN_TROUBLE,
+                        "HTTP %ld%s%s%s%s", status, error[0] ? " " : "", error,
+                        description[0] ? ": " : "", description);
     }
     if (root)
         wipe_tree(root);

@@ -244,6 +244,25 @@ class State:
             self.release = threading.Event()
 
 
+def queue_injected(state, key, body):
+    """/fake/inject: queues body["answers"] for `key`; "clear" empties the queue first, "repeat"
+    makes its last answer answer forever. Needs state.lock held; fake_kubernetes.py shares it."""
+    if body.get("clear"):
+        state.injected.pop(key, None)
+        state.repeat.discard(key)
+    state.injected.setdefault(key, []).extend(body.get("answers", []))
+    if body.get("repeat"):
+        state.repeat.add(key)
+
+
+def next_injected(state, key):
+    """The injected answer due for `key`, or None. Needs state.lock held."""
+    queue = state.injected.get(key)
+    if not queue:
+        return None
+    return queue[0] if len(queue) == 1 and key in state.repeat else queue.pop(0)
+
+
 def injected_step(step):
     """True for a step that is an HTTP answer or a fault rather than a run state."""
     return "http_status" in step or "fault" in step or step.get("close")
@@ -472,11 +491,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if url.path != OIDC_TOKEN:
                 self.check_auth()
             with state.lock:
-                key = (method, url.path)
-                queue = state.injected.get(key)
-                step = None
-                if queue:
-                    step = queue[0] if len(queue) == 1 and key in state.repeat else queue.pop(0)
+                step = next_injected(state, (method, url.path))
             if step is not None and step.get("fault") == "drop_after_create":
                 # The workspace does the work; only the answer is lost.
                 self.api(method, url, raw)
@@ -702,13 +717,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     state.next_script = copy.deepcopy(steps)
                 answer = {}
             elif (method, path) == ("POST", "/fake/inject"):
-                key = (body.get("method", "GET"), body.get("path", ""))
-                if body.get("clear"):
-                    state.injected.pop(key, None)
-                    state.repeat.discard(key)
-                state.injected.setdefault(key, []).extend(body.get("answers", []))
-                if body.get("repeat"):
-                    state.repeat.add(key)
+                queue_injected(state, (body.get("method", "GET"), body.get("path", "")), body)
                 answer = {}
             elif (method, path) == ("POST", "/fake/release"):
                 state.release.set()

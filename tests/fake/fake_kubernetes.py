@@ -37,7 +37,8 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fake_databricks import TLSServer, serve, tls_context  # noqa: E402
+from fake_databricks import (TLSServer, next_injected, queue_injected, serve,  # noqa: E402
+                             tls_context)
 
 import http.server  # noqa: E402
 
@@ -98,12 +99,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with state.lock:
             state.requests.append({"path": path, "token": token, "time": time.time(),
                                    "accept": self.headers.get("Accept")})
-            step = None
-            for key in (path, "*"):
-                queue = state.injected.get(key)
-                if queue:
-                    step = queue[0] if len(queue) == 1 and key in state.repeat else queue.pop(0)
-                    break
+            step = next_injected(state, path)
+            if step is None:
+                step = next_injected(state, "*")
             authorized = token in state.sa_tokens
         if step is not None:
             if step.get("delay_ms"):
@@ -147,13 +145,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     state.secrets[key] = dict(body.get("data", {}))
                 answer = {}
             elif (method, path) == ("POST", "/fake/inject"):
-                key = body.get("path", "*")
-                if body.get("clear"):
-                    state.injected.pop(key, None)
-                    state.repeat.discard(key)
-                state.injected.setdefault(key, []).extend(body.get("answers", []))
-                if body.get("repeat"):
-                    state.repeat.add(key)
+                queue_injected(state, body.get("path", "*"), body)
                 answer = {}
             elif (method, path) == ("POST", "/fake/config"):
                 if "sa_tokens" in body:
