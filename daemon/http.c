@@ -230,7 +230,17 @@ static size_t on_data(char *data, size_t size, size_t count, void *userdata)
         char *grown;
         while (cap < need)
             cap *= 2;
-        grown = realloc(t->engine.response, cap);
+        if (t->secret_answer) {
+            /* realloc() could leave a copy of the credential behind in freed memory. */
+            grown = malloc(cap);
+            if (grown && t->engine.response) {
+                memcpy(grown, t->engine.response, t->engine.response_len);
+                explicit_bzero(t->engine.response, t->engine.response_cap);
+                free(t->engine.response);
+            }
+        } else {
+            grown = realloc(t->engine.response, cap);
+        }
         if (!grown)
             return 0;
         t->engine.response = grown;
@@ -307,6 +317,8 @@ void http_transfer_release(struct http *http, struct http_transfer *t)
             curl_easy_cleanup(t->engine.easy);
         t->engine.easy = NULL;
     }
+    if (t->secret_answer && t->engine.response)
+        explicit_bzero(t->engine.response, t->engine.response_cap);
     free(t->engine.response);
     t->engine.response = NULL;
     t->engine.response_len = t->engine.response_cap = 0;

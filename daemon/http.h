@@ -77,6 +77,7 @@ struct http_transfer {
     long connect_timeout_ms;
     long timeout_ms; /* the whole attempt */
     size_t max_response_bytes;
+    bool secret_answer; /* the answer may hold a credential: wiped, not just freed */
     http_done_fn done;
 
     struct {

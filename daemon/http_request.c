@@ -9,7 +9,8 @@
  * request these clients make is a read or a token grant, so repeating one does no harm.
  *
  * Owns: each request until its callback returns, its copies of the URL, body and headers (the
- * headers carry a bearer token or client credentials and are wiped before they are freed).
+ * headers carry a bearer token or client credentials and are wiped before they are freed; so is
+ * the answer, which carries a Secret or an access token).
  * Threads: the list of waiting requests is the loop thread's; requests arrive from any thread
  * through http_post().
  */
@@ -102,6 +103,7 @@ static void start_attempt(struct request *r)
     r->transfer.connect_timeout_ms = r->connect_timeout_ms;
     r->transfer.timeout_ms = (long)budget;
     r->transfer.max_response_bytes = r->max_response_bytes;
+    r->transfer.secret_answer = true; /* a Secret, an access token */
     r->transfer.done = on_transfer_done;
     r->attempts++;
     if (http_transfer_start(r->client->http, &r->transfer) < 0)
