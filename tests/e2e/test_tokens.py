@@ -200,9 +200,11 @@ def test_not_in_cluster_skips_namespace_secret(t):
 
 
 def test_namespace_secret_cached_single_flight(t):
-    """Concurrent calls for one Secret share one API request; later calls within the TTL none."""
+    """Concurrent calls for one Secret share one API request; later calls within the TTL none.
+    With gRPC worker threads, so that calls answered from the cache take their token on a worker
+    and the others wait on the loop thread."""
     ns_token = canary(t, "dapi-ns")
-    kube, env = start_in_cluster(t, ns_token)
+    kube, env = start_in_cluster(t, ns_token, args=["--workers", "2"])
     kube.inject(SECRET_PATH % (NS, "databricks-token"), [{"delay_ms": 700}])
     with concurrent.futures.ThreadPoolExecutor(12) as pool:
         metas = list(pool.map(lambda _: create(t, env), range(12)))
@@ -346,7 +348,7 @@ def register_issued(t, env):
 
 
 def test_oauth_token_fetched_once_for_concurrent_calls(t):
-    env = start_oauth(t, delay_ms=500)
+    env = start_oauth(t, delay_ms=500, args=["--workers", "2"])
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
         list(pool.map(lambda _: create(t, env), range(10)))
     register_issued(t, env)
