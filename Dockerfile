@@ -8,8 +8,9 @@
 # Two stages: the build stage compiles with the same `make` as CI on Debian 12;
 # the runtime stage is bookworm-slim with only the shared libraries the binary
 # links plus CA certificates, and runs as an unprivileged numeric user (so
-# Kubernetes' runAsNonRoot can verify it). tests/packaging/check-dockerfile.py
-# holds this file to those rules.
+# Kubernetes' runAsNonRoot can verify it). It also answers to `pyflyte` and
+# `c0`, so the official Helm charts run it unchanged.
+# tests/packaging/check-dockerfile.py holds this file to those rules.
 
 FROM debian:bookworm AS build
 ARG DEBIAN_FRONTEND=noninteractive
@@ -39,8 +40,14 @@ RUN apt-get update \
         libgrpc29 libprotobuf-c1 libcurl4 libcjson1 libsystemd0 libmicrohttpd12 ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/flyte-databricks-connector /usr/local/bin/flyte-databricks-connector
-# Fails the build if a shared library is missing from the list above.
+# The official flyteconnector Helm charts start the image as `pyflyte serve agent` (Flyte 1.16)
+# or `c0` (Flyte 2): both names run the daemon, which takes their flags (README, "Drop-in").
+RUN ln -s flyte-databricks-connector /usr/local/bin/pyflyte \
+    && ln -s flyte-databricks-connector /usr/local/bin/c0
+# Fails the build if a shared library is missing from the list above, or a name does not run.
 RUN ["/usr/local/bin/flyte-databricks-connector", "--version"]
+RUN ["/usr/local/bin/pyflyte", "serve", "agent", "--version"]
+RUN ["/usr/local/bin/c0", "--version"]
 # 65532: the conventional "nonroot" uid/gid; no passwd entry is needed.
 USER 65532:65532
 # gRPC for propeller; Prometheus /metrics.

@@ -55,10 +55,12 @@ PROJECT_CFLAGS := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -DFDC_VERSION='"$(VERS
 # protoc-c output is not ours to fix; it gets plain warnings.
 GEN_CFLAGS := -std=gnu11 -O2 -g -Wall -Werror -I$(BUILD)/gen
 
-# Protocol: the project's .proto files plus google/protobuf/struct.proto from libprotobuf-dev.
+# Protocol: the project's .proto files (Flyte 1's flyteidl/ and Flyte 2's flyteidl2/, whose C
+# names differ by package) plus the well-known types they import, from libprotobuf-dev.
 PROTO_SYS_DIR ?= /usr/include
 PROTOS := $(shell find proto -name '*.proto' | sort)
-PROTO_NAMES := $(patsubst proto/%.proto,%,$(PROTOS)) google/protobuf/struct
+PROTO_WELL_KNOWN := struct timestamp duration
+PROTO_NAMES := $(patsubst proto/%.proto,%,$(PROTOS)) $(PROTO_WELL_KNOWN:%=google/protobuf/%)
 GEN_C := $(patsubst %,$(BUILD)/gen/%.pb-c.c,$(PROTO_NAMES))
 GEN_H := $(GEN_C:.c=.h)
 GEN_OBJS := $(GEN_C:.c=.o)
@@ -68,7 +70,9 @@ PURE_MODULES := spec phase resmeta structjson dbx_response config idempotency fa
 	task_request \
 	errmsg status pbdepth \
 	template_json
-PURE_MODULES += dbx_limit retry k8s_secret tokencache oauth_token
+PURE_MODULES += dbx_limit retry
+PURE_MODULES += run_output run_info log_page
+PURE_MODULES += k8s_secret tokencache oauth_token
 PURE_OBJS := $(patsubst %,$(BUILD)/daemon/%.o,$(PURE_MODULES))
 # Modules with threads or local I/O but no Databricks or gRPC traffic; unit
 # tests link them too (test_metrics_http and test_notify use local sockets,
@@ -113,10 +117,10 @@ deps:
 deps-bench:
 	$(call install_packages,$(BENCH_PACKAGES))
 
-$(BUILD)/gen/google/protobuf/struct.pb-c.c: $(PROTO_SYS_DIR)/google/protobuf/struct.proto
+$(BUILD)/gen/google/protobuf/%.pb-c.c: $(PROTO_SYS_DIR)/google/protobuf/%.proto
 	@mkdir -p $(BUILD)/gen
 	$(call msg,PROTOC,$@)
-	$(Q)protoc-c --c_out=$(BUILD)/gen -I$(PROTO_SYS_DIR) google/protobuf/struct.proto
+	$(Q)protoc-c --c_out=$(BUILD)/gen -I$(PROTO_SYS_DIR) google/protobuf/$*.proto
 
 $(BUILD)/gen/%.pb-c.c: proto/%.proto
 	@mkdir -p $(BUILD)/gen
@@ -152,8 +156,8 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(UNIT_OBJS) $(GEN_OBJS)
 AGENT_WRAPS := creds_request creds_source_name server_call_reply server_call_fail \
 	server_call_deadline_ms server_call_method
 comma := ,
-$(BUILD)/tests/test_agent: $(BUILD)/tests/test_agent.o $(BUILD)/daemon/agent.o $(UNIT_OBJS) \
-		$(GEN_OBJS)
+$(BUILD)/tests/test_agent: $(BUILD)/tests/test_agent.o $(BUILD)/daemon/agent.o \
+		$(BUILD)/daemon/run_details.o $(UNIT_OBJS) $(GEN_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $(AGENT_WRAPS:%=-Wl$(comma)--wrap=%) -o $@ $^ $(PURE_LIBS) \
 		$(SHARED_LIBS) $(CMOCKA_LIBS) -lpthread
@@ -177,12 +181,27 @@ test-valgrind: all
 
 check: test
 
+# Names the binary also answers to (daemon/main.c): the commands the official Helm charts start.
+# Each is a relative link beside the binary; a file of that name that is not such a link (a
+# real flytekit's pyflyte) is left alone. `make install INSTALL_ALIASES=` makes none.
+INSTALL_ALIASES ?= pyflyte c0
+
 # DESTDIR stages a package; it never ends up in a compiled-in or installed path.
 # The unit file's paths follow BINDIR and SYSCONFDIR; an existing config is kept.
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(SYSCONFDIR)/flyte-databricks-connector
 	install -m 0755 $(PROGRAM) $(DESTDIR)$(BINDIR)/flyte-databricks-connector
+	@for alias in $(INSTALL_ALIASES); do \
+		link=$(DESTDIR)$(BINDIR)/$$alias; \
+		if { [ -e "$$link" ] || [ -L "$$link" ]; } && \
+			[ "$$(readlink "$$link")" != flyte-databricks-connector ]; then \
+			echo "install: $$link exists and is not a link to flyte-databricks-connector; left alone"; \
+		else \
+			echo "ln -sfn flyte-databricks-connector $$link"; \
+			ln -sfn flyte-databricks-connector "$$link"; \
+		fi; \
+	done
 	install -m 0644 daemon/flyte-databricks-connector.8 $(DESTDIR)$(MANDIR)/man8/
 	sed -e 's|/usr/bin/flyte-databricks-connector|$(BINDIR)/flyte-databricks-connector|g' \
 		-e 's|/etc/flyte-databricks-connector|$(SYSCONFDIR)/flyte-databricks-connector|g' \

@@ -231,6 +231,11 @@ def main():
         return rs
 
     quiet = variant_row("daemon_quiet", "log_level warning", "curl-only as above")
+    debug = variant_row("daemon_debug",
+                        "log_level debug (a line per GetTask, as info wrote before issue 14)",
+                        "curl-only as above; log_level info (a line only when a run's phase "
+                        "changes) %s" % spread([r["data"]["throughput"]
+                                                 for r in pick(rows, "get64", "daemon")]))
     variant_row("daemon_workers", "workers 2 (gRPC worker threads)",
                 "curl-only as above; default (workers 0) %s"
                 % spread([r["data"]["throughput"] for r in pick(rows, "get64", "daemon")]))
@@ -282,7 +287,10 @@ def main():
         "CPU time per 1,000 GetTask (64 in flight)",
         spread(cpu_ms_per_1000(pick(rows, "get64", "daemon")), unit=" ms"),
         "no-op gRPC server %s" % spread(cpu_ms_per_1000(pick(rows, "get64", "noop")), unit=" ms"),
-        "log_level warning: %s" % spread(cpu_ms_per_1000(quiet), unit=" ms") if quiet else "",
+        "; ".join(x for x in (
+            "log_level warning: %s" % spread(cpu_ms_per_1000(quiet), unit=" ms") if quiet else "",
+            "log_level debug (a line per call): %s" % spread(cpu_ms_per_1000(debug), unit=" ms")
+            if debug else "") if x),
         "", ""))
 
     # The CPU budget at 64 in flight: daemon, load generator and nginx share two cores, so
@@ -480,9 +488,12 @@ def main():
   nginx's workers (`/proc`) around each 64-in-flight run, per call.
   **Start-up**: loadgen forks and execs the daemon, polls the port, then sends one health check
   (wait-for-ready): the figure runs from fork to the answer.
-- The daemon runs with its defaults (log_level info: one line per call) except where a row says
-  otherwise; `workers` 0 (the default: the curl thread serves gRPC too), and once with
-  `workers` 2 for comparison.
+- The daemon runs with its defaults (log_level info: a GetTask line only when a run's phase
+  changes, so none once each run has answered once) except where a row says otherwise;
+  `workers` 0 (the default: the curl thread serves gRPC too), and once with `workers` 2 for
+  comparison; log_level debug writes a line for every GetTask, as info did before issue 14.
+  The GetTask throughput runs go round robin over 10,000 run ids (fewer than
+  `max_tracked_runs`, as propeller's running tasks are), the other figures over 100,000.
 """)
     md.append("## Machine\n")
     for k in ("cpu", "cores", "memory", "kernel", "grpc", "curl", "nginx", "h2load"):

@@ -329,11 +329,17 @@ PIDS+=("$NOOP_PID")
 for _ in $(seq 100); do [ -s "$WORK/noop.port" ] && break; sleep 0.05; done
 NOOP_PORT=$(awk '{print $2}' "$WORK/noop.port")
 [ -n "$NOOP_PORT" ] || { log "noop_server did not start"; exit 1; }
-# The same daemon logging warnings only: what the per-call info line costs.
+# The same daemon logging warnings only: what logging costs at all.
 sed 's/"log_level": "info"/"log_level": "warning"/' "$WORK/daemon.json" >"$WORK/daemon-quiet.json"
 start_daemon "$WORK/daemon-quiet.json" daemon-quiet
 QUIET_PID=$DAEMON_PID
 QUIET_PORT=$DAEMON_PORT
+# The same daemon at log_level debug: a line for every GetTask, as info wrote before issue 14
+# (info now writes one only when a run's phase changes; bench/findings.md).
+sed 's/"log_level": "info"/"log_level": "debug"/' "$WORK/daemon.json" >"$WORK/daemon-debug.json"
+start_daemon "$WORK/daemon-debug.json" daemon-debug
+DEBUG_PID=$DAEMON_PID
+DEBUG_PORT=$DAEMON_PORT
 # The same daemon with 2 gRPC worker threads handing calls to the curl thread,
 # the layout before workers 0 served gRPC on the curl thread itself.
 write_config "$WORK/daemon-workers.json" '"workers": 2'
@@ -344,6 +350,20 @@ start_daemon "$WORK/daemon.json" daemon
 log "daemon pid $DAEMON_PID on port $DAEMON_PORT, no-op server on port $NOOP_PORT"
 
 # ---- 2. GetTask throughput: no-op, daemon, curl-only, side by side ------------
+# GetTasks go round robin over GET_RUNS run ids: fewer than max_tracked_runs (20,000), as
+# propeller's set of running tasks is, so the run table knows each run's last answer (which
+# decides the log level) as it would in production.
+GET_RUNS=10000
+# variant_run PID PORT TARGET WHAT: GetTask at 64 in flight against a daemon configured
+# otherwise (rep from the loop), with the CPU it spent.
+variant_run() {
+    local t0 line
+    t0=$(cpu_ticks "$1")
+    line=$(loadgen "$2" --call get --concurrency 64 --threads 2 --instance "$FAST" \
+        --runs "$GET_RUNS")
+    need_json "$line" "loadgen (daemon, $4)"
+    record get64 "$3" "$rep" "$line" "\"cpu_ticks\": $(($(cpu_ticks "$1") - t0))"
+}
 for rep in $(seq "$REPS"); do
     for c in 16 64 256; do
         log "throughput rep $rep/$REPS, $c in flight"
@@ -357,7 +377,8 @@ for rep in $(seq "$REPS"); do
 
         t0=$(cpu_ticks "$DAEMON_PID")
         n0=$(nginx_ticks)
-        timed_run loadgen "$DAEMON_PORT" --call get --concurrency "$c" --threads 2 --instance "$FAST"
+        timed_run loadgen "$DAEMON_PORT" --call get --concurrency "$c" --threads 2 --instance "$FAST" \
+            --runs "$GET_RUNS"
         need_json "$TIMED_OUT" "loadgen (daemon)"
         record "get$c" daemon "$rep" "$TIMED_OUT" \
             "\"cpu_ticks\": $(($(cpu_ticks "$DAEMON_PID") - t0)), \"client_cpu_s\": $TIMED_CPU_S, \"nginx_ticks\": $(($(nginx_ticks) - n0))"
@@ -369,20 +390,14 @@ for rep in $(seq "$REPS"); do
             "\"client_cpu_s\": $TIMED_CPU_S, \"nginx_ticks\": $(($(nginx_ticks) - n0))"
 
         if [ "$c" = 64 ]; then
-            t0=$(cpu_ticks "$QUIET_PID")
-            line=$(loadgen "$QUIET_PORT" --call get --concurrency "$c" --threads 2 --instance "$FAST")
-            need_json "$line" "loadgen (daemon, log_level warning)"
-            record "get$c" daemon_quiet "$rep" "$line" \
-                "\"cpu_ticks\": $(($(cpu_ticks "$QUIET_PID") - t0))"
-            t0=$(cpu_ticks "$WORKERS_PID")
-            line=$(loadgen "$WORKERS_PORT" --call get --concurrency "$c" --threads 2 --instance "$FAST")
-            need_json "$line" "loadgen (daemon, workers 2)"
-            record "get$c" daemon_workers "$rep" "$line" \
-                "\"cpu_ticks\": $(($(cpu_ticks "$WORKERS_PID") - t0))"
+            variant_run "$QUIET_PID" "$QUIET_PORT" daemon_quiet "log_level warning"
+            variant_run "$DEBUG_PID" "$DEBUG_PORT" daemon_debug "log_level debug"
+            variant_run "$WORKERS_PID" "$WORKERS_PORT" daemon_workers "workers 2"
         fi
     done
 done
 stop_pid "$QUIET_PID"
+stop_pid "$DEBUG_PID"
 stop_pid "$WORKERS_PID"
 
 # ---- 3. CreateTask throughput -------------------------------------------------

@@ -17,6 +17,13 @@
  * a verdict on the run is a phase; transient Databricks trouble is retried
  * inside dbx.c and only then becomes UNAVAILABLE, never a terminal phase.
  *
+ * Both protocol generations share these handlers: Flyte 1's
+ * flyteidl.service.AsyncAgentService and Flyte 2's
+ * flyteidl2.connector.AsyncConnectorService differ only in their messages.
+ * task_request.c unpacks either into plain values, and the table
+ * `generations` packs the answers (struct resource) into the caller's
+ * generation's messages; a handler's context says which (agent_service()).
+ *
  * This file only turns those decisions into gRPC answers, log lines and
  * metrics; tests/unit/test_agent.c runs it against fakes of creds_request()
  * and the server_call functions.
@@ -34,22 +41,46 @@
 #include "clock.h"
 #include "creds.h"
 #include "flyteidl/admin/agent.pb-c.h"
+#include "flyteidl2/connector/connector.pb-c.h"
 #include "log.h"
 #include "phase.h"
 #include "resmeta.h"
+#include "retry.h"
+#include "run_details.h"
 #include "runs.h"
 #include "task_request.h"
 
-/* Answer this long before the caller's deadline at least, so the caller
- * reads our status rather than its own DEADLINE_EXCEEDED. */
-#define DEADLINE_MARGIN_MIN_MS 50
-#define DEADLINE_MARGIN_MAX_MS 1000
+/* What a GetTask answers, whatever the generation. Strings borrowed for the reply. */
+struct resource {
+    enum phase phase;
+    const char *message;    /* NULL: "" */
+    const char *log_uri;    /* the run page, as a "Databricks Console" log link; NULL: none */
+    const char *error_code; /* a failed run's error details (Flyte 1 only); NULL: none */
+    bool error_recoverable;
+    enum phase_origin error_origin;
+    const struct phase_result *details; /* the run's custom_info (run_details.h); NULL: none */
+};
+
+/* How one protocol generation's answers are packed; the handlers are shared. */
+struct generation {
+    void (*reply_created)(struct server_call *call, const uint8_t *meta, size_t meta_len);
+    void (*reply_resource)(struct server_call *call, const struct config *config,
+                           const struct resource *resource);
+    void (*reply_deleted)(struct server_call *call);
+};
+
+struct agent_service {
+    struct agent *agent;
+    enum config_generation id;
+    const struct generation *generation;
+};
 
 struct agent {
     const struct config *_Atomic config;
     struct creds *creds;
     struct metrics *metrics;
     struct runs *runs;
+    struct agent_service services[_CONFIG_GENERATION_MAX];
 };
 
 enum operation {
@@ -65,19 +96,6 @@ static const char *const operation_names[_OPERATION_MAX] = {
     [OPERATION_DELETE] = "delete",
 };
 
-/* gRPC status for a final Databricks verdict, indexed by enum dbx_verdict.
- * OK and RUN_GONE are decided per operation; RETRY never reaches us. */
-static const grpc_status_code verdict_status[_DBX_VERDICT_MAX] = {
-    [DBX_VERDICT_OK] = GRPC_STATUS_OK,
-    [DBX_VERDICT_RETRY] = GRPC_STATUS_UNAVAILABLE,
-    [DBX_VERDICT_RUN_GONE] = GRPC_STATUS_NOT_FOUND,
-    [DBX_VERDICT_UNAUTHENTICATED] = GRPC_STATUS_UNAUTHENTICATED,
-    [DBX_VERDICT_PERMISSION_DENIED] = GRPC_STATUS_PERMISSION_DENIED,
-    [DBX_VERDICT_INVALID] = GRPC_STATUS_INVALID_ARGUMENT,
-    [DBX_VERDICT_UNAVAILABLE] = GRPC_STATUS_UNAVAILABLE,
-    [DBX_VERDICT_RESOURCE_EXHAUSTED] = GRPC_STATUS_RESOURCE_EXHAUSTED,
-};
-
 /* The deprecated Resource.state, for propellers that predate `phase`. */
 static const Flyteidl__Admin__State phase_to_state[] = {
     [PHASE_UNDEFINED] = FLYTEIDL__ADMIN__STATE__PENDING,
@@ -91,16 +109,121 @@ static const Flyteidl__Admin__State phase_to_state[] = {
     [PHASE_RETRYABLE_FAILED] = FLYTEIDL__ADMIN__STATE__RETRYABLE_FAILURE,
 };
 
+/* ---- Each generation's messages -------------------------------------------- */
+
+static void reply_created1(struct server_call *call, const uint8_t *meta, size_t meta_len)
+{
+    Flyteidl__Admin__CreateTaskResponse resp = FLYTEIDL__ADMIN__CREATE_TASK_RESPONSE__INIT;
+
+    resp.resource_meta = (ProtobufCBinaryData){meta_len, (uint8_t *)meta};
+    server_call_reply(call, &resp.base);
+}
+
+static void reply_created2(struct server_call *call, const uint8_t *meta, size_t meta_len)
+{
+    Flyteidl2__Connector__CreateTaskResponse resp =
+        FLYTEIDL2__CONNECTOR__CREATE_TASK_RESPONSE__INIT;
+
+    resp.resource_meta = (ProtobufCBinaryData){meta_len, (uint8_t *)meta};
+    server_call_reply(call, &resp.base);
+}
+
+/* Flyte 1: the phase with the deprecated state beside it, and agent_error on failures.
+ * RETRYABLE_FAILED (enum 8) exists from Flyte 1.16.0 on: an older propeller reports an unknown
+ * phase, so retryable_failed_phase false answers FAILED instead, with the same message. */
+static void reply_resource1(struct server_call *call, const struct config *config,
+                            const struct resource *r)
+{
+    Flyteidl__Admin__GetTaskResponse resp = FLYTEIDL__ADMIN__GET_TASK_RESPONSE__INIT;
+    Flyteidl__Admin__Resource resource = FLYTEIDL__ADMIN__RESOURCE__INIT;
+    Flyteidl__Core__TaskLog log_link = FLYTEIDL__CORE__TASK_LOG__INIT;
+    Flyteidl__Core__TaskLog *log_links[1] = {&log_link};
+    Flyteidl__Admin__AgentError agent_error = FLYTEIDL__ADMIN__AGENT_ERROR__INIT;
+    enum phase phase = r->phase;
+
+    if (phase == PHASE_RETRYABLE_FAILED && !config->retryable_failed_phase)
+        phase = PHASE_FAILED;
+    resource.phase = (Flyteidl__Core__TaskExecution__Phase)phase;
+    resource.state = phase_to_state[phase];
+    resource.message = (char *)(r->message ? r->message : "");
+    if (r->log_uri) {
+        log_link.uri = (char *)r->log_uri;
+        log_link.name = (char *)"Databricks Console";
+        resource.n_log_links = 1;
+        resource.log_links = log_links;
+    }
+    if (r->error_code) {
+        agent_error.code = (char *)r->error_code;
+        agent_error.kind = r->error_recoverable
+                               ? FLYTEIDL__ADMIN__AGENT_ERROR__KIND__RECOVERABLE
+                               : FLYTEIDL__ADMIN__AGENT_ERROR__KIND__NON_RECOVERABLE;
+        agent_error.origin = (Flyteidl__Core__ExecutionError__ErrorKind)r->error_origin;
+        resource.agent_error = &agent_error;
+    }
+    resource.custom_info = run_details_struct(r->details);
+    resp.resource = &resource;
+    server_call_reply(call, &resp.base);
+    run_details_struct_free(resource.custom_info);
+}
+
+/* Flyte 2's Resource has neither state nor agent_error: the phase, message and link say it.
+ * Its executor knows RETRYABLE_FAILED, so retryable_failed_phase does not apply. */
+static void reply_resource2(struct server_call *call, const struct config *config,
+                            const struct resource *r)
+{
+    Flyteidl2__Connector__GetTaskResponse resp = FLYTEIDL2__CONNECTOR__GET_TASK_RESPONSE__INIT;
+    Flyteidl2__Connector__Resource resource = FLYTEIDL2__CONNECTOR__RESOURCE__INIT;
+    Flyteidl2__Core__TaskLog log_link = FLYTEIDL2__CORE__TASK_LOG__INIT;
+    Flyteidl2__Core__TaskLog *log_links[1] = {&log_link};
+
+    (void)config;
+    resource.phase = (Flyteidl2__Core__TaskExecution__Phase)r->phase;
+    resource.message = (char *)(r->message ? r->message : "");
+    if (r->log_uri) {
+        log_link.uri = (char *)r->log_uri;
+        log_link.name = (char *)"Databricks Console";
+        resource.n_log_links = 1;
+        resource.log_links = log_links;
+    }
+    resource.custom_info = run_details_struct(r->details);
+    resp.resource = &resource;
+    server_call_reply(call, &resp.base);
+    run_details_struct_free(resource.custom_info);
+}
+
+static void reply_deleted1(struct server_call *call)
+{
+    Flyteidl__Admin__DeleteTaskResponse resp = FLYTEIDL__ADMIN__DELETE_TASK_RESPONSE__INIT;
+
+    server_call_reply(call, &resp.base);
+}
+
+static void reply_deleted2(struct server_call *call)
+{
+    Flyteidl2__Connector__DeleteTaskResponse resp =
+        FLYTEIDL2__CONNECTOR__DELETE_TASK_RESPONSE__INIT;
+
+    server_call_reply(call, &resp.base);
+}
+
+static const struct generation generations[_CONFIG_GENERATION_MAX] = {
+    [CONFIG_FLYTE_1] = {reply_created1, reply_resource1, reply_deleted1},
+    [CONFIG_FLYTE_2] = {reply_created2, reply_resource2, reply_deleted2},
+};
+
 /* One call waiting for Databricks; owned by the dbx request until done. */
 struct pending {
     struct runs_waiter waiter; /* GetTask: linked while a runs/get is awaited */
     struct agent *agent;
-    const struct config *config; /* the one in force when the call started */
+    const struct generation *generation; /* the caller's: how to pack the answer */
+    const struct config *config;         /* the one in force when the call started */
     struct server_call *call;
     enum operation operation;
     char task_type[32];
     char *instance;
     char *run_id;
+    char credential[TASK_REQUEST_TOKEN_TAG_SIZE]; /* GetTask: the token's tag ("": default) */
+    int answered_phase; /* GetTask: the phase answered (enum phase); -1: none */
     int64_t started_ms;
     struct creds_used used; /* where the token came from; source NONE until one did */
 };
@@ -119,10 +242,17 @@ struct agent *agent_new(const struct config *config, struct creds *creds, struct
     atomic_store(&agent->config, config);
     agent->creds = creds;
     agent->metrics = metrics;
+    for (int g = 0; g < _CONFIG_GENERATION_MAX; g++)
+        agent->services[g] = (struct agent_service){agent, g, &generations[g]};
     agent->runs = runs_new(&runs_settings);
     if (!agent->runs)
         return agent_free(agent);
     return agent;
+}
+
+struct agent_service *agent_service(struct agent *agent, enum config_generation generation)
+{
+    return &agent->services[generation];
 }
 
 void agent_set_config(struct agent *agent, const struct config *config)
@@ -149,25 +279,36 @@ static struct pending *pending_free(struct pending *p)
     return NULL;
 }
 
-/* One line per finished call, with the fields operators filter on, and where its token came
- * from (`used`; NULL or source NONE: none was needed or found). */
+/*
+ * One line per finished call, with the fields operators filter on, and where its token came
+ * from (`used`; NULL or source NONE: none was needed or found). `phase`: the phase a
+ * GetTask answered, -1 for none. Failures are warnings; a GetTask that repeats the phase it
+ * answered last time for the run (`repeated`) is debug (propeller polls every running task,
+ * and a line per poll buried the changes); any other success is info.
+ */
 static void log_call(struct agent *agent, const char *task_type, enum operation operation,
                      const char *instance, const char *run_id, grpc_status_code code,
-                     int64_t started_ms, const char *message, const struct creds_used *used)
+                     int64_t started_ms, const char *message, int phase, bool repeated,
+                     const struct creds_used *used)
 {
     char code_text[16], duration[24];
     int64_t elapsed_ms = clock_now_ms() - started_ms;
+    enum log_level level = code != GRPC_STATUS_OK ? LOG_LEVEL_WARNING
+                           : repeated             ? LOG_LEVEL_DEBUG
+                                                  : LOG_LEVEL_INFO;
 
     if (agent->metrics)
         metrics_request_done(agent->metrics, task_type && task_type[0] ? task_type : "unknown",
                              operation_names[operation], code, (double)elapsed_ms / 1000.0);
+    if (!log_enabled(level))
+        return;
     snprintf(code_text, sizeof(code_text), "%d", (int)code);
     snprintf(duration, sizeof(duration), "%" PRId64, elapsed_ms);
-    log_write(code == GRPC_STATUS_OK ? LOG_LEVEL_INFO : LOG_LEVEL_WARNING,
-              code == GRPC_STATUS_OK ? "call done" : "call failed", "task_type",
+    log_write(level, code == GRPC_STATUS_OK ? "call done" : "call failed", "task_type",
               task_type && task_type[0] ? task_type : NULL, "operation", operation_names[operation],
-              "instance", instance, "run_id", run_id, "grpc_code", code_text, "duration_ms",
-              duration, "token_source",
+              "instance", instance, "run_id", run_id, "phase",
+              phase >= 0 ? phase_name((enum phase)phase) : NULL, "grpc_code", code_text,
+              "duration_ms", duration, "token_source",
               used && used->source != CREDS_SOURCE_NONE ? creds_source_name(used->source) : NULL,
               "token_name", used && used->name[0] ? used->name : NULL, "error", message,
               (const char *)NULL);
@@ -179,35 +320,29 @@ static void fail_call(struct agent *agent, struct server_call *call, enum operat
                       int64_t started_ms, grpc_status_code code, const char *message)
 {
     server_call_fail(call, code, message);
-    log_call(agent, task_type, operation, instance, run_id, code, started_ms, message, NULL);
+    log_call(agent, task_type, operation, instance, run_id, code, started_ms, message, -1, false,
+             NULL);
 }
 
 static void finish_pending(struct pending *p, grpc_status_code code, const char *message)
 {
+    int phase = code == GRPC_STATUS_OK ? p->answered_phase : -1;
+    bool repeated = phase >= 0 && !runs_note_answer(p->agent->runs, p->instance, p->run_id,
+                                                    p->credential, (enum phase)phase);
+
     log_call(p->agent, p->task_type, p->operation, p->instance, p->run_id, code, p->started_ms,
-             message, &p->used);
+             message, phase, repeated, &p->used);
     pending_free(p);
 }
 
-/* The deadline for the Databricks side of a call: the gRPC deadline less a
- * margin, or request_timeout_ms when the caller set none. */
+/* The deadline for the Databricks side of a call (retry.h). */
 static int64_t databricks_deadline(const struct config *config, const struct server_call *call)
 {
-    int64_t now = clock_now_ms();
-    int64_t deadline = server_call_deadline_ms(call);
-    int64_t margin;
-
-    if (deadline == INT64_MAX)
-        return now + config->request_timeout_ms;
-    margin = (deadline - now) / 10;
-    if (margin < DEADLINE_MARGIN_MIN_MS)
-        margin = DEADLINE_MARGIN_MIN_MS;
-    if (margin > DEADLINE_MARGIN_MAX_MS)
-        margin = DEADLINE_MARGIN_MAX_MS;
-    return deadline - margin;
+    return retry_call_deadline_ms(clock_now_ms(), server_call_deadline_ms(call),
+                                  config->request_timeout_ms);
 }
 
-static struct pending *pending_new(struct agent *agent, const struct config *config,
+static struct pending *pending_new(const struct agent_service *service, const struct config *config,
                                    struct server_call *call, enum operation operation,
                                    const char *task_type, char *instance, char *run_id,
                                    int64_t started_ms)
@@ -215,7 +350,8 @@ static struct pending *pending_new(struct agent *agent, const struct config *con
     struct pending *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
-    p->agent = agent;
+    p->agent = service->agent;
+    p->generation = service->generation;
     p->config = config;
     p->call = call;
     p->operation = operation;
@@ -223,6 +359,7 @@ static struct pending *pending_new(struct agent *agent, const struct config *con
     p->instance = instance;
     p->run_id = run_id;
     p->started_ms = started_ms;
+    p->answered_phase = -1;
     return p;
 }
 
@@ -236,16 +373,18 @@ static struct creds_ask creds_ask_of(const struct task_request_creds *c)
     };
 }
 
-/* Queues the Databricks request or answers UNAVAILABLE; takes p and body. */
+/* Queues the Databricks request or answers UNAVAILABLE; takes p and body. token: the call's own
+ * (borrowed; dbx copies it), NULL for the others creds.c finds from `from`. */
 static void send_to_databricks(struct pending *p, enum dbx_endpoint endpoint, char *body,
-                               bool retry_safe, const struct task_request_creds *from,
-                               dbx_done_fn done)
+                               bool retry_safe, const char *token,
+                               const struct task_request_creds *from, dbx_done_fn done)
 {
     const struct creds_ask ask = creds_ask_of(from);
     const struct dbx_call dbx_call = {
         .endpoint = endpoint,
         .instance = p->instance,
         .run_id = p->run_id,
+        .token = token,
         .retry_safe = retry_safe,
         .deadline_ms = databricks_deadline(p->config, p->call),
     };
@@ -260,7 +399,7 @@ static void send_to_databricks(struct pending *p, enum dbx_endpoint endpoint, ch
 /* Fails the call with the gRPC status of a Databricks verdict. */
 static void fail_from_answer(struct pending *p, const struct dbx_answer *answer)
 {
-    grpc_status_code code = verdict_status[answer->verdict];
+    grpc_status_code code = dbx_verdict_status(answer->verdict);
     server_call_fail(p->call, code, answer->message);
     finish_pending(p, code, answer->message);
 }
@@ -270,7 +409,6 @@ static void fail_from_answer(struct pending *p, const struct dbx_answer *answer)
 static void on_submitted(void *user, const struct dbx_answer *answer)
 {
     struct pending *p = user;
-    Flyteidl__Admin__CreateTaskResponse resp = FLYTEIDL__ADMIN__CREATE_TASK_RESPONSE__INIT;
     uint8_t *meta = NULL;
     size_t meta_len = 0;
     char digits[DBX_RUN_ID_SIZE];
@@ -305,9 +443,7 @@ static void on_submitted(void *user, const struct dbx_answer *answer)
         finish_pending(p, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
-    resp.resource_meta.data = meta;
-    resp.resource_meta.len = meta_len;
-    server_call_reply(p->call, &resp.base);
+    p->generation->reply_created(p->call, meta, meta_len);
     free(meta);
     finish_pending(p, GRPC_STATUS_OK, NULL);
 }
@@ -315,14 +451,15 @@ static void on_submitted(void *user, const struct dbx_answer *answer)
 void agent_create_task(void *context, struct server_call *call, const uint8_t *request,
                        size_t request_len)
 {
-    struct agent *agent = context;
+    struct agent_service *service = context;
+    struct agent *agent = service->agent;
     const struct config *config = atomic_load(&agent->config);
     int64_t started_ms = clock_now_ms();
     struct task_request_submit submit;
     grpc_status_code code;
     struct pending *p;
 
-    code = task_request_create(config, request, request_len, &submit);
+    code = task_request_create(config, service->id, request, request_len, &submit);
     if (agent->metrics && submit.has_inputs)
         metrics_input_bytes(agent->metrics, submit.task_type, submit.input_bytes);
     if (code != GRPC_STATUS_OK) {
@@ -330,8 +467,8 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
                   started_ms, code, submit.message);
         goto out;
     }
-    p = pending_new(agent, config, call, OPERATION_CREATE, submit.task_type, submit.instance, NULL,
-                    started_ms);
+    p = pending_new(service, config, call, OPERATION_CREATE, submit.task_type, submit.instance,
+                    NULL, started_ms);
     if (!p) {
         fail_call(agent, call, OPERATION_CREATE, submit.task_type, submit.instance, NULL,
                   started_ms, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
@@ -341,8 +478,9 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
     log_debug("submitting run", "task_type", submit.task_type, "instance", p->instance,
               "idempotency_token",
               submit.idempotency_token[0] ? submit.idempotency_token : "(none)");
-    send_to_databricks(p, DBX_RUNS_SUBMIT, submit.body, submit.retry_safe, &submit.creds,
-                       on_submitted);
+    /* A Flyte 2 call's own token (its connection's) is used for this submit alone. */
+    send_to_databricks(p, DBX_RUNS_SUBMIT, submit.body, submit.retry_safe, submit.call_token,
+                       &submit.creds, on_submitted);
     submit.body = NULL;
 out:
     task_request_submit_done(&submit);
@@ -350,44 +488,20 @@ out:
 
 /* ---- GetTask --------------------------------------------------------------- */
 
-static void reply_resource(struct pending *p, enum phase phase, const char *message,
-                           const char *log_uri, const char *error_code, bool error_recoverable,
-                           enum phase_origin error_origin)
-{
-    Flyteidl__Admin__GetTaskResponse resp = FLYTEIDL__ADMIN__GET_TASK_RESPONSE__INIT;
-    Flyteidl__Admin__Resource resource = FLYTEIDL__ADMIN__RESOURCE__INIT;
-    Flyteidl__Core__TaskLog log_link = FLYTEIDL__CORE__TASK_LOG__INIT;
-    Flyteidl__Core__TaskLog *log_links[1] = {&log_link};
-    Flyteidl__Admin__AgentError agent_error = FLYTEIDL__ADMIN__AGENT_ERROR__INIT;
-
-    resource.phase = (Flyteidl__Core__TaskExecution__Phase)phase;
-    resource.state = phase_to_state[phase];
-    resource.message = (char *)(message ? message : "");
-    if (log_uri) {
-        log_link.uri = (char *)log_uri;
-        log_link.name = (char *)"Databricks Console";
-        resource.n_log_links = 1;
-        resource.log_links = log_links;
-    }
-    if (error_code) {
-        agent_error.code = (char *)error_code;
-        agent_error.kind = error_recoverable ? FLYTEIDL__ADMIN__AGENT_ERROR__KIND__RECOVERABLE
-                                             : FLYTEIDL__ADMIN__AGENT_ERROR__KIND__NON_RECOVERABLE;
-        agent_error.origin = (Flyteidl__Core__ExecutionError__ErrorKind)error_origin;
-        resource.agent_error = &agent_error;
-    }
-    resp.resource = &resource;
-    server_call_reply(p->call, &resp.base);
-}
-
-/* One runs/get on behalf of every GetTask waiting for the same run. */
+/* One runs/get on behalf of every GetTask waiting for the same run, read with the same
+ * token. */
 struct fetch {
     struct agent *agent;
+    const struct config *config; /* the first caller's */
     char *instance;
     char *run_id;
+    char credential[TASK_REQUEST_TOKEN_TAG_SIZE]; /* the token's tag */
+    char *token; /* owns a copy of the call's own token, for runs/get-output; NULL: default */
+    struct task_request_creds creds; /* owns copies of the run's other token sources */
+    struct creds_used used;          /* whose token read it; every waiter's log line names it */
+    int64_t deadline_ms;             /* of the Databricks requests made for it */
     uint64_t fetch_id;
-    struct pending *alone;  /* set when the run could not be tracked */
-    struct creds_used used; /* whose token fetched it; every waiter's log line names it */
+    struct pending *alone; /* set when the run could not be tracked */
 };
 
 static struct fetch *fetch_free(struct fetch *f)
@@ -396,21 +510,51 @@ static struct fetch *fetch_free(struct fetch *f)
         return NULL;
     free(f->instance);
     free(f->run_id);
+    if (f->token) {
+        explicit_bzero(f->token, strlen(f->token));
+        free(f->token);
+    }
+    if (f->creds.auth_token) {
+        explicit_bzero(f->creds.auth_token, strlen(f->creds.auth_token));
+        free(f->creds.auth_token);
+    }
+    free(f->creds.namespace);
+    free(f->creds.token_secret);
     free(f);
     return NULL;
 }
 
-static struct fetch *fetch_new(struct agent *agent, struct pending *p, uint64_t fetch_id)
+static char *dup_or_null(const char *s, bool *ret_failed)
+{
+    char *copy = s ? strdup(s) : NULL;
+
+    if (s && !copy)
+        *ret_failed = true;
+    return copy;
+}
+
+static struct fetch *fetch_new(struct agent *agent, struct pending *p, const char *credential,
+                               const char *token, const struct task_request_creds *creds,
+                               int64_t deadline_ms, uint64_t fetch_id)
 {
     struct fetch *f = calloc(1, sizeof(*f));
+    bool failed = false;
+
     if (!f)
         return NULL;
     f->agent = agent;
+    f->config = p->config;
+    f->creds.namespace = dup_or_null(creds->namespace, &failed);
+    f->creds.token_secret = dup_or_null(creds->token_secret, &failed);
+    f->creds.auth_token = dup_or_null(creds->auth_token, &failed);
+    snprintf(f->credential, sizeof(f->credential), "%s", credential);
+    f->deadline_ms = deadline_ms;
     f->fetch_id = fetch_id;
     f->alone = fetch_id ? NULL : p;
     f->instance = strdup(p->instance);
     f->run_id = strdup(p->run_id);
-    if (!f->instance || !f->run_id)
+    f->token = dup_or_null(token, &failed);
+    if (!f->instance || !f->run_id || failed)
         return fetch_free(f);
     return f;
 }
@@ -420,11 +564,26 @@ static struct pending *pending_of(struct runs_waiter *waiter)
     return (struct pending *)((char *)waiter - offsetof(struct pending, waiter));
 }
 
+/* Answers a GetTask in its generation's messages, remembering the phase for its log line. */
+static void reply_resource(struct pending *p, const struct resource *resource)
+{
+    p->answered_phase = (int)resource->phase;
+    p->generation->reply_resource(p->call, p->config, resource);
+}
+
 static void reply_result(struct pending *p, const struct phase_result *result, const char *message)
 {
-    reply_resource(p, result->phase, message ? message : result->message, result->run_page_url,
-                   result->has_error ? result->error_code : NULL, result->error_recoverable,
-                   result->error_origin);
+    const struct resource resource = {
+        .phase = result->phase,
+        .message = message ? message : result->message,
+        .log_uri = result->run_page_url,
+        .error_code = result->has_error ? result->error_code : NULL,
+        .error_recoverable = result->error_recoverable,
+        .error_origin = result->error_origin,
+        .details = result,
+    };
+
+    reply_resource(p, &resource);
 }
 
 /* Reads a runs/get answer into *ret; the log link falls back to flytekit's
@@ -458,8 +617,12 @@ static void answer_waiter(struct pending *p, const struct runs_fetch_end *end,
         reply_result(p, answer.status, NULL);
         break;
     case RUNS_ANSWER_GONE:
-        reply_resource(p, PHASE_FAILED, answer.message, NULL, "RUN_NOT_FOUND", false,
-                       PHASE_ORIGIN_SYSTEM);
+        reply_resource(p, &(struct resource){
+                              .phase = PHASE_FAILED,
+                              .message = answer.message,
+                              .error_code = "RUN_NOT_FOUND",
+                              .error_origin = PHASE_ORIGIN_SYSTEM,
+                          });
         break;
     case RUNS_ANSWER_LAST_KNOWN:
         reply_result(p, answer.status, answer.message[0] ? answer.message : NULL);
@@ -477,10 +640,11 @@ static void answer_waiter(struct pending *p, const struct runs_fetch_end *end,
     finish_pending(p, GRPC_STATUS_OK, NULL);
 }
 
-/* Ends fetch `fetch_id` and answers everyone waiting for it, or only `alone` (fetched without
- * a map entry); `used` (may be NULL) is where the fetch's token came from. */
-static void end_fetch(struct agent *agent, struct pending *alone, uint64_t fetch_id,
-                      struct runs_fetch_end *end, grpc_status_code error_code,
+/* Ends fetch `fetch_id` of the run read with `credential` and answers everyone waiting for it,
+ * or only `alone` (fetched without a map entry); `used` (may be NULL) is where the fetch's token
+ * came from. */
+static void end_fetch(struct agent *agent, struct pending *alone, const char *credential,
+                      uint64_t fetch_id, struct runs_fetch_end *end, grpc_status_code error_code,
                       const struct creds_used *used)
 {
     struct runs_outcome outcome = {0};
@@ -491,8 +655,8 @@ static void end_fetch(struct agent *agent, struct pending *alone, uint64_t fetch
         answer_waiter(alone, end, error_code);
         return;
     }
-    runs_fetched(agent->runs, end->instance, end->run_id, fetch_id, end->fresh, end->gone,
-                 clock_now_ms(), &outcome);
+    runs_fetched(agent->runs, end->instance, end->run_id, credential, fetch_id, end->fresh,
+                 end->gone, clock_now_ms(), &outcome);
     end->outcome = &outcome;
     for (struct runs_waiter *w = outcome.waiters, *next; w; w = next) {
         next = w->next;
@@ -501,6 +665,23 @@ static void end_fetch(struct agent *agent, struct pending *alone, uint64_t fetch
         answer_waiter(pending_of(w), end, error_code);
     }
     phase_result_done(&outcome.last_known);
+}
+
+/* The fetch's status, completed by run_details_add(): every waiter hears it. */
+static void on_details(void *user, struct phase_result *fresh)
+{
+    struct fetch *f = user;
+    struct runs_fetch_end end = {
+        .instance = f->instance,
+        .run_id = f->run_id,
+        .fresh = fresh,
+        .transient = true,
+        .trouble = "",
+    };
+
+    end_fetch(f->agent, f->alone, f->credential, f->fetch_id, &end, GRPC_STATUS_UNAVAILABLE,
+              &f->used);
+    fetch_free(f);
 }
 
 static void on_run(void *user, const struct dbx_answer *answer)
@@ -522,19 +703,37 @@ static void on_run(void *user, const struct dbx_answer *answer)
     snprintf(trouble, sizeof(trouble), "%s", answer->message);
     /* An answer we cannot read is Databricks-side trouble, not a verdict. */
     if (answer->verdict == DBX_VERDICT_OK &&
-        read_run(f, answer->body, &fresh, trouble, sizeof(trouble)) == 0)
-        end.fresh = &fresh;
-    end_fetch(f->agent, f->alone, f->fetch_id, &end,
+        read_run(f, answer->body, &fresh, trouble, sizeof(trouble)) == 0) {
+        /* custom_info, and for a finished run what runs/get-output says (asked once per run,
+         * with the token the run was read with); the fetch ends in on_details(), now or after
+         * that request. */
+        const struct creds_ask ask = creds_ask_of(&f->creds);
+        const struct run_details_request details = {
+            .creds = f->agent->creds,
+            .config = f->config,
+            .ask = &ask,
+            .runs = f->alone ? NULL : f->agent->runs,
+            .instance = f->instance,
+            .run_id = f->run_id,
+            .credential = f->credential,
+            .token = f->token,
+            .deadline_ms = f->deadline_ms,
+        };
+        run_details_add(&details, answer->body, &fresh, on_details, f);
+        return;
+    }
+    end_fetch(f->agent, f->alone, f->credential, f->fetch_id, &end,
               answer->verdict == DBX_VERDICT_OK ? GRPC_STATUS_UNAVAILABLE
-                                                : verdict_status[answer->verdict],
+                                                : dbx_verdict_status(answer->verdict),
               &f->used);
     phase_result_done(&fresh);
     fetch_free(f);
 }
 
-/* Ends fetch `fetch_id` (0: `p` fetched alone) without a Databricks answer. */
-static void fail_fetch(struct agent *agent, struct pending *p, uint64_t fetch_id,
-                       const char *message)
+/* Ends fetch `fetch_id` (0: `p` fetched alone) of the run read with `credential` without a
+ * Databricks answer. */
+static void fail_fetch(struct agent *agent, struct pending *p, const char *credential,
+                       uint64_t fetch_id, const char *message)
 {
     char instance[RESMETA_HOST_MAX + 8], run_id[RESMETA_RUN_ID_MAX_DIGITS + 1];
     struct runs_fetch_end end = {
@@ -547,13 +746,15 @@ static void fail_fetch(struct agent *agent, struct pending *p, uint64_t fetch_id
     /* p is one of the waiters and is freed once answered: copy the key. */
     snprintf(instance, sizeof(instance), "%s", p->instance);
     snprintf(run_id, sizeof(run_id), "%s", p->run_id);
-    end_fetch(agent, fetch_id ? NULL : p, fetch_id, &end, GRPC_STATUS_UNAVAILABLE, NULL);
+    end_fetch(agent, fetch_id ? NULL : p, credential, fetch_id, &end, GRPC_STATUS_UNAVAILABLE,
+              NULL);
 }
 
 void agent_get_task(void *context, struct server_call *call, const uint8_t *request,
                     size_t request_len)
 {
-    struct agent *agent = context;
+    struct agent_service *service = context;
+    struct agent *agent = service->agent;
     const struct config *config = atomic_load(&agent->config);
     int64_t started_ms = clock_now_ms();
     struct task_request_run run;
@@ -564,13 +765,13 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     uint64_t fetch_id = 0;
     int r;
 
-    code = task_request_get(config, request, request_len, &run);
+    code = task_request_get(config, service->id, request, request_len, &run);
     if (code != GRPC_STATUS_OK) {
         fail_call(agent, call, OPERATION_GET, run.task_type, NULL, NULL, started_ms, code,
                   run.message);
         goto out;
     }
-    p = pending_new(agent, config, call, OPERATION_GET, run.task_type, run.instance, run.run_id,
+    p = pending_new(service, config, call, OPERATION_GET, run.task_type, run.instance, run.run_id,
                     started_ms);
     if (!p) {
         fail_call(agent, call, OPERATION_GET, run.task_type, run.instance, run.run_id, started_ms,
@@ -578,9 +779,12 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
         goto out;
     }
     run.instance = run.run_id = NULL;
+    snprintf(p->credential, sizeof(p->credential), "%s", run.call_token_tag);
 
-    switch (runs_lookup(agent->runs, p->instance, p->run_id, started_ms, &p->waiter, &cached,
-                        &fetch_id)) {
+    /* A call that brings its own token shares a runs/get, or an answer, only with calls that
+     * bring the same one: the run is keyed by the token's tag as well. */
+    switch (runs_lookup(agent->runs, p->instance, p->run_id, run.call_token_tag, started_ms,
+                        &p->waiter, &cached, &fetch_id)) {
     case RUNS_CACHED:
         reply_result(p, &cached, NULL);
         finish_pending(p, GRPC_STATUS_OK, NULL);
@@ -592,16 +796,18 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     case RUNS_FETCH_ALONE:
         break;
     }
-    f = fetch_new(agent, p, fetch_id);
+    f = fetch_new(agent, p, run.call_token_tag, run.call_token, &run.creds,
+                  databricks_deadline(config, call), fetch_id);
     if (f) {
         const struct dbx_call dbx_call = {
             .endpoint = DBX_RUNS_GET,
             .instance = f->instance,
             .run_id = f->run_id,
+            .token = f->token,
             .retry_safe = true,
-            .deadline_ms = databricks_deadline(config, call),
+            .deadline_ms = f->deadline_ms,
         };
-        const struct creds_ask ask = creds_ask_of(&run.creds);
+        const struct creds_ask ask = creds_ask_of(&f->creds);
 
         r = creds_request(agent->creds, config, &dbx_call, &ask, NULL, on_run, f, &f->used);
     } else {
@@ -610,7 +816,7 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     if (r < 0) {
         /* Nothing was queued: end the fetch so that every waiter hears. */
         fetch_free(f);
-        fail_fetch(agent, p, fetch_id,
+        fail_fetch(agent, p, run.call_token_tag, fetch_id,
                    r == -ESHUTDOWN ? "connector shutting down" : "out of memory");
     }
 out:
@@ -622,7 +828,6 @@ out:
 static void on_cancelled(void *user, const struct dbx_answer *answer)
 {
     struct pending *p = user;
-    Flyteidl__Admin__DeleteTaskResponse resp = FLYTEIDL__ADMIN__DELETE_TASK_RESPONSE__INIT;
 
     /* Propeller may abort a task more than once, and cleanup may follow a
      * run that was already deleted: cancelling a gone run is success. */
@@ -630,14 +835,15 @@ static void on_cancelled(void *user, const struct dbx_answer *answer)
         fail_from_answer(p, answer);
         return;
     }
-    server_call_reply(p->call, &resp.base);
+    p->generation->reply_deleted(p->call);
     finish_pending(p, GRPC_STATUS_OK, NULL);
 }
 
 void agent_delete_task(void *context, struct server_call *call, const uint8_t *request,
                        size_t request_len)
 {
-    struct agent *agent = context;
+    struct agent_service *service = context;
+    struct agent *agent = service->agent;
     const struct config *config = atomic_load(&agent->config);
     int64_t started_ms = clock_now_ms();
     struct task_request_run run;
@@ -645,7 +851,7 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
     char *body = NULL;
     struct pending *p = NULL;
 
-    code = task_request_delete(config, request, request_len, &run);
+    code = task_request_delete(config, service->id, request, request_len, &run);
     if (code != GRPC_STATUS_OK) {
         fail_call(agent, call, OPERATION_DELETE, run.task_type, NULL, NULL, started_ms, code,
                   run.message);
@@ -655,7 +861,7 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
     if (asprintf(&body, "{\"run_id\":%s}", run.run_id) < 0)
         body = NULL;
     if (body)
-        p = pending_new(agent, config, call, OPERATION_DELETE, run.task_type, run.instance,
+        p = pending_new(service, config, call, OPERATION_DELETE, run.task_type, run.instance,
                         run.run_id, started_ms);
     if (!p) {
         fail_call(agent, call, OPERATION_DELETE, run.task_type, run.instance, run.run_id,
@@ -664,7 +870,7 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
         goto out;
     }
     run.instance = run.run_id = NULL;
-    send_to_databricks(p, DBX_RUNS_CANCEL, body, true, &run.creds, on_cancelled);
+    send_to_databricks(p, DBX_RUNS_CANCEL, body, true, run.call_token, &run.creds, on_cancelled);
 out:
     task_request_run_done(&run);
 }

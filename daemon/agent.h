@@ -1,6 +1,7 @@
 /*
- * agent.h - flyteidl.service.AsyncAgentService: CreateTask, GetTask and
- * DeleteTask for Databricks tasks.
+ * agent.h - CreateTask, GetTask and DeleteTask for Databricks tasks, for both
+ * protocol generations: Flyte 1's flyteidl.service.AsyncAgentService and
+ * Flyte 2's flyteidl2.connector.AsyncConnectorService.
  *
  * Each handler validates and decodes its request on the thread serving gRPC
  * (the loop thread with workers 0, the default; else a worker), hands one
@@ -20,6 +21,7 @@
 #include "server.h"
 
 struct agent;
+struct agent_service;
 
 /* Borrows `config`, `creds` (through which requests find their token and reach the Databricks
  * client) and `metrics` (may be NULL): all must outlive the agent. */
@@ -33,7 +35,14 @@ struct agent *agent_free(struct agent *agent);
  */
 void agent_set_config(struct agent *agent, const struct config *config);
 
-/* server_handler_fn implementations; context is the agent. The thread serving gRPC. */
+/*
+ * Borrows the context to register the handlers below with for `generation`'s service: the
+ * handlers are shared, and the context says whose messages to read and answer. Valid while the
+ * agent lives. Any thread.
+ */
+struct agent_service *agent_service(struct agent *agent, enum config_generation generation);
+
+/* server_handler_fn implementations; context is an agent_service(). The thread serving gRPC. */
 void agent_create_task(void *context, struct server_call *call, const uint8_t *request,
                        size_t request_len);
 void agent_get_task(void *context, struct server_call *call, const uint8_t *request,

@@ -33,9 +33,6 @@
 
 /* Largest CA bundle, certificate or key file read. */
 #define MAX_PEM_BYTES (1024 * 1024)
-/* GetTask failures in a row the watch loop rides out (daemon restarting, network blip) when
- * they are of a transient kind; propeller tolerates a few too. */
-#define WATCH_MAX_TRANSIENT_FAILURES 3
 /* Columns assumed when the terminal does not say. */
 #define DEFAULT_COLUMNS 80
 #define LINE_SIZE 1024
@@ -111,6 +108,22 @@ int cli_parse_seconds(const char *text, int64_t *ret_ms)
     if (errno != 0 || *end != '\0' || !isfinite(seconds) || seconds <= 0 || seconds > 86400)
         return -EINVAL;
     *ret_ms = (int64_t)ceil(seconds * 1000);
+    return 0;
+}
+
+int cli_option_task_type(const char *arg, const char **ret, char **reterr_msg)
+{
+    if (!*arg)
+        return errmsg_set(reterr_msg, -EINVAL, "expected a task type, got ''");
+    *ret = arg;
+    return 0;
+}
+
+int cli_option_interval(const char *arg, int64_t *ret_ms, char **reterr_msg)
+{
+    if (cli_parse_seconds(arg, ret_ms) < 0)
+        return errmsg_set(reterr_msg, -EINVAL, "expected a positive number of seconds, got '%s'",
+                          arg);
     return 0;
 }
 
@@ -242,6 +255,30 @@ int cli_parse(int argc, char **argv, const struct cli_option *own, size_t n_own,
     }
     *ret_first = optind;
     *ret_count = argc - optind;
+    return CLI_EXIT_OK;
+}
+
+int cli_parse_one(int argc, char **argv, const struct cli_option *own, size_t n_own,
+                  cli_option_fn fn, void *context, void (*usage)(FILE *out), const char *what,
+                  struct cli_common *common, const char **ret_arg)
+{
+    int first, count, r;
+
+    r = cli_parse(argc, argv, own, n_own, fn, context, common, &first, &count);
+    if (r != CLI_EXIT_OK)
+        return r;
+    if (common->help) {
+        usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (count != 1) {
+        if (count == 0)
+            cli_error(common->command, "missing %s (see --help)", what);
+        else
+            cli_error(common->command, "expected one %s, got %d arguments", what, count);
+        return CLI_EXIT_USAGE;
+    }
+    *ret_arg = argv[first];
     return CLI_EXIT_OK;
 }
 
@@ -394,6 +431,21 @@ out:
     return r;
 }
 
+char *cli_failure_text(const struct cli_common *common, const char *method, grpc_status_code status,
+                       const char *details)
+{
+    const char *name = strrchr(method, '/') ? strrchr(method, '/') + 1 : method;
+    char text[LINE_SIZE], hint[128] = "", *out;
+
+    errmsg_printable(text, sizeof(text), details, ERRMSG_ONE_LINE);
+    if (status == GRPC_STATUS_UNAVAILABLE)
+        snprintf(hint, sizeof(hint), " (is the daemon listening on %.64s?)", common->address);
+    if (asprintf(&out, "%s failed: %s%s%s%s", name, client_status_name(status), *text ? ": " : "",
+                 text, hint) < 0)
+        return NULL;
+    return out;
+}
+
 /* One call; a failure comes back as *ret_error ("GetTask failed: CODE: details"; gives,
  * free()), for the caller to print when its screen is ready for it. */
 static int call_checked(const struct cli_common *common, struct client *client, const char *method,
@@ -403,7 +455,6 @@ static int call_checked(const struct cli_common *common, struct client *client, 
     struct client_reply reply = {0};
     const char *name = strrchr(method, '/') ? strrchr(method, '/') + 1 : method;
     char *error = NULL;
-    char details[LINE_SIZE], hint[128] = "";
 
     *ret_status = GRPC_STATUS_UNKNOWN;
     if (client_call(client, method, request, request_len, &reply, &error) < 0) {
@@ -414,12 +465,7 @@ static int call_checked(const struct cli_common *common, struct client *client, 
     }
     *ret_status = reply.status;
     if (reply.status != GRPC_STATUS_OK) {
-        errmsg_printable(details, sizeof(details), reply.details, ERRMSG_ONE_LINE);
-        if (reply.status == GRPC_STATUS_UNAVAILABLE)
-            snprintf(hint, sizeof(hint), " (is the daemon listening on %.64s?)", common->address);
-        if (asprintf(ret_error, "%s failed: %s%s%s%s", name, client_status_name(reply.status),
-                     *details ? ": " : "", details, hint) < 0)
-            *ret_error = NULL;
+        *ret_error = cli_failure_text(common, method, reply.status, reply.details);
         client_reply_done(&reply);
         return CLI_EXIT_FAILED;
     }
@@ -530,13 +576,10 @@ int cli_pack(const ProtobufCMessage *message, uint8_t **ret_data, size_t *ret_le
 
 /* ---- GetTask / DeleteTask ---- */
 
-/* GetTask; on CLI_EXIT_OK gives *ret_response (free with
- * flyteidl__admin__get_task_response__free_unpacked), else *ret_status says why and *ret_error
- * (gives, free(); may be NULL on OOM) what to print. */
-static int get_task(const struct cli_common *common, struct client *client,
-                    const uint8_t *resource_meta, size_t resource_meta_len, const char *task_type,
-                    Flyteidl__Admin__GetTaskResponse **ret_response, grpc_status_code *ret_status,
-                    char **ret_error)
+int cli_get_task(const struct cli_common *common, struct client *client,
+                 const uint8_t *resource_meta, size_t resource_meta_len, const char *task_type,
+                 Flyteidl__Admin__GetTaskResponse **ret_response, grpc_status_code *ret_status,
+                 char **ret_error)
 {
     Flyteidl__Admin__GetTaskRequest req = FLYTEIDL__ADMIN__GET_TASK_REQUEST__INIT;
     Flyteidl__Admin__TaskCategory category = FLYTEIDL__ADMIN__TASK_CATEGORY__INIT;
@@ -638,6 +681,25 @@ static void print_details(FILE *out, const Flyteidl__Admin__Resource *res)
     }
 }
 
+/* `prefix` and the message's first line, then each further line indented by two spaces; every
+ * line made printable. Nothing for an empty message. */
+static void print_message(FILE *out, const char *prefix, const char *message)
+{
+    char line[LINE_SIZE];
+
+    for (const char *p = message, *nl; p && *p; p = nl ? nl + 1 : NULL) {
+        char *piece;
+
+        nl = strchr(p, '\n');
+        piece = strndup(p, nl ? (size_t)(nl - p) : strlen(p));
+        if (!piece)
+            return;
+        errmsg_printable(line, sizeof(line), piece, ERRMSG_ONE_LINE);
+        free(piece);
+        fprintf(out, "%s%s\n", p == message ? prefix : "  ", line);
+    }
+}
+
 static enum phase resource_phase(const Flyteidl__Admin__Resource *res)
 {
     if (!res || (int)res->phase < 0 || (int)res->phase >= (int)_PHASE_MAX)
@@ -650,22 +712,18 @@ int cli_status_once(const struct cli_common *common, struct client *client,
 {
     Flyteidl__Admin__GetTaskResponse *resp = NULL;
     grpc_status_code status;
-    char message[LINE_SIZE];
     char *error = NULL;
     int r;
 
-    r = get_task(common, client, resource_meta, resource_meta_len, task_type, &resp, &status,
-                 &error);
+    r = cli_get_task(common, client, resource_meta, resource_meta_len, task_type, &resp, &status,
+                     &error);
     if (r != CLI_EXIT_OK) {
         cli_error(common->command, "%s", error ? error : "GetTask failed");
         free(error);
         return r;
     }
     printf("phase: %s\n", phase_name(resource_phase(resp->resource)));
-    errmsg_printable(message, sizeof(message), resp->resource ? resp->resource->message : NULL,
-                     ERRMSG_ONE_LINE);
-    if (*message)
-        printf("message: %s\n", message);
+    print_message(stdout, "message: ", resp->resource ? resp->resource->message : NULL);
     print_details(stdout, resp->resource);
     flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
     return CLI_EXIT_OK;
@@ -759,16 +817,19 @@ static void show_plain(const Flyteidl__Admin__Resource *res, const char *elapsed
 
 static void show_final(const Flyteidl__Admin__Resource *res, const char *elapsed)
 {
-    char message[LINE_SIZE];
+    char head[96];
 
-    errmsg_printable(message, sizeof(message), res ? res->message : NULL, ERRMSG_ONE_LINE);
-    printf("%s after %s%s%s\n", phase_name(resource_phase(res)), elapsed, *message ? ": " : "",
-           message);
+    /* A failed run's message holds its exception and traceback, a line each: all of them. */
+    snprintf(head, sizeof(head), "%s after %s: ", phase_name(resource_phase(res)), elapsed);
+    if (res && res->message && *res->message)
+        print_message(stdout, head, res->message);
+    else
+        printf("%.*s\n", (int)strlen(head) - 2, head);
     print_details(stdout, res);
     fflush(stdout);
 }
 
-static bool transient(grpc_status_code code)
+bool cli_transient(grpc_status_code code)
 {
     for (size_t i = 0; i < sizeof(transient_codes) / sizeof(transient_codes[0]); i++)
         if (transient_codes[i] == code)
@@ -776,8 +837,7 @@ static bool transient(grpc_status_code code)
     return false;
 }
 
-/* Sleeps up to ms; true when SIGINT arrived. */
-static bool sleep_or_interrupt(const sigset_t *set, int64_t ms)
+bool cli_sleep_or_interrupt(const sigset_t *set, int64_t ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
 
@@ -826,8 +886,8 @@ int cli_watch_run(const struct cli_watch *w)
 
         char *error = NULL;
 
-        r = get_task(w->common, w->client, w->resource_meta, w->resource_meta_len, w->task_type,
-                     &resp, &status, &error);
+        r = cli_get_task(w->common, w->client, w->resource_meta, w->resource_meta_len, w->task_type,
+                         &resp, &status, &error);
         if (r != CLI_EXIT_OK) {
             /* Cleared first, so the error line does not land in the middle of the live one. */
             if (live)
@@ -835,7 +895,7 @@ int cli_watch_run(const struct cli_watch *w)
             cli_error(w->common->command, "%s", error ? error : "GetTask failed");
             free(error);
             /* Transient trouble (a daemon restarting) is ridden out a few times. */
-            if (!transient(status) || ++failures > WATCH_MAX_TRANSIENT_FAILURES)
+            if (!cli_transient(status) || ++failures > CLI_MAX_TRANSIENT_FAILURES)
                 goto out;
         } else {
             failures = 0;
@@ -857,7 +917,7 @@ int cli_watch_run(const struct cli_watch *w)
             flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
             resp = NULL;
         }
-        if (sleep_or_interrupt(w->interrupt, w->interval_ms)) {
+        if (cli_sleep_or_interrupt(w->interrupt, w->interval_ms)) {
             r = interrupted(w, live);
             goto out;
         }

@@ -1,5 +1,6 @@
 /*
- * cli.h - the client commands of flyte-databricks-connector (agents, submit, status, cancel),
+ * cli.h - the client commands of flyte-databricks-connector (agents, submit, status, cancel,
+ * logs),
  * and what they share: option parsing, reading files, GetTask/DeleteTask, the watch loop.
  *
  * Entry points: main() calls cli_<command>_main(argc, argv) with argv[0] the command name
@@ -8,7 +9,8 @@
  *   1   a call failed (the daemon answered an error or could not be reached), or a cancel
  *       after Ctrl-C failed
  *   2   usage error or bad input (unknown option, unreadable or invalid file)
- *   3   the run ended in a phase other than SUCCEEDED (submit --wait, status --watch)
+ *   3   the run ended in a phase other than SUCCEEDED (submit --wait, status --watch,
+ *       logs --follow)
  *   130 interrupted by SIGINT (submit --wait cancels the run first)
  * Errors are one line on stderr: "flyte-databricks-connector submit: cannot read 'x.json': No
  * such file or directory". Results go to stdout.
@@ -28,6 +30,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "client.h"
+#include "flyteidl/admin/agent.pb-c.h"
 
 #define CLI_PROGRAM "flyte-databricks-connector"
 #define CLI_DEFAULT_ADDRESS "127.0.0.1:8000"
@@ -51,6 +54,7 @@ int cli_agents_main(int argc, char **argv);
 int cli_submit_main(int argc, char **argv);
 int cli_status_main(int argc, char **argv);
 int cli_cancel_main(int argc, char **argv);
+int cli_logs_main(int argc, char **argv);
 
 /* ---- shared by the commands (cli.c) ---- */
 
@@ -85,6 +89,16 @@ typedef int (*cli_option_fn)(void *context, int id, const char *arg, char **rete
 int cli_parse(int argc, char **argv, const struct cli_option *own, size_t n_own, cli_option_fn fn,
               void *context, struct cli_common *common, int *ret_first, int *ret_count);
 
+/*
+ * cli_parse() for a command that takes exactly one positional argument, named `what` in its
+ * messages ("TEMPLATE"): with --help prints usage(stdout) and returns CLI_EXIT_OK with
+ * common->help set; otherwise sets *ret_arg (borrows argv) or prints one error line and returns
+ * CLI_EXIT_USAGE.
+ */
+int cli_parse_one(int argc, char **argv, const struct cli_option *own, size_t n_own,
+                  cli_option_fn fn, void *context, void (*usage)(FILE *out), const char *what,
+                  struct cli_common *common, const char **ret_arg);
+
 /* Prints the help lines of the common options (for a command's --help). */
 void cli_print_common_help(FILE *out);
 
@@ -94,6 +108,12 @@ __attribute__((format(printf, 2, 3))) void cli_error(const char *command, const 
 /* Parses a positive number of seconds ("10", "0.2") up to a day into milliseconds (rounded
  * up, at least 1). Returns 0 or -EINVAL. */
 int cli_parse_seconds(const char *text, int64_t *ret_ms);
+
+/* The values of the options several commands share, for their cli_option_fn: --task-type T
+ * (non-empty; *ret borrows arg) and --interval SECONDS. Return 0, or -EINVAL with *reterr_msg
+ * (gives; free()) naming what was expected. */
+int cli_option_task_type(const char *arg, const char **ret, char **reterr_msg);
+int cli_option_interval(const char *arg, int64_t *ret_ms, char **reterr_msg);
 
 /* Reads a whole file of at most max bytes. Gives *ret_data (free(); NUL-terminated one byte past
  * *ret_len). Returns 0, or a -errno with *reterr_msg "cannot read 'PATH': <strerror>" (gives;
@@ -138,6 +158,29 @@ int cli_load_resource_meta(const struct cli_common *common, const char *arg, uin
  * lines. Returns CLI_EXIT_OK or CLI_EXIT_FAILED. */
 int cli_status_once(const struct cli_common *common, struct client *client,
                     const uint8_t *resource_meta, size_t resource_meta_len, const char *task_type);
+
+/* GetTask failures in a row a following command rides out (daemon restarting, network blip)
+ * when they are of a transient kind; propeller tolerates a few too. */
+#define CLI_MAX_TRANSIENT_FAILURES 3
+
+/* GetTask once; on CLI_EXIT_OK gives *ret_response (free with
+ * flyteidl__admin__get_task_response__free_unpacked()), else *ret_status says why and
+ * *ret_error (gives, free(); may be NULL on OOM) what to print. */
+int cli_get_task(const struct cli_common *common, struct client *client,
+                 const uint8_t *resource_meta, size_t resource_meta_len, const char *task_type,
+                 Flyteidl__Admin__GetTaskResponse **ret_response, grpc_status_code *ret_status,
+                 char **ret_error);
+
+/* "<Method> failed: CODE: details" (and a hint for UNAVAILABLE), for a call that ended with
+ * `status`. Gives the text (free()), NULL on OOM. */
+char *cli_failure_text(const struct cli_common *common, const char *method, grpc_status_code status,
+                       const char *details);
+
+/* True for statuses worth riding out (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED). */
+bool cli_transient(grpc_status_code code);
+
+/* Sleeps up to ms in sigtimedwait() on `set` (a blocked SIGINT); true when SIGINT came. */
+bool cli_sleep_or_interrupt(const sigset_t *set, int64_t ms);
 
 /* DeleteTask once. Returns CLI_EXIT_OK or CLI_EXIT_FAILED (error printed). */
 int cli_delete_task(const struct cli_common *common, struct client *client,

@@ -75,19 +75,9 @@ static int status_option(void *context, int id, const char *arg, char **reterr_m
         a->watch = true;
         break;
     case STATUS_TASK_TYPE:
-        if (!*arg) {
-            *reterr_msg = strdup("expected a task type, got ''");
-            return -EINVAL;
-        }
-        a->task_type = arg;
-        break;
+        return cli_option_task_type(arg, &a->task_type, reterr_msg);
     case STATUS_INTERVAL:
-        if (cli_parse_seconds(arg, &a->interval_ms) < 0) {
-            if (asprintf(reterr_msg, "expected a positive number of seconds, got '%s'", arg) < 0)
-                *reterr_msg = NULL;
-            return -EINVAL;
-        }
-        break;
+        return cli_option_interval(arg, &a->interval_ms, reterr_msg);
     }
     return 0;
 }
@@ -97,27 +87,18 @@ static int parse(int argc, char **argv, const struct cli_option *options, size_t
                  void (*usage)(FILE *), struct status_args *args, struct cli_common *common,
                  uint8_t **ret_meta, size_t *ret_meta_len)
 {
-    int first, count, r;
+    const char *arg = NULL;
+    int r;
 
     *args = (struct status_args){
         .task_type = CLI_DEFAULT_TASK_TYPE,
         .interval_ms = CLI_DEFAULT_INTERVAL_MS,
     };
-    r = cli_parse(argc, argv, options, n_options, status_option, args, common, &first, &count);
-    if (r != CLI_EXIT_OK)
+    r = cli_parse_one(argc, argv, options, n_options, status_option, args, usage, "RESOURCE_META",
+                      common, &arg);
+    if (r != CLI_EXIT_OK || common->help)
         return r;
-    if (common->help) {
-        usage(stdout);
-        return CLI_EXIT_OK;
-    }
-    if (count != 1) {
-        cli_error(common->command,
-                  count == 0 ? "missing RESOURCE_META (see --help)"
-                             : "expected one RESOURCE_META, got %d arguments",
-                  count);
-        return CLI_EXIT_USAGE;
-    }
-    return cli_load_resource_meta(common, argv[first], ret_meta, ret_meta_len);
+    return cli_load_resource_meta(common, arg, ret_meta, ret_meta_len);
 }
 
 int cli_status_main(int argc, char **argv)

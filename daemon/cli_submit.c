@@ -84,19 +84,9 @@ static int submit_option(void *context, int id, const char *arg, char **reterr_m
         a->wait = true;
         break;
     case SUBMIT_TASK_TYPE:
-        if (!*arg) {
-            *reterr_msg = strdup("expected a task type, got ''");
-            return -EINVAL;
-        }
-        a->task_type = arg;
-        break;
+        return cli_option_task_type(arg, &a->task_type, reterr_msg);
     case SUBMIT_INTERVAL:
-        if (cli_parse_seconds(arg, &a->interval_ms) < 0) {
-            if (asprintf(reterr_msg, "expected a positive number of seconds, got '%s'", arg) < 0)
-                *reterr_msg = NULL;
-            return -EINVAL;
-        }
-        break;
+        return cli_option_interval(arg, &a->interval_ms, reterr_msg);
     }
     return 0;
 }
@@ -265,26 +255,16 @@ int cli_submit_main(int argc, char **argv)
     size_t inputs_len = 0, request_len = 0;
     char *type = NULL, *error = NULL;
     bool binary = false;
+    const char *path = NULL;
     sigset_t interrupt;
-    int first, count, r;
+    int r;
 
-    r = cli_parse(argc, argv, submit_options, sizeof(submit_options) / sizeof(submit_options[0]),
-                  submit_option, &args, &common, &first, &count);
-    if (r != CLI_EXIT_OK)
+    r = cli_parse_one(argc, argv, submit_options,
+                      sizeof(submit_options) / sizeof(submit_options[0]), submit_option, &args,
+                      usage, "TEMPLATE", &common, &path);
+    if (r != CLI_EXIT_OK || common.help)
         goto out;
-    if (common.help) {
-        usage(stdout);
-        goto out;
-    }
-    if (count != 1) {
-        cli_error(common.command,
-                  count == 0 ? "missing TEMPLATE (see --help)"
-                             : "expected one TEMPLATE, got %d arguments",
-                  count);
-        r = CLI_EXIT_USAGE;
-        goto out;
-    }
-    r = load_template(common.command, argv[first], &template_, &binary);
+    r = load_template(common.command, path, &template_, &binary);
     if (r != CLI_EXIT_OK)
         goto out;
     if (args.inputs && (r = load_inputs(common.command, args.inputs, &inputs, &inputs_len)))

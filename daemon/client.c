@@ -1,10 +1,12 @@
 /*
- * client.c - unary gRPC calls for the command-line tools, on the gRPC core C API.
+ * client.c - gRPC calls for the command-line tools, on the gRPC core C API.
  *
- * A call is one grpc_call with one batch (send metadata, message, close; receive metadata,
- * message, status) on the client's completion queue, which then carries exactly one event per
- * call. The call's deadline bounds the wait, so a daemon that never answers costs --timeout, not
- * a hang. Owns its channel and queue; used by one thread (see client.h).
+ * A unary call is one grpc_call with one batch (send metadata, message, close; receive
+ * metadata, message, status) on the client's completion queue, which then carries exactly one
+ * event per call. A server-streaming call runs its batches one after the other (send and
+ * receive metadata, then one message per batch, then the status), so the queue never holds
+ * more than one event either. The call's deadline bounds the wait, so a daemon that never answers
+ * costs --timeout, not a hang. Owns its channel and queue; used by one thread (see client.h).
  */
 #include "client.h"
 
@@ -134,98 +136,192 @@ static uint8_t *buffer_copy(grpc_byte_buffer *bb, size_t *ret_len)
     return data;
 }
 
+/* One call's gRPC resources, from rpc_open() to rpc_close(). */
+struct rpc {
+    struct client *client;
+    grpc_call *call;
+    grpc_byte_buffer *send, *recv;
+    grpc_metadata_array initial, trailing;
+    grpc_status_code status;
+    grpc_slice details;
+};
+
+/* Creates the call with the client's deadline and the request as its message. Returns 0, or
+ * -EIO with *reterr_msg; rpc_close() either way. */
+static int rpc_open(struct client *client, struct rpc *rpc, const char *method,
+                    const uint8_t *request, size_t request_len, char **reterr_msg)
+{
+    grpc_slice request_slice;
+
+    *rpc = (struct rpc){.client = client, .status = GRPC_STATUS_UNKNOWN};
+    rpc->details = grpc_empty_slice();
+    grpc_metadata_array_init(&rpc->initial);
+    grpc_metadata_array_init(&rpc->trailing);
+    rpc->call = grpc_channel_create_call(
+        client->channel, NULL, GRPC_PROPAGATE_DEFAULTS, client->cq,
+        grpc_slice_from_static_string(method), NULL,
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                     gpr_time_from_millis(client->timeout_ms, GPR_TIMESPAN)),
+        NULL);
+    if (!rpc->call)
+        return errmsg_set(reterr_msg, -EIO, "cannot create a call to %s", method);
+    request_slice = grpc_slice_from_copied_buffer((const char *)request, request_len);
+    rpc->send = grpc_raw_byte_buffer_create(&request_slice, 1);
+    grpc_slice_unref(request_slice);
+    return 0;
+}
+
+static void rpc_close(struct rpc *rpc)
+{
+    if (rpc->call)
+        grpc_call_unref(rpc->call);
+    if (rpc->send)
+        grpc_byte_buffer_destroy(rpc->send);
+    if (rpc->recv)
+        grpc_byte_buffer_destroy(rpc->recv);
+    grpc_slice_unref(rpc->details);
+    grpc_metadata_array_destroy(&rpc->initial);
+    grpc_metadata_array_destroy(&rpc->trailing);
+}
+
+/* Starts ops on the call and waits for that batch (the call's deadline ends it, so the wait is
+ * bounded; the queue holds no other work). true when it ran. */
+static bool rpc_batch(struct rpc *rpc, const grpc_op *ops, size_t n)
+{
+    grpc_event event;
+
+    if (grpc_call_start_batch(rpc->call, ops, n, rpc->call, NULL) != GRPC_CALL_OK)
+        return false;
+    do
+        event =
+            grpc_completion_queue_next(rpc->client->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+    while (event.type != GRPC_OP_COMPLETE || event.tag != rpc->call);
+    return true;
+}
+
+/* The ops that send the request and read the initial metadata, into ops[0..4). */
+static size_t rpc_send_ops(struct rpc *rpc, grpc_op *ops)
+{
+    memset(ops, 0, 4 * sizeof(*ops));
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_SEND_MESSAGE;
+    ops[1].data.send_message.send_message = rpc->send;
+    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[3].data.recv_initial_metadata.recv_initial_metadata = &rpc->initial;
+    return 4;
+}
+
+static void rpc_status_op(struct rpc *rpc, grpc_op *op)
+{
+    memset(op, 0, sizeof(*op));
+    op->op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    op->data.recv_status_on_client.trailing_metadata = &rpc->trailing;
+    op->data.recv_status_on_client.status = &rpc->status;
+    op->data.recv_status_on_client.status_details = &rpc->details;
+}
+
+/* *ret gets the call's status and details. 0 or -ENOMEM with *reterr_msg. */
+static int rpc_reply(const struct rpc *rpc, struct client_reply *ret, char **reterr_msg)
+{
+    *ret = (struct client_reply){.status = rpc->status};
+    ret->details =
+        strndup((const char *)GRPC_SLICE_START_PTR(rpc->details), GRPC_SLICE_LENGTH(rpc->details));
+    return ret->details ? 0 : errmsg_set(reterr_msg, -ENOMEM, "out of memory");
+}
+
 int client_call(struct client *client, const char *method, const uint8_t *request,
                 size_t request_len, struct client_reply *ret_reply, char **reterr_msg)
 {
-    grpc_call *call = NULL;
-    grpc_byte_buffer *send = NULL, *recv = NULL;
-    grpc_metadata_array initial, trailing;
-    grpc_status_code status = GRPC_STATUS_UNKNOWN;
-    grpc_slice details = grpc_empty_slice();
-    grpc_slice request_slice;
+    struct rpc rpc;
     grpc_op ops[6];
-    grpc_call_error call_error;
-    grpc_event event;
-    gpr_timespec deadline;
+    size_t n;
     struct client_reply reply = {0};
     int r;
 
-    grpc_metadata_array_init(&initial);
-    grpc_metadata_array_init(&trailing);
-    deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                            gpr_time_from_millis(client->timeout_ms, GPR_TIMESPAN));
-    call = grpc_channel_create_call(client->channel, NULL, GRPC_PROPAGATE_DEFAULTS, client->cq,
-                                    grpc_slice_from_static_string(method), NULL, deadline, NULL);
-    if (!call) {
-        r = errmsg_set(reterr_msg, -EIO, "cannot create a call to %s", method);
+    r = rpc_open(client, &rpc, method, request, request_len, reterr_msg);
+    if (r < 0)
+        goto out;
+    n = rpc_send_ops(&rpc, ops);
+    memset(&ops[n], 0, sizeof(ops[n]));
+    ops[n].op = GRPC_OP_RECV_MESSAGE;
+    ops[n++].data.recv_message.recv_message = &rpc.recv;
+    rpc_status_op(&rpc, &ops[n++]);
+    if (!rpc_batch(&rpc, ops, n)) {
+        r = errmsg_set(reterr_msg, -EIO, "cannot start a call to %s", method);
         goto out;
     }
-    request_slice = grpc_slice_from_copied_buffer((const char *)request, request_len);
-    send = grpc_raw_byte_buffer_create(&request_slice, 1);
-    grpc_slice_unref(request_slice);
-
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = send;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &recv;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &trailing;
-    ops[5].data.recv_status_on_client.status = &status;
-    ops[5].data.recv_status_on_client.status_details = &details;
-    call_error = grpc_call_start_batch(call, ops, sizeof(ops) / sizeof(ops[0]), call, NULL);
-    if (call_error != GRPC_CALL_OK) {
-        r = errmsg_set(reterr_msg, -EIO, "cannot start a call to %s (error %d)", method,
-                       (int)call_error);
+    r = rpc_reply(&rpc, &reply, reterr_msg);
+    if (r < 0)
         goto out;
+    if (rpc.status == GRPC_STATUS_OK && !rpc.recv) {
+        reply.status = GRPC_STATUS_INTERNAL;
+        free(reply.details);
+        reply.details = strdup("the server answered OK without a message");
+    } else if (rpc.status == GRPC_STATUS_OK) {
+        reply.data = buffer_copy(rpc.recv, &reply.len);
     }
-    /* The deadline ends the batch, so this wait is bounded; the queue holds no other work. */
-    do
-        event = grpc_completion_queue_next(client->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
-    while (event.type != GRPC_OP_COMPLETE || event.tag != call);
-
-    reply.status = status;
-    reply.details =
-        strndup((const char *)GRPC_SLICE_START_PTR(details), GRPC_SLICE_LENGTH(details));
-    if (!reply.details) {
+    if (!reply.details || (reply.status == GRPC_STATUS_OK && !reply.data)) {
         r = errmsg_set(reterr_msg, -ENOMEM, "out of memory");
         goto out;
-    }
-    if (status == GRPC_STATUS_OK) {
-        if (!recv) {
-            reply.status = GRPC_STATUS_INTERNAL;
-            free(reply.details);
-            reply.details = strdup("the server answered OK without a message");
-            if (!reply.details) {
-                r = errmsg_set(reterr_msg, -ENOMEM, "out of memory");
-                goto out;
-            }
-        } else {
-            reply.data = buffer_copy(recv, &reply.len);
-            if (!reply.data) {
-                r = errmsg_set(reterr_msg, -ENOMEM, "out of memory");
-                goto out;
-            }
-        }
     }
     *ret_reply = reply;
     reply = (struct client_reply){0};
     r = 0;
 out:
     client_reply_done(&reply);
-    if (call)
-        grpc_call_unref(call);
-    if (send)
-        grpc_byte_buffer_destroy(send);
-    if (recv)
-        grpc_byte_buffer_destroy(recv);
-    grpc_slice_unref(details);
-    grpc_metadata_array_destroy(&initial);
-    grpc_metadata_array_destroy(&trailing);
+    rpc_close(&rpc);
+    return r;
+}
+
+int client_stream(struct client *client, const char *method, const uint8_t *request,
+                  size_t request_len, client_message_fn on_message, void *user,
+                  struct client_reply *ret_reply, char **reterr_msg)
+{
+    struct rpc rpc;
+    grpc_op ops[4];
+    int r;
+
+    r = rpc_open(client, &rpc, method, request, request_len, reterr_msg);
+    if (r < 0)
+        goto out;
+    if (!rpc_batch(&rpc, ops, rpc_send_ops(&rpc, ops))) {
+        r = errmsg_set(reterr_msg, -EIO, "cannot start a call to %s", method);
+        goto out;
+    }
+    /* One message per batch until the stream ends (no message) or the caller stops. */
+    for (;;) {
+        uint8_t *data;
+        size_t len = 0;
+        int stop;
+
+        memset(ops, 0, sizeof(ops[0]));
+        ops[0].op = GRPC_OP_RECV_MESSAGE;
+        ops[0].data.recv_message.recv_message = &rpc.recv;
+        if (!rpc_batch(&rpc, ops, 1) || !rpc.recv)
+            break;
+        data = buffer_copy(rpc.recv, &len);
+        grpc_byte_buffer_destroy(rpc.recv);
+        rpc.recv = NULL;
+        if (!data) {
+            r = errmsg_set(reterr_msg, -ENOMEM, "out of memory");
+            goto out;
+        }
+        stop = on_message(user, data, len);
+        free(data);
+        if (stop) {
+            grpc_call_cancel(rpc.call, NULL);
+            break;
+        }
+    }
+    rpc_status_op(&rpc, &ops[0]);
+    if (!rpc_batch(&rpc, ops, 1)) {
+        r = errmsg_set(reterr_msg, -EIO, "cannot read the status of a call to %s", method);
+        goto out;
+    }
+    r = rpc_reply(&rpc, ret_reply, reterr_msg);
+out:
+    rpc_close(&rpc);
     return r;
 }
 

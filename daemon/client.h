@@ -1,10 +1,12 @@
 /*
- * client.h - a small unary gRPC client on the gRPC core C API, for the command-line tools.
+ * client.h - a small gRPC client on the gRPC core C API, for the command-line tools: unary
+ * calls and server-streaming ones.
  *
  * One channel to HOST:PORT, plaintext or TLS (server verified against a given CA bundle,
  * optionally with a client certificate), and one completion queue. Each client_call() sends one
- * request and waits for its answer or its deadline; the wire bytes go in and come out as they
- * are, so callers pack and unpack their own protobuf-c messages.
+ * request and waits for its answer or its deadline; client_stream() reads a stream's messages
+ * one by one. The wire bytes go in and come out as they are, so callers pack and unpack their
+ * own protobuf-c messages.
  *
  * Threads: a client belongs to the thread that made it; calls are sequential. client_new()
  * calls grpc_init() and client_free() grpc_shutdown(): a process that blocks signals for
@@ -48,6 +50,19 @@ int client_new(const struct client_options *options, struct client **ret_client,
  * could not even start. */
 int client_call(struct client *client, const char *method, const uint8_t *request,
                 size_t request_len, struct client_reply *ret_reply, char **reterr_msg);
+
+/* Takes one message of a server-streaming answer (data borrowed for the call). Returns 0 to
+ * read on, or non-zero to stop: the call is then cancelled. */
+typedef int (*client_message_fn)(void *user, const uint8_t *data, size_t len);
+
+/* Calls a server-streaming method ("/package.Service/Method"; borrows) with request (borrows):
+ * hands each message of the answer to on_message as it arrives, then fills *ret_reply with the
+ * call's status (free with client_reply_done(); data stays NULL). The deadline bounds the whole
+ * stream. Returns 0 whatever the status, or -EIO/-ENOMEM with *reterr_msg when the call could
+ * not run. */
+int client_stream(struct client *client, const char *method, const uint8_t *request,
+                  size_t request_len, client_message_fn on_message, void *user,
+                  struct client_reply *ret_reply, char **reterr_msg);
 
 /* Frees r's buffers and NULLs them; NULL-safe and idempotent. */
 void client_reply_done(struct client_reply *r);

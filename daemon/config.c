@@ -65,6 +65,39 @@
 #define FLYTEKIT_DEFAULT_DIR "/etc/secrets"
 #define FLYTEKIT_TOKEN_FILE "flyte_databricks_access_token"
 
+/* ---- entrypoints ---- */
+
+/* The one place both generations' defaults live (config/README.md, "Entrypoints"). Flyte 1 is
+ * flytekit's connector (plugins/flytekit-spark/flytekitplugins/spark/connector.py), Flyte 2
+ * flyte-sdk's (plugins/databricks/src/flyteplugins/databricks/connector.py): the same
+ * flytetools repository, each pinned to the commit its connector submits. flyte-sdk has no
+ * serverless path and its runtime does not read FLYTE_FAIL_ON_ERROR. */
+static const struct config_entrypoint entrypoints[_CONFIG_GENERATION_MAX] = {
+    [CONFIG_FLYTE_1] =
+        {
+            .git_url = "https://github.com/flyteorg/flytetools",
+            .git_provider = "gitHub",
+            .git_commit = "572298df1f971fb58c258398bd70a6372f811c96",
+            .python_file = "flytekitplugins/databricks/entrypoint.py",
+            .serverless_python_file = "flytekitplugins/databricks/entrypoint_serverless.py",
+            .fail_on_error_env = true,
+        },
+    [CONFIG_FLYTE_2] =
+        {
+            .git_url = "https://github.com/flyteorg/flytetools",
+            .git_provider = "gitHub",
+            .git_commit = "194364210c47c49ce66c419e8fb68d6f9c06fd7e",
+            .python_file = "flyteplugins/databricks/entrypoint.py",
+            .serverless_python_file = NULL,
+            .fail_on_error_env = false,
+        },
+};
+
+const struct config_entrypoint *config_entrypoint(enum config_generation generation)
+{
+    return &entrypoints[generation];
+}
+
 /* ---- message collection ---- */
 
 struct msgs {
@@ -310,6 +343,7 @@ enum key_kind {
     KIND_INT,             /* int at offset, min..max */
     KIND_LONG,            /* long at offset, min..max */
     KIND_LOG_LEVEL,       /* enum config_log_level at offset */
+    KIND_BOOL,            /* bool at offset: JSON true or false, text "true" or "false" */
     KIND_INSTANCES,       /* allowed_instances + count + allow_any_instance */
     KIND_INSTANCE_LIMITS, /* instance_limits + count; config file only */
     KIND_INSTANCE_OAUTH,  /* instance_oauth + count; config file only */
@@ -415,6 +449,9 @@ static const struct key keys[] = {
      .offset = offsetof(struct config, request_timeout_ms),
      .min = 100,
      .max = 600000},
+    {.name = "retryable_failed_phase",
+     .kind = KIND_BOOL,
+     .offset = offsetof(struct config, retryable_failed_phase)},
     {.name = "service_credential_provider",
      .kind = KIND_STRING,
      .offset = offsetof(struct config, service_credential_provider),
@@ -593,6 +630,12 @@ static void set_from_text(struct config *cfg, const struct key *k, const char *t
             break;
         }
         set_number(cfg, k, (double)v, text, origin, errs);
+        break;
+    case KIND_BOOL:
+        if (strcmp(text, "true") == 0 || strcmp(text, "false") == 0)
+            *(bool *)((char *)cfg + k->offset) = text[0] == 't';
+        else
+            msgs_add(errs, "%s: invalid value %s: expected true or false", origin, quote(q, text));
         break;
     case KIND_INSTANCES:
         set_instances(cfg, &text, 1, &origin, errs);
@@ -895,6 +938,13 @@ static void apply_json_key(struct config *cfg, const struct key *k, const cJSON 
         }
         snprintf(num, sizeof(num), "%.15g", item->valuedouble);
         set_number(cfg, k, item->valuedouble, num, origin, errs);
+        break;
+    case KIND_BOOL:
+        if (cJSON_IsBool(item))
+            *(bool *)((char *)cfg + k->offset) = cJSON_IsTrue(item);
+        else
+            msgs_add(errs, "%s: expected true or false, got %s", origin,
+                     structjson_type_name(item));
         break;
     case KIND_INSTANCES:
         if (!cJSON_IsArray(item)) {
@@ -1396,6 +1446,7 @@ enum flag_id {
     FLAG_CA_FILE,
     FLAG_CHECK_CONFIG,
     FLAG_CONFIG,
+    FLAG_CONNECT_PORT,
     FLAG_HELP,
     FLAG_INSTANCE,
     FLAG_KUBERNETES_SA_DIR,
@@ -1403,9 +1454,32 @@ enum flag_id {
     FLAG_LOG_FORMAT,
     FLAG_LOG_LEVEL,
     FLAG_METRICS_LISTEN,
+    FLAG_MODULES,
+    FLAG_PORT,
+    FLAG_PROMETHEUS_PORT,
+    FLAG_TIMEOUT,
     FLAG_TOKEN_FILE,
     FLAG_VERSION,
+    FLAG_WORKER,
     FLAG_WORKERS,
+    _FLAG_MAX,
+};
+
+/* What a flag's value is. pyflyte's and c0's flags (the official Helm charts start the image as
+ * `pyflyte serve agent` or `c0`) map onto the daemon's settings or are accepted and ignored. */
+enum flag_value_kind {
+    FLAG_VALUE_KEY,     /* the key's value as given (or the flag's own handling) */
+    FLAG_VALUE_PORT,    /* a port P: the key's address becomes 0.0.0.0:P, as pyflyte binds */
+    FLAG_VALUE_IGNORED, /* accepted, logged as ignored */
+};
+
+/* Indexed by enum flag_id; FLAG_VALUE_KEY unless listed. */
+static const enum flag_value_kind flag_value_kinds[_FLAG_MAX] = {
+    [FLAG_PORT] = FLAG_VALUE_PORT,
+    [FLAG_PROMETHEUS_PORT] = FLAG_VALUE_PORT,
+    [FLAG_TIMEOUT] = FLAG_VALUE_IGNORED,
+    [FLAG_MODULES] = FLAG_VALUE_IGNORED,
+    [FLAG_CONNECT_PORT] = FLAG_VALUE_IGNORED,
 };
 
 /* In --help order; looked up by name. arg names the value in --help and in "needs a value"
@@ -1450,6 +1524,21 @@ static const struct flag {
     {"metrics-listen", FLAG_METRICS_LISTEN, "HOST:PORT", "metrics_listen", 0,
      "Prometheus /metrics address; port 0 picks a free port (logged); \"off\" serves no "
      "metrics."},
+    {"port", FLAG_PORT, "PORT", "listen", 0,
+     "pyflyte's and c0's flag: --port P is --listen 0.0.0.0:P."},
+    {"prometheus_port", FLAG_PROMETHEUS_PORT, "PORT", "metrics_listen", 0,
+     "pyflyte's and c0's flag: --prometheus_port P is --metrics-listen 0.0.0.0:P."},
+    {"worker", FLAG_WORKER, "N", "workers", 0,
+     "pyflyte's and c0's flag, as --workers. Their default is 10; this daemon's, 0, costs the "
+     "least CPU per call."},
+    {"timeout", FLAG_TIMEOUT, "SECONDS", NULL, 0,
+     "pyflyte's and c0's flag (there: stop after SECONDS, for tests); accepted and ignored, "
+     "with a warning."},
+    {"modules", FLAG_MODULES, "MODULE", NULL, 0,
+     "pyflyte's and c0's flag (there: more Python connector modules; repeatable); accepted and "
+     "ignored, with a warning."},
+    {"connect_port", FLAG_CONNECT_PORT, "PORT", NULL, 0,
+     "c0's flag (there: a Connect HTTP/1.1 port); accepted and ignored, with a warning."},
     {"check-config", FLAG_CHECK_CONFIG, NULL, NULL, 0,
      "Load and check the configuration, print \"configuration OK\" or every error, and exit."},
     {"help", FLAG_HELP, NULL, NULL, 'h', "Print this help and exit."},
@@ -1613,7 +1702,23 @@ static void parsed_flags_done(struct parsed_flags *pf)
     *pf = (struct parsed_flags){0};
 }
 
-static void apply_flags(struct config *cfg, const struct parsed_flags *pf, struct msgs *errs)
+/* --port P and --prometheus_port P: the key's address on every interface, as pyflyte binds. */
+static void set_port_flag(struct config *cfg, const struct flag_value *fv, struct msgs *errs)
+{
+    char q[QUOTE_MAX], address[sizeof("0.0.0.0:65535")];
+    long port;
+
+    if (!parse_port(fv->value, 0, &port)) {
+        msgs_add(errs, "%s: invalid value %s: expected a port, 0-65535", fv->origin,
+                 quote(q, fv->value));
+        return;
+    }
+    snprintf(address, sizeof(address), "0.0.0.0:%ld", port);
+    set_from_text(cfg, key_find(fv->flag->key), address, fv->origin, errs);
+}
+
+static void apply_flags(struct config *cfg, const struct parsed_flags *pf, struct msgs *errs,
+                        struct msgs *warns)
 {
     const char **values = NULL, **origins = NULL;
     size_t n_inst = 0;
@@ -1627,10 +1732,17 @@ static void apply_flags(struct config *cfg, const struct parsed_flags *pf, struc
     for (size_t i = 0; i < pf->n; i++) {
         const struct flag_value *fv = &pf->v[i];
 
+        char q[QUOTE_MAX];
+
         if (fv->flag->id == FLAG_ALLOWED_INSTANCE) {
             values[n_inst] = fv->value;
             origins[n_inst] = fv->origin;
             n_inst++;
+        } else if (flag_value_kinds[fv->flag->id] == FLAG_VALUE_PORT) {
+            set_port_flag(cfg, fv, errs);
+        } else if (flag_value_kinds[fv->flag->id] == FLAG_VALUE_IGNORED) {
+            msgs_add(warns, "%s %s ignored: accepted for pyflyte and c0 compatibility only",
+                     fv->origin, quote(q, fv->value));
         } else {
             set_from_text(cfg, key_find(fv->flag->key), fv->value, fv->origin, errs);
         }
@@ -1699,7 +1811,7 @@ int config_load(int argc, char **argv, char **envp, struct config **ret_config,
             set_from_text(cfg, key_find(env_vars[i].key), v, env_vars[i].name, &errs);
     }
 
-    apply_flags(cfg, &pf, &errs);
+    apply_flags(cfg, &pf, &errs, &warns);
 
     load_oauth(cfg, envp, &errs, &warns);
     /* A bad --token-file value is already an error: nothing more to say about the token. */
@@ -1763,6 +1875,7 @@ struct config *config_new(void)
     cfg->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
     cfg->max_response_bytes = DEFAULT_MAX_RESPONSE_BYTES;
     cfg->namespace_token_ttl_ms = DEFAULT_NAMESPACE_TOKEN_TTL_MS;
+    cfg->retryable_failed_phase = true;
     return cfg;
 }
 
@@ -1883,6 +1996,9 @@ static void put_value(FILE *out, const struct config *cfg, const struct key *k, 
         break;
     case KIND_LOG_LEVEL:
         fputs(log_level_names[*(const enum config_log_level *)field], out);
+        break;
+    case KIND_BOOL:
+        fputs(*(const bool *)field ? "true" : "false", out);
         break;
     case KIND_INSTANCES:
         for (size_t i = 0; i < cfg->allowed_instances_count; i++)
@@ -2097,8 +2213,9 @@ void config_usage(FILE *out, const char *program)
 
     usage_synopsis(out, program);
     fputs("\n"
-          "Flyte connector (agent) service for Databricks: Flyte propeller calls it\n"
-          "over gRPC to create, poll and cancel Databricks runs (Jobs API runs/submit).\n"
+          "Flyte connector (agent) service for Databricks: Flyte's propeller (Flyte 1)\n"
+          "and executor (Flyte 2) call it over gRPC, on one port, to create, poll and\n"
+          "cancel Databricks runs (Jobs API runs/submit).\n"
           "\n"
           "Settings come from built-in defaults, then the JSON config file, then the\n"
           "environment, then these options; each later source overrides the earlier.\n"

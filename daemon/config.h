@@ -34,6 +34,28 @@ struct config_oauth_client {
     char *client_secret_file; /* where client_secret came from; NULL: DATABRICKS_CLIENT_SECRET */
 };
 
+/* The two generations of Flyte's connector protocol, both served on the one gRPC port. */
+enum config_generation {
+    CONFIG_FLYTE_1, /* flyteidl.service.AsyncAgentService: flytepropeller, flytekit's tasks */
+    CONFIG_FLYTE_2, /* flyteidl2.connector.AsyncConnectorService: the executor, flyte-sdk's tasks */
+    _CONFIG_GENERATION_MAX,
+};
+
+/* What a Databricks run executes when its task names no git_source / python_file of its own:
+ * the Flyte runtime's entrypoint script, from a public repository pinned to a commit. One row
+ * per generation, in config.c (documented in config/README.md, "Entrypoints"). */
+struct config_entrypoint {
+    const char *git_url;
+    const char *git_provider;
+    const char *git_commit;
+    const char *python_file;            /* classic compute: an existing or a new cluster */
+    const char *serverless_python_file; /* NULL: the generation has no serverless entrypoint */
+    bool fail_on_error_env;             /* the run's env gets FLYTE_FAIL_ON_ERROR=true */
+};
+
+/* Borrows the static row of `generation` (valid forever). Any thread. */
+const struct config_entrypoint *config_entrypoint(enum config_generation generation);
+
 /* Every string and array below is owned by the struct and freed by config_free(). Instances are
  * stored normalized: lowercased, "https://" and trailing "/" removed, host [a-z0-9.-] with an
  * optional :port 1-65535 (the rule of resmeta's normalizer). */
@@ -80,6 +102,9 @@ struct config {
     struct config_oauth_client oauth;           /* client_id NULL: none */
     struct config_oauth_client *instance_oauth; /* instance_oauth_count entries */
     size_t instance_oauth_count;
+    /* Flyte 1 answers: a failed run that Flyte may retry is RETRYABLE_FAILED (propeller 1.16.0
+     * and later know it); false answers FAILED instead, for older propellers. */
+    bool retryable_failed_phase;
 };
 
 /* Per-instance Databricks request limits ("instance_limits" in the file). */

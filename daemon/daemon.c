@@ -52,6 +52,8 @@
 #include "metrics_http.h"
 #include "notify.h"
 #include "server.h"
+#include "task_logs.h"
+#include "task_metrics.h"
 
 #define PROGRAM_NAME "flyte-databricks-connector"
 /* The loop starts a round at least once a second and handlers never block:
@@ -67,6 +69,8 @@ extern char **environ;
 static const char *const served_services[] = {
     "flyteidl.service.AsyncAgentService",
     "flyteidl.service.AgentMetadataService",
+    "flyteidl2.connector.AsyncConnectorService",
+    "flyteidl2.connector.ConnectorMetadataService",
     "grpc.health.v1.Health",
     NULL,
 };
@@ -93,6 +97,7 @@ struct daemon {
     struct creds *creds;
     struct loop *loop;
     struct agent *agent;
+    struct task_logs *task_logs;
     struct health *health;
     struct server *server;
     struct notify_watchdog *watchdog;
@@ -203,6 +208,7 @@ static void reload(struct daemon *d)
     /* log_format is restart-only; the level is not. */
     log_set_level(config_to_log_level[fresh->log_level]);
     agent_set_config(d->agent, fresh);
+    task_logs_set_config(d->task_logs, fresh);
     d->retired[d->retired_count++] = d->config;
     d->config = fresh;
     fresh = NULL;
@@ -385,19 +391,39 @@ static int start(struct daemon *d)
         goto out;
     }
     d->agent = agent_new(d->config, d->creds, d->metrics);
+    d->task_logs = task_logs_new(d->config, d->creds, d->metrics);
     d->health = health_new(served_services);
-    if (!d->agent || !d->health) {
+    if (!d->agent || !d->task_logs || !d->health) {
         fprintf(stderr, "%s: out of memory\n", PROGRAM_NAME);
         goto out;
     }
 
     {
+        /* Both generations' task services share the handlers; the context says whose. */
+        struct agent_service *flyte1 = agent_service(d->agent, CONFIG_FLYTE_1);
+        struct agent_service *flyte2 = agent_service(d->agent, CONFIG_FLYTE_2);
         const struct server_method methods[] = {
-            {"/flyteidl.service.AsyncAgentService/CreateTask", agent_create_task, d->agent, false},
-            {"/flyteidl.service.AsyncAgentService/GetTask", agent_get_task, d->agent, false},
-            {"/flyteidl.service.AsyncAgentService/DeleteTask", agent_delete_task, d->agent, false},
+            {"/flyteidl.service.AsyncAgentService/CreateTask", agent_create_task, flyte1, false},
+            {"/flyteidl.service.AsyncAgentService/GetTask", agent_get_task, flyte1, false},
+            {"/flyteidl.service.AsyncAgentService/DeleteTask", agent_delete_task, flyte1, false},
+            {"/flyteidl2.connector.AsyncConnectorService/CreateTask", agent_create_task, flyte2,
+             false},
+            {"/flyteidl2.connector.AsyncConnectorService/GetTask", agent_get_task, flyte2, false},
+            {"/flyteidl2.connector.AsyncConnectorService/DeleteTask", agent_delete_task, flyte2,
+             false},
+            {"/flyteidl2.connector.AsyncConnectorService/GetTaskMetrics", task_metrics_get, NULL,
+             false},
+            {"/flyteidl2.connector.AsyncConnectorService/GetTaskLogs", task_logs_get_v2,
+             d->task_logs, false},
+            {"/flyteidl.service.AsyncAgentService/GetTaskLogs", task_logs_get_v1, d->task_logs,
+             false},
+            {"/flyteidl.service.AsyncAgentService/GetTaskMetrics", task_metrics_get, NULL, false},
             {"/flyteidl.service.AgentMetadataService/ListAgents", metadata_list_agents, NULL, true},
             {"/flyteidl.service.AgentMetadataService/GetAgent", metadata_get_agent, NULL, true},
+            {"/flyteidl2.connector.ConnectorMetadataService/ListConnectors",
+             metadata_list_connectors, NULL, true},
+            {"/flyteidl2.connector.ConnectorMetadataService/GetConnector", metadata_get_connector,
+             NULL, true},
             {"/grpc.health.v1.Health/Check", health_check, d->health, true},
         };
         d->server =
@@ -462,6 +488,7 @@ static void stop(struct daemon *d)
     server_free(d->server);
     d->metrics_http = metrics_http_stop(d->metrics_http);
     agent_free(d->agent);
+    task_logs_free(d->task_logs);
     health_free(d->health);
     d->metrics = metrics_free(d->metrics);
 }

@@ -41,17 +41,27 @@ static const char *const endpoint_paths[_DBX_ENDPOINT_MAX] = {
     [DBX_RUNS_SUBMIT] = "/api/2.1/jobs/runs/submit",
     [DBX_RUNS_GET] = "/api/2.1/jobs/runs/get",
     [DBX_RUNS_CANCEL] = "/api/2.1/jobs/runs/cancel",
+    [DBX_RUNS_GET_OUTPUT] = "/api/2.1/jobs/runs/get-output",
 };
 
 /* GET endpoints name the run in the query; the others take a JSON body. */
 static const bool endpoint_is_get[_DBX_ENDPOINT_MAX] = {
     [DBX_RUNS_GET] = true,
+    [DBX_RUNS_GET_OUTPUT] = true,
+};
+
+/* The least an answer may be whatever max_response_bytes says: runs/get-output carries up to
+ * the last 5 MB of a task's logs (Databricks' cap) beside its error and trace, and cutting it
+ * would lose the exception a failed run's message shows. */
+static const long endpoint_min_response_bytes[_DBX_ENDPOINT_MAX] = {
+    [DBX_RUNS_GET_OUTPUT] = 16L * 1024 * 1024,
 };
 
 static const char *const endpoint_names[_DBX_ENDPOINT_MAX] = {
     [DBX_RUNS_SUBMIT] = "runs/submit",
     [DBX_RUNS_GET] = "runs/get",
     [DBX_RUNS_CANCEL] = "runs/cancel",
+    [DBX_RUNS_GET_OUTPUT] = "runs/get-output",
 };
 
 struct dbx_request {
@@ -210,6 +220,13 @@ static void complete_held_back(const struct dbx *dbx, struct dbx_request *r)
 
 static void on_transfer_done(struct http_transfer *transfer, const struct http_result *result);
 
+static long response_cap(const struct live_settings *live, enum dbx_endpoint endpoint)
+{
+    long floor = endpoint_min_response_bytes[endpoint];
+
+    return live->max_response_bytes > floor ? live->max_response_bytes : floor;
+}
+
 /* Starts an attempt of `r`. On failure completes and frees it. */
 static void start_transfer(struct dbx *dbx, struct dbx_request *r)
 {
@@ -238,7 +255,7 @@ static void start_transfer(struct dbx *dbx, struct dbx_request *r)
     r->transfer.ca_file = live->ca_file;
     r->transfer.connect_timeout_ms = live->connect_timeout_ms;
     r->transfer.timeout_ms = (long)budget;
-    r->transfer.max_response_bytes = (size_t)live->max_response_bytes;
+    r->transfer.max_response_bytes = (size_t)response_cap(live, r->endpoint);
     r->transfer.done = on_transfer_done;
     r->attempts++;
     r->attempt_started_ms = now;
@@ -332,7 +349,7 @@ static void finish_transport_failure(struct dbx *dbx, struct dbx_request *r,
     if (result->failure == HTTP_FAILURE_TOO_LARGE)
         snprintf(message, sizeof(message),
                  "Databricks %s answer is larger than max_response_bytes (%ld)", endpoint,
-                 dbx->live->max_response_bytes);
+                 response_cap(dbx->live, r->endpoint));
     else if (hint)
         snprintf(message, sizeof(message), "Databricks %s request to %s failed: %s (%s)", endpoint,
                  r->instance, result->detail, hint);

@@ -1,6 +1,6 @@
 /*
- * dbx.h - the Databricks Jobs API client: runs/submit, runs/get and
- * runs/cancel on the transfer engine (http.h), within the connector's
+ * dbx.h - the Databricks Jobs API client: runs/submit, runs/get, runs/cancel
+ * and runs/get-output on the transfer engine (http.h), within the connector's
  * per-workspace limits, with retries of transient failures within each
  * request's deadline.
  *
@@ -26,6 +26,9 @@ enum dbx_endpoint {
     DBX_RUNS_SUBMIT, /* POST /api/2.1/jobs/runs/submit */
     DBX_RUNS_GET,    /* GET  /api/2.1/jobs/runs/get?run_id= */
     DBX_RUNS_CANCEL, /* POST /api/2.1/jobs/runs/cancel */
+    /* GET  /api/2.1/jobs/runs/get-output?run_id= (a task run's id: a multi-task run's own id
+     * is refused) */
+    DBX_RUNS_GET_OUTPUT,
     _DBX_ENDPOINT_MAX,
 };
 
@@ -74,7 +77,8 @@ void dbx_free(struct dbx *dbx);
 struct dbx_call {
     enum dbx_endpoint endpoint;
     const char *instance; /* a validated host[:port] */
-    const char *run_id;   /* GET endpoints (runs/get): decimal digits; ignored by the others */
+    const char *run_id;   /* GET endpoints (runs/get, runs/get-output): decimal digits; ignored by
+                           * the others */
     /* The token for this request alone; NULL: the client's default token
      * (dbx_settings). Copied into the request's own header, never logged,
      * and zeroed when the request ends. */

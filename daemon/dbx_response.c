@@ -177,3 +177,22 @@ char *dbx_response_job_run_url(const cJSON *body, const char *instance, const ch
         return NULL;
     return url;
 }
+
+/* Indexed by enum dbx_verdict. RETRY never reaches a handler: dbx retries it. */
+static const grpc_status_code verdict_statuses[_DBX_VERDICT_MAX] = {
+    [DBX_VERDICT_OK] = GRPC_STATUS_OK,
+    [DBX_VERDICT_RETRY] = GRPC_STATUS_UNAVAILABLE,
+    [DBX_VERDICT_RUN_GONE] = GRPC_STATUS_NOT_FOUND,
+    [DBX_VERDICT_UNAUTHENTICATED] = GRPC_STATUS_UNAUTHENTICATED,
+    [DBX_VERDICT_PERMISSION_DENIED] = GRPC_STATUS_PERMISSION_DENIED,
+    [DBX_VERDICT_INVALID] = GRPC_STATUS_INVALID_ARGUMENT,
+    [DBX_VERDICT_UNAVAILABLE] = GRPC_STATUS_UNAVAILABLE,
+    [DBX_VERDICT_RESOURCE_EXHAUSTED] = GRPC_STATUS_RESOURCE_EXHAUSTED,
+};
+
+grpc_status_code dbx_verdict_status(enum dbx_verdict verdict)
+{
+    if ((unsigned)verdict >= _DBX_VERDICT_MAX)
+        return GRPC_STATUS_UNAVAILABLE;
+    return verdict_statuses[verdict];
+}

@@ -10,6 +10,7 @@
 #define FDC_DBX_RESPONSE_H
 
 #include <cjson/cJSON.h>
+#include <grpc/status.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -51,6 +52,11 @@ void dbx_classified_done(struct dbx_classified *c);
 
 /* "OK", "RETRY", ... for logs and tests. */
 const char *dbx_verdict_name(enum dbx_verdict verdict);
+
+/* The gRPC status a handler answers for a final verdict: OK, NOT_FOUND (RUN_GONE; handlers
+ * that have a better answer for a vanished run give it instead), UNAUTHENTICATED,
+ * PERMISSION_DENIED, INVALID_ARGUMENT, RESOURCE_EXHAUSTED, else UNAVAILABLE. */
+grpc_status_code dbx_verdict_status(enum dbx_verdict verdict);
 
 /* Room for the digits dbx_response_run_id() writes, and the NUL. */
 #define DBX_RUN_ID_SIZE 32

@@ -36,9 +36,10 @@ struct run {
     int64_t cancel_ms; /* -1: never cancelled while unfinished */
     bool fail;
     bool multi_task;
-    char *run_name;   /* owns */
-    char *token;      /* owns; NULL when submitted without idempotency_token */
-    cJSON *task_keys; /* owns: array of strings, one per task run */
+    char *run_name;    /* owns */
+    char *token;       /* owns; NULL when submitted without idempotency_token */
+    cJSON *task_keys;  /* owns: array of strings, one per task run */
+    cJSON *task_kinds; /* owns: array of strings, each task's kind ("notebook_task", ...) */
 };
 
 struct fake_runs {
@@ -96,6 +97,7 @@ static void run_clear(struct run *r)
     free(r->run_name);
     free(r->token);
     cJSON_Delete(r->task_keys);
+    cJSON_Delete(r->task_kinds);
     memset(r, 0, sizeof(*r));
 }
 
@@ -180,12 +182,30 @@ static struct run *find_run(const struct fake_runs *t, int64_t run_id)
     return r->run_id == run_id ? r : NULL;
 }
 
-static bool has_task_kind(const cJSON *unit)
+/* The task kind of a unit (a static name), NULL when it has none. */
+static const char *task_kind(const cJSON *unit)
 {
     for (size_t i = 0; i < ELEMENTSOF(task_kinds); i++)
         if (cJSON_HasObjectItem(unit, task_kinds[i]))
-            return true;
-    return false;
+            return task_kinds[i];
+    return NULL;
+}
+
+/* Records one task of a new run: its key and its kind. */
+static bool add_task(struct run *r, const char *key, const cJSON *unit)
+{
+    cJSON *k = cJSON_CreateString(key), *kind = cJSON_CreateString(task_kind(unit));
+
+    if (!k || !kind || !cJSON_AddItemToArray(r->task_keys, k)) {
+        cJSON_Delete(k);
+        cJSON_Delete(kind);
+        return false;
+    }
+    if (!cJSON_AddItemToArray(r->task_kinds, kind)) {
+        cJSON_Delete(kind);
+        return false;
+    }
+    return true;
 }
 
 /* The checks a real workspace makes that a connector can get wrong (as the Python fake's
@@ -195,7 +215,7 @@ static const char *invalid_unit(const cJSON *unit)
     const cJSON *cluster = cJSON_GetObjectItemCaseSensitive(unit, "new_cluster");
     const cJSON *version;
 
-    if (!has_task_kind(unit))
+    if (!task_kind(unit))
         return "One of the task types must be provided: spark_python_task, notebook_task, "
                "spark_jar_task";
     if (!cluster)
@@ -285,7 +305,8 @@ int fake_runs_submit(struct fake_runs *t, const cJSON *body, int64_t now_ms, int
     fresh.run_name = strdup(cJSON_IsString(name) ? name->valuestring : "Untitled");
     fresh.token = token ? strdup(token->valuestring) : NULL;
     fresh.task_keys = cJSON_CreateArray();
-    if (!fresh.run_name || (token && !fresh.token) || !fresh.task_keys) {
+    fresh.task_kinds = cJSON_CreateArray();
+    if (!fresh.run_name || (token && !fresh.token) || !fresh.task_keys || !fresh.task_kinds) {
         r = -ENOMEM;
         goto out;
     }
@@ -294,20 +315,15 @@ int fake_runs_submit(struct fake_runs *t, const cJSON *body, int64_t now_ms, int
         cJSON_ArrayForEach(unit, tasks)
         {
             const cJSON *key = cJSON_GetObjectItemCaseSensitive(unit, "task_key");
-            cJSON *item = cJSON_CreateString(cJSON_IsString(key) ? key->valuestring : "task");
 
-            if (!item || !cJSON_AddItemToArray(fresh.task_keys, item)) {
-                cJSON_Delete(item);
+            if (!add_task(&fresh, cJSON_IsString(key) ? key->valuestring : "task", unit)) {
                 r = -ENOMEM;
                 goto out;
             }
             fresh.fail = fresh.fail || unit_wants_failure(unit);
         }
     } else {
-        cJSON *item = cJSON_CreateString(fresh.run_name);
-
-        if (!item || !cJSON_AddItemToArray(fresh.task_keys, item)) {
-            cJSON_Delete(item);
+        if (!add_task(&fresh, fresh.run_name, body)) {
             r = -ENOMEM;
             goto out;
         }
@@ -466,13 +482,16 @@ static cJSON *task_runs_json(const struct run *r, const struct fake_runs_state *
     cJSON_ArrayForEach(key, r->task_keys)
     {
         cJSON *task = cJSON_CreateObject();
+        const cJSON *kind = cJSON_GetArrayItem(r->task_kinds, (int)i);
 
         if (!task || !cJSON_AddItemToArray(tasks, task)) {
             cJSON_Delete(task);
             goto fail;
         }
+        /* The task's kind, as runs/get echoes a task's settings (only its name is kept). */
         if (!add_int(task, "run_id", r->run_id * 100 + ++i) ||
             !cJSON_AddStringToObject(task, "task_key", key->valuestring) ||
+            (cJSON_IsString(kind) && !cJSON_AddObjectToObject(task, kind->valuestring)) ||
             !add_item(task, "state", state_json(s)) ||
             !cJSON_AddStringToObject(task, "run_page_url", url) ||
             !add_int(task, "attempt_number", 0))
@@ -550,6 +569,91 @@ out:
     free(url);
     free(cluster_id);
     return rc;
+}
+
+/* What the fake's tasks print once they run, and once they are over. */
+#define LOGS_RUNNING "Starting the Flyte task on the fake workspace\nReading the task's inputs\n"
+#define LOGS_DONE "Writing the task's outputs\n"
+/* A failed task's traceback, innermost frame last, as Python prints it. */
+#define ERROR_TRACE                                                                                \
+    "Traceback (most recent call last):\n"                                                         \
+    "  File \"/databricks/driver/flyte_entrypoint.py\", line 31, in main\n"                        \
+    "    run_task()\n"                                                                             \
+    "  File \"workflows/spark.py\", line 14, in hello_spark\n"                                     \
+    "    raise ValueError(\"demo failure\")\n" FAKE_RUNS_ERROR
+#define NOTEBOOK_RESULT "demo notebook finished"
+#define MULTI_TASK_REFUSAL                                                                         \
+    "Retrieving the output of runs with multiple tasks is not supported. Please retrieve the "     \
+    "output of each individual task run instead."
+
+/* The run and task index runs/get-output means by run_id; -ENOENT, or -EINVAL for the own id of
+ * a run with several tasks. */
+static int output_target(const struct fake_runs *t, int64_t run_id, const struct run **ret_run,
+                         int *ret_index)
+{
+    const struct run *r = find_run(t, run_id);
+    int64_t index = 0;
+
+    if (r && cJSON_GetArraySize(r->task_keys) > 1)
+        return -EINVAL;
+    if (!r) {
+        r = find_run(t, run_id / 100);
+        index = run_id % 100 - 1;
+        if (!r || index < 0 || index >= cJSON_GetArraySize(r->task_keys))
+            return -ENOENT;
+    }
+    *ret_run = r;
+    *ret_index = (int)index;
+    return 0;
+}
+
+/* Adds what a task with this state printed and said; false on OOM. */
+static bool add_output(cJSON *o, const struct fake_runs_state *s, const char *kind)
+{
+    bool over = s->result_state != NULL;
+    cJSON *notebook;
+
+    if (strcmp(s->life_cycle_state, "PENDING") == 0)
+        return true;
+    if (!cJSON_AddStringToObject(o, "logs", over ? LOGS_RUNNING LOGS_DONE : LOGS_RUNNING) ||
+        !cJSON_AddFalseToObject(o, "logs_truncated"))
+        return false;
+    if (over && strcmp(s->result_state, "FAILED") == 0)
+        return cJSON_AddStringToObject(o, "error", FAKE_RUNS_ERROR) &&
+               cJSON_AddStringToObject(o, "error_trace", ERROR_TRACE);
+    if (over && strcmp(s->result_state, "SUCCESS") == 0 && strcmp(kind, "notebook_task") == 0) {
+        notebook = cJSON_AddObjectToObject(o, "notebook_output");
+        return notebook && cJSON_AddStringToObject(notebook, "result", NOTEBOOK_RESULT) &&
+               cJSON_AddFalseToObject(notebook, "truncated");
+    }
+    return true;
+}
+
+int fake_runs_get_output(const struct fake_runs *t, int64_t run_id, int64_t now_ms, cJSON **ret)
+{
+    const struct run *r = NULL;
+    const cJSON *key, *kind;
+    struct fake_runs_state s;
+    cJSON *o = NULL, *metadata;
+    int index = 0, rc;
+
+    rc = output_target(t, run_id, &r, &index);
+    if (rc < 0)
+        return rc;
+    run_state(t, r, now_ms, &s);
+    key = cJSON_GetArrayItem(r->task_keys, index);
+    kind = cJSON_GetArrayItem(r->task_kinds, index);
+    o = cJSON_CreateObject();
+    metadata = o ? cJSON_AddObjectToObject(o, "metadata") : NULL;
+    if (!metadata || !add_int(metadata, "job_id", r->job_id) ||
+        !add_int(metadata, "run_id", r->run_id * 100 + index + 1) ||
+        !cJSON_AddStringToObject(metadata, "task_key", key->valuestring) ||
+        !add_item(metadata, "state", state_json(&s)) || !add_output(o, &s, kind->valuestring)) {
+        cJSON_Delete(o);
+        return -ENOMEM;
+    }
+    *ret = o;
+    return 0;
 }
 
 /* ---- HTTP level ---------------------------------------------------------------------------- */
@@ -649,6 +753,27 @@ static void api_submit(struct fake_runs *t, const struct fake_runs_request *req,
     free(error);
 }
 
+/* Reads the run_id query argument of a GET, replying with the Databricks error when it is
+ * missing, repeated or malformed. Returns 0 or -EINVAL (reply filled). */
+static int query_run_id(const struct fake_runs_request *req, struct reply *rep, int64_t *ret)
+{
+    if (req->query_run_id_count > 1) {
+        reply_error(rep, 400, "INVALID_PARAMETER_VALUE", "run_id given more than once");
+        return -EINVAL;
+    }
+    if (!req->query_run_id) {
+        reply_error(rep, 400, "INVALID_PARAMETER_VALUE", "Missing required field: run_id");
+        return -EINVAL;
+    }
+    if (parse_run_id_text(req->query_run_id, ret) < 0) {
+        reply_error(rep, 400, "INVALID_PARAMETER_VALUE",
+                    "Invalid value for run_id: '%s' is not a valid int64", req->query_run_id);
+        return -EINVAL;
+    }
+    rep->run_id = *ret;
+    return 0;
+}
+
 static void api_get(struct fake_runs *t, const struct fake_runs_request *req, const cJSON *body,
                     struct reply *rep)
 {
@@ -656,23 +781,29 @@ static void api_get(struct fake_runs *t, const struct fake_runs_request *req, co
     int r;
 
     (void)body;
-    if (req->query_run_id_count > 1) {
-        reply_error(rep, 400, "INVALID_PARAMETER_VALUE", "run_id given more than once");
+    if (query_run_id(req, rep, &run_id) < 0)
         return;
-    }
-    if (!req->query_run_id) {
-        reply_error(rep, 400, "INVALID_PARAMETER_VALUE", "Missing required field: run_id");
-        return;
-    }
-    if (parse_run_id_text(req->query_run_id, &run_id) < 0) {
-        reply_error(rep, 400, "INVALID_PARAMETER_VALUE",
-                    "Invalid value for run_id: '%s' is not a valid int64", req->query_run_id);
-        return;
-    }
-    rep->run_id = run_id;
     r = fake_runs_get(t, run_id, req->now_ms, &rep->json);
     if (r == -ENOENT)
         reply_missing_run(rep, run_id);
+    else if (r < 0)
+        rep->oom = true;
+}
+
+static void api_get_output(struct fake_runs *t, const struct fake_runs_request *req,
+                           const cJSON *body, struct reply *rep)
+{
+    int64_t run_id;
+    int r;
+
+    (void)body;
+    if (query_run_id(req, rep, &run_id) < 0)
+        return;
+    r = fake_runs_get_output(t, run_id, req->now_ms, &rep->json);
+    if (r == -ENOENT)
+        reply_missing_run(rep, run_id);
+    else if (r == -EINVAL)
+        reply_error(rep, 400, "INVALID_PARAMETER_VALUE", "%s", MULTI_TASK_REFUSAL);
     else if (r < 0)
         rep->oom = true;
 }
@@ -705,6 +836,7 @@ static const struct {
     {API_PREFIX "submit", "POST", true, api_submit},
     {API_PREFIX "get", "GET", false, api_get},
     {API_PREFIX "cancel", "POST", true, api_cancel},
+    {API_PREFIX "get-output", "GET", false, api_get_output},
 };
 
 static bool authorized(const struct fake_runs *t, const struct fake_runs_request *req,

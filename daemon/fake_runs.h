@@ -1,6 +1,6 @@
 /*
  * fake_runs.h - the Jobs API of the fake workspace (`flyte-databricks-connector fake-workspace`):
- * its run table and the answers to runs/submit, runs/get and runs/cancel.
+ * its run table and the answers to runs/submit, runs/get, runs/cancel and runs/get-output.
  *
  * Shapes follow tests/fake/fake_databricks.py (the Python fake the end-to-end tests use) and
  * the public Jobs API 2.1 documentation. Unlike the Python fake, a run here is not scripted: it
@@ -10,6 +10,11 @@
  * spark_python_task / notebook_task parameter equal to "--fail"). runs/cancel on an unfinished
  * run makes it TERMINATING for terminating_ms, then TERMINATED/CANCELED.
  *
+ * Each task of a run is a task run with its own id (run_id * 100 + 1, + 2, ...) in runs/get's
+ * tasks[]. runs/get-output answers for a task run id, or for a run's own id when it has one
+ * task (several: 400 INVALID_PARAMETER_VALUE, as Databricks refuses it): a few lines of `logs`
+ * once the run runs, and for a failed run the Python exception (FAKE_RUNS_ERROR) with its
+ * traceback; a notebook that succeeded gives its exit value. *
  * The table keeps the newest max_runs runs; older ones are dropped (then unknown, as an expired
  * run is on a real workspace) together with their idempotency tokens.
  *
@@ -30,9 +35,10 @@
 /* Longest idempotency_token accepted (Databricks' limit). */
 #define FAKE_RUNS_TOKEN_MAX 64
 
-/* The state_message of a run that fails on request; the demo's failing sample shows it. */
-#define FAKE_RUNS_FAILURE_MESSAGE                                                                  \
-    "Task failed: ValueError: demo failure (see the run page for the driver log)"
+/* The state_message of a run that fails on request, as Databricks words it; runs/get-output
+ * then says why: FAKE_RUNS_ERROR, which the demo's failing sample shows. */
+#define FAKE_RUNS_FAILURE_MESSAGE "Workload failed, see run output for details"
+#define FAKE_RUNS_ERROR "ValueError: demo failure"
 
 struct fake_runs;
 
@@ -102,6 +108,11 @@ int fake_runs_state(const struct fake_runs *t, int64_t run_id, int64_t now_ms,
 /* Renders run_id's runs/get answer at now_ms. Returns 0 and gives *ret (cJSON_Delete()), or
  * -ENOENT for an unknown run, -ENOMEM. */
 int fake_runs_get(const struct fake_runs *t, int64_t run_id, int64_t now_ms, cJSON **ret);
+
+/* Renders runs/get-output for `run_id` (a task run's id, or a run's own when it has one task)
+ * at now_ms. Returns 0 and gives *ret (cJSON_Delete()); -ENOENT for an unknown id, -EINVAL for
+ * a run with several tasks (its own id is refused), -ENOMEM. */
+int fake_runs_get_output(const struct fake_runs *t, int64_t run_id, int64_t now_ms, cJSON **ret);
 
 /* Cancels run_id at now_ms: an unfinished run turns TERMINATING; a finished or already
  * cancelled run is left as it is. Returns 0, or -ENOENT for an unknown run. */

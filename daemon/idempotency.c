@@ -111,3 +111,31 @@ int idempotency_token_from_metadata(const Flyteidl__Admin__TaskExecutionMetadata
     key.retry_attempt = id->retry_attempt;
     return idempotency_token(&key, ret_token);
 }
+
+int idempotency_token_from_metadata2(const Flyteidl2__Connector__TaskExecutionMetadata *metadata,
+                                     char ret_token[IDEMPOTENCY_TOKEN_SIZE])
+{
+    const Flyteidl2__Core__TaskExecutionIdentifier *id =
+        metadata ? metadata->task_execution_id : NULL;
+    const Flyteidl2__Core__NodeExecutionIdentifier *node = id ? id->node_execution_id : NULL;
+    const Flyteidl2__Core__WorkflowExecutionIdentifier *execution =
+        node ? node->execution_id : NULL;
+    const Flyteidl2__Core__Identifier *task = id ? id->task_id : NULL;
+
+    if (!execution)
+        return -EINVAL;
+    return idempotency_token(
+        &(struct idempotency_task_execution){
+            .project = execution->project,
+            .domain = execution->domain,
+            .execution_name = execution->name,
+            .org = execution->org,
+            .node_id = node->node_id,
+            .task_project = task ? task->project : NULL,
+            .task_domain = task ? task->domain : NULL,
+            .task_name = task ? task->name : NULL,
+            .task_version = task ? task->version : NULL,
+            .retry_attempt = id->retry_attempt,
+        },
+        ret_token);
+}

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "flyteidl/admin/agent.pb-c.h"
+#include "flyteidl2/connector/connector.pb-c.h"
 
 /* 64 lowercase hex characters (Databricks' limit is 64) plus the terminating NUL. */
 #define IDEMPOTENCY_TOKEN_SIZE 65
@@ -52,5 +53,10 @@ int idempotency_token(const struct idempotency_task_execution *id,
  */
 int idempotency_token_from_metadata(const Flyteidl__Admin__TaskExecutionMetadata *metadata,
                                     char ret_token[IDEMPOTENCY_TOKEN_SIZE]);
+
+/* The same for Flyte 2's task_execution_metadata, whose task execution id has Flyte 1's
+ * fields: the same id gives the same token in either generation. */
+int idempotency_token_from_metadata2(const Flyteidl2__Connector__TaskExecutionMetadata *metadata,
+                                     char ret_token[IDEMPOTENCY_TOKEN_SIZE]);
 
 #endif

@@ -31,13 +31,14 @@ static const char *const task_type_names[] = {"spark", "databricks"};
 #define TASK_TYPES (ELEMENTSOF(task_type_names) + 1)
 
 /* flytekit's operation label values; index ELEMENTSOF = "other". */
-static const char *const operation_names[] = {"create", "get", "delete"};
+static const char *const operation_names[] = {"create", "get", "delete", "logs"};
 #define OPERATIONS (ELEMENTSOF(operation_names) + 1)
 
 #define GRPC_CODES STATUS_CODES
 
 /* Databricks endpoints as dbx_endpoint_name() spells them; index ELEMENTSOF = "other". */
-static const char *const endpoint_names[] = {"runs/submit", "runs/get", "runs/cancel"};
+static const char *const endpoint_names[] = {"runs/submit", "runs/get", "runs/cancel",
+                                             "runs/get-output"};
 #define ENDPOINTS (ELEMENTSOF(endpoint_names) + 1)
 
 /* Where a call's token came from (creds.c's sources); index ELEMENTSOF = "other". */

@@ -174,6 +174,9 @@ void phase_result_done(struct phase_result *r)
     r->run_page_url = NULL;
     free(r->error_code);
     r->error_code = NULL;
+    free(r->custom_info);
+    r->custom_info = NULL;
+    r->custom_info_len = 0;
 }
 
 /* A non-empty string member of obj, else NULL: wrong types count as absent. */

@@ -7,6 +7,8 @@
 #define FDC_PHASE_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
@@ -47,6 +49,11 @@ struct phase_result {
                              * decided (type, life cycle or result state); at most 67 bytes */
     bool error_recoverable; /* true iff phase is PHASE_RETRYABLE_FAILED */
     enum phase_origin error_origin; /* PHASE_ORIGIN_UNKNOWN unless has_error */
+    /* owns: Resource.custom_info as a packed google.protobuf.Struct (run_info.h says what it
+     * holds), custom_info_len bytes; NULL when none. phase_from_run() leaves it NULL: the
+     * agent adds it (details.h). */
+    uint8_t *custom_info;
+    size_t custom_info_len;
 };
 
 /* Reads `run` (borrows; the parsed runs/get answer) and fills *ret (whose strings the caller

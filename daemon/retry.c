@@ -80,3 +80,21 @@ const char *retry_tls_hint(enum http_failure failure)
             return tls_failures[i].hint;
     return NULL;
 }
+
+/* Answer this long before the caller's deadline at least, and at most. */
+#define DEADLINE_MARGIN_MIN_MS 50
+#define DEADLINE_MARGIN_MAX_MS 1000
+
+int64_t retry_call_deadline_ms(int64_t now_ms, int64_t call_deadline_ms, int64_t request_timeout_ms)
+{
+    int64_t margin;
+
+    if (call_deadline_ms == INT64_MAX)
+        return now_ms + request_timeout_ms;
+    margin = (call_deadline_ms - now_ms) / 10;
+    if (margin < DEADLINE_MARGIN_MIN_MS)
+        margin = DEADLINE_MARGIN_MIN_MS;
+    if (margin > DEADLINE_MARGIN_MAX_MS)
+        margin = DEADLINE_MARGIN_MAX_MS;
+    return call_deadline_ms - margin;
+}

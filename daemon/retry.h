@@ -43,6 +43,15 @@ int64_t retry_wait_ms(int attempts, long retry_after_s, int64_t time_left_ms, un
  */
 bool retry_transport_failure(enum http_failure failure, bool retry_safe);
 
+/*
+ * The deadline of the Databricks side of a gRPC call whose own deadline is
+ * `call_deadline_ms` (INT64_MAX: none) at `now_ms`: a tenth of the time left
+ * earlier, 50 ms to 1 s, so the caller reads our status rather than its own
+ * DEADLINE_EXCEEDED; `request_timeout_ms` from now when the caller set none.
+ */
+int64_t retry_call_deadline_ms(int64_t now_ms, int64_t call_deadline_ms,
+                               int64_t request_timeout_ms);
+
 /* What an operator should check after a TLS failure, or NULL for others. */
 const char *retry_tls_hint(enum http_failure failure);
 

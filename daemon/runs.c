@@ -3,13 +3,18 @@
  * known phase.
  *
  * Layout: a chained hash table (power-of-two buckets, FNV-1a over
- * "instance\nrun_id") plus a doubly linked list in order of last use, so the
+ * "instance\nrun_id\ncredential") plus a doubly linked list in order of last use, so the
  * least recently polled run is evicted first when the map is full. An entry
  * with a fetch under way holds waiters and is never evicted. One mutex
  * guards everything; no function calls out while holding it.
  *
  * runs_decide_answer() holds the policy for what a waiter hears once its fetch
  * ends; it reads only its arguments.
+ *
+ * Each entry also keeps what runs/get-output said once the run was over (so a
+ * terminal run is asked about at most once while it stays in the map) and the
+ * phase of the last GetTask answer. Both go with the entry when it is evicted:
+ * the map is a cache, and the worst that costs is one more request or log line.
  */
 #include "runs.h"
 
@@ -24,14 +29,17 @@
 struct entry {
     struct entry *bucket_next;
     struct entry *lru_prev, *lru_next; /* head = most recently used */
-    char *key;                         /* "instance\nrun_id" */
+    char *key;                         /* "instance\nrun_id\ncredential" */
     uint64_t hash;
     bool has_status;
     struct phase_result status; /* last status Databricks gave */
     int64_t fetched_ms;         /* when `status` was fetched */
     int64_t trouble_since_ms;   /* first failed refresh since the last success; 0: none */
     bool fetching;
-    uint64_t fetch_id; /* of the fetch under way */
+    uint64_t fetch_id;         /* of the fetch under way */
+    bool output_known;         /* runs/get-output was asked (whatever it said) */
+    struct runs_output output; /* what it said */
+    int last_answered;         /* enum phase of the last GetTask answer; -1: none yet */
     struct runs_waiter *waiters_head, *waiters_tail;
 };
 
@@ -55,15 +63,13 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
-static char *make_key(const char *instance, const char *run_id)
+static char *make_key(const char *instance, const char *run_id, const char *credential)
 {
-    size_t a = strlen(instance), b = strlen(run_id);
-    char *key = malloc(a + b + 2);
-    if (!key)
+    char *key = NULL;
+
+    /* '\n' cannot occur in a validated instance or run id, nor in a credential tag. */
+    if (asprintf(&key, "%s\n%s\n%s", instance, run_id, credential ? credential : "") < 0)
         return NULL;
-    memcpy(key, instance, a);
-    key[a] = '\n'; /* cannot occur in a validated instance or run id */
-    memcpy(key + a + 1, run_id, b + 1);
     return key;
 }
 
@@ -74,9 +80,17 @@ int runs_copy_result(struct phase_result *dst, const struct phase_result *src)
     dst->has_error = src->has_error;
     dst->error_recoverable = src->error_recoverable;
     dst->error_origin = src->error_origin;
+    if (src->custom_info) {
+        dst->custom_info = malloc(src->custom_info_len ? src->custom_info_len : 1);
+        if (dst->custom_info) {
+            memcpy(dst->custom_info, src->custom_info, src->custom_info_len);
+            dst->custom_info_len = src->custom_info_len;
+        }
+    }
     if ((src->message && !(dst->message = strdup(src->message))) ||
         (src->run_page_url && !(dst->run_page_url = strdup(src->run_page_url))) ||
-        (src->error_code && !(dst->error_code = strdup(src->error_code)))) {
+        (src->error_code && !(dst->error_code = strdup(src->error_code))) ||
+        (src->custom_info && !dst->custom_info)) {
         phase_result_done(dst);
         memset(dst, 0, sizeof(*dst));
         return -ENOMEM;
@@ -122,6 +136,7 @@ static void entry_free(struct entry *e)
         return;
     free(e->key);
     phase_result_done(&e->status);
+    runs_output_done(&e->output);
     free(e);
 }
 
@@ -219,10 +234,10 @@ static bool cache_fresh(const struct runs *runs, const struct entry *e, int64_t 
 }
 
 enum runs_lookup runs_lookup(struct runs *runs, const char *instance, const char *run_id,
-                             int64_t now_ms, struct runs_waiter *waiter,
+                             const char *credential, int64_t now_ms, struct runs_waiter *waiter,
                              struct phase_result *ret_cached, uint64_t *ret_fetch_id)
 {
-    char *key = make_key(instance, run_id);
+    char *key = make_key(instance, run_id, credential);
     uint64_t hash;
     struct entry **link, *e;
     enum runs_lookup result = RUNS_FETCH_ALONE;
@@ -258,6 +273,7 @@ enum runs_lookup runs_lookup(struct runs *runs, const char *instance, const char
     e->key = key;
     key = NULL;
     e->hash = hash;
+    e->last_answered = -1;
     e->fetching = true;
     e->fetch_id = ++runs->last_fetch_id;
     *ret_fetch_id = e->fetch_id;
@@ -273,11 +289,11 @@ out:
     return result;
 }
 
-void runs_fetched(struct runs *runs, const char *instance, const char *run_id, uint64_t fetch_id,
-                  const struct phase_result *fresh, bool forget, int64_t now_ms,
-                  struct runs_outcome *ret)
+void runs_fetched(struct runs *runs, const char *instance, const char *run_id,
+                  const char *credential, uint64_t fetch_id, const struct phase_result *fresh,
+                  bool forget, int64_t now_ms, struct runs_outcome *ret)
 {
-    char *key = make_key(instance, run_id);
+    char *key = make_key(instance, run_id, credential);
     struct phase_result copy = {0};
     struct entry *e;
 
@@ -358,4 +374,91 @@ void runs_decide_answer(const struct runs_fetch_end *end, int64_t now_ms, struct
                  outcome->last_known.message ? outcome->last_known.message : "");
         errmsg_printable(ret->message, sizeof(ret->message), full, ERRMSG_ONE_LINE);
     }
+}
+
+void runs_output_done(struct runs_output *o)
+{
+    if (!o)
+        return;
+    free(o->error_text);
+    free(o->notebook_result);
+    *o = (struct runs_output){0};
+}
+
+static int output_copy(struct runs_output *dst, const struct runs_output *src)
+{
+    *dst = (struct runs_output){.notebook_result_truncated = src->notebook_result_truncated};
+    if ((src->error_text && !(dst->error_text = strdup(src->error_text))) ||
+        (src->notebook_result && !(dst->notebook_result = strdup(src->notebook_result)))) {
+        runs_output_done(dst);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* The entry of a run, or NULL; call with the lock held. */
+static struct entry *find_entry(struct runs *runs, const char *instance, const char *run_id,
+                                const char *credential, char **ret_key)
+{
+    char *key = make_key(instance, run_id, credential);
+
+    *ret_key = key;
+    return key ? *find_link(runs, key, fnv1a(key)) : NULL;
+}
+
+bool runs_output_lookup(struct runs *runs, const char *instance, const char *run_id,
+                        const char *credential, struct runs_output *ret)
+{
+    struct entry *e;
+    char *key;
+    bool known = false;
+
+    *ret = (struct runs_output){0};
+    pthread_mutex_lock(&runs->lock);
+    e = find_entry(runs, instance, run_id, credential, &key);
+    if (e && e->output_known)
+        known = output_copy(ret, &e->output) == 0;
+    pthread_mutex_unlock(&runs->lock);
+    free(key);
+    return known;
+}
+
+void runs_output_store(struct runs *runs, const char *instance, const char *run_id,
+                       const char *credential, const struct runs_output *output)
+{
+    struct runs_output copy = {0};
+    struct entry *e;
+    char *key;
+
+    /* Copied outside the lock; without memory the run is simply asked about again. */
+    if (output && output_copy(&copy, output) < 0)
+        return;
+    pthread_mutex_lock(&runs->lock);
+    e = find_entry(runs, instance, run_id, credential, &key);
+    if (e && !e->output_known) {
+        e->output = copy;
+        copy = (struct runs_output){0};
+        e->output_known = true;
+    }
+    pthread_mutex_unlock(&runs->lock);
+    runs_output_done(&copy);
+    free(key);
+}
+
+bool runs_note_answer(struct runs *runs, const char *instance, const char *run_id,
+                      const char *credential, enum phase phase)
+{
+    struct entry *e;
+    char *key;
+    bool news = true;
+
+    pthread_mutex_lock(&runs->lock);
+    e = find_entry(runs, instance, run_id, credential, &key);
+    if (e) {
+        news = e->last_answered != (int)phase;
+        e->last_answered = (int)phase;
+    }
+    pthread_mutex_unlock(&runs->lock);
+    free(key);
+    return news;
 }

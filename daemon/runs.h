@@ -1,7 +1,15 @@
 /*
  * runs.h - what the daemon knows about recent runs: a bounded map keyed by
- * (instance, run_id) that coalesces concurrent status reads, can answer
- * repeated polls from memory, and remembers each run's last known phase.
+ * (instance, run_id, credential) that coalesces concurrent status reads, can
+ * answer repeated polls from memory, and remembers each run's last known
+ * phase.
+ *
+ * The credential is a tag of the token a caller reads the run with (""
+ * for the connector's own token; a hash for a token the call brought, as
+ * Flyte 2's connection does): callers with different tokens never share a
+ * fetch, a cached status or a last known phase, so a call is never answered
+ * with what another identity was allowed to read. The map keeps the tag,
+ * never the token.
  *
  * Why: propeller polls every running task, several propellers may poll the
  * same run, and every failed GetTask counts against the task (see
@@ -47,7 +55,8 @@ struct runs *runs_new(const struct runs_settings *settings);
 struct runs *runs_free(struct runs *runs);
 
 /*
- * Looks `instance`/`run_id` up at time `now_ms`. For RUNS_JOINED and
+ * Looks `instance`/`run_id` as read with `credential` (a tag without '\n'; "" for the
+ * connector's own token) up at time `now_ms`. For RUNS_JOINED and
  * RUNS_FETCH the waiter is registered (borrowed until runs_fetched() hands
  * it back); RUNS_FETCH also sets *ret_fetch_id, which the fetcher passes to
  * runs_fetched(). For RUNS_CACHED, *ret_cached gets a copy (free with
@@ -55,7 +64,7 @@ struct runs *runs_free(struct runs *runs);
  * not registered.
  */
 enum runs_lookup runs_lookup(struct runs *runs, const char *instance, const char *run_id,
-                             int64_t now_ms, struct runs_waiter *waiter,
+                             const char *credential, int64_t now_ms, struct runs_waiter *waiter,
                              struct phase_result *ret_cached, uint64_t *ret_fetch_id);
 
 struct runs_outcome {
@@ -66,16 +75,16 @@ struct runs_outcome {
 };
 
 /*
- * Ends a fetch. `fresh` is the new status (copied), or NULL when the fetch
- * failed with transient trouble. `forget` drops the entry (the run no longer
+ * Ends a fetch (of the key runs_lookup() was given). `fresh` is the new status (copied), or NULL
+ * when the fetch failed with transient trouble. `forget` drops the entry (the run no longer
  * exists). Fills *ret with the waiters to answer and, after a failure, the
  * last status seen for the run, if any, with the time refreshes started
  * failing. A last status is something Databricks said, never invented; a
  * terminal one is final and may be answered as it is.
  */
-void runs_fetched(struct runs *runs, const char *instance, const char *run_id, uint64_t fetch_id,
-                  const struct phase_result *fresh, bool forget, int64_t now_ms,
-                  struct runs_outcome *ret);
+void runs_fetched(struct runs *runs, const char *instance, const char *run_id,
+                  const char *credential, uint64_t fetch_id, const struct phase_result *fresh,
+                  bool forget, int64_t now_ms, struct runs_outcome *ret);
 
 /* How one waiting GetTask is answered once its fetch ends: runs_decide_answer(). */
 enum runs_answer_kind {
@@ -114,6 +123,38 @@ struct runs_answer {
  * <message>"; else an error. Fills *ret. Pure: touches no map.
  */
 void runs_decide_answer(const struct runs_fetch_end *end, int64_t now_ms, struct runs_answer *ret);
+
+/* What runs/get-output said about a finished run, as GetTask shows it (run_output.h). */
+struct runs_output {
+    char *error_text;      /* owns; NULL: none */
+    char *notebook_result; /* owns; NULL: none */
+    bool notebook_result_truncated;
+};
+
+/* Frees o's strings and NULLs them; NULL-safe and idempotent. */
+void runs_output_done(struct runs_output *o);
+
+/*
+ * True when runs/get-output was already asked about this tracked run: *ret gets a copy of
+ * what it said (free with runs_output_done(); empty when the request failed, which is not
+ * repeated either). False when it was not asked yet, the run is not tracked, or memory ran out
+ * (then *ret is empty and the caller asks; one more request is the only cost).
+ */
+bool runs_output_lookup(struct runs *runs, const char *instance, const char *run_id,
+                        const char *credential, struct runs_output *ret);
+
+/* Remembers what runs/get-output said about a tracked run (copied); `output` NULL: the request
+ * failed. A run not tracked is left alone. */
+void runs_output_store(struct runs *runs, const char *instance, const char *run_id,
+                       const char *credential, const struct runs_output *output);
+
+/*
+ * Records that a GetTask for the run answered `phase`. Returns true when that differs from the
+ * previous answer for the run, or there was none, or the run is not tracked: the answer is
+ * news (an info log line); false when it repeats the last one (debug).
+ */
+bool runs_note_answer(struct runs *runs, const char *instance, const char *run_id,
+                      const char *credential, enum phase phase);
 
 /* Number of runs tracked (tests, metrics). */
 size_t runs_count(struct runs *runs);

@@ -1,6 +1,6 @@
 /*
  * server.c - gRPC core server: one listener, one completion queue, and the
- * life cycle of every unary call.
+ * life cycle of every call, unary or server-streaming.
  *
  * Design. Every call is a `struct server_call` whose address is the tag of
  * the one operation in flight on it (one batch per call at a time). A call
@@ -9,6 +9,15 @@
  * the handler (CALL_ACTIVE). The handler answers, before it returns or
  * later from any thread, with one batch (CALL_REPLYING); when that batch
  * completes the call is freed.
+ *
+ * A server-streaming handler first sends its messages, one batch each
+ * (CALL_SENDING; the first also sends the initial metadata); when a batch
+ * completes the call is CALL_ACTIVE again and the handler's `sent` callback
+ * runs on the serving thread, which sends the next one or ends the call with
+ * the status batch. So a stream never has more than one message in flight
+ * and nothing waits: a slow client holds its own call, not a thread. A
+ * client that cancels, or a deadline that passes, fails the batch in flight
+ * (success 0), and the callback ends the call.
  *
  * Who serves the queue. With workers 0 (the default) no thread of ours
  * blocks on it: server_poll_fd() gives out gRPC's epoll set
@@ -63,6 +72,7 @@
 enum call_state {
     CALL_WAITING,  /* request posted, nothing received yet */
     CALL_ACTIVE,   /* received; its handler owns it until it answers */
+    CALL_SENDING,  /* one message of a stream in flight; then CALL_ACTIVE again */
     CALL_REPLYING, /* answer batch in flight */
 };
 
@@ -83,7 +93,10 @@ struct server_call {
     grpc_byte_buffer *response_payload;
     int cancelled;
     int64_t deadline_ms;
-    char *method_path; /* generic calls: copy of details.method */
+    char *method_path;          /* generic calls: copy of details.method */
+    bool initial_metadata_sent; /* a stream's first message carried it */
+    server_sent_fn sent;        /* CALL_SENDING: runs when the batch completes */
+    void *sent_user;
 };
 
 struct worker {
@@ -223,8 +236,10 @@ static void start_reply(struct server_call *c, grpc_status_code code, const char
     c->state = CALL_REPLYING;
     c->response_payload = payload;
 
-    op->op = GRPC_OP_SEND_INITIAL_METADATA;
-    op++;
+    if (!c->initial_metadata_sent) {
+        op->op = GRPC_OP_SEND_INITIAL_METADATA;
+        op++;
+    }
     if (payload) {
         op->op = GRPC_OP_SEND_MESSAGE;
         op->data.send_message.send_message = payload;
@@ -249,21 +264,64 @@ static void start_reply(struct server_call *c, grpc_status_code code, const char
     }
 }
 
-void server_call_reply(struct server_call *call, const ProtobufCMessage *response)
+static grpc_byte_buffer *pack(const ProtobufCMessage *message)
 {
-    size_t size = protobuf_c_message_get_packed_size(response);
+    size_t size = protobuf_c_message_get_packed_size(message);
     grpc_slice slice = grpc_slice_malloc(size);
     grpc_byte_buffer *payload;
 
-    protobuf_c_message_pack(response, GRPC_SLICE_START_PTR(slice));
+    protobuf_c_message_pack(message, GRPC_SLICE_START_PTR(slice));
     payload = grpc_raw_byte_buffer_create(&slice, 1);
     grpc_slice_unref(slice);
-    start_reply(call, GRPC_STATUS_OK, NULL, payload);
+    return payload;
+}
+
+void server_call_reply(struct server_call *call, const ProtobufCMessage *response)
+{
+    start_reply(call, GRPC_STATUS_OK, NULL, pack(response));
 }
 
 void server_call_fail(struct server_call *call, grpc_status_code code, const char *message)
 {
     start_reply(call, code, message, NULL);
+}
+
+void server_call_finish(struct server_call *call, grpc_status_code code, const char *message)
+{
+    start_reply(call, code, message, NULL);
+}
+
+void server_call_send(struct server_call *c, const ProtobufCMessage *message, server_sent_fn sent,
+                      void *user)
+{
+    grpc_op ops[2];
+    grpc_op *op = ops;
+    grpc_call_error err;
+
+    memset(ops, 0, sizeof(ops));
+    c->state = CALL_SENDING;
+    c->sent = sent;
+    c->sent_user = user;
+    c->response_payload = pack(message);
+    if (!c->initial_metadata_sent) {
+        op->op = GRPC_OP_SEND_INITIAL_METADATA;
+        op++;
+    }
+    op->op = GRPC_OP_SEND_MESSAGE;
+    op->data.send_message.send_message = c->response_payload;
+    op++;
+    err = grpc_call_start_batch(c->call, ops, (size_t)(op - ops), c, NULL);
+    if (err != GRPC_CALL_OK) {
+        /* No completion will come: the stream is over, and the handler hears it at once. */
+        log_error("cannot send a message of a stream", "method", server_call_method(c),
+                  "grpc_error", grpc_call_error_to_string(err));
+        c->state = CALL_ACTIVE;
+        grpc_byte_buffer_destroy(c->response_payload);
+        c->response_payload = NULL;
+        sent(user, c, false);
+        return;
+    }
+    c->initial_metadata_sent = true;
 }
 
 static void dispatch(struct server *s, struct server_call *c)
@@ -319,6 +377,12 @@ static void handle_event(struct server *s, grpc_event ev)
             break;
         }
         dispatch(s, c);
+        break;
+    case CALL_SENDING:
+        c->state = CALL_ACTIVE;
+        grpc_byte_buffer_destroy(c->response_payload);
+        c->response_payload = NULL;
+        c->sent(c->sent_user, c, ev.success != 0);
         break;
     case CALL_REPLYING:
         atomic_fetch_sub(&s->in_flight, 1);

@@ -1,12 +1,17 @@
 /*
  * server.h - the gRPC server: listener, completion queue, the threads that
- * serve it and the life cycle of each unary call.
+ * serve it and the life cycle of each call, unary or server-streaming.
  *
  * A handler receives the request bytes of one call and must answer it exactly
  * once, with server_call_reply() or server_call_fail(), either before it
  * returns or later from any thread (for instance from a completion callback
  * of the Databricks client). After answering, the call belongs to the server
  * again and the handler must not touch it.
+ *
+ * A server-streaming call (the client sends one message, the server any
+ * number) is answered the same way at its end, with server_call_finish() or
+ * server_call_fail(); before that the handler sends its messages one at a
+ * time with server_call_send(), each after the previous one was taken.
  */
 #ifndef FDC_SERVER_H
 #define FDC_SERVER_H
@@ -110,5 +115,27 @@ void server_call_reply(struct server_call *call, const ProtobufCMessage *respons
 
 /* Answers with a non-OK status and message (copied). Any thread; exactly once per call. */
 void server_call_fail(struct server_call *call, grpc_status_code code, const char *message);
+
+/*
+ * Runs once a message given to server_call_send() has left (ok), or the call
+ * is over without it (!ok: the client cancelled, the deadline passed, the
+ * server is shutting down); then the handler may send the next message or
+ * must end the call (server_call_finish()/server_call_fail()). Runs on the
+ * thread serving the queue; must not block.
+ */
+typedef void (*server_sent_fn)(void *user, struct server_call *call, bool ok);
+
+/*
+ * Sends one message of a server-streaming call (packed before this returns;
+ * `message` is borrowed for the call), with the initial metadata on the
+ * first. At most one message is in flight per call: the next waits for
+ * `sent`. Any thread.
+ */
+void server_call_send(struct server_call *call, const ProtobufCMessage *message,
+                      server_sent_fn sent, void *user);
+
+/* Ends a server-streaming call with `code` (OK too) and message (copied; NULL:
+ * none), after its last message was sent. Any thread; exactly once per call. */
+void server_call_finish(struct server_call *call, grpc_status_code code, const char *message);
 
 #endif

@@ -8,6 +8,11 @@
  * and dict.get() defaults that apply only when the key is missing, not when it is null. Where
  * the Python code would raise on a wrong type, we return -EINVAL naming the key.
  *
+ * flyte-sdk's connector (Flyte 2) applies the same classic-cluster rules; what differs is in
+ * the entrypoint row the caller passes: its script and commit, no FLYTE_FAIL_ON_ERROR, and no
+ * serverless entrypoint. flyte-sdk always overwrites spark_python_task and git_source; here a
+ * user's own git_source / python_file win for both generations, as flytekit lets them.
+ *
  * spec_input_from_template() reads the container half of the input out of a flyteidl
  * TaskTemplate, so that the handler and the CreateTask fuzz target map it the same way.
  *
@@ -23,13 +28,9 @@
 
 #include "spec.h"
 
-/* flytekit constants (connector.py and flytekit/core/constants.py). */
+/* flytekit constants (connector.py and flytekit/core/constants.py); the entrypoint's are in
+ * config.c's table. */
 #define FAIL_ON_ERROR_ENV "FLYTE_FAIL_ON_ERROR"
-#define DEFAULT_GIT_URL "https://github.com/flyteorg/flytetools"
-#define DEFAULT_GIT_PROVIDER "gitHub"
-#define DEFAULT_GIT_COMMIT "572298df1f971fb58c258398bd70a6372f811c96"
-#define CLASSIC_PYTHON_FILE "flytekitplugins/databricks/entrypoint.py"
-#define SERVERLESS_PYTHON_FILE "flytekitplugins/databricks/entrypoint_serverless.py"
 #define DEFAULT_ENVIRONMENT_KEY "default"
 #define SERVERLESS_CLIENT "1"
 #define PYTHON_TASK_KEY "flyte_task"
@@ -118,7 +119,8 @@ static int merge(cJSON *dst, const cJSON *src)
     return 0;
 }
 
-/* flytekit: envs = container.env as a dict, then envs["FLYTE_FAIL_ON_ERROR"] = "true". */
+/* flytekit: envs = container.env as a dict, then envs["FLYTE_FAIL_ON_ERROR"] = "true";
+ * flyte-sdk: the container env alone. */
 static int build_envs(const struct spec_input *in, cJSON **ret)
 {
     cJSON *envs = cJSON_CreateObject();
@@ -128,7 +130,7 @@ static int build_envs(const struct spec_input *in, cJSON **ret)
         const char *name = in->env[i].name ? in->env[i].name : "";
         r = set_string(envs, name, in->env[i].value ? in->env[i].value : "");
     }
-    if (r >= 0)
+    if (r >= 0 && in->entrypoint->fail_on_error_env)
         r = set_string(envs, FAIL_ON_ERROR_ENV, "true");
     if (r < 0) {
         cJSON_Delete(envs);
@@ -151,24 +153,33 @@ static cJSON *build_args(const struct spec_input *in)
     return array;
 }
 
-static cJSON *default_git_source(void)
+static cJSON *default_git_source(const struct config_entrypoint *entrypoint)
 {
     cJSON *g = cJSON_CreateObject();
 
-    if (g && (!cJSON_AddStringToObject(g, "git_url", DEFAULT_GIT_URL) ||
-              !cJSON_AddStringToObject(g, "git_provider", DEFAULT_GIT_PROVIDER) ||
-              !cJSON_AddStringToObject(g, "git_commit", DEFAULT_GIT_COMMIT))) {
+    if (g && (!cJSON_AddStringToObject(g, "git_url", entrypoint->git_url) ||
+              !cJSON_AddStringToObject(g, "git_provider", entrypoint->git_provider) ||
+              !cJSON_AddStringToObject(g, "git_commit", entrypoint->git_commit))) {
         cJSON_Delete(g);
         g = NULL;
     }
     return g;
 }
 
-/* _is_serverless_config: cluster keys count when present at all, even empty or null;
- * serverless keys only when truthy. */
+/* Present and not null, as Python's `job.get(key) is not None`. */
+static bool present(const cJSON *job, const char *key)
+{
+    const cJSON *item = get(job, key);
+
+    return item && !cJSON_IsNull(item);
+}
+
+/* is_serverless_config (flytekit's newer form; older ones tested `key in job`): cluster keys
+ * count when present and not null, even empty, so {"existing_cluster_id": null,
+ * "environment_key": "e"} is serverless; serverless keys count only when truthy. */
 static bool is_serverless(const cJSON *job)
 {
-    bool has_cluster = get(job, "existing_cluster_id") || get(job, "new_cluster");
+    bool has_cluster = present(job, "existing_cluster_id") || present(job, "new_cluster");
     bool has_serverless = truthy(get(job, "environment_key")) || truthy(get(job, "environments"));
 
     return !has_cluster && has_serverless;
@@ -178,13 +189,12 @@ static bool is_serverless(const cJSON *job)
 static int configure_classic(cJSON *job, const struct spec_input *in, const cJSON *envs,
                              char **reterr_msg)
 {
-    const cJSON *existing = get(job, "existing_cluster_id");
     cJSON *cluster = cJSON_GetObjectItemCaseSensitive(job, "new_cluster");
     cJSON *image = NULL, *env_vars;
     const cJSON *spark_conf;
     int r;
 
-    if (existing && !cJSON_IsNull(existing))
+    if (present(job, "existing_cluster_id"))
         return 0;
     if (!cluster || cJSON_IsNull(cluster))
         return fail(reterr_msg, -EINVAL, NO_COMPUTE_MSG);
@@ -426,12 +436,26 @@ out:
     return r;
 }
 
-/* The user's python_file when truthy, else flytekit's entrypoint for the compute mode. */
-static cJSON *python_file(const cJSON *user_file, bool serverless)
+/* Gives the user's python_file when truthy, else the entrypoint's for the compute mode, in
+ * *ret_file (cJSON_Delete()). A generation without a serverless entrypoint (flyte-sdk's runs
+ * in the task's container image, which serverless compute cannot start) needs the user's. */
+static int python_file(const struct spec_input *in, const cJSON *user_file, bool serverless,
+                       cJSON **ret_file, char **reterr_msg)
 {
+    const char *file =
+        serverless ? in->entrypoint->serverless_python_file : in->entrypoint->python_file;
+
     if (truthy(user_file))
-        return cJSON_Duplicate(user_file, true);
-    return cJSON_CreateString(serverless ? SERVERLESS_PYTHON_FILE : CLASSIC_PYTHON_FILE);
+        *ret_file = cJSON_Duplicate(user_file, true);
+    else if (file)
+        *ret_file = cJSON_CreateString(file);
+    else
+        return fail(reterr_msg, -EINVAL,
+                    "databricksConf asks for serverless compute (environment_key or environments "
+                    "without existing_cluster_id or new_cluster), and this task's Flyte "
+                    "generation has no serverless entrypoint: give existing_cluster_id or "
+                    "new_cluster, or a python_file of your own");
+    return *ret_file ? 0 : fail_oom(reterr_msg);
 }
 
 /* The python-file branch of _get_databricks_job_spec. */
@@ -440,14 +464,24 @@ static int build_python(cJSON *job, const struct spec_input *in, const cJSON *en
 {
     const cJSON *user_git = get(job, "git_source");
     const cJSON *user_file = get(job, "python_file");
-    cJSON *git_source = NULL, *task = NULL, *key = NULL;
+    cJSON *git_source = NULL, *task = NULL, *key = NULL, *file = NULL;
     char *credential = NULL;
     int r;
 
-    git_source = truthy(user_git) ? cJSON_Duplicate(user_git, true) : default_git_source();
+    r = python_file(in, user_file, serverless, &file, reterr_msg);
+    if (r < 0)
+        goto out;
+    git_source =
+        truthy(user_git) ? cJSON_Duplicate(user_git, true) : default_git_source(in->entrypoint);
     task = cJSON_CreateObject();
-    if (!git_source || !task || set(task, "python_file", python_file(user_file, serverless)) < 0 ||
-        set_string(task, "source", "GIT") < 0 || set(task, "parameters", build_args(in)) < 0) {
+    if (!git_source || !task) {
+        r = fail_oom(reterr_msg);
+        goto out;
+    }
+    r = set(task, "python_file", file);
+    file = NULL; /* taken by set(), even when it fails */
+    if (r < 0 || set_string(task, "source", "GIT") < 0 ||
+        set(task, "parameters", build_args(in)) < 0) {
         r = fail_oom(reterr_msg);
         goto out;
     }
@@ -488,10 +522,123 @@ static int build_python(cJSON *job, const struct spec_input *in, const cJSON *en
         r = fail_oom(reterr_msg);
 out:
     free(credential);
+    cJSON_Delete(file);
     cJSON_Delete(git_source);
     cJSON_Delete(task);
     cJSON_Delete(key);
     return r;
+}
+
+/* flyteidl plugins/spark.proto SparkApplication.Type values of a JVM application, as
+ * MessageToDict writes them in custom.applicationType (names), or as numbers. */
+static const struct {
+    const char *name;
+    double number;
+} jvm_types[] = {
+    {"JAVA", 1},
+    {"SCALA", 2},
+};
+
+static bool is_jvm(const cJSON *custom)
+{
+    const cJSON *type = get(custom, "applicationType");
+
+    for (size_t i = 0; type && i < sizeof(jvm_types) / sizeof(jvm_types[0]); i++)
+        if ((cJSON_IsString(type) && strcmp(type->valuestring, jvm_types[i].name) == 0) ||
+            (cJSON_IsNumber(type) && type->valuedouble == jvm_types[i].number))
+            return true;
+    return false;
+}
+
+/* custom[key] as a non-empty string, else NULL after setting the message. */
+static const char *jvm_string(const cJSON *custom, const char *key, char **reterr_msg)
+{
+    const cJSON *item = get(custom, key);
+
+    if (cJSON_IsString(item) && item->valuestring && item->valuestring[0])
+        return item->valuestring;
+    fail(reterr_msg, -EINVAL, "%s must be a non-empty string for applicationType JAVA or SCALA",
+         key);
+    return NULL;
+}
+
+/* libraries += {"jar": jar}, unless the user listed that jar already. */
+static int add_jar_library(cJSON *job, const char *jar, char **reterr_msg)
+{
+    cJSON *libraries = cJSON_GetObjectItemCaseSensitive(job, "libraries"), *entry, *lib;
+
+    if (!libraries) {
+        libraries = cJSON_CreateArray();
+        if (set(job, "libraries", libraries) < 0)
+            return fail_oom(reterr_msg);
+    } else if (!cJSON_IsArray(libraries)) {
+        return fail(reterr_msg, -EINVAL, "databricksConf.libraries must be a JSON array");
+    }
+    cJSON_ArrayForEach(lib, libraries)
+    {
+        const cJSON *have = get(lib, "jar");
+        if (cJSON_IsString(have) && strcmp(have->valuestring, jar) == 0)
+            return 0;
+    }
+    entry = cJSON_CreateObject();
+    if (!entry || !cJSON_AddStringToObject(entry, "jar", jar) ||
+        !cJSON_AddItemToArray(libraries, entry)) {
+        cJSON_Delete(entry);
+        return fail_oom(reterr_msg);
+    }
+    return 0;
+}
+
+/*
+ * A JVM Spark application (flytekit's generic Spark task: applicationType JAVA or SCALA,
+ * mainClass, mainApplicationFile): a spark_jar_task with the container's args as its
+ * parameters and the jar as a library, on classic compute only. Not in flytekit's connector,
+ * which submits every task as Python.
+ */
+static int build_jar(cJSON *job, const struct spec_input *in, const cJSON *envs, bool serverless,
+                     char **reterr_msg)
+{
+    const char *main_class, *jar;
+    cJSON *task = NULL;
+    int r;
+
+    if (truthy(get(in->custom, "notebookPath")))
+        return fail(reterr_msg, -EINVAL,
+                    "notebookPath cannot be combined with applicationType JAVA or SCALA");
+    if (serverless)
+        return fail(reterr_msg, -EINVAL,
+                    "applicationType JAVA or SCALA needs classic compute: serverless compute runs "
+                    "no JAR tasks (spark_jar_task); give existing_cluster_id or new_cluster in "
+                    "databricksConf");
+    main_class = jvm_string(in->custom, "mainClass", reterr_msg);
+    if (!main_class)
+        return -EINVAL;
+    jar = jvm_string(in->custom, "mainApplicationFile", reterr_msg);
+    if (!jar)
+        return -EINVAL;
+    if (strncmp(jar, "local://", 8) == 0)
+        return fail(reterr_msg, -EINVAL,
+                    "mainApplicationFile '%.200s' names a file inside the container image, which "
+                    "Databricks cannot read; give the jar's dbfs:/, /Volumes/, /Workspace/ or "
+                    "cloud storage URI",
+                    jar);
+    r = configure_classic(job, in, envs, reterr_msg);
+    if (r < 0)
+        return r;
+    r = add_jar_library(job, jar, reterr_msg);
+    if (r < 0)
+        return r;
+    task = cJSON_CreateObject();
+    if (!task || set_string(task, "main_class_name", main_class) < 0 ||
+        set(task, "parameters", build_args(in)) < 0) {
+        cJSON_Delete(task);
+        return fail_oom(reterr_msg);
+    }
+    /* python_file is this connector's knob for Python tasks; a jar task has no use for it. */
+    cJSON_DeleteItemFromObjectCaseSensitive(job, "python_file");
+    if (set(job, "spark_jar_task", task) < 0)
+        return fail_oom(reterr_msg);
+    return 0;
 }
 
 int spec_build(const struct spec_input *input, cJSON **ret_body, char **reterr_msg)
@@ -501,7 +648,7 @@ int spec_build(const struct spec_input *input, cJSON **ret_body, char **reterr_m
     bool serverless;
     int r;
 
-    if (!input || !ret_body)
+    if (!input || !ret_body || !input->entrypoint)
         return fail(reterr_msg, -EINVAL, "no task input given");
     conf = cJSON_IsObject(input->custom) ? get(input->custom, "databricksConf") : NULL;
     if (!conf)
@@ -521,7 +668,9 @@ int spec_build(const struct spec_input *input, cJSON **ret_body, char **reterr_m
     }
     serverless = is_serverless(job);
 
-    if (truthy(get(input->custom, "notebookPath")))
+    if (is_jvm(input->custom))
+        r = build_jar(job, input, envs, serverless, reterr_msg);
+    else if (truthy(get(input->custom, "notebookPath")))
         r = build_notebook(job, input, envs, serverless, reterr_msg);
     else
         r = build_python(job, input, envs, serverless, reterr_msg);
@@ -553,28 +702,74 @@ const char *spec_instance(const cJSON *custom)
     return item->valuestring;
 }
 
+/* One Container's fields, whichever generation's message carries them: env entries come
+ * through env_at(). */
+struct container_fields {
+    const char *image;
+    char **args;
+    size_t n_args;
+    size_t n_env;
+    const void *env; /* the message's env array */
+    void (*env_at)(const void *env, size_t i, struct spec_env_var *ret);
+};
+
+static int set_container(const struct container_fields *c, struct spec_input *input,
+                         struct spec_env_var **ret_env)
+{
+    struct spec_env_var *env = NULL;
+
+    if (c && c->n_env > 0) {
+        env = calloc(c->n_env, sizeof(*env));
+        if (!env)
+            return -ENOMEM;
+        for (size_t i = 0; i < c->n_env; i++)
+            c->env_at(c->env, i, &env[i]);
+    }
+    input->image = c ? c->image : NULL;
+    input->args = c ? (const char *const *)c->args : NULL;
+    input->args_count = c ? c->n_args : 0;
+    input->env = env;
+    input->env_count = env ? c->n_env : 0;
+    *ret_env = env;
+    return 0;
+}
+
+static void env_at1(const void *env, size_t i, struct spec_env_var *ret)
+{
+    const Flyteidl__Core__KeyValuePair *kv = ((Flyteidl__Core__KeyValuePair *const *)env)[i];
+
+    *ret = (struct spec_env_var){kv->key, kv->value};
+}
+
+static void env_at2(const void *env, size_t i, struct spec_env_var *ret)
+{
+    const Flyteidl2__Core__KeyValuePair *kv = ((Flyteidl2__Core__KeyValuePair *const *)env)[i];
+
+    *ret = (struct spec_env_var){kv->key, kv->value};
+}
+
 int spec_input_from_template(const Flyteidl__Core__TaskTemplate *template_,
                              struct spec_input *input, struct spec_env_var **ret_env)
 {
-    const Flyteidl__Core__Container *container = NULL;
-    struct spec_env_var *env = NULL;
+    const Flyteidl__Core__Container *c = NULL;
+    struct container_fields fields;
 
     if (template_->target_case == FLYTEIDL__CORE__TASK_TEMPLATE__TARGET_CONTAINER)
-        container = template_->container;
-    if (container && container->n_env > 0) {
-        env = calloc(container->n_env, sizeof(*env));
-        if (!env)
-            return -ENOMEM;
-        for (size_t i = 0; i < container->n_env; i++) {
-            env[i].name = container->env[i]->key;
-            env[i].value = container->env[i]->value;
-        }
-    }
-    input->image = container ? container->image : NULL;
-    input->args = container ? (const char *const *)container->args : NULL;
-    input->args_count = container ? container->n_args : 0;
-    input->env = env;
-    input->env_count = env ? container->n_env : 0;
-    *ret_env = env;
-    return 0;
+        c = template_->container;
+    if (c)
+        fields = (struct container_fields){c->image, c->args, c->n_args, c->n_env, c->env, env_at1};
+    return set_container(c ? &fields : NULL, input, ret_env);
+}
+
+int spec_input_from_template2(const Flyteidl2__Core__TaskTemplate *template_,
+                              struct spec_input *input, struct spec_env_var **ret_env)
+{
+    const Flyteidl2__Core__Container *c = NULL;
+    struct container_fields fields;
+
+    if (template_->target_case == FLYTEIDL2__CORE__TASK_TEMPLATE__TARGET_CONTAINER)
+        c = template_->container;
+    if (c)
+        fields = (struct container_fields){c->image, c->args, c->n_args, c->n_env, c->env, env_at2};
+    return set_container(c ? &fields : NULL, input, ret_env);
 }

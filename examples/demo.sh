@@ -33,8 +33,9 @@ wait_for_line() { # file pattern seconds
 }
 
 step "1. Start a fake Databricks workspace"
-say "It serves the Jobs API 2.1 (runs/submit, runs/get, runs/cancel) over HTTPS with a"
-say "throwaway CA, and moves each run PENDING -> RUNNING -> TERMINATED in a few seconds."
+say "It serves the Jobs API 2.1 (runs/submit, runs/get, runs/cancel, runs/get-output) over"
+say "HTTPS with a throwaway CA, and moves each run PENDING -> RUNNING -> TERMINATED in a few"
+say "seconds."
 show "$program fake-workspace --port 0 --dir $work/fake --pending-seconds 2 --running-seconds 3"
 mkdir -p "$work/fake"
 "$program" fake-workspace --port 0 --dir "$work/fake" --pending-seconds 2 --running-seconds 3 \
@@ -69,26 +70,38 @@ say "turns it into a runs/submit body, exactly as flytekit's connector would."
 show "$program submit examples/databricks-task.json --addr $addr --wait --interval 0.5"
 "$program" submit examples/databricks-task.json --addr "$addr" --wait --interval 0.5
 
-step "5. A task that fails: its error message and log link come back to Flyte"
+step "5. A task that fails: the Python exception comes back to Flyte in the message"
+say "Databricks says only \"Workload failed\"; the daemon asks runs/get-output once for the"
+say "failed task run and adds the exception and the end of its traceback."
 show "$program submit examples/databricks-task-failing.json --addr $addr --wait --interval 0.5"
 set +e
-"$program" submit examples/databricks-task-failing.json --addr "$addr" --wait --interval 0.5
-rc=$?
+"$program" submit examples/databricks-task-failing.json --addr "$addr" --wait --interval 0.5 \
+	| tee "$work/failing.out"
+rc=${PIPESTATUS[0]}
 set -e
+if ! grep -q 'ValueError: demo failure' "$work/failing.out"; then
+	echo "the Python exception is not in the Flyte message" >&2
+	exit 1
+fi
 if [ "$rc" -ne 3 ]; then
 	echo "expected exit status 3 (run did not succeed), got $rc" >&2
 	exit 1
 fi
 say "exit status $rc: the run ended in a phase other than SUCCEEDED (propeller would retry it)"
 
-step "6. What the daemon logged (one line per call)"
-grep -E 'msg="call (done|failed)"' "$work/daemon.log" | tail -n 8 | sed 's/^/    /'
+step "6. The failed run's output (GetTaskLogs): what it printed, then its error"
+meta=$(head -n 1 "$work/failing.out")
+show "$program logs '$meta' --addr $addr"
+"$program" logs "$meta" --addr "$addr" | sed 's/^/    /'
+
+step "7. What the daemon logged: a GetTask line only when its phase changed"
+grep -E 'msg="call (done|failed)"' "$work/daemon.log" | tail -n 9 | sed 's/^/    /'
 if grep -q "$token" "$work/daemon.log"; then
 	echo "the token appeared in the daemon's log" >&2
 	exit 1
 fi
 
-step "7. Stop both processes"
+step "8. Stop both processes"
 kill "$daemon_pid"
 wait "$daemon_pid"
 daemon_pid=""

@@ -7,6 +7,14 @@ runner afterwards, which also checks the daemon's exit status (0; 99 under
 valgrind means memory errors or leaks) and that no secret (the canary token)
 appears in the daemon's stderr or in any gRPC answer.
 
+Protocol generations: a test runs as Flyte 1 (flyteidl.service.AsyncAgentService),
+and also as Flyte 2 (flyteidl2.connector.AsyncConnectorService, name suffixed
+"_v2") when its module sets GENERATIONS = (1, 2) or the test is decorated
+@generations(1, 2). `t.generation` says which; `t.pb.admin` is that generation's
+connector messages (flyteidl.admin or flyteidl2.connector, same names for the
+task messages), and Env.call() sends Flyte 1's task method paths (CREATE, GET,
+...) to the generation's service, so one test body serves both.
+
 Environment: DAEMON (default build/flyte-databricks-connector), BUILD (build),
 VALGRIND=1 (run every daemon under valgrind), TIMEOUT_SCALE (multiplies every
 timeout), KEEP=1 (keep temp dirs), SANITIZED=1 (DAEMON is an ASan/UBSan build: no
@@ -28,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -48,6 +57,10 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", ": runti
 
 SERVICE = "/flyteidl.service.AsyncAgentService/"
 METADATA = "/flyteidl.service.AgentMetadataService/"
+SERVICE2 = "/flyteidl2.connector.AsyncConnectorService/"
+METADATA2 = "/flyteidl2.connector.ConnectorMetadataService/"
+LIST_CONNECTORS = METADATA2 + "ListConnectors"
+GET_CONNECTOR = METADATA2 + "GetConnector"
 CREATE = SERVICE + "CreateTask"
 GET = SERVICE + "GetTask"
 DELETE = SERVICE + "DeleteTask"
@@ -71,6 +84,22 @@ def die_with_parent():
 
 class Failure(Exception):
     """A test expectation that did not hold."""
+
+
+def generations(*numbers):
+    """Decorator: run this test under these protocol generations (overrides the module's
+    GENERATIONS), e.g. @generations(1) for a test of Flyte 1's messages only."""
+    def mark(fn):
+        fn.generations = numbers
+        return fn
+    return mark
+
+
+# Slow tests (seconds each: backoff, deadlines, rate limits, shutdown) of Databricks trouble that
+# is handled below the protocol (dbx.c, retry.c, loop.c, the limits): they run once, as Flyte 1,
+# to keep the suite's time reasonable; Flyte 2's path into the same code is covered by the
+# cheaper tests beside them.
+below_protocol = generations(1)
 
 
 def check(cond, message):
@@ -129,6 +158,19 @@ class Protos:
         self.health = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(self.health)
         self.Phase = execution_pb2.TaskExecution
+        self.generation = 1
+        # Flyte 2's modules under the same names, for tests run as Flyte 2.
+        from flyteidl2.connector import connector_pb2
+        from flyteidl2.core import execution_pb2 as execution2, identifier_pb2 as identifier2
+        from flyteidl2.core import literals_pb2 as literals2, tasks_pb2 as tasks2
+        self.v2 = types.SimpleNamespace(
+            admin=connector_pb2, execution=execution2, identifier=identifier2,
+            literals=literals2, tasks=tasks2, struct=struct_pb2, health=self.health,
+            Phase=execution2.TaskExecution, generation=2, v2=None)
+
+    def of(self, generation):
+        """The message modules of `generation` (1 or 2)."""
+        return self if generation == 1 else self.v2
 
 
 # ---- test CA ----------------------------------------------------------------
@@ -217,6 +259,15 @@ class Fake:
 
     def inject(self, method, path, answers):
         self.control("POST", "/fake/inject", {"method": method, "path": path, "answers": answers})
+
+    def output(self, output, run_id=None, task_key=None):
+        """runs/get-output fields for the tasks of next runs, or of run_id (one task_key)."""
+        body = {"output": output}
+        if run_id is not None:
+            body["run_id"] = run_id
+        if task_key is not None:
+            body["task_key"] = task_key
+        self.control("POST", "/fake/output", body)
 
     def forget(self, run_id, style):
         self.control("POST", "/fake/forget", {"run_id": run_id, "style": style})
@@ -425,10 +476,18 @@ class Env:
         self.token = token
         self.pb = test.pb
 
+    def method(self, path):
+        """The path of a task method, named by Flyte 1's path (CREATE, GET, ...), in the
+        generation under test; other paths as they are."""
+        if self.test.generation == 2 and path.startswith(SERVICE):
+            return SERVICE2 + path[len(SERVICE):]
+        return path
+
     # Raw call: request is a message or bytes; response_cls None gives bytes back.
     def call(self, method, request, response_cls=None, timeout=10, exact=False):
         """exact: the deadline is `timeout` (times TIMEOUT_SCALE) even under valgrind, for
         tests about what the daemon does with the deadline itself."""
+        method = self.method(method)
         deadline = timeout * SCALE if exact else self.daemon.timeout(timeout)
         ser = (lambda b: b) if isinstance(request, (bytes, bytearray)) else \
             (lambda m: m.SerializeToString())
@@ -447,6 +506,7 @@ class Env:
         return reply
 
     def call_stream(self, method, request_bytes, timeout=10):
+        method = self.method(method)
         stub = self.daemon.channel.unary_stream(method, request_serializer=lambda b: b,
                                                 response_deserializer=lambda b: b)
         try:
@@ -476,28 +536,31 @@ class Env:
     def create(self, request):
         return self.ok(CREATE, request, self.pb.admin.CreateTaskResponse)
 
-    def get(self, resource_meta, category="spark", version=0, task_type=None):
-        return self.ok(GET, self.get_request(resource_meta, category, version, task_type),
+    def get(self, resource_meta, category="spark", version=0, task_type=None, token=None):
+        return self.ok(GET, self.get_request(resource_meta, category, version, task_type, token),
                        self.pb.admin.GetTaskResponse).resource
 
-    def get_request(self, resource_meta, category="spark", version=0, task_type=None):
+    def get_request(self, resource_meta, category="spark", version=0, task_type=None,
+                    token=None):
+        """token: Flyte 2's connection.secrets["databricks_token"] (None: no connection)."""
         req = self.pb.admin.GetTaskRequest(resource_meta=as_bytes(resource_meta))
         if task_type is not None:
+            check(self.test.generation == 1, "Flyte 2 has no deprecated task_type")
             req.task_type = task_type
         if category is not None:
             req.task_category.name = category
             req.task_category.version = version
-        return req
+        return with_token(req, token)
 
-    def delete(self, resource_meta, category="spark"):
-        return self.ok(DELETE, self.delete_request(resource_meta, category),
+    def delete(self, resource_meta, category="spark", token=None):
+        return self.ok(DELETE, self.delete_request(resource_meta, category, token),
                        self.pb.admin.DeleteTaskResponse)
 
-    def delete_request(self, resource_meta, category="spark"):
+    def delete_request(self, resource_meta, category="spark", token=None):
         req = self.pb.admin.DeleteTaskRequest(resource_meta=as_bytes(resource_meta))
         if category is not None:
             req.task_category.name = category
-        return req
+        return with_token(req, token)
 
     def phase_name(self, phase):
         return self.pb.Phase.Phase.Name(phase)
@@ -521,6 +584,15 @@ class Env:
         return replies
 
 
+def with_token(req, token):
+    """Gives Flyte 2's request `req` with connection.secrets["databricks_token"] = token, as the
+    executor sends it; token None leaves the request without a connection."""
+    if token is not None:
+        req.connection.task_type = "databricks"
+        req.connection.secrets["databricks_token"] = token
+    return req
+
+
 def as_bytes(value):
     if isinstance(value, dict):
         return json.dumps(value).encode()
@@ -532,11 +604,13 @@ def as_bytes(value):
 # ---- one test -----------------------------------------------------------------
 
 class Test:
-    """Per-test state: temp dir, started processes, transcript, secrets to hunt for."""
+    """Per-test state: temp dir, started processes, transcript, secrets to hunt for; the
+    protocol generation it runs as (1 or 2) and that generation's messages (pb)."""
 
-    def __init__(self, suite, name):
+    def __init__(self, suite, name, generation=1):
         self.suite = suite
-        self.pb = suite.pb
+        self.generation = generation
+        self.pb = suite.pb.of(generation)
         self.name = name
         self.dir = tempfile.mkdtemp(prefix=name + ".", dir=suite.dir)
         self.fakes = []
@@ -591,6 +665,14 @@ class Test:
         self.daemons.append(daemon)
         daemon.wait_serving(self.pb.health)
         return daemon
+
+    def write_config(self, settings):
+        """Writes a JSON config file holding `settings` (a dict) into the test's directory;
+        gives its path, for --config."""
+        path = os.path.join(self.dir, "config-%d.json" % len(os.listdir(self.dir)))
+        with open(path, "w") as f:
+            json.dump(settings, f)
+        return path
 
     def finish(self, failed):
         """Stops everything; raises Failure for a bad exit or a leaked secret."""
@@ -720,7 +802,8 @@ def deep_struct(levels):
 
 
 def create_request(pb, custom=None, retry_attempt=0, node_id="n0", execution="f1b2c3d4e5",
-                   template=True, task_type="spark", metadata=True, image=IMAGE):
+                   template=True, task_type="spark", metadata=True, image=IMAGE, token=None):
+    """A CreateTaskRequest of pb's generation; token: Flyte 2's connection secret."""
     req = pb.admin.CreateTaskRequest(output_prefix="s3://bucket/data/n0/0")
     if template:
         tpl = req.template
@@ -747,7 +830,7 @@ def create_request(pb, custom=None, retry_attempt=0, node_id="n0", execution="f1
         md.namespace = "flytesnacks-development"
         md.k8s_service_account = "default"
         md.labels["team"] = "data"
-    return req
+    return with_token(req, token)
 
 
 def resource_meta_of(reply_msg):

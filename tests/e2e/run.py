@@ -3,6 +3,10 @@
 
     /usr/bin/python3 tests/e2e/run.py [-k SUBSTRING]... [--list]
 
+A test runs once per protocol generation it applies to (its module's
+GENERATIONS, default (1,), or @harness.generations): as Flyte 1 under its name,
+and as Flyte 2 under its name with "_v2" appended when it runs as both.
+
 Prints `ok <name>` or `FAIL <name>: <reason>` per test (with the daemon's last
 stderr lines indented below a failure) and ends with exactly one line
 `N passed, N failed`. Exit status 1 if anything failed or nothing ran.
@@ -27,19 +31,26 @@ SLOW_SECONDS = 5.0 * harness.SCALE  # tests slower than this are reported (# lin
 
 
 def discover():
+    """Gives (name, function, generation) for every test run, Flyte 1's first."""
     tests = []
     for path in sorted(glob.glob(os.path.join(HERE, "test_*.py"))):
         module = importlib.import_module(os.path.basename(path)[:-3])
+        default = getattr(module, "GENERATIONS", (1,))
         for name, fn in vars(module).items():
             if name.startswith("test_") and callable(fn):
-                tests.append((fn.__code__.co_firstlineno, module.__name__, name[5:], fn))
-    # Source order inside a module, modules alphabetically.
+                tests.append((fn.__code__.co_firstlineno, module.__name__, name[5:], fn,
+                              getattr(fn, "generations", default)))
+    # Source order inside a module, modules alphabetically; then each generation's run.
     tests.sort(key=lambda t: (t[1], t[0]))
-    return [(name, fn) for _, _, name, fn in tests]
+    out = []
+    for _, _, name, fn, gens in tests:
+        for g in gens:
+            out.append((name + ("_v2" if g == 2 and len(gens) > 1 else ""), fn, g))
+    return out
 
 
-def run_one(suite, name, fn):
-    t = harness.Test(suite, name)
+def run_one(suite, name, fn, generation):
+    t = harness.Test(suite, name, generation)
     reason = None
     try:
         fn(t)
@@ -79,9 +90,9 @@ def main():
     parser.add_argument("--list", action="store_true")
     opts = parser.parse_args()
 
-    tests = [(n, f) for n, f in discover() if not opts.k or any(k in n for k in opts.k)]
+    tests = [(n, f, g) for n, f, g in discover() if not opts.k or any(k in n for k in opts.k)]
     if opts.list:
-        for name, _ in tests:
+        for name, _, _ in tests:
             print(name)
         return 0
     passed = failed = 0
@@ -93,9 +104,9 @@ def main():
         return 1
     started = time.monotonic()
     try:
-        for name, fn in tests:
+        for name, fn, generation in tests:
             t0 = time.monotonic()
-            reason, context = run_one(suite, name, fn)
+            reason, context = run_one(suite, name, fn, generation)
             took = time.monotonic() - t0
             if took > SLOW_SECONDS:
                 print("# %s took %.1f s" % (name, took))

@@ -1,4 +1,4 @@
-"""The client commands of the one binary: agents, submit, status, cancel.
+"""The client commands of the one binary: agents, submit, status, cancel, logs.
 
 Each test runs `$DAEMON <command> ...` as a subprocess (bounded by a timeout) against a real
 daemon and the fake Databricks, or against a small Python gRPC server (`Capture`) that records
@@ -655,3 +655,74 @@ def test_cli_tls_client_certificate(t):
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--capture":
         capture_main(sys.argv[2])
+
+
+# ---- issue 14: the failure's lines, and `logs` ----------------------------------------------
+
+TRACE = ("Traceback (most recent call last):\n  File \"job.py\", line 6, in main\n"
+         "    raise ValueError(\"bad row 17\")\nValueError: bad row 17\n")
+
+
+def test_cli_submit_wait_prints_the_error_lines(t):
+    env = t.start()
+    env.fake.script([{"life_cycle_state": "RUNNING", "state_message": "In run"},
+                     {"life_cycle_state": "TERMINATED", "result_state": "FAILED",
+                      "state_message": "Workload failed, see run output for details"}])
+    env.fake.output({"error": "ValueError: bad row 17", "error_trace": TRACE})
+    code, out, err = cli(t, "submit", template_file(t), *addr(env), "--wait", "--interval", "0.2")
+    eq(code, 3, "exit code of a failed run")
+    lines = out.splitlines()
+    final = [i for i, line in enumerate(lines) if " after " in line]
+    eq(len(final), 1, "final line in %r" % out)
+    check(lines[final[0]].endswith(": Workload failed, see run output for details"),
+          "state message on the final line: %r" % lines[final[0]])
+    eq(lines[final[0] + 1:final[0] + 6],
+       ["  ValueError: bad row 17", "  Traceback (most recent call last):",
+        "    File \"job.py\", line 6, in main", "      raise ValueError(\"bad row 17\")",
+        "  ValueError: bad row 17"], "the exception and the trace, indented")
+
+
+def test_cli_logs_pages(t):
+    env = t.start()
+    env.fake.output({"logs": "one\ntwo\nthree\n", "error": "E", "error_trace": "T1\nT2"})
+    _, meta, _ = cli(t, "submit", template_file(t), *addr(env))
+    code, out, err = cli(t, "logs", meta.strip(), *addr(env), "--lines", "2")
+    eq((code, err), (0, ""), "exit code and stderr")
+    eq(out.splitlines(), ["one", "two", "three", "E", "T1", "T2"], "every line, every page")
+    eq(len(env.fake.requests("/runs/get-output")), 3, "three pages of two lines")
+    code, out, err = cli(t, "logs", meta.strip(), *addr(env), "--lines", "0")
+    eq(code, 2, "exit code for --lines 0")
+    check("positive number of lines" in err, "message: %r" % err)
+
+
+def test_cli_logs_follow_until_the_run_ends(t):
+    env = t.start()
+    env.fake.script([{"life_cycle_state": "RUNNING", "state_message": "In run"}])
+    env.fake.output({"logs": "line 1\nline 2\n"})
+    _, meta, _ = cli(t, "submit", template_file(t), *addr(env))
+    run_id = int(json.loads(meta)["run_id"])
+    out_path = os.path.join(t.dir, "follow.out")
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(client_cmd(t, "logs", meta.strip(), *addr(env), "--follow",
+                                           "--interval", "0.2"),
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE,
+                                env=client_env(), cwd=t.dir)
+    try:
+        read = lambda: open(out_path).read()  # noqa: E731
+        wait_until(lambda: "line 2" in read(), 10, "the first lines")
+        env.fake.output({"logs": "line 1\nline 2\nline 3\n"}, run_id=run_id)
+        wait_until(lambda: "line 3" in read(), 10, "a new line while following")
+        env.fake.output({"logs": "line 1\nline 2\nline 3\nline 4\n", "error": "ValueError: x"},
+                        run_id=run_id)
+        env.fake.script([{"life_cycle_state": "TERMINATED", "result_state": "FAILED",
+                         "state_message": "failed"}], run_id=run_id)
+        code = proc.wait(RUN_TIMEOUT * SCALE * CLIENT_FACTOR)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    check_valgrind(code, "logs --follow")
+    eq(code, 3, "exit code: the run failed")
+    eq(read().splitlines(), ["line 1", "line 2", "line 3", "line 4", "ValueError: x"],
+       "each line once, the last ones after the end")
+    eq(proc.stderr.read(), b"", "stderr")

@@ -1,12 +1,14 @@
-"""Bad input, the instance allowlist, and Databricks' error answers."""
+"""Bad input, the instance allowlist, and Databricks' error answers: the same for Flyte 1 and
+Flyte 2 ("_v2"), whose requests go through the same checks."""
 
 import time
 
 import grpc
 
-from harness import (CREATE, DELETE, GET, SCALE, Failure, check, create_request, custom_config,
-                     databricks_conf, eq, resource_meta_of)
+from harness import (CREATE, DELETE, Failure, GET, SCALE, below_protocol, check, create_request,
+                     custom_config, databricks_conf, eq, resource_meta_of)
 
+GENERATIONS = (1, 2)
 SUBMIT_PATH = "/api/2.1/jobs/runs/submit"
 GET_PATH = "/api/2.1/jobs/runs/get"
 CANCEL_PATH = "/api/2.1/jobs/runs/cancel"
@@ -162,6 +164,7 @@ def test_submit_retried_on_503(t):
         eq(reply.code, grpc.StatusCode.UNAVAILABLE, "status of a failed submit")
 
 
+@below_protocol
 def test_get_503_never_terminal(t):
     """503 forever on runs/get: UNAVAILABLE (or DEADLINE_EXCEEDED), or a non-terminal phase."""
     env = t.start()
@@ -219,6 +222,7 @@ def test_get_429_retry_after(t):
               "429 gave %s" % reply.code)
 
 
+@below_protocol
 def test_get_html_500_not_terminal(t):
     env = t.start()
     _, raw = create_ok(t, env)
@@ -233,6 +237,7 @@ def test_get_html_500_not_terminal(t):
               "502 gave %s %r" % (reply.code, reply.details))
 
 
+@below_protocol
 def test_get_garbage_json_body(t):
     env = t.start()
     _, raw = create_ok(t, env)

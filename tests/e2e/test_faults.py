@@ -10,6 +10,9 @@ described at the top of tests/fake/fake_databricks.py.
 test_robustness.py and test_errors.py already cover a single 503 that
 recovers, a dropped connection, HTML 502 and garbage JSON bodies loosely
 (either answer accepted); the tests here pin the exact outcome.
+
+Every test runs as Flyte 1 and as Flyte 2 ("_v2"): a fault meets the same
+handlers whichever protocol brought the call.
 """
 
 import json
@@ -24,9 +27,10 @@ import urllib.request
 
 import grpc
 
-from harness import (GET, HEALTH, SCALE, Fake, Failure, check, create_request, custom_config,
-                     eq, make_ca, resource_meta_of, wait_until)
+from harness import (Failure, Fake, GET, HEALTH, SCALE, below_protocol, check, create_request,
+                     custom_config, eq, generations, make_ca, resource_meta_of, wait_until)
 
+GENERATIONS = (1, 2)
 GET_PATH = "/api/2.1/jobs/runs/get"
 SUBMIT_PATH = "/api/2.1/jobs/runs/submit"
 OK = grpc.StatusCode.OK
@@ -118,7 +122,7 @@ class Calls:
         self.env = env
         self.daemon = daemon or env.daemon
         self.stub = self.daemon.channel.unary_unary(
-            GET, request_serializer=lambda m: m.SerializeToString(),
+            env.method(GET), request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=env.pb.admin.GetTaskResponse.FromString)
         self.started = []
         self.ended = {}
@@ -220,6 +224,7 @@ def test_429_retry_after_waits(t):
 
 # ---- trouble that outlasts the deadline ---------------------------------------------
 
+@below_protocol
 def test_retry_storm_answers_before_deadline(t):
     """503 forever, 3 s deadline, a run never seen: UNAVAILABLE naming the 503, in time,
     after a bounded number of backed-off retries."""
@@ -253,6 +258,7 @@ BROKEN = [
 ]
 
 
+@below_protocol
 def test_broken_answers_never_terminal(t):
     """Each broken runs/get answer (one run each, all at once): UNAVAILABLE for a run never seen,
     naming the problem; a cut or reset SUCCESS answer is not believed; retried; then recovery."""
@@ -290,6 +296,7 @@ def test_broken_answers_never_terminal(t):
     check_serving(env)
 
 
+@below_protocol
 def test_slow_answer_times_out(t):
     """Databricks slower than request_timeout_ms (500 ms; answers take 2 s): each attempt is
     cut at 500 ms and retried; UNAVAILABLE naming the timeout, before the 3 s deadline."""
@@ -309,6 +316,7 @@ def test_slow_answer_times_out(t):
 
 # ---- isolation between workspaces and certificates ----------------------------------
 
+@below_protocol
 def test_hanging_workspace_does_not_block_another(t):
     """Workspace A never answers; while 20 GetTasks to A are stuck, GetTasks to workspace B
     keep answering fast."""
@@ -448,6 +456,7 @@ def test_concurrent_polls_coalesce(t):
     check_serving(env)
 
 
+@below_protocol
 def test_rate_limit_token_bucket(t):
     """instance_rate_limit_rps 20 (burst 20): 500 GetTasks of distinct runs in 3 s. At the fake,
     every window of W seconds holds at most burst + rate * W requests; calls held past their
@@ -505,6 +514,7 @@ def test_rate_limit_token_bucket(t):
     check_serving(env)
 
 
+@below_protocol
 def test_max_calls_in_flight(t):
     """max_calls_in_flight 10, 30 concurrent GetTasks against a hanging workspace: the calls
     beyond 10 answer RESOURCE_EXHAUSTED at once; health stays SERVING."""
@@ -573,11 +583,13 @@ def shutdown_under_load(t, calls_count, valgrind):
     check(answered < limit, "calls answered %.1f s after SIGTERM" % answered)
 
 
+@below_protocol
 def test_shutdown_under_load(t):
     """SIGTERM with 500 GetTasks waiting on a slow workspace (timing checked tightly)."""
     shutdown_under_load(t, 500, valgrind=False)
 
 
+@generations(1)  # valgrind's cost, once: the path under test is the same for Flyte 2
 def test_shutdown_under_load_valgrind(t):
     """The same under valgrind: no memory errors or leaks with 500 calls cut short."""
     shutdown_under_load(t, 500, valgrind=True)

@@ -5,7 +5,8 @@ import grpc
 from harness import (GET_AGENT, GET_LOGS, GET_METRICS, HEALTH, LIST_AGENTS, SERVICE, check, eq)
 
 SERVED = ["", "flyteidl.service.AsyncAgentService", "grpc.health.v1.Health",
-          "flyteidl.service.AgentMetadataService"]
+          "flyteidl.service.AgentMetadataService", "flyteidl2.connector.AsyncConnectorService",
+          "flyteidl2.connector.ConnectorMetadataService"]
 
 
 def test_health_serving(t):
@@ -53,11 +54,15 @@ def test_get_agent(t):
 def test_unknown_methods_unimplemented(t):
     env = t.start()
     for method in (SERVICE + "Nope", "/flyteidl.service.SyncAgentService/ExecuteTaskSync",
-                   "/no.such.Service/Method", GET_METRICS):
+                   "/no.such.Service/Method"):
         env.fails(method, b"", grpc.StatusCode.UNIMPLEMENTED)
-    # GetTaskLogs is server-streaming upstream.
+    # GetTaskMetrics is not implemented on purpose, and says why (README, issue 14).
+    reply = env.fails(GET_METRICS, b"", grpc.StatusCode.UNIMPLEMENTED)
+    check("Prometheus" in reply.details and "custom_info" in reply.details,
+          "GetTaskMetrics should say why it is not implemented: %r" % reply.details)
+    # GetTaskLogs is served (server-streaming): an empty request names no task type.
     reply = env.call_stream(GET_LOGS, b"")
-    eq(reply.code, grpc.StatusCode.UNIMPLEMENTED, "GetTaskLogs status")
+    eq(reply.code, grpc.StatusCode.NOT_FOUND, "GetTaskLogs status for an empty request")
     # The daemon still serves after those.
     env.ok(LIST_AGENTS, t.pb.admin.ListAgentsRequest(), t.pb.admin.ListAgentsResponse)
 

@@ -1,4 +1,5 @@
-"""TLS verification, concurrency, dropped connections, shutdown with calls in flight."""
+"""TLS verification, concurrency, dropped connections, shutdown with calls in flight; for
+Flyte 1 and Flyte 2 ("_v2")."""
 
 import signal
 import threading
@@ -6,8 +7,10 @@ import time
 
 import grpc
 
-from harness import (CREATE, GET, check, create_request, custom_config, deep_struct, eq,
-                     resource_meta_of, wait_until, wire_field)
+from harness import (CREATE, GET, below_protocol, check, create_request, custom_config, deep_struct,
+                     eq, resource_meta_of, wait_until, wire_field)
+
+GENERATIONS = (1, 2)
 
 
 def test_untrusted_certificate_refused(t):
@@ -57,6 +60,7 @@ def test_dropped_connection_retried(t):
         eq(reply.code, grpc.StatusCode.UNAVAILABLE, "status after a dropped connection")
 
 
+@below_protocol
 def test_sigterm_with_call_in_flight(t):
     """SIGTERM while a GetTask waits on a slow Databricks: the daemon still exits 0, promptly."""
     env = t.start()

@@ -1,12 +1,25 @@
-"""The task life cycle: CreateTask -> GetTask... -> DeleteTask against the fake."""
+"""The task life cycle: CreateTask -> GetTask... -> DeleteTask against the fake.
+
+Every test runs as Flyte 1 and as Flyte 2 ("_v2") unless it says otherwise: the two
+protocols share the behaviour, and differ in the entrypoint a run executes and in what
+Flyte 2's Resource carries (no agent_error)."""
 
 import grpc
 
 from harness import (ARGS, ENV, GET, IMAGE, SPARK_CONF, Failure, check, create_request,
-                     custom_config, eq, resource_meta_of)
+                     custom_config, eq, generations, resource_meta_of)
 
+GENERATIONS = (1, 2)
 SUBMIT, RUNS_GET, CANCEL = "/runs/submit", "/runs/get", "/runs/cancel"
 FLYTETOOLS = "github.com/flyteorg/flytetools"
+# What each generation's own connector submits (flytekit's, flyte-sdk's): the entrypoint, its
+# pinned commit, and whether FLYTE_FAIL_ON_ERROR=true is added to the run's environment.
+ENTRYPOINTS = {
+    1: ("flytekitplugins/databricks/entrypoint.py", "572298df1f971fb58c258398bd70a6372f811c96",
+        True),
+    2: ("flyteplugins/databricks/entrypoint.py", "194364210c47c49ce66c419e8fb68d6f9c06fd7e",
+        False),
+}
 
 
 def create(t, env, **kw):
@@ -44,19 +57,21 @@ def test_create_submits_flytekit_job(t):
     eq(cluster.get("spark_version"), "13.3.x-scala2.12", "new_cluster.spark_version")
     eq(cluster.get("num_workers"), 2, "new_cluster.num_workers")
     eq(cluster.get("spark_conf"), SPARK_CONF, "new_cluster.spark_conf (from sparkConf)")
+    python_file, commit, fail_on_error = ENTRYPOINTS[t.generation]
     env_vars = cluster.get("spark_env_vars") or {}
-    eq(env_vars.get("FLYTE_FAIL_ON_ERROR"), "true", "spark_env_vars.FLYTE_FAIL_ON_ERROR")
+    eq(env_vars.get("FLYTE_FAIL_ON_ERROR"), "true" if fail_on_error else None,
+       "spark_env_vars.FLYTE_FAIL_ON_ERROR")
     for key, value in ENV:
         eq(env_vars.get(key), value, "spark_env_vars.%s" % key)
+    eq(len(env_vars), len(ENV) + fail_on_error, "spark_env_vars: %r" % env_vars)
     task = body.get("spark_python_task") or {}
-    eq(task.get("python_file"), "flytekitplugins/databricks/entrypoint.py", "python_file")
+    eq(task.get("python_file"), python_file, "python_file")
     eq(task.get("source"), "GIT", "spark_python_task.source")
     eq(task.get("parameters"), ARGS, "spark_python_task.parameters")
     git = body.get("git_source") or {}
     check(FLYTETOOLS in git.get("git_url", ""), "git_source.git_url: %r" % git)
     eq(git.get("git_provider"), "gitHub", "git_source.git_provider")
-    check(git.get("git_commit") or git.get("git_branch") or git.get("git_tag"),
-          "git_source pins no commit: %r" % git)
+    eq(git.get("git_commit"), commit, "git_source.git_commit")
     eq(body.get("run_name"), "flytekit databricks plugin example", "run_name")
     eq(body.get("timeout_seconds"), 3600, "timeout_seconds")
     token = body.get("idempotency_token")
@@ -85,6 +100,7 @@ def test_get_task_phases_and_log_link(t):
     eq(env.phase_name(env.get(raw).phase), "SUCCEEDED", "phase after success")
 
 
+@generations(1)  # Flyte 2 dropped the deprecated task_type
 def test_get_task_deprecated_task_type(t):
     env = t.start()
     _, raw = create(t, env, task_type="databricks")
@@ -101,7 +117,10 @@ def test_get_task_unknown_category(t):
     _, raw = create(t, env)
     reply = env.fails(GET, env.get_request(raw, category="nope"), grpc.StatusCode.NOT_FOUND)
     check("nope" in reply.details, "NOT_FOUND should name the category: %r" % reply.details)
-    env.fails(GET, env.get_request(raw, category=None, task_type="nope"), grpc.StatusCode.NOT_FOUND)
+    if t.generation == 1:
+        env.fails(GET, env.get_request(raw, category=None, task_type="nope"),
+                  grpc.StatusCode.NOT_FOUND)
+    env.fails(GET, env.get_request(raw, category=None), grpc.StatusCode.NOT_FOUND)
     eq(env.fake.requests(RUNS_GET), [], "runs/get for an unknown category")
 
 
@@ -113,9 +132,25 @@ def test_failed_run_is_retryable_user_error(t):
     r = env.get(raw)
     eq(env.phase_name(r.phase), "RETRYABLE_FAILED", "phase of a FAILED run")
     check("boom: division by zero" in r.message, "message lacks the state message: %r" % r.message)
-    check(r.HasField("agent_error"), "no agent_error")
-    eq(t.pb.execution.ExecutionError.ErrorKind.Name(r.agent_error.origin), "USER",
-       "agent_error.origin")
+    if t.generation == 1:  # Flyte 2's Resource has no agent_error
+        check(r.HasField("agent_error"), "no agent_error")
+        eq(t.pb.execution.ExecutionError.ErrorKind.Name(r.agent_error.origin), "USER",
+           "agent_error.origin")
+
+
+def test_retryable_failed_phase_off_answers_failed(t):
+    """Propellers before Flyte 1.16.0 do not know RETRYABLE_FAILED: the setting answers FAILED,
+    with the same message, from a config file (so a reload can change it). Flyte 2's executor
+    knows the phase: its answer is unchanged."""
+    config = t.write_config({"retryable_failed_phase": False})
+    env = t.start(args=["--config", config])
+    env.fake.script([{"life_cycle_state": "TERMINATED", "result_state": "FAILED",
+                      "state_message": "boom: division by zero"}])
+    _, raw = create(t, env)
+    r = env.get(raw)
+    eq(env.phase_name(r.phase), "FAILED" if t.generation == 1 else "RETRYABLE_FAILED",
+       "phase of a FAILED run")
+    check("boom: division by zero" in r.message, "message lacks the state message: %r" % r.message)
 
 
 def test_failed_run_without_status_field(t):
@@ -255,6 +290,7 @@ def test_existing_cluster(t):
     eq((body.get("spark_python_task") or {}).get("parameters"), ARGS, "parameters")
 
 
+@generations(1)  # Flyte 2 serverless: test_flyte2.py
 def test_serverless(t):
     env = t.start()
     conf = {"run_name": "serverless", "environment_key": "default"}

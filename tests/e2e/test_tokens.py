@@ -13,11 +13,15 @@ import os
 import re
 import secrets
 
-from harness import (CREATE, GET, check, create_request, custom_config, eq,
-                     resource_meta_of, wait_until)
+from harness import (CREATE, GET, below_protocol, check, create_request, custom_config, eq,
+                     generations, resource_meta_of, wait_until)
 from test_ops import samples, scrape
 
 import grpc
+
+# Every source applies to both protocol generations (Flyte 2's calls that bring no connection
+# token go down the same chain); tests of what happens below the protocol run once.
+GENERATIONS = (1, 2)
 
 NS = "flytesnacks-development"  # the namespace harness.create_request() puts in the metadata
 SUBMIT = "/api/2.1/jobs/runs/submit"
@@ -56,10 +60,11 @@ def log_lines(env, pattern):
     return [line for line in env.daemon.stderr_text().splitlines() if re.search(pattern, line)]
 
 
-def create(t, env, custom=None, execution=None, code=None, timeout=10):
-    """CreateTask; gives the resource_meta (dict), or the failed reply when `code` is given."""
+def create(t, env, custom=None, execution=None, code=None, timeout=10, token=None):
+    """CreateTask; gives the resource_meta (dict), or the failed reply when `code` is given.
+    token: Flyte 2's connection secret."""
     req = create_request(t.pb, custom=custom or custom_config(),
-                         execution=execution or "e" + secrets.token_hex(5))
+                         execution=execution or "e" + secrets.token_hex(5), token=token)
     reply = env.call(CREATE, req, t.pb.admin.CreateTaskResponse, timeout=timeout)
     if code is not None:
         eq(reply.code, code, "CreateTask status (%s)" % reply.details)
@@ -133,6 +138,7 @@ def test_namespace_secret_absent_falls_back(t):
     eq(source_count(env, "default"), 2, "fdc_token_source_total default")
 
 
+@below_protocol
 def test_namespace_secret_forbidden_falls_back_and_warns_once(t):
     """403 (no RBAC): the next source, and one warning naming the missing RBAC, however many
     calls (the answer is read again each time here: namespace_token_ttl_ms 0)."""
@@ -157,6 +163,7 @@ def write_config(t, settings):
     return path
 
 
+@below_protocol
 def test_namespace_api_trouble_retried_then_unavailable(t):
     """500s are retried within the call's deadline, then the call answers UNAVAILABLE: never
     the default token instead."""
@@ -174,6 +181,7 @@ def test_namespace_api_trouble_retried_then_unavailable(t):
     eq(bearers(env, SUBMIT), [ns_token], "the Secret's token once the API answers")
 
 
+@below_protocol
 def test_namespace_api_slow_then_unavailable(t):
     """An API slower than the call's deadline: UNAVAILABLE before the deadline, not
     DEADLINE_EXCEEDED, and not the default token; a transient error then an answer: served."""
@@ -216,6 +224,7 @@ def test_namespace_secret_cached_single_flight(t):
     eq(len({m["run_id"] for m in metas}), 12, "runs")
 
 
+@below_protocol
 def test_namespace_secret_rotation_seen_after_ttl(t):
     """A rotated Secret is used once the cached answer expires; the service account token the
     kubelet rotates is read again for every API request."""
@@ -246,6 +255,21 @@ def test_namespace_unusable_token_refused(t):
     eq(env.fake.requests(SUBMIT), [], "nothing sent to Databricks")
 
 
+@generations(2)
+def test_connection_secret_before_every_other_source(t):
+    """Flyte 2's connection secret serves its own call: the namespace Secret is not even read,
+    and resource_meta names no Secret."""
+    ns_token = canary(t, "dapi-ns")
+    conn_token = canary(t, "dapi-conn")
+    kube, env = start_in_cluster(t, ns_token)
+    env.fake.config(tokens=[env.token, ns_token, conn_token])
+    meta = create(t, env, token=conn_token)
+    check("namespace" not in meta, "resource_meta must not name a Secret: %r" % meta)
+    eq(bearers(env, SUBMIT), [conn_token], "runs/submit token")
+    eq(kube.requests(), [], "requests to the Kubernetes API")
+    eq(source_count(env, "connection_secret"), 1, "fdc_token_source_total connection_secret")
+
+
 # ---- resource_meta's auth_token ------------------------------------------------------------------
 
 def test_flytekit_auth_token_used_for_its_run(t):
@@ -267,6 +291,7 @@ def test_flytekit_auth_token_used_for_its_run(t):
 
 # ---- the default token's places ----------------------------------------------------------------
 
+@below_protocol
 def test_default_token_flytekit_variable(t):
     """_FSEC_FLYTE_DATABRICKS_ACCESS_TOKEN (FLYTE_SECRETS_ENV_PREFIX renames it) before the
     file and FLYTE_DATABRICKS_ACCESS_TOKEN."""
@@ -281,6 +306,7 @@ def test_default_token_flytekit_variable(t):
           "the place logged")
 
 
+@below_protocol
 def test_default_token_flytekit_file(t):
     """The file flyte_databricks_access_token in FLYTE_SECRETS_DEFAULT_DIR, with
     FLYTE_SECRETS_FILE_PREFIX, before FLYTE_DATABRICKS_ACCESS_TOKEN."""
@@ -296,6 +322,7 @@ def test_default_token_flytekit_file(t):
     eq(bearers(env, SUBMIT), [token], "runs/submit token")
 
 
+@below_protocol
 def test_token_file_rotated_without_sighup(t):
     """Kubernetes replaces a mounted Secret's file in place and sends no signal: the daemon
     notices and uses the new token."""
@@ -313,6 +340,7 @@ def test_token_file_rotated_without_sighup(t):
     check(log_lines(env, r'msg="file changed, reloading the configuration"'), "the change logged")
 
 
+@below_protocol
 def test_missing_token_names_every_place(t):
     """No token anywhere: UNAUTHENTICATED at once, naming every place looked at."""
     empty = os.path.join(t.dir, "no-secrets")
@@ -364,6 +392,7 @@ def test_oauth_token_fetched_once_for_concurrent_calls(t):
     eq(source_count(env, "oauth"), 10, "fdc_token_source_total oauth")
 
 
+@below_protocol
 def test_oauth_token_refreshed_before_expiry(t):
     """A token is used until shortly before expires_in, then a new one is fetched."""
     env = start_oauth(t, expires_in=4)
@@ -395,6 +424,7 @@ def test_oauth_401_refresh_once_and_retry_once(t):
     check(log_lines(env, r"refused the OAuth token \(401\)"), "the refresh logged")
 
 
+@below_protocol
 def test_oauth_401_not_looped(t):
     """A workspace that refuses every token: one refresh, one retry, then UNAUTHENTICATED."""
     env = start_oauth(t)
@@ -409,6 +439,7 @@ def test_oauth_401_not_looped(t):
     eq(len(env.fake.requests(OIDC)), 2, "token requests")
 
 
+@below_protocol
 def test_oauth_client_refused(t):
     """A wrong client secret: UNAUTHENTICATED naming the endpoint's error; never the default
     token."""

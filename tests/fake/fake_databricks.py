@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """A fake Databricks Jobs API (2.1) over HTTPS, for the end-to-end tests.
 
-Standard library only. It answers runs/submit, runs/get and runs/cancel the
-way a real workspace does (shapes, error codes, idempotency tokens), and
+Standard library only. It answers runs/submit, runs/get, runs/cancel and
+runs/get-output the way a real workspace does (shapes, error codes,
+idempotency tokens, task runs with their own ids), and
 offers an unauthenticated control API under /fake/ so a test can script each
 run's life, inject error answers and read back every request it received.
 
@@ -33,13 +34,26 @@ State (all of it in `State`, guarded by one lock):
                 script does not advance); "steps" overrides the built-in
                 step of a kind.
   record        false: keep no request record (a long soak), only counts.
+  next_output   runs/get-output fields ("error", "error_trace", "logs",
+                "logs_truncated", "notebook_output") every task of runs
+                submitted from now on answers; a run keeps its own per task
+                key (set with /fake/output).
+
+Task runs: runs/get lists each task of a run in tasks[] with its own run_id
+(run_id * 100 + 1, + 2, ...), its task_key, its task kind (e.g.
+"notebook_task": {...} from the submit body) and its state, the run's state
+unless the step says otherwise with "tasks": {task_key: {life_cycle_state,
+result_state, state_message}}. runs/get-output takes a task run id, or a
+run's own id when it has one task; a run with several tasks is refused
+under its own id with 400 INVALID_PARAMETER_VALUE, as Databricks does.
 
 A step is either a run state
   {"life_cycle_state": "TERMINATED", "result_state": "FAILED",
    "state_message": "boom", "status": {...} | null, "delay_ms": 0,
    "content_type": "text/plain"}
 ("status" absent: derived from the state; null: left out of the answer;
-an object: sent as given; "content_type" overrides application/json), or an
+an object: sent as given; "content_type" overrides application/json; "extra":
+members merged into the answer, e.g. durations), or an
 injected HTTP answer
   {"http_status": 503, "body": {...} | "text", "headers": {...}, "delay_ms": 0,
    "content_type": "..."}
@@ -78,6 +92,9 @@ Control API (no auth):
                      ..."clear": true               empty the queue first
   POST /fake/release                                end every hanging request
   POST /fake/forget  {"run_id": N, "style": "404"}  drop a run (expired)
+  POST /fake/output  {"output": {...}}                 output of next runs' tasks
+                     {"run_id": N, "output": {...}} a run's tasks' output
+                     ..."task_key": K               only that task's
   POST /fake/config  {"missing_style": "400"|"404", "include_status": bool,
                       "unknown_run": step|null, "random_faults": {...}|null,
                       "record": bool, "tokens": [static tokens taken],
@@ -180,11 +197,29 @@ class ApiError(Exception):
         self.body = {"error_code": error_code, "message": message}
 
 
+MULTI_TASK_OUTPUT_REFUSAL = ("Retrieving the output of runs with multiple tasks is not "
+                             "supported. Please retrieve the output of each individual task run "
+                             "instead.")
+
+
+def task_units(body):
+    """The task definitions of a submit body: its tasks[], or the body itself."""
+    tasks = body.get("tasks")
+    return [t for t in tasks if isinstance(t, dict)] if isinstance(tasks, list) and tasks \
+        else [body]
+
+
 class Run:
-    def __init__(self, run_id, job_id, body, script, address):
+    def __init__(self, run_id, job_id, body, script, address, output=None):
         self.run_id = run_id
         self.job_id = job_id
         self.body = body
+        units = task_units(body)
+        self.task_keys = [u.get("task_key", body.get("run_name", "task")) if u is not body
+                          else body.get("run_name", "task") for u in units]
+        self.task_kinds = [{k: u[k] for k in TASK_KINDS if k in u} for u in units]
+        # task_key -> runs/get-output fields
+        self.outputs = {key: copy.deepcopy(output or {}) for key in self.task_keys}
         self.script = copy.deepcopy(script)
         self.position = 0          # index of the step the next runs/get answers
         self.last = None           # last run-state step answered (None: never polled)
@@ -207,7 +242,11 @@ class Run:
         return {"run_id": self.run_id, "job_id": self.job_id, "body": self.body,
                 "script": self.script, "position": self.position, "polls": self.polls,
                 "cancels": self.cancels, "run_page_url": self.run_page_url,
-                "last_state": self.last}
+                "last_state": self.last, "outputs": self.outputs,
+                "task_run_ids": [self.task_run_id(i) for i in range(len(self.task_keys))]}
+
+    def task_run_id(self, index):
+        return self.run_id * 100 + index + 1
 
 
 class State:
@@ -233,6 +272,7 @@ class State:
         self.random_faults = None
         self.random = random.Random(0)
         self.record = True
+        self.next_output = {}
         self.counts = {}           # path -> requests received
         self.bearer_tokens = {self.token}  # static bearer tokens taken
         self.oauth = None          # {"client_id", "client_secret", "expires_in"}: OAuth on
@@ -287,6 +327,14 @@ def parse_run_id(value, where):
         raise ApiError(400, "INVALID_PARAMETER_VALUE",
                        "Invalid value for run_id: '%s' is not a valid int64" % text)
     return int(text)
+
+
+def query_run_id(url):
+    """The run_id query argument of a GET, as Databricks reads it."""
+    values = urllib.parse.parse_qs(url.query, keep_blank_values=True).get("run_id")
+    if values is not None and len(values) != 1:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "run_id given more than once")
+    return parse_run_id(values[0] if values else None, "query")
 
 
 def validate_submit(body):
@@ -352,7 +400,7 @@ def run_body(run, step, include_status):
         "execution_duration": 0,
         "cleanup_duration": 0,
         "format": "SINGLE_TASK" if "tasks" not in run.body else "MULTI_TASK",
-        "tasks": task_runs(run, state),
+        "tasks": task_runs(run, state, step, include_status),
     }
     if life in ("RUNNING", "TERMINATING") or life in TERMINAL_LIFE_CYCLES:
         body["cluster_instance"] = {"cluster_id": "0101-000000-fake%d" % run.run_id,
@@ -362,6 +410,7 @@ def run_body(run, step, include_status):
             body["status"] = step["status"]
     elif include_status:
         body["status"] = status_of(step)
+    body.update(copy.deepcopy(step.get("extra") or {}))
     return body
 
 
@@ -373,13 +422,34 @@ def success_body(run, include_status):
     return body
 
 
-def task_runs(run, state):
-    tasks = run.body.get("tasks")
-    keys = [t.get("task_key", "task") for t in tasks] if isinstance(tasks, list) and tasks else [
-        run.body.get("run_name", "task")]
-    return [{"run_id": run.run_id * 100 + i + 1, "task_key": key, "state": dict(state),
-             "run_page_url": run.run_page_url, "attempt_number": 0}
-            for i, key in enumerate(keys)]
+def task_state(state, override):
+    """A task's `state`: the run's, or the step's override for that task."""
+    if not override:
+        return dict(state)
+    out = {"life_cycle_state": override.get("life_cycle_state", state["life_cycle_state"]),
+           "state_message": override.get("state_message", ""),
+           "user_cancelled_or_timedout": False}
+    if "result_state" in override:
+        out["result_state"] = override["result_state"]
+    return out
+
+
+def task_runs(run, state, step, include_status):
+    overrides = step.get("tasks") or {}
+    tasks = []
+    for i, key in enumerate(run.task_keys):
+        override = overrides.get(key)
+        task = {"run_id": run.task_run_id(i), "task_key": key,
+                "state": task_state(state, override), "run_page_url": run.run_page_url,
+                "attempt_number": 0}
+        task.update(copy.deepcopy(run.task_kinds[i]))
+        if include_status and override:
+            task["status"] = status_of(dict(override, life_cycle_state=task["state"][
+                "life_cycle_state"]))
+        elif include_status and "status" not in step:
+            task["status"] = status_of(step)
+        tasks.append(task)
+    return tasks
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -599,7 +669,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.oauth_token(raw)
         routes = {API + "submit": ("POST", self.submit),
                   API + "get": ("GET", self.get_run),
-                  API + "cancel": ("POST", self.cancel)}
+                  API + "cancel": ("POST", self.cancel),
+                  API + "get-output": ("GET", self.get_output)}
         route = routes.get(url.path)
         if route is None:
             raise ApiError(404, "ENDPOINT_NOT_FOUND", "No API found for '%s %s'" % (method, url.path))
@@ -625,7 +696,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             token = body.get("idempotency_token")
             if token is not None and token in state.tokens:
                 return 200, {"run_id": state.tokens[token]}, 0
-            run = Run(state.next_run_id, state.next_job_id, body, state.next_script, state.address)
+            run = Run(state.next_run_id, state.next_job_id, body, state.next_script, state.address,
+                      state.next_output)
             state.next_run_id += 1
             state.next_job_id += 1
             state.runs[run.run_id] = run
@@ -635,11 +707,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def get_run(self, url, body):
         state = self.server.state
-        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
-        values = query.get("run_id")
-        if values is not None and len(values) != 1:
-            raise ApiError(400, "INVALID_PARAMETER_VALUE", "run_id given more than once")
-        run_id = parse_run_id(values[0] if values else None, "query")
+        run_id = query_run_id(url)
         with state.lock:
             run = state.runs.get(run_id)
             if run is None and state.unknown_run is not None and run_id not in state.forgotten:
@@ -669,6 +737,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
                              "content_type": step["content_type"]}, step.get("delay_ms", 0)
             return 200, body, step.get("delay_ms", 0)
 
+    def get_output(self, url, body):
+        state = self.server.state
+        run_id = query_run_id(url)
+        with state.lock:
+            run, index = state.runs.get(run_id), 0
+            if run is not None and len(run.task_keys) > 1:
+                raise ApiError(400, "INVALID_PARAMETER_VALUE", MULTI_TASK_OUTPUT_REFUSAL)
+            if run is None:
+                run, index = state.runs.get(run_id // 100), run_id % 100 - 1
+                if run is None or not 0 <= index < len(run.task_keys):
+                    raise missing_run(state.forgotten.get(run_id, state.missing_style), run_id)
+            key = run.task_keys[index]
+            step = run.last or run.script[0]
+            answer = copy.deepcopy(run.outputs.get(key, {}))
+            metadata = run_body(run, step, state.include_status)
+            metadata.update({"run_id": run.task_run_id(index), "task_key": key})
+            metadata.pop("tasks", None)
+            answer["metadata"] = metadata
+            return 200, answer, 0
+
     def cancel(self, url, body):
         state = self.server.state
         run_id = parse_run_id(body.get("run_id"), "body")
@@ -683,6 +771,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return 200, {}, 0
 
     # ---- the control API ------------------------------------------------
+
+    def control_run(self, body):
+        """The run body["run_id"] names (state locked), or None after answering 404."""
+        run = self.server.state.runs.get(int(body["run_id"]))
+        if run is None:
+            self.send(404, {"error": "no such run"})
+        return run
 
     def control(self, method, path, raw):
         state = self.server.state
@@ -708,9 +803,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self.send(400, {"error": "steps must be a non-empty list"})
                     return
                 if "run_id" in body:
-                    run = state.runs.get(int(body["run_id"]))
+                    run = self.control_run(body)
                     if run is None:
-                        self.send(404, {"error": "no such run"})
                         return
                     run.script, run.position = copy.deepcopy(steps), 0
                 else:
@@ -725,6 +819,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 answer = {}
             elif (method, path) == ("GET", "/fake/stats"):
                 answer = {"counts": state.counts, "runs": len(state.runs)}
+            elif (method, path) == ("POST", "/fake/output"):
+                output = body.get("output")
+                if not isinstance(output, dict):
+                    self.send(400, {"error": "output must be an object"})
+                    return
+                if "run_id" in body:
+                    run = self.control_run(body)
+                    if run is None:
+                        return
+                    for key in run.task_keys:
+                        if body.get("task_key", key) == key:
+                            run.outputs[key] = copy.deepcopy(output)
+                else:
+                    state.next_output = copy.deepcopy(output)
+                answer = {}
             elif (method, path) == ("POST", "/fake/forget"):
                 run_id = int(body["run_id"])
                 state.runs.pop(run_id, None)

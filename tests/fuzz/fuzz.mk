@@ -30,12 +30,12 @@ FUZZ_GEN_CFLAGS := -std=gnu11 -O1 -g -Wall -Werror -I$(FUZZ_BUILD)/gen $(FUZZ_SA
 # Each target links only the pure modules it exercises (and what they call). The request targets
 # go through task_request, the handlers' own checks, with a real config.
 FUZZ_MODULES_task_request := task_request pbdepth structjson spec idempotency resmeta \
-	k8s_secret config errmsg tls_files
+	k8s_secret config errmsg tls_files log_page run_output phase
 FUZZ_MODULES_create_request := $(FUZZ_MODULES_task_request)
 FUZZ_MODULES_get_request := $(FUZZ_MODULES_task_request)
 FUZZ_MODULES_delete_request := $(FUZZ_MODULES_task_request)
 FUZZ_MODULES_struct_json := structjson
-FUZZ_MODULES_run_phase := dbx_response phase errmsg
+FUZZ_MODULES_run_phase := dbx_response phase errmsg run_output run_info log_page
 FUZZ_MODULES_resmeta := resmeta k8s_secret errmsg
 FUZZ_MODULES_config := config resmeta k8s_secret structjson errmsg tls_files
 FUZZ_MODULES_template_json := template_json structjson errmsg
@@ -56,10 +56,10 @@ FUZZ_DEPS := $(patsubst %,$(FUZZ_BUILD)/fuzz_%.d,$(FUZZ_ALL)) \
 
 fuzz-build: $(FUZZ_BINS)
 
-$(FUZZ_BUILD)/gen/google/protobuf/struct.pb-c.c: $(PROTO_SYS_DIR)/google/protobuf/struct.proto
+$(FUZZ_BUILD)/gen/google/protobuf/%.pb-c.c: $(PROTO_SYS_DIR)/google/protobuf/%.proto
 	@mkdir -p $(FUZZ_BUILD)/gen
 	$(call msg,PROTOC,$@)
-	$(Q)protoc-c --c_out=$(FUZZ_BUILD)/gen -I$(PROTO_SYS_DIR) google/protobuf/struct.proto
+	$(Q)protoc-c --c_out=$(FUZZ_BUILD)/gen -I$(PROTO_SYS_DIR) google/protobuf/$*.proto
 
 $(FUZZ_BUILD)/gen/%.pb-c.c: proto/%.proto
 	@mkdir -p $(FUZZ_BUILD)/gen

@@ -15,7 +15,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const struct config *config = fuzz_request_config(size);
     struct task_request_run run;
 
-    fuzz_check_run(config, task_request_get(config, data, size, &run), &run);
-    task_request_run_done(&run);
+    /* Both generations: Flyte 2's messages share Flyte 1's field numbers. */
+    for (int g = 0; g < _CONFIG_GENERATION_MAX; g++) {
+        fuzz_check_run(config, task_request_get(config, g, data, size, &run), &run);
+        task_request_run_done(&run);
+    }
     return 0;
 }

@@ -44,10 +44,16 @@ static inline void fuzz_check_run(const struct config *config, grpc_status_code 
     char *normalized = NULL;
 
     if (code != GRPC_STATUS_OK) {
-        if (!run->message[0] || run->instance || run->run_id)
+        if (!run->message[0] || run->instance || run->run_id || run->call_token)
             abort();
         return;
     }
+    /* A call token goes into an HTTP header, and its tag is its SHA-256. */
+    if (run->call_token ? strlen(run->call_token_tag) != 64 : run->call_token_tag[0] != '\0')
+        abort();
+    for (const char *p = run->call_token; p && *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            abort();
     if (!run->task_type || !task_request_type_supported(run->task_type))
         abort();
     if (!config_instance_allowed(config, run->instance))

@@ -98,6 +98,9 @@ def create_requests(admin, ident):
         seeds["spec-" + name] = request(custom)
     seeds["truncated"] = seeds["classic"][:len(seeds["classic"]) // 2]
     seeds["regress-deep-custom-list"] = deep_custom_request(5000)
+    # Flyte 2: the same request with the executor's connection (the targets try both unpackers).
+    seeds["flyte2-connection"] = seeds["classic"] + connection(b"dapi-fuzz-seed")
+    seeds["flyte2-token-newline"] = seeds["classic"] + connection(b"dapi-fuzz\r\nX-Evil: 1")
     return seeds
 
 
@@ -113,6 +116,13 @@ def varint(n):
 def field(number, payload):
     """A length-delimited field, on the wire."""
     return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def connection(token):
+    """Flyte 2's `connection = 5` field carrying secrets["databricks_token"] = token, to append
+    to a request (Create, Get and Delete all number it 5)."""
+    entry = field(1, b"databricks_token") + field(2, token)  # map entry: key, value
+    return field(5, field(1, b"databricks") + field(2, entry))  # Connection.task_type, .secrets
 
 
 def deep_custom_request(lists):
@@ -173,6 +183,7 @@ def task_references(admin, which):
         seeds[name] = req.SerializeToString(deterministic=True)
     legacy = cls(resource_meta=resource_metas()["plain"], task_type="spark")
     seeds["legacy-task-type"] = legacy.SerializeToString(deterministic=True)
+    seeds["flyte2-connection"] = seeds["plain"] + connection(b"dapi-fuzz-seed")
     seeds["empty"] = b""
     return seeds
 
@@ -226,6 +237,22 @@ def run_bodies():
                              "run_page_url": "javascript:1"}),
         "not-json": b"<html>502 Bad Gateway</html>",
         "array": b"[1,2,3]",
+        # runs/get with task runs, and runs/get-output answers (issue 14).
+        "multi-task-failed": body({"run_id": 7, "job_id": 1, "start_time": 1700000000000,
+                                   "setup_duration": 1200, "state": {
+                                       "life_cycle_state": "TERMINATED", "result_state": "FAILED"},
+                                   "cluster_instance": {"cluster_id": "c", "spark_context_id": "1"},
+                                   "tasks": [
+                                       {"run_id": 71, "task_key": "a", "notebook_task": {},
+                                        "state": {"life_cycle_state": "TERMINATED",
+                                                  "result_state": "FAILED"}},
+                                       {"run_id": 72, "task_key": "b",
+                                        "state": {"life_cycle_state": "TERMINATED",
+                                                  "result_state": "UPSTREAM_FAILED"}}]}),
+        "output-failed": body({"error": "ValueError: boom", "error_trace":
+                               "Traceback:\n  raise ValueError\n\u001b[0;31mValueError\u001b[0m",
+                               "logs": "one\r\ntwo\n", "metadata": {"run_id": 71}}),
+        "output-notebook": body({"notebook_output": {"result": "42", "truncated": True}}),
     }
 
 

@@ -6,7 +6,8 @@
 Checks the rules the image must keep: a Debian 12 build stage that runs `make`,
 a bookworm-slim runtime stage holding only the runtime libraries, a numeric
 non-root USER, exec-form ENTRYPOINT/CMD, the gRPC and metrics ports, clean
-apt-get use, no remote ADD; and .dockerignore keeping build outputs and
+apt-get use, no remote ADD, the `pyflyte` and `c0` links the official Helm
+charts start the image with; and .dockerignore keeping build outputs and
 history out of the context. Then it copies what the build stage COPYs into a
 temporary directory and runs `make` there, proving that the context is enough
 to build. The self-test breaks the Dockerfile one rule at a time (in memory,
@@ -39,6 +40,9 @@ ALLOWED_RUNTIME_PACKAGES = {
     "libmicrohttpd12", "ca-certificates",
 }
 REQUIRED_PORTS = {"8000", "9090"}
+# Names the official flyteconnector Helm charts run (`command: [pyflyte, serve, agent]` in Flyte
+# 1.16, `command: [c0]` in Flyte 2): each must be a link to the binary, on the PATH.
+ALIASES = {"/usr/local/bin/pyflyte", "/usr/local/bin/c0"}
 # Paths that must never reach the build context.
 MUST_IGNORE = [".git", "build"]
 
@@ -318,6 +322,25 @@ def rule_copy_binary(c):
     return "runtime stage has no COPY --from=<build stage> .../flyte-databricks-connector %s" % BINARY
 
 
+def rule_alias_links(c):
+    """Every alias is made by `ln -s` of the binary's name in a runtime-stage RUN."""
+    links = set()
+    for i in final_body(c):
+        if i.keyword != "RUN":
+            continue
+        form = exec_form(i.args)
+        for cmd in [form] if form else shell_commands(i.args):
+            if cmd and os.path.basename(cmd[0]) == "ln" and any(
+                    w.startswith("-") and "s" in w for w in cmd[1:]):
+                words = [w for w in cmd[1:] if not w.startswith("-")]
+                if len(words) == 2 and os.path.basename(words[0]) == os.path.basename(BINARY):
+                    links.add(words[1])
+    missing = ALIASES - links
+    if missing:
+        return "runtime stage does not link %s to %s" % (", ".join(sorted(missing)),
+                                                         os.path.basename(BINARY))
+
+
 def rule_dockerignore(c):
     if c["ignore"] is None:
         return ".dockerignore is missing"
@@ -345,6 +368,7 @@ RULES = [
     ("apt-cleanup", rule_apt_cleanup),
     ("runtime-packages", rule_runtime_packages),
     ("copy-binary", rule_copy_binary),
+    ("alias-links", rule_alias_links),
     ("dockerignore", rule_dockerignore),
 ]
 
@@ -459,6 +483,11 @@ MUTATIONS = [
     ("runtime-packages", "libmicrohttpd12 ca-certificates", "libmicrohttpd12"),
     ("copy-binary", "COPY --from=build /src/build/flyte-databricks-connector",
      "COPY build/flyte-databricks-connector"),
+    ("alias-links", " \\\n    && ln -s flyte-databricks-connector /usr/local/bin/c0", ""),
+    ("alias-links", "ln -s flyte-databricks-connector /usr/local/bin/pyflyte",
+     "ln -s flyte-databricks-connector /usr/bin/pyflyte"),
+    ("alias-links", "ln -s flyte-databricks-connector /usr/local/bin/pyflyte",
+     "ln -s /usr/bin/python3 /usr/local/bin/pyflyte"),
 ]
 IGNORE_MUTATIONS = [
     ("dockerignore", ".git\n", ""),

@@ -1,6 +1,7 @@
 #!/bin/bash
-# Checks `make install` (PREFIX and DESTDIR honoured, unit paths rewritten)
-# and the man page (lints clean, documents every --help option).
+# Checks `make install` (PREFIX and DESTDIR honoured, unit paths rewritten, the
+# pyflyte and c0 links the Helm charts run) and the man page (lints clean,
+# documents every --help option).
 #
 #   tests/packaging/check-install.sh        (BUILD: build dir, default build)
 set -u
@@ -38,10 +39,23 @@ check "unit installed" test -f "$root/usr/lib/systemd/system/flyte-databricks-co
 check "unit ExecStart under /usr/bin" grep -q '^ExecStart=/usr/bin/flyte-databricks-connector --config /etc/flyte-databricks-connector/config.json' \
 	"$root/usr/lib/systemd/system/flyte-databricks-connector.service"
 check "no DESTDIR in installed files" bash -c "! grep -rq '$stage' '$root'"
+for alias in pyflyte c0; do
+	check "$alias links to the binary beside it" \
+		test "$(readlink "$root/usr/bin/$alias")" = flyte-databricks-connector
+done
+check "pyflyte serve agent runs the daemon" "$root/usr/bin/pyflyte" serve agent --version
+check "c0 runs the daemon" "$root/usr/bin/c0" --version
+# A real pyflyte (flytekit's) already there is left alone, and installing twice is fine.
+rm "$root/usr/bin/pyflyte"
+printf '#!/bin/sh\n' >"$root/usr/bin/pyflyte"
+check "install again over a real pyflyte" install_to /usr "$stage/usr-root"
+check "a real pyflyte is left alone" test ! -L "$root/usr/bin/pyflyte"
+check "c0 still links to the binary" test "$(readlink "$root/usr/bin/c0")" = flyte-databricks-connector
 
 check "install PREFIX=/opt/fdc" install_to /opt/fdc "$stage/opt-root"
 root="$stage/opt-root"
 check "binary under PREFIX" test -x "$root/opt/fdc/bin/flyte-databricks-connector"
+check "links under PREFIX" test -L "$root/opt/fdc/bin/pyflyte" -a -L "$root/opt/fdc/bin/c0"
 check "unit ExecStart follows PREFIX" grep -q '^ExecStart=/opt/fdc/bin/flyte-databricks-connector --config /opt/fdc/etc/flyte-databricks-connector/config.json' \
 	"$root/opt/fdc/lib/systemd/system/flyte-databricks-connector.service"
 check "installed binary runs" "$root/opt/fdc/bin/flyte-databricks-connector" --version
@@ -55,8 +69,8 @@ check "man page lints clean (groff -mdoc -ww)" test -z "$lint"
 # Every option any --help lists (the daemon's and each command's) must be
 # documented in the man page, and every command must have its entry.
 missing=""
-for command in "" agents submit status cancel check-config fake-workspace; do
-	for option in $("$program" $command --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+for command in "" agents submit status cancel logs check-config fake-workspace; do
+	for option in $("$program" $command --help | grep -o -- '--[a-z][a-z_-]*' | sort -u); do
 		grep -q -- "Fl ${option#-}" daemon/flyte-databricks-connector.8 ||
 			missing="$missing ${command:+$command }$option"
 	done

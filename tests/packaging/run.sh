@@ -1,6 +1,6 @@
 #!/bin/bash
 # Runs the deployment checks (systemd unit, Dockerfile, Kubernetes manifests and
-# propeller snippet) and sums their "N passed, N failed" lines into one.
+# propeller snippet, install, the names the Helm charts run the binary by) and sums their "N passed, N failed" lines into one.
 #
 #   tests/packaging/run.sh
 #
@@ -40,6 +40,7 @@ run check-systemd bash "$here/check-systemd.sh"
 run check-dockerfile "$PYTHON" "$here/check-dockerfile.py"
 run check-manifests "$PYTHON" "$here/check-manifests.py"
 run check-install bash "$here/check-install.sh"
+run check-aliases "$PYTHON" "$here/check-aliases.py"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -4,9 +4,11 @@
  *
  * A CreateTaskRequest is built from a TaskTemplate written as protobuf JSON (template_json),
  * optionally with a task execution id (REQUESTS_EXECUTION, the fields below); Get and Delete
- * requests from a task type and resource_meta text. requests_refused_creates lists the
- * CreateTasks both layers must refuse, with the messages the README promises. Every function gives
- * a malloc'ed buffer (free()) and fails the running test when it cannot. Include after <cmocka.h>.
+ * requests from a task type and resource_meta text. The *2 functions build Flyte 2's
+ * (flyteidl2.connector) requests, optionally with a connection carrying a call token.
+ * requests_refused_creates lists the CreateTasks both layers must refuse, with the messages the
+ * README promises. Every function gives a malloc'ed buffer (free()) and fails the running test when
+ * it cannot. Include after <cmocka.h>.
  */
 #pragma once
 
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "flyteidl/admin/agent.pb-c.h"
+#include "flyteidl2/connector/connector.pb-c.h"
 #include "idempotency.h"
 #include "template_json.h"
 
@@ -122,6 +125,77 @@ static inline uint8_t *requests_run(bool delete, const char *category, const cha
     get.task_category = del.task_category = category ? &cat : NULL;
     get.task_type = del.task_type = (char *)(legacy_type ? legacy_type : "");
     get.resource_meta = del.resource_meta = meta;
+    return requests_pack(delete ? &del.base : &get.base, ret_len);
+}
+
+/* Points *conn (with its one entry and entry pointer) at a connection whose secrets hold
+ * "databricks_token": token, next to an unrelated secret that must be ignored. */
+struct requests_connection {
+    Flyteidl2__Core__Connection conn;
+    Flyteidl2__Core__Connection__SecretsEntry entries[2];
+    Flyteidl2__Core__Connection__SecretsEntry *ptrs[2];
+};
+
+static inline Flyteidl2__Core__Connection *requests_connection(struct requests_connection *c,
+                                                               const char *token)
+{
+    flyteidl2__core__connection__init(&c->conn);
+    for (size_t i = 0; i < 2; i++) {
+        flyteidl2__core__connection__secrets_entry__init(&c->entries[i]);
+        c->ptrs[i] = &c->entries[i];
+    }
+    c->entries[0].key = (char *)"other_secret";
+    c->entries[0].value = (char *)"not-for-databricks";
+    c->entries[1].key = (char *)"databricks_token";
+    c->entries[1].value = (char *)token;
+    c->conn.task_type = (char *)"databricks";
+    c->conn.n_secrets = 2;
+    c->conn.secrets = c->ptrs;
+    return &c->conn;
+}
+
+/* Flyte 2's CreateTaskRequest has Flyte 1's field numbers (and Inputs' NamedLiterals are
+ * wire-identical to LiteralMap's entries), so it is built as Flyte 1's, decoded as Flyte 2's and
+ * given the connection: token NULL, none. */
+static inline uint8_t *requests_create2(const char *template_text, bool with_execution,
+                                        bool with_inputs, const char *token, size_t *ret_len)
+{
+    size_t len1;
+    uint8_t *bytes1 = requests_create(template_text, with_execution, with_inputs, &len1), *bytes;
+    Flyteidl2__Connector__CreateTaskRequest *req =
+        flyteidl2__connector__create_task_request__unpack(NULL, len1, bytes1);
+    struct requests_connection c;
+
+    assert_non_null(req);
+    if (template_text)
+        assert_non_null(req->template_);
+    if (with_inputs)
+        assert_non_null(req->inputs);
+    if (with_execution)
+        assert_non_null(req->task_execution_metadata);
+    req->connection = token ? requests_connection(&c, token) : NULL;
+    bytes = requests_pack(&req->base, ret_len);
+    req->connection = NULL;
+    flyteidl2__connector__create_task_request__free_unpacked(req, NULL);
+    free(bytes1);
+    return bytes;
+}
+
+/* A Flyte 2 GetTaskRequest (delete false) or DeleteTaskRequest naming `category` (NULL: none),
+ * with a connection carrying `token` (NULL: no connection). */
+static inline uint8_t *requests_run2(bool delete, const char *category, const char *resource_meta,
+                                     const char *token, size_t *ret_len)
+{
+    Flyteidl2__Connector__GetTaskRequest get = FLYTEIDL2__CONNECTOR__GET_TASK_REQUEST__INIT;
+    Flyteidl2__Connector__DeleteTaskRequest del = FLYTEIDL2__CONNECTOR__DELETE_TASK_REQUEST__INIT;
+    Flyteidl2__Connector__TaskCategory cat = FLYTEIDL2__CONNECTOR__TASK_CATEGORY__INIT;
+    ProtobufCBinaryData meta = {strlen(resource_meta), (uint8_t *)resource_meta};
+    struct requests_connection c;
+
+    cat.name = (char *)category;
+    get.task_category = del.task_category = category ? &cat : NULL;
+    get.resource_meta = del.resource_meta = meta;
+    get.connection = del.connection = token ? requests_connection(&c, token) : NULL;
     return requests_pack(delete ? &del.base : &get.base, ret_len);
 }
 

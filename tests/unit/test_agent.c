@@ -6,8 +6,8 @@
  * The fake creds_request() records each request the handler queues, with the token sources it
  * asked for, and says the source a test chose served it; a test then completes the request with
  * a chosen struct dbx_answer, as the loop thread would. The fake server_call_reply() packs the
- * response, so a test unpacks exactly the bytes propeller would get. Expectations (statuses,
- * phases, messages) are written here as the README documents them.
+ * response, so a test unpacks exactly the bytes propeller (or Flyte 2's executor) would get.
+ * Expectations (statuses, phases, messages) are written here as the README documents them.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -171,6 +171,12 @@ static int setup(void **state)
                              " \"request_timeout_ms\": 30000}");
 }
 
+static int setup_no_retryable(void **state)
+{
+    return setup_with(state, "{\"default_instance\": \"" INSTANCE "\","
+                             " \"retryable_failed_phase\": false}");
+}
+
 static int setup_cached(void **state)
 {
     return setup_with(state, "{\"default_instance\": \"" INSTANCE "\","
@@ -254,7 +260,7 @@ static void create(struct fixture *fx, struct server_call *call, const char *tem
     size_t len;
     uint8_t *bytes = requests_create(template_text, with_execution, true, &len);
 
-    agent_create_task(fx->agent, call, bytes, len);
+    agent_create_task(agent_service(fx->agent, CONFIG_FLYTE_1), call, bytes, len);
     free(bytes);
 }
 
@@ -265,9 +271,9 @@ static void get_or_delete(struct fixture *fx, struct server_call *call, bool del
     uint8_t *bytes = requests_run(delete, category, NULL, meta, &len);
 
     if (delete)
-        agent_delete_task(fx->agent, call, bytes, len);
+        agent_delete_task(agent_service(fx->agent, CONFIG_FLYTE_1), call, bytes, len);
     else
-        agent_get_task(fx->agent, call, bytes, len);
+        agent_get_task(agent_service(fx->agent, CONFIG_FLYTE_1), call, bytes, len);
     free(bytes);
 }
 
@@ -354,7 +360,7 @@ static void test_create_namespace_secret(void **state)
                                     .name = "team-ns/team-token",
                                     .namespace = "team-ns",
                                     .token_secret = "team-token"};
-    agent_create_task(fx->agent, &call, bytes, len);
+    agent_create_task(agent_service(fx->agent, CONFIG_FLYTE_1), &call, bytes, len);
     free(bytes);
     assert_int_equal(sent_count, 1);
     assert_string_equal(sent[0].namespace, "team-ns");
@@ -380,7 +386,7 @@ static void test_create_other_source_meta(void **state)
     cJSON *meta;
 
     next_used = (struct creds_used){.source = CREDS_SOURCE_OAUTH, .name = "i c"};
-    agent_create_task(fx->agent, &call, bytes, len);
+    agent_create_task(agent_service(fx->agent, CONFIG_FLYTE_1), &call, bytes, len);
     free(bytes);
     assert_string_equal(sent[0].namespace, "team-ns");
     assert_null(sent[0].token_secret); /* flytekit's default name, left to the chain */
@@ -481,7 +487,7 @@ static void test_create_undecodable(void **state)
     struct fixture *fx = *state;
     struct server_call call = {.deadline_ms = INT64_MAX};
 
-    agent_create_task(fx->agent, &call, garbage, sizeof(garbage));
+    agent_create_task(agent_service(fx->agent, CONFIG_FLYTE_1), &call, garbage, sizeof(garbage));
     expect_failed(&call, GRPC_STATUS_INVALID_ARGUMENT,
                   "request does not decode as flyteidl.admin.CreateTaskRequest");
     assert_int_equal(sent_count, 0);
@@ -859,6 +865,108 @@ static void test_get_cached(void **state)
     call_done(&second);
 }
 
+#define FAILED_BODY                                                                                \
+    "{\"run_id\": 42, \"job_id\": 7, \"state\": {\"life_cycle_state\": \"TERMINATED\","            \
+    " \"result_state\": \"FAILED\", \"state_message\": \"Task failed\"}, \"tasks\": [{\"run_id\":" \
+    " 4201, \"task_key\": \"t\", \"state\": {\"life_cycle_state\": \"TERMINATED\","                \
+    " \"result_state\": \"FAILED\"}}]}"
+#define OUTPUT_BODY                                                                                \
+    "{\"error\": \"ValueError: boom\", \"error_trace\": \"Traceback:\\n  raise ValueError\\n"      \
+    "ValueError: boom\"}"
+
+static const char *info_string(const Flyteidl__Admin__Resource *res, const char *key)
+{
+    for (size_t i = 0; res->custom_info && i < res->custom_info->n_fields; i++)
+        if (strcmp(res->custom_info->fields[i]->key, key) == 0)
+            return res->custom_info->fields[i]->value->string_value;
+    return NULL;
+}
+
+static void expect_message(const struct server_call *call, const char *message)
+{
+    Flyteidl__Admin__GetTaskResponse *resp = get_reply(call);
+
+    assert_int_equal(resp->resource->phase,
+                     FLYTEIDL__CORE__TASK_EXECUTION__PHASE__RETRYABLE_FAILED);
+    assert_string_equal(resp->resource->message, message);
+    assert_string_equal(info_string(resp->resource, "run_id"), "42");
+    flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
+}
+
+/* A failed run: runs/get-output once, for the task run, and the exception in the message of
+ * every answer, those that joined while it was asked and later ones. */
+static void test_get_failed_run_shows_the_exception(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call first = {.deadline_ms = INT64_MAX}, joined = {.deadline_ms = INT64_MAX},
+                       later = {.deadline_ms = INT64_MAX};
+    const char *expected = "Task failed\nValueError: boom\nTraceback:\n  raise ValueError\n"
+                           "ValueError: boom";
+
+    get(fx, &first);
+    complete(0, DBX_VERDICT_OK, FAILED_BODY, NULL);
+    assert_int_equal(first.answers, 0); /* waits for the output */
+    assert_int_equal(sent_count, 2);
+    assert_int_equal(sent[1].endpoint, DBX_RUNS_GET_OUTPUT);
+    assert_string_equal(sent[1].run_id, "4201");
+    assert_string_equal(sent[1].instance, INSTANCE);
+    assert_true(sent[1].retry_safe);
+    get(fx, &joined);
+    assert_int_equal(sent_count, 2);
+    complete(1, DBX_VERDICT_OK, OUTPUT_BODY, NULL);
+    expect_message(&first, expected);
+    expect_message(&joined, expected);
+
+    get(fx, &later);
+    assert_int_equal(sent_count, 3);
+    assert_int_equal(sent[2].endpoint, DBX_RUNS_GET);
+    complete(2, DBX_VERDICT_OK, FAILED_BODY, NULL);
+    assert_int_equal(sent_count, 3); /* the output was asked about once */
+    expect_message(&later, expected);
+    call_done(&first);
+    call_done(&joined);
+    call_done(&later);
+}
+
+/* runs/get-output refused or unreachable: the state message alone, never an error, and it is
+ * not asked again. */
+static void test_get_failed_run_without_output(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call first = {.deadline_ms = INT64_MAX}, later = {.deadline_ms = INT64_MAX};
+
+    get(fx, &first);
+    complete(0, DBX_VERDICT_OK, FAILED_BODY, NULL);
+    assert_int_equal(sent[1].endpoint, DBX_RUNS_GET_OUTPUT);
+    complete(1, DBX_VERDICT_UNAVAILABLE, NULL, "Databricks runs/get-output answered HTTP 503");
+    expect_message(&first, "Task failed");
+    get(fx, &later);
+    complete(2, DBX_VERDICT_OK, FAILED_BODY, NULL);
+    assert_int_equal(sent_count, 3);
+    expect_message(&later, "Task failed");
+    call_done(&first);
+    call_done(&later);
+}
+
+/* Every answer carries the run's details in custom_info. */
+static void test_get_custom_info(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call call = {.deadline_ms = INT64_MAX};
+    Flyteidl__Admin__GetTaskResponse *resp;
+
+    get(fx, &call);
+    complete(0, DBX_VERDICT_OK, RUNNING_BODY, NULL);
+    assert_int_equal(sent_count, 1); /* a running run needs no output */
+    resp = get_reply(&call);
+    assert_non_null(resp->resource->custom_info);
+    assert_string_equal(info_string(resp->resource, "run_id"), "42");
+    assert_string_equal(info_string(resp->resource, "job_id"), "7");
+    assert_string_equal(info_string(resp->resource, "state"), "RUNNING");
+    flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
+    call_done(&call);
+}
+
 /* ---- DeleteTask ------------------------------------------------------------- */
 
 static void test_delete(void **state)
@@ -909,7 +1017,8 @@ static void test_delete_refused(void **state)
     struct server_call bad_meta = {.deadline_ms = INT64_MAX};
     struct server_call down = {.deadline_ms = INT64_MAX};
 
-    agent_delete_task(fx->agent, &undecodable, garbage, sizeof(garbage));
+    agent_delete_task(agent_service(fx->agent, CONFIG_FLYTE_1), &undecodable, garbage,
+                      sizeof(garbage));
     expect_failed(&undecodable, GRPC_STATUS_INVALID_ARGUMENT,
                   "request does not decode as flyteidl.admin.DeleteTaskRequest");
     get_or_delete(fx, &bad_meta, true, "spark", "{\"run_id\": \"1\"}");
@@ -918,6 +1027,294 @@ static void test_delete_refused(void **state)
     dbx_result = -ESHUTDOWN;
     get_or_delete(fx, &down, true, "spark", META_42);
     expect_failed(&down, GRPC_STATUS_UNAVAILABLE, "connector shutting down");
+    assert_int_equal(sent_count, 0);
+}
+
+/* retryable_failed_phase false: Flyte 1 hears FAILED (with the deprecated state to match)
+ * where it would hear RETRYABLE_FAILED, with the same message; other phases and Flyte 2 (whose
+ * executor knows the phase) are unchanged. */
+static void test_retryable_failed_phase_off(void **state)
+{
+    static const char failed[] = "{\"state\": {\"life_cycle_state\": \"TERMINATED\","
+                                 " \"result_state\": \"FAILED\", \"state_message\": \"boom\"}}";
+    struct fixture *fx = *state;
+    struct server_call one = {.deadline_ms = INT64_MAX}, two = {.deadline_ms = INT64_MAX};
+    struct server_call running = {.deadline_ms = INT64_MAX};
+    Flyteidl__Admin__GetTaskResponse *resp;
+    Flyteidl2__Connector__GetTaskResponse *resp2;
+    size_t len;
+    uint8_t *bytes = requests_run2(false, "spark", META_42, NULL, &len);
+
+    get(fx, &one);
+    agent_get_task(agent_service(fx->agent, CONFIG_FLYTE_2), &two, bytes, len);
+    free(bytes);
+    complete(0, DBX_VERDICT_OK, failed, NULL);
+    resp = get_reply(&one);
+    assert_int_equal(resp->resource->phase, FLYTEIDL__CORE__TASK_EXECUTION__PHASE__FAILED);
+    assert_int_equal(resp->resource->state, FLYTEIDL__ADMIN__STATE__PERMANENT_FAILURE);
+    assert_string_equal(resp->resource->message, "boom");
+    flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
+    resp2 = flyteidl2__connector__get_task_response__unpack(NULL, two.reply_len, two.reply);
+    assert_non_null(resp2);
+    assert_int_equal(resp2->resource->phase,
+                     FLYTEIDL2__CORE__TASK_EXECUTION__PHASE__RETRYABLE_FAILED);
+    assert_string_equal(resp2->resource->message, "boom");
+    flyteidl2__connector__get_task_response__free_unpacked(resp2, NULL);
+
+    get(fx, &running);
+    complete(1, DBX_VERDICT_OK, RUNNING_BODY, NULL);
+    resp = get_reply(&running);
+    assert_int_equal(resp->resource->phase, FLYTEIDL__CORE__TASK_EXECUTION__PHASE__RUNNING);
+    flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
+    call_done(&one);
+    call_done(&two);
+    call_done(&running);
+}
+
+/* ---- Flyte 2: the same handlers, the executor's messages --------------------- */
+
+static struct agent_service *flyte2(struct fixture *fx)
+{
+    return agent_service(fx->agent, CONFIG_FLYTE_2);
+}
+
+static void create2(struct fixture *fx, struct server_call *call, const char *token)
+{
+    size_t len;
+    uint8_t *bytes = requests_create2(REQUESTS_SPARK_TEMPLATE, true, true, token, &len);
+
+    agent_create_task(flyte2(fx), call, bytes, len);
+    free(bytes);
+}
+
+static void run2(struct fixture *fx, struct server_call *call, bool delete, const char *meta,
+                 const char *token)
+{
+    size_t len;
+    uint8_t *bytes = requests_run2(delete, "databricks", meta, token, &len);
+
+    if (delete)
+        agent_delete_task(flyte2(fx), call, bytes, len);
+    else
+        agent_get_task(flyte2(fx), call, bytes, len);
+    free(bytes);
+}
+
+/* Flyte 2's reply: its own message, with nothing beyond what flyteidl2's Resource declares
+ * (no state, no agent_error). */
+static Flyteidl2__Connector__GetTaskResponse *get_reply2(const struct server_call *call)
+{
+    Flyteidl2__Connector__GetTaskResponse *resp;
+
+    assert_int_equal(call->answers, 1);
+    if (call->code != GRPC_STATUS_OK)
+        fail_msg("status %d: %s", call->code, call->message);
+    resp = flyteidl2__connector__get_task_response__unpack(NULL, call->reply_len, call->reply);
+    assert_non_null(resp);
+    assert_non_null(resp->resource);
+    assert_int_equal(resp->resource->base.n_unknown_fields, 0);
+    return resp;
+}
+
+static void test_flyte2_create(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call call = {.deadline_ms = INT64_MAX};
+    char token[IDEMPOTENCY_TOKEN_SIZE];
+    Flyteidl2__Connector__CreateTaskResponse *resp;
+    cJSON *body;
+
+    requests_token(token);
+    create2(fx, &call, NULL);
+    assert_int_equal(sent_count, 1);
+    assert_int_equal(sent[0].endpoint, DBX_RUNS_SUBMIT);
+    assert_string_equal(sent[0].instance, INSTANCE);
+    assert_true(sent[0].retry_safe);
+    body = cJSON_Parse(sent[0].body);
+    assert_string_equal(cJSON_GetObjectItem(body, "idempotency_token")->valuestring, token);
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(body, "spark_python_task"), "python_file")
+            ->valuestring,
+        "flyteplugins/databricks/entrypoint.py");
+    cJSON_Delete(body);
+
+    complete(0, DBX_VERDICT_OK, "{\"run_id\": 77}", NULL);
+    assert_int_equal(call.answers, 1);
+    assert_int_equal(call.code, GRPC_STATUS_OK);
+    resp = flyteidl2__connector__create_task_response__unpack(NULL, call.reply_len, call.reply);
+    assert_non_null(resp);
+    assert_int_equal(resp->resource_meta.len,
+                     strlen("{\"databricks_instance\":\"" INSTANCE "\",\"run_id\":\"77\"}"));
+    assert_memory_equal(resp->resource_meta.data,
+                        "{\"databricks_instance\":\"" INSTANCE "\",\"run_id\":\"77\"}",
+                        resp->resource_meta.len);
+    flyteidl2__connector__create_task_response__free_unpacked(resp, NULL);
+    call_done(&call);
+    expect_metric(fx, "flyte_connector_requests_success_total{task_type=\"spark\","
+                      "operation=\"create\"} 1");
+}
+
+/* Phase, message and log link as Flyte 1 gets them; the error details Flyte 2 has no field for
+ * are left out. */
+static void test_flyte2_get(void **state)
+{
+    static const struct {
+        const char *body;
+        enum dbx_verdict verdict;
+        Flyteidl2__Core__TaskExecution__Phase phase;
+        const char *message;
+    } cases[] = {
+        {RUNNING_BODY, DBX_VERDICT_OK, FLYTEIDL2__CORE__TASK_EXECUTION__PHASE__RUNNING, "In run"},
+        {"{\"job_id\": 7, \"state\": {\"life_cycle_state\": \"TERMINATED\","
+         " \"result_state\": \"FAILED\", \"state_message\": \"boom\"}}",
+         DBX_VERDICT_OK, FLYTEIDL2__CORE__TASK_EXECUTION__PHASE__RETRYABLE_FAILED, "boom"},
+        {NULL, DBX_VERDICT_RUN_GONE, FLYTEIDL2__CORE__TASK_EXECUTION__PHASE__FAILED,
+         "Databricks run 42 no longer exists on " INSTANCE " (gone)"},
+    };
+    struct fixture *fx = *state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct server_call call = {.deadline_ms = INT64_MAX};
+        Flyteidl2__Connector__GetTaskResponse *resp;
+
+        run2(fx, &call, false, META_42, NULL);
+        assert_int_equal(sent[sent_count - 1].endpoint, DBX_RUNS_GET);
+        assert_string_equal(sent[sent_count - 1].run_id, "42");
+        complete(sent_count - 1, cases[i].verdict, cases[i].body, "gone");
+        resp = get_reply2(&call);
+        assert_int_equal(resp->resource->phase, cases[i].phase);
+        assert_string_equal(resp->resource->message, cases[i].message);
+        if (cases[i].body) {
+            assert_int_equal(resp->resource->n_log_links, 1);
+            assert_string_equal(resp->resource->log_links[0]->name, "Databricks Console");
+            assert_string_equal(resp->resource->log_links[0]->uri,
+                                "https://" INSTANCE "/#job/7/run/42");
+        }
+        flyteidl2__connector__get_task_response__free_unpacked(resp, NULL);
+        call_done(&call);
+    }
+}
+
+/* One behaviour for both generations: a Flyte 1 and a Flyte 2 GetTask for one run share one
+ * runs/get, and each hears the answer in its own messages. */
+static void test_flyte2_shares_runs_with_flyte1(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call one = {.deadline_ms = INT64_MAX}, two = {.deadline_ms = INT64_MAX};
+    Flyteidl__Admin__GetTaskResponse *resp1;
+    Flyteidl2__Connector__GetTaskResponse *resp2;
+
+    get(fx, &one);
+    run2(fx, &two, false, META_42, NULL);
+    assert_int_equal(sent_count, 1);
+    complete(0, DBX_VERDICT_OK, RUNNING_BODY, NULL);
+    resp1 = get_reply(&one);
+    assert_int_equal(resp1->resource->state, FLYTEIDL__ADMIN__STATE__RUNNING);
+    resp2 = get_reply2(&two);
+    assert_int_equal(resp2->resource->phase, FLYTEIDL2__CORE__TASK_EXECUTION__PHASE__RUNNING);
+    assert_string_equal(resp2->resource->message, resp1->resource->message);
+    flyteidl__admin__get_task_response__free_unpacked(resp1, NULL);
+    flyteidl2__connector__get_task_response__free_unpacked(resp2, NULL);
+    call_done(&one);
+    call_done(&two);
+}
+
+static void test_flyte2_delete(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call call = {.deadline_ms = INT64_MAX};
+    Flyteidl2__Connector__DeleteTaskResponse *resp;
+
+    run2(fx, &call, true, META_42, NULL);
+    assert_int_equal(sent_count, 1);
+    assert_int_equal(sent[0].endpoint, DBX_RUNS_CANCEL);
+    assert_string_equal(sent[0].body, "{\"run_id\":42}");
+    complete(0, DBX_VERDICT_RUN_GONE, NULL, "gone");
+    assert_int_equal(call.answers, 1);
+    assert_int_equal(call.code, GRPC_STATUS_OK);
+    resp = flyteidl2__connector__delete_task_response__unpack(NULL, call.reply_len, call.reply);
+    assert_non_null(resp);
+    flyteidl2__connector__delete_task_response__free_unpacked(resp, NULL);
+    call_done(&call);
+}
+
+/* The connection's token is used for that call alone; without one, the connector's. */
+static void test_flyte2_connection_token(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call create = {.deadline_ms = INT64_MAX}, delete = {.deadline_ms = INT64_MAX};
+    struct server_call plain = {.deadline_ms = INT64_MAX};
+
+    create2(fx, &create, "dapi-connection-1");
+    run2(fx, &delete, true, META_42, "dapi-connection-2");
+    create2(fx, &plain, NULL);
+    assert_int_equal(sent_count, 3);
+    assert_string_equal(sent[0].token, "dapi-connection-1");
+    assert_string_equal(sent[1].token, "dapi-connection-2");
+    assert_null(sent[2].token);
+    /* resource_meta never carries it. */
+    complete(0, DBX_VERDICT_OK, "{\"run_id\": 5}", NULL);
+    assert_int_equal(create.code, GRPC_STATUS_OK);
+    assert_null(memmem(create.reply, create.reply_len, "dapi-", 5));
+    complete(1, DBX_VERDICT_OK, "{}", NULL);
+    complete(2, DBX_VERDICT_OK, "{\"run_id\": 6}", NULL);
+    call_done(&create);
+    call_done(&delete);
+    call_done(&plain);
+}
+
+/* GetTasks share a runs/get only with calls that read with the same token. */
+static void test_flyte2_token_splits_coalescing(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call a1 = {.deadline_ms = INT64_MAX}, a2 = {.deadline_ms = INT64_MAX};
+    struct server_call b = {.deadline_ms = INT64_MAX}, own = {.deadline_ms = INT64_MAX};
+    struct server_call v1 = {.deadline_ms = INT64_MAX};
+
+    run2(fx, &a1, false, META_42, "dapi-a");
+    run2(fx, &a2, false, META_42, "dapi-a");
+    run2(fx, &b, false, META_42, "dapi-b");
+    run2(fx, &own, false, META_42, NULL);
+    get(fx, &v1); /* Flyte 1, the connector's token: joins `own` */
+    assert_int_equal(sent_count, 3);
+    assert_string_equal(sent[0].token, "dapi-a");
+    assert_string_equal(sent[1].token, "dapi-b");
+    assert_null(sent[2].token);
+
+    /* b's token is refused: only b hears it. */
+    complete(1, DBX_VERDICT_PERMISSION_DENIED, NULL, "not yours");
+    expect_failed(&b, GRPC_STATUS_PERMISSION_DENIED, "not yours");
+    assert_int_equal(a1.answers + a2.answers + own.answers + v1.answers, 0);
+    complete(0, DBX_VERDICT_OK, RUNNING_BODY, NULL);
+    assert_int_equal(a1.answers + a2.answers, 2);
+    assert_int_equal(own.answers + v1.answers, 0);
+    complete(2, DBX_VERDICT_OK, RUNNING_BODY, NULL);
+    assert_int_equal(own.answers + v1.answers, 2);
+    assert_int_equal(v1.code, GRPC_STATUS_OK);
+    call_done(&a1);
+    call_done(&a2);
+    call_done(&own);
+    call_done(&v1);
+}
+
+static void test_flyte2_refused(void **state)
+{
+    static const uint8_t garbage[] = {0x12, 0xff, 0x01};
+    struct fixture *fx = *state;
+    struct server_call create = {.deadline_ms = INT64_MAX}, get = {.deadline_ms = INT64_MAX};
+    struct server_call delete = {.deadline_ms = INT64_MAX};
+
+    agent_create_task(flyte2(fx), &create, garbage, sizeof(garbage));
+    expect_failed(&create, GRPC_STATUS_INVALID_ARGUMENT,
+                  "request does not decode as flyteidl2.connector.CreateTaskRequest");
+    agent_get_task(flyte2(fx), &get, garbage, sizeof(garbage));
+    expect_failed(&get, GRPC_STATUS_INVALID_ARGUMENT,
+                  "request does not decode as flyteidl2.connector.GetTaskRequest");
+    run2(fx, &delete, true, "{\"databricks_instance\": \"evil.example.com\", \"run_id\": \"1\"}",
+         NULL);
+    expect_failed(&delete, GRPC_STATUS_PERMISSION_DENIED,
+                  "Databricks instance 'evil.example.com' is not allowed by this connector "
+                  "(allowed_instances)");
     assert_int_equal(sent_count, 0);
 }
 
@@ -944,8 +1341,20 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_last_known, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_not_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_cached, setup_cached, teardown),
+        cmocka_unit_test_setup_teardown(test_get_failed_run_shows_the_exception, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_failed_run_without_output, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_custom_info, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retryable_failed_phase_off, setup_no_retryable,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_flyte2_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flyte2_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flyte2_shares_runs_with_flyte1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flyte2_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flyte2_connection_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flyte2_token_splits_coalescing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flyte2_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

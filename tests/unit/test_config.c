@@ -146,6 +146,7 @@ static void test_keys_sorted_and_complete(void **state)
         "metrics_listen",
         "namespace_token_ttl_ms",
         "request_timeout_ms",
+        "retryable_failed_phase",
         "service_credential_provider",
         "shutdown_delay_ms",
         "shutdown_grace_ms",
@@ -189,6 +190,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->request_timeout_ms, 30000);
     assert_int_equal(cfg->max_response_bytes, 4194304);
     assert_null(cfg->service_credential_provider);
+    assert_true(cfg->retryable_failed_phase);
     assert_false(config_instance_allowed(cfg, "x.cloud.databricks.com"));
 
     desc = config_describe(cfg);
@@ -218,6 +220,7 @@ static void test_defaults(void **state)
                               "metrics_listen = 0.0.0.0:9090\n"
                               "namespace_token_ttl_ms = 60000\n"
                               "request_timeout_ms = 30000\n"
+                              "retryable_failed_phase = true\n"
                               "service_credential_provider = (none)\n"
                               "shutdown_delay_ms = 0\n"
                               "shutdown_grace_ms = 10000\n"
@@ -298,6 +301,8 @@ static void test_valid_values(void **state)
         {"{\"service_credential_provider\": \"aws-creds\"}",
          "service_credential_provider = aws-creds"},
         {"{\"service_credential_provider\": null}", "service_credential_provider = (none)"},
+        {"{\"retryable_failed_phase\": false}", "retryable_failed_phase = false"},
+        {"{\"retryable_failed_phase\": true}", "retryable_failed_phase = true"},
         {"{}", "workers = 0"},
     };
 
@@ -355,6 +360,10 @@ static void test_invalid_values(void **state)
         {"{\"listen\": \"ho st:80\"}", "key \"listen\": invalid value \"ho st:80\"", listen_reason},
         {"{\"listen\": \"\"}", "key \"listen\": invalid value \"\"", listen_reason},
         {"{\"workers\": -1}", "key \"workers\": -1 is out of range 0..64", ""},
+        {"{\"retryable_failed_phase\": \"false\"}",
+         "key \"retryable_failed_phase\": expected true or false, got a string", ""},
+        {"{\"retryable_failed_phase\": 0}",
+         "key \"retryable_failed_phase\": expected true or false, got a number", ""},
         {"{\"workers\": 65}", "key \"workers\": 65 is out of range 0..64", ""},
         {"{\"workers\": 2.5}", "key \"workers\": expected an integer, got 2.5", ""},
         {"{\"workers\": 1e300}", "key \"workers\": 1e+300 is out of range 0..64", ""},
@@ -742,6 +751,54 @@ static void test_allowed_instance_flags_replace_list(void **state)
     assert_false(warnings_contain(res.warnings, "\"*\""));
     result_done(&res);
     tmp_remove(&conf);
+}
+
+/* pyflyte's and c0's flags, as the official Helm charts' commands may pass them: ports bind every
+ * interface, --worker is --workers, --timeout, --modules and --connect_port are logged and
+ * ignored. A later flag wins, whichever spelling. */
+static void test_pyflyte_flags(void **state)
+{
+    const char *args[] = {"--port",    "8001",      "--prometheus_port=9091",
+                          "--worker",  "3",         "--timeout",
+                          "30",        "--modules", "a.b",
+                          "--modules", "c",         "--connect_port",
+                          "8090",      NULL};
+    const char *later[] = {"--port", "8001",     "--listen", "127.0.0.1:7", "--workers",
+                           "1",      "--worker", "2",        NULL};
+    struct result res = load(args, NULL);
+
+    (void)state;
+    assert_int_equal(res.r, 0);
+    assert_string_equal(res.cfg->listen, "0.0.0.0:8001");
+    assert_string_equal(res.cfg->metrics_listen, "0.0.0.0:9091");
+    assert_int_equal(res.cfg->workers, 3);
+    assert_true(warnings_contain(res.warnings, "--timeout \"30\" ignored"));
+    assert_true(warnings_contain(res.warnings, "--modules \"a.b\" ignored"));
+    assert_true(warnings_contain(res.warnings, "--modules \"c\" ignored"));
+    assert_true(warnings_contain(res.warnings, "--connect_port \"8090\" ignored"));
+    result_done(&res);
+
+    res = load(later, NULL);
+    assert_int_equal(res.r, 0);
+    assert_string_equal(res.cfg->listen, "127.0.0.1:7");
+    assert_int_equal(res.cfg->workers, 2);
+    result_done(&res);
+}
+
+static void test_pyflyte_flag_errors(void **state)
+{
+    const char *args[] = {"--port",   "http", "--prometheus_port", "65536",
+                          "--worker", "99",   "--timeout",         NULL};
+    struct result res = load(args, NULL);
+
+    (void)state;
+    assert_int_equal(res.r, -EINVAL);
+    assert_string_equal(res.err, "--timeout needs a value (SECONDS)\n"
+                                 "--port: invalid value \"http\": expected a port, 0-65535\n"
+                                 "--prometheus_port: invalid value \"65536\": expected a port, "
+                                 "0-65535\n"
+                                 "--worker: 99 is out of range 0..64");
+    result_done(&res);
 }
 
 static void test_env_and_flag_errors(void **state)
@@ -1547,6 +1604,12 @@ static void test_usage_mentions_every_flag(void **state)
         "--log-level LEVEL",
         "--log-format FORMAT",
         "--metrics-listen HOST:PORT",
+        "--port PORT",
+        "--prometheus_port PORT",
+        "--worker N",
+        "--timeout SECONDS",
+        "--modules MODULE",
+        "--connect_port PORT",
         "--check-config",
         "-h, --help",
         "--version",
@@ -1561,6 +1624,7 @@ static void test_usage_mentions_every_flag(void **state)
         "connect_timeout_ms (default 5000)",
         "request_timeout_ms (default 30000)",
         "status_cache_ttl_ms (default 0: off)",
+        "retryable_failed_phase (default true)",
         "FLYTE_DATABRICKS_INSTANCE",
         "FLYTE_DATABRICKS_ACCESS_TOKEN",
         "FLYTE_DATABRICKS_LOG_LEVEL",
@@ -1639,6 +1703,8 @@ int main(void)
         cmocka_unit_test(test_star_warns),
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_allowed_instance_flags_replace_list),
+        cmocka_unit_test(test_pyflyte_flags),
+        cmocka_unit_test(test_pyflyte_flag_errors),
         cmocka_unit_test(test_env_and_flag_errors),
         cmocka_unit_test(test_config_file_errors_name_the_file),
         cmocka_unit_test(test_ca_file_checked),

@@ -241,9 +241,27 @@ static void test_job_run_url(void **state)
     }
 }
 
+/* The status each final verdict answers (README: errors). */
+static void test_verdict_status(void **state)
+{
+    (void)state;
+    assert_int_equal(dbx_verdict_status(DBX_VERDICT_OK), GRPC_STATUS_OK);
+    assert_int_equal(dbx_verdict_status(DBX_VERDICT_RUN_GONE), GRPC_STATUS_NOT_FOUND);
+    assert_int_equal(dbx_verdict_status(DBX_VERDICT_UNAUTHENTICATED), GRPC_STATUS_UNAUTHENTICATED);
+    assert_int_equal(dbx_verdict_status(DBX_VERDICT_PERMISSION_DENIED),
+                     GRPC_STATUS_PERMISSION_DENIED);
+    assert_int_equal(dbx_verdict_status(DBX_VERDICT_INVALID), GRPC_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(dbx_verdict_status(DBX_VERDICT_UNAVAILABLE), GRPC_STATUS_UNAVAILABLE);
+    assert_int_equal(dbx_verdict_status(DBX_VERDICT_RESOURCE_EXHAUSTED),
+                     GRPC_STATUS_RESOURCE_EXHAUSTED);
+    assert_int_equal(dbx_verdict_status(DBX_VERDICT_RETRY), GRPC_STATUS_UNAVAILABLE);
+    assert_int_equal(dbx_verdict_status((enum dbx_verdict)99), GRPC_STATUS_UNAVAILABLE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_verdict_status),
         cmocka_unit_test(test_verdicts),
         cmocka_unit_test(test_message_is_databricks_message),
         cmocka_unit_test(test_message_is_printable),

@@ -17,6 +17,7 @@
 
 #include "fake_runs.h"
 #include "phase.h"
+#include "run_output.h"
 
 #define T0 1700000000000LL /* submit time used throughout (epoch ms) */
 #define PENDING 1000
@@ -180,8 +181,8 @@ static void test_failure_trigger(void **state)
         assert_string_equal(s.life_cycle_state, "TERMINATED");
         if (cases[i].fails) {
             assert_string_equal(s.result_state, "FAILED");
-            assert_string_equal(s.state_message, "Task failed: ValueError: demo failure (see the "
-                                                 "run page for the driver log)");
+            /* Databricks' wording: the exception itself is in runs/get-output. */
+            assert_string_equal(s.state_message, "Workload failed, see run output for details");
         } else {
             assert_string_equal(s.result_state, "SUCCESS");
         }
@@ -499,15 +500,89 @@ static void test_daemon_reads_answers(void **state)
             assert_true(pr.phase == PHASE_FAILED || pr.phase == PHASE_RETRYABLE_FAILED);
         else
             assert_int_equal(pr.phase, cases[i].phase);
-        if (cases[i].phase == PHASE_FAILED) {
+        if (cases[i].phase == PHASE_FAILED)
             assert_true(pr.has_error);
-            assert_non_null(strstr(pr.message, "demo failure"));
-        }
         assert_string_equal(pr.run_page_url, "https://127.0.0.1:8443/?o=0#job/700000/run/1000");
         phase_result_done(&pr);
         cJSON_Delete(j);
         fake_runs_free(t);
     }
+}
+
+static const char *str_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* runs/get-output: task run ids, what a task says as it goes, and the daemon's reading. */
+static void test_get_output(void **state)
+{
+    struct fake_runs *t = new_table(4);
+    int64_t ok = submit_text(t, simple_body, T0);
+    int64_t failing = submit_text(t, "{\"run_name\":\"fail\",\"spark_python_task\":{}}", T0);
+    int64_t notebook = submit_text(t, "{\"run_name\":\"n\",\"notebook_task\":{}}", T0);
+    int64_t multi = submit_text(t,
+                                "{\"tasks\":[{\"task_key\":\"a\",\"notebook_task\":{}},"
+                                "{\"task_key\":\"b\",\"spark_python_task\":{}}]}",
+                                T0);
+    cJSON *o = NULL, *run = NULL;
+    struct run_output_plan plan;
+    char *text, *digits;
+    bool cut;
+
+    (void)state;
+    /* Pending: nothing printed yet. */
+    assert_int_equal(fake_runs_get_output(t, ok, T0, &o), 0);
+    assert_null(cJSON_GetObjectItem(o, "logs"));
+    assert_true(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "metadata"), "run_id")->valuedouble ==
+                (double)(ok * 100 + 1));
+    cJSON_Delete(o);
+    /* Running, by the task run id as well as the run's own (one task). */
+    assert_int_equal(fake_runs_get_output(t, ok * 100 + 1, T0 + 1500, &o), 0);
+    assert_non_null(strstr(str_of(o, "logs"), "Starting"));
+    assert_null(strstr(str_of(o, "logs"), "Writing"));
+    cJSON_Delete(o);
+    assert_int_equal(fake_runs_get_output(t, ok, T0 + 3000, &o), 0);
+    assert_non_null(strstr(str_of(o, "logs"), "Writing"));
+    assert_null(cJSON_GetObjectItem(o, "error"));
+    cJSON_Delete(o);
+
+    /* Failed: the task the daemon picks from runs/get gives the exception. */
+    assert_int_equal(fake_runs_get(t, failing, T0 + 3000, &run), 0);
+    run_output_plan(run, PHASE_RETRYABLE_FAILED, &plan);
+    assert_true(plan.fetch);
+    assert_true(asprintf(&digits, "%lld", (long long)(failing * 100 + 1)) > 0);
+    assert_string_equal(plan.task_run_id, digits);
+    free(digits);
+    assert_int_equal(fake_runs_get_output(t, failing * 100 + 1, T0 + 3000, &o), 0);
+    assert_string_equal(str_of(o, "error"), FAKE_RUNS_ERROR);
+    text = run_output_error_text(o);
+    assert_non_null(strstr(text, "ValueError: demo failure\n"));
+    assert_non_null(strstr(text, "raise ValueError(\"demo failure\")"));
+    free(text);
+    cJSON_Delete(o);
+    cJSON_Delete(run);
+
+    /* A notebook that succeeded: its exit value; runs/get says it is a notebook task. */
+    assert_int_equal(fake_runs_get(t, notebook, T0 + 3000, &run), 0);
+    run_output_plan(run, PHASE_SUCCEEDED, &plan);
+    assert_true(plan.fetch && plan.notebook);
+    cJSON_Delete(run);
+    assert_int_equal(fake_runs_get_output(t, notebook, T0 + 3000, &o), 0);
+    text = run_output_notebook_result(o, &cut);
+    assert_string_equal(text, "demo notebook finished");
+    free(text);
+    cJSON_Delete(o);
+
+    /* Several tasks: the run's own id is refused, each task answers under its own. */
+    assert_int_equal(fake_runs_get_output(t, multi, T0 + 3000, &o), -EINVAL);
+    assert_int_equal(fake_runs_get_output(t, multi * 100 + 2, T0 + 3000, &o), 0);
+    assert_string_equal(str_of(cJSON_GetObjectItem(o, "metadata"), "task_key"), "b");
+    cJSON_Delete(o);
+    assert_int_equal(fake_runs_get_output(t, multi * 100 + 3, T0 + 3000, &o), -ENOENT);
+    assert_int_equal(fake_runs_get_output(t, 77, T0, &o), -ENOENT);
+    fake_runs_free(t);
 }
 
 /* ---- fake_runs_handle ---------------------------------------------------------------------- */
@@ -564,6 +639,7 @@ static void run_http_cases(struct fake_runs *t, const struct http_case *cases, s
 #define SUBMIT "/api/2.1/jobs/runs/submit"
 #define GET "/api/2.1/jobs/runs/get"
 #define CANCEL "/api/2.1/jobs/runs/cancel"
+#define OUTPUT "/api/2.1/jobs/runs/get-output"
 
 static void test_http(void **state)
 {
@@ -630,12 +706,26 @@ static void test_http(void **state)
         {"POST", CANCEL, NULL, 0, AUTH, "{\"run_id\":\"1000\"}", 200, NULL, "{}"},
         {"GET", GET, "1000", 0, AUTH, NULL, 200, NULL, "\"life_cycle_state\":\"TERMINATING\""},
         {"POST", CANCEL, NULL, 0, AUTH, "{\"run_id\":1000}", 200, NULL, "{}"},
+        /* runs/get-output */
+        {"GET", OUTPUT, "100001", 0, AUTH, NULL, 200, NULL, "\"task_key\":\"x\""},
+        {"GET", OUTPUT, "1000", 0, AUTH, NULL, 200, NULL, "\"metadata\""},
+        {"GET", OUTPUT, "100002", 0, AUTH, NULL, 400, "INVALID_PARAMETER_VALUE",
+         "Run 100002 does not exist."},
+        {"GET", OUTPUT, "x", 0, AUTH, NULL, 400, "INVALID_PARAMETER_VALUE",
+         "Invalid value for run_id: 'x' is not a valid int64"},
+        {"POST", SUBMIT, NULL, 0, AUTH,
+         "{\"tasks\":[{\"task_key\":\"a\",\"notebook_task\":{}},{\"task_key\":\"b\","
+         "\"notebook_task\":{}}]}",
+         200, NULL, "{\"run_id\":1001}"},
+        {"GET", OUTPUT, "1001", 0, AUTH, NULL, 400, "INVALID_PARAMETER_VALUE",
+         "Retrieving the output of runs with multiple tasks is not supported. Please retrieve the "
+         "output of each individual task run instead."},
     };
     struct fake_runs *t = new_table(4);
 
     (void)state;
     run_http_cases(t, cases, ELEMENTSOF(cases));
-    assert_int_equal(fake_runs_count(t), 1);
+    assert_int_equal(fake_runs_count(t), 2);
     fake_runs_free(t);
 }
 
@@ -692,6 +782,7 @@ int main(void)
         cmocka_unit_test(test_get_rendering),
         cmocka_unit_test(test_get_rendering_failed_and_cancelled),
         cmocka_unit_test(test_daemon_reads_answers),
+        cmocka_unit_test(test_get_output),
         cmocka_unit_test(test_http),
         cmocka_unit_test(test_http_reports_run_id),
     };

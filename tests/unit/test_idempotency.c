@@ -185,6 +185,21 @@ static void test_refusals(void **state)
     assert_int_equal(idempotency_token(&id, token), 0);
 }
 
+/* The execution the from_metadata tests build as messages: p/d/e, node n0, task tp/td/t/v, org
+ * o, attempt 2. */
+static const struct idempotency_task_execution metadata_key = {
+    .project = "p",
+    .domain = "d",
+    .execution_name = "e",
+    .node_id = "n0",
+    .task_project = "tp",
+    .task_domain = "td",
+    .task_name = "t",
+    .task_version = "v",
+    .org = "o",
+    .retry_attempt = 2,
+};
+
 /* The walk from a request's task_execution_metadata picks the same fields. */
 static void test_from_metadata(void **state)
 {
@@ -195,18 +210,6 @@ static void test_from_metadata(void **state)
     Flyteidl__Core__WorkflowExecutionIdentifier execution =
         FLYTEIDL__CORE__WORKFLOW_EXECUTION_IDENTIFIER__INIT;
     Flyteidl__Core__Identifier task = FLYTEIDL__CORE__IDENTIFIER__INIT;
-    struct idempotency_task_execution key = {
-        .project = "p",
-        .domain = "d",
-        .execution_name = "e",
-        .node_id = "n0",
-        .task_project = "tp",
-        .task_domain = "td",
-        .task_name = "t",
-        .task_version = "v",
-        .org = "o",
-        .retry_attempt = 2,
-    };
     char from_metadata[IDEMPOTENCY_TOKEN_SIZE], direct[IDEMPOTENCY_TOKEN_SIZE];
     (void)state;
 
@@ -227,11 +230,49 @@ static void test_from_metadata(void **state)
     id.retry_attempt = 2;
     metadata.task_execution_id = &id;
     assert_int_equal(idempotency_token_from_metadata(&metadata, from_metadata), 0);
-    assert_int_equal(idempotency_token(&key, direct), 0);
+    assert_int_equal(idempotency_token(&metadata_key, direct), 0);
     assert_string_equal(from_metadata, direct);
     id.retry_attempt = 3;
     assert_int_equal(idempotency_token_from_metadata(&metadata, from_metadata), 0);
     assert_string_not_equal(from_metadata, direct);
+}
+
+/* Flyte 2's walk picks the same fields from its own messages. */
+static void test_from_metadata2(void **state)
+{
+    Flyteidl2__Connector__TaskExecutionMetadata metadata =
+        FLYTEIDL2__CONNECTOR__TASK_EXECUTION_METADATA__INIT;
+    Flyteidl2__Core__TaskExecutionIdentifier id = FLYTEIDL2__CORE__TASK_EXECUTION_IDENTIFIER__INIT;
+    Flyteidl2__Core__NodeExecutionIdentifier node =
+        FLYTEIDL2__CORE__NODE_EXECUTION_IDENTIFIER__INIT;
+    Flyteidl2__Core__WorkflowExecutionIdentifier execution =
+        FLYTEIDL2__CORE__WORKFLOW_EXECUTION_IDENTIFIER__INIT;
+    Flyteidl2__Core__Identifier task = FLYTEIDL2__CORE__IDENTIFIER__INIT;
+    char from_metadata[IDEMPOTENCY_TOKEN_SIZE], direct[IDEMPOTENCY_TOKEN_SIZE];
+    (void)state;
+
+    assert_int_equal(idempotency_token(&metadata_key, direct), 0);
+    assert_int_equal(idempotency_token_from_metadata2(NULL, from_metadata), -EINVAL);
+    assert_int_equal(idempotency_token_from_metadata2(&metadata, from_metadata), -EINVAL);
+    execution.project = (char *)"p";
+    execution.domain = (char *)"d";
+    execution.name = (char *)"e";
+    execution.org = (char *)"o";
+    node.node_id = (char *)"n0";
+    node.execution_id = &execution;
+    id.node_execution_id = &node;
+    metadata.task_execution_id = &id;
+    /* Without a task id, its four fields are empty. */
+    assert_int_equal(idempotency_token_from_metadata2(&metadata, from_metadata), 0);
+    assert_string_not_equal(from_metadata, direct);
+    task.project = (char *)"tp";
+    task.domain = (char *)"td";
+    task.name = (char *)"t";
+    task.version = (char *)"v";
+    id.task_id = &task;
+    id.retry_attempt = 2;
+    assert_int_equal(idempotency_token_from_metadata2(&metadata, from_metadata), 0);
+    assert_string_equal(from_metadata, direct);
 }
 
 int main(void)
@@ -244,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_no_boundary_ambiguity),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_from_metadata),
+        cmocka_unit_test(test_from_metadata2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -313,6 +313,7 @@ static void test_databricks_families(void **state)
     metrics_databricks_request(m, "runs/get", 0, 30, 1);
     metrics_databricks_request(m, "runs/cancel", 503, 0, -4);
     metrics_databricks_request(m, "jobs/list", 404, 0, 0);
+    metrics_databricks_request(m, "runs/get-output", 400, 0.01, 0);
     metrics_databricks_retry(m, "runs/get");
     metrics_databricks_retry(m, "runs/get");
     metrics_databricks_retry(m, "runs/cancel");
@@ -324,7 +325,9 @@ static void test_databricks_families(void **state)
     assert_line(text, "fdc_databricks_requests_total{endpoint=\"runs/get\",status=\"error\"} 1");
     assert_line(text, "fdc_databricks_requests_total{endpoint=\"runs/cancel\",status=\"503\"} 1");
     assert_line(text, "fdc_databricks_requests_total{endpoint=\"other\",status=\"404\"} 1");
-    assert_int_equal(count_prefixed(text, "fdc_databricks_requests_total{"), 5);
+    assert_line(text,
+                "fdc_databricks_requests_total{endpoint=\"runs/get-output\",status=\"400\"} 1");
+    assert_int_equal(count_prefixed(text, "fdc_databricks_requests_total{"), 6);
     assert_line(text, "fdc_databricks_retries_total{endpoint=\"runs/get\"} 2");
     assert_line(text, "fdc_databricks_retries_total{endpoint=\"runs/cancel\"} 1");
     assert_line(text, "fdc_databricks_retries_total{endpoint=\"other\"} 1");

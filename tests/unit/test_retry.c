@@ -124,9 +124,21 @@ static void test_tls_hints_name_the_setting(void **state)
     assert_null(retry_tls_hint(HTTP_FAILURE_OTHER));
 }
 
+/* A tenth of the time left, 50 ms to 1 s, before the caller's deadline. */
+static void test_call_deadline(void **state)
+{
+    (void)state;
+    assert_int_equal(retry_call_deadline_ms(1000, INT64_MAX, 30000), 31000);
+    assert_int_equal(retry_call_deadline_ms(0, 60000, 30000), 59000);
+    assert_int_equal(retry_call_deadline_ms(0, 5000, 30000), 4500);
+    assert_int_equal(retry_call_deadline_ms(0, 200, 30000), 150);
+    assert_int_equal(retry_call_deadline_ms(100, 90, 30000), 40); /* already past */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_call_deadline),
         cmocka_unit_test(test_backoff_bounds_per_attempt),
         cmocka_unit_test(test_backoff_cap_holds_for_many_attempts),
         cmocka_unit_test(test_retry_after_longer_than_backoff_wins),

@@ -1,7 +1,8 @@
 /* Unit tests for spec.c: golden runs/submit bodies (tests/fixtures/spec/<case>.in.json ->
- * <case>.expected.json, derived by hand from flytekit's connector.py rules) compared as parsed
- * trees, the same cases through a protobuf Struct, error cases with their messages, no mutation
- * of the input, whole-number printing and spec_instance(). */
+ * <case>.expected.json, derived by hand from flytekit's connector.py rules, and for the
+ * flyte2_* cases with "generation": 2 from flyte-sdk's) compared as parsed trees, the same cases
+ * through a protobuf Struct, error cases with their messages, no mutation of the input,
+ * whole-number printing and spec_instance(). */
 #include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -18,6 +19,8 @@
 #include "spec.h"
 #include "structjson.h"
 
+#define FLYTE_1 config_entrypoint(CONFIG_FLYTE_1)
+
 static char fixture_dir[4096];
 
 /* Every fixture pair in tests/fixtures/spec; test_fixture_list_complete keeps this in step. */
@@ -25,7 +28,14 @@ static const char *const fixture_cases[] = {
     "cluster_wins_over_serverless",
     "existing_cluster",
     "existing_cluster_null_uses_new_cluster",
+    "flyte2_existing_cluster",
+    "flyte2_new_cluster",
+    "flyte2_new_cluster_merge",
+    "flyte2_serverless_own_python_file",
+    "flyte2_user_git_source",
     "idempotency_token",
+    "jar_existing_cluster_libraries",
+    "jar_new_cluster",
     "new_cluster_merge",
     "new_cluster_minimal",
     "notebook_classic",
@@ -35,6 +45,7 @@ static const char *const fixture_cases[] = {
     "serverless_empty_credential_no_spec",
     "serverless_environment_key",
     "serverless_existing_environment",
+    "serverless_null_cluster_keys",
     "spark_conf_from_custom",
     "user_git_source",
 };
@@ -100,6 +111,10 @@ static void load_input(const char *name, struct loaded_input *li)
     li->in.image = optional_string(li->doc, "image");
     li->in.default_credential_provider = optional_string(li->doc, "default_credential_provider");
     li->in.idempotency_token = optional_string(li->doc, "idempotency_token");
+    /* "generation": 2 is a Flyte 2 (flyte-sdk) task; absent, Flyte 1 (flytekit). */
+    item = cJSON_GetObjectItemCaseSensitive(li->doc, "generation");
+    li->in.entrypoint = config_entrypoint(
+        cJSON_IsNumber(item) && item->valueint == 2 ? CONFIG_FLYTE_2 : CONFIG_FLYTE_1);
 }
 
 static void free_input(struct loaded_input *li)
@@ -205,7 +220,7 @@ static void test_whole_numbers_print_as_integers(void **state)
     Google__Protobuf__Struct *s = NULL;
     cJSON *from_struct = NULL, *body = NULL;
     const char *const args[] = {"a"};
-    struct spec_input in = {.image = "img", .args = args, .args_count = 1};
+    struct spec_input in = {.image = "img", .args = args, .args_count = 1, .entrypoint = FLYTE_1};
     char *text;
 
     (void)state;
@@ -246,6 +261,9 @@ static void test_errors(void **state)
         {"{\"databricksConf\":{\"new_cluster\":null}}", "img", "Either existing_cluster_id"},
         {"{\"databricksConf\":{\"existing_cluster_id\":null}}", "img",
          "Either existing_cluster_id"},
+        {"{\"databricksConf\":{\"existing_cluster_id\":null,\"new_cluster\":null,"
+         "\"environments\":[]}}",
+         "img", "Either existing_cluster_id"},
         {"{\"notebookPath\":\"/nb\",\"databricksConf\":{\"run_name\":\"x\"}}", "img",
          "Either existing_cluster_id"},
         {"{\"databricksConf\":{\"new_cluster\":\"big\"}}", "img",
@@ -272,12 +290,40 @@ static void test_errors(void **state)
         {"{\"notebookPath\":\"/nb\",\"databricksConf\":{\"environment_key\":\"e\","
          "\"environments\":\"all\"}}",
          "img", "environments must be a JSON array"},
+        /* JVM applications (spark_jar_task). */
+        {"{\"applicationType\":\"SCALA\",\"mainClass\":\"M\",\"mainApplicationFile\":\"dbfs:/"
+         "a.jar\","
+         "\"databricksConf\":{\"environment_key\":\"e\"}}",
+         "img", "serverless compute runs no JAR tasks"},
+        {"{\"applicationType\":\"JAVA\",\"mainApplicationFile\":\"dbfs:/a.jar\","
+         "\"databricksConf\":{\"existing_cluster_id\":\"c\"}}",
+         "img", "mainClass must be a non-empty string for applicationType JAVA or SCALA"},
+        {"{\"applicationType\":1,\"mainClass\":\"M\",\"mainApplicationFile\":\"\","
+         "\"databricksConf\":{\"existing_cluster_id\":\"c\"}}",
+         "img", "mainApplicationFile must be a non-empty string"},
+        {"{\"applicationType\":\"JAVA\",\"mainClass\":\"M\","
+         "\"mainApplicationFile\":\"local:///opt/"
+         "app.jar\",\"databricksConf\":{\"existing_cluster_id\":"
+         "\"c\"}}",
+         "img", "names a file inside the container image"},
+        {"{\"applicationType\":\"JAVA\",\"mainClass\":\"M\",\"mainApplicationFile\":\"dbfs:/"
+         "a.jar\","
+         "\"notebookPath\":\"/nb\",\"databricksConf\":{\"existing_cluster_id\":\"c\"}}",
+         "img", "notebookPath cannot be combined with applicationType JAVA or SCALA"},
+        {"{\"applicationType\":\"JAVA\",\"mainClass\":\"M\",\"mainApplicationFile\":\"dbfs:/"
+         "a.jar\","
+         "\"databricksConf\":{\"existing_cluster_id\":\"c\",\"libraries\":{}}}",
+         "img", "databricksConf.libraries must be a JSON array"},
+        {"{\"applicationType\":\"JAVA\",\"mainClass\":\"M\",\"mainApplicationFile\":\"dbfs:/"
+         "a.jar\","
+         "\"databricksConf\":{}}",
+         "img", "Either existing_cluster_id, new_cluster"},
     };
 
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         cJSON *custom = cases[i].custom ? cJSON_Parse(cases[i].custom) : NULL;
-        struct spec_input in = {.custom = custom, .image = cases[i].image};
+        struct spec_input in = {.custom = custom, .image = cases[i].image, .entrypoint = FLYTE_1};
         cJSON *body = (cJSON *)0x1;
         char *err = NULL, *before = custom ? cJSON_PrintUnformatted(custom) : NULL;
 
@@ -300,6 +346,26 @@ static void test_errors(void **state)
     }
 }
 
+/* flyte-sdk's entrypoint runs in the task's container image, which serverless compute cannot
+ * start: a Flyte 2 serverless task needs a python_file of its own. */
+static void test_flyte2_serverless_needs_python_file(void **state)
+{
+    cJSON *custom = cJSON_Parse("{\"databricksConf\":{\"environment_key\":\"e\"}}");
+    struct spec_input in = {
+        .custom = custom, .image = "img", .entrypoint = config_entrypoint(CONFIG_FLYTE_2)};
+    cJSON *body = NULL;
+    char *err = NULL;
+
+    (void)state;
+    assert_int_equal(spec_build(&in, &body, &err), -EINVAL);
+    assert_null(body);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "serverless compute"));
+    assert_non_null(strstr(err, "python_file of your own"));
+    free(err);
+    cJSON_Delete(custom);
+}
+
 static void test_bad_arguments(void **state)
 {
     cJSON *body = NULL;
@@ -316,7 +382,7 @@ static void test_no_image_needed(void **state)
 {
     cJSON *custom = cJSON_Parse("{\"databricksConf\":{\"existing_cluster_id\":\"c\"}}");
     cJSON *body = NULL, *got;
-    struct spec_input in = {.custom = custom};
+    struct spec_input in = {.custom = custom, .entrypoint = FLYTE_1};
 
     (void)state;
     assert_int_equal(spec_build(&in, &body, NULL), 0);
@@ -424,6 +490,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fixture_list_complete),
         cmocka_unit_test(test_whole_numbers_print_as_integers),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_flyte2_serverless_needs_python_file),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_no_image_needed),
         cmocka_unit_test(test_instance),

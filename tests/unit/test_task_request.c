@@ -1,7 +1,8 @@
 /*
  * test_task_request.c - the checks a task request passes before any network: every refusal
  * with its gRPC status and message (written here, as the handlers answer them), and what an
- * accepted CreateTask, GetTask and DeleteTask give the handler.
+ * accepted CreateTask, GetTask and DeleteTask give the handler, for Flyte 1's requests and for
+ * Flyte 2's (with their connection's call token).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -51,7 +52,7 @@ static grpc_status_code create(void **state, const char *template_text, bool wit
 {
     size_t len;
     uint8_t *bytes = requests_create(template_text, with_execution, with_inputs, &len);
-    grpc_status_code code = task_request_create(*state, bytes, len, ret);
+    grpc_status_code code = task_request_create(*state, CONFIG_FLYTE_1, bytes, len, ret);
 
     free(bytes);
     return code;
@@ -178,7 +179,7 @@ static void test_create_undecodable(void **state)
     static const uint8_t garbage[] = {0xff, 0xff, 0xff};
     struct task_request_submit s;
 
-    assert_int_equal(task_request_create(*state, garbage, sizeof(garbage), &s),
+    assert_int_equal(task_request_create(*state, CONFIG_FLYTE_1, garbage, sizeof(garbage), &s),
                      GRPC_STATUS_INVALID_ARGUMENT);
     assert_string_equal(s.message, "request does not decode as flyteidl.admin.CreateTaskRequest");
     assert_null(s.task_type);
@@ -220,7 +221,8 @@ static void test_create_too_deep(void **state)
     req.template_ = &tmpl;
     bytes = requests_pack(&req.base, &len);
 
-    assert_int_equal(task_request_create(*state, bytes, len, &s), GRPC_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(task_request_create(*state, CONFIG_FLYTE_1, bytes, len, &s),
+                     GRPC_STATUS_INVALID_ARGUMENT);
     assert_string_equal(s.message, "request does not decode as flyteidl.admin.CreateTaskRequest: "
                                    "message nests deeper than 256 levels");
     assert_null(s.task_type);
@@ -233,8 +235,8 @@ static grpc_status_code run(void **state, bool delete, const char *category,
 {
     size_t len;
     uint8_t *bytes = requests_run(delete, category, legacy_type, meta, &len);
-    grpc_status_code code = delete ? task_request_delete(*state, bytes, len, ret)
-                                   : task_request_get(*state, bytes, len, ret);
+    grpc_status_code code = delete ? task_request_delete(*state, CONFIG_FLYTE_1, bytes, len, ret)
+                                   : task_request_get(*state, CONFIG_FLYTE_1, bytes, len, ret);
 
     free(bytes);
     return code;
@@ -325,17 +327,22 @@ static void test_create_token_secret(void **state)
     uint8_t *bytes;
 
     bytes = requests_create_in(with_secret, true, false, "flytesnacks-development", &len);
-    assert_int_equal(task_request_create(*state, bytes, len, &s), GRPC_STATUS_OK);
-    free(bytes);
+    assert_int_equal(task_request_create(*state, CONFIG_FLYTE_1, bytes, len, &s), GRPC_STATUS_OK);
     assert_string_equal(s.creds.namespace, "flytesnacks-development");
     assert_string_equal(s.creds.token_secret, "team-token");
     assert_null(s.creds.auth_token);
     task_request_submit_done(&s);
     assert_null(s.creds.namespace);
+    /* Flyte 2's TaskExecutionMetadata has the namespace under the same field number */
+    assert_int_equal(task_request_create(*state, CONFIG_FLYTE_2, bytes, len, &s), GRPC_STATUS_OK);
+    assert_string_equal(s.creds.namespace, "flytesnacks-development");
+    assert_string_equal(s.creds.token_secret, "team-token");
+    task_request_submit_done(&s);
+    free(bytes);
 
     /* no name: flytekit's default, left to the token chain */
     bytes = requests_create_in(REQUESTS_SPARK_TEMPLATE, true, false, "ns", &len);
-    assert_int_equal(task_request_create(*state, bytes, len, &s), GRPC_STATUS_OK);
+    assert_int_equal(task_request_create(*state, CONFIG_FLYTE_1, bytes, len, &s), GRPC_STATUS_OK);
     free(bytes);
     assert_string_equal(s.creds.namespace, "ns");
     assert_null(s.creds.token_secret);
@@ -343,7 +350,7 @@ static void test_create_token_secret(void **state)
 
     /* a namespace Kubernetes cannot have, or none: no per-namespace Secret */
     bytes = requests_create_in(with_secret, true, false, "Not/A/Namespace", &len);
-    assert_int_equal(task_request_create(*state, bytes, len, &s), GRPC_STATUS_OK);
+    assert_int_equal(task_request_create(*state, CONFIG_FLYTE_1, bytes, len, &s), GRPC_STATUS_OK);
     free(bytes);
     assert_null(s.creds.namespace);
     task_request_submit_done(&s);
@@ -359,7 +366,8 @@ static void test_create_token_secret(void **state)
                  " \"databricksConf\": {\"existing_cluster_id\": \"c\"}}}",
                  refused[i].secret);
         bytes = requests_create_in(text, true, false, "ns", &len);
-        assert_int_equal(task_request_create(*state, bytes, len, &s), GRPC_STATUS_INVALID_ARGUMENT);
+        assert_int_equal(task_request_create(*state, CONFIG_FLYTE_1, bytes, len, &s),
+                         GRPC_STATUS_INVALID_ARGUMENT);
         free(bytes);
         if (!requests_message_is(s.message, refused[i].message))
             fail_msg("case %zu: '%s'", i, s.message);
@@ -414,15 +422,227 @@ static void test_run_undecodable(void **state)
     static const uint8_t garbage[] = {0xff, 0xff, 0xff};
     struct task_request_run r;
 
-    assert_int_equal(task_request_get(*state, garbage, sizeof(garbage), &r),
+    assert_int_equal(task_request_get(*state, CONFIG_FLYTE_1, garbage, sizeof(garbage), &r),
                      GRPC_STATUS_INVALID_ARGUMENT);
     assert_string_equal(r.message, "request does not decode as flyteidl.admin.GetTaskRequest");
     assert_null(r.task_type);
     task_request_run_done(&r);
-    assert_int_equal(task_request_delete(*state, garbage, sizeof(garbage), &r),
+    assert_int_equal(task_request_delete(*state, CONFIG_FLYTE_1, garbage, sizeof(garbage), &r),
                      GRPC_STATUS_INVALID_ARGUMENT);
     assert_string_equal(r.message, "request does not decode as flyteidl.admin.DeleteTaskRequest");
     assert_null(r.task_type);
+    task_request_run_done(&r);
+}
+
+/* ---- Flyte 2 ----------------------------------------------------------------- */
+
+/* SHA-256("abc"), FIPS 180-2's first test vector. */
+#define ABC_SHA256 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+static grpc_status_code create2(void **state, const char *template_text, const char *token,
+                                struct task_request_submit *ret)
+{
+    size_t len;
+    uint8_t *bytes = requests_create2(template_text, true, true, token, &len);
+    grpc_status_code code = task_request_create(*state, CONFIG_FLYTE_2, bytes, len, ret);
+
+    free(bytes);
+    return code;
+}
+
+/* The same task as Flyte 1's, with flyte-sdk's entrypoint, the same idempotency token and the
+ * connection's token for this call. */
+static void test_create2_accepted(void **state)
+{
+    struct task_request_submit s;
+    char token[IDEMPOTENCY_TOKEN_SIZE];
+    cJSON *body;
+    const cJSON *task;
+
+    requests_token(token);
+    assert_int_equal(create2(state, REQUESTS_SPARK_TEMPLATE, " dapi-task-token\n", &s),
+                     GRPC_STATUS_OK);
+    assert_string_equal(s.task_type, "spark");
+    assert_string_equal(s.instance, DEFAULT_INSTANCE);
+    assert_true(s.has_inputs);
+    assert_true(s.retry_safe);
+    assert_string_equal(s.idempotency_token, token);
+    /* Surrounding whitespace is trimmed, as from a token file. */
+    assert_string_equal(s.call_token, "dapi-task-token");
+    body = cJSON_Parse(s.body);
+    assert_non_null(body);
+    assert_string_equal(cJSON_GetObjectItem(body, "idempotency_token")->valuestring, token);
+    task = cJSON_GetObjectItem(body, "spark_python_task");
+    assert_string_equal(cJSON_GetObjectItem(task, "python_file")->valuestring,
+                        "flyteplugins/databricks/entrypoint.py");
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(body, "git_source"), "git_commit")->valuestring,
+        "194364210c47c49ce66c419e8fb68d6f9c06fd7e");
+    assert_null(strstr(s.body, "dapi-task-token"));
+    cJSON_Delete(body);
+    task_request_submit_done(&s);
+    assert_null(s.call_token);
+
+    /* No connection: the connector's own token. */
+    assert_int_equal(create2(state, REQUESTS_SPARK_TEMPLATE, NULL, &s), GRPC_STATUS_OK);
+    assert_null(s.call_token);
+    task_request_submit_done(&s);
+}
+
+/* Every refusal of Flyte 1's CreateTask holds for Flyte 2's, word for word, and a refused
+ * request keeps no call token. */
+static void test_create2_refused(void **state)
+{
+    for (size_t i = 0; i < REQUESTS_REFUSED_CREATES; i++) {
+        const struct requests_refusal *c = &requests_refused_creates[i];
+        struct task_request_submit s;
+        grpc_status_code code = create2(state, c->template_text, "dapi-x", &s);
+
+        if (code != c->code || !requests_message_is(s.message, c->message))
+            fail_msg("case %zu: %d '%s'", i, code, s.message);
+        assert_null(s.body);
+        assert_null(s.call_token);
+        assert_string_equal(s.idempotency_token, "");
+        task_request_submit_done(&s);
+    }
+}
+
+/* A token an Authorization header cannot carry is refused, without quoting it. */
+static void test_create2_bad_token(void **state)
+{
+    static const char *const tokens[] = {
+        "", "  \n", "dapi-a b", "dapi-a\r\nX-Evil: 1", "dapi-\x7f", "dapi-\xc3\xa9"};
+    static const char empty[] = "connection secret 'databricks_token' is empty";
+    static const char unusable[] = "connection secret 'databricks_token' contains a space, "
+                                   "control or non-ASCII character, which an HTTP header cannot "
+                                   "carry";
+
+    for (size_t i = 0; i < sizeof(tokens) / sizeof(tokens[0]); i++) {
+        struct task_request_submit s;
+
+        assert_int_equal(create2(state, REQUESTS_SPARK_TEMPLATE, tokens[i], &s),
+                         GRPC_STATUS_INVALID_ARGUMENT);
+        assert_string_equal(s.message, i < 2 ? empty : unusable);
+        assert_null(s.call_token);
+        assert_null(s.body);
+        task_request_submit_done(&s);
+    }
+}
+
+static void test_create2_undecodable(void **state)
+{
+    static const uint8_t garbage[] = {0xff, 0xff, 0xff};
+    struct task_request_submit s;
+
+    assert_int_equal(task_request_create(*state, CONFIG_FLYTE_2, garbage, sizeof(garbage), &s),
+                     GRPC_STATUS_INVALID_ARGUMENT);
+    assert_string_equal(s.message,
+                        "request does not decode as flyteidl2.connector.CreateTaskRequest");
+    task_request_submit_done(&s);
+}
+
+static grpc_status_code run2(void **state, bool delete, const char *category, const char *meta,
+                             const char *token, struct task_request_run *ret)
+{
+    size_t len;
+    uint8_t *bytes = requests_run2(delete, category, meta, token, &len);
+    grpc_status_code code = delete ? task_request_delete(*state, CONFIG_FLYTE_2, bytes, len, ret)
+                                   : task_request_get(*state, CONFIG_FLYTE_2, bytes, len, ret);
+
+    free(bytes);
+    return code;
+}
+
+static void test_run2_accepted(void **state)
+{
+    for (int delete = 0; delete <= 1; delete ++) {
+        struct task_request_run r;
+
+        assert_int_equal(run2(state, delete, "databricks",
+                              "{\"databricks_instance\": \"" DEFAULT_INSTANCE
+                              "\", \"run_id\": \"42\"}",
+                              "abc", &r),
+                         GRPC_STATUS_OK);
+        assert_string_equal(r.task_type, "databricks");
+        assert_string_equal(r.instance, DEFAULT_INSTANCE);
+        assert_string_equal(r.run_id, "42");
+        assert_string_equal(r.call_token, "abc");
+        assert_string_equal(r.call_token_tag, ABC_SHA256);
+        task_request_run_done(&r);
+        assert_null(r.call_token);
+        assert_string_equal(r.call_token_tag, "");
+
+        /* flyte-sdk's own connector writes json.dumps() of the same two keys, its instance as
+         * the task gave it: tasks it started survive the switch. */
+        assert_int_equal(run2(state, delete, "spark",
+                              "{\"databricks_instance\": \"https://dbc-1.cloud.databricks.com/\","
+                              " \"run_id\": \"1000\"}",
+                              NULL, &r),
+                         GRPC_STATUS_OK);
+        assert_string_equal(r.instance, DEFAULT_INSTANCE);
+        assert_string_equal(r.run_id, "1000");
+        assert_null(r.call_token);
+        assert_string_equal(r.call_token_tag, "");
+        task_request_run_done(&r);
+    }
+}
+
+static void test_run2_refused(void **state)
+{
+    static const char meta[] = "{\"databricks_instance\": \"" DEFAULT_INSTANCE "\", \"run_id\": "
+                               "\"1\"}";
+    static const struct {
+        const char *category;
+        const char *meta;
+        const char *token;
+        grpc_status_code code;
+        const char *message;
+    } cases[] = {
+        /* Flyte 2 has no deprecated task_type to fall back on. */
+        {NULL, meta, NULL, GRPC_STATUS_NOT_FOUND,
+         "no connector for task type ''; this one serves 'spark' and 'databricks'"},
+        {"spark", "{\"run_id\": \"1\"}", "abc", GRPC_STATUS_INVALID_ARGUMENT,
+         "resource_meta: missing databricks_instance"},
+        {"spark", "{\"databricks_instance\": \"evil.example.com\", \"run_id\": \"1\"}", "abc",
+         GRPC_STATUS_PERMISSION_DENIED,
+         "Databricks instance 'evil.example.com' is not allowed by this connector "
+         "(allowed_instances)"},
+        {"spark", meta, "", GRPC_STATUS_INVALID_ARGUMENT,
+         "connection secret 'databricks_token' is empty"},
+        {"spark", meta, "dapi-a\nb", GRPC_STATUS_INVALID_ARGUMENT,
+         "connection secret 'databricks_token' contains a space, control or non-ASCII "
+         "character, which an HTTP header cannot carry"},
+    };
+
+    for (int delete = 0; delete <= 1; delete ++) {
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            struct task_request_run r;
+            grpc_status_code code =
+                run2(state, delete, cases[i].category, cases[i].meta, cases[i].token, &r);
+
+            if (code != cases[i].code || strcmp(r.message, cases[i].message) != 0)
+                fail_msg("case %zu: %d '%s'", i, code, r.message);
+            assert_null(r.instance);
+            assert_null(r.run_id);
+            assert_null(r.call_token);
+            task_request_run_done(&r);
+        }
+    }
+}
+
+static void test_run2_undecodable(void **state)
+{
+    static const uint8_t garbage[] = {0xff, 0xff, 0xff};
+    struct task_request_run r;
+
+    assert_int_equal(task_request_get(*state, CONFIG_FLYTE_2, garbage, sizeof(garbage), &r),
+                     GRPC_STATUS_INVALID_ARGUMENT);
+    assert_string_equal(r.message, "request does not decode as flyteidl2.connector.GetTaskRequest");
+    task_request_run_done(&r);
+    assert_int_equal(task_request_delete(*state, CONFIG_FLYTE_2, garbage, sizeof(garbage), &r),
+                     GRPC_STATUS_INVALID_ARGUMENT);
+    assert_string_equal(r.message,
+                        "request does not decode as flyteidl2.connector.DeleteTaskRequest");
     task_request_run_done(&r);
 }
 
@@ -442,6 +662,13 @@ int main(void)
         cmocka_unit_test(test_run_undecodable),
         cmocka_unit_test(test_create_token_secret),
         cmocka_unit_test(test_run_token_sources),
+        cmocka_unit_test(test_create2_accepted),
+        cmocka_unit_test(test_create2_refused),
+        cmocka_unit_test(test_create2_bad_token),
+        cmocka_unit_test(test_create2_undecodable),
+        cmocka_unit_test(test_run2_accepted),
+        cmocka_unit_test(test_run2_refused),
+        cmocka_unit_test(test_run2_undecodable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
