@@ -2,35 +2,27 @@
  * fuzz_credential_answers - libFuzzer target: bytes as the body of the two answers that bring
  * a credential from outside, a Kubernetes Secret's GET (k8s_secret_judge()) and an OAuth token
  * endpoint's (oauth_token_judge()), each with a few HTTP statuses: what a misbehaving API server
- * or workspace could send us. A token that comes out must be one an HTTP header can carry, and
- * a message must be one line of text that never holds that token.
+ * or workspace could send us. A token comes out exactly for a grant, and must be one an HTTP
+ * header can carry (and a lifetime within bounds); otherwise a message comes out, one line of
+ * valid UTF-8.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "errmsg.h"
+#include "fuzz_text.h"
 #include "k8s_secret.h"
 #include "oauth_token.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_message(const char *message, const char *token)
+static void check_message(const char *message)
 {
-    const unsigned char *p = (const unsigned char *)message;
-
     if (!message)
         abort();
-    while (*p) {
-        size_t len = errmsg_utf8_len(p);
-
-        if (len == 0 || (len == 1 && (*p < 0x20 || *p == 0x7f)))
-            abort();
-        p += len;
-    }
-    if (token && strstr(message, token))
-        abort();
+    fuzz_text_one_line(message);
 }
 
 static void check_token(const char *token)
@@ -42,24 +34,31 @@ static void check_token(const char *token)
             abort();
 }
 
+/* What a judge gave: outcome r of `max`, a token exactly when r is `found` (then no message and
+ * `found_ok`), a message otherwise. */
+static void check_judged(int r, int max, int found, char *token, char *message, bool found_ok)
+{
+    if (r < 0 || r >= max)
+        abort();
+    if (r == found) {
+        check_token(token);
+        if (message || !found_ok)
+            abort();
+    } else {
+        if (token)
+            abort();
+        check_message(message);
+    }
+    free(token);
+    free(message);
+}
+
 static void secret(long status, const char *body, size_t len)
 {
     char *token = NULL, *message = NULL;
     int r = k8s_secret_judge(status, body, len, &token, &message);
 
-    if (r < 0 || r >= _K8S_SECRET_OUTCOME_MAX)
-        abort();
-    if (r == K8S_SECRET_FOUND) {
-        check_token(token);
-        if (message)
-            abort();
-    } else {
-        if (token)
-            abort();
-        check_message(message, NULL);
-    }
-    free(token);
-    free(message);
+    check_judged(r, _K8S_SECRET_OUTCOME_MAX, K8S_SECRET_FOUND, token, message, true);
 }
 
 static void oauth(long status, const char *body, size_t len)
@@ -68,19 +67,8 @@ static void oauth(long status, const char *body, size_t len)
     long expires_in = -1;
     int r = oauth_token_judge(status, body, len, &token, &expires_in, &message);
 
-    if (r < 0 || r >= _OAUTH_TOKEN_OUTCOME_MAX)
-        abort();
-    if (r == OAUTH_TOKEN_GRANTED) {
-        check_token(token);
-        if (expires_in < 1 || expires_in > OAUTH_TOKEN_MAX_EXPIRES_S || message)
-            abort();
-    } else {
-        if (token)
-            abort();
-        check_message(message, NULL);
-    }
-    free(token);
-    free(message);
+    check_judged(r, _OAUTH_TOKEN_OUTCOME_MAX, OAUTH_TOKEN_GRANTED, token, message,
+                 expires_in >= 1 && expires_in <= OAUTH_TOKEN_MAX_EXPIRES_S);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
