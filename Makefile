@@ -72,6 +72,7 @@ PURE_MODULES := spec phase resmeta structjson dbx_response config idempotency fa
 	template_json
 PURE_MODULES += dbx_limit retry
 PURE_MODULES += run_output run_info log_page
+PURE_MODULES += k8s_secret tokencache oauth_token
 PURE_OBJS := $(patsubst %,$(BUILD)/daemon/%.o,$(PURE_MODULES))
 # Modules with threads or local I/O but no Databricks or gRPC traffic; unit
 # tests link them too (test_metrics_http and test_notify use local sockets,
@@ -150,10 +151,10 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(UNIT_OBJS) $(GEN_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PURE_LIBS) $(SHARED_LIBS) $(CMOCKA_LIBS) -lpthread
 
-# test_agent links the task handlers without the gRPC server or the Databricks client: the
-# linker sends agent.o's calls to them to the test's own __wrap_ functions.
-AGENT_WRAPS := dbx_request server_call_reply server_call_fail server_call_deadline_ms \
-	server_call_method
+# test_agent links the task handlers without the gRPC server, the token chain or the Databricks
+# client: the linker sends agent.o's calls to them to the test's own __wrap_ functions.
+AGENT_WRAPS := creds_request creds_source_name server_call_reply server_call_fail \
+	server_call_deadline_ms server_call_method
 comma := ,
 $(BUILD)/tests/test_agent: $(BUILD)/tests/test_agent.o $(BUILD)/daemon/agent.o \
 		$(BUILD)/daemon/run_details.o $(UNIT_OBJS) $(GEN_OBJS)

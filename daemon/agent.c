@@ -7,10 +7,11 @@
  * without the network (request shape, task type, instance allowlist,
  * resource_meta, the runs/submit body); the handler answers bad input at
  * once, and otherwise queues one Databricks request with a `struct pending`
- * as its context. The Databricks client calls back on its own thread; the
- * callback builds the answer, completes the gRPC call, logs one line and
- * frees the pending state. GetTasks for one run share one runs/get through
- * runs.c, which also decides what each waiter hears (runs_decide_answer()).
+ * as its context, through creds.c, which finds the call's token (and says
+ * where it came from, for the log line and resource_meta). The Databricks client calls back on its
+ * own thread; the callback builds the answer, completes the gRPC call, logs one line and frees the
+ * pending state. GetTasks for one run share one runs/get through runs.c, which also decides what
+ * each waiter hears (runs_decide_answer()).
  *
  * Error policy (propeller counts every failed GetTask against the task):
  * a verdict on the run is a phase; transient Databricks trouble is retried
@@ -24,7 +25,7 @@
  * generation's messages; a handler's context says which (agent_service()).
  *
  * This file only turns those decisions into gRPC answers, log lines and
- * metrics; tests/unit/test_agent.c runs it against fakes of dbx_request()
+ * metrics; tests/unit/test_agent.c runs it against fakes of creds_request()
  * and the server_call functions.
  */
 #include "agent.h"
@@ -38,6 +39,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "creds.h"
 #include "flyteidl/admin/agent.pb-c.h"
 #include "flyteidl2/connector/connector.pb-c.h"
 #include "log.h"
@@ -75,7 +77,7 @@ struct agent_service {
 
 struct agent {
     const struct config *_Atomic config;
-    struct dbx *dbx;
+    struct creds *creds;
     struct metrics *metrics;
     struct runs *runs;
     struct agent_service services[_CONFIG_GENERATION_MAX];
@@ -223,9 +225,10 @@ struct pending {
     char credential[TASK_REQUEST_TOKEN_TAG_SIZE]; /* GetTask: the token's tag ("": default) */
     int answered_phase; /* GetTask: the phase answered (enum phase); -1: none */
     int64_t started_ms;
+    struct creds_used used; /* where the token came from; source NONE until one did */
 };
 
-struct agent *agent_new(const struct config *config, struct dbx *dbx, struct metrics *metrics)
+struct agent *agent_new(const struct config *config, struct creds *creds, struct metrics *metrics)
 {
     struct agent *agent = calloc(1, sizeof(*agent));
     struct runs_settings runs_settings = {
@@ -237,7 +240,7 @@ struct agent *agent_new(const struct config *config, struct dbx *dbx, struct met
     if (!agent)
         return NULL;
     atomic_store(&agent->config, config);
-    agent->dbx = dbx;
+    agent->creds = creds;
     agent->metrics = metrics;
     for (int g = 0; g < _CONFIG_GENERATION_MAX; g++)
         agent->services[g] = (struct agent_service){agent, g, &generations[g]};
@@ -277,14 +280,16 @@ static struct pending *pending_free(struct pending *p)
 }
 
 /*
- * One line per finished call, with the fields operators filter on. `phase`: the phase a
+ * One line per finished call, with the fields operators filter on, and where its token came
+ * from (`used`; NULL or source NONE: none was needed or found). `phase`: the phase a
  * GetTask answered, -1 for none. Failures are warnings; a GetTask that repeats the phase it
  * answered last time for the run (`repeated`) is debug (propeller polls every running task,
  * and a line per poll buried the changes); any other success is info.
  */
 static void log_call(struct agent *agent, const char *task_type, enum operation operation,
                      const char *instance, const char *run_id, grpc_status_code code,
-                     int64_t started_ms, const char *message, int phase, bool repeated)
+                     int64_t started_ms, const char *message, int phase, bool repeated,
+                     const struct creds_used *used)
 {
     char code_text[16], duration[24];
     int64_t elapsed_ms = clock_now_ms() - started_ms;
@@ -303,7 +308,10 @@ static void log_call(struct agent *agent, const char *task_type, enum operation 
               task_type && task_type[0] ? task_type : NULL, "operation", operation_names[operation],
               "instance", instance, "run_id", run_id, "phase",
               phase >= 0 ? phase_name((enum phase)phase) : NULL, "grpc_code", code_text,
-              "duration_ms", duration, "error", message, (const char *)NULL);
+              "duration_ms", duration, "token_source",
+              used && used->source != CREDS_SOURCE_NONE ? creds_source_name(used->source) : NULL,
+              "token_name", used && used->name[0] ? used->name : NULL, "error", message,
+              (const char *)NULL);
 }
 
 /* Answers with an error and logs it; for failures found before Databricks. */
@@ -312,7 +320,8 @@ static void fail_call(struct agent *agent, struct server_call *call, enum operat
                       int64_t started_ms, grpc_status_code code, const char *message)
 {
     server_call_fail(call, code, message);
-    log_call(agent, task_type, operation, instance, run_id, code, started_ms, message, -1, false);
+    log_call(agent, task_type, operation, instance, run_id, code, started_ms, message, -1, false,
+             NULL);
 }
 
 static void finish_pending(struct pending *p, grpc_status_code code, const char *message)
@@ -322,7 +331,7 @@ static void finish_pending(struct pending *p, grpc_status_code code, const char 
                                                     p->credential, (enum phase)phase);
 
     log_call(p->agent, p->task_type, p->operation, p->instance, p->run_id, code, p->started_ms,
-             message, phase, repeated);
+             message, phase, repeated, &p->used);
     pending_free(p);
 }
 
@@ -354,11 +363,23 @@ static struct pending *pending_new(const struct agent_service *service, const st
     return p;
 }
 
-/* Queues the Databricks request or answers UNAVAILABLE; takes p and body. token: the call's own
- * (borrowed; dbx copies it), NULL for the connector's. */
-static void send_to_databricks(struct pending *p, enum dbx_endpoint endpoint, char *body,
-                               bool retry_safe, const char *token, dbx_done_fn done)
+/* The token sources a request names, for creds_request(). */
+static struct creds_ask creds_ask_of(const struct task_request_creds *c)
 {
+    return (struct creds_ask){
+        .namespace = c->namespace,
+        .token_secret = c->token_secret,
+        .resmeta_token = c->auth_token,
+    };
+}
+
+/* Queues the Databricks request or answers UNAVAILABLE; takes p and body. token: the call's own
+ * (borrowed; dbx copies it), NULL for the others creds.c finds from `from`. */
+static void send_to_databricks(struct pending *p, enum dbx_endpoint endpoint, char *body,
+                               bool retry_safe, const char *token,
+                               const struct task_request_creds *from, dbx_done_fn done)
+{
+    const struct creds_ask ask = creds_ask_of(from);
     const struct dbx_call dbx_call = {
         .endpoint = endpoint,
         .instance = p->instance,
@@ -367,7 +388,7 @@ static void send_to_databricks(struct pending *p, enum dbx_endpoint endpoint, ch
         .retry_safe = retry_safe,
         .deadline_ms = databricks_deadline(p->config, p->call),
     };
-    int r = dbx_request(p->agent->dbx, &dbx_call, body, done, p);
+    int r = creds_request(p->agent->creds, p->config, &dbx_call, &ask, body, done, p, &p->used);
     if (r < 0) {
         const char *message = r == -ESHUTDOWN ? "connector shutting down" : "out of memory";
         server_call_fail(p->call, GRPC_STATUS_UNAVAILABLE, message);
@@ -409,7 +430,15 @@ static void on_submitted(void *user, const struct dbx_answer *answer)
         return;
     }
     p->run_id = strdup(digits);
-    if (!p->run_id || resmeta_encode(p->instance, digits, &meta, &meta_len) < 0) {
+    /* A namespace Secret served the submit: the run's later calls use the same one. */
+    if (!p->run_id ||
+        resmeta_encode(&(struct resmeta){.instance = p->instance,
+                                         .run_id = digits,
+                                         .namespace = p->used.source == CREDS_SOURCE_NAMESPACE
+                                                          ? p->used.namespace
+                                                          : NULL,
+                                         .token_secret = p->used.token_secret},
+                       &meta, &meta_len) < 0) {
         server_call_fail(p->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         finish_pending(p, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         return;
@@ -451,7 +480,7 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
               submit.idempotency_token[0] ? submit.idempotency_token : "(none)");
     /* A Flyte 2 call's own token (its connection's) is used for this submit alone. */
     send_to_databricks(p, DBX_RUNS_SUBMIT, submit.body, submit.retry_safe, submit.call_token,
-                       on_submitted);
+                       &submit.creds, on_submitted);
     submit.body = NULL;
 out:
     task_request_submit_done(&submit);
@@ -463,11 +492,14 @@ out:
  * token. */
 struct fetch {
     struct agent *agent;
+    const struct config *config; /* the first caller's */
     char *instance;
     char *run_id;
     char credential[TASK_REQUEST_TOKEN_TAG_SIZE]; /* the token's tag */
     char *token; /* owns a copy of the call's own token, for runs/get-output; NULL: default */
-    int64_t deadline_ms; /* of the Databricks requests made for it */
+    struct task_request_creds creds; /* owns copies of the run's other token sources */
+    struct creds_used used;          /* whose token read it; every waiter's log line names it */
+    int64_t deadline_ms;             /* of the Databricks requests made for it */
     uint64_t fetch_id;
     struct pending *alone; /* set when the run could not be tracked */
 };
@@ -482,25 +514,47 @@ static struct fetch *fetch_free(struct fetch *f)
         explicit_bzero(f->token, strlen(f->token));
         free(f->token);
     }
+    if (f->creds.auth_token) {
+        explicit_bzero(f->creds.auth_token, strlen(f->creds.auth_token));
+        free(f->creds.auth_token);
+    }
+    free(f->creds.namespace);
+    free(f->creds.token_secret);
     free(f);
     return NULL;
 }
 
+static char *dup_or_null(const char *s, bool *ret_failed)
+{
+    char *copy = s ? strdup(s) : NULL;
+
+    if (s && !copy)
+        *ret_failed = true;
+    return copy;
+}
+
 static struct fetch *fetch_new(struct agent *agent, struct pending *p, const char *credential,
-                               const char *token, int64_t deadline_ms, uint64_t fetch_id)
+                               const char *token, const struct task_request_creds *creds,
+                               int64_t deadline_ms, uint64_t fetch_id)
 {
     struct fetch *f = calloc(1, sizeof(*f));
+    bool failed = false;
+
     if (!f)
         return NULL;
     f->agent = agent;
+    f->config = p->config;
+    f->creds.namespace = dup_or_null(creds->namespace, &failed);
+    f->creds.token_secret = dup_or_null(creds->token_secret, &failed);
+    f->creds.auth_token = dup_or_null(creds->auth_token, &failed);
     snprintf(f->credential, sizeof(f->credential), "%s", credential);
     f->deadline_ms = deadline_ms;
     f->fetch_id = fetch_id;
     f->alone = fetch_id ? NULL : p;
     f->instance = strdup(p->instance);
     f->run_id = strdup(p->run_id);
-    f->token = token ? strdup(token) : NULL;
-    if (!f->instance || !f->run_id || (token && !f->token))
+    f->token = dup_or_null(token, &failed);
+    if (!f->instance || !f->run_id || failed)
         return fetch_free(f);
     return f;
 }
@@ -587,13 +641,17 @@ static void answer_waiter(struct pending *p, const struct runs_fetch_end *end,
 }
 
 /* Ends fetch `fetch_id` of the run read with `credential` and answers everyone waiting for it,
- * or only `alone` (fetched without a map entry). */
+ * or only `alone` (fetched without a map entry); `used` (may be NULL) is where the fetch's token
+ * came from. */
 static void end_fetch(struct agent *agent, struct pending *alone, const char *credential,
-                      uint64_t fetch_id, struct runs_fetch_end *end, grpc_status_code error_code)
+                      uint64_t fetch_id, struct runs_fetch_end *end, grpc_status_code error_code,
+                      const struct creds_used *used)
 {
     struct runs_outcome outcome = {0};
 
     if (alone) {
+        if (used)
+            alone->used = *used;
         answer_waiter(alone, end, error_code);
         return;
     }
@@ -602,6 +660,8 @@ static void end_fetch(struct agent *agent, struct pending *alone, const char *cr
     end->outcome = &outcome;
     for (struct runs_waiter *w = outcome.waiters, *next; w; w = next) {
         next = w->next;
+        if (used)
+            pending_of(w)->used = *used;
         answer_waiter(pending_of(w), end, error_code);
     }
     phase_result_done(&outcome.last_known);
@@ -619,7 +679,8 @@ static void on_details(void *user, struct phase_result *fresh)
         .trouble = "",
     };
 
-    end_fetch(f->agent, f->alone, f->credential, f->fetch_id, &end, GRPC_STATUS_UNAVAILABLE);
+    end_fetch(f->agent, f->alone, f->credential, f->fetch_id, &end, GRPC_STATUS_UNAVAILABLE,
+              &f->used);
     fetch_free(f);
 }
 
@@ -646,8 +707,11 @@ static void on_run(void *user, const struct dbx_answer *answer)
         /* custom_info, and for a finished run what runs/get-output says (asked once per run,
          * with the token the run was read with); the fetch ends in on_details(), now or after
          * that request. */
+        const struct creds_ask ask = creds_ask_of(&f->creds);
         const struct run_details_request details = {
-            .dbx = f->agent->dbx,
+            .creds = f->agent->creds,
+            .config = f->config,
+            .ask = &ask,
             .runs = f->alone ? NULL : f->agent->runs,
             .instance = f->instance,
             .run_id = f->run_id,
@@ -660,7 +724,8 @@ static void on_run(void *user, const struct dbx_answer *answer)
     }
     end_fetch(f->agent, f->alone, f->credential, f->fetch_id, &end,
               answer->verdict == DBX_VERDICT_OK ? GRPC_STATUS_UNAVAILABLE
-                                                : dbx_verdict_status(answer->verdict));
+                                                : dbx_verdict_status(answer->verdict),
+              &f->used);
     phase_result_done(&fresh);
     fetch_free(f);
 }
@@ -681,7 +746,8 @@ static void fail_fetch(struct agent *agent, struct pending *p, const char *crede
     /* p is one of the waiters and is freed once answered: copy the key. */
     snprintf(instance, sizeof(instance), "%s", p->instance);
     snprintf(run_id, sizeof(run_id), "%s", p->run_id);
-    end_fetch(agent, fetch_id ? NULL : p, credential, fetch_id, &end, GRPC_STATUS_UNAVAILABLE);
+    end_fetch(agent, fetch_id ? NULL : p, credential, fetch_id, &end, GRPC_STATUS_UNAVAILABLE,
+              NULL);
 }
 
 void agent_get_task(void *context, struct server_call *call, const uint8_t *request,
@@ -730,8 +796,8 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     case RUNS_FETCH_ALONE:
         break;
     }
-    f = fetch_new(agent, p, run.call_token_tag, run.call_token, databricks_deadline(config, call),
-                  fetch_id);
+    f = fetch_new(agent, p, run.call_token_tag, run.call_token, &run.creds,
+                  databricks_deadline(config, call), fetch_id);
     if (f) {
         const struct dbx_call dbx_call = {
             .endpoint = DBX_RUNS_GET,
@@ -741,7 +807,9 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
             .retry_safe = true,
             .deadline_ms = f->deadline_ms,
         };
-        r = dbx_request(agent->dbx, &dbx_call, NULL, on_run, f);
+        const struct creds_ask ask = creds_ask_of(&f->creds);
+
+        r = creds_request(agent->creds, config, &dbx_call, &ask, NULL, on_run, f, &f->used);
     } else {
         r = -ENOMEM;
     }
@@ -802,7 +870,7 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
         goto out;
     }
     run.instance = run.run_id = NULL;
-    send_to_databricks(p, DBX_RUNS_CANCEL, body, true, run.call_token, on_cancelled);
+    send_to_databricks(p, DBX_RUNS_CANCEL, body, true, run.call_token, &run.creds, on_cancelled);
 out:
     task_request_run_done(&run);
 }

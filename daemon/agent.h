@@ -5,7 +5,8 @@
  *
  * Each handler validates and decodes its request on the thread serving gRPC
  * (the loop thread with workers 0, the default; else a worker), hands one
- * Databricks request to the client (dbx.h) and returns; the answer
+ * Databricks request to the client (dbx.h, through creds.h for its token)
+ * and returns; the answer
  * completes the gRPC call later, on the loop thread. Handlers never block
  * on the network: on the loop thread a blocked handler would stop every
  * call and every transfer.
@@ -14,6 +15,7 @@
 #define FDC_AGENT_H
 
 #include "config.h"
+#include "creds.h"
 #include "dbx.h"
 #include "metrics.h"
 #include "server.h"
@@ -21,8 +23,9 @@
 struct agent;
 struct agent_service;
 
-/* Borrows `config`, `dbx` and `metrics` (may be NULL): all must outlive the agent. */
-struct agent *agent_new(const struct config *config, struct dbx *dbx, struct metrics *metrics);
+/* Borrows `config`, `creds` (through which requests find their token and reach the Databricks
+ * client) and `metrics` (may be NULL): all must outlive the agent. */
+struct agent *agent_new(const struct config *config, struct creds *creds, struct metrics *metrics);
 struct agent *agent_free(struct agent *agent);
 
 /*

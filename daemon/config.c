@@ -40,6 +40,9 @@
 #define DEFAULT_MAX_TRACKED_RUNS 20000L
 #define DEFAULT_MAX_CALLS_IN_FLIGHT 10000L
 #define DEFAULT_INSTANCE_MAX_CONCURRENT_REQUESTS 256L
+/* client-go's in-cluster configuration reads the pod's token and CA from here. */
+#define DEFAULT_KUBERNETES_SERVICE_ACCOUNT_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+#define DEFAULT_NAMESPACE_TOKEN_TTL_MS 60000L
 
 /* A config file is a few hundred bytes; a token a few KiB at most (OAuth JWTs included). Larger
  * input is a wrong path, not a config, and is refused before it is read into memory. */
@@ -47,6 +50,20 @@
 #define TOKEN_FILE_MAX (64 * 1024)
 
 #define ENV_TOKEN "FLYTE_DATABRICKS_ACCESS_TOKEN"
+/* Databricks' own tools (SDKs, CLI, Terraform) name a service principal with these. */
+#define ENV_CLIENT_ID "DATABRICKS_CLIENT_ID"
+#define ENV_CLIENT_SECRET "DATABRICKS_CLIENT_SECRET"
+#define ENV_K8S_HOST "KUBERNETES_SERVICE_HOST"
+#define ENV_K8S_PORT "KUBERNETES_SERVICE_PORT"
+/* flytekit's secrets manager (flytekit/core/context_manager.py SecretsManager, defaults from
+ * flytekit/configuration): a secret without a group is the variable ENV_PREFIX + KEY, else the
+ * file DEFAULT_DIR/FILE_PREFIX + key in lower case. */
+#define ENV_SECRETS_ENV_PREFIX "FLYTE_SECRETS_ENV_PREFIX"
+#define ENV_SECRETS_DEFAULT_DIR "FLYTE_SECRETS_DEFAULT_DIR"
+#define ENV_SECRETS_FILE_PREFIX "FLYTE_SECRETS_FILE_PREFIX"
+#define FLYTEKIT_ENV_PREFIX "_FSEC_"
+#define FLYTEKIT_DEFAULT_DIR "/etc/secrets"
+#define FLYTEKIT_TOKEN_FILE "flyte_databricks_access_token"
 
 /* ---- entrypoints ---- */
 
@@ -288,6 +305,29 @@ static int check_metrics_listen(const char *in, char **ret_out, const char **ret
     return 0;
 }
 
+/* An OAuth client id goes into an HTTP Basic user-id, where a ':' would end it early (RFC 7617). */
+static int check_client_id(const char *in, char **ret_out, const char **ret_reason)
+{
+    size_t n = strlen(in);
+    char *out;
+
+    if (n == 0 || n > 256) {
+        *ret_reason = "expected 1 to 256 characters";
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)in[i] <= 0x20 || (unsigned char)in[i] >= 0x7f || in[i] == ':') {
+            *ret_reason = "expected visible ASCII characters other than ':'";
+            return -EINVAL;
+        }
+    }
+    out = strdup(in);
+    if (!out)
+        return -ENOMEM;
+    *ret_out = out;
+    return 0;
+}
+
 /* Indexed by enum config_log_level. */
 static const char *const log_level_names[_CONFIG_LOG_MAX] = {
     [CONFIG_LOG_DEBUG] = "debug",
@@ -306,6 +346,7 @@ enum key_kind {
     KIND_BOOL,            /* bool at offset: JSON true or false, text "true" or "false" */
     KIND_INSTANCES,       /* allowed_instances + count + allow_any_instance */
     KIND_INSTANCE_LIMITS, /* instance_limits + count; config file only */
+    KIND_INSTANCE_OAUTH,  /* instance_oauth + count; config file only */
 };
 
 struct key {
@@ -328,6 +369,16 @@ static const struct key keys[] = {
      .offset = offsetof(struct config, ca_file),
      .nullable = true,
      .check = check_nonempty},
+    {.name = "client_id",
+     .kind = KIND_STRING,
+     .offset = offsetof(struct config, oauth.client_id),
+     .nullable = true,
+     .check = check_client_id},
+    {.name = "client_secret_file",
+     .kind = KIND_STRING,
+     .offset = offsetof(struct config, oauth.client_secret_file),
+     .nullable = true,
+     .check = check_nonempty},
     {.name = "connect_timeout_ms",
      .kind = KIND_LONG,
      .offset = offsetof(struct config, connect_timeout_ms),
@@ -346,12 +397,19 @@ static const struct key keys[] = {
      .offset = offsetof(struct config, instance_max_concurrent_requests),
      .min = 0,
      .max = 100000},
+    {.name = "instance_oauth",
+     .kind = KIND_INSTANCE_OAUTH,
+     .offset = offsetof(struct config, instance_oauth)},
     {.name = "instance_rate_limit_rps",
      .kind = KIND_LONG,
      .offset = offsetof(struct config, instance_rate_limit_rps),
      .min = 0,
      .max = 100000,
      .zero = "no limit"},
+    {.name = "kubernetes_service_account_dir",
+     .kind = KIND_STRING,
+     .offset = offsetof(struct config, kubernetes_service_account_dir),
+     .check = check_nonempty},
     {.name = "listen",
      .kind = KIND_STRING,
      .offset = offsetof(struct config, listen),
@@ -380,6 +438,12 @@ static const struct key keys[] = {
      .kind = KIND_STRING,
      .offset = offsetof(struct config, metrics_listen),
      .check = check_metrics_listen},
+    {.name = "namespace_token_ttl_ms",
+     .kind = KIND_LONG,
+     .offset = offsetof(struct config, namespace_token_ttl_ms),
+     .min = 0,
+     .max = 86400000,
+     .zero = "not cached"},
     {.name = "request_timeout_ms",
      .kind = KIND_LONG,
      .offset = offsetof(struct config, request_timeout_ms),
@@ -577,6 +641,7 @@ static void set_from_text(struct config *cfg, const struct key *k, const char *t
         set_instances(cfg, &text, 1, &origin, errs);
         break;
     case KIND_INSTANCE_LIMITS:
+    case KIND_INSTANCE_OAUTH:
         msgs_add(errs, "%s: only the config file can set this", origin);
         break;
     }
@@ -674,28 +739,39 @@ static void apply_json_one_limit(struct config_instance_limit *limit, const cJSO
     }
 }
 
-/* "instance_limits": {"HOST[:PORT]": {...}, ...}; replaces the whole table. */
-static void apply_json_instance_limits(struct config *cfg, const cJSON *object, const char *origin,
-                                       struct msgs *errs)
+/* Fills `entry` (a zeroed table element) from one "HOST[:PORT]": value member of an
+ * instance-keyed object, the instance normalized (taken), `where` naming the member in
+ * messages. */
+typedef void (*instance_entry_fn)(void *entry, char *instance, const cJSON *value,
+                                  const char *where, struct msgs *errs);
+
+/*
+ * Reads an instance-keyed object ("instance_limits", "instance_oauth") into a new table of
+ * `size`-byte elements, one per member whose instance is valid. Gives the table (free with the
+ * table's own function) and its count; false (after an error) when `object` is not an object
+ * or memory ran out.
+ */
+static bool instance_table(const cJSON *object, const char *origin, struct msgs *errs, size_t size,
+                           instance_entry_fn fill, void **ret_table, size_t *ret_count)
 {
-    struct config_instance_limit *limits;
-    size_t n = 0, count = 0;
     const cJSON *item;
+    size_t n = 0, count = 0;
+    char *table;
 
     if (!cJSON_IsObject(object)) {
         msgs_add(errs, "%s: expected an object, got %s", origin, structjson_type_name(object));
-        return;
+        return false;
     }
     cJSON_ArrayForEach(item, object) n++;
-    limits = calloc(n + 1, sizeof(*limits));
-    if (!limits) {
+    table = calloc(n + 1, size);
+    if (!table) {
         errs->oom = true;
-        return;
+        return false;
     }
     cJSON_ArrayForEach(item, object)
     {
         const char *reason = NULL;
-        char *where = NULL;
+        char *where = NULL, *instance = NULL;
         char q[QUOTE_MAX];
         int r;
 
@@ -703,20 +779,132 @@ static void apply_json_instance_limits(struct config *cfg, const cJSON *object, 
             errs->oom = true;
             break;
         }
-        r = normalize_instance(item->string, &limits[count].instance, &reason);
-        if (r == -ENOMEM) {
+        r = normalize_instance(item->string, &instance, &reason);
+        if (r == -ENOMEM)
             errs->oom = true;
-        } else if (r < 0) {
+        else if (r < 0)
             msgs_add(errs, "%s: invalid instance %s: %s", origin, quote(q, item->string), reason);
-        } else {
-            apply_json_one_limit(&limits[count], item, where, errs);
-            count++;
-        }
+        else
+            fill(table + size * count++, instance, item, where, errs);
         free(where);
     }
+    *ret_table = table;
+    *ret_count = count;
+    return true;
+}
+
+static void fill_instance_limit(void *entry, char *instance, const cJSON *value, const char *where,
+                                struct msgs *errs)
+{
+    struct config_instance_limit *limit = entry;
+
+    limit->instance = instance;
+    apply_json_one_limit(limit, value, where, errs);
+}
+
+/* "instance_limits": {"HOST[:PORT]": {...}, ...}; replaces the whole table. */
+static void apply_json_instance_limits(struct config *cfg, const cJSON *object, const char *origin,
+                                       struct msgs *errs)
+{
+    void *table;
+    size_t count;
+
+    if (!instance_table(object, origin, errs, sizeof(struct config_instance_limit),
+                        fill_instance_limit, &table, &count))
+        return;
     config_instance_limits_free(cfg->instance_limits, cfg->instance_limits_count);
-    cfg->instance_limits = limits;
+    cfg->instance_limits = table;
     cfg->instance_limits_count = count;
+}
+
+static void oauth_client_done(struct config_oauth_client *c)
+{
+    free(c->instance);
+    free(c->client_id);
+    if (c->client_secret) {
+        explicit_bzero(c->client_secret, strlen(c->client_secret));
+        free(c->client_secret);
+    }
+    free(c->client_secret_file);
+    *c = (struct config_oauth_client){0};
+}
+
+static void oauth_clients_free(struct config_oauth_client *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        oauth_client_done(&v[i]);
+    free(v);
+}
+
+/* One instance's client: {"client_id": "...", "client_secret_file": "..."}, both required. */
+static void fill_instance_oauth(void *entry, char *instance, const cJSON *value, const char *where,
+                                struct msgs *errs)
+{
+    static const struct {
+        const char *name;
+        size_t offset;
+        check_fn check;
+    } fields[] = {
+        {"client_id", offsetof(struct config_oauth_client, client_id), check_client_id},
+        {"client_secret_file", offsetof(struct config_oauth_client, client_secret_file),
+         check_nonempty},
+    };
+    struct config_oauth_client *c = entry;
+    const cJSON *item;
+    char q[QUOTE_MAX];
+
+    c->instance = instance;
+    if (!cJSON_IsObject(value)) {
+        msgs_add(errs, "%s: expected an object, got %s", where, structjson_type_name(value));
+        return;
+    }
+    cJSON_ArrayForEach(item, value)
+    {
+        size_t i;
+        const char *reason = NULL;
+        char **field;
+        int r;
+
+        for (i = 0; i < ELEMENTSOF(fields); i++)
+            if (strcmp(fields[i].name, item->string) == 0)
+                break;
+        if (i == ELEMENTSOF(fields)) {
+            msgs_add(errs, "%s: unknown key %s (expected client_id, client_secret_file)", where,
+                     quote(q, item->string));
+            continue;
+        }
+        if (!cJSON_IsString(item)) {
+            msgs_add(errs, "%s: \"%s\" must be a string, got %s", where, item->string,
+                     structjson_type_name(item));
+            continue;
+        }
+        field = (char **)((char *)c + fields[i].offset);
+        free(*field);
+        *field = NULL;
+        r = fields[i].check(item->valuestring, field, &reason);
+        if (r == -ENOMEM)
+            errs->oom = true;
+        else if (r < 0)
+            msgs_add(errs, "%s: \"%s\": invalid value %s: %s", where, item->string,
+                     quote(q, item->valuestring), reason);
+    }
+    if (!c->client_id || !c->client_secret_file)
+        msgs_add(errs, "%s: needs both client_id and client_secret_file", where);
+}
+
+/* "instance_oauth": {"HOST[:PORT]": {...}, ...}; replaces the whole table. */
+static void apply_json_instance_oauth(struct config *cfg, const cJSON *object, const char *origin,
+                                      struct msgs *errs)
+{
+    void *table;
+    size_t count;
+
+    if (!instance_table(object, origin, errs, sizeof(struct config_oauth_client),
+                        fill_instance_oauth, &table, &count))
+        return;
+    oauth_clients_free(cfg->instance_oauth, cfg->instance_oauth_count);
+    cfg->instance_oauth = table;
+    cfg->instance_oauth_count = count;
 }
 
 static void apply_json_key(struct config *cfg, const struct key *k, const cJSON *item,
@@ -768,6 +956,9 @@ static void apply_json_key(struct config *cfg, const struct key *k, const cJSON 
         break;
     case KIND_INSTANCE_LIMITS:
         apply_json_instance_limits(cfg, item, origin, errs);
+        break;
+    case KIND_INSTANCE_OAUTH:
+        apply_json_instance_oauth(cfg, item, origin, errs);
         break;
     }
     free(origin);
@@ -859,6 +1050,53 @@ int config_parse_json(struct config *cfg, const char *text, char **reterr_msg)
     return r;
 }
 
+/* ---- environment ---- */
+
+/* Sorted by name; also the --help order. Variables set to "" count as unset: Kubernetes
+ * manifests often template empty values. */
+static const struct env_var {
+    const char *name;
+    const char *key;  /* the config key it sets; NULL: the token, read by its own rules */
+    const char *help; /* --help text; the key's name is appended */
+} env_vars[] = {
+    {ENV_CLIENT_ID, "client_id", "OAuth client id of a Databricks service principal."},
+    {ENV_CLIENT_SECRET, NULL,
+     "The OAuth client secret itself, for client_id; wins over client_secret_file."},
+    {ENV_TOKEN, NULL,
+     "The default Databricks token itself (flytekit's variable). --token-file and flytekit's "
+     "secret places (" FLYTEKIT_ENV_PREFIX ENV_TOKEN ", " FLYTEKIT_DEFAULT_DIR
+     "/" FLYTEKIT_TOKEN_FILE ") win over it; it wins over the config file's token_file."},
+    {"FLYTE_DATABRICKS_INSTANCE", "default_instance", "Default workspace, as --instance."},
+    {"FLYTE_DATABRICKS_LOG_LEVEL", "log_level", "As --log-level."},
+    {"FLYTE_DATABRICKS_SERVICE_CREDENTIAL_PROVIDER", "service_credential_provider",
+     "Databricks service credential serverless tasks use when they name none."},
+    {ENV_SECRETS_DEFAULT_DIR, NULL,
+     "Directory of flytekit's secret files (default " FLYTEKIT_DEFAULT_DIR "), where the default "
+     "token may be the file " FLYTEKIT_TOKEN_FILE "."},
+    {ENV_SECRETS_ENV_PREFIX, NULL,
+     "Prefix of flytekit's secret variables (default " FLYTEKIT_ENV_PREFIX
+     "): the default token may be the variable PREFIX" ENV_TOKEN "."},
+    {ENV_SECRETS_FILE_PREFIX, NULL, "Prefix of flytekit's secret file names (default none)."},
+    {ENV_K8S_HOST, NULL,
+     "Set by Kubernetes in every pod; with " ENV_K8S_PORT " it makes the daemon read "
+     "per-namespace tokens from the Kubernetes API (kubernetes_service_account_dir)."},
+    {ENV_K8S_PORT, NULL, "The Kubernetes API's port, with " ENV_K8S_HOST "."},
+    {FLYTEKIT_ENV_PREFIX ENV_TOKEN, NULL,
+     "The default Databricks token, where flytekit's secrets manager looks first (the prefix "
+     "is " ENV_SECRETS_ENV_PREFIX "'s value)."},
+};
+
+/* Borrows the value of name in envp, NULL when absent or empty. */
+static const char *env_get(char **envp, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (char **e = envp; e && *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+            return (*e)[n + 1] ? *e + n + 1 : NULL;
+    return NULL;
+}
+
 /* ---- files ---- */
 
 /* Reads a whole regular file of at most max bytes, NUL-terminated. On failure adds an error naming
@@ -923,13 +1161,14 @@ fail:
     return NULL;
 }
 
-/* Trims surrounding whitespace in place and checks what is left can go into an Authorization
- * header: visible ASCII only, so a stray CR/LF cannot inject a header. origin names the source;
- * the token itself is never quoted. Gives a copy, or NULL after adding an error. */
-static char *take_token(const char *raw, const char *origin, struct msgs *errs)
+/* Trims surrounding whitespace and checks what is left can go into an Authorization header:
+ * visible ASCII only, so a stray CR/LF cannot inject a header. origin names the source and noun
+ * the secret ("token", "secret") in messages; the secret itself is never quoted. Gives a copy, or
+ * NULL after adding an error. */
+static char *take_secret(const char *raw, const char *origin, const char *noun, struct msgs *errs)
 {
     const char *start = raw, *end;
-    char *token;
+    char *secret;
 
     while (*start && isspace((unsigned char)*start))
         start++;
@@ -937,47 +1176,252 @@ static char *take_token(const char *raw, const char *origin, struct msgs *errs)
     while (end > start && isspace((unsigned char)end[-1]))
         end--;
     if (end == start) {
-        msgs_add(errs, "%s: the token is empty", origin);
+        msgs_add(errs, "%s: the %s is empty", origin, noun);
         return NULL;
     }
     for (const char *p = start; p < end; p++) {
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
             msgs_add(errs,
-                     "%s: the token contains a space, control or non-ASCII character, which an "
+                     "%s: the %s contains a space, control or non-ASCII character, which an "
                      "HTTP header cannot carry",
-                     origin);
+                     origin, noun);
             return NULL;
         }
     }
-    token = strndup(start, (size_t)(end - start));
-    if (!token)
+    secret = strndup(start, (size_t)(end - start));
+    if (!secret)
         errs->oom = true;
-    return token;
+    return secret;
 }
 
-static void load_token_file(struct config *cfg, struct msgs *errs, struct msgs *warns)
+/* Reads the secret in file `path`; `what` names the file in messages ("token file"). Gives the
+ * secret, or NULL after adding an error; warns when others may read the file. */
+static char *load_secret_file(const char *path, const char *what, const char *noun,
+                              struct msgs *errs, struct msgs *warns)
 {
-    char q[QUOTE_MAX], *origin = NULL, *raw;
+    char q[QUOTE_MAX], *origin = NULL, *raw, *secret = NULL;
     struct stat st;
 
-    raw = read_file(cfg->token_file, TOKEN_FILE_MAX, "token file", &st, errs);
+    raw = read_file(path, TOKEN_FILE_MAX, what, &st, errs);
     if (!raw)
-        return;
-    if (asprintf(&origin, "token file %s", quote(q, cfg->token_file)) < 0) {
+        return NULL;
+    if (asprintf(&origin, "%s %s", what, quote(q, path)) < 0) {
         errs->oom = true;
         goto out;
     }
-    cfg->token = take_token(raw, origin, errs);
-    if (cfg->token && (st.st_mode & (S_IRWXG | S_IRWXO)))
+    secret = take_secret(raw, origin, noun, errs);
+    if (secret && warns && (st.st_mode & (S_IRWXG | S_IRWXO)))
         msgs_add(warns,
                  "%s is accessible by group or others (mode %04o); "
                  "make it readable by the daemon's user only",
                  origin, (unsigned)(st.st_mode & 07777));
 out:
-    /* The raw content is the token: wipe it before freeing. */
+    /* The raw content is the secret: wipe it before freeing. */
     explicit_bzero(raw, strlen(raw));
     free(raw);
     free(origin);
+    return secret;
+}
+
+static void watch_file(struct config *cfg, const char *path, struct msgs *errs)
+{
+    char **grown;
+
+    for (size_t i = 0; i < cfg->watch_files_count; i++)
+        if (strcmp(cfg->watch_files[i], path) == 0)
+            return;
+    grown = realloc(cfg->watch_files, (cfg->watch_files_count + 2) * sizeof(*grown));
+    if (!grown) {
+        errs->oom = true;
+        return;
+    }
+    cfg->watch_files = grown;
+    grown[cfg->watch_files_count] = strdup(path);
+    if (!grown[cfg->watch_files_count]) {
+        errs->oom = true;
+        return;
+    }
+    grown[++cfg->watch_files_count] = NULL;
+}
+
+/* Where flytekit's secrets manager looks for FLYTE_DATABRICKS_ACCESS_TOKEN: the variable
+ * prefix + name, and the file dir/prefix + the name in lower case. */
+struct flytekit_places {
+    char *variable;
+    char *file;
+};
+
+static int flytekit_places(char **envp, struct flytekit_places *ret)
+{
+    const char *prefix = env_get(envp, ENV_SECRETS_ENV_PREFIX);
+    const char *dir = env_get(envp, ENV_SECRETS_DEFAULT_DIR);
+    const char *file_prefix = env_get(envp, ENV_SECRETS_FILE_PREFIX);
+    size_t dir_len;
+
+    dir = dir ? dir : FLYTEKIT_DEFAULT_DIR;
+    dir_len = strlen(dir);
+    /* os.path.join() adds no second '/' after a directory that ends with one. */
+    if (asprintf(&ret->variable, "%s" ENV_TOKEN, prefix ? prefix : FLYTEKIT_ENV_PREFIX) < 0)
+        ret->variable = NULL;
+    if (asprintf(&ret->file, "%s%s%s" FLYTEKIT_TOKEN_FILE, dir,
+                 dir_len && dir[dir_len - 1] == '/' ? "" : "/", file_prefix ? file_prefix : "") < 0)
+        ret->file = NULL;
+    return ret->variable && ret->file ? 0 : -ENOMEM;
+}
+
+/* Takes the token from `path` when the file exists: true when it was there to read. */
+static bool token_from_file(struct config *cfg, const char *path, struct msgs *errs,
+                            struct msgs *warns)
+{
+    char q[QUOTE_MAX];
+    struct stat st;
+
+    if (stat(path, &st) < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return false;
+        msgs_add(errs, "token file %s: %s", quote(q, path), strerror(errno));
+        return true;
+    }
+    cfg->token = load_secret_file(path, "token file", "token", errs, warns);
+    return true;
+}
+
+/*
+ * The default token: a --token-file flag wins, as every flag does; then flytekit's places (its
+ * connector reads the token through the secrets manager, so a deployment made for it keeps its
+ * Secret), then FLYTE_DATABRICKS_ACCESS_TOKEN, then the config file's token_file. The first place
+ * that has a token is the only one read. Sets token, token_file (the file it came from),
+ * token_place and token_places, and the files to watch.
+ */
+static void load_default_token(struct config *cfg, bool flag_given, char **envp, struct msgs *errs,
+                               struct msgs *warns)
+{
+    struct flytekit_places fk = {0};
+    const char *value;
+    char *config_file = cfg->token_file;
+    char q[QUOTE_MAX];
+    int n;
+
+    cfg->token_file = NULL;
+    if (flag_given) {
+        cfg->token_file = config_file;
+        config_file = NULL;
+        watch_file(cfg, cfg->token_file, errs);
+        cfg->token = load_secret_file(cfg->token_file, "token file", "token", errs, warns);
+        n = asprintf(&cfg->token_place, "file %s", cfg->token_file);
+        goto places;
+    }
+    if (flytekit_places(envp, &fk) < 0) {
+        errs->oom = true;
+        goto out;
+    }
+    watch_file(cfg, fk.file, errs);
+    if (config_file)
+        watch_file(cfg, config_file, errs);
+    if ((value = env_get(envp, fk.variable))) {
+        cfg->token = take_secret(value, fk.variable, "token", errs);
+        n = asprintf(&cfg->token_place, "env %s", fk.variable);
+    } else if (token_from_file(cfg, fk.file, errs, warns)) {
+        cfg->token_file = fk.file;
+        fk.file = NULL;
+        n = asprintf(&cfg->token_place, "file %s", cfg->token_file);
+    } else if ((value = env_get(envp, ENV_TOKEN))) {
+        cfg->token = take_secret(value, ENV_TOKEN, "token", errs);
+        n = asprintf(&cfg->token_place, "env " ENV_TOKEN);
+    } else if (config_file) {
+        cfg->token_file = config_file;
+        config_file = NULL;
+        cfg->token = load_secret_file(cfg->token_file, "token file", "token", errs, warns);
+        n = asprintf(&cfg->token_place, "file %s", cfg->token_file);
+    } else {
+        n = 0;
+    }
+places:
+    if (n < 0)
+        cfg->token_place = NULL;
+    if (flag_given)
+        n = asprintf(&cfg->token_places, "--token-file %s", quote(q, cfg->token_file));
+    else
+        n = asprintf(&cfg->token_places,
+                     "environment %s, file %s, environment " ENV_TOKEN ", token_file (%s)",
+                     fk.variable, fk.file ? fk.file : cfg->token_file,
+                     config_file || cfg->token_file ? "set" : "not set");
+    if (n < 0)
+        cfg->token_places = NULL;
+    if ((cfg->token && !cfg->token_place) || !cfg->token_places)
+        errs->oom = true;
+    if (!cfg->token && !errs->n && !cfg->oauth.client_id)
+        msgs_add(warns,
+                 "no Databricks token (looked in %s): calls that no per-namespace Secret, "
+                 "connection secret or OAuth client serves fail with UNAUTHENTICATED",
+                 cfg->token_places);
+out:
+    free(config_file);
+    free(fk.variable);
+    free(fk.file);
+}
+
+/* OAuth clients: DATABRICKS_CLIENT_SECRET (the secret itself, as Databricks' tools take it) wins
+ * over client_secret_file; a client needs both an id and a secret. */
+static void load_oauth(struct config *cfg, char **envp, struct msgs *errs, struct msgs *warns)
+{
+    struct config_oauth_client *c = &cfg->oauth;
+    const char *env_secret = env_get(envp, ENV_CLIENT_SECRET);
+
+    if (env_secret) {
+        free(c->client_secret_file);
+        c->client_secret_file = NULL;
+        c->client_secret = take_secret(env_secret, ENV_CLIENT_SECRET, "secret", errs);
+    } else if (c->client_secret_file) {
+        watch_file(cfg, c->client_secret_file, errs);
+        c->client_secret =
+            load_secret_file(c->client_secret_file, "client secret file", "secret", errs, warns);
+    }
+    if (c->client_id && !env_secret && !c->client_secret_file)
+        msgs_add(errs, "client_id is set but no client secret (" ENV_CLIENT_SECRET
+                       " or client_secret_file)");
+    if (!c->client_id && (env_secret || c->client_secret_file))
+        msgs_add(errs, "a client secret is set (" ENV_CLIENT_SECRET
+                       " or client_secret_file) but no client_id (" ENV_CLIENT_ID ")");
+    for (size_t i = 0; i < cfg->instance_oauth_count; i++) {
+        struct config_oauth_client *ic = &cfg->instance_oauth[i];
+
+        if (!ic->client_secret_file)
+            continue;
+        watch_file(cfg, ic->client_secret_file, errs);
+        ic->client_secret =
+            load_secret_file(ic->client_secret_file, "client secret file", "secret", errs, warns);
+    }
+}
+
+/* Running in a cluster, as client-go's rest.InClusterConfig() decides: both variables set. */
+static void load_kubernetes(struct config *cfg, char **envp, struct msgs *errs)
+{
+    const char *host = env_get(envp, ENV_K8S_HOST), *port = env_get(envp, ENV_K8S_PORT);
+    struct in6_addr a6;
+    char q[QUOTE_MAX];
+    long port_number;
+    bool host_ok = true;
+
+    if (!host || !port)
+        return;
+    if (!strchr(host, ':') || inet_pton(AF_INET6, host, &a6) != 1)
+        for (const char *p = host; *p; p++)
+            if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-')
+                host_ok = false;
+    if (!host_ok || strlen(host) > RESMETA_HOST_MAX) {
+        msgs_add(errs, ENV_K8S_HOST ": invalid value %s: expected a host name or IP address",
+                 quote(q, host));
+        return;
+    }
+    if (!parse_port(port, 1, &port_number)) {
+        msgs_add(errs, ENV_K8S_PORT ": invalid value %s: expected a port 1-65535", quote(q, port));
+        return;
+    }
+    cfg->kubernetes_host = strdup(host);
+    cfg->kubernetes_port = strdup(port);
+    if (!cfg->kubernetes_host || !cfg->kubernetes_port)
+        errs->oom = true;
 }
 
 static void check_ca_file(const struct config *cfg, struct msgs *errs)
@@ -995,35 +1439,6 @@ static void check_ca_file(const struct config *cfg, struct msgs *errs)
     free(error);
 }
 
-/* ---- environment ---- */
-
-/* Sorted by name; also the --help order. Variables set to "" count as unset: Kubernetes
- * manifests often template empty values. */
-static const struct env_var {
-    const char *name;
-    const char *key;  /* the config key it sets; NULL: the token, read by its own rules */
-    const char *help; /* --help text; the key's name is appended */
-} env_vars[] = {
-    {ENV_TOKEN, NULL,
-     "The Databricks token itself (flytekit's variable). --token-file wins over it; it wins "
-     "over the config file's token_file."},
-    {"FLYTE_DATABRICKS_INSTANCE", "default_instance", "Default workspace, as --instance."},
-    {"FLYTE_DATABRICKS_LOG_LEVEL", "log_level", "As --log-level."},
-    {"FLYTE_DATABRICKS_SERVICE_CREDENTIAL_PROVIDER", "service_credential_provider",
-     "Databricks service credential serverless tasks use when they name none."},
-};
-
-/* Borrows the value of name in envp, NULL when absent or empty. */
-static const char *env_get(char **envp, const char *name)
-{
-    size_t n = strlen(name);
-
-    for (char **e = envp; e && *e; e++)
-        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
-            return (*e)[n + 1] ? *e + n + 1 : NULL;
-    return NULL;
-}
-
 /* ---- flags ---- */
 
 enum flag_id {
@@ -1034,6 +1449,7 @@ enum flag_id {
     FLAG_CONNECT_PORT,
     FLAG_HELP,
     FLAG_INSTANCE,
+    FLAG_KUBERNETES_SA_DIR,
     FLAG_LISTEN,
     FLAG_LOG_FORMAT,
     FLAG_LOG_LEVEL,
@@ -1097,6 +1513,10 @@ static const struct flag {
      "variable " ENV_TOKEN ", which wins over the config file's token_file."},
     {"ca-file", FLAG_CA_FILE, "FILE", "ca_file", 0,
      "Extra PEM CA bundle to trust for Databricks, besides the system store."},
+    {"kubernetes-service-account-dir", FLAG_KUBERNETES_SA_DIR, "DIR",
+     "kubernetes_service_account_dir", 0,
+     "Directory holding the pod's service account token and ca.crt, for reading per-namespace "
+     "Databricks tokens from the Kubernetes API (only when " ENV_K8S_HOST " is set)."},
     {"log-level", FLAG_LOG_LEVEL, "LEVEL", "log_level", 0, "debug, info, warning or error."},
     {"log-format", FLAG_LOG_FORMAT, "FORMAT", "log_format", 0,
      "text (key=value lines) or json (one object per line). Under systemd (JOURNAL_STREAM set) "
@@ -1352,7 +1772,6 @@ int config_load(int argc, char **argv, char **envp, struct config **ret_config,
     struct msgs errs = {0}, warns = {0};
     struct config *cfg = NULL;
     enum config_action action;
-    const char *env_token;
     char *text = NULL;
     int r;
 
@@ -1394,20 +1813,11 @@ int config_load(int argc, char **argv, char **envp, struct config **ret_config,
 
     apply_flags(cfg, &pf, &errs, &warns);
 
-    /* Token precedence: --token-file > FLYTE_DATABRICKS_ACCESS_TOKEN (flytekit's variable) >
-     * the config file's token_file. A token_file the variable overrides is not read at all. */
-    env_token = env_get(envp, ENV_TOKEN);
-    if (cfg->token_file && (flags_set(&pf, FLAG_TOKEN_FILE) || !env_token)) {
-        load_token_file(cfg, &errs, &warns);
-    } else if (env_token) {
-        free(cfg->token_file);
-        cfg->token_file = NULL;
-        cfg->token = take_token(env_token, ENV_TOKEN, &errs);
-    } else {
-        msgs_add(&warns,
-                 "no Databricks token (--token-file, " ENV_TOKEN " or token_file): calls to "
-                 "Databricks will fail with UNAUTHENTICATED");
-    }
+    load_oauth(cfg, envp, &errs, &warns);
+    /* A bad --token-file value is already an error: nothing more to say about the token. */
+    load_default_token(cfg, flags_set(&pf, FLAG_TOKEN_FILE) && cfg->token_file, envp, &errs,
+                       &warns);
+    load_kubernetes(cfg, envp, &errs);
 
     if (cfg->ca_file)
         check_ca_file(cfg, &errs);
@@ -1451,7 +1861,9 @@ struct config *config_new(void)
     cfg->listen = strdup(DEFAULT_LISTEN);
     cfg->metrics_listen = strdup(DEFAULT_METRICS_LISTEN);
     cfg->log_format = strdup(DEFAULT_LOG_FORMAT);
-    if (!cfg->listen || !cfg->metrics_listen || !cfg->log_format)
+    cfg->kubernetes_service_account_dir = strdup(DEFAULT_KUBERNETES_SERVICE_ACCOUNT_DIR);
+    if (!cfg->listen || !cfg->metrics_listen || !cfg->log_format ||
+        !cfg->kubernetes_service_account_dir)
         return config_free(cfg);
     cfg->shutdown_grace_ms = DEFAULT_SHUTDOWN_GRACE_MS;
     cfg->max_tracked_runs = DEFAULT_MAX_TRACKED_RUNS;
@@ -1462,6 +1874,7 @@ struct config *config_new(void)
     cfg->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
     cfg->request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
     cfg->max_response_bytes = DEFAULT_MAX_RESPONSE_BYTES;
+    cfg->namespace_token_ttl_ms = DEFAULT_NAMESPACE_TOKEN_TTL_MS;
     cfg->retryable_failed_phase = true;
     return cfg;
 }
@@ -1482,10 +1895,68 @@ struct config *config_free(struct config *cfg)
         free(cfg->token);
     }
     free(cfg->token_file);
+    free(cfg->token_place);
+    free(cfg->token_places);
+    config_strv_free(cfg->watch_files);
     free(cfg->ca_file);
     free(cfg->service_credential_provider);
+    free(cfg->kubernetes_host);
+    free(cfg->kubernetes_port);
+    free(cfg->kubernetes_service_account_dir);
+    oauth_client_done(&cfg->oauth);
+    oauth_clients_free(cfg->instance_oauth, cfg->instance_oauth_count);
     free(cfg);
     return NULL;
+}
+
+const struct config_oauth_client *config_oauth_client(const struct config *cfg,
+                                                      const char *normalized_instance)
+{
+    for (size_t i = 0; normalized_instance && i < cfg->instance_oauth_count; i++)
+        if (strcmp(cfg->instance_oauth[i].instance, normalized_instance) == 0)
+            return cfg->instance_oauth[i].client_secret ? &cfg->instance_oauth[i] : NULL;
+    return cfg->oauth.client_id && cfg->oauth.client_secret ? &cfg->oauth : NULL;
+}
+
+void config_stamp_file(const char *path, struct config_stamp *ret)
+{
+    struct stat st;
+
+    *ret = (struct config_stamp){0};
+    if (stat(path, &st) < 0)
+        return;
+    *ret = (struct config_stamp){
+        .exists = true,
+        .dev = (unsigned long long)st.st_dev,
+        .ino = (unsigned long long)st.st_ino,
+        .size = (unsigned long long)st.st_size,
+        .mtime_sec = (long long)st.st_mtim.tv_sec,
+        .mtime_nsec = (long long)st.st_mtim.tv_nsec,
+    };
+}
+
+bool config_stamp_equal(const struct config_stamp *a, const struct config_stamp *b)
+{
+    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec;
+}
+
+int config_read_secret(const char *path, const char *what, char **ret_secret, char **reterr_msg)
+{
+    struct msgs errs = {0};
+    char *secret = load_secret_file(path, what, "secret", &errs, NULL);
+    int r;
+
+    if (secret) {
+        *ret_secret = secret;
+        r = 0;
+    } else {
+        r = finish(&errs, reterr_msg);
+        if (r == 0)
+            r = -ENOMEM;
+    }
+    msgs_done(&errs);
+    return r;
 }
 
 bool config_instance_allowed(const struct config *cfg, const char *normalized_instance)
@@ -1511,6 +1982,7 @@ bool config_instance_allowed(const struct config *cfg, const char *normalized_in
 static void put_value(FILE *out, const struct config *cfg, const struct key *k, const char *none)
 {
     const void *field = (const char *)cfg + k->offset;
+    size_t count;
 
     switch (k->kind) {
     case KIND_STRING:
@@ -1537,8 +2009,11 @@ static void put_value(FILE *out, const struct config *cfg, const struct key *k, 
             fputs(none, out);
         break;
     case KIND_INSTANCE_LIMITS:
-        if (cfg->instance_limits_count)
-            fprintf(out, "%zu instance(s)", cfg->instance_limits_count);
+    case KIND_INSTANCE_OAUTH:
+        count = k->kind == KIND_INSTANCE_LIMITS ? cfg->instance_limits_count
+                                                : cfg->instance_oauth_count;
+        if (count)
+            fprintf(out, "%zu instance(s)", count);
         else
             fputs(none, out);
         break;
@@ -1561,13 +2036,15 @@ static void put_word(FILE *out, int *col, int indent, const char *word, size_t n
 }
 
 /* Writes text word by word, wrapped as put_word() does; a word ending in ':' stays on the line
- * of the word after it ("Default: 0", "Key: workers"). */
+ * of the word after it ("Default: 0", "Key: workers") unless the two together are too wide for
+ * any line. */
 static void put_words(FILE *out, int *col, int indent, const char *text)
 {
     for (text += strspn(text, " "); *text; text += strspn(text, " ")) {
         size_t n = strcspn(text, " ");
 
-        while (n > 0 && text[n - 1] == ':' && text[n] == ' ' && text[n + 1] && text[n + 1] != ' ')
+        while (n > 0 && text[n - 1] == ':' && text[n] == ' ' && text[n + 1] && text[n + 1] != ' ' &&
+               indent + (int)(n + 1 + strcspn(text + n + 1, " ")) <= USAGE_WIDTH)
             n += 1 + strcspn(text + n + 1, " ");
         put_word(out, col, indent, text, n);
         text += n;
@@ -1775,9 +2252,17 @@ char *config_describe(const struct config *cfg)
     /* What was read first, then every key, in the key table's order. */
     fprintf(f, "config_file = %s\n", cfg->config_file ? cfg->config_file : "(none)");
     if (cfg->token)
-        fprintf(f, "token = (set, %zu bytes)\n", strlen(cfg->token));
+        fprintf(f, "token = (set, %zu bytes, %s)\n", strlen(cfg->token), cfg->token_place);
     else
         fputs("token = (unset)\n", f);
+    if (cfg->oauth.client_secret)
+        fprintf(f, "client_secret = (set, %zu bytes)\n", strlen(cfg->oauth.client_secret));
+    else
+        fputs("client_secret = (unset)\n", f);
+    if (cfg->kubernetes_host)
+        fprintf(f, "kubernetes_api = %s:%s\n", cfg->kubernetes_host, cfg->kubernetes_port);
+    else
+        fputs("kubernetes_api = (not in a cluster)\n", f);
     for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
         fprintf(f, "%s = ", keys[i].name);
         put_value(f, cfg, &keys[i], "(none)");

@@ -1,12 +1,14 @@
 /* config: the daemon's settings, from built-in defaults, the JSON config file, the environment
- * (FLYTE_DATABRICKS_*) and the command-line flags, in that order of precedence.
+ * (FLYTE_DATABRICKS_*, flytekit's secret variables, DATABRICKS_CLIENT_*, KUBERNETES_SERVICE_*) and
+ * the command-line flags, in that order of precedence.
  *
- * This module is the only code that reads the config file, the token file, the environment and the
- * flags. The environment comes in as an envp array (never getenv), so tests feed everything.
- * It never logs: problems come back as error text (all of them, newline-separated) and warnings
- * for the caller to log. No function here keeps state between calls; a struct config is immutable
- * once config_load() gives it, so any thread may read it. config_load() parses the flags with
- * getopt_long(), whose globals (optind, opterr) it resets: one thread at a time may call it. */
+ * This module is the only code that reads the config file, the token and secret files, the
+ * environment and the flags; other modules read secret files through config_read_secret(). The
+ * environment comes in as an envp array (never getenv), so tests feed everything. It never logs:
+ * problems come back as error text (all of them, newline-separated) and warnings for the caller to
+ * log. No function here keeps state between calls; a struct config is immutable once config_load()
+ * gives it, so any thread may read it. config_load() parses the flags with getopt_long(), whose
+ * globals (optind, opterr) it resets: one thread at a time may call it. */
 #ifndef FDC_CONFIG_H
 #define FDC_CONFIG_H
 
@@ -21,6 +23,15 @@ enum config_log_level {
     CONFIG_LOG_WARNING,
     CONFIG_LOG_ERROR,
     _CONFIG_LOG_MAX,
+};
+
+/* A Databricks service principal's credentials ("client_id" and "client_secret_file", globally
+ * or in "instance_oauth"). */
+struct config_oauth_client {
+    char *instance;           /* normalized host[:port]; NULL for the global client */
+    char *client_id;          /* NULL: no client */
+    char *client_secret;      /* SECRET: never print or log it */
+    char *client_secret_file; /* where client_secret came from; NULL: DATABRICKS_CLIENT_SECRET */
 };
 
 /* The two generations of Flyte's connector protocol, both served on the one gRPC port. */
@@ -58,7 +69,13 @@ struct config {
     bool allow_any_instance; /* "*" was listed */
     char *token;             /* SECRET: never print or log it. NULL: no token */
     char *token_file;        /* the file the token came from; NULL if none or from env */
-    char *ca_file;           /* extra PEM bundle to trust for Databricks, NULL: none */
+    char *
+        token_place; /* where the token came from, for logs ("env NAME", "file PATH"); NULL: none */
+    char *token_places; /* every place looked at for the token, in order, for a missing token */
+    char **watch_files; /* files whose change reloads the configuration (token and client secret
+                         * files, present or not); watch_files_count entries */
+    size_t watch_files_count;
+    char *ca_file; /* extra PEM bundle to trust for Databricks, NULL: none */
     enum config_log_level log_level;
     long connect_timeout_ms; /* 100..600000 */
     long request_timeout_ms; /* 100..600000, upper bound for one Databricks request */
@@ -76,6 +93,15 @@ struct config {
     long max_tracked_runs;      /* runs whose last status is remembered (restart-only) */
     long status_cache_ttl_ms;   /* answer polls of a running run from memory; 0: off */
     long terminal_cache_ttl_ms; /* same for finished runs; 0: off */
+    /* Per-namespace tokens from the Kubernetes API (creds.c). */
+    char *kubernetes_host; /* KUBERNETES_SERVICE_HOST; NULL: not running in a cluster */
+    char *kubernetes_port; /* KUBERNETES_SERVICE_PORT, 1-65535; set when kubernetes_host is */
+    char *kubernetes_service_account_dir; /* holds the pod's `token` and `ca.crt` */
+    long namespace_token_ttl_ms;          /* how long a Secret read stays cached; 0: not cached */
+    /* OAuth machine-to-machine: every instance without its own entry in instance_oauth. */
+    struct config_oauth_client oauth;           /* client_id NULL: none */
+    struct config_oauth_client *instance_oauth; /* instance_oauth_count entries */
+    size_t instance_oauth_count;
     /* Flyte 1 answers: a failed run that Flyte may retry is RETRYABLE_FAILED (propeller 1.16.0
      * and later know it); false answers FAILED instead, for older propellers. */
     bool retryable_failed_phase;
@@ -98,16 +124,19 @@ enum config_action {
 };
 
 /* Builds the effective configuration: defaults < config file (--config) < environment < flags,
- * then reads the token (token file given by flag > FLYTE_DATABRICKS_ACCESS_TOKEN > token_file of
- * the config file) and checks ca_file is readable. argv borrows (argv[0] is the program name);
- * envp borrows a NULL-terminated "NAME=value" array (may be NULL). --help and --version win over
- * everything else and skip loading.
- * On success returns 0 and gives *ret_config (free with config_free()), sets *ret_action and
- * *ret_warnings (gives a NULL-terminated array, free with config_strv_free(), or NULL when there
- * are none). On failure returns -EINVAL (bad configuration) or -ENOMEM and gives *reterr_msg
- * (free()): every error found, one per line, naming the key, variable, flag or file. Neither the
- * messages nor the warnings ever contain the token. Main thread (or one thread at a time): it
- * uses getopt_long()'s global state. */
+ * then reads the default token from the first place that has one (a --token-file flag, then
+ * flytekit's places: the variable _FSEC_FLYTE_DATABRICKS_ACCESS_TOKEN, the file
+ * /etc/secrets/flyte_databricks_access_token, with FLYTE_SECRETS_ENV_PREFIX,
+ * FLYTE_SECRETS_DEFAULT_DIR and FLYTE_SECRETS_FILE_PREFIX honoured; then
+ * FLYTE_DATABRICKS_ACCESS_TOKEN, then the config file's token_file), the OAuth client secrets, and
+ * checks ca_file is readable. argv borrows (argv[0] is the program name); envp borrows a
+ * NULL-terminated "NAME=value" array (may be NULL). --help and --version win over everything else
+ * and skip loading. On success returns 0 and gives *ret_config (free with config_free()), sets
+ * *ret_action and *ret_warnings (gives a NULL-terminated array, free with config_strv_free(), or
+ * NULL when there are none). On failure returns -EINVAL (bad configuration) or -ENOMEM and gives
+ * *reterr_msg (free()): every error found, one per line, naming the key, variable, flag or file.
+ * Neither the messages nor the warnings ever contain the token. Main thread (or one thread at a
+ * time): it uses getopt_long()'s global state. */
 int config_load(int argc, char **argv, char **envp, struct config **ret_config,
                 enum config_action *ret_action, char ***ret_warnings, char **reterr_msg);
 
@@ -151,5 +180,31 @@ void config_strv_free(char **v);
 
 /* Frees a limits table (NULL-safe). */
 void config_instance_limits_free(struct config_instance_limit *limits, size_t count);
+
+/* The OAuth client for normalized_instance (borrows): its instance_oauth entry, else the global
+ * client; NULL when neither is configured. Borrowed from cfg. */
+const struct config_oauth_client *config_oauth_client(const struct config *cfg,
+                                                      const char *normalized_instance);
+
+/* What identifies a file's content without reading it: Kubernetes replaces a mounted Secret by
+ * swapping a symbolic link, so the inode changes even when the size and time do not. */
+struct config_stamp {
+    bool exists;
+    unsigned long long dev, ino, size;
+    long long mtime_sec, mtime_nsec;
+};
+
+/* Stamps path (borrows), following symbolic links; a path that cannot be stat()ed stamps as
+ * absent. Any thread. */
+void config_stamp_file(const char *path, struct config_stamp *ret);
+
+/* True when both stamps describe the same file content. */
+bool config_stamp_equal(const struct config_stamp *a, const struct config_stamp *b);
+
+/* Reads a secret from the regular file path (borrows; at most 64 KiB), trimmed of surrounding
+ * whitespace and checked to be visible ASCII an HTTP header can carry. `what` names the file in
+ * messages ("service account token"). Gives *ret_secret (zero with explicit_bzero before free())
+ * or returns -errno and gives *reterr_msg (free(); never containing the secret). Any thread. */
+int config_read_secret(const char *path, const char *what, char **ret_secret, char **reterr_msg);
 
 #endif /* FDC_CONFIG_H */

@@ -12,7 +12,10 @@
  * SIGHUP re-reads the configuration and the token file; a valid new config
  * replaces the old one for calls that start from then on (calls in flight
  * keep theirs, so replaced configs stay allocated until exit), an invalid
- * one is refused and the old one stays in force.
+ * one is refused and the old one stays in force. A change of a token or
+ * client secret file (config_load() names them) does the same: Kubernetes
+ * updates a mounted Secret in place, and nobody sends a signal then. This
+ * thread looks at the files' stamps between signals, every second.
  *
  * SIGTERM/SIGINT: health turns NOT_SERVING at once; after shutdown_delay_ms
  * (default 0) the server stops accepting calls and gives the ones in flight
@@ -38,6 +41,7 @@
 #include "agent.h"
 #include "clock.h"
 #include "config.h"
+#include "creds.h"
 #include "dbx.h"
 #include "health.h"
 #include "http.h"
@@ -56,6 +60,8 @@
  * a loop or worker stuck this long is wedged, and systemd should restart us. */
 #define WEDGED_AFTER_MS 10000
 #define MAX_HOST_CONNECTIONS 16
+/* How often the token and secret files are looked at for a change. */
+#define WATCH_INTERVAL_MS 1000
 
 extern char **environ;
 
@@ -83,10 +89,12 @@ struct daemon {
     struct config *config;   /* in force */
     struct config **retired; /* replaced by reloads; freed at exit */
     size_t retired_count;
+    struct config_stamp *stamps; /* of config->watch_files, as last loaded */
     struct metrics *metrics;
     struct metrics_http *metrics_http;
     struct http *http;
     struct dbx *dbx;
+    struct creds *creds;
     struct loop *loop;
     struct agent *agent;
     struct task_logs *task_logs;
@@ -243,14 +251,77 @@ static void serve_on_while_not_serving(long delay_ms)
         ;
 }
 
+/* Gives the stamps of config's watched files (free()), NULL when out of memory. */
+static struct config_stamp *stamps_of(const struct config *config)
+{
+    struct config_stamp *stamps = calloc(config->watch_files_count + 1, sizeof(*stamps));
+
+    for (size_t i = 0; stamps && i < config->watch_files_count; i++)
+        config_stamp_file(config->watch_files[i], &stamps[i]);
+    return stamps;
+}
+
+static bool same_watch_files(const struct config *a, const struct config *b)
+{
+    if (a->watch_files_count != b->watch_files_count)
+        return false;
+    for (size_t i = 0; i < a->watch_files_count; i++)
+        if (strcmp(a->watch_files[i], b->watch_files[i]) != 0)
+            return false;
+    return true;
+}
+
+/*
+ * Reloads, then keeps the stamps taken before the files were read: a file replaced while the
+ * reload read it then still counts as changed. Out of memory, the files are not watched until
+ * the next reload.
+ */
+static void reload_and_stamp(struct daemon *d)
+{
+    const struct config *old = d->config;
+    struct config_stamp *before = stamps_of(old);
+
+    reload(d);
+    if (d->config != old && !same_watch_files(old, d->config)) {
+        free(before);
+        before = stamps_of(d->config);
+    }
+    free(d->stamps);
+    d->stamps = before;
+}
+
+/* The first watched file whose content changed since the last stamps, or NULL. */
+static const char *changed_watched(const struct daemon *d)
+{
+    struct config_stamp now;
+
+    for (size_t i = 0; d->stamps && i < d->config->watch_files_count; i++) {
+        config_stamp_file(d->config->watch_files[i], &now);
+        if (!config_stamp_equal(&now, &d->stamps[i]))
+            return d->config->watch_files[i];
+    }
+    return NULL;
+}
+
 static int wait_for_stop_signal(struct daemon *d, const sigset_t *set)
 {
+    const struct timespec interval = {.tv_sec = WATCH_INTERVAL_MS / 1000,
+                                      .tv_nsec = (WATCH_INTERVAL_MS % 1000) * 1000000L};
+    const char *changed;
+
+    d->stamps = stamps_of(d->config);
     for (;;) {
-        int signal_number = 0;
-        if (sigwait(set, &signal_number) != 0)
+        int signal_number = sigtimedwait(set, NULL, &interval);
+
+        if (signal_number < 0) {
+            if (errno == EAGAIN && (changed = changed_watched(d))) {
+                log_info("file changed, reloading the configuration", "file", changed);
+                reload_and_stamp(d);
+            }
             continue;
+        }
         if (signal_number == SIGHUP) {
-            reload(d);
+            reload_and_stamp(d);
             continue;
         }
         return signal_number;
@@ -310,15 +381,17 @@ static int start(struct daemon *d)
         struct dbx_settings settings = dbx_settings_from(d->config, d->metrics);
         d->dbx = dbx_new(&settings, d->http, &error);
     }
-    /* Before the server: no handler may queue a request no thread serves. */
     if (d->dbx)
+        d->creds = creds_new(d->dbx, d->http, d->metrics, &error);
+    /* Before the server: no handler may queue a request no thread serves. */
+    if (d->creds)
         d->loop = loop_new(d->http, &error);
     if (!d->loop) {
         fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "cannot start");
         goto out;
     }
-    d->agent = agent_new(d->config, d->dbx, d->metrics);
-    d->task_logs = task_logs_new(d->config, d->dbx, d->metrics);
+    d->agent = agent_new(d->config, d->creds, d->metrics);
+    d->task_logs = task_logs_new(d->config, d->creds, d->metrics);
     d->health = health_new(served_services);
     if (!d->agent || !d->task_logs || !d->health) {
         fprintf(stderr, "%s: out of memory\n", PROGRAM_NAME);
@@ -409,6 +482,7 @@ static void stop(struct daemon *d)
     d->watchdog = notify_watchdog_stop(d->watchdog);
     /* Stops the loop thread: requests still pending answer UNAVAILABLE. */
     loop_free(d->loop);
+    creds_free(d->creds);
     dbx_free(d->dbx);
     http_free(d->http);
     server_free(d->server);
@@ -506,6 +580,7 @@ out:
     for (size_t i = 0; i < d.retired_count; i++)
         config_free(d.retired[i]);
     free(d.retired);
+    free(d.stamps);
     config_free(d.config);
     return exit_code;
 }

@@ -7,6 +7,7 @@
 #include "errmsg.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,6 +42,16 @@ int errmsg_set(char **reterr_msg, int error, const char *fmt, ...)
     *reterr_msg = errmsg_vformat(fmt, ap);
     va_end(ap);
     return error;
+}
+
+int errmsg_give(char **reterr_msg, int outcome, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    *reterr_msg = errmsg_vformat(fmt, ap);
+    va_end(ap);
+    return *reterr_msg ? outcome : -ENOMEM;
 }
 
 size_t errmsg_utf8_len(const unsigned char *s)

@@ -24,6 +24,14 @@ int errmsg_set(char **reterr_msg, int error, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
+ * For a function whose result is an outcome with a message rather than an error: sets
+ * *reterr_msg (not NULL) to the formatted message and returns `outcome`, or returns -ENOMEM when
+ * the message cannot be made.
+ */
+int errmsg_give(char **reterr_msg, int outcome, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
  * Length of the valid UTF-8 sequence at s (1-4), or 0 if the bytes there are not one (overlongs,
  * surrogates and values above U+10FFFF are invalid). Reads no further than a NUL. Protobuf
  * strings must be valid UTF-8, or propeller's Go decoder rejects the whole message.

@@ -230,7 +230,17 @@ static size_t on_data(char *data, size_t size, size_t count, void *userdata)
         char *grown;
         while (cap < need)
             cap *= 2;
-        grown = realloc(t->engine.response, cap);
+        if (t->secret_answer) {
+            /* realloc() could leave a copy of the credential behind in freed memory. */
+            grown = malloc(cap);
+            if (grown && t->engine.response) {
+                memcpy(grown, t->engine.response, t->engine.response_len);
+                explicit_bzero(t->engine.response, t->engine.response_cap);
+                free(t->engine.response);
+            }
+        } else {
+            grown = realloc(t->engine.response, cap);
+        }
         if (!grown)
             return 0;
         t->engine.response = grown;
@@ -281,6 +291,8 @@ int http_transfer_start(struct http *http, struct http_transfer *t)
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* Databricks and the Kubernetes API both speak TLS 1.2 or later; nothing older is offered. */
+    curl_easy_setopt(easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     if (t->ca_file)
         curl_easy_setopt(easy, CURLOPT_CAINFO, t->ca_file);
     if (t->body) {
@@ -305,6 +317,8 @@ void http_transfer_release(struct http *http, struct http_transfer *t)
             curl_easy_cleanup(t->engine.easy);
         t->engine.easy = NULL;
     }
+    if (t->secret_answer && t->engine.response)
+        explicit_bzero(t->engine.response, t->engine.response_cap);
     free(t->engine.response);
     t->engine.response = NULL;
     t->engine.response_len = t->engine.response_cap = 0;

@@ -1,10 +1,9 @@
 /*
  * http.h - the transfer engine: HTTPS requests on one libcurl multi handle,
- * shared by every client of the daemon (today the Databricks client,
- * dbx.c), with connection reuse, HTTP/2 multiplexing where offered, a pool
- * of easy handles, and answers collected under a size cap. Work is handed
- * to the thread that drives the engine (the loop thread, loop.c) from any
- * thread; transfers finish there.
+ * shared by every client of the daemon (the Databricks client, dbx.c; the
+ * Kubernetes and OAuth requests, http_request.c), with connection reuse, HTTP/2 multiplexing where
+ * offered, a pool of easy handles, and answers collected under a size cap. Work is handed to the
+ * thread that drives the engine (the loop thread, loop.c) from any thread; transfers finish there.
  *
  * Threads: http_new/http_free from main; http_post and http_wakeup from any
  * thread; everything else, and every callback, on the loop thread (the one
@@ -78,6 +77,7 @@ struct http_transfer {
     long connect_timeout_ms;
     long timeout_ms; /* the whole attempt */
     size_t max_response_bytes;
+    bool secret_answer; /* the answer may hold a credential: wiped, not just freed */
     http_done_fn done;
 
     struct {

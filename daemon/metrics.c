@@ -41,6 +41,12 @@ static const char *const endpoint_names[] = {"runs/submit", "runs/get", "runs/ca
                                              "runs/get-output"};
 #define ENDPOINTS (ELEMENTSOF(endpoint_names) + 1)
 
+/* Where a call's token came from (creds.c's sources); index ELEMENTSOF = "other". */
+static const char *const token_source_names[] = {
+    "connection_secret", "namespace_secret", "resource_meta", "oauth", "default", "none",
+};
+#define TOKEN_SOURCES (ELEMENTSOF(token_source_names) + 1)
+
 /* HTTP status label slots: 0 is "error" (no answer), the last is "other" (table full or
  * not a status), the ones between are taken first come. Databricks answers with a handful
  * of distinct codes, so 16 is plenty. */
@@ -77,6 +83,7 @@ struct metrics {
     uint64_t dbx_retries[ENDPOINTS];                /* guarded by dbx_lock */
     struct histogram dbx_duration[ENDPOINTS];       /* guarded by dbx_lock */
 
+    atomic_uint_fast64_t token_sources[TOKEN_SOURCES];
     atomic_long calls_in_flight;
     atomic_uint_fast64_t connections_opened;
     atomic_uint_fast64_t status_not_refreshed;
@@ -134,6 +141,8 @@ struct metrics *metrics_new(const char *version)
     atomic_init(&m->calls_in_flight, 0);
     atomic_init(&m->connections_opened, 0);
     atomic_init(&m->status_not_refreshed, 0);
+    for (size_t i = 0; i < TOKEN_SOURCES; i++)
+        atomic_init(&m->token_sources[i], 0);
     return m;
 }
 
@@ -227,6 +236,15 @@ void metrics_databricks_retry(struct metrics *metrics, const char *endpoint)
     pthread_mutex_lock(&metrics->dbx_lock);
     metrics->dbx_retries[e]++;
     pthread_mutex_unlock(&metrics->dbx_lock);
+}
+
+void metrics_token_source(struct metrics *metrics, const char *source)
+{
+    if (!metrics)
+        return;
+    atomic_fetch_add(&metrics->token_sources[label_index(token_source_names,
+                                                         ELEMENTSOF(token_source_names), source)],
+                     1);
 }
 
 void metrics_status_not_refreshed(struct metrics *metrics)
@@ -528,6 +546,16 @@ char *metrics_render(struct metrics *metrics)
     render_databricks(&b, metrics);
     pthread_mutex_unlock(&metrics->dbx_lock);
 
+    header(&b, "fdc_token_source_total", "counter",
+           "Calls to Databricks by where their token came from");
+    for (size_t i = 0; i < TOKEN_SOURCES; i++) {
+        struct label l[] = {
+            {"source", label_name(token_source_names, ELEMENTSOF(token_source_names), i)}};
+        uint64_t n = atomic_load(&metrics->token_sources[i]);
+
+        if (n)
+            series_u64(&b, "fdc_token_source_total", l, ELEMENTSOF(l), n);
+    }
     header(&b, "fdc_status_not_refreshed_total", "counter",
            "GetTask answered with the last known phase because Databricks trouble outlasted the "
            "retries");

@@ -7,7 +7,7 @@
  * dashboards built for the Python connector keep working; fdc_* are ours.
  *
  * Memory is bounded: every label takes its value from a fixed table (task
- * types, operations, gRPC codes, endpoints), or, for HTTP statuses, from a
+ * types, operations, gRPC codes, endpoints, token sources), or, for HTTP statuses, from a
  * small first-come table; values outside them are counted as "other".
  *
  * Threads: every function may be called from any thread (the loop thread,
@@ -61,6 +61,13 @@ void metrics_databricks_request(struct metrics *metrics, const char *endpoint, l
 
 /* One retry scheduled for a Databricks request. */
 void metrics_databricks_retry(struct metrics *metrics, const char *endpoint);
+
+/*
+ * One call's Databricks token came from `source` (borrowed): "connection_secret",
+ * "namespace_secret", "resource_meta", "oauth", "default", or "none" when no place had one;
+ * anything else counts as "other" (fdc_token_source_total{source}).
+ */
+void metrics_token_source(struct metrics *metrics, const char *source);
 
 /* A GetTask answered with the run's last known phase (Databricks trouble). Any thread. */
 void metrics_status_not_refreshed(struct metrics *metrics);

@@ -4,8 +4,10 @@
  * Both values end up in a URL (https://{instance}/api/2.1/jobs/runs/get?run_id={run_id}), and
  * resource_meta comes back to us from outside, so decoding validates strictly: a run_id of
  * digits cannot add query parameters, an instance of host characters cannot add a path, user
- * info or a second host. flytekit's format carries the Databricks token ("auth_token"); we read
- * past it and never copy it, not even into an error message.
+ * info or a second host; "namespace" and "token_secret" end up in a Kubernetes API URL and are
+ * held to Kubernetes' name rules. flytekit's format carries the Databricks token ("auth_token"):
+ * it is copied out for the run's later calls (checked to be something an HTTP header can carry)
+ * and wiped from every other buffer, and never quoted, not even into an error message.
  *
  * Pure and stateless: any thread. */
 #include <ctype.h>
@@ -22,11 +24,15 @@
 #include <cjson/cJSON.h>
 
 #include "errmsg.h"
+#include "k8s_secret.h"
 
 #include "resmeta.h"
 
 #define KEY_INSTANCE "databricks_instance"
 #define KEY_RUN_ID "run_id"
+#define KEY_NAMESPACE "namespace"
+#define KEY_TOKEN_SECRET "token_secret"
+#define KEY_AUTH_TOKEN "auth_token"
 /* Room for a bad value quoted back in an error message: 64 bytes, then "..." when cut. */
 #define QUOTE_SIZE (64 + 4)
 #define LABEL_MAX 63
@@ -168,19 +174,77 @@ static void wipe_strings(cJSON *root)
         explicit_bzero(it->valuestring, strlen(it->valuestring));
 }
 
+/* The keys read; any of them twice is refused (cJSON would take the first, another decoder the
+ * last). */
+static const char *const known_keys[] = {KEY_INSTANCE, KEY_RUN_ID, KEY_NAMESPACE, KEY_TOKEN_SECRET,
+                                         KEY_AUTH_TOKEN};
+
 static const char *duplicate_key(const cJSON *root)
 {
-    int instances = 0, run_ids = 0;
+    int seen[sizeof(known_keys) / sizeof(known_keys[0])] = {0};
     const cJSON *it;
 
     cJSON_ArrayForEach(it, root)
     {
-        if (strcmp(it->string, KEY_INSTANCE) == 0 && ++instances > 1)
-            return KEY_INSTANCE;
-        if (strcmp(it->string, KEY_RUN_ID) == 0 && ++run_ids > 1)
-            return KEY_RUN_ID;
+        for (size_t i = 0; i < sizeof(known_keys) / sizeof(known_keys[0]); i++)
+            if (strcmp(it->string, known_keys[i]) == 0 && ++seen[i] > 1)
+                return known_keys[i];
     }
     return NULL;
+}
+
+/* True for what an Authorization header can carry: 1 or more visible ASCII characters. */
+static bool token_usable(const char *s)
+{
+    if (!s[0])
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+            return false;
+    return true;
+}
+
+/* The optional string `key` of root: *ret stays NULL when absent or null. `valid` checks it;
+ * `what` says what it must be. A bad value is quoted back unless it is the token. */
+static int optional_string(const cJSON *root, const char *key, bool (*valid)(const char *),
+                           const char *what, char **ret, char **reterr_msg)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
+    char q[QUOTE_SIZE];
+
+    if (!item || cJSON_IsNull(item))
+        return 0;
+    if (!cJSON_IsString(item) || !item->valuestring)
+        return errmsg_set(reterr_msg, -EINVAL, "resource_meta: %s must be a string", key);
+    if (!valid(item->valuestring)) {
+        if (strcmp(key, KEY_AUTH_TOKEN) == 0)
+            return errmsg_set(reterr_msg, -EINVAL, "resource_meta: %s must be %s", key, what);
+        errmsg_printable(q, sizeof(q), item->valuestring, ERRMSG_QUOTED);
+        return errmsg_set(reterr_msg, -EINVAL, "resource_meta: bad %s '%s': must be %s", key, q,
+                          what);
+    }
+    *ret = strdup(item->valuestring);
+    return *ret ? 0 : -ENOMEM;
+}
+
+/* namespace, token_secret and auth_token, as far as root has them. */
+static int decode_optional(const cJSON *root, struct resmeta *m, char **reterr_msg)
+{
+    int r;
+
+    r = optional_string(root, KEY_NAMESPACE, k8s_secret_namespace_valid,
+                        "a Kubernetes namespace name", &m->namespace, reterr_msg);
+    if (r < 0)
+        return r;
+    r = optional_string(root, KEY_TOKEN_SECRET, k8s_secret_name_valid, "a Kubernetes Secret name",
+                        &m->token_secret, reterr_msg);
+    if (r < 0)
+        return r;
+    if (m->token_secret && !m->namespace)
+        return errmsg_set(reterr_msg, -EINVAL,
+                          "resource_meta: " KEY_TOKEN_SECRET " without " KEY_NAMESPACE);
+    return optional_string(root, KEY_AUTH_TOKEN, token_usable,
+                           "a token of visible ASCII characters", &m->auth_token, reterr_msg);
 }
 
 /* Gives the run_id of item as a digit string (free()), or fails naming the field. */
@@ -294,6 +358,9 @@ int resmeta_decode(const uint8_t *data, size_t len, struct resmeta *ret, char **
     r = run_id_from_json(cJSON_GetObjectItemCaseSensitive(root, KEY_RUN_ID), &m.run_id, reterr_msg);
     if (r < 0)
         goto out;
+    r = decode_optional(root, &m, reterr_msg);
+    if (r < 0)
+        goto out;
 
     *ret = m;
     m = (struct resmeta){0};
@@ -311,20 +378,30 @@ out:
     return r;
 }
 
-int resmeta_encode(const char *instance, const char *run_id, uint8_t **ret_data, size_t *ret_len)
+int resmeta_encode(const struct resmeta *meta, uint8_t **ret_data, size_t *ret_len)
 {
+    const char *secret = meta->token_secret ? meta->token_secret : K8S_SECRET_DEFAULT_NAME;
     char *norm = NULL, *buf = NULL;
     int n, r;
 
-    if (!run_id || !run_id_valid(run_id)) {
+    if (!meta->run_id || !run_id_valid(meta->run_id) ||
+        (meta->namespace &&
+         (!k8s_secret_namespace_valid(meta->namespace) || !k8s_secret_name_valid(secret)))) {
         r = -EINVAL;
         goto out;
     }
-    r = resmeta_normalize_instance(instance, &norm, NULL);
+    r = resmeta_normalize_instance(meta->instance, &norm, NULL);
     if (r < 0)
         goto out;
-    /* Both values are from a charset JSON never escapes, so printf gives exact JSON. */
-    n = asprintf(&buf, "{\"" KEY_INSTANCE "\":\"%s\",\"" KEY_RUN_ID "\":\"%s\"}", norm, run_id);
+    /* Every value is from a charset JSON never escapes, so printf gives exact JSON. */
+    if (meta->namespace)
+        n = asprintf(&buf,
+                     "{\"" KEY_INSTANCE "\":\"%s\",\"" KEY_RUN_ID "\":\"%s\",\"" KEY_NAMESPACE
+                     "\":\"%s\",\"" KEY_TOKEN_SECRET "\":\"%s\"}",
+                     norm, meta->run_id, meta->namespace, secret);
+    else
+        n = asprintf(&buf, "{\"" KEY_INSTANCE "\":\"%s\",\"" KEY_RUN_ID "\":\"%s\"}", norm,
+                     meta->run_id);
     if (n < 0) {
         buf = NULL;
         r = -ENOMEM;
@@ -345,8 +422,12 @@ void resmeta_done(struct resmeta *m)
 {
     if (!m)
         return;
+    if (m->auth_token)
+        explicit_bzero(m->auth_token, strlen(m->auth_token));
+    free(m->auth_token);
     free(m->instance);
-    m->instance = NULL;
     free(m->run_id);
-    m->run_id = NULL;
+    free(m->namespace);
+    free(m->token_secret);
+    *m = (struct resmeta){0};
 }

@@ -32,6 +32,7 @@ struct asking {
     struct phase_result status;
     run_details_done_fn done;
     void *user;
+    struct creds_used used; /* where the request's token came from */
 };
 
 static void asking_free(struct asking *a)
@@ -152,16 +153,16 @@ static int ask(const struct run_details_request *req, const cJSON *run, const ch
     }
     a->status = *status;
     *status = (struct phase_result){0};
-    r = dbx_request(req->dbx,
-                    &(const struct dbx_call){
-                        .endpoint = DBX_RUNS_GET_OUTPUT,
-                        .instance = req->instance,
-                        .run_id = task_run_id,
-                        .token = req->token,
-                        .retry_safe = true,
-                        .deadline_ms = req->deadline_ms,
-                    },
-                    NULL, on_output, a);
+    r = creds_request(req->creds, req->config,
+                      &(const struct dbx_call){
+                          .endpoint = DBX_RUNS_GET_OUTPUT,
+                          .instance = req->instance,
+                          .run_id = task_run_id,
+                          .token = req->token,
+                          .retry_safe = true,
+                          .deadline_ms = req->deadline_ms,
+                      },
+                      req->ask, NULL, on_output, a, &a->used);
     if (r < 0) {
         *status = a->status;
         a->status = (struct phase_result){0};

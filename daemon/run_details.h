@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "creds.h"
 #include "dbx.h"
 #include "google/protobuf/struct.pb-c.h"
 #include "phase.h"
@@ -26,8 +27,10 @@
 /* Where the output comes from and where its outcome is kept; every pointer borrowed for the
  * call (the strings are copied when the request goes out). */
 struct run_details_request {
-    struct dbx *dbx;
-    struct runs *runs; /* NULL, or the run is not in it: the outcome is not kept */
+    struct creds *creds;         /* the request finds its token there, as the runs/get did */
+    const struct config *config; /* the call's, for creds_request(); must outlive the request */
+    const struct creds_ask *ask; /* the run's token sources besides its own token */
+    struct runs *runs;           /* NULL, or the run is not in it: the outcome is not kept */
     const char *instance;
     const char *run_id;     /* the run GetTask asked about (runs/get-output may get a task's id) */
     const char *credential; /* the tag of the token the run was read with (runs.h); "": default */

@@ -8,6 +8,10 @@
  * waits for a slow client; after the last one the call ends OK. A client that cancels or a
  * deadline that passes ends the call at the next callback.
  *
+ * Both requests find their token through creds.c as the run's other calls do (the Secret
+ * resource_meta names, flytekit's auth_token, OAuth, the default): a run started under a team's
+ * identity may be readable by that identity alone.
+ *
  * Errors: the run does not exist: NOT_FOUND; a refused token or request: as GetTask answers
  * them; Databricks trouble: UNAVAILABLE. A runs/get-output that Databricks refuses (a task run
  * that has not started, for one) means no output yet: an empty stream. Nothing here answers
@@ -35,7 +39,7 @@
 
 struct task_logs {
     const struct config *_Atomic config;
-    struct dbx *dbx;
+    struct creds *creds;
     struct metrics *metrics;
 };
 
@@ -45,13 +49,15 @@ struct stream {
     const struct task_logs_codec *codec;
     struct server_call *call;
     struct task_request_logs request;
+    const struct config *config; /* the one in force when the call started */
+    struct creds_used used;      /* where the last request's token came from */
     int64_t started_ms;
     int64_t deadline_ms; /* of the Databricks requests */
     struct log_page page;
     size_t next; /* the next line to send */
 };
 
-struct task_logs *task_logs_new(const struct config *config, struct dbx *dbx,
+struct task_logs *task_logs_new(const struct config *config, struct creds *creds,
                                 struct metrics *metrics)
 {
     struct task_logs *logs = calloc(1, sizeof(*logs));
@@ -59,7 +65,7 @@ struct task_logs *task_logs_new(const struct config *config, struct dbx *dbx,
     if (!logs)
         return NULL;
     atomic_store(&logs->config, config);
-    logs->dbx = dbx;
+    logs->creds = creds;
     logs->metrics = metrics;
     return logs;
 }
@@ -164,7 +170,12 @@ static void ask(struct stream *s, enum dbx_endpoint endpoint, const char *run_id
         .retry_safe = true,
         .deadline_ms = s->deadline_ms,
     };
-    int r = dbx_request(s->logs->dbx, &call, NULL, done, s);
+    const struct creds_ask sources = {
+        .namespace = s->request.run.creds.namespace,
+        .token_secret = s->request.run.creds.token_secret,
+        .resmeta_token = s->request.run.creds.auth_token,
+    };
+    int r = creds_request(s->logs->creds, s->config, &call, &sources, NULL, done, s, &s->used);
 
     if (r < 0)
         stream_end(s, GRPC_STATUS_UNAVAILABLE,
@@ -214,6 +225,7 @@ void task_logs_get(struct task_logs *logs, const struct task_logs_codec *codec,
     s->logs = logs;
     s->codec = codec;
     s->call = call;
+    s->config = config;
     s->started_ms = clock_now_ms();
     s->deadline_ms = retry_call_deadline_ms(s->started_ms, server_call_deadline_ms(call),
                                             config->request_timeout_ms);

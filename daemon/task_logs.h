@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "creds.h"
 #include "dbx.h"
 #include "metrics.h"
 #include "server.h"
@@ -42,8 +43,9 @@ struct task_logs_codec {
 extern const struct task_logs_codec task_logs_codec_v1;
 extern const struct task_logs_codec task_logs_codec_v2;
 
-/* Borrows config, dbx and metrics (may be NULL); all must outlive it. Gives NULL on OOM. */
-struct task_logs *task_logs_new(const struct config *config, struct dbx *dbx,
+/* Borrows config, creds (through which requests find their token and reach the Databricks
+ * client) and metrics (may be NULL); all must outlive it. Gives NULL on OOM. */
+struct task_logs *task_logs_new(const struct config *config, struct creds *creds,
                                 struct metrics *metrics);
 struct task_logs *task_logs_free(struct task_logs *logs);
 

@@ -26,6 +26,8 @@
 #include <openssl/evp.h>
 
 #include "flyteidl/admin/agent.pb-c.h"
+#include "errmsg.h"
+#include "k8s_secret.h"
 #include "flyteidl2/connector/connector.pb-c.h"
 #include "log_page.h"
 #include "pbdepth.h"
@@ -44,6 +46,7 @@ const struct task_request_category task_request_categories[TASK_REQUEST_CATEGORI
 struct create_ask {
     enum config_generation generation;
     const char *task_type;
+    const char *namespace;                  /* task_execution_metadata.namespace; NULL: none */
     const Google__Protobuf__Struct *custom; /* NULL: the template has none */
     struct spec_input container;            /* image, args and env only */
     struct spec_env_var *env;               /* owns: what container.env points to */
@@ -120,6 +123,16 @@ out:
     free(normalized);
     free(error);
     return code;
+}
+
+static void creds_done(struct task_request_creds *c)
+{
+    if (c->auth_token)
+        explicit_bzero(c->auth_token, strlen(c->auth_token));
+    free(c->auth_token);
+    free(c->namespace);
+    free(c->token_secret);
+    *c = (struct task_request_creds){0};
 }
 
 /* ---- Flyte 2's connection ----------------------------------------------------- */
@@ -205,6 +218,42 @@ static void call_token_free(char *token)
 
 /* ---- CreateTask ------------------------------------------------------------ */
 
+/*
+ * The per-namespace Secret flytekit would read for this task: custom.databricksTokenSecret in
+ * the task's namespace. A name Kubernetes cannot have is refused (a typo would otherwise run the
+ * task under the connector's own identity); a namespace it cannot have, which propeller never
+ * sends, is treated as none.
+ */
+static grpc_status_code check_token_secret(const cJSON *custom, const char *namespace,
+                                           struct task_request_creds *ret,
+                                           char message[TASK_REQUEST_MESSAGE_SIZE])
+{
+    const cJSON *secret = cJSON_GetObjectItemCaseSensitive(custom, "databricksTokenSecret");
+    char q[64 + 4];
+
+    if (secret && !cJSON_IsNull(secret)) {
+        if (!cJSON_IsString(secret))
+            return refuse(message, GRPC_STATUS_INVALID_ARGUMENT,
+                          "custom.databricksTokenSecret must be a string");
+        if (!k8s_secret_name_valid(secret->valuestring)) {
+            errmsg_printable(q, sizeof(q), secret->valuestring, ERRMSG_QUOTED);
+            return refuse(message, GRPC_STATUS_INVALID_ARGUMENT,
+                          "custom.databricksTokenSecret '%s' is not a Kubernetes Secret name "
+                          "(lowercase letters, digits, '-' and '.', at most 253)",
+                          q);
+        }
+        ret->token_secret = strdup(secret->valuestring);
+        if (!ret->token_secret)
+            return refuse_oom(message);
+    }
+    if (k8s_secret_namespace_valid(namespace)) {
+        ret->namespace = strdup(namespace);
+        if (!ret->namespace)
+            return refuse_oom(message);
+    }
+    return GRPC_STATUS_OK;
+}
+
 /* The checks and the body, from plain values; fills ret's instance, body and retry_safe. */
 static grpc_status_code check_create(const struct config *config, const struct create_ask *ask,
                                      struct task_request_submit *ret)
@@ -230,6 +279,9 @@ static grpc_status_code check_create(const struct config *config, const struct c
     requested = spec_instance(custom);
     code = check_instance(config, requested ? requested : config->default_instance, &ret->instance,
                           ret->message);
+    if (code != GRPC_STATUS_OK)
+        goto out;
+    code = check_token_secret(custom, ask->namespace, &ret->creds, ret->message);
     if (code != GRPC_STATUS_OK)
         goto out;
     {
@@ -307,6 +359,12 @@ static grpc_status_code read_template(bool has_template, const char *type,
     return GRPC_STATUS_OK;
 }
 
+/* The task's namespace, where its per-namespace Secret lives (NULL or "": none). */
+static void read_namespace(const char *namespace, struct create_ask *ask)
+{
+    ask->namespace = namespace && namespace[0] ? namespace : NULL;
+}
+
 /* Without a task execution id there is no token, and the submit is not retried; out of memory
  * must not quietly turn a retry-safe submit into one that is not. r: what
  * idempotency_token_from_metadata*() returned. */
@@ -335,6 +393,8 @@ static grpc_status_code unpack_create1(ProtobufCMessage *request, struct create_
         return code;
     if (spec_input_from_template(t, &ask->container, &ask->env) < 0)
         return refuse_oom(ret->message);
+    read_namespace(req->task_execution_metadata ? req->task_execution_metadata->namespace_ : NULL,
+                   ask);
     return read_token(
         idempotency_token_from_metadata(req->task_execution_metadata, ret->idempotency_token), ask,
         ret);
@@ -357,6 +417,8 @@ static grpc_status_code unpack_create2(ProtobufCMessage *request, struct create_
         return code;
     if (spec_input_from_template2(t, &ask->container, &ask->env) < 0)
         return refuse_oom(ret->message);
+    read_namespace(req->task_execution_metadata ? req->task_execution_metadata->namespace_ : NULL,
+                   ask);
     return read_token(
         idempotency_token_from_metadata2(req->task_execution_metadata, ret->idempotency_token), ask,
         ret);
@@ -402,6 +464,7 @@ grpc_status_code task_request_create(const struct config *config, enum config_ge
         code = check_create(config, &ask, ret);
     if (code != GRPC_STATUS_OK) {
         ret->idempotency_token[0] = '\0';
+        creds_done(&ret->creds);
         call_token_free(ret->call_token);
         ret->call_token = NULL;
     }
@@ -420,6 +483,7 @@ void task_request_submit_done(struct task_request_submit *s)
     s->instance = NULL;
     free(s->body);
     s->body = NULL;
+    creds_done(&s->creds);
     call_token_free(s->call_token);
     s->call_token = NULL;
 }
@@ -443,7 +507,6 @@ static grpc_status_code check_run(const struct config *config, const char *task_
     code = check_task_type(task_type, ret->message);
     if (code != GRPC_STATUS_OK)
         goto out;
-    /* flytekit's resource_meta may carry "auth_token": resmeta ignores it. */
     if (resmeta_decode(resource_meta, resource_meta_len, &meta, &error) < 0) {
         code = refuse(ret->message, GRPC_STATUS_INVALID_ARGUMENT, "%s",
                       error ? error : "malformed resource_meta");
@@ -454,6 +517,11 @@ static grpc_status_code check_run(const struct config *config, const char *task_
         goto out;
     ret->run_id = meta.run_id;
     meta.run_id = NULL;
+    /* The run's token sources: the Secret CreateTask used, or flytekit's own token. */
+    ret->creds.namespace = meta.namespace;
+    ret->creds.token_secret = meta.token_secret;
+    ret->creds.auth_token = meta.auth_token;
+    meta.namespace = meta.token_secret = meta.auth_token = NULL;
 out:
     free(error);
     resmeta_done(&meta);
@@ -588,6 +656,7 @@ void task_request_run_done(struct task_request_run *r)
     r->instance = NULL;
     free(r->run_id);
     r->run_id = NULL;
+    creds_done(&r->creds);
     call_token_free(r->call_token);
     r->call_token = NULL;
     r->call_token_tag[0] = '\0';

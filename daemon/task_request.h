@@ -40,6 +40,15 @@ extern const struct task_request_category task_request_categories[TASK_REQUEST_C
 /* True for the task types in task_request_categories ("spark", "databricks"). */
 bool task_request_type_supported(const char *name);
 
+/* Where the token for a call may come from besides the call itself and the connector's own
+ * (creds.h), as the request says. */
+struct task_request_creds {
+    char *namespace;    /* owns; the task's namespace (CreateTask) or resource_meta's; NULL: none */
+    char *token_secret; /* owns; custom.databricksTokenSecret or resource_meta's; NULL: flytekit's
+                         * default name */
+    char *auth_token;   /* owns, SECRET: flytekit's auth_token from resource_meta; NULL: none */
+};
+
 /* Room for any message the checks write (longer ones are cut). */
 #define TASK_REQUEST_MESSAGE_SIZE 768
 
@@ -57,7 +66,8 @@ struct task_request_submit {
     size_t input_bytes; /* this packed size */
     char *instance;     /* owns; normalized and allowed; NULL until resolved */
     /* Set on success only: */
-    char *body;      /* owns; the runs/submit body, JSON text */
+    struct task_request_creds creds; /* namespace (a valid one, else none) and token_secret */
+    char *body;                      /* owns; the runs/submit body, JSON text */
     bool retry_safe; /* the body carries an idempotency_token: a repeat starts no second run */
     char idempotency_token[IDEMPOTENCY_TOKEN_SIZE]; /* "" when the request names no execution */
     char *call_token; /* owns; SECRET, never log it: the Databricks token the request brings for
@@ -71,10 +81,11 @@ struct task_request_submit {
  * Checks the bytes of a CreateTaskRequest of `generation` (flyteidl.admin or
  * flyteidl2.connector; borrowed) against `config` (borrowed) and fills *ret (free its strings with
  * task_request_submit_done(), on failure too). Returns GRPC_STATUS_OK, or the status to answer:
- * INVALID_ARGUMENT (undecodable, no template or custom config, no or malformed instance, a job spec
- * spec_build() refuses, a connection secret an HTTP header cannot carry), NOT_FOUND (a task type
- * this connector does not serve), PERMISSION_DENIED (an instance the allowlist does not name),
- * RESOURCE_EXHAUSTED (out of memory).
+ * INVALID_ARGUMENT (undecodable, no template or custom config, no or malformed instance, a
+ * databricksTokenSecret that is no Kubernetes Secret name, a job spec spec_build() refuses, a
+ * connection secret an HTTP header cannot carry), NOT_FOUND (a task type this connector does not
+ * serve), PERMISSION_DENIED (an instance the allowlist does not name), RESOURCE_EXHAUSTED (out
+ * of memory).
  */
 grpc_status_code task_request_create(const struct config *config, enum config_generation generation,
                                      const uint8_t *request, size_t request_len,
@@ -93,6 +104,7 @@ struct task_request_run {
     /* The hex SHA-256 of call_token, "" without one: calls may share a status read only when
      * their tags are equal, and the tag can be kept where the token must not be. */
     char call_token_tag[TASK_REQUEST_TOKEN_TAG_SIZE];
+    struct task_request_creds creds;         /* from resource_meta; set on success only */
     char message[TASK_REQUEST_MESSAGE_SIZE]; /* set on failure only */
 };
 

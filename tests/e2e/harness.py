@@ -44,6 +44,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.abspath(os.environ["BUILD"]) if os.environ.get("BUILD") else os.path.join(ROOT, "build")
 DAEMON = os.path.abspath(os.environ.get("DAEMON", os.path.join(BUILD, "flyte-databricks-connector")))
 FAKE = os.path.join(ROOT, "tests", "fake", "fake_databricks.py")
+FAKE_KUBE = os.path.join(ROOT, "tests", "fake", "fake_kubernetes.py")
 SCALE = float(os.environ.get("TIMEOUT_SCALE", "1") or 1)
 VALGRIND_ALL = os.environ.get("VALGRIND", "") == "1"
 VALGRIND_CMD = ["valgrind", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
@@ -207,12 +208,13 @@ def free_port():
 class Fake:
     """One fake_databricks.py process and a client for its control API."""
 
-    def __init__(self, directory, ca, token):
-        self.log_path = os.path.join(directory, "fake.log")
+    def __init__(self, directory, ca, token, script=FAKE, name="fake", args=None):
+        self.log_path = os.path.join(directory, name + ".log")
         self.log = open(self.log_path, "wb")
+        args = args if args is not None else ["--token", token]
         self.proc = subprocess.Popen(
-            [sys.executable, FAKE, "--port", "0", "--cert", ca["cert"], "--key", ca["key"],
-             "--token", token], stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
+            [sys.executable, script, "--port", "0", "--cert", ca["cert"], "--key", ca["key"]]
+            + args, stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
             preexec_fn=die_with_parent)
         try:
             self.port = self._read_port(10 * SCALE)
@@ -288,6 +290,11 @@ class Fake:
                 return r
         raise Failure("fake has no run %s" % run_id)
 
+    def bearer_tokens(self):
+        """Every bearer token the fake was sent, to hunt for in the daemon's output."""
+        return {r["headers"]["authorization"][len("Bearer "):] for r in self.requests()
+                if r["headers"].get("authorization", "").startswith("Bearer ")}
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -298,6 +305,47 @@ class Fake:
                 self.proc.wait(5)
         self.proc.stdout.close()
         self.log.close()
+
+
+class FakeKube(Fake):
+    """One fake_kubernetes.py process, the service account directory a pod would have (its
+    token, a canary, and the test CA as ca.crt), and a client for the fake's control API."""
+
+    def __init__(self, directory, ca):
+        self.sa_token = "k8s-sa-CANARY-" + secrets.token_hex(8)
+        super().__init__(directory, ca, None, script=FAKE_KUBE, name="fake-k8s",
+                         args=["--sa-token", self.sa_token])
+        self.sa_dir = os.path.join(directory, "serviceaccount")
+        os.makedirs(self.sa_dir, exist_ok=True)
+        shutil.copy(ca["ca"], os.path.join(self.sa_dir, "ca.crt"))
+        self.write_sa_token(self.sa_token)
+
+    def write_sa_token(self, token):
+        """Replaces the token file as the kubelet does: a new file renamed over the old name."""
+        path = os.path.join(self.sa_dir, "token")
+        with open(path + ".new", "w") as f:
+            f.write(token)
+        os.rename(path + ".new", path)
+
+    def env(self):
+        """The variables Kubernetes sets in a pod, pointing at this fake."""
+        return {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(self.port)}
+
+    def args(self):
+        return ["--kubernetes-service-account-dir", self.sa_dir]
+
+    def secret(self, namespace, name, token=None, data=None, delete=False):
+        body = {"namespace": namespace, "name": name, "delete": delete,
+                "data": data if data is not None else {"token": token}}
+        self.control("POST", "/fake/secret", body)
+
+    def inject(self, path, answers, repeat=False):
+        self.control("POST", "/fake/inject", {"path": path, "answers": answers, "repeat": repeat,
+                                              "clear": True})
+
+    def requests(self, path_suffix=None):
+        reqs = self.control("GET", "/fake/requests")
+        return [r for r in reqs if path_suffix is None or r["path"].endswith(path_suffix)]
 
 
 # ---- the daemon -------------------------------------------------------------
@@ -334,8 +382,11 @@ class Daemon:
                 raise Failure("valgrind is not installed (make deps installs it)")
             cmd = VALGRIND_CMD + ["--log-file=" + os.path.join(self.directory, "valgrind.log")] + cmd
         check(self.binary is not None, "daemon binary %s missing (run make)" % DAEMON)
-        # The daemon reads FLYTE_DATABRICKS_*: start from a clean environment.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_")}
+        # The daemon reads FLYTE_* (its settings, flytekit's secret places), _FSEC_* (flytekit's
+        # secret variables), DATABRICKS_CLIENT_* (OAuth) and KUBERNETES_SERVICE_* (a runner in a
+        # pod would otherwise make it ask the real cluster): start from a clean environment.
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("FLYTE_", "_FSEC_", "DATABRICKS_", "KUBERNETES_SERVICE_"))}
         env.update(self.extra_env or {})
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.stderr,
@@ -583,25 +634,34 @@ class Test:
         self.transcript = []
         self.secrets = []
 
+    def kube(self):
+        """Starts a fake Kubernetes API; give its env() and args() to start()."""
+        kube = FakeKube(self.dir, self.suite.ca)
+        self.fakes.append(kube)
+        self.secrets.append(kube.sa_token)
+        return kube
+
     def start(self, instance=True, token=None, fake_token=None, args=(), valgrind=None,
-              wait=True, ca=True, env=None):
+              wait=True, ca=True, env=None, token_file=True):
         """Starts a fake and a daemon. token: what the daemon's token file holds (default a
         fresh canary, which the fake also accepts unless fake_token differs). env: variables
-        added to the daemon's environment."""
+        added to the daemon's environment. token_file False: no --token-file (the token file
+        is still written, for a test to put where it likes)."""
         canary = "dapi-CANARY-" + secrets.token_hex(12)
         token = token if token is not None else canary
         self.secrets.append(token)
         fake_token = fake_token if fake_token is not None else token
         fake = Fake(self.dir, self.suite.ca, fake_token)
         self.fakes.append(fake)
-        token_file = os.path.join(self.dir, "token-%d" % len(self.fakes))
-        with open(token_file, "w") as f:
+        token_path = os.path.join(self.dir, "token-%d" % len(self.fakes))
+        with open(token_path, "w") as f:
             f.write(token + "\n")
-        os.chmod(token_file, 0o600)
+        os.chmod(token_path, 0o600)
         daemon_args = []
         if instance:
             daemon_args += ["--instance", fake.address]
-        daemon_args += ["--token-file", token_file] + (
+        self.token_path = token_path
+        daemon_args += (["--token-file", token_path] if token_file else []) + (
             ["--ca-file", self.suite.ca["ca"]] if ca else []) + ["--log-level", "debug"] + list(args(fake) if callable(args) else args)
         use_valgrind = VALGRIND_ALL if valgrind is None else valgrind
         use_valgrind = use_valgrind and not SANITIZED

@@ -258,15 +258,19 @@ def test_create_new_attempt_new_run(t):
 
 
 def test_flytekit_resource_meta_with_auth_token(t):
+    """flytekit >= 1.16.15 stores the run's token in resource_meta: the run's later calls use
+    it (issue 12), so runs it started survive the switch under their own identity."""
     env = t.start()
     _, _ = create(t, env)
-    t.secrets.append("old-token")
-    meta = {"databricks_instance": env.fake.address, "run_id": "1000", "auth_token": "old-token"}
+    t.secrets.append("dapi-flytekit-run-token")
+    env.fake.config(tokens=[env.token, "dapi-flytekit-run-token"])
+    meta = {"databricks_instance": env.fake.address, "run_id": "1000",
+            "auth_token": "dapi-flytekit-run-token"}
     r = env.get(meta)
     eq(env.phase_name(r.phase), "INITIALIZING", "phase with a flytekit resource_meta")
     env.delete(meta)
     for req in env.fake.requests(RUNS_GET) + env.fake.requests(CANCEL):
-        eq(req["headers"].get("authorization"), "Bearer " + env.token, "token used")
+        eq(req["headers"].get("authorization"), "Bearer dapi-flytekit-run-token", "token used")
 
 
 def test_custom_instance_same_as_default(t):

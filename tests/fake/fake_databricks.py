@@ -72,6 +72,17 @@ For runs/get, a reset or truncate without "body" carries a TERMINATED/SUCCESS
 answer for the run: a connector that used the broken answer would end the
 task.
 
+OAuth machine-to-machine: POST /oidc/v1/token answers as a workspace does for
+a service principal once /fake/config sets "oauth" ({"client_id", "client_secret",
+"expires_in"}): HTTP Basic client credentials and the form grant_type=
+client_credentials&scope=all-apis give {"access_token", "token_type": "Bearer",
+"expires_in"}; a wrong client gets 401 invalid_client. The Jobs API then takes
+only tokens it issued and that are neither expired nor revoked (401 otherwise),
+plus any static tokens /fake/config "tokens" lists.
+
+Tokens: the Jobs API takes a bearer token from "tokens" (at first --token; no
+token: 401, an unknown one: 403) or, with OAuth set, an issued token.
+
 Control API (no auth):
   POST /fake/script  {"steps": [...]}               script for next runs
                      {"run_id": N, "steps": [...]}  replace a run's script
@@ -86,7 +97,12 @@ Control API (no auth):
                      ..."task_key": K               only that task's
   POST /fake/config  {"missing_style": "400"|"404", "include_status": bool,
                       "unknown_run": step|null, "random_faults": {...}|null,
-                      "record": bool}
+                      "record": bool, "tokens": [static tokens taken],
+                      "oauth": {"client_id", "client_secret", "expires_in",
+                      "delay_ms" (before each grant)}|null
+                      (setting "oauth" drops the static tokens unless the same
+                      call lists "tokens")}
+  POST /fake/oauth/revoke                           every issued token is refused from now on
   POST /fake/reset                                  back to the start state
   GET  /fake/requests                               the request record
   GET  /fake/stats                                  {"counts": {path: requests,
@@ -95,11 +111,13 @@ Control API (no auth):
 """
 
 import argparse
+import base64
 import copy
 import http.server
 import json
 import os
 import random
+import secrets
 import signal
 import socket
 import ssl
@@ -110,6 +128,7 @@ import time
 import urllib.parse
 
 API = "/api/2.1/jobs/runs/"
+OIDC_TOKEN = "/oidc/v1/token"
 FIRST_RUN_ID = 1000
 FIRST_JOB_ID = 700000
 MAX_BODY = 16 * 1024 * 1024
@@ -231,9 +250,10 @@ class Run:
 
 
 class State:
-    def __init__(self, address):
+    def __init__(self, address, token):
         self.lock = threading.Lock()
         self.address = address
+        self.token = token
         self.reset()
 
     def reset(self):
@@ -254,10 +274,33 @@ class State:
         self.record = True
         self.next_output = {}
         self.counts = {}           # path -> requests received
+        self.bearer_tokens = {self.token}  # static bearer tokens taken
+        self.oauth = None          # {"client_id", "client_secret", "expires_in"}: OAuth on
+        self.issued = {}           # issued access token -> expiry (time.time() scale)
+        self.revoked = set()
         # Hanging requests wait on this; /fake/release sets it and puts a
         # fresh one in place for later hangs. Not reset with the rest.
         if not hasattr(self, "release"):
             self.release = threading.Event()
+
+
+def queue_injected(state, key, body):
+    """/fake/inject: queues body["answers"] for `key`; "clear" empties the queue first, "repeat"
+    makes its last answer answer forever. Needs state.lock held; fake_kubernetes.py shares it."""
+    if body.get("clear"):
+        state.injected.pop(key, None)
+        state.repeat.discard(key)
+    state.injected.setdefault(key, []).extend(body.get("answers", []))
+    if body.get("repeat"):
+        state.repeat.add(key)
+
+
+def next_injected(state, key):
+    """The injected answer due for `key`, or None. Needs state.lock held."""
+    queue = state.injected.get(key)
+    if not queue:
+        return None
+    return queue[0] if len(queue) == 1 and key in state.repeat else queue.pop(0)
 
 
 def injected_step(step):
@@ -515,13 +558,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     "body": body_json if body_json is not None else raw.decode("utf-8", "replace"),
                     "time": arrived})
         try:
-            self.check_auth()
+            if url.path != OIDC_TOKEN:
+                self.check_auth()
             with state.lock:
-                key = (method, url.path)
-                queue = state.injected.get(key)
-                step = None
-                if queue:
-                    step = queue[0] if len(queue) == 1 and key in state.repeat else queue.pop(0)
+                step = next_injected(state, (method, url.path))
             if step is not None and step.get("fault") == "drop_after_create":
                 # The workspace does the work; only the answer is lost.
                 self.api(method, url, raw)
@@ -582,13 +622,51 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not value or not value.startswith("Bearer "):
             raise ApiError(401, "UNAUTHENTICATED",
                            "Credential was not sent or was of an unsupported type for this API.")
-        if value[len("Bearer "):] != self.server.token:
-            raise ApiError(403, "PERMISSION_DENIED", "Invalid access token.")
+        token = value[len("Bearer "):]
+        state = self.server.state
+        with state.lock:
+            if token in state.bearer_tokens:
+                return
+            expiry = state.issued.get(token)
+            if expiry is not None and (token in state.revoked or expiry <= time.time()):
+                raise ApiError(401, "UNAUTHENTICATED", "Token is expired or revoked.")
+            if expiry is None:
+                raise ApiError(403, "PERMISSION_DENIED", "Invalid access token.")
+
+    def oauth_token(self, raw):
+        """The token endpoint of a workspace for a service principal (client credentials)."""
+        state = self.server.state
+        with state.lock:
+            oauth = dict(state.oauth) if state.oauth else None
+        value = self.headers.get("Authorization", "")
+        try:
+            user, _, password = base64.b64decode(value[len("Basic "):]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            user = password = None
+        if (not oauth or not value.startswith("Basic ") or user != oauth["client_id"]
+                or password != oauth["client_secret"]):
+            return 401, {"error": "invalid_client",
+                         "error_description": "Client authentication failed"}, 0
+        form = urllib.parse.parse_qs(raw.decode("utf-8", "replace"))
+        if form.get("grant_type") != ["client_credentials"] or form.get("scope") != ["all-apis"]:
+            return 400, {"error": "invalid_request",
+                         "error_description": "expected grant_type=client_credentials and "
+                                              "scope=all-apis"}, 0
+        expires_in = int(oauth.get("expires_in", 3600))
+        if oauth.get("delay_ms"):
+            time.sleep(oauth["delay_ms"] / 1000.0)
+        with state.lock:
+            token = "fake-oauth-%d-%s" % (len(state.issued) + 1, secrets.token_hex(8))
+            state.issued[token] = time.time() + expires_in
+        return 200, {"access_token": token, "token_type": "Bearer", "expires_in": expires_in,
+                     "scope": "all-apis"}, 0
 
     # ---- the Jobs API ---------------------------------------------------
 
     def api(self, method, url, raw):
         """Returns (http status, answer, delay_ms); raises ApiError."""
+        if url.path == OIDC_TOKEN and method == "POST":
+            return self.oauth_token(raw)
         routes = {API + "submit": ("POST", self.submit),
                   API + "get": ("GET", self.get_run),
                   API + "cancel": ("POST", self.cancel),
@@ -733,13 +811,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     state.next_script = copy.deepcopy(steps)
                 answer = {}
             elif (method, path) == ("POST", "/fake/inject"):
-                key = (body.get("method", "GET"), body.get("path", ""))
-                if body.get("clear"):
-                    state.injected.pop(key, None)
-                    state.repeat.discard(key)
-                state.injected.setdefault(key, []).extend(body.get("answers", []))
-                if body.get("repeat"):
-                    state.repeat.add(key)
+                queue_injected(state, (body.get("method", "GET"), body.get("path", "")), body)
                 answer = {}
             elif (method, path) == ("POST", "/fake/release"):
                 state.release.set()
@@ -780,6 +852,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     state.random = random.Random(seed if seed is not None else 0)
                 if "record" in body:
                     state.record = bool(body["record"])
+                if "oauth" in body:
+                    state.oauth = body["oauth"]
+                    if "tokens" not in body and body["oauth"]:
+                        state.bearer_tokens = set()
+                if "tokens" in body:
+                    state.bearer_tokens = set(body["tokens"])
+                answer = {}
+            elif (method, path) == ("POST", "/fake/oauth/revoke"):
+                state.revoked.update(state.issued)
                 answer = {}
             else:
                 self.send(404, {"error": "no control endpoint %s %s" % (method, path)})
@@ -788,20 +869,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send(200, data)
 
 
-class Server(http.server.ThreadingHTTPServer):
+class TLSServer(http.server.ThreadingHTTPServer):
+    """A threading HTTPS server on 127.0.0.1; fake_kubernetes.py serves through it too."""
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address, context, token):
-        super().__init__(address, Handler)
+    def __init__(self, address, context, handler):
+        super().__init__(address, handler)
         self.context = context
-        self.token = token
-        self.state = State("%s:%d" % self.server_address[:2])
 
     def finish_request(self, request, client_address):
         # TLS handshake here, on the connection's own thread, so one slow or
         # broken client cannot stall accept().
-        request.settimeout(Handler.timeout)
+        request.settimeout(self.RequestHandlerClass.timeout)
         # Headers and body leave in separate writes: without this, Nagle plus the client's
         # delayed ACK add 40 ms to every answer.
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -819,6 +899,32 @@ class Server(http.server.ThreadingHTTPServer):
                 pass
 
 
+def serve(server):
+    """Prints PORT=, then serves until SIGTERM or SIGINT."""
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print("PORT=%d" % server.server_address[1], flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+
+
+def tls_context(cert, key):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+class Server(TLSServer):
+    def __init__(self, address, context, token):
+        super().__init__(address, context, Handler)
+        self.state = State("%s:%d" % self.server_address[:2], token)
+
+
 def main():
     parser = argparse.ArgumentParser(description="fake Databricks Jobs API")
     parser.add_argument("--port", type=int, default=0)
@@ -830,20 +936,8 @@ def main():
     if args.host not in ("127.0.0.1", "localhost"):
         parser.error("the fake listens on 127.0.0.1 only")
 
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(args.cert, args.key)
-    server = Server(("127.0.0.1", args.port), context, args.token)
-
-    def stop(signum, frame):
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    print("PORT=%d" % server.server_address[1], flush=True)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()
+    server = Server(("127.0.0.1", args.port), tls_context(args.cert, args.key), args.token)
+    serve(server)
 
 
 if __name__ == "__main__":

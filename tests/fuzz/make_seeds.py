@@ -149,6 +149,28 @@ def resource_metas():
         "not-object": b'["example.com", "1"]',
         "escaped": b'{"databricks_instance": "ex\\u0061mple.com", "run_id": "1", "x": [1, {}]}',
         "too-long-run-id": b'{"databricks_instance": "e.com", "run_id": "12345678901234567890"}',
+        "namespace-secret": b'{"databricks_instance": "e.com", "run_id": "1", '
+                            b'"namespace": "flytesnacks-development", "token_secret": "team.token"}',
+        "namespace-bad": b'{"databricks_instance": "e.com", "run_id": "1", "namespace": "../x"}',
+        "auth-token-null": b'{"databricks_instance": "e.com", "run_id": "1", "auth_token": null}',
+    }
+
+
+def credential_answers():
+    """Bodies of a Kubernetes Secret's GET and of an OAuth token endpoint's answer."""
+    secret = {"kind": "Secret", "apiVersion": "v1",
+              "metadata": {"name": "databricks-token", "namespace": "ns"},
+              "data": {"token": "ZGFwaS1ub3QtYS1zZWNyZXQK"}, "type": "Opaque"}
+    return {
+        "secret": json.dumps(secret).encode(),
+        "secret-no-key": json.dumps(dict(secret, data={"other": "eA=="})).encode(),
+        "secret-bad-base64": json.dumps(dict(secret, data={"token": "YQ=a"})).encode(),
+        "status-403": b'{"kind": "Status", "message": "secrets \\"t\\" is forbidden", "code": 403}',
+        "token": b'{"access_token": "dose-not-a-secret", "token_type": "Bearer", '
+                 b'"expires_in": 3600, "scope": "all-apis"}',
+        "token-string-expiry": b'{"access_token": "x", "expires_in": "120"}',
+        "invalid-client": b'{"error": "invalid_client", "error_description": "Client '
+                          b'authentication failed"}',
     }
 
 
@@ -289,6 +311,7 @@ def main():
         write(opts.out, "resmeta", resource_metas())
         write(opts.out, "config", configs())
         write(opts.out, "template_json", templates())
+        write(opts.out, "credential_answers", credential_answers())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

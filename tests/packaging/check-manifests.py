@@ -10,7 +10,10 @@ small resource bounds, a non-root, read-only, capability-free container, the
 token from the Secret, the config from the ConfigMap, a grace period above the
 daemon's, a headless gRPC Service, a PodDisruptionBudget, Prometheus scrape
 annotations; that the ConfigMap's config passes the daemon's --check-config
-(when the binary is built); and that deploy/propeller/connector-service.yaml
+(when the binary is built); that per-namespace tokens are off in the base and
+deploy/overlays/namespace-tokens turns them on with the least RBAC (a
+ClusterRole with only "get" on secrets, bound to the pod's ServiceAccount,
+whose token is mounted); and that deploy/propeller/connector-service.yaml
 routes spark and databricks tasks to that Service under the key names
 flytepropeller reads. The self-test breaks a copy of the rendered objects one
 property at a time and expects the matching check to fail. Prints "ok NAME" /
@@ -41,6 +44,10 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 DEPLOY = os.path.join(ROOT, "deploy")
 BASE = os.path.join(DEPLOY, "base")
 PROPELLER = os.path.join(DEPLOY, "propeller", "connector-service.yaml")
+NS_TOKENS_OVERLAY = os.path.join(DEPLOY, "overlays", "namespace-tokens")
+NS_TOKENS_COMPONENT = os.path.join(DEPLOY, "components", "namespace-tokens")
+RBAC_KINDS = ("ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 GRPC_PORT = 8000
 METRICS_PORT = 9090
@@ -335,6 +342,53 @@ def check_secret_placeholder(m):
              "Secret key %s is not the placeholder %s: never commit a token" % (k, TOKEN_PLACEHOLDER))
 
 
+def check_namespace_tokens_off(m):
+    """The base grants nothing: the chart's rbac.enabled is off by default too."""
+    rbac = ["%s/%s" % (o.get("kind"), dig(o, "metadata", "name")) for o in m["objects"]
+            if o.get("kind") in RBAC_KINDS]
+    need(not rbac, "the base defines %s; per-namespace tokens are opt-in (deploy/components)" % rbac)
+
+
+def check_namespace_tokens_rbac(m):
+    objs = m["overlay"]
+    need(objs, "deploy/overlays/namespace-tokens did not render")
+    d = one(objs, "Deployment")
+    spec = dig(d, "spec", "template", "spec", default={})
+    sa_name = spec.get("serviceAccountName")
+    namespace = dig(d, "metadata", "namespace")
+    need(sa_name, "the Deployment names no serviceAccountName")
+    sas = [o for o in objs if o.get("kind") == "ServiceAccount" and
+           dig(o, "metadata", "name") == sa_name and dig(o, "metadata", "namespace") == namespace]
+    need(len(sas) == 1, "no ServiceAccount %s/%s" % (namespace, sa_name))
+    need(spec.get("automountServiceAccountToken") is True,
+         "the pod does not mount its service account token (the daemon reads Secrets with it)")
+    roles = {dig(o, "metadata", "name"): o for o in objs if o.get("kind") == "ClusterRole"}
+    need(len(roles) == 1, "expected one ClusterRole, found %d" % len(roles))
+    role_name, role = next(iter(roles.items()))
+    rules = role.get("rules") or []
+    need(rules, "ClusterRole %s has no rules" % role_name)
+    for rule in rules:
+        need(rule.get("apiGroups") == [""] and rule.get("resources") == ["secrets"],
+             "ClusterRole %s grants more than core secrets: %s" % (role_name, rule))
+        need(rule.get("verbs") == ["get"],
+             "ClusterRole %s verbs are %s; \"get\" alone reads one Secret by name (list and watch "
+             "would hand over every Secret)" % (role_name, rule.get("verbs")))
+        for name in rule.get("resourceNames") or []:
+            need(isinstance(name, str) and DNS_SUBDOMAIN.match(name),
+                 "resourceNames entry %r is not a Secret name" % name)
+    bindings = [o for o in objs if o.get("kind") in ("ClusterRoleBinding", "RoleBinding") and
+                dig(o, "roleRef", "name") == role_name]
+    need(bindings, "nothing binds ClusterRole %s" % role_name)
+    for b in bindings:
+        need(dig(b, "roleRef", "kind") == "ClusterRole", "binding %s refers to a %s" % (
+            dig(b, "metadata", "name"), dig(b, "roleRef", "kind")))
+        subjects = b.get("subjects") or []
+        need(subjects and all(s.get("kind") == "ServiceAccount" and s.get("name") == sa_name and
+                              s.get("namespace") == namespace for s in subjects),
+             "binding %s subjects %s are not only ServiceAccount %s/%s" % (
+                 dig(b, "metadata", "name"), subjects, namespace, sa_name))
+
+
 def check_propeller(m):
     p = m["propeller"]
     need(isinstance(p, dict), "%s is not a YAML mapping" % PROPELLER)
@@ -404,6 +458,8 @@ CHECKS = [
     ("service-headless-grpc", check_service),
     ("pod-disruption-budget", check_pdb),
     ("secret-placeholder-only", check_secret_placeholder),
+    ("namespace-tokens-off-by-default", check_namespace_tokens_off),
+    ("namespace-tokens-rbac", check_namespace_tokens_rbac),
     ("propeller-connector-service", check_propeller),
 ]
 
@@ -434,7 +490,23 @@ def _kind(m, kind):
     return next(o for o in m["objects"] if o.get("kind") == kind)
 
 
+def _overlay(m, kind):
+    return next(o for o in m["overlay"] if o.get("kind") == kind)
+
+
 MUTATIONS = [
+    ("namespace-tokens-off-by-default", "the base binds a role",
+     lambda m: m["objects"].append({"kind": "ClusterRoleBinding", "metadata": {"name": "x"}})),
+    ("namespace-tokens-rbac", "list on secrets",
+     lambda m: _overlay(m, "ClusterRole")["rules"][0]["verbs"].append("list")),
+    ("namespace-tokens-rbac", "secrets and configmaps",
+     lambda m: _overlay(m, "ClusterRole")["rules"][0].__setitem__("resources",
+                                                                  ["secrets", "configmaps"])),
+    ("namespace-tokens-rbac", "the binding names another ServiceAccount",
+     lambda m: _overlay(m, "ClusterRoleBinding")["subjects"][0].__setitem__("name", "default")),
+    ("namespace-tokens-rbac", "service account token not mounted",
+     lambda m: _overlay(m, "Deployment")["spec"]["template"]["spec"].__setitem__(
+         "automountServiceAccountToken", False)),
     ("pod-security-context", "pod runAsNonRoot false",
      lambda m: _pod(m)["securityContext"].__setitem__("runAsNonRoot", False)),
     ("pod-security-context", "pod runAsUser 0",
@@ -578,6 +650,45 @@ def render(report, docs):
     return objs, namespace
 
 
+def merge(into, patch):
+    """A strategic merge patch of maps only, which is all the component's patch holds."""
+    for k, v in patch.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            merge(into[k], v)
+        else:
+            into[k] = copy.deepcopy(v)
+
+
+def render_overlay(report, docs, base_objs, namespace):
+    """The objects of deploy/overlays/namespace-tokens: kustomize's, or without kubectl the
+    base plus the component's resources and patch."""
+    kubectl = shutil.which("kubectl")
+    if kubectl:
+        r = subprocess.run([kubectl, "kustomize", NS_TOKENS_OVERLAY], capture_output=True,
+                           text=True, timeout=120)
+        if r.returncode != 0:
+            report.fail("kustomize-build namespace-tokens",
+                        (r.stderr or r.stdout).strip().replace("\n", " "))
+            return []
+        report.ok("kustomize-build namespace-tokens")
+        return [d for d in yaml.safe_load_all(r.stdout) if d]
+    comp = (docs.get(os.path.join(NS_TOKENS_COMPONENT, "kustomization.yaml")) or [{}])[0]
+    objs = copy.deepcopy(base_objs)
+    for res in comp.get("resources") or []:
+        for d in docs.get(os.path.join(NS_TOKENS_COMPONENT, res), []):
+            d = copy.deepcopy(d)
+            if d.get("kind") not in ("ClusterRole", "ClusterRoleBinding"):
+                d.setdefault("metadata", {}).setdefault("namespace", namespace)
+            objs.append(d)
+    for p in comp.get("patches") or []:
+        for patch in docs.get(os.path.join(NS_TOKENS_COMPONENT, p.get("path", "")), []):
+            for o in objs:
+                if o.get("kind") == patch.get("kind") and dig(o, "metadata", "name") == dig(
+                        patch, "metadata", "name"):
+                    merge(o, {k: v for k, v in patch.items() if k != "metadata"})
+    return objs
+
+
 def daemon_check_config(report, m):
     """Runs the built daemon's --check-config on the ConfigMap's config."""
     name = "configmap-passes-daemon-check-config"
@@ -635,7 +746,8 @@ def main(argv):
     except OSError:
         propeller_text = ""
     m = {"objects": objs, "namespace": namespace, "propeller": propeller_docs[0],
-         "propeller_text": propeller_text}
+         "propeller_text": propeller_text,
+         "overlay": render_overlay(report, docs, objs, namespace)}
     for name, fn in CHECKS:
         why = run_check(fn, m)
         if why:

@@ -63,9 +63,10 @@ static inline uint8_t *requests_pack(const ProtobufCMessage *message, size_t *re
     return bytes;
 }
 
-/* template_text: a TaskTemplate as JSON, or NULL for a request without one. */
-static inline uint8_t *requests_create(const char *template_text, bool with_execution,
-                                       bool with_inputs, size_t *ret_len)
+/* template_text: a TaskTemplate as JSON, or NULL for a request without one; namespace: the task
+ * execution metadata's (NULL: none, or no metadata without an execution). */
+static inline uint8_t *requests_create_in(const char *template_text, bool with_execution,
+                                          bool with_inputs, const char *namespace, size_t *ret_len)
 {
     Flyteidl__Admin__CreateTaskRequest req = FLYTEIDL__ADMIN__CREATE_TASK_REQUEST__INIT;
     Flyteidl__Admin__TaskExecutionMetadata meta = FLYTEIDL__ADMIN__TASK_EXECUTION_METADATA__INIT;
@@ -93,11 +94,21 @@ static inline uint8_t *requests_create(const char *template_text, bool with_exec
         meta.task_execution_id = &id;
         req.task_execution_metadata = &meta;
     }
+    if (namespace) {
+        meta.namespace_ = (char *)namespace;
+        req.task_execution_metadata = &meta;
+    }
     if (with_inputs)
         req.inputs = &inputs;
     bytes = requests_pack(&req.base, ret_len);
     template_json_free(template_);
     return bytes;
+}
+
+static inline uint8_t *requests_create(const char *template_text, bool with_execution,
+                                       bool with_inputs, size_t *ret_len)
+{
+    return requests_create_in(template_text, with_execution, with_inputs, NULL, ret_len);
 }
 
 /* A GetTaskRequest (delete false) or DeleteTaskRequest naming `category` (task_category.name;

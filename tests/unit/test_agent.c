@@ -1,10 +1,11 @@
 /*
- * test_agent.c - the task handlers (agent.c) with the Databricks client and the gRPC call
- * replaced by this file's own functions through the linker's --wrap (see the Makefile's
- * test_agent rule): no server, no network.
+ * test_agent.c - the task handlers (agent.c) with the token chain, the Databricks client and the
+ * gRPC call replaced by this file's own functions through the linker's --wrap (see the
+ * Makefile's test_agent rule): no server, no network.
  *
- * The fake dbx_request() records each request the handler queues; a test then completes it with
- * a chosen struct dbx_answer, as the curl thread would. The fake server_call_reply() packs the
+ * The fake creds_request() records each request the handler queues, with the token sources it
+ * asked for, and says the source a test chose served it; a test then completes the request with
+ * a chosen struct dbx_answer, as the loop thread would. The fake server_call_reply() packs the
  * response, so a test unpacks exactly the bytes propeller (or Flyte 2's executor) would get.
  * Expectations (statuses, phases, messages) are written here as the README documents them.
  */
@@ -44,6 +45,7 @@ struct sent {
     enum dbx_endpoint endpoint;
     char *instance, *run_id, *body;
     char *token; /* the call's own token; NULL: the client's default */
+    char *namespace, *token_secret, *resmeta_token; /* the token sources asked for */
     bool retry_safe;
     int64_t deadline_ms;
     dbx_done_fn done;
@@ -53,23 +55,34 @@ struct sent {
 #define MAX_SENT 8
 static struct sent sent[MAX_SENT];
 static size_t sent_count;
-static int dbx_result; /* what the next dbx_request() returns */
+static int dbx_result; /* what the next creds_request() returns */
+/* The source the next creds_request() says served it. */
+static struct creds_used next_used = {.source = CREDS_SOURCE_DEFAULT, .name = "env X"};
 
-int __wrap_dbx_request(struct dbx *dbx, const struct dbx_call *call, char *body, dbx_done_fn done,
-                       void *user);
+int __wrap_creds_request(struct creds *creds, const struct config *config,
+                         const struct dbx_call *call, const struct creds_ask *ask, char *body,
+                         dbx_done_fn done, void *user, struct creds_used *ret_used);
+const char *__wrap_creds_source_name(enum creds_source source);
 void __wrap_server_call_reply(struct server_call *call, const ProtobufCMessage *response);
 void __wrap_server_call_fail(struct server_call *call, grpc_status_code code, const char *message);
 int64_t __wrap_server_call_deadline_ms(const struct server_call *call);
 const char *__wrap_server_call_method(const struct server_call *call);
 
-int __wrap_dbx_request(struct dbx *dbx, const struct dbx_call *call, char *body, dbx_done_fn done,
-                       void *user)
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+int __wrap_creds_request(struct creds *creds, const struct config *config,
+                         const struct dbx_call *call, const struct creds_ask *ask, char *body,
+                         dbx_done_fn done, void *user, struct creds_used *ret_used)
 {
     struct sent *s = &sent[sent_count];
 
-    (void)dbx;
+    (void)creds;
+    assert_non_null(config);
     if (dbx_result < 0) {
-        free(body); /* dbx.h: on failure the body is freed and done never runs */
+        free(body); /* creds.h, as dbx.h: on failure the body is freed and done never runs */
         return dbx_result;
     }
     assert_true(sent_count < MAX_SENT);
@@ -78,6 +91,9 @@ int __wrap_dbx_request(struct dbx *dbx, const struct dbx_call *call, char *body,
         .instance = strdup(call->instance),
         .run_id = call->run_id ? strdup(call->run_id) : NULL,
         .token = call->token ? strdup(call->token) : NULL,
+        .namespace = dup_or_null(ask->namespace),
+        .token_secret = dup_or_null(ask->token_secret),
+        .resmeta_token = dup_or_null(ask->resmeta_token),
         .body = body,
         .retry_safe = call->retry_safe,
         .deadline_ms = call->deadline_ms,
@@ -85,7 +101,13 @@ int __wrap_dbx_request(struct dbx *dbx, const struct dbx_call *call, char *body,
         .user = user,
     };
     sent_count++;
+    *ret_used = next_used;
     return 0;
+}
+
+const char *__wrap_creds_source_name(enum creds_source source)
+{
+    return source == CREDS_SOURCE_NAMESPACE ? "namespace_secret" : "some_source";
 }
 
 void __wrap_server_call_reply(struct server_call *call, const ProtobufCMessage *response)
@@ -137,6 +159,7 @@ static int setup_with(void **state, const char *config_text)
     assert_non_null(fx->agent);
     sent_count = 0;
     dbx_result = 0;
+    next_used = (struct creds_used){.source = CREDS_SOURCE_DEFAULT, .name = "env X"};
     *state = fx;
     return 0;
 }
@@ -169,6 +192,9 @@ static int teardown(void **state)
         free(sent[i].run_id);
         free(sent[i].token);
         free(sent[i].body);
+        free(sent[i].namespace);
+        free(sent[i].token_secret);
+        free(sent[i].resmeta_token);
     }
     agent_free(fx->agent);
     metrics_free(fx->metrics);
@@ -301,6 +327,103 @@ static void test_create_success(void **state)
     call_done(&call);
     expect_metric(fx, "flyte_connector_requests_success_total{task_type=\"spark\","
                       "operation=\"create\"} 1");
+}
+
+/* The created run's resource_meta as JSON (cJSON_Delete()). */
+static cJSON *created_meta(const struct server_call *call)
+{
+    Flyteidl__Admin__CreateTaskResponse *resp =
+        flyteidl__admin__create_task_response__unpack(NULL, call->reply_len, call->reply);
+    cJSON *meta;
+
+    assert_non_null(resp);
+    meta = cJSON_ParseWithLength((const char *)resp->resource_meta.data, resp->resource_meta.len);
+    assert_non_null(meta);
+    flyteidl__admin__create_task_response__free_unpacked(resp, NULL);
+    return meta;
+}
+
+/* A CreateTask asks the chain for the task's namespace Secret; when that Secret served it, the
+ * run's resource_meta names it (never a token) for the run's later calls. */
+static void test_create_namespace_secret(void **state)
+{
+    static const char template_text[] =
+        "{\"type\": \"spark\", \"custom\": {\"databricksTokenSecret\": \"team-token\","
+        " \"databricksConf\": {\"existing_cluster_id\": \"c\"}}}";
+    struct fixture *fx = *state;
+    struct server_call call = {.deadline_ms = INT64_MAX};
+    size_t len;
+    uint8_t *bytes = requests_create_in(template_text, true, false, "team-ns", &len);
+    cJSON *meta;
+
+    next_used = (struct creds_used){.source = CREDS_SOURCE_NAMESPACE,
+                                    .name = "team-ns/team-token",
+                                    .namespace = "team-ns",
+                                    .token_secret = "team-token"};
+    agent_create_task(agent_service(fx->agent, CONFIG_FLYTE_1), &call, bytes, len);
+    free(bytes);
+    assert_int_equal(sent_count, 1);
+    assert_string_equal(sent[0].namespace, "team-ns");
+    assert_string_equal(sent[0].token_secret, "team-token");
+    assert_null(sent[0].resmeta_token);
+    complete(0, DBX_VERDICT_OK, "{\"run_id\": 77}", NULL);
+    assert_int_equal(call.code, GRPC_STATUS_OK);
+    meta = created_meta(&call);
+    assert_string_equal(cJSON_GetObjectItem(meta, "namespace")->valuestring, "team-ns");
+    assert_string_equal(cJSON_GetObjectItem(meta, "token_secret")->valuestring, "team-token");
+    assert_string_equal(cJSON_GetObjectItem(meta, "run_id")->valuestring, "77");
+    cJSON_Delete(meta);
+    call_done(&call);
+}
+
+/* Served by another source, the run's resource_meta stays as it always was. */
+static void test_create_other_source_meta(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call call = {.deadline_ms = INT64_MAX};
+    size_t len;
+    uint8_t *bytes = requests_create_in(REQUESTS_SPARK_TEMPLATE, true, false, "team-ns", &len);
+    cJSON *meta;
+
+    next_used = (struct creds_used){.source = CREDS_SOURCE_OAUTH, .name = "i c"};
+    agent_create_task(agent_service(fx->agent, CONFIG_FLYTE_1), &call, bytes, len);
+    free(bytes);
+    assert_string_equal(sent[0].namespace, "team-ns");
+    assert_null(sent[0].token_secret); /* flytekit's default name, left to the chain */
+    complete(0, DBX_VERDICT_OK, "{\"run_id\": 78}", NULL);
+    meta = created_meta(&call);
+    assert_null(cJSON_GetObjectItem(meta, "namespace"));
+    assert_null(cJSON_GetObjectItem(meta, "token_secret"));
+    cJSON_Delete(meta);
+    call_done(&call);
+}
+
+/* GetTask and DeleteTask ask for the Secret resource_meta names, or flytekit's auth_token. */
+static void test_run_token_sources(void **state)
+{
+    struct fixture *fx = *state;
+
+    for (int delete = 0; delete <= 1; delete ++) {
+        struct server_call a = {.deadline_ms = INT64_MAX}, b = {.deadline_ms = INT64_MAX};
+        size_t first = sent_count;
+
+        get_or_delete(fx, &a, delete, "spark",
+                      "{\"databricks_instance\": \"" INSTANCE "\", \"run_id\": \"5\","
+                      " \"namespace\": \"team-ns\", \"token_secret\": \"team-token\"}");
+        get_or_delete(fx, &b, delete, "spark",
+                      "{\"databricks_instance\": \"" INSTANCE "\", \"run_id\": \"6\","
+                      " \"auth_token\": \"dapi-from-flytekit\"}");
+        assert_int_equal(sent_count, first + 2);
+        assert_string_equal(sent[first].namespace, "team-ns");
+        assert_string_equal(sent[first].token_secret, "team-token");
+        assert_null(sent[first].resmeta_token);
+        assert_null(sent[first + 1].namespace);
+        assert_string_equal(sent[first + 1].resmeta_token, "dapi-from-flytekit");
+        complete(first, DBX_VERDICT_RUN_GONE, NULL, "gone");
+        complete(first + 1, DBX_VERDICT_RUN_GONE, NULL, "gone");
+        call_done(&a);
+        call_done(&b);
+    }
 }
 
 /* The Databricks side ends before the caller's deadline, by a tenth of it, 50 ms to 1 s. */
@@ -1201,6 +1324,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_without_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_namespace_secret, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_other_source_meta, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_token_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_undecodable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_verdicts, setup, teardown),

@@ -128,11 +128,15 @@ static void test_keys_sorted_and_complete(void **state)
     static const char *const want[] = {
         "allowed_instances",
         "ca_file",
+        "client_id",
+        "client_secret_file",
         "connect_timeout_ms",
         "default_instance",
         "instance_limits",
         "instance_max_concurrent_requests",
+        "instance_oauth",
         "instance_rate_limit_rps",
+        "kubernetes_service_account_dir",
         "listen",
         "log_format",
         "log_level",
@@ -140,6 +144,7 @@ static void test_keys_sorted_and_complete(void **state)
         "max_response_bytes",
         "max_tracked_runs",
         "metrics_listen",
+        "namespace_token_ttl_ms",
         "request_timeout_ms",
         "retryable_failed_phase",
         "service_credential_provider",
@@ -192,13 +197,20 @@ static void test_defaults(void **state)
     /* config_file and token, then the keys by name */
     assert_string_equal(desc, "config_file = (none)\n"
                               "token = (unset)\n"
+                              "client_secret = (unset)\n"
+                              "kubernetes_api = (not in a cluster)\n"
                               "allowed_instances = (none)\n"
                               "ca_file = (none)\n"
+                              "client_id = (none)\n"
+                              "client_secret_file = (none)\n"
                               "connect_timeout_ms = 5000\n"
                               "default_instance = (none)\n"
                               "instance_limits = (none)\n"
                               "instance_max_concurrent_requests = 256\n"
+                              "instance_oauth = (none)\n"
                               "instance_rate_limit_rps = 0\n"
+                              "kubernetes_service_account_dir = "
+                              "/var/run/secrets/kubernetes.io/serviceaccount\n"
                               "listen = 0.0.0.0:8000\n"
                               "log_format = text\n"
                               "log_level = info\n"
@@ -206,6 +218,7 @@ static void test_defaults(void **state)
                               "max_response_bytes = 4194304\n"
                               "max_tracked_runs = 20000\n"
                               "metrics_listen = 0.0.0.0:9090\n"
+                              "namespace_token_ttl_ms = 60000\n"
                               "request_timeout_ms = 30000\n"
                               "retryable_failed_phase = true\n"
                               "service_credential_provider = (none)\n"
@@ -1059,7 +1072,7 @@ static void test_token_never_leaks(void **state)
         assert_int_equal(res.r, 0);
         assert_string_equal(res.cfg->token, CANARY);
         desc = config_describe(res.cfg);
-        assert_non_null(strstr(desc, "\ntoken = (set, 26 bytes)\n"));
+        assert_non_null(strstr(desc, "\ntoken = (set, 26 bytes, file "));
         free(desc);
         assert_no_canary(&res);
         result_done(&res);
@@ -1121,6 +1134,349 @@ static void test_token_never_leaks(void **state)
     tmp_remove(&good);
     tmp_remove(&bad);
     tmp_remove(&world);
+}
+
+/* ---- flytekit's places, OAuth clients, Kubernetes ---- */
+
+/* A directory standing for /etc/secrets, removed with its files by tmpdir_remove(). */
+struct tmpdir {
+    char path[64];
+};
+
+static void tmpdir_make(struct tmpdir *d)
+{
+    strcpy(d->path, "/tmp/test_config_dir.XXXXXX");
+    assert_non_null(mkdtemp(d->path));
+}
+
+static void tmpdir_put(const struct tmpdir *d, const char *name, const char *content)
+{
+    char path[160];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", d->path, name);
+    f = fopen(path, "we");
+    assert_non_null(f);
+    fputs(content, f);
+    fclose(f);
+    assert_int_equal(chmod(path, 0600), 0);
+}
+
+static void tmpdir_remove(struct tmpdir *d, const char *const *names)
+{
+    char path[160];
+
+    for (; names && *names; names++) {
+        snprintf(path, sizeof(path), "%s/%s", d->path, *names);
+        unlink(path);
+    }
+    rmdir(d->path);
+}
+
+static bool strv_contains(char **v, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* flytekit's SecretsManager looks for FLYTE_DATABRICKS_ACCESS_TOKEN as the variable
+ * _FSEC_FLYTE_DATABRICKS_ACCESS_TOKEN, then the file /etc/secrets/flyte_databricks_access_token;
+ * the connector's own variable and token_file come after, a --token-file flag before. */
+static void test_flytekit_places(void **state)
+{
+    struct tmpdir dir;
+    struct tmpfile conf_tok, flag_tok, conf;
+    char env_dir[128], conf_text[160], want[256];
+    static const char *const files[] = {"flyte_databricks_access_token",
+                                        "pre_flyte_databricks_access_token", NULL};
+
+    (void)state;
+    tmpdir_make(&dir);
+    snprintf(env_dir, sizeof(env_dir), "FLYTE_SECRETS_DEFAULT_DIR=%s", dir.path);
+    tmp_write(&conf_tok, "config-token\n", 0600);
+    tmp_write(&flag_tok, "flag-token\n", 0600);
+    snprintf(conf_text, sizeof(conf_text), "{\"token_file\": \"%s\"}", conf_tok.path);
+    tmp_write(&conf, conf_text, 0600);
+    {
+        /* no file in the directory: the variable, then token_file */
+        const char *args[] = {"--config", conf.path, NULL};
+        const char *env[] = {env_dir, NULL};
+        struct result res = load(args, env);
+
+        assert_int_equal(res.r, 0);
+        assert_string_equal(res.cfg->token, "config-token");
+        snprintf(want, sizeof(want), "file %s", conf_tok.path);
+        assert_string_equal(res.cfg->token_place, want);
+        result_done(&res);
+    }
+    tmpdir_put(&dir, "flyte_databricks_access_token", " file-token\n");
+    {
+        /* the file beats FLYTE_DATABRICKS_ACCESS_TOKEN and token_file, and is watched */
+        const char *args[] = {"--config", conf.path, NULL};
+        const char *env[] = {env_dir, "FLYTE_DATABRICKS_ACCESS_TOKEN=env-token", NULL};
+        struct result res = load(args, env);
+        char path[160];
+
+        assert_int_equal(res.r, 0);
+        assert_string_equal(res.cfg->token, "file-token");
+        snprintf(path, sizeof(path), "%s/flyte_databricks_access_token", dir.path);
+        assert_string_equal(res.cfg->token_file, path);
+        snprintf(want, sizeof(want), "file %s", path);
+        assert_string_equal(res.cfg->token_place, want);
+        assert_true(strv_contains(res.cfg->watch_files, res.cfg->watch_files_count, path));
+        result_done(&res);
+    }
+    {
+        /* _FSEC_FLYTE_DATABRICKS_ACCESS_TOKEN beats the file */
+        const char *env[] = {env_dir, "_FSEC_FLYTE_DATABRICKS_ACCESS_TOKEN=fsec-token", NULL};
+        struct result res = load(NULL, env);
+
+        assert_int_equal(res.r, 0);
+        assert_string_equal(res.cfg->token, "fsec-token");
+        assert_string_equal(res.cfg->token_place, "env _FSEC_FLYTE_DATABRICKS_ACCESS_TOKEN");
+        assert_null(res.cfg->token_file);
+        result_done(&res);
+    }
+    {
+        /* FLYTE_SECRETS_ENV_PREFIX renames the variable: the old name means nothing */
+        const char *env[] = {env_dir, "FLYTE_SECRETS_ENV_PREFIX=MINE_",
+                             "MINE_FLYTE_DATABRICKS_ACCESS_TOKEN=mine-token",
+                             "_FSEC_FLYTE_DATABRICKS_ACCESS_TOKEN=fsec-token", NULL};
+        struct result res = load(NULL, env);
+
+        assert_int_equal(res.r, 0);
+        assert_string_equal(res.cfg->token, "mine-token");
+        result_done(&res);
+    }
+    {
+        /* FLYTE_SECRETS_FILE_PREFIX goes before the file name */
+        const char *env[] = {env_dir, "FLYTE_SECRETS_FILE_PREFIX=pre_",
+                             "FLYTE_DATABRICKS_ACCESS_TOKEN=env-token", NULL};
+        struct result res = load(NULL, env);
+
+        assert_int_equal(res.r, 0);
+        assert_string_equal(res.cfg->token, "env-token");
+        result_done(&res);
+        tmpdir_put(&dir, "pre_flyte_databricks_access_token", "prefixed-token");
+        res = load(NULL, env);
+        assert_int_equal(res.r, 0);
+        assert_string_equal(res.cfg->token, "prefixed-token");
+        result_done(&res);
+    }
+    {
+        /* an explicit --token-file flag wins over every place */
+        const char *args[] = {"--token-file", flag_tok.path, NULL};
+        const char *env[] = {env_dir, "_FSEC_FLYTE_DATABRICKS_ACCESS_TOKEN=fsec-token", NULL};
+        struct result res = load(args, env);
+
+        assert_int_equal(res.r, 0);
+        assert_string_equal(res.cfg->token, "flag-token");
+        result_done(&res);
+    }
+    {
+        /* an empty file is an error naming it */
+        tmpdir_put(&dir, "flyte_databricks_access_token", "\n");
+        const char *env[] = {env_dir, NULL};
+        struct result res = load(NULL, env);
+
+        assert_int_equal(res.r, -EINVAL);
+        assert_non_null(strstr(res.err, "flyte_databricks_access_token\": the token is empty"));
+        result_done(&res);
+    }
+    tmpdir_remove(&dir, files);
+    {
+        /* nothing anywhere: the warning names every place, in order */
+        const char *env[] = {"FLYTE_SECRETS_DEFAULT_DIR=/nonexistent/secrets", NULL};
+        struct result res = load(NULL, env);
+
+        assert_int_equal(res.r, 0);
+        assert_null(res.cfg->token);
+        assert_true(warnings_contain(
+            res.warnings, "no Databricks token (looked in environment "
+                          "_FSEC_FLYTE_DATABRICKS_ACCESS_TOKEN, file "
+                          "/nonexistent/secrets/flyte_databricks_access_token, environment "
+                          "FLYTE_DATABRICKS_ACCESS_TOKEN, token_file (not set))"));
+        result_done(&res);
+    }
+    tmp_remove(&conf_tok);
+    tmp_remove(&flag_tok);
+    tmp_remove(&conf);
+}
+
+static void test_oauth_clients(void **state)
+{
+    struct tmpfile secret, other, conf;
+    char conf_text[512];
+    const struct config_oauth_client *c;
+
+    (void)state;
+    tmp_write(&secret, CANARY "-global\n", 0600);
+    tmp_write(&other, CANARY "-other\n", 0600);
+    snprintf(conf_text, sizeof(conf_text),
+             "{\"client_id\": \"global-id\", \"client_secret_file\": \"%s\", "
+             "\"instance_oauth\": {\"https://Other.example.com/\": {\"client_id\": \"other-id\", "
+             "\"client_secret_file\": \"%s\"}}}",
+             secret.path, other.path);
+    tmp_write(&conf, conf_text, 0600);
+    {
+        const char *args[] = {"--config", conf.path, NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, 0);
+        c = config_oauth_client(res.cfg, "other.example.com");
+        assert_non_null(c);
+        assert_string_equal(c->client_id, "other-id");
+        assert_string_equal(c->client_secret, CANARY "-other");
+        c = config_oauth_client(res.cfg, "x.example.com");
+        assert_non_null(c);
+        assert_string_equal(c->client_id, "global-id");
+        assert_string_equal(c->client_secret, CANARY "-global");
+        assert_true(strv_contains(res.cfg->watch_files, res.cfg->watch_files_count, secret.path));
+        assert_true(strv_contains(res.cfg->watch_files, res.cfg->watch_files_count, other.path));
+        /* with an OAuth client, a missing default token is no cause for a warning */
+        assert_false(warnings_contain(res.warnings, "no Databricks token"));
+        assert_no_canary(&res);
+        result_done(&res);
+    }
+    {
+        /* the variables: DATABRICKS_CLIENT_SECRET wins over the file */
+        const char *args[] = {"--config", conf.path, NULL};
+        const char *env[] = {"DATABRICKS_CLIENT_ID=env-id",
+                             "DATABRICKS_CLIENT_SECRET=" CANARY "-env", NULL};
+        struct result res = load(args, env);
+
+        assert_int_equal(res.r, 0);
+        c = config_oauth_client(res.cfg, "x.example.com");
+        assert_string_equal(c->client_id, "env-id");
+        assert_string_equal(c->client_secret, CANARY "-env");
+        assert_null(c->client_secret_file);
+        assert_no_canary(&res);
+        result_done(&res);
+    }
+    {
+        /* no client at all */
+        struct result res = load(NULL, NULL);
+
+        assert_int_equal(res.r, 0);
+        assert_null(config_oauth_client(res.cfg, "x.example.com"));
+        result_done(&res);
+    }
+    {
+        const char *env[] = {"DATABRICKS_CLIENT_ID=lonely", NULL};
+        struct result res = load(NULL, env);
+
+        assert_int_equal(res.r, -EINVAL);
+        assert_string_equal(res.err, "client_id is set but no client secret "
+                                     "(DATABRICKS_CLIENT_SECRET or client_secret_file)");
+        result_done(&res);
+    }
+    {
+        const char *env[] = {"DATABRICKS_CLIENT_SECRET=" CANARY, NULL};
+        struct result res = load(NULL, env);
+
+        assert_int_equal(res.r, -EINVAL);
+        assert_non_null(strstr(res.err, "but no client_id"));
+        assert_no_canary(&res);
+        result_done(&res);
+    }
+    expect_error("{\"client_id\": \"a:b\"}",
+                 "key \"client_id\": invalid value \"a:b\": expected visible ASCII characters "
+                 "other than ':'");
+    expect_error("{\"instance_oauth\": {\"x.example.com\": {\"client_id\": \"a\"}}}",
+                 "key \"instance_oauth\"[\"x.example.com\"]: needs both client_id and "
+                 "client_secret_file");
+    expect_error("{\"instance_oauth\": {\"x.example.com\": {\"client_id\": \"a\", "
+                 "\"client_secret_file\": \"/f\", \"secret\": \"s\"}}}",
+                 "key \"instance_oauth\"[\"x.example.com\"]: unknown key \"secret\" (expected "
+                 "client_id, client_secret_file)");
+    expect_error("{\"instance_oauth\": []}",
+                 "key \"instance_oauth\": expected an object, got an array");
+    tmp_remove(&secret);
+    tmp_remove(&other);
+    tmp_remove(&conf);
+}
+
+/* In a cluster exactly when client-go's InClusterConfig() would say so: both variables set. */
+static void test_kubernetes_environment(void **state)
+{
+    static const struct {
+        const char *host, *port;
+        const char *want_host; /* NULL: not in a cluster */
+        const char *want_error;
+    } cases[] = {
+        {"KUBERNETES_SERVICE_HOST=10.96.0.1", "KUBERNETES_SERVICE_PORT=443", "10.96.0.1", NULL},
+        {"KUBERNETES_SERVICE_HOST=fd00::1", "KUBERNETES_SERVICE_PORT=6443", "fd00::1", NULL},
+        {"KUBERNETES_SERVICE_HOST=kubernetes.default.svc", "KUBERNETES_SERVICE_PORT=443",
+         "kubernetes.default.svc", NULL},
+        {"KUBERNETES_SERVICE_HOST=10.96.0.1", "X=1", NULL, NULL},
+        {"X=1", "KUBERNETES_SERVICE_PORT=443", NULL, NULL},
+        {"KUBERNETES_SERVICE_HOST=10.96.0.1", "KUBERNETES_SERVICE_PORT=0", NULL,
+         "KUBERNETES_SERVICE_PORT: invalid value \"0\": expected a port 1-65535"},
+        {"KUBERNETES_SERVICE_HOST=a/b", "KUBERNETES_SERVICE_PORT=443", NULL,
+         "KUBERNETES_SERVICE_HOST: invalid value \"a/b\": expected a host name or IP address"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        const char *env[] = {cases[i].host, cases[i].port, NULL};
+        struct result res = load(NULL, env);
+
+        if (cases[i].want_error) {
+            assert_int_equal(res.r, -EINVAL);
+            assert_string_equal(res.err, cases[i].want_error);
+        } else if (cases[i].want_host) {
+            assert_int_equal(res.r, 0);
+            assert_string_equal(res.cfg->kubernetes_host, cases[i].want_host);
+        } else {
+            assert_int_equal(res.r, 0);
+            assert_null(res.cfg->kubernetes_host);
+        }
+        result_done(&res);
+    }
+}
+
+static void test_read_secret_and_stamps(void **state)
+{
+    struct tmpfile f;
+    struct config_stamp a, b, gone;
+    char *secret = NULL, *err = NULL;
+
+    (void)state;
+    tmp_write(&f, "\n" CANARY "\n", 0600);
+    assert_int_equal(config_read_secret(f.path, "service account token", &secret, &err), 0);
+    assert_string_equal(secret, CANARY);
+    free(secret);
+    config_stamp_file(f.path, &a);
+    assert_true(a.exists);
+    config_stamp_file(f.path, &b);
+    assert_true(config_stamp_equal(&a, &b));
+    /* replaced the way Kubernetes does: a new file renamed over the old name */
+    {
+        struct tmpfile g;
+
+        tmp_write(&g, CANARY "\n", 0600);
+        assert_int_equal(rename(g.path, f.path), 0);
+    }
+    config_stamp_file(f.path, &b);
+    assert_false(config_stamp_equal(&a, &b));
+    tmp_remove(&f);
+    config_stamp_file(f.path, &gone);
+    assert_false(gone.exists);
+    assert_false(config_stamp_equal(&b, &gone));
+
+    assert_int_equal(
+        config_read_secret("/nonexistent/token", "service account token", &secret, &err), -EINVAL);
+    assert_string_equal(err,
+                        "service account token \"/nonexistent/token\": No such file or directory");
+    free(err);
+    err = NULL;
+    tmp_write(&f, CANARY " x\n", 0600);
+    assert_true(config_read_secret(f.path, "service account token", &secret, &err) < 0);
+    assert_null(strstr(err, CANARY));
+    free(err);
+    tmp_remove(&f);
 }
 
 /* ---- actions and flag syntax ---- */
@@ -1296,8 +1652,8 @@ static void test_usage_mentions_every_flag(void **state)
     free(text);
 }
 
-/* check-config's description has one line for every key, and only keys besides config_file and
- * token. */
+/* check-config's description has one line for every key, and only keys besides config_file, the
+ * secrets and the Kubernetes API. */
 static void test_describe_lists_every_key(void **state)
 {
     struct config *cfg = config_new();
@@ -1316,10 +1672,14 @@ static void test_describe_lists_every_key(void **state)
             assert_string_equal(line, "config_file");
         else if (n == 1)
             assert_string_equal(line, "token");
+        else if (n == 2)
+            assert_string_equal(line, "client_secret");
+        else if (n == 3)
+            assert_string_equal(line, "kubernetes_api");
         else
-            assert_string_equal(line, config_key_name(n - 2));
+            assert_string_equal(line, config_key_name(n - 4));
     }
-    assert_null(config_key_name(n - 2));
+    assert_null(config_key_name(n - 4));
     free(desc);
     config_free(cfg);
 }
@@ -1351,6 +1711,10 @@ int main(void)
         cmocka_unit_test(test_token_sources),
         cmocka_unit_test(test_token_file_errors_and_warnings),
         cmocka_unit_test(test_token_never_leaks),
+        cmocka_unit_test(test_flytekit_places),
+        cmocka_unit_test(test_oauth_clients),
+        cmocka_unit_test(test_kubernetes_environment),
+        cmocka_unit_test(test_read_secret_and_stamps),
         cmocka_unit_test(test_actions),
         cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_check_config_with_errors_fails),

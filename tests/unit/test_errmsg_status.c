@@ -26,6 +26,16 @@ static void test_errmsg_set_returns_error_and_message(void **state)
     assert_int_equal(errmsg_set(NULL, -ENOENT, "ignored"), -ENOENT);
 }
 
+/* An outcome, not an error, comes back with its message. */
+static void test_errmsg_give_returns_outcome_and_message(void **state)
+{
+    char *message = NULL;
+    (void)state;
+    assert_int_equal(errmsg_give(&message, 3, "HTTP %d", 404), 3);
+    assert_string_equal(message, "HTTP 404");
+    free(message);
+}
+
 static void test_errmsg_format(void **state)
 {
     char *s;
@@ -183,6 +193,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errmsg_set_returns_error_and_message),
+        cmocka_unit_test(test_errmsg_give_returns_outcome_and_message),
         cmocka_unit_test(test_errmsg_format),
         cmocka_unit_test(test_errmsg_format_empty),
         cmocka_unit_test(test_printable_quoted),

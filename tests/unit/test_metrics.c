@@ -81,6 +81,8 @@ static void test_empty_registry_exact(void **state)
         "# HELP fdc_databricks_request_duration_seconds Duration of one HTTP attempt to "
         "Databricks\n"
         "# TYPE fdc_databricks_request_duration_seconds histogram\n"
+        "# HELP fdc_token_source_total Calls to Databricks by where their token came from\n"
+        "# TYPE fdc_token_source_total counter\n"
         "# HELP fdc_status_not_refreshed_total GetTask answered with the last known phase "
         "because Databricks trouble outlasted the retries\n"
         "# TYPE fdc_status_not_refreshed_total counter\n"
@@ -355,6 +357,36 @@ static void test_databricks_families(void **state)
     metrics_free(m);
 }
 
+/* Token sources from a fixed list; anything else is "other". */
+static void test_token_sources(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new("v");
+    char *text;
+
+    metrics_token_source(m, "namespace_secret");
+    metrics_token_source(m, "namespace_secret");
+    metrics_token_source(m, "default");
+    metrics_token_source(m, "oauth");
+    metrics_token_source(m, "connection_secret");
+    metrics_token_source(m, "resource_meta");
+    metrics_token_source(m, "none");
+    metrics_token_source(m, "dapi-something-else");
+    metrics_token_source(m, NULL);
+    metrics_token_source(NULL, "default");
+    text = metrics_render(m);
+    assert_line(text, "fdc_token_source_total{source=\"namespace_secret\"} 2");
+    assert_line(text, "fdc_token_source_total{source=\"default\"} 1");
+    assert_line(text, "fdc_token_source_total{source=\"oauth\"} 1");
+    assert_line(text, "fdc_token_source_total{source=\"connection_secret\"} 1");
+    assert_line(text, "fdc_token_source_total{source=\"resource_meta\"} 1");
+    assert_line(text, "fdc_token_source_total{source=\"none\"} 1");
+    assert_line(text, "fdc_token_source_total{source=\"other\"} 2");
+    assert_null(strstr(text, "dapi-"));
+    free(text);
+    metrics_free(m);
+}
+
 /* 16 distinct statuses get their own series; later ones and non-statuses share "other". */
 static void test_status_table_bounded(void **state)
 {
@@ -502,7 +534,7 @@ static void test_exposition_well_formed(void **state)
             assert_non_null(strstr(line, "} "));
         assert_true(strchr(line, ' ') != NULL);
     }
-    assert_int_equal(n_typed, 11);
+    assert_int_equal(n_typed, 12); /* the families, fdc_token_source_total included */
     free(copy);
     free(text);
     metrics_free(m);
@@ -572,13 +604,13 @@ static void test_concurrent_updates(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty_registry_exact),  cmocka_unit_test(test_request_counters),
-        cmocka_unit_test(test_grpc_code_names),       cmocka_unit_test(test_latency_histogram),
-        cmocka_unit_test(test_histogram_exact_bound), cmocka_unit_test(test_input_bytes_histogram),
-        cmocka_unit_test(test_databricks_families),   cmocka_unit_test(test_status_table_bounded),
-        cmocka_unit_test(test_label_escaping),        cmocka_unit_test(test_calls_in_flight),
-        cmocka_unit_test(test_null_registry),         cmocka_unit_test(test_exposition_well_formed),
-        cmocka_unit_test(test_concurrent_updates),
+        cmocka_unit_test(test_empty_registry_exact),   cmocka_unit_test(test_request_counters),
+        cmocka_unit_test(test_grpc_code_names),        cmocka_unit_test(test_latency_histogram),
+        cmocka_unit_test(test_histogram_exact_bound),  cmocka_unit_test(test_input_bytes_histogram),
+        cmocka_unit_test(test_databricks_families),    cmocka_unit_test(test_status_table_bounded),
+        cmocka_unit_test(test_token_sources),          cmocka_unit_test(test_label_escaping),
+        cmocka_unit_test(test_calls_in_flight),        cmocka_unit_test(test_null_registry),
+        cmocka_unit_test(test_exposition_well_formed), cmocka_unit_test(test_concurrent_updates),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

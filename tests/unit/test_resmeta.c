@@ -1,6 +1,7 @@
-/* Unit tests for daemon/resmeta.c: round trips, flytekit's format (its token must never come
- * back out), numeric run_ids, malformed input with exact messages, and injection attempts on
- * the two values that end up in a URL. */
+/* Unit tests for daemon/resmeta.c: round trips, flytekit's format (its token is read for the
+ * run's calls but must never come back out), the per-namespace Secret's names, numeric run_ids,
+ * malformed input with exact messages, and injection attempts on the values that end up in a
+ * URL. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -80,7 +81,10 @@ static void test_round_trip(void **state)
         struct resmeta m = {0};
         char *err = NULL;
 
-        assert_int_equal(resmeta_encode(cases[i].instance, cases[i].run_id, &data, &len), 0);
+        assert_int_equal(resmeta_encode(&(struct resmeta){.instance = (char *)cases[i].instance,
+                                                          .run_id = (char *)cases[i].run_id},
+                                        &data, &len),
+                         0);
         assert_int_equal(len, strlen(cases[i].bytes));
         assert_memory_equal(data, cases[i].bytes, len);
         assert_int_equal(data[len], '\0');
@@ -106,7 +110,10 @@ static void test_encode_rejects(void **state)
     for (size_t i = 0; i < N(cases); i++) {
         uint8_t *data = (uint8_t *)"untouched";
         size_t len = 77;
-        assert_int_equal(resmeta_encode(cases[i].instance, cases[i].run_id, &data, &len), -EINVAL);
+        assert_int_equal(resmeta_encode(&(struct resmeta){.instance = (char *)cases[i].instance,
+                                                          .run_id = (char *)cases[i].run_id},
+                                        &data, &len),
+                         -EINVAL);
         assert_string_equal((char *)data, "untouched");
         assert_int_equal(len, 77);
     }
@@ -450,6 +457,121 @@ static void test_normalize_lengths(void **state)
     free(out);
 }
 
+/* The names of a per-namespace Secret round trip; flytekit's auth_token is read, never written. */
+static void test_namespace_and_auth_token(void **state)
+{
+    static const char want[] = "{\"databricks_instance\":\"h.io\",\"run_id\":\"7\","
+                               "\"namespace\":\"flytesnacks-development\","
+                               "\"token_secret\":\"team.token-1\"}";
+    struct resmeta m = {0};
+    uint8_t *data = NULL;
+    size_t len = 0;
+    char *err = NULL;
+
+    (void)state;
+    assert_int_equal(
+        resmeta_encode(&(struct resmeta){.instance = (char *)"H.io",
+                                         .run_id = (char *)"7",
+                                         .namespace = (char *)"flytesnacks-development",
+                                         .token_secret = (char *)"team.token-1",
+                                         .auth_token = (char *)CANARY},
+                       &data, &len),
+        0);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(data, want, len);
+    assert_int_equal(decode_str((char *)data, &m, &err), 0);
+    assert_string_equal(m.namespace, "flytesnacks-development");
+    assert_string_equal(m.token_secret, "team.token-1");
+    assert_null(m.auth_token);
+    resmeta_done(&m);
+    free(data);
+
+    /* a namespace alone stands for flytekit's default Secret, and is written as such */
+    assert_int_equal(resmeta_encode(&(struct resmeta){.instance = (char *)"h.io",
+                                                      .run_id = (char *)"7",
+                                                      .namespace = (char *)"ns"},
+                                    &data, &len),
+                     0);
+    assert_non_null(
+        strstr((char *)data, "\"namespace\":\"ns\",\"token_secret\":\"databricks-token\""));
+    free(data);
+    assert_int_equal(
+        decode_str("{\"databricks_instance\": \"h.io\", \"run_id\": \"1\", \"namespace\": \"ns\"}",
+                   &m, &err),
+        0);
+    assert_string_equal(m.namespace, "ns");
+    assert_null(m.token_secret);
+    resmeta_done(&m);
+
+    /* flytekit's token comes out for the run's calls */
+    assert_int_equal(decode_str("{\"databricks_instance\": \"h.io\", \"run_id\": \"1\", "
+                                "\"auth_token\": \"" CANARY "\"}",
+                                &m, &err),
+                     0);
+    assert_string_equal(m.auth_token, CANARY);
+    assert_null(m.namespace);
+    /* and never goes back in */
+    assert_int_equal(resmeta_encode(&m, &data, &len), 0);
+    assert_null(strstr((char *)data, CANARY));
+    assert_null(strstr((char *)data, "auth_token"));
+    free(data);
+    resmeta_done(&m);
+    assert_null(m.auth_token);
+    assert_null(m.instance);
+
+    /* names a Kubernetes API URL cannot take are refused on the way out too */
+    data = (uint8_t *)"untouched";
+    assert_int_equal(resmeta_encode(&(struct resmeta){.instance = (char *)"h.io",
+                                                      .run_id = (char *)"7",
+                                                      .namespace = (char *)"a/b"},
+                                    &data, &len),
+                     -EINVAL);
+    assert_int_equal(resmeta_encode(&(struct resmeta){.instance = (char *)"h.io",
+                                                      .run_id = (char *)"7",
+                                                      .namespace = (char *)"ns",
+                                                      .token_secret = (char *)"x?y"},
+                                    &data, &len),
+                     -EINVAL);
+    assert_string_equal((char *)data, "untouched");
+}
+
+static void test_namespace_and_auth_token_refused(void **state)
+{
+    static const struct {
+        const char *json, *message;
+    } cases[] = {
+        {"{\"databricks_instance\": \"h.io\", \"run_id\": \"1\", \"namespace\": \"Team_A\"}",
+         "resource_meta: bad namespace 'Team_A': must be a Kubernetes namespace name"},
+        {"{\"databricks_instance\": \"h.io\", \"run_id\": \"1\", \"namespace\": "
+         "\"../kube-system\"}",
+         "resource_meta: bad namespace '../kube-system': must be a Kubernetes namespace name"},
+        {"{\"databricks_instance\": \"h.io\", \"run_id\": \"1\", \"namespace\": \"ns\", "
+         "\"token_secret\": \"a/b?c\"}",
+         "resource_meta: bad token_secret 'a/b?c': must be a Kubernetes Secret name"},
+        {"{\"databricks_instance\": \"h.io\", \"run_id\": \"1\", \"token_secret\": \"s\"}",
+         "resource_meta: token_secret without namespace"},
+        {"{\"databricks_instance\": \"h.io\", \"run_id\": \"1\", \"namespace\": 3}",
+         "resource_meta: namespace must be a string"},
+        {"{\"databricks_instance\": \"h.io\", \"run_id\": \"1\", \"namespace\": \"a\", "
+         "\"namespace\": \"b\"}",
+         "malformed resource_meta: duplicate key 'namespace'"},
+        {"{\"databricks_instance\": \"h.io\", \"run_id\": \"1\", \"auth_token\": \"" CANARY
+         "\\r\\nX-Evil: 1\"}",
+         "resource_meta: auth_token must be a token of visible ASCII characters"},
+        {"{\"databricks_instance\": \"h.io\", \"run_id\": \"1\", \"auth_token\": \"\"}",
+         "resource_meta: auth_token must be a token of visible ASCII characters"},
+        {"{\"databricks_instance\": \"h.io\", \"run_id\": \"1\", \"auth_token\": 5}",
+         "resource_meta: auth_token must be a string"},
+        {"{\"databricks_instance\": \"h.io\", \"run_id\": \"1\", \"auth_token\": \"a\", "
+         "\"auth_token\": \"b\"}",
+         "malformed resource_meta: duplicate key 'auth_token'"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < N(cases); i++)
+        expect_decode_error_str(cases[i].json, cases[i].message);
+}
+
 static void test_done(void **state)
 {
     struct resmeta m = {0};
@@ -467,11 +589,18 @@ static void test_done(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),        cmocka_unit_test(test_encode_rejects),
-        cmocka_unit_test(test_flytekit_format),   cmocka_unit_test(test_numeric_run_id),
-        cmocka_unit_test(test_malformed),         cmocka_unit_test(test_run_id_injection),
-        cmocka_unit_test(test_normalize_ok),      cmocka_unit_test(test_normalize_bad),
-        cmocka_unit_test(test_normalize_lengths), cmocka_unit_test(test_done),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_encode_rejects),
+        cmocka_unit_test(test_flytekit_format),
+        cmocka_unit_test(test_numeric_run_id),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_run_id_injection),
+        cmocka_unit_test(test_normalize_ok),
+        cmocka_unit_test(test_normalize_bad),
+        cmocka_unit_test(test_normalize_lengths),
+        cmocka_unit_test(test_done),
+        cmocka_unit_test(test_namespace_and_auth_token),
+        cmocka_unit_test(test_namespace_and_auth_token_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -306,6 +306,117 @@ static void test_run_refused(void **state)
     }
 }
 
+/* The per-namespace Secret flytekit would read: custom.databricksTokenSecret in the task's
+ * namespace; a name Kubernetes cannot have is refused, a namespace it cannot have ignored. */
+static void test_create_token_secret(void **state)
+{
+    static const char with_secret[] =
+        "{\"type\": \"spark\", \"custom\": {\"databricksTokenSecret\": \"team-token\","
+        " \"databricksConf\": {\"existing_cluster_id\": \"c\"}}}";
+    static const struct {
+        const char *secret;
+        const char *message;
+    } refused[] = {
+        {"\"Team_Token\"", "custom.databricksTokenSecret 'Team_Token' is not a Kubernetes Secret "
+                           "name (lowercase letters, digits, '-' and '.', at most 253)"},
+        {"\"../x\"", "custom.databricksTokenSecret '../x' is not a Kubernetes Secret name "},
+        {"12", "custom.databricksTokenSecret must be a string"},
+    };
+    struct task_request_submit s;
+    size_t len;
+    uint8_t *bytes;
+
+    bytes = requests_create_in(with_secret, true, false, "flytesnacks-development", &len);
+    assert_int_equal(task_request_create(*state, CONFIG_FLYTE_1, bytes, len, &s), GRPC_STATUS_OK);
+    assert_string_equal(s.creds.namespace, "flytesnacks-development");
+    assert_string_equal(s.creds.token_secret, "team-token");
+    assert_null(s.creds.auth_token);
+    task_request_submit_done(&s);
+    assert_null(s.creds.namespace);
+    /* Flyte 2's TaskExecutionMetadata has the namespace under the same field number */
+    assert_int_equal(task_request_create(*state, CONFIG_FLYTE_2, bytes, len, &s), GRPC_STATUS_OK);
+    assert_string_equal(s.creds.namespace, "flytesnacks-development");
+    assert_string_equal(s.creds.token_secret, "team-token");
+    task_request_submit_done(&s);
+    free(bytes);
+
+    /* no name: flytekit's default, left to the token chain */
+    bytes = requests_create_in(REQUESTS_SPARK_TEMPLATE, true, false, "ns", &len);
+    assert_int_equal(task_request_create(*state, CONFIG_FLYTE_1, bytes, len, &s), GRPC_STATUS_OK);
+    free(bytes);
+    assert_string_equal(s.creds.namespace, "ns");
+    assert_null(s.creds.token_secret);
+    task_request_submit_done(&s);
+
+    /* a namespace Kubernetes cannot have, or none: no per-namespace Secret */
+    bytes = requests_create_in(with_secret, true, false, "Not/A/Namespace", &len);
+    assert_int_equal(task_request_create(*state, CONFIG_FLYTE_1, bytes, len, &s), GRPC_STATUS_OK);
+    free(bytes);
+    assert_null(s.creds.namespace);
+    task_request_submit_done(&s);
+    assert_int_equal(create(state, with_secret, true, false, &s), GRPC_STATUS_OK);
+    assert_null(s.creds.namespace);
+    task_request_submit_done(&s);
+
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        char text[512];
+
+        snprintf(text, sizeof(text),
+                 "{\"type\": \"spark\", \"custom\": {\"databricksTokenSecret\": %s,"
+                 " \"databricksConf\": {\"existing_cluster_id\": \"c\"}}}",
+                 refused[i].secret);
+        bytes = requests_create_in(text, true, false, "ns", &len);
+        assert_int_equal(task_request_create(*state, CONFIG_FLYTE_1, bytes, len, &s),
+                         GRPC_STATUS_INVALID_ARGUMENT);
+        free(bytes);
+        if (!requests_message_is(s.message, refused[i].message))
+            fail_msg("case %zu: '%s'", i, s.message);
+        assert_null(s.body);
+        assert_null(s.creds.namespace);
+        assert_null(s.creds.token_secret);
+        task_request_submit_done(&s);
+    }
+}
+
+/* GetTask and DeleteTask carry the run's token sources from resource_meta. */
+static void test_run_token_sources(void **state)
+{
+    for (int delete = 0; delete <= 1; delete ++) {
+        struct task_request_run r;
+
+        assert_int_equal(run(state, delete, "spark", NULL,
+                             "{\"databricks_instance\": \"" DEFAULT_INSTANCE
+                             "\", \"run_id\": \"4\","
+                             " \"namespace\": \"ns-a\", \"token_secret\": \"team-token\"}",
+                             &r),
+                         GRPC_STATUS_OK);
+        assert_string_equal(r.creds.namespace, "ns-a");
+        assert_string_equal(r.creds.token_secret, "team-token");
+        assert_null(r.creds.auth_token);
+        task_request_run_done(&r);
+
+        assert_int_equal(run(state, delete, "spark", NULL,
+                             "{\"databricks_instance\": \"" DEFAULT_INSTANCE
+                             "\", \"run_id\": \"4\","
+                             " \"auth_token\": \"dapi-flytekit\"}",
+                             &r),
+                         GRPC_STATUS_OK);
+        assert_null(r.creds.namespace);
+        assert_string_equal(r.creds.auth_token, "dapi-flytekit");
+        task_request_run_done(&r);
+        assert_null(r.creds.auth_token);
+
+        /* the allowlist still applies to a run that brings its own token */
+        assert_int_equal(run(state, delete, "spark", NULL,
+                             "{\"databricks_instance\": \"evil.example.com\", \"run_id\": \"4\","
+                             " \"auth_token\": \"dapi-flytekit\"}",
+                             &r),
+                         GRPC_STATUS_PERMISSION_DENIED);
+        assert_null(r.creds.auth_token);
+        task_request_run_done(&r);
+    }
+}
+
 static void test_run_undecodable(void **state)
 {
     static const uint8_t garbage[] = {0xff, 0xff, 0xff};
@@ -549,6 +660,8 @@ int main(void)
         cmocka_unit_test(test_run_accepted),
         cmocka_unit_test(test_run_refused),
         cmocka_unit_test(test_run_undecodable),
+        cmocka_unit_test(test_create_token_secret),
+        cmocka_unit_test(test_run_token_sources),
         cmocka_unit_test(test_create2_accepted),
         cmocka_unit_test(test_create2_refused),
         cmocka_unit_test(test_create2_bad_token),
