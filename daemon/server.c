@@ -49,6 +49,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "errmsg.h"
 #include "log.h"
 #include "server_epoll.h"
 
@@ -263,7 +264,12 @@ void server_call_reply(struct server_call *call, const ProtobufCMessage *respons
 
 void server_call_fail(struct server_call *call, grpc_status_code code, const char *message)
 {
-    start_reply(call, code, message, NULL);
+    /* Clients decode the message as a protobuf string (Go refuses invalid UTF-8), and it may
+     * quote what a client sent: whatever it holds, it leaves as valid UTF-8. */
+    char *valid = errmsg_utf8_sanitize(message);
+
+    start_reply(call, code, valid ? valid : "out of memory", NULL);
+    free(valid);
 }
 
 static void dispatch(struct server *s, struct server_call *c)

@@ -108,7 +108,8 @@ const char *server_call_method(const struct server_call *call);
 /* Answers OK with `response` packed. Any thread; exactly once per call. */
 void server_call_reply(struct server_call *call, const ProtobufCMessage *response);
 
-/* Answers with a non-OK status and message (copied). Any thread; exactly once per call. */
+/* Answers with a non-OK status and message (copied; bytes that are not UTF-8 become U+FFFD).
+ * Any thread; exactly once per call. */
 void server_call_fail(struct server_call *call, grpc_status_code code, const char *message);
 
 #endif

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -466,6 +467,29 @@ class Env:
             th.join(30 * self.daemon.factor)
         check(not any(th.is_alive() for th in threads), "GetTask calls hung")
         return replies
+
+
+def raw_call(address, method, payload, timeout=10):
+    """Calls method with request bytes `payload` through curl over plaintext HTTP/2 and gives
+    (grpc-status as int, grpc-message as the raw bytes the server sent, percent-decoded).
+    grpcio decodes a status message with errors="replace", which hides whether the server sent
+    valid UTF-8; this shows the bytes themselves."""
+    frame = b"\x00" + len(payload).to_bytes(4, "big") + payload
+    res = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "--max-time",
+                          str(timeout * SCALE), "-X", "POST", "-H", "content-type: application/grpc",
+                          "-H", "te: trailers", "--data-binary", "@-", "-D", "-", "-o", "/dev/null",
+                          "http://%s%s" % (address, method)], input=frame, capture_output=True,
+                         timeout=timeout * SCALE + 10)
+    check(res.returncode == 0, "curl failed: %s" % res.stderr.decode("utf-8", "replace"))
+    status, message = None, b""
+    for line in res.stdout.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"grpc-status":
+            status = int(value.strip())
+        elif name.strip().lower() == b"grpc-message":
+            message = urllib.parse.unquote_to_bytes(value.strip())
+    check(status is not None, "no grpc-status in %r" % res.stdout)
+    return status, message
 
 
 def as_bytes(value):

@@ -43,6 +43,8 @@ an object: sent as given; "content_type" overrides application/json), or an
 injected HTTP answer
   {"http_status": 503, "body": {...} | "text", "headers": {...}, "delay_ms": 0,
    "content_type": "..."}
+("body_latin1": "text" instead of "body" sends each character as the byte of
+that value, application/json: bytes that are not UTF-8, for instance)
 or a fault, which breaks the transport rather than answering:
   {"fault": "reset"}     headers and half the body, then a TCP RST (SO_LINGER 0)
   {"fault": "truncate"}  the whole body under a Content-Length 64 bytes larger,
@@ -491,7 +493,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_head(200, step.get("content_type", "application/json"), 0)
             return
         status = int(step.get("http_status", 200))
-        data, ctype = self.encode(step.get("body", ""))
+        if "body_latin1" in step:  # any bytes, e.g. ones that are not UTF-8
+            data, ctype = step["body_latin1"].encode("latin-1"), "application/json"
+        else:
+            data, ctype = self.encode(step.get("body", ""))
         ctype = step.get("content_type", ctype)
         if fault == "reset":
             self.send_head(status, ctype, len(data), step.get("headers"))
