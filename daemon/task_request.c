@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "errmsg.h"
 #include "flyteidl/admin/agent.pb-c.h"
 #include "pbdepth.h"
 #include "resmeta.h"
@@ -68,11 +69,15 @@ static grpc_status_code refuse_oom(char message[TASK_REQUEST_MESSAGE_SIZE])
 static grpc_status_code check_task_type(const char *task_type,
                                         char message[TASK_REQUEST_MESSAGE_SIZE])
 {
+    char quoted[64 + 4];
+
     if (task_request_type_supported(task_type))
         return GRPC_STATUS_OK;
+    /* The client's text, quoted back like every other client string: escaped, cut short. */
+    errmsg_printable(quoted, sizeof(quoted), task_type, ERRMSG_QUOTED);
     return refuse(message, GRPC_STATUS_NOT_FOUND,
-                  "no connector for task type '%.64s'; this one serves 'spark' and 'databricks'",
-                  task_type);
+                  "no connector for task type '%s'; this one serves 'spark' and 'databricks'",
+                  quoted);
 }
 
 /*
@@ -168,8 +173,25 @@ out:
     return code;
 }
 
-/* flyteidl.admin v1: bounds the nesting, unpacks, and reduces the request to *ask. Gives
- * *ret_req (free_unpacked) once it decodes. */
+/* Refuses a request whose strings protobuf-c would take as they are although they are not
+ * UTF-8, or would cut at a NUL (see pbdepth_check_strings()). */
+static grpc_status_code check_strings(const ProtobufCMessageDescriptor *descriptor,
+                                      const uint8_t *request, size_t request_len,
+                                      char message[TASK_REQUEST_MESSAGE_SIZE])
+{
+    char *error = NULL;
+    grpc_status_code code = GRPC_STATUS_OK;
+
+    if (pbdepth_check_strings(descriptor, request, request_len, PBDEPTH_REQUEST_MAX, &error) < 0)
+        code = error ? refuse(message, GRPC_STATUS_INVALID_ARGUMENT, "invalid %s: %s",
+                              descriptor->name, error)
+                     : refuse_oom(message);
+    free(error);
+    return code;
+}
+
+/* flyteidl.admin v1: bounds the nesting, checks the strings, unpacks, and reduces the request to
+ * *ask. Gives *ret_req (free_unpacked) once it decodes. */
 static grpc_status_code unpack_create(const uint8_t *request, size_t request_len,
                                       Flyteidl__Admin__CreateTaskRequest **ret_req,
                                       struct create_ask *ask, struct task_request_submit *ret)
@@ -190,6 +212,10 @@ static grpc_status_code unpack_create(const uint8_t *request, size_t request_len
         free(error);
         return code;
     }
+    code = check_strings(&flyteidl__admin__create_task_request__descriptor, request, request_len,
+                         ret->message);
+    if (code != GRPC_STATUS_OK)
+        return code;
     req = flyteidl__admin__create_task_request__unpack(NULL, request_len, request);
     if (!req)
         return refuse(ret->message, GRPC_STATUS_INVALID_ARGUMENT,
@@ -326,11 +352,15 @@ static grpc_status_code unpack_run(const ProtobufCMessageDescriptor *descriptor,
                                    const uint8_t *request, size_t request_len,
                                    struct task_request_run *ret)
 {
-    ProtobufCMessage *req = protobuf_c_message_unpack(descriptor, NULL, request_len, request);
+    ProtobufCMessage *req = NULL;
     struct run_fields fields;
     grpc_status_code code;
 
     memset(ret, 0, sizeof(*ret));
+    code = check_strings(descriptor, request, request_len, ret->message);
+    if (code != GRPC_STATUS_OK)
+        return code;
+    req = protobuf_c_message_unpack(descriptor, NULL, request_len, request);
     if (!req)
         return refuse(ret->message, GRPC_STATUS_INVALID_ARGUMENT, "request does not decode as %s",
                       descriptor->name);

@@ -57,7 +57,8 @@ struct task_request_submit {
 /*
  * Checks the bytes of a flyteidl.admin.CreateTaskRequest (borrowed) against `config`
  * (borrowed) and fills *ret (free its strings with task_request_submit_done(), on failure
- * too). Returns GRPC_STATUS_OK, or the status to answer: INVALID_ARGUMENT (undecodable, no
+ * too). Returns GRPC_STATUS_OK, or the status to answer: INVALID_ARGUMENT (undecodable, a
+ * string field that is not UTF-8 or holds a NUL (the message names the field), no
  * template or custom config, no or malformed instance, a job spec spec_build() refuses),
  * NOT_FOUND (a task type this connector does not serve), PERMISSION_DENIED (an instance the
  * allowlist does not name), RESOURCE_EXHAUSTED (out of memory).
@@ -81,7 +82,8 @@ struct task_request_run {
  * Check the bytes of a flyteidl.admin.GetTaskRequest or DeleteTaskRequest (borrowed) against
  * `config` (borrowed): the task type, then its resource_meta and the instance allowlist. Fill
  * *ret (free with task_request_run_done(), on failure too). Return GRPC_STATUS_OK, or the
- * status to answer: INVALID_ARGUMENT (undecodable request or resource_meta), NOT_FOUND (task
+ * status to answer: INVALID_ARGUMENT (undecodable request or resource_meta, a string field that
+ * is not UTF-8 or holds a NUL), NOT_FOUND (task
  * type), PERMISSION_DENIED (instance not allowed), RESOURCE_EXHAUSTED (out of memory).
  */
 grpc_status_code task_request_get(const struct config *config, const uint8_t *request,

@@ -1,0 +1,72 @@
+"""Trust: what a client, a task author or the network can make the daemon do or say.
+
+Every input bounded and clean (status messages and logs stay UTF-8, strings that are not UTF-8
+refused, run ids and instance names checked before any connection)."""
+
+import grpc
+
+from harness import (CREATE, GET, check, create_request, custom_config, eq, raw_call,
+                     wire_field)
+
+SUBMIT_PATH = "/api/2.1/jobs/runs/submit"
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+REPLACEMENT = "\ufffd".encode()
+
+
+def log_bytes(daemon):
+    with open(daemon.stderr_path, "rb") as f:
+        return f.read()
+
+
+def test_status_and_logs_stay_utf8(t):
+    """A Databricks answer holding bytes that are not UTF-8 reaches the caller and the log as
+    U+FFFD: the raw status message (not grpcio's decoding, which would hide it) and every log
+    line are valid UTF-8."""
+    env = t.start()
+    env.fake.inject("POST", SUBMIT_PATH, [{"http_status": 400, "body_latin1":
+                                           '{"error_code": "INVALID_PARAMETER_VALUE", '
+                                           '"message": "bad \xff\xfe value"}'}])
+    request = create_request(t.pb, custom=custom_config()).SerializeToString()
+    status, message = raw_call(env.daemon.address, CREATE, request)
+    eq(status, grpc.StatusCode.INVALID_ARGUMENT.value[0], "grpc-status")
+    check(b"\xff" not in message, "raw byte 0xff in the status message: %r" % message)
+    message.decode("utf-8")  # raises on anything that is not UTF-8
+    check(b"bad " + REPLACEMENT + REPLACEMENT + b" value" in message,
+          "U+FFFD expected in place of each bad byte: %r" % message)
+    log = log_bytes(env.daemon)
+    log.decode("utf-8")
+    check(b"bad " + REPLACEMENT + REPLACEMENT + b" value" in log, "the log line lost the text")
+
+
+def test_strings_not_utf8_refused(t):
+    """proto3 strings must be UTF-8: one that is not, anywhere in a request, is refused with
+    INVALID_ARGUMENT naming the field, before any Databricks call; the answer itself is UTF-8."""
+    env = t.start()
+    # A request serialized with a placeholder type, then patched: grpcio's protobuf cannot
+    # hold a string that is not UTF-8.
+    good = create_request(t.pb, custom=custom_config(), task_type="zzzzz").SerializeToString()
+    check(good.count(b"zzzzz") == 1, "placeholder not unique")
+    status, message = raw_call(env.daemon.address, CREATE, good.replace(b"zzzzz", b"zz\xffzz"))
+    eq(status, INVALID.value[0], "CreateTask grpc-status")
+    eq(message.decode("utf-8"), "invalid flyteidl.admin.CreateTaskRequest: field template.type is "
+       "not valid UTF-8 (proto3 strings must be UTF-8)", "CreateTask message")
+    # GetTask: task_category (3) { name (1) } not UTF-8.
+    meta = b'{"databricks_instance": "%s", "run_id": "1"}' % env.fake.address.encode()
+    get = wire_field(2, meta) + wire_field(3, wire_field(1, b"spark\xc3"))
+    status, message = raw_call(env.daemon.address, GET, get)
+    eq(status, INVALID.value[0], "GetTask grpc-status")
+    check(b"field task_category.name is not valid UTF-8" in message, "GetTask: %r" % message)
+    eq(env.fake.requests(), [], "requests to Databricks")
+    log_bytes(env.daemon).decode("utf-8")
+
+
+def test_instance_with_nul_refused(t):
+    """A NUL in databricksInstance would cut the name protobuf-c keeps: the request is refused
+    naming the field, so the daemon never acts on a name the task author did not write."""
+    env = t.start(args=["--allowed-instance", "evil.example.com"])
+    custom = custom_config(instance="evil.example.com\x00." + env.fake.address)
+    reply = env.fails(CREATE, create_request(t.pb, custom=custom), INVALID)
+    eq(reply.details, 'invalid flyteidl.admin.CreateTaskRequest: field '
+       'template.custom.fields["databricksInstance"].string_value contains a NUL byte '
+       '(proto3 strings must be UTF-8)', "message")
+    eq(env.fake.requests(), [], "requests to Databricks")
