@@ -13,14 +13,15 @@
 
 /* Largest resource_meta accepted, in bytes. */
 #define RESMETA_MAX_LEN 65536
-/* run_id: 1 to this many decimal digits. */
+/* run_id: 1 to this many decimal digits, a value from 1 to INT64_MAX (Databricks' run ids are
+ * positive int64s); anything else is refused before it reaches a URL or the network. */
 #define RESMETA_RUN_ID_MAX_DIGITS 19
 /* Longest host name (DNS limit), port not counted. */
 #define RESMETA_HOST_MAX 253
 
 struct resmeta {
     char *instance; /* owns; normalized lowercase host[:port] */
-    char *run_id;   /* owns; decimal digits only, safe to put in a URL */
+    char *run_id;   /* owns; 1..INT64_MAX in decimal without leading zeros, safe in a URL */
 };
 
 /* Parses data[0..len) (borrows). On success fills *ret, whose strings the caller owns (free
@@ -31,7 +32,8 @@ int resmeta_decode(const uint8_t *data, size_t len, struct resmeta *ret, char **
 
 /* Gives *ret_data, a malloc'ed (free()) JSON buffer of *ret_len bytes, NUL-terminated one byte
  * past *ret_len. instance (borrows) is normalized as by resmeta_normalize_instance(); run_id
- * (borrows) must be 1-19 digits. Returns 0, -EINVAL for a bad argument, -ENOMEM. */
+ * (borrows) must be 1..INT64_MAX in decimal without leading zeros. Returns 0, -EINVAL for a bad
+ * argument, -ENOMEM. */
 int resmeta_encode(const char *instance, const char *run_id, uint8_t **ret_data, size_t *ret_len);
 
 /* Frees m's strings and NULLs them; NULL-safe and idempotent. */

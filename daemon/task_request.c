@@ -125,7 +125,7 @@ static grpc_status_code check_create(const struct config *config, const struct c
 {
     cJSON *custom = NULL, *body = NULL;
     char *error = NULL;
-    const char *requested;
+    const char *requested = NULL;
     grpc_status_code code;
 
     code = check_task_type(ask->task_type, ret->message);
@@ -141,7 +141,11 @@ static grpc_status_code check_create(const struct config *config, const struct c
                       error ? error : "cannot convert to JSON");
         goto out;
     }
-    requested = spec_instance(custom);
+    if (spec_instance(custom, &requested, &error) < 0) {
+        code = error ? refuse(ret->message, GRPC_STATUS_INVALID_ARGUMENT, "%s", error)
+                     : refuse_oom(ret->message);
+        goto out;
+    }
     code = check_instance(config, requested ? requested : config->default_instance, &ret->instance,
                           ret->message);
     if (code != GRPC_STATUS_OK)

@@ -5,7 +5,7 @@ refused, run ids and instance names checked before any connection)."""
 
 import grpc
 
-from harness import (CREATE, GET, check, create_request, custom_config, eq, raw_call,
+from harness import (CREATE, DELETE, GET, check, create_request, custom_config, eq, raw_call,
                      wire_field)
 
 SUBMIT_PATH = "/api/2.1/jobs/runs/submit"
@@ -70,3 +70,40 @@ def test_instance_with_nul_refused(t):
        'template.custom.fields["databricksInstance"].string_value contains a NUL byte '
        '(proto3 strings must be UTF-8)', "message")
     eq(env.fake.requests(), [], "requests to Databricks")
+
+
+def test_run_id_out_of_range_refused(t):
+    """run_id outside 1..9223372036854775807 (Databricks' positive int64) answers
+    INVALID_ARGUMENT naming it, for GetTask and DeleteTask alike, before any network."""
+    env = t.start()
+    for run_id in ('"0"', "0", '"9223372036854775808"', '"99999999999999999999"', "-3",
+                   '"00000000000000000000001"'):
+        meta = '{"databricks_instance": "%s", "run_id": %s}' % (env.fake.address, run_id)
+        for request in (env.get_request(meta), env.delete_request(meta)):
+            method = GET if request.DESCRIPTOR.name == "GetTaskRequest" else DELETE
+            reply = env.fails(method, request, INVALID)
+            check("run_id" in reply.details, "%s %s: %r" % (method, run_id, reply.details))
+    eq(env.fake.requests(), [], "requests to Databricks")
+    # The largest run id is a run id, and leading zeros are dropped.
+    env.fake.config(unknown_run={"life_cycle_state": "RUNNING"})
+    for run_id in ("9223372036854775807", "00042"):
+        meta = '{"databricks_instance": "%s", "run_id": "%s"}' % (env.fake.address, run_id)
+        eq(env.phase_name(env.get(meta).phase), "RUNNING", "phase of run %s" % run_id)
+    eq([r["query"].get("run_id") for r in env.fake.requests("/runs/get")],
+       [["9223372036854775807"], ["42"]], "run ids asked for")
+
+
+def test_instance_present_but_not_a_name_refused(t):
+    """databricksInstance present but not a non-empty string answers INVALID_ARGUMENT: a task
+    that names a workspace never silently runs on the default one."""
+    env = t.start()
+    for value in (12, None, "", {"host": "x"}, ["x"], True):
+        custom = custom_config()
+        custom["databricksInstance"] = value
+        reply = env.fails(CREATE, create_request(t.pb, custom=custom), INVALID)
+        check("databricksInstance must be a non-empty string" in reply.details,
+              "%r: %r" % (value, reply.details))
+    eq(env.fake.requests(), [], "requests to Databricks")
+    # Absent still means the default instance.
+    env.create(create_request(t.pb, custom=custom_config()))
+    eq(len(env.fake.requests("/runs/submit")), 1, "submits to the default instance")

@@ -242,7 +242,7 @@ def parse_run_id(value, where):
         raise ApiError(400, "MALFORMED_REQUEST",
                        "Could not parse request object: Expected an int64 for run_id in %s" % where)
     text = str(value)
-    if not text.isdigit() or len(text) > 18:
+    if not text.isdigit() or int(text) > 2**63 - 1:
         raise ApiError(400, "INVALID_PARAMETER_VALUE",
                        "Invalid value for run_id: '%s' is not a valid int64" % text)
     return int(text)
