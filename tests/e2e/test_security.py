@@ -3,6 +3,13 @@
 Every input bounded and clean (status messages and logs stay UTF-8, strings that are not UTF-8
 refused, run ids and instance names checked before any connection)."""
 
+import os
+import socket
+import ssl
+import subprocess
+import threading
+import warnings
+
 import grpc
 
 from harness import (CREATE, DELETE, GET, check, create_request, custom_config, eq, raw_call,
@@ -107,3 +114,85 @@ def test_instance_present_but_not_a_name_refused(t):
     # Absent still means the default instance.
     env.create(create_request(t.pb, custom=custom_config()))
     eq(len(env.fake.requests("/runs/submit")), 1, "submits to the default instance")
+
+
+# Lets OpenSSL speak TLS 1.0/1.1 (security level 0): what a permissive system configuration
+# would allow. The daemon must still refuse.
+PERMISSIVE_OPENSSL_CONF = """openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+MinProtocol = TLSv1
+CipherString = DEFAULT@SECLEVEL=0
+"""
+
+
+class OldTlsServer:
+    """A TLS 1.1-only HTTPS server on 127.0.0.1 with the suite's certificate; records what each
+    handshake gave."""
+
+    def __init__(self, ca):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.minimum_version = ssl.TLSVersion.TLSv1
+            self.ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        self.ctx.set_ciphers("DEFAULT@SECLEVEL=0")
+        self.ctx.load_cert_chain(ca["cert"], ca["key"])
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.outcomes = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.settimeout(5)
+            try:
+                tls = self.ctx.wrap_socket(conn, server_side=True)
+                self.outcomes.append(tls.version())
+                tls.recv(4096)
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: 2\r\n\r\n{}")
+                tls.close()
+            except (OSError, ssl.SSLError) as e:
+                self.outcomes.append("refused: %s" % e)
+                conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_databricks_tls_at_least_1_2(t):
+    """TLS to Databricks is 1.2 or later even where OpenSSL's configuration allows older
+    versions: curl under the same permissive configuration talks TLS 1.1 to the server (the
+    control), the daemon never does."""
+    server = OldTlsServer(t.suite.ca)
+    try:
+        conf = os.path.join(t.dir, "openssl-permissive.cnf")
+        with open(conf, "w") as f:
+            f.write(PERMISSIVE_OPENSSL_CONF)
+        res = subprocess.run(["curl", "-sS", "--cacert", t.suite.ca["ca"], "-o", "/dev/null",
+                              "-w", "%{http_code}", "https://%s/" % server.address],
+                             capture_output=True, text=True, timeout=30,
+                             env=dict(os.environ, OPENSSL_CONF=conf))
+        eq((res.stdout, server.outcomes), ("200", ["TLSv1.1"]),
+           "control: curl over TLS 1.1 with the permissive configuration (%s)" % res.stderr)
+        env = t.start(instance=False, args=["--instance", server.address],
+                      env={"OPENSSL_CONF": conf})
+        meta = '{"databricks_instance": "%s", "run_id": "7"}' % server.address
+        reply = env.call(GET, env.get_request(meta), timeout=2, exact=True)
+        check(reply.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED),
+              "GetTask over TLS 1.1 must fail, got %s %r" % (reply.code, reply.details))
+        check(len(server.outcomes) > 1, "the daemon never tried")
+        check(all(o.startswith("refused") for o in server.outcomes[1:]),
+              "the daemon completed a handshake: %s" % server.outcomes)
+    finally:
+        server.close()
