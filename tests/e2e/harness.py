@@ -327,6 +327,27 @@ class Daemon:
         with open(self.stderr_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
+    def events(self):
+        """The daemon's log lines as dicts (text and JSON formats alike); other lines skipped."""
+        return [e for e in (parse_log_line(line) for line in self.stderr_text().splitlines())
+                if e is not None]
+
+    def logged(self, msg, **fields):
+        """The first event with this msg whose fields include `fields`, else None."""
+        for e in self.events():
+            if e.get("msg") == msg and all(e.get(k) == v for k, v in fields.items()):
+                return e
+        return None
+
+    def wait_logged(self, msg, timeout=5, **fields):
+        """Waits (bounded) for an event as logged() finds it and gives it."""
+        return wait_until(lambda: self.logged(msg, **fields), timeout * self.factor,
+                          "log line %r %s" % (msg, fields or ""))
+
+    def metrics_port(self):
+        """The /metrics port the daemon logged at start."""
+        return int(self.wait_logged("metrics listening")["port"])
+
     def stderr_tail(self, n):
         return " | ".join(self.stderr_text().strip().splitlines()[-n:])
 
@@ -347,6 +368,51 @@ class Daemon:
             self.exit_code = self.proc.returncode
         self.stderr.close()
         return self.exit_code
+
+
+_TEXT_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+
+
+def parse_log_line(line):
+    """One daemon log line (key=value text or a JSON object) as a dict, None otherwise."""
+    line = line.strip()
+    if line.startswith("{"):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return None
+        return event if isinstance(event, dict) else None
+    if not line.startswith("time="):
+        return None
+    event, i, n = {}, 0, len(line)
+    while i < n:
+        eq_at = line.find("=", i)
+        if eq_at < 0:
+            return None
+        key, i = line[i:eq_at], eq_at + 1
+        if i < n and line[i] == '"':
+            value, i = [], i + 1
+            while i < n and line[i] != '"':
+                if line[i] == "\\" and i + 1 < n:
+                    if line[i + 1] == "x" and i + 3 < n:
+                        value.append(chr(int(line[i + 2:i + 4], 16)))
+                        i += 4
+                        continue
+                    value.append(_TEXT_ESCAPES.get(line[i + 1], line[i + 1]))
+                    i += 2
+                    continue
+                value.append(line[i])
+                i += 1
+            i += 1  # the closing quote
+            event[key] = "".join(value)
+        else:
+            end = line.find(" ", i)
+            end = n if end < 0 else end
+            event[key] = line[i:end]
+            i = end
+        while i < n and line[i] == " ":
+            i += 1
+    return event
 
 
 # ---- gRPC calls --------------------------------------------------------------

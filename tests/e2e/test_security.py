@@ -12,8 +12,8 @@ import warnings
 
 import grpc
 
-from harness import (CREATE, DELETE, GET, check, create_request, custom_config, eq, raw_call,
-                     wire_field)
+from harness import (CREATE, DELETE, GET, SCALE, check, create_request, custom_config, eq,
+                     raw_call, wait_until, wire_field)
 
 SUBMIT_PATH = "/api/2.1/jobs/runs/submit"
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -196,3 +196,66 @@ def test_databricks_tls_at_least_1_2(t):
               "the daemon completed a handshake: %s" % server.outcomes)
     finally:
         server.close()
+
+
+def http_get(port, source, timeout):
+    """GET /metrics from source address `source` to 127.0.0.1:port; gives the status code."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout * SCALE,
+                                  source_address=(source, 0)) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else None
+
+
+def test_metrics_slow_clients_cannot_block_scrapes(t):
+    """80 connections trickling a request head a byte at a time (more than the endpoint's whole
+    connection limit) from one address: a scrape from another address is answered meanwhile
+    (per-address limit), and every trickling connection is closed although it never stops
+    sending (a deadline for the whole head, not only for silence). Loopback has many
+    addresses, so the tricklers come from 127.0.0.2 and the scrapes from 127.0.0.3."""
+    env = t.start()
+    port = env.daemon.metrics_port()
+    tricklers = [socket.create_connection(("127.0.0.1", port), timeout=5 * SCALE,
+                                          source_address=("127.0.0.2", 0)) for _ in range(80)]
+    head = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 4096
+    closed, stop = set(), threading.Event()
+
+    def trickle():
+        for i in range(len(head)):
+            for n, s in enumerate(tricklers):
+                if n in closed:
+                    continue
+                try:
+                    s.setblocking(False)
+                    if s.recv(1) == b"":
+                        closed.add(n)
+                        continue
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    closed.add(n)
+                    continue
+                try:
+                    s.send(head[i:i + 1])
+                except OSError:
+                    closed.add(n)
+            if stop.wait(0.2) or len(closed) == len(tricklers):
+                return
+
+    thread = threading.Thread(target=trickle)
+    thread.start()
+    try:
+        eq(http_get(port, "127.0.0.3", timeout=5), 200, "scrape from another address")
+        wait_until(lambda: len(closed) == len(tricklers), 20,
+                   "the server to close every trickling connection")
+        eq(http_get(port, "127.0.0.2", timeout=5), 200, "scrape from the tricklers' address after")
+    finally:
+        stop.set()
+        thread.join()
+        for s in tricklers:
+            s.close()
