@@ -12,8 +12,8 @@ import warnings
 
 import grpc
 
-from harness import (CREATE, DELETE, GET, SCALE, check, create_request, custom_config, eq,
-                     raw_call, wait_until, wire_field)
+from harness import (CREATE, DELETE, GET, SCALE, Failure, check, create_request, custom_config,
+                     eq, raw_call, wait_until, wire_field)
 
 SUBMIT_PATH = "/api/2.1/jobs/runs/submit"
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -259,3 +259,99 @@ def test_metrics_slow_clients_cannot_block_scrapes(t):
         thread.join()
         for s in tricklers:
             s.close()
+
+
+def vm_hwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise Failure("no VmHWM for %d" % pid)
+
+
+def fake_workspace_conn(settings, timeout=5):
+    host, port = settings["instance"].rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=settings["ca_file"])
+    raw = socket.create_connection((host, int(port)), timeout=timeout * SCALE)
+    return ctx.wrap_socket(raw, server_hostname=host)
+
+
+def read_status(conn):
+    """The HTTP status code of the answer on conn, None if it closed without one."""
+    data = b""
+    try:
+        while b"\r\n" not in data:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except (OSError, ssl.SSLError):
+        pass
+    return int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else None
+
+
+def test_fake_workspace_authenticates_before_buffering(t):
+    """fake-workspace answers a caller without the token before reading its body, refuses an
+    announced body over 1 MiB at once, drops a body that grows past it, and serves at most 64
+    connections: ten unauthenticated 16 MB uploads no longer grow it by their size."""
+    from test_tools import start_fake_workspace
+    fake, settings = start_fake_workspace(t)
+    try:
+        before = vm_hwm_kib(fake.proc.pid)
+        chunk = b"x" * 65536
+        for token in ("wrong", None) * 5:
+            conn = fake_workspace_conn(settings)
+            auth = b"Authorization: Bearer %s\r\n" % token.encode() if token else b""
+            conn.sendall(b"POST /api/2.1/jobs/runs/submit HTTP/1.1\r\nHost: x\r\n" + auth +
+                         b"Content-Type: application/json\r\nContent-Length: 16000000\r\n\r\n")
+            try:
+                for _ in range(16):  # 1 MB of the announced 16: the answer must not wait for it
+                    conn.sendall(chunk)
+            except (OSError, ssl.SSLError):
+                pass  # closed after the refusal
+            check(read_status(conn) in (401, 403), "unauthenticated upload not refused")
+            conn.close()
+        grown = vm_hwm_kib(fake.proc.pid) - before
+        check(grown < 8 * 1024, "peak memory grew %d KiB for refused uploads" % grown)
+
+        auth = b"Authorization: Bearer %s\r\n" % settings["token"].encode()
+        conn = fake_workspace_conn(settings)
+        conn.sendall(b"POST /api/2.1/jobs/runs/submit HTTP/1.1\r\nHost: x\r\n" + auth +
+                     b"Content-Length: 2000000\r\n\r\n")
+        eq(read_status(conn), 413, "announced body over the cap")
+        conn.close()
+        conn = fake_workspace_conn(settings)
+        conn.sendall(b"POST /api/2.1/jobs/runs/submit HTTP/1.1\r\nHost: x\r\n" + auth +
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        try:
+            for _ in range(40):
+                conn.sendall(b"10000\r\n" + chunk + b"\r\n")
+        except (OSError, ssl.SSLError):
+            pass
+        eq(read_status(conn), None, "a chunked body past the cap: dropped without an answer")
+        conn.close()
+
+        host, port = settings["instance"].rsplit(":", 1)
+        idle = [socket.create_connection((host, int(port))) for _ in range(64)]
+        try:
+            conn = fake_workspace_conn(settings, timeout=1)
+            check(False, "a 65th connection was served")
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            for s in idle:
+                s.close()
+        conn = wait_until(lambda: try_conn(settings), 10, "a connection once the others closed")
+        conn.sendall(b"GET /api/2.1/jobs/runs/get?run_id=1 HTTP/1.1\r\nHost: x\r\n" + auth +
+                     b"\r\n")
+        eq(read_status(conn), 400, "runs/get of an unknown run after all that")
+        conn.close()
+    finally:
+        eq(fake.stop(), 0, "fake-workspace exit code")
+
+
+def try_conn(settings):
+    try:
+        return fake_workspace_conn(settings, timeout=2)
+    except (OSError, ssl.SSLError):
+        return None
