@@ -45,6 +45,9 @@
  * input is a wrong path, not a config, and is refused before it is read into memory. */
 #define CONFIG_FILE_MAX (1024 * 1024)
 #define TOKEN_FILE_MAX (64 * 1024)
+/* An HMAC key: `openssl rand -hex 32` writes 64 characters; fewer than 32 is too weak a key. */
+#define IDEMPOTENCY_KEY_MIN 32
+#define IDEMPOTENCY_KEY_MAX 4096
 
 #define ENV_TOKEN "FLYTE_DATABRICKS_ACCESS_TOKEN"
 
@@ -304,6 +307,11 @@ static const struct key keys[] = {
      .offset = offsetof(struct config, default_instance),
      .nullable = true,
      .check = normalize_instance},
+    {.name = "idempotency_key_file",
+     .kind = KIND_STRING,
+     .offset = offsetof(struct config, idempotency_key_file),
+     .nullable = true,
+     .check = check_nonempty},
     {.name = "instance_limits",
      .kind = KIND_INSTANCE_LIMITS,
      .offset = offsetof(struct config, instance_limits)},
@@ -930,6 +938,46 @@ out:
     free(origin);
 }
 
+/* Reads idempotency_key_file: its content, surrounding whitespace trimmed, is the HMAC key. */
+static void load_idempotency_key(struct config *cfg, struct msgs *errs, struct msgs *warns)
+{
+    char q[QUOTE_MAX], *raw;
+    const char *start;
+    size_t len;
+    struct stat st;
+
+    raw = read_file(cfg->idempotency_key_file, IDEMPOTENCY_KEY_MAX, "idempotency_key_file", &st,
+                    errs);
+    if (!raw)
+        return;
+    for (start = raw; *start && isspace((unsigned char)*start); start++)
+        ;
+    for (len = strlen(start); len > 0 && isspace((unsigned char)start[len - 1]); len--)
+        ;
+    if (len < IDEMPOTENCY_KEY_MIN) {
+        msgs_add(errs,
+                 "idempotency_key_file %s: the key is %zu bytes, fewer than %d (make one with "
+                 "`openssl rand -hex 32`)",
+                 quote(q, cfg->idempotency_key_file), len, IDEMPOTENCY_KEY_MIN);
+        goto out;
+    }
+    cfg->idempotency_key = malloc(len);
+    if (!cfg->idempotency_key) {
+        errs->oom = true;
+        goto out;
+    }
+    memcpy(cfg->idempotency_key, start, len);
+    cfg->idempotency_key_len = len;
+    if (st.st_mode & (S_IRWXG | S_IRWXO))
+        msgs_add(warns,
+                 "idempotency_key_file %s is accessible by group or others (mode %04o); "
+                 "make it readable by the daemon's user only",
+                 quote(q, cfg->idempotency_key_file), (unsigned)(st.st_mode & 07777));
+out:
+    explicit_bzero(raw, strlen(raw));
+    free(raw);
+}
+
 static void check_ca_file(const struct config *cfg, struct msgs *errs)
 {
     char *error = NULL;
@@ -1299,6 +1347,8 @@ int config_load(int argc, char **argv, char **envp, struct config **ret_config,
 
     if (cfg->ca_file)
         check_ca_file(cfg, &errs);
+    if (cfg->idempotency_key_file)
+        load_idempotency_key(cfg, &errs, &warns);
 
     if (cfg->allow_any_instance)
         msgs_add(&warns,
@@ -1369,6 +1419,11 @@ struct config *config_free(struct config *cfg)
         free(cfg->token);
     }
     free(cfg->token_file);
+    if (cfg->idempotency_key) {
+        explicit_bzero(cfg->idempotency_key, cfg->idempotency_key_len);
+        free(cfg->idempotency_key);
+    }
+    free(cfg->idempotency_key_file);
     free(cfg->ca_file);
     free(cfg->service_credential_provider);
     free(cfg);
@@ -1661,6 +1716,10 @@ char *config_describe(const struct config *cfg)
         fprintf(f, "token = (set, %zu bytes)\n", strlen(cfg->token));
     else
         fputs("token = (unset)\n", f);
+    if (cfg->idempotency_key)
+        fprintf(f, "idempotency_key = (set, %zu bytes)\n", cfg->idempotency_key_len);
+    else
+        fputs("idempotency_key = (unset)\n", f);
     for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
         fprintf(f, "%s = ", keys[i].name);
         put_value(f, cfg, &keys[i], "(none)");

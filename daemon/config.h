@@ -54,6 +54,9 @@ struct config {
     long max_tracked_runs;      /* runs whose last status is remembered (restart-only) */
     long status_cache_ttl_ms;   /* answer polls of a running run from memory; 0: off */
     long terminal_cache_ttl_ms; /* same for finished runs; 0: off */
+    char *idempotency_key_file; /* NULL: idempotency tokens are plain hashes */
+    unsigned char *idempotency_key; /* SECRET: never print or log it. NULL: none */
+    size_t idempotency_key_len;     /* bytes in idempotency_key, at least 32 when set */
 };
 
 /* Per-instance Databricks request limits ("instance_limits" in the file). */

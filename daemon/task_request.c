@@ -196,7 +196,8 @@ static grpc_status_code check_strings(const ProtobufCMessageDescriptor *descript
 
 /* flyteidl.admin v1: bounds the nesting, checks the strings, unpacks, and reduces the request to
  * *ask. Gives *ret_req (free_unpacked) once it decodes. */
-static grpc_status_code unpack_create(const uint8_t *request, size_t request_len,
+static grpc_status_code unpack_create(const struct config *config, const uint8_t *request,
+                                      size_t request_len,
                                       Flyteidl__Admin__CreateTaskRequest **ret_req,
                                       struct create_ask *ask, struct task_request_submit *ret)
 {
@@ -242,7 +243,8 @@ static grpc_status_code unpack_create(const uint8_t *request, size_t request_len
         return refuse_oom(ret->message);
     /* Without a task execution id there is no token, and the submit is not retried; out of
      * memory must not quietly turn a retry-safe submit into one that is not. */
-    r = idempotency_token_from_metadata(req->task_execution_metadata, ret->idempotency_token);
+    r = idempotency_token_from_metadata(req->task_execution_metadata, config->idempotency_key,
+                                        config->idempotency_key_len, ret->idempotency_token);
     if (r == -ENOMEM)
         return refuse_oom(ret->message);
     ask->has_token = r >= 0;
@@ -257,7 +259,7 @@ grpc_status_code task_request_create(const struct config *config, const uint8_t 
     grpc_status_code code;
 
     memset(ret, 0, sizeof(*ret));
-    code = unpack_create(request, request_len, &req, &ask, ret);
+    code = unpack_create(config, request, request_len, &req, &ask, ret);
     if (code == GRPC_STATUS_OK)
         code = check_create(config, &ask, ret);
     if (code != GRPC_STATUS_OK)

@@ -3,6 +3,8 @@
 Every input bounded and clean (status messages and logs stay UTF-8, strings that are not UTF-8
 refused, run ids and instance names checked before any connection)."""
 
+import hashlib
+import hmac
 import os
 import socket
 import ssl
@@ -355,3 +357,41 @@ def try_conn(settings):
         return fake_workspace_conn(settings, timeout=2)
     except (OSError, ssl.SSLError):
         return None
+
+
+def expected_token(key=None, retry=0):
+    """The idempotency_token for harness.create_request()'s attempt, computed here from the
+    encoding idempotency.c documents: SHA-256, or HMAC-SHA256 under key."""
+    def ns(s):
+        return str(len(s.encode())).encode() + b":" + s.encode() + b","
+    fields = ["fdc-idem-v1", "flytesnacks", "development", "f1b2c3d4e5", "n0", "flytesnacks",
+              "development", "workflows.spark.hello_spark", "v1", "", str(retry)]
+    encoding = b"".join(ns(f) for f in fields)
+    if key is None:
+        return hashlib.sha256(encoding).hexdigest()
+    return hmac.new(key, encoding, hashlib.sha256).hexdigest()
+
+
+def test_idempotency_token_keyed(t):
+    """With idempotency_key_file the runs/submit idempotency_token is an HMAC of the attempt's
+    ids under the key (a repeat still finds the first run); without it, the plain hash."""
+    key = ("idem-CANARY-" + "k" * 40).encode()
+    t.secrets.append(key.decode())
+    path = os.path.join(t.dir, "idempotency.key")
+    with open(path, "wb") as f:
+        f.write(key + b"\n")
+    os.chmod(path, 0o600)
+    conf = os.path.join(t.dir, "config.json")
+    with open(conf, "w") as f:
+        f.write('{"idempotency_key_file": "%s"}' % path)
+    env = t.start(args=["--config", conf])
+    first = env.create(create_request(t.pb, custom=custom_config()))
+    again = env.create(create_request(t.pb, custom=custom_config()))
+    eq(again.resource_meta, first.resource_meta, "a repeated CreateTask finds the first run")
+    tokens = [r["body"]["idempotency_token"] for r in env.fake.requests("/runs/submit")]
+    eq(tokens, [expected_token(key)] * 2, "keyed tokens")
+    check(expected_token(key) != expected_token(), "the key changes the token")
+    plain = t.start()
+    plain.create(create_request(t.pb, custom=custom_config()))
+    eq([r["body"]["idempotency_token"] for r in plain.fake.requests("/runs/submit")],
+       [expected_token()], "unkeyed token (unchanged)")

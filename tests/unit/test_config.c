@@ -130,6 +130,7 @@ static void test_keys_sorted_and_complete(void **state)
         "ca_file",
         "connect_timeout_ms",
         "default_instance",
+        "idempotency_key_file",
         "instance_limits",
         "instance_max_concurrent_requests",
         "instance_rate_limit_rps",
@@ -187,13 +188,15 @@ static void test_defaults(void **state)
     assert_false(config_instance_allowed(cfg, "x.cloud.databricks.com"));
 
     desc = config_describe(cfg);
-    /* config_file and token, then the keys by name */
+    /* config_file and the secrets, masked, then the keys by name */
     assert_string_equal(desc, "config_file = (none)\n"
                               "token = (unset)\n"
+                              "idempotency_key = (unset)\n"
                               "allowed_instances = (none)\n"
                               "ca_file = (none)\n"
                               "connect_timeout_ms = 5000\n"
                               "default_instance = (none)\n"
+                              "idempotency_key_file = (none)\n"
                               "instance_limits = (none)\n"
                               "instance_max_concurrent_requests = 256\n"
                               "instance_rate_limit_rps = 0\n"
@@ -840,6 +843,86 @@ static void test_ca_file_checked(void **state)
     tmp_remove(&not_pem);
 }
 
+/* idempotency_key_file: the content, trimmed, is the key; short keys and unreadable files are
+ * errors naming the key, a readable-by-others file a warning; describe masks it. */
+static void test_idempotency_key_file(void **state)
+{
+    static const char key[] = "0123456789abcdef0123456789abcdef-CANARY";
+    struct tmpfile good, open_mode, short_key, conf;
+    char text[512], *desc;
+
+    (void)state;
+    snprintf(text, sizeof(text), "\n  %s \n", key);
+    tmp_write(&good, text, 0600);
+    tmp_write(&open_mode, key, 0644);
+    tmp_write(&short_key, "0123456789abcdef0123456789abcde\n", 0600); /* 31 bytes */
+    snprintf(text, sizeof(text), "{\"idempotency_key_file\": \"%s\"}", good.path);
+    tmp_write(&conf, text, 0600);
+    {
+        const char *args[] = {"--config", conf.path, NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, 0);
+        assert_int_equal(res.cfg->idempotency_key_len, strlen(key));
+        assert_memory_equal(res.cfg->idempotency_key, key, strlen(key));
+        for (size_t i = 0; res.warnings && res.warnings[i]; i++)
+            assert_null(strstr(res.warnings[i], "idempotency_key_file"));
+        desc = config_describe(res.cfg);
+        snprintf(text, sizeof(text), "\nidempotency_key = (set, %zu bytes)\n", strlen(key));
+        assert_non_null(strstr(desc, text));
+        assert_null(strstr(desc, "CANARY"));
+        free(desc);
+        result_done(&res);
+    }
+    tmp_remove(&conf);
+    snprintf(text, sizeof(text), "{\"idempotency_key_file\": \"%s\"}", open_mode.path);
+    tmp_write(&conf, text, 0600);
+    {
+        const char *args[] = {"--config", conf.path, NULL};
+        struct result res = load(args, NULL);
+
+        const char *warning = NULL;
+
+        assert_int_equal(res.r, 0);
+        for (size_t i = 0; res.warnings && res.warnings[i]; i++)
+            if (strstr(res.warnings[i], "idempotency_key_file"))
+                warning = res.warnings[i];
+        assert_non_null(warning);
+        assert_non_null(strstr(warning, "mode 0644"));
+        result_done(&res);
+    }
+    tmp_remove(&conf);
+    snprintf(text, sizeof(text), "{\"idempotency_key_file\": \"%s\"}", short_key.path);
+    tmp_write(&conf, text, 0600);
+    {
+        const char *args[] = {"--config", conf.path, NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, -EINVAL);
+        snprintf(text, sizeof(text),
+                 "idempotency_key_file \"%s\": the key is 31 bytes, fewer than 32 (make one with "
+                 "`openssl rand -hex 32`)",
+                 short_key.path);
+        assert_string_equal(res.err, text);
+        result_done(&res);
+    }
+    tmp_remove(&conf);
+    tmp_write(&conf, "{\"idempotency_key_file\": \"/nonexistent/key\"}", 0600);
+    {
+        const char *args[] = {"--config", conf.path, NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, -EINVAL);
+        assert_string_equal(res.err,
+                            "idempotency_key_file \"/nonexistent/key\": No such file or directory");
+        result_done(&res);
+    }
+    tmp_remove(&conf);
+    tmp_remove(&good);
+    tmp_remove(&open_mode);
+    tmp_remove(&short_key);
+}
+
 /* ---- the token ---- */
 
 static void test_token_sources(void **state)
@@ -1252,10 +1335,12 @@ static void test_describe_lists_every_key(void **state)
             assert_string_equal(line, "config_file");
         else if (n == 1)
             assert_string_equal(line, "token");
+        else if (n == 2)
+            assert_string_equal(line, "idempotency_key");
         else
-            assert_string_equal(line, config_key_name(n - 2));
+            assert_string_equal(line, config_key_name(n - 3));
     }
-    assert_null(config_key_name(n - 2));
+    assert_null(config_key_name(n - 3));
     free(desc);
     config_free(cfg);
 }
@@ -1290,6 +1375,7 @@ int main(void)
         cmocka_unit_test(test_check_config_with_errors_fails),
         cmocka_unit_test(test_usage_mentions_every_flag),
         cmocka_unit_test(test_describe_lists_every_key),
+        cmocka_unit_test(test_idempotency_key_file),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
