@@ -386,6 +386,21 @@ static const struct key keys[] = {
      .min = 0,
      .max = 86400000,
      .zero = "off"},
+    {.name = "tls_cert_file",
+     .kind = KIND_STRING,
+     .offset = offsetof(struct config, tls_cert_file),
+     .nullable = true,
+     .check = check_nonempty},
+    {.name = "tls_client_ca_file",
+     .kind = KIND_STRING,
+     .offset = offsetof(struct config, tls_client_ca_file),
+     .nullable = true,
+     .check = check_nonempty},
+    {.name = "tls_key_file",
+     .kind = KIND_STRING,
+     .offset = offsetof(struct config, tls_key_file),
+     .nullable = true,
+     .check = check_nonempty},
     {.name = "token_file",
      .kind = KIND_STRING,
      .offset = offsetof(struct config, token_file),
@@ -993,6 +1008,40 @@ static void check_ca_file(const struct config *cfg, struct msgs *errs)
     free(error);
 }
 
+/* The listener's TLS files go together and must be usable: checked here so that check-config,
+ * start-up and a reload all refuse them by name, before gRPC would fail a handshake. */
+static void check_listener_tls(const struct config *cfg, struct msgs *errs)
+{
+    const struct tls_files_server files = {
+        .cert_file = cfg->tls_cert_file,
+        .key_file = cfg->tls_key_file,
+        .client_ca_file = cfg->tls_client_ca_file,
+    };
+    struct tls_files_pem pem = {0};
+    char *error = NULL;
+
+    if (!cfg->tls_cert_file != !cfg->tls_key_file) {
+        msgs_add(errs, "tls_cert_file and tls_key_file go together: set both to serve TLS, or "
+                       "neither for plaintext");
+        return;
+    }
+    if (cfg->tls_client_ca_file && !cfg->tls_cert_file) {
+        msgs_add(errs, "tls_client_ca_file needs tls_cert_file and tls_key_file: client "
+                       "certificates are part of TLS");
+        return;
+    }
+    if (!cfg->tls_cert_file)
+        return;
+    if (tls_files_load_server(&files, &pem, &error) < 0) {
+        if (error)
+            msgs_add(errs, "%s", error);
+        else
+            errs->oom = true;
+    }
+    free(error);
+    tls_files_pem_done(&pem);
+}
+
 /* ---- environment ---- */
 
 /* Sorted by name; also the --help order. Variables set to "" count as unset: Kubernetes
@@ -1035,6 +1084,9 @@ enum flag_id {
     FLAG_LOG_FORMAT,
     FLAG_LOG_LEVEL,
     FLAG_METRICS_LISTEN,
+    FLAG_TLS_CERT,
+    FLAG_TLS_CLIENT_CA,
+    FLAG_TLS_KEY,
     FLAG_TOKEN_FILE,
     FLAG_VERSION,
     FLAG_WORKERS,
@@ -1078,6 +1130,14 @@ static const struct flag {
     {"metrics-listen", FLAG_METRICS_LISTEN, "HOST:PORT", "metrics_listen", 0,
      "Prometheus /metrics address; port 0 picks a free port (logged); \"off\" serves no "
      "metrics."},
+    {"tls-cert", FLAG_TLS_CERT, "FILE", "tls_cert_file", 0,
+     "Serve gRPC over TLS with this PEM certificate chain (with --tls-key). Re-read on SIGHUP "
+     "and when the file changes."},
+    {"tls-key", FLAG_TLS_KEY, "FILE", "tls_key_file", 0,
+     "The PEM private key of --tls-cert (unencrypted)."},
+    {"tls-client-ca", FLAG_TLS_CLIENT_CA, "FILE", "tls_client_ca_file", 0,
+     "Require a client certificate signed by a CA in this PEM file (mutual TLS; needs "
+     "--tls-cert)."},
     {"check-config", FLAG_CHECK_CONFIG, NULL, NULL, 0,
      "Load and check the configuration, print \"configuration OK\" or every error, and exit."},
     {"help", FLAG_HELP, NULL, NULL, 'h', "Print this help and exit."},
@@ -1349,6 +1409,7 @@ int config_load(int argc, char **argv, char **envp, struct config **ret_config,
         check_ca_file(cfg, &errs);
     if (cfg->idempotency_key_file)
         load_idempotency_key(cfg, &errs, &warns);
+    check_listener_tls(cfg, &errs);
 
     if (cfg->allow_any_instance)
         msgs_add(&warns,
@@ -1425,9 +1486,22 @@ struct config *config_free(struct config *cfg)
     }
     free(cfg->idempotency_key_file);
     free(cfg->ca_file);
+    free(cfg->tls_cert_file);
+    free(cfg->tls_key_file);
+    free(cfg->tls_client_ca_file);
     free(cfg->service_credential_provider);
     free(cfg);
     return NULL;
+}
+
+bool config_listen_is_loopback(const char *listen)
+{
+    static const char *const loopback[] = {"localhost:", "[::1]:", "127."};
+
+    for (size_t i = 0; listen && i < ELEMENTSOF(loopback); i++)
+        if (strncmp(listen, loopback[i], strlen(loopback[i])) == 0)
+            return true;
+    return false;
 }
 
 bool config_instance_allowed(const struct config *cfg, const char *normalized_instance)

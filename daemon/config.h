@@ -54,6 +54,9 @@ struct config {
     long max_tracked_runs;      /* runs whose last status is remembered (restart-only) */
     long status_cache_ttl_ms;   /* answer polls of a running run from memory; 0: off */
     long terminal_cache_ttl_ms; /* same for finished runs; 0: off */
+    char *tls_cert_file;        /* gRPC listener's certificate chain; NULL: plaintext */
+    char *tls_key_file;         /* its private key; set iff tls_cert_file is */
+    char *tls_client_ca_file;   /* require client certificates from these CAs; NULL: not asked */
     char *idempotency_key_file; /* NULL: idempotency tokens are plain hashes */
     unsigned char *idempotency_key; /* SECRET: never print or log it. NULL: none */
     size_t idempotency_key_len;     /* bytes in idempotency_key, at least 32 when set */
@@ -77,7 +80,8 @@ enum config_action {
 
 /* Builds the effective configuration: defaults < config file (--config) < environment < flags,
  * then reads the token (token file given by flag > FLYTE_DATABRICKS_ACCESS_TOKEN > token_file of
- * the config file) and checks ca_file is readable. argv borrows (argv[0] is the program name);
+ * the config file) and the idempotency key, and checks that ca_file and the listener's TLS files
+ * are usable (tls_files_load_server()). argv borrows (argv[0] is the program name);
  * envp borrows a NULL-terminated "NAME=value" array (may be NULL). --help and --version win over
  * everything else and skip loading.
  * On success returns 0 and gives *ret_config (free with config_free()), sets *ret_action and
@@ -95,6 +99,10 @@ int config_load(int argc, char **argv, char **envp, struct config **ret_config,
  * may then be partially updated and should be discarded. Reads no file (token_file and ca_file
  * are checked by config_load()). */
 int config_parse_json(struct config *cfg, const char *text, char **reterr_msg);
+
+/* True when listen ("HOST:PORT"; borrowed) names a loopback host (127.0.0.0/8, [::1],
+ * localhost), which only this machine reaches. NULL gives false. */
+bool config_listen_is_loopback(const char *listen);
 
 /* Gives a config holding the built-in defaults (free with config_free()), NULL on OOM. */
 struct config *config_new(void);

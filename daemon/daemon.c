@@ -48,6 +48,7 @@
 #include "metrics_http.h"
 #include "notify.h"
 #include "server.h"
+#include "server_tls.h"
 
 #define PROGRAM_NAME "flyte-databricks-connector"
 /* The loop starts a round at least once a second and handlers never block:
@@ -86,6 +87,7 @@ struct daemon {
     struct loop *loop;
     struct agent *agent;
     struct health *health;
+    struct server_tls *tls; /* NULL: plaintext gRPC */
     struct server *server;
     struct notify_watchdog *watchdog;
 };
@@ -163,6 +165,30 @@ static void warn_restart_only(const struct config *old, const struct config *fre
                     "workers");
 }
 
+static struct tls_files_server tls_files_of(const struct config *config)
+{
+    return (struct tls_files_server){.cert_file = config->tls_cert_file,
+                                     .key_file = config->tls_key_file,
+                                     .client_ca_file = config->tls_client_ca_file};
+}
+
+/* Turning TLS or client certificates on or off changes the listener's credentials, which gRPC
+ * fixes when the port is added: restart-only. The files themselves are reloaded. */
+static bool tls_mode_changed(const struct config *old, const struct config *fresh)
+{
+    if (!old->tls_cert_file != !fresh->tls_cert_file) {
+        log_warning("changed setting needs a restart to take effect, keeping the old value", "key",
+                    "tls_cert_file");
+        return true;
+    }
+    if (!old->tls_client_ca_file != !fresh->tls_client_ca_file) {
+        log_warning("changed setting needs a restart to take effect, keeping the old value", "key",
+                    "tls_client_ca_file");
+        return true;
+    }
+    return false;
+}
+
 static void reload(struct daemon *d)
 {
     struct config *fresh = NULL;
@@ -183,6 +209,16 @@ static void reload(struct daemon *d)
         goto out;
     }
     d->retired = grown;
+    if (!tls_mode_changed(d->config, fresh) && d->tls) {
+        const struct tls_files_server files = tls_files_of(fresh);
+
+        /* config_load() checked the files; this reads them again for the listener. */
+        if (server_tls_reload(d->tls, &files, &error) < 0) {
+            log_error("reload refused, the old configuration stays in force", "error",
+                      error ? error : "out of memory");
+            goto out;
+        }
+    }
     settings = dbx_settings_from(fresh, d->metrics);
     if (dbx_reconfigure(d->dbx, &settings, &error) < 0) {
         log_error("reload refused, the old configuration stays in force", "error",
@@ -278,6 +314,23 @@ static long read_calls_in_flight(const void *context)
     return d->server ? server_calls_in_flight(d->server) : 0;
 }
 
+/* The listener's TLS material, or one warning when plaintext reaches beyond this machine.
+ * Returns 0, or -errno with *reterr_msg. */
+static int start_tls(struct daemon *d, char **reterr_msg)
+{
+    const struct tls_files_server files = tls_files_of(d->config);
+
+    if (d->config->tls_cert_file)
+        return server_tls_new(&files, &d->tls, reterr_msg);
+    if (!config_listen_is_loopback(d->config->listen))
+        log_warning("serving gRPC in plaintext on a non-loopback address: whoever can reach it can "
+                    "create and cancel Databricks runs with this connector's token, and read the "
+                    "traffic; set tls_cert_file and tls_key_file (--tls-cert, --tls-key) for TLS "
+                    "and tls_client_ca_file (--tls-client-ca) to require client certificates",
+                    "listen", d->config->listen);
+    return 0;
+}
+
 /* Starts everything; on failure prints one line naming the cause. */
 static int start(struct daemon *d)
 {
@@ -318,6 +371,10 @@ static int start(struct daemon *d)
         goto out;
     }
 
+    if (start_tls(d, &error) < 0) {
+        fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "out of memory");
+        goto out;
+    }
     {
         const struct server_method methods[] = {
             {"/flyteidl.service.AsyncAgentService/CreateTask", agent_create_task, d->agent, false},
@@ -327,9 +384,9 @@ static int start(struct daemon *d)
             {"/flyteidl.service.AgentMetadataService/GetAgent", metadata_get_agent, NULL, true},
             {"/grpc.health.v1.Health/Check", health_check, d->health, true},
         };
-        d->server =
-            server_new(d->config->listen, d->config->workers, d->config->max_calls_in_flight,
-                       methods, sizeof(methods) / sizeof(methods[0]), &error);
+        d->server = server_new(d->config->listen, d->tls, d->config->workers,
+                               d->config->max_calls_in_flight, methods,
+                               sizeof(methods) / sizeof(methods[0]), &error);
         if (!d->server) {
             fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "cannot start server");
             goto out;
@@ -355,7 +412,10 @@ static int start(struct daemon *d)
                  metrics_port_text);
     }
     log_info("serving", "listen", d->config->listen, "port", port, "version", FDC_VERSION,
-             "default_instance", d->config->default_instance);
+             "default_instance", d->config->default_instance, "tls",
+             !d->tls                         ? "off"
+             : d->config->tls_client_ca_file ? "client certificates required"
+                                             : "on");
 
     (void)notify_ready();
     {
@@ -386,6 +446,7 @@ static void stop(struct daemon *d)
     dbx_free(d->dbx);
     http_free(d->http);
     server_free(d->server);
+    d->tls = server_tls_free(d->tls);
     d->metrics_http = metrics_http_stop(d->metrics_http);
     agent_free(d->agent);
     health_free(d->health);

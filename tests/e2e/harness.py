@@ -155,6 +155,60 @@ def make_ca(directory):
             (("ca", "ca.pem"), ("cert", "server.pem"), ("key", "server.key"))}
 
 
+class Pki:
+    """Certificates for TLS tests, made with openssl in `directory` on first use and kept by
+    name: CAs, server certificates (127.0.0.1, localhost) and client certificates, EC P-256."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.made = {}
+
+    def _openssl(self, *args):
+        res = subprocess.run(["openssl"] + list(args), cwd=self.dir, capture_output=True,
+                             text=True, timeout=60)
+        if res.returncode != 0:
+            raise RuntimeError("openssl %s failed: %s" % (args[0], res.stderr))
+
+    def ca(self, name):
+        """A CA: {"cert": path, "key": path}."""
+        if name not in self.made:
+            self._openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+                          "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", name + ".key",
+                          "-out", name + ".pem", "-days", "2", "-subj", "/CN=fdc test CA " + name,
+                          "-addext", "basicConstraints=critical,CA:TRUE",
+                          "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+            self.made[name] = {"cert": os.path.join(self.dir, name + ".pem"),
+                               "key": os.path.join(self.dir, name + ".key")}
+        return self.made[name]
+
+    def leaf(self, name, ca_name, server=True):
+        """A certificate `name` signed by CA `ca_name`, for a server (SAN 127.0.0.1 and
+        localhost) or a client: {"cert", "key", "ca": the CA's certificate, "cn"}."""
+        if name not in self.made:
+            ca = self.ca(ca_name)
+            ext = os.path.join(self.dir, name + ".ext")
+            with open(ext, "w") as f:
+                f.write("basicConstraints=CA:FALSE\n"
+                        "keyUsage=critical,digitalSignature,keyEncipherment\n")
+                f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+                        if server else "extendedKeyUsage=clientAuth\n")
+            self._openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                          "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
+                          "-subj", "/CN=" + name)
+            self._openssl("x509", "-req", "-in", name + ".csr", "-CA", ca["cert"], "-CAkey",
+                          ca["key"], "-CAcreateserial", "-out", name + ".pem", "-days", "2",
+                          "-extfile", ext)
+            self.made[name] = {"cert": os.path.join(self.dir, name + ".pem"),
+                               "key": os.path.join(self.dir, name + ".key"),
+                               "ca": ca["cert"], "cn": name}
+        return self.made[name]
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -255,7 +309,10 @@ class Fake:
 class Daemon:
     """One daemon process; stderr goes to a file."""
 
-    def __init__(self, directory, binary, args, valgrind, extra_env=None):
+    def __init__(self, directory, binary, args, valgrind, extra_env=None, tls_client=None):
+        """tls_client: None for plaintext gRPC, else {"ca": path, "cert": path, "key": path}
+        ("cert"/"key" optional) for the channels the harness opens."""
+        self.tls_client = tls_client
         self.valgrind = valgrind
         self.factor = VALGRIND_FACTOR if valgrind else 1.0
         self.port = free_port()
@@ -284,10 +341,9 @@ class Daemon:
         self.exit_code = None
         self.channel = self.new_channel()
 
-    def new_channel(self):
-        return grpc.insecure_channel(self.address, options=[
-            ("grpc.initial_reconnect_backoff_ms", 50), ("grpc.max_reconnect_backoff_ms", 250),
-            ("grpc.enable_retries", 0)])
+    def new_channel(self, tls_client=None):
+        """A channel to the daemon; tls_client overrides the daemon's own client settings."""
+        return channel_to(self.address, tls_client or self.tls_client)
 
     def timeout(self, seconds):
         return seconds * SCALE * self.factor
@@ -413,6 +469,19 @@ def parse_log_line(line):
         while i < n and line[i] == " ":
             i += 1
     return event
+
+
+def channel_to(address, tls_client=None):
+    """A gRPC channel: plaintext, or TLS with tls_client's CA (and client certificate)."""
+    options = [("grpc.initial_reconnect_backoff_ms", 50), ("grpc.max_reconnect_backoff_ms", 250),
+               ("grpc.enable_retries", 0)]
+    if not tls_client:
+        return grpc.insecure_channel(address, options=options)
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=read_bytes(tls_client["ca"]),
+        private_key=read_bytes(tls_client["key"]) if tls_client.get("key") else None,
+        certificate_chain=read_bytes(tls_client["cert"]) if tls_client.get("cert") else None)
+    return grpc.secure_channel(address, creds, options=options)
 
 
 # ---- gRPC calls --------------------------------------------------------------
@@ -582,10 +651,12 @@ class Test:
         self.secrets = []
 
     def start(self, instance=True, token=None, fake_token=None, args=(), valgrind=None,
-              wait=True, ca=True, env=None):
+              wait=True, ca=True, env=None, tls_server=None, tls_client=None):
         """Starts a fake and a daemon. token: what the daemon's token file holds (default a
         fresh canary, which the fake also accepts unless fake_token differs). env: variables
-        added to the daemon's environment."""
+        added to the daemon's environment. tls_server: {"cert", "key"[, "client_ca"]} paths
+        the daemon serves gRPC TLS with; tls_client: what the harness's channels use then
+        (see Daemon)."""
         canary = "dapi-CANARY-" + secrets.token_hex(12)
         token = token if token is not None else canary
         self.secrets.append(token)
@@ -601,9 +672,13 @@ class Test:
             daemon_args += ["--instance", fake.address]
         daemon_args += ["--token-file", token_file] + (
             ["--ca-file", self.suite.ca["ca"]] if ca else []) + ["--log-level", "debug"] + list(args(fake) if callable(args) else args)
+        if tls_server:
+            daemon_args += ["--tls-cert", tls_server["cert"], "--tls-key", tls_server["key"]]
+            if tls_server.get("client_ca"):
+                daemon_args += ["--tls-client-ca", tls_server["client_ca"]]
         use_valgrind = VALGRIND_ALL if valgrind is None else valgrind
         use_valgrind = use_valgrind and not SANITIZED
-        daemon = Daemon(self.dir, self.suite.daemon, daemon_args, use_valgrind, env)
+        daemon = Daemon(self.dir, self.suite.daemon, daemon_args, use_valgrind, env, tls_client)
         self.daemons.append(daemon)
         if wait:
             daemon.wait_serving(self.pb.health)
@@ -659,6 +734,7 @@ class Suite:
         self.keep = os.environ.get("KEEP", "") == "1"
         self.pb = Protos()
         self.ca = make_ca(self.dir)
+        self.pki = Pki(self.dir)
         # A private copy: a concurrent `make` relinking the binary must not disturb the run.
         self.daemon = None
         if os.access(DAEMON, os.X_OK):

@@ -147,6 +147,9 @@ static void test_keys_sorted_and_complete(void **state)
         "shutdown_grace_ms",
         "status_cache_ttl_ms",
         "terminal_cache_ttl_ms",
+        "tls_cert_file",
+        "tls_client_ca_file",
+        "tls_key_file",
         "token_file",
         "workers",
     };
@@ -213,6 +216,9 @@ static void test_defaults(void **state)
                               "shutdown_grace_ms = 10000\n"
                               "status_cache_ttl_ms = 0\n"
                               "terminal_cache_ttl_ms = 0\n"
+                              "tls_cert_file = (none)\n"
+                              "tls_client_ca_file = (none)\n"
+                              "tls_key_file = (none)\n"
                               "token_file = (none)\n"
                               "workers = 0\n");
     free(desc);
@@ -923,6 +929,58 @@ static void test_idempotency_key_file(void **state)
     tmp_remove(&short_key);
 }
 
+/* The listener's TLS keys go together, and only a usable set passes (tls_files does the file
+ * checks; test_tls_files has them all): an error names the key. */
+static void test_listener_tls_keys(void **state)
+{
+    static const struct {
+        const char *args[7];
+        const char *want;
+    } cases[] = {
+        {{"--tls-cert", "/x/cert.pem", NULL},
+         "tls_cert_file and tls_key_file go together: set both to serve TLS, or neither for "
+         "plaintext"},
+        {{"--tls-key", "/x/key.pem", NULL},
+         "tls_cert_file and tls_key_file go together: set both to serve TLS, or neither for "
+         "plaintext"},
+        {{"--tls-client-ca", "/x/ca.pem", NULL},
+         "tls_client_ca_file needs tls_cert_file and tls_key_file: client certificates are part "
+         "of TLS"},
+        {{"--tls-cert", "/x/cert.pem", "--tls-key", "/x/key.pem", NULL},
+         "tls_cert_file \"/x/cert.pem\": No such file or directory"},
+        /* every error at once, as always */
+        {{"--tls-cert", "", "--tls-key", "/x/key.pem", NULL},
+         "--tls-cert: invalid value \"\": must not be empty\n"
+         "tls_cert_file and tls_key_file go together: set both to serve TLS, or neither for "
+         "plaintext"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        struct result res = load(cases[i].args, NULL);
+
+        assert_int_equal(res.r, -EINVAL);
+        if (strcmp(res.err, cases[i].want) != 0)
+            fail_msg("case %zu:\n got: %s\nwant: %s", i, res.err, cases[i].want);
+        result_done(&res);
+    }
+}
+
+static void test_listen_is_loopback(void **state)
+{
+    (void)state;
+    assert_true(config_listen_is_loopback("127.0.0.1:8000"));
+    assert_true(config_listen_is_loopback("127.1.2.3:0"));
+    assert_true(config_listen_is_loopback("[::1]:8000"));
+    assert_true(config_listen_is_loopback("localhost:8000"));
+    assert_false(config_listen_is_loopback("0.0.0.0:8000"));
+    assert_false(config_listen_is_loopback("[::]:8000"));
+    assert_false(config_listen_is_loopback("10.0.0.1:8000"));
+    assert_false(config_listen_is_loopback("localhost.example.com:8000"));
+    assert_false(config_listen_is_loopback("1127.0.0.1:8000"));
+    assert_false(config_listen_is_loopback(NULL));
+}
+
 /* ---- the token ---- */
 
 static void test_token_sources(void **state)
@@ -1376,6 +1434,8 @@ int main(void)
         cmocka_unit_test(test_usage_mentions_every_flag),
         cmocka_unit_test(test_describe_lists_every_key),
         cmocka_unit_test(test_idempotency_key_file),
+        cmocka_unit_test(test_listener_tls_keys),
+        cmocka_unit_test(test_listen_is_loopback),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
