@@ -6,6 +6,7 @@ Certificates come from the suite's Pki: server certificates "grpc-a" (CA "ca-a")
 (CA "ca-b", so a channel that trusts only ca-a can tell which one it was served), client
 certificates from CA "clients" and, for the rogue, from CA "rogue"."""
 
+import json
 import os
 import shutil
 import signal
@@ -206,3 +207,29 @@ def test_plaintext_beyond_loopback_warns_once(t):
     local = t.start()
     eq([e for e in local.daemon.events() if "plaintext" in e.get("msg", "")], [],
        "plaintext warnings on 127.0.0.1")
+
+
+def test_cli_against_the_mtls_daemon(t):
+    """The command-line tools reach the daemon's mutual-TLS listener with --ca-file, --cert and
+    --key; without the client certificate, or in plaintext, they fail with exit code 1."""
+    from test_cli import cli, one_error_line, template_file
+    m = material(t)
+    good = {"ca": m["a"]["ca"], "cert": m["client"]["cert"], "key": m["client"]["key"]}
+    env = t.start(tls_server=install(t, m["a"], client_ca=m["clients_ca"]), tls_client=good)
+    tls = ["--addr", env.daemon.address, "--ca-file", m["a"]["ca"]]
+    client = ["--cert", m["client"]["cert"], "--key", m["client"]["key"]]
+    code, out, err = cli(t, "agents", *tls, *client)
+    eq((code, err), (0, ""), "agents with a client certificate")
+    check("spark" in out and "databricks" in out, "agents table: %r" % out)
+    code, out, err = cli(t, "submit", template_file(t), *tls, *client)
+    eq((code, err), (0, ""), "submit with a client certificate")
+    meta = out.splitlines()[0]
+    eq(json.loads(meta)["run_id"], "1000", "resource_meta from the TLS daemon")
+    code, out, err = cli(t, "status", meta, *tls, *client)
+    eq((code, err), (0, ""), "status with a client certificate")
+    code, out, err = cli(t, "agents", *tls, "--timeout", "3")
+    eq(code, 1, "agents without a client certificate")
+    one_error_line(err, "agents", "ListAgents failed: ")
+    code, out, err = cli(t, "agents", "--addr", env.daemon.address, "--timeout", "3")
+    eq(code, 1, "agents in plaintext")
+    eq(len(env.fake.requests("/runs/submit")), 1, "submits that reached Databricks")
