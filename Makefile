@@ -73,7 +73,7 @@ PURE_OBJS := $(patsubst %,$(BUILD)/daemon/%.o,$(PURE_MODULES))
 # Modules with threads or local I/O but no Databricks or gRPC traffic; unit
 # tests link them too (test_metrics_http and test_notify use local sockets,
 # config's validation calls tls_files).
-SHARED_MODULES := runs metrics metrics_http notify log tls_files
+SHARED_MODULES := runs metrics metrics_http notify log tls_files hardening
 SHARED_LIBS = $(shell $(PKG_CONFIG) --libs libmicrohttpd libsystemd 2>/dev/null)
 UNIT_OBJS := $(PURE_OBJS) $(patsubst %,$(BUILD)/daemon/%.o,$(SHARED_MODULES))
 

@@ -892,6 +892,9 @@ static char *read_file(const char *path, size_t max, const char *what, struct st
 fail:
     if (fd >= 0)
         close(fd);
+    /* What was read may be a secret (a token file that is too long, say). */
+    if (buf)
+        explicit_bzero(buf, len);
     free(buf);
     return NULL;
 }
@@ -1050,15 +1053,25 @@ static const struct env_var {
     const char *name;
     const char *key;  /* the config key it sets; NULL: the token, read by its own rules */
     const char *help; /* --help text; the key's name is appended */
+    bool secret;      /* holds a secret: the daemon scrubs it from its environment once read */
 } env_vars[] = {
     {ENV_TOKEN, NULL,
      "The Databricks token itself (flytekit's variable). --token-file wins over it; it wins "
-     "over the config file's token_file."},
-    {"FLYTE_DATABRICKS_INSTANCE", "default_instance", "Default workspace, as --instance."},
-    {"FLYTE_DATABRICKS_LOG_LEVEL", "log_level", "As --log-level."},
+     "over the config file's token_file. Scrubbed from the daemon's environment once read.",
+     true},
+    {"FLYTE_DATABRICKS_INSTANCE", "default_instance", "Default workspace, as --instance.", false},
+    {"FLYTE_DATABRICKS_LOG_LEVEL", "log_level", "As --log-level.", false},
     {"FLYTE_DATABRICKS_SERVICE_CREDENTIAL_PROVIDER", "service_credential_provider",
-     "Databricks service credential serverless tasks use when they name none."},
+     "Databricks service credential serverless tasks use when they name none.", false},
 };
+
+const char *config_secret_env_name(size_t i)
+{
+    for (size_t k = 0; k < ELEMENTSOF(env_vars); k++)
+        if (env_vars[k].secret && i-- == 0)
+            return env_vars[k].name;
+    return NULL;
+}
 
 /* Borrows the value of name in envp, NULL when absent or empty. */
 static const char *env_get(char **envp, const char *name)

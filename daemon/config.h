@@ -132,6 +132,11 @@ const char *config_key_name(size_t i);
  * the end. Lets tests enumerate the flags without a copy of the table. */
 const char *config_flag_name(size_t i);
 
+/* Borrows the name of the i-th environment variable config_load() may read a secret from
+ * (FLYTE_DATABRICKS_ACCESS_TOKEN, ...), NULL past the end: what the daemon scrubs from its
+ * environment once the configuration is loaded (hardening_env_scrub()). */
+const char *config_secret_env_name(size_t i);
+
 /* Frees a NULL-terminated string array (takes; NULL is fine). */
 void config_strv_free(char **v);
 

@@ -3,7 +3,9 @@
  * `check-config`, which loads a configuration the way serve does.
  *
  * Start-up order: block signals (so every thread gRPC, libcurl and
- * libmicrohttpd start inherits the mask), read the configuration, start the
+ * libmicrohttpd start inherits the mask), turn core dumps off and keep a
+ * private copy of the environment (hardening.c), read the configuration,
+ * scrub the variables it read secrets from out of the environment block, start the
  * metrics endpoint, the transfer engine with the Databricks client and the
  * loop thread, then the gRPC server (handed to the loop with workers 0),
  * then report SERVING (and READY=1 to systemd). Signals are taken synchronously with
@@ -20,6 +22,7 @@
  * answer UNAVAILABLE), everything is freed, exit 0. A second such signal
  * during that exits at once.
  */
+#include <assert.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <grpc/grpc.h>
@@ -39,6 +42,7 @@
 #include "clock.h"
 #include "config.h"
 #include "dbx.h"
+#include "hardening.h"
 #include "health.h"
 #include "http.h"
 #include "log.h"
@@ -77,6 +81,7 @@ static const enum log_level config_to_log_level[_CONFIG_LOG_MAX] = {
 struct daemon {
     int argc;
     char **argv;
+    char **envp;             /* the environment as it was at start, secrets included, for reloads */
     struct config *config;   /* in force */
     struct config **retired; /* replaced by reloads; freed at exit */
     size_t retired_count;
@@ -198,7 +203,7 @@ static void reload(struct daemon *d)
     struct config **grown;
     struct dbx_settings settings;
 
-    if (config_load(d->argc, d->argv, environ, &fresh, &action, &warnings, &error) < 0) {
+    if (config_load(d->argc, d->argv, d->envp, &fresh, &action, &warnings, &error) < 0) {
         log_error("reload refused: invalid configuration, the old one stays in force", "error",
                   error ? error : "unknown");
         goto out;
@@ -469,20 +474,41 @@ static void limit_malloc_arenas(void)
         log_debug("mallopt(M_ARENA_MAX) refused; keeping glibc's arenas");
 }
 
+/* Scrubs the environment variables config may read a secret from out of the process's
+ * environment block: d->envp keeps them for reloads. */
+static void scrub_environment(void)
+{
+    const char *names[8];
+    size_t n = 0;
+
+    while (n < sizeof(names) / sizeof(names[0]) && (names[n] = config_secret_env_name(n)))
+        n++;
+    /* More secret variables than names[] holds is a programming error: fail loudly in tests. */
+    assert(!config_secret_env_name(n));
+    (void)hardening_env_scrub(environ, names, n);
+}
+
 int serve_main(int argc, char **argv)
 {
     sigset_t signals;
     struct daemon d = {.argc = argc, .argv = argv};
     enum config_action action = CONFIG_ACTION_RUN;
     char **warnings = NULL;
-    char *error = NULL;
+    char *error = NULL, *hardening_error = NULL;
     int exit_code = EXIT_FAILURE;
     int signal_number;
     pthread_t second_signal;
 
     block_signals(&signals);
+    /* Before any secret is read: a crash must not write one to a core file. */
+    (void)hardening_no_core_dumps(&hardening_error);
+    d.envp = hardening_env_copy(environ);
+    if (!d.envp) {
+        fprintf(stderr, "%s: out of memory\n", PROGRAM_NAME);
+        goto out;
+    }
 
-    if (config_load(argc, argv, environ, &d.config, &action, &warnings, &error) < 0) {
+    if (config_load(argc, argv, d.envp, &d.config, &action, &warnings, &error) < 0) {
         /* One line per problem, each naming its cause; config_load says
          * "(see --help)" where the command line is at fault. */
         fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "invalid configuration");
@@ -510,6 +536,10 @@ int serve_main(int argc, char **argv)
     apply_log_settings(d.config);
     for (size_t i = 0; warnings && warnings[i]; i++)
         log_warning(warnings[i]);
+    if (hardening_error)
+        log_warning("cannot turn off core dumps; a crash could write secrets to a core file",
+                    "error", hardening_error);
+    scrub_environment();
 
     limit_malloc_arenas();
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -536,11 +566,13 @@ int serve_main(int argc, char **argv)
         log_info("stopped");
 out:
     free(error);
+    free(hardening_error);
     config_strv_free(warnings);
     for (size_t i = 0; i < d.retired_count; i++)
         config_free(d.retired[i]);
     free(d.retired);
     config_free(d.config);
+    d.envp = hardening_env_free(d.envp);
     return exit_code;
 }
 
@@ -569,6 +601,8 @@ int check_config_main(int argc, char **argv)
         fprintf(stderr, "%s check-config: missing FILE (see --help)\n", PROGRAM_NAME);
         return 2;
     }
+    /* It reads the token as serve does. */
+    (void)hardening_no_core_dumps(NULL);
     args = calloc((size_t)argc + 2, sizeof(*args));
     if (!args) {
         fprintf(stderr, "%s check-config: out of memory\n", PROGRAM_NAME);

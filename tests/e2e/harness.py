@@ -309,10 +309,15 @@ class Fake:
 class Daemon:
     """One daemon process; stderr goes to a file."""
 
-    def __init__(self, directory, binary, args, valgrind, extra_env=None, tls_client=None):
+    def __init__(self, directory, binary, args, valgrind, extra_env=None, tls_client=None,
+                 preexec=None, cwd=None):
         """tls_client: None for plaintext gRPC, else {"ca": path, "cert": path, "key": path}
-        ("cert"/"key" optional) for the channels the harness opens."""
+        ("cert"/"key" optional) for the channels the harness opens. preexec: run in the child
+        before exec (after the harness's own set-up); cwd: its working directory (default
+        `directory`, where its stderr goes in any case). A test that ends the daemon itself sets
+        expected_exit to what the runner should then accept."""
         self.tls_client = tls_client
+        self.expected_exit = 0
         self.valgrind = valgrind
         self.factor = VALGRIND_FACTOR if valgrind else 1.0
         self.port = free_port()
@@ -335,9 +340,13 @@ class Daemon:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_")}
         env.update(extra_env or {})
         self.cmd = cmd
+        def child():
+            die_with_parent()
+            if preexec:
+                preexec()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.stderr,
-                                     stderr=self.stderr, env=env, cwd=directory,
-                                     preexec_fn=die_with_parent)
+                                     stderr=self.stderr, env=env, cwd=cwd or directory,
+                                     preexec_fn=child)
         self.exit_code = None
         self.channel = self.new_channel()
 
@@ -651,18 +660,19 @@ class Test:
         self.secrets = []
 
     def start(self, instance=True, token=None, fake_token=None, args=(), valgrind=None,
-              wait=True, ca=True, env=None, tls_server=None, tls_client=None):
+              wait=True, ca=True, env=None, tls_server=None, tls_client=None, token_file=True):
         """Starts a fake and a daemon. token: what the daemon's token file holds (default a
         fresh canary, which the fake also accepts unless fake_token differs). env: variables
         added to the daemon's environment. tls_server: {"cert", "key"[, "client_ca"]} paths
         the daemon serves gRPC TLS with; tls_client: what the harness's channels use then
-        (see Daemon)."""
+        (see Daemon). token_file False: no --token-file (the test passes the token in env)."""
         canary = "dapi-CANARY-" + secrets.token_hex(12)
         token = token if token is not None else canary
         self.secrets.append(token)
         fake_token = fake_token if fake_token is not None else token
         fake = Fake(self.dir, self.suite.ca, fake_token)
         self.fakes.append(fake)
+        use_token_file = token_file  # False: the test gives the token another way (env)
         token_file = os.path.join(self.dir, "token-%d" % len(self.fakes))
         with open(token_file, "w") as f:
             f.write(token + "\n")
@@ -670,7 +680,7 @@ class Test:
         daemon_args = []
         if instance:
             daemon_args += ["--instance", fake.address]
-        daemon_args += ["--token-file", token_file] + (
+        daemon_args += (["--token-file", token_file] if use_token_file else []) + (
             ["--ca-file", self.suite.ca["ca"]] if ca else []) + ["--log-level", "debug"] + list(args(fake) if callable(args) else args)
         if tls_server:
             daemon_args += ["--tls-cert", tls_server["cert"], "--tls-key", tls_server["key"]]
@@ -693,7 +703,7 @@ class Test:
                 problems.append("valgrind found errors or leaks (see %s)"
                                 % os.path.join(self.dir, "valgrind.log"))
                 self.suite.keep = True
-            elif code != 0:
+            elif code != daemon.expected_exit:
                 problems.append("daemon exit code %s after SIGTERM" % code)
             # Sanitizer reports fail the test even when the exit code hides them.
             report = [m for m in SANITIZER_MARKERS if m in daemon.stderr_text()]

@@ -6,16 +6,21 @@ refused, run ids and instance names checked before any connection)."""
 import hashlib
 import hmac
 import os
+import resource
+import secrets
+import shutil
+import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 import warnings
 
 import grpc
 
-from harness import (CREATE, DELETE, GET, SCALE, Failure, check, create_request, custom_config,
-                     eq, raw_call, wait_until, wire_field)
+from harness import (CREATE, DELETE, GET, SANITIZED, SCALE, Daemon, Failure, check,
+                     create_request, custom_config, eq, raw_call, wait_until, wire_field)
 
 SUBMIT_PATH = "/api/2.1/jobs/runs/submit"
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -395,3 +400,97 @@ def test_idempotency_token_keyed(t):
     plain.create(create_request(t.pb, custom=custom_config()))
     eq([r["body"]["idempotency_token"] for r in plain.fake.requests("/runs/submit")],
        [expected_token()], "unkeyed token (unchanged)")
+
+
+NOBODY = 65534
+
+
+def nobody_with_cores():
+    """Child set-up: core files allowed (the daemon must lower this itself), and, when the
+    runner is root, the unprivileged uid 65534, so that /proc/PID ownership shows whether the
+    daemon made itself non-dumpable (a non-dumpable process's /proc files belong to root)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    if os.geteuid() == 0:
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+
+
+def cores_in(directory):
+    return sorted(f for f in os.listdir(directory) if f.startswith("core"))
+
+
+def test_crash_leaves_no_core_file(t):
+    """A daemon started with core files allowed (RLIMIT_CORE unlimited) lowers the limit to 0
+    and makes itself non-dumpable before it reads a secret: SIGABRT and SIGSEGV leave no core
+    file, where a plain process in the same place leaves one (the control). When this machine
+    writes cores elsewhere (core_pattern a pipe or a path), the no-core check cannot see them
+    and the test relies on the daemon's own settings, which it checks in every case:
+    /proc/PID/limits and /proc/PID ownership (with a root runner)."""
+    token = "dapi-CANARY-core-" + secrets.token_hex(8)
+    t.secrets.append(token)
+    with open("/proc/sys/kernel/core_pattern") as f:
+        pattern = f.read().strip()
+    local_cores = not pattern.startswith("|") and "/" not in pattern
+    # A directory uid 65534 can use: the suite's own is root's, mode 0700.
+    place = tempfile.mkdtemp(prefix="fdc-core.", dir="/tmp")
+    try:
+        os.chmod(place, 0o755)
+        if os.geteuid() == 0:
+            os.chown(place, NOBODY, NOBODY)
+        binary = os.path.join(place, "flyte-databricks-connector")
+        shutil.copy2(t.suite.daemon, binary)
+        os.chmod(binary, 0o755)
+        control = subprocess.Popen(["sleep", "60"], cwd=place, preexec_fn=nobody_with_cores)
+        control.send_signal(signal.SIGABRT)
+        control.wait(10 * SCALE)
+        control_cores = cores_in(place)
+        for name in control_cores:
+            os.unlink(os.path.join(place, name))
+        can_see_cores = local_cores and bool(control_cores)
+        t.transcript.append("note: core_pattern %r, the control left %s" % (pattern, control_cores))
+        kills = [signal.SIGABRT] + ([] if SANITIZED else [signal.SIGSEGV])
+        for sig in kills:
+            daemon = Daemon(t.dir, binary, ["--instance", "127.0.0.1:1", "--log-level", "debug"],
+                            False, {"FLYTE_DATABRICKS_ACCESS_TOKEN": token},
+                            preexec=nobody_with_cores, cwd=place)
+            t.daemons.append(daemon)
+            daemon.wait_serving(t.pb.health)
+            pid = daemon.proc.pid
+            with open("/proc/%d/limits" % pid) as f:
+                limit = [line.split()[4:6] for line in f if line.startswith("Max core file size")]
+            eq(limit, [["0", "0"]], "the daemon's core file size limit (soft, hard)")
+            if os.geteuid() == 0:
+                eq(os.stat("/proc/%d/environ" % pid).st_uid, 0,
+                   "owner of /proc/PID/environ of a uid-65534 daemon (root: non-dumpable)")
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                check(token.encode() not in f.read(), "the token is still in /proc/PID/environ")
+            daemon.proc.send_signal(sig)
+            daemon.proc.wait(10 * SCALE)
+            daemon.expected_exit = -sig
+            eq(daemon.stop(), -sig, "exit status after %s" % sig.name)
+            eq(cores_in(place), [], "core files after %s" % sig.name)
+        check(can_see_cores or not local_cores or os.geteuid() != 0,
+              "the control left no core although core_pattern %r writes to the working directory"
+              % pattern)
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
+
+
+def test_env_token_scrubbed_and_kept_for_reload(t):
+    """A token from FLYTE_DATABRICKS_ACCESS_TOKEN is zeroed in the daemon's environment block
+    (/proc/PID/environ), yet still used, and still there after a reload re-reads the
+    environment."""
+    token = "dapi-CANARY-env-" + secrets.token_hex(8)
+    t.secrets.append(token)
+    env = t.start(token=token, token_file=False, env={"FLYTE_DATABRICKS_ACCESS_TOKEN": token})
+    with open("/proc/%d/environ" % env.daemon.proc.pid, "rb") as f:
+        block = f.read()
+    check(token.encode() not in block, "the token is in /proc/PID/environ")
+    check(b"FLYTE_DATABRICKS_ACCESS_TOKEN=" in block, "the variable's name went too")
+    env.create(create_request(t.pb, custom=custom_config()))
+    env.daemon.proc.send_signal(signal.SIGHUP)
+    env.daemon.wait_logged("configuration reloaded")
+    env.create(create_request(t.pb, custom=custom_config(), node_id="n1"))
+    eq([r["headers"].get("authorization") for r in env.fake.requests("/runs/submit")],
+       ["Bearer " + token] * 2, "Authorization before and after the reload")
