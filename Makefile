@@ -171,9 +171,10 @@ test-e2e: all
 test-packaging: all
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run-all.sh packaging
 
-# The end-to-end suite with every daemon under valgrind memcheck (slow: ~8 min).
+# The end-to-end suite with every daemon under valgrind memcheck, both log formats one after
+# the other (slow: ~16 min).
 test-valgrind: all
-	@VALGRIND=1 BUILD=$(BUILD) PYTHON=$(PYTHON) E2E_TIMEOUT=1800 tests/run-all.sh e2e
+	@VALGRIND=1 E2E_JOBS=1 BUILD=$(BUILD) PYTHON=$(PYTHON) E2E_TIMEOUT=1800 tests/run-all.sh e2e
 
 check: test
 

@@ -46,6 +46,19 @@ VALGRIND_FACTOR = 10.0  # timeouts grow this much under valgrind
 SANITIZED = os.environ.get("SANITIZED", "") == "1"
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", ": runtime error: ")
 
+# Canaries: every secret a test uses is a distinctive value (Test.secret() makes one) that
+# must never appear in what the daemon says. A value holding CANARY_MARKER fails the test
+# wherever it shows up, registered or not (a token a fake issues, say); other secrets are
+# registered with Test.register_secret(). Never put the marker in anything that is not a
+# secret.
+CANARY_MARKER = "fdcCANARY"
+# Environment variables whose values are secrets: a value given to a daemon under one of these
+# names is registered as a secret by Test.start(). Add the names your feature reads.
+SECRET_ENV_VARS = {"FLYTE_DATABRICKS_ACCESS_TOKEN"}
+# Every daemon logs at debug level in this format unless a test chooses its own; run.py runs
+# the suite once per format (E2E_LOG_FORMAT).
+LOG_FORMAT = os.environ.get("E2E_LOG_FORMAT", "text")
+
 SERVICE = "/flyteidl.service.AsyncAgentService/"
 METADATA = "/flyteidl.service.AgentMetadataService/"
 CREATE = SERVICE + "CreateTask"
@@ -107,10 +120,14 @@ class Protos:
         for dirpath, _, names in os.walk(os.path.join(ROOT, "proto")):
             files += [os.path.relpath(os.path.join(dirpath, n), os.path.join(ROOT, "proto"))
                       for n in names if n.endswith(".proto")]
-        res = subprocess.run(["protoc", "--python_out=" + out, "-Iproto", "-I/usr/include"]
-                             + sorted(files), cwd=ROOT, capture_output=True, text=True, timeout=60)
-        if res.returncode != 0:
-            raise RuntimeError("protoc failed: " + res.stderr)
+        # run.py's parallel passes generate once, before they start (two protocs writing
+        # while the other pass imports would break it).
+        if os.environ.get("E2E_PROTOS_READY") != "1":
+            res = subprocess.run(["protoc", "--python_out=" + out, "-Iproto", "-I/usr/include"]
+                                 + sorted(files), cwd=ROOT, capture_output=True, text=True,
+                                 timeout=60)
+            if res.returncode != 0:
+                raise RuntimeError("protoc failed: " + res.stderr)
         if out not in sys.path:
             sys.path.insert(0, out)
         from flyteidl.admin import agent_pb2
@@ -330,6 +347,8 @@ class Daemon:
         # the default 0.0.0.0:9090 would collide between tests and with the host.
         if not any(a == "--metrics-listen" or a.startswith("--metrics-listen=") for a in args):
             args = ["--metrics-listen", "127.0.0.1:0"] + list(args)
+        # The pass's log format, before the test's own flags (a later flag wins).
+        args = ["--log-format", LOG_FORMAT] + list(args)
         cmd = [binary, "--listen", self.address] + args
         if valgrind:
             if shutil.which("valgrind") is None:
@@ -415,6 +434,31 @@ class Daemon:
 
     def stderr_tail(self, n):
         return " | ".join(self.stderr_text().strip().splitlines()[-n:])
+
+    def exposures(self):
+        """What a live daemon shows beyond its log and answers, for the canary check:
+        [(where, text)] with its /metrics and its environment block (not under valgrind,
+        whose own environment block holds what the daemon scrubs from its copy)."""
+        out = []
+        if self.proc.poll() is not None:
+            return out
+        metrics = self.logged("metrics listening")
+        if metrics and metrics.get("port"):
+            host = metrics.get("listen", "127.0.0.1:0").rsplit(":", 1)[0]
+            host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "": "127.0.0.1"}.get(host, host)
+            try:
+                with urllib.request.urlopen("http://%s:%s/metrics" % (host, metrics["port"]),
+                                            timeout=5 * SCALE) as resp:
+                    out.append(("/metrics", resp.read().decode("utf-8", "replace")))
+            except Exception as e:  # a test may have broken the endpoint on purpose
+                out.append(("note", "no /metrics scrape: %s" % e))
+        if not self.valgrind:
+            try:
+                with open("/proc/%d/environ" % self.proc.pid, "rb") as f:
+                    out.append(("/proc/PID/environ", f.read().decode("utf-8", "replace")))
+            except OSError:
+                pass
+        return out
 
     def stop(self):
         """SIGTERM, bounded wait; returns the exit code (kills on timeout)."""
@@ -659,6 +703,23 @@ class Test:
         self.transcript = []
         self.secrets = []
 
+    def secret(self, kind="secret"):
+        """A fresh canary for a secret of this kind (token, namespace-token, client-secret...),
+        registered: "<kind>-fdcCANARY-<hex>", visible ASCII, safe in an HTTP header."""
+        value = "%s-%s-%s" % (kind, CANARY_MARKER, secrets.token_hex(12))
+        self.secrets.append(value)
+        return value
+
+    def register_secret(self, value):
+        """Registers a secret the test did not make with secret(); gives it back."""
+        self.secrets.append(value)
+        return value
+
+    def record(self, where, text):
+        """Adds output a test got from the binary (a tool's stdout/stderr, check-config) to
+        what the canary check reads."""
+        self.transcript.append("%s: %s" % (where, text))
+
     def start(self, instance=True, token=None, fake_token=None, args=(), valgrind=None,
               wait=True, ca=True, env=None, tls_server=None, tls_client=None, token_file=True):
         """Starts a fake and a daemon. token: what the daemon's token file holds (default a
@@ -666,9 +727,11 @@ class Test:
         added to the daemon's environment. tls_server: {"cert", "key"[, "client_ca"]} paths
         the daemon serves gRPC TLS with; tls_client: what the harness's channels use then
         (see Daemon). token_file False: no --token-file (the test passes the token in env)."""
-        canary = "dapi-CANARY-" + secrets.token_hex(12)
-        token = token if token is not None else canary
+        token = token if token is not None else self.secret("dapi-token")
         self.secrets.append(token)
+        for name, value in (env or {}).items():
+            if name in SECRET_ENV_VARS:
+                self.register_secret(value)
         fake_token = fake_token if fake_token is not None else token
         fake = Fake(self.dir, self.suite.ca, fake_token)
         self.fakes.append(fake)
@@ -697,6 +760,9 @@ class Test:
     def finish(self, failed):
         """Stops everything; raises Failure for a bad exit or a leaked secret."""
         problems = []
+        exposed = []
+        for daemon in self.daemons:
+            exposed += daemon.exposures()
         for daemon in self.daemons:
             code = daemon.stop()
             if code == 99 and daemon.valgrind:
@@ -713,15 +779,23 @@ class Test:
                 self.suite.keep = True
         for fake in self.fakes:
             fake.stop()
-        texts = [d.stderr_text() for d in self.daemons] + self.transcript
-        for secret in self.secrets:
-            for text in texts:
-                if secret in text:
-                    problems.append("secret %r leaked: ...%s..." % (
-                        secret[:16], excerpt(text, secret)))
-                    break
+        problems += self.leaks(
+            [("daemon output", d.stderr_text()) for d in self.daemons] +
+            [("answers and tool output", text) for text in self.transcript] + exposed)
         if problems and not failed:
             raise Failure("; ".join(problems))
+        return problems
+
+    def leaks(self, texts):
+        """Problems for every registered secret, and every canary marker, found in texts
+        [(where, text)]."""
+        problems = []
+        for needle in list(dict.fromkeys(self.secrets)) + [CANARY_MARKER]:
+            for where, text in texts:
+                if where != "note" and needle and needle in text:
+                    problems.append("secret %r leaked in %s: ...%s..." % (
+                        needle[:16], where, excerpt(text, needle)))
+                    break
         return problems
 
     def context(self, lines=12):

@@ -5,9 +5,9 @@ refused, run ids and instance names checked before any connection)."""
 
 import hashlib
 import hmac
+import json
 import os
 import resource
-import secrets
 import shutil
 import signal
 import socket
@@ -19,8 +19,8 @@ import warnings
 
 import grpc
 
-from harness import (CREATE, DELETE, GET, SANITIZED, SCALE, Daemon, Failure, check,
-                     create_request, custom_config, eq, raw_call, wait_until, wire_field)
+from harness import (CANARY_MARKER, CREATE, DELETE, GET, SANITIZED, SCALE, Daemon, Failure,
+                     check, create_request, custom_config, eq, raw_call, wait_until, wire_field)
 
 SUBMIT_PATH = "/api/2.1/jobs/runs/submit"
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -47,9 +47,10 @@ def test_status_and_logs_stay_utf8(t):
     message.decode("utf-8")  # raises on anything that is not UTF-8
     check(b"bad " + REPLACEMENT + REPLACEMENT + b" value" in message,
           "U+FFFD expected in place of each bad byte: %r" % message)
-    log = log_bytes(env.daemon)
-    log.decode("utf-8")
-    check(b"bad " + REPLACEMENT + REPLACEMENT + b" value" in log, "the log line lost the text")
+    # The call's log line is written just after its answer goes out.
+    wait_until(lambda: b"bad " + REPLACEMENT + REPLACEMENT + b" value" in log_bytes(env.daemon),
+               5, "the call's log line, with U+FFFD")
+    log_bytes(env.daemon).decode("utf-8")
 
 
 def test_strings_not_utf8_refused(t):
@@ -380,8 +381,7 @@ def expected_token(key=None, retry=0):
 def test_idempotency_token_keyed(t):
     """With idempotency_key_file the runs/submit idempotency_token is an HMAC of the attempt's
     ids under the key (a repeat still finds the first run); without it, the plain hash."""
-    key = ("idem-CANARY-" + "k" * 40).encode()
-    t.secrets.append(key.decode())
+    key = t.secret("idempotency-key").encode()
     path = os.path.join(t.dir, "idempotency.key")
     with open(path, "wb") as f:
         f.write(key + b"\n")
@@ -427,8 +427,7 @@ def test_crash_leaves_no_core_file(t):
     writes cores elsewhere (core_pattern a pipe or a path), the no-core check cannot see them
     and the test relies on the daemon's own settings, which it checks in every case:
     /proc/PID/limits and /proc/PID ownership (with a root runner)."""
-    token = "dapi-CANARY-core-" + secrets.token_hex(8)
-    t.secrets.append(token)
+    token = t.secret("dapi-token")
     with open("/proc/sys/kernel/core_pattern") as f:
         pattern = f.read().strip()
     local_cores = not pattern.startswith("|") and "/" not in pattern
@@ -481,8 +480,7 @@ def test_env_token_scrubbed_and_kept_for_reload(t):
     """A token from FLYTE_DATABRICKS_ACCESS_TOKEN is zeroed in the daemon's environment block
     (/proc/PID/environ), yet still used, and still there after a reload re-reads the
     environment."""
-    token = "dapi-CANARY-env-" + secrets.token_hex(8)
-    t.secrets.append(token)
+    token = t.secret("dapi-token")
     env = t.start(token=token, token_file=False, env={"FLYTE_DATABRICKS_ACCESS_TOKEN": token})
     with open("/proc/%d/environ" % env.daemon.proc.pid, "rb") as f:
         block = f.read()
@@ -494,3 +492,60 @@ def test_env_token_scrubbed_and_kept_for_reload(t):
     env.create(create_request(t.pb, custom=custom_config(), node_id="n1"))
     eq([r["headers"].get("authorization") for r in env.fake.requests("/runs/submit")],
        ["Bearer " + token] * 2, "Authorization before and after the reload")
+
+
+def test_canary_check_catches_leaks(t):
+    """The harness's own leak check (run after every test, in both log formats, over the
+    daemon's output, the answers, tool output, /metrics and /proc/PID/environ) finds a
+    registered secret and any canary marker, and nothing in clean text."""
+    token = t.secret("token")
+    other = t.register_secret("plain-secret-value-123")
+    minted = "issued-%s-by-a-fake" % CANARY_MARKER  # never registered
+    eq(t.leaks([("a", "clean text"), ("b", "dapi-fdc-other")]), [], "clean text")
+    for leak in (token, other, minted, "cut " + token[:len(token) // 2]):
+        check(t.leaks([("somewhere", "x %s y" % leak)]), "not caught: %r" % leak)
+
+
+def test_canaries_never_leak(t):
+    """Every secret the daemon holds (the token from a file or the environment, the
+    idempotency key, flytekit's auth_token in an old resource_meta) goes through calls that
+    succeed, fail, are refused and reload, at debug level; the harness then finds none of them
+    in the logs, answers, /metrics, /proc/PID/environ or check-config's output."""
+    key = t.secret("idempotency-key")
+    key_file = os.path.join(t.dir, "idem.key")
+    with open(key_file, "w") as f:
+        f.write(key)
+    os.chmod(key_file, 0o600)
+    conf = os.path.join(t.dir, "c.json")
+    with open(conf, "w") as f:
+        f.write('{"idempotency_key_file": "%s"}' % key_file)
+    env = t.start(args=["--config", conf])
+    resp = env.create(create_request(t.pb, custom=custom_config()))
+    env.get(resp.resource_meta)
+    old_meta = json.dumps({"databricks_instance": env.fake.address, "run_id": "1000",
+                           "auth_token": t.secret("flytekit-auth-token")})
+    env.get(old_meta)
+    env.delete(old_meta)
+    env.fails(GET, env.get_request(old_meta.replace('"1000"', '"x"')), INVALID)
+    env.fake.inject("POST", SUBMIT_PATH, [{"http_status": 403, "body": {
+        "error_code": "PERMISSION_DENIED", "message": "Invalid access token."}}])
+    env.fails(CREATE, create_request(t.pb, custom=custom_config(), node_id="n2"),
+              grpc.StatusCode.PERMISSION_DENIED)
+    env.daemon.proc.send_signal(signal.SIGHUP)
+    env.daemon.wait_logged("configuration reloaded")
+    # The token from the environment, and check-config on both.
+    env_token = t.secret("dapi-token-env")
+    from_env = t.start(token=env_token, token_file=False,
+                       env={"FLYTE_DATABRICKS_ACCESS_TOKEN": env_token})
+    from_env.create(create_request(t.pb, custom=custom_config()))
+    token_file = os.path.join(t.dir, "token-1")
+    for extra_env, args in (({}, ["--token-file", token_file]),
+                            ({"FLYTE_DATABRICKS_ACCESS_TOKEN": env_token}, [])):
+        res = subprocess.run([t.suite.daemon, "check-config", conf] + args, capture_output=True,
+                             text=True, timeout=30 * SCALE, cwd=t.dir,
+                             env=dict({k: v for k, v in os.environ.items()
+                                       if not k.startswith("FLYTE_")}, **extra_env))
+        t.record("check-config", res.stdout + res.stderr)
+        eq(res.returncode, 0, "check-config exit code (%s)" % res.stderr)
+        check("token = (set, " in res.stdout and "idempotency_key = (set, " in res.stdout,
+              "check-config shows the secrets masked: %r" % res.stdout)
