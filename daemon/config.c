@@ -931,6 +931,14 @@ static char *take_token(const char *raw, const char *origin, struct msgs *errs)
     return token;
 }
 
+/* True when a secret file is readable or writable by others than the daemon: bits for others,
+ * or bits for a group other than the daemon's own. Kubernetes mounts a Secret with fsGroup as
+ * root:fsGroup mode 0440 even when defaultMode says 0400: the pod's own group, no exposure. */
+static bool exposed(const struct stat *st)
+{
+    return (st->st_mode & S_IRWXO) || ((st->st_mode & S_IRWXG) && st->st_gid != getegid());
+}
+
 static void load_token_file(struct config *cfg, struct msgs *errs, struct msgs *warns)
 {
     char q[QUOTE_MAX], *origin = NULL, *raw;
@@ -944,7 +952,7 @@ static void load_token_file(struct config *cfg, struct msgs *errs, struct msgs *
         goto out;
     }
     cfg->token = take_token(raw, origin, errs);
-    if (cfg->token && (st.st_mode & (S_IRWXG | S_IRWXO)))
+    if (cfg->token && exposed(&st))
         msgs_add(warns,
                  "%s is accessible by group or others (mode %04o); "
                  "make it readable by the daemon's user only",
@@ -986,7 +994,7 @@ static void load_idempotency_key(struct config *cfg, struct msgs *errs, struct m
     }
     memcpy(cfg->idempotency_key, start, len);
     cfg->idempotency_key_len = len;
-    if (st.st_mode & (S_IRWXG | S_IRWXO))
+    if (exposed(&st))
         msgs_add(warns,
                  "idempotency_key_file %s is accessible by group or others (mode %04o); "
                  "make it readable by the daemon's user only",

@@ -1104,6 +1104,30 @@ static void test_token_file_errors_and_warnings(void **state)
         assert_string_equal(res.err, "FLYTE_DATABRICKS_ACCESS_TOKEN: the token is empty");
         result_done(&res);
     }
+    /* Group-readable by the daemon's own group (Kubernetes' fsGroup: root:fsGroup 0440) is
+     * not exposure; group-readable by another group is. */
+    assert_int_equal(chmod(world.path, 0440), 0);
+    assert_int_equal(chown(world.path, (uid_t)-1, getegid()), 0);
+    {
+        const char *args[] = {"--token-file", world.path, NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, 0);
+        assert_false(warnings_contain(res.warnings, "accessible by group or others"));
+        result_done(&res);
+    }
+    if (geteuid() == 0) { /* only root may give the file to another group */
+        const char *args[] = {"--token-file", world.path, NULL};
+        struct result res;
+        char want[256];
+
+        assert_int_equal(chown(world.path, (uid_t)-1, getegid() + 1), 0);
+        res = load(args, NULL);
+        snprintf(want, sizeof(want),
+                 "token file \"%s\" is accessible by group or others (mode 0440)", world.path);
+        assert_true(warnings_contain(res.warnings, want));
+        result_done(&res);
+    }
     tmp_remove(&empty);
     tmp_remove(&spaces);
     tmp_remove(&world);
