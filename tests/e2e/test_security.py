@@ -378,18 +378,24 @@ def expected_token(key=None, retry=0):
     return hmac.new(key, encoding, hashlib.sha256).hexdigest()
 
 
-def test_idempotency_token_keyed(t):
-    """With idempotency_key_file the runs/submit idempotency_token is an HMAC of the attempt's
-    ids under the key (a repeat still finds the first run); without it, the plain hash."""
-    key = t.secret("idempotency-key").encode()
+def keyed_config(t, key):
+    """A config file naming an idempotency key file (mode 0600) that holds key; gives its path."""
     path = os.path.join(t.dir, "idempotency.key")
-    with open(path, "wb") as f:
-        f.write(key + b"\n")
+    with open(path, "w") as f:
+        f.write(key + "\n")
     os.chmod(path, 0o600)
     conf = os.path.join(t.dir, "config.json")
     with open(conf, "w") as f:
         f.write('{"idempotency_key_file": "%s"}' % path)
-    env = t.start(args=["--config", conf])
+    return conf
+
+
+def test_idempotency_token_keyed(t):
+    """With idempotency_key_file the runs/submit idempotency_token is an HMAC of the attempt's
+    ids under the key (a repeat still finds the first run); without it, the plain hash."""
+    key = t.secret("idempotency-key")
+    env = t.start(args=["--config", keyed_config(t, key)])
+    key = key.encode()
     first = env.create(create_request(t.pb, custom=custom_config()))
     again = env.create(create_request(t.pb, custom=custom_config()))
     eq(again.resource_meta, first.resource_meta, "a repeated CreateTask finds the first run")
@@ -511,14 +517,7 @@ def test_canaries_never_leak(t):
     idempotency key, flytekit's auth_token in an old resource_meta) goes through calls that
     succeed, fail, are refused and reload, at debug level; the harness then finds none of them
     in the logs, answers, /metrics, /proc/PID/environ or check-config's output."""
-    key = t.secret("idempotency-key")
-    key_file = os.path.join(t.dir, "idem.key")
-    with open(key_file, "w") as f:
-        f.write(key)
-    os.chmod(key_file, 0o600)
-    conf = os.path.join(t.dir, "c.json")
-    with open(conf, "w") as f:
-        f.write('{"idempotency_key_file": "%s"}' % key_file)
+    conf = keyed_config(t, t.secret("idempotency-key"))
     env = t.start(args=["--config", conf])
     resp = env.create(create_request(t.pb, custom=custom_config()))
     env.get(resp.resource_meta)

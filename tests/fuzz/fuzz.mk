@@ -39,8 +39,9 @@ FUZZ_MODULES_run_phase := dbx_response phase errmsg
 FUZZ_MODULES_resmeta := resmeta errmsg
 FUZZ_MODULES_config := config resmeta structjson errmsg tls_files
 FUZZ_MODULES_template_json := template_json structjson errmsg
+FUZZ_MODULES_pb_strings := pbdepth errmsg
 FUZZ_ALL := create_request get_request delete_request struct_json run_phase resmeta config \
-	template_json
+	template_json pb_strings
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 
 FUZZ_GEN_C := $(patsubst %,$(FUZZ_BUILD)/gen/%.pb-c.c,$(PROTO_NAMES))

@@ -185,6 +185,22 @@ static void test_create_undecodable(void **state)
     task_request_submit_done(&s);
 }
 
+/* Packs req and checks CreateTask refuses it with INVALID_ARGUMENT and exactly message,
+ * before the template's type is even read. */
+static void expect_create_invalid(void **state, const Flyteidl__Admin__CreateTaskRequest *req,
+                                  const char *message)
+{
+    struct task_request_submit s;
+    size_t len;
+    uint8_t *bytes = requests_pack(&req->base, &len);
+
+    assert_int_equal(task_request_create(*state, bytes, len, &s), GRPC_STATUS_INVALID_ARGUMENT);
+    assert_string_equal(s.message, message);
+    assert_null(s.task_type);
+    task_request_submit_done(&s);
+    free(bytes);
+}
+
 /* template.custom nested past the bound is refused before protobuf-c unpacks it. */
 static void test_create_too_deep(void **state)
 {
@@ -197,9 +213,6 @@ static void test_create_too_deep(void **state)
     Google__Protobuf__Struct custom = GOOGLE__PROTOBUF__STRUCT__INIT;
     Flyteidl__Core__TaskTemplate tmpl = FLYTEIDL__CORE__TASK_TEMPLATE__INIT;
     Flyteidl__Admin__CreateTaskRequest req = FLYTEIDL__ADMIN__CREATE_TASK_REQUEST__INIT;
-    struct task_request_submit s;
-    uint8_t *bytes;
-    size_t len;
 
     for (size_t i = 0; i <= LISTS; i++)
         google__protobuf__value__init(&values[i]);
@@ -218,14 +231,10 @@ static void test_create_too_deep(void **state)
     tmpl.type = (char *)"spark";
     tmpl.custom = &custom;
     req.template_ = &tmpl;
-    bytes = requests_pack(&req.base, &len);
-
-    assert_int_equal(task_request_create(*state, bytes, len, &s), GRPC_STATUS_INVALID_ARGUMENT);
-    assert_string_equal(s.message, "request does not decode as flyteidl.admin.CreateTaskRequest: "
-                                   "message nests deeper than 256 levels");
-    assert_null(s.task_type);
-    task_request_submit_done(&s);
-    free(bytes);
+    expect_create_invalid(state, &req,
+                          "request does not decode as "
+                          "flyteidl.admin.CreateTaskRequest: message nests deeper "
+                          "than 256 levels");
 }
 
 /* A string protobuf-c would take as it is, though proto3 forbids it, is refused naming the
@@ -234,19 +243,13 @@ static void test_create_string_not_utf8(void **state)
 {
     Flyteidl__Core__TaskTemplate tmpl = FLYTEIDL__CORE__TASK_TEMPLATE__INIT;
     Flyteidl__Admin__CreateTaskRequest req = FLYTEIDL__ADMIN__CREATE_TASK_REQUEST__INIT;
-    struct task_request_submit s;
-    uint8_t *bytes;
-    size_t len;
 
     tmpl.type = (char *)"sp\xc3(rk";
     req.template_ = &tmpl;
-    bytes = requests_pack(&req.base, &len);
-    assert_int_equal(task_request_create(*state, bytes, len, &s), GRPC_STATUS_INVALID_ARGUMENT);
-    assert_string_equal(s.message, "invalid flyteidl.admin.CreateTaskRequest: field template.type "
-                                   "is not valid UTF-8 (proto3 strings must be UTF-8)");
-    assert_null(s.task_type);
-    task_request_submit_done(&s);
-    free(bytes);
+    expect_create_invalid(state, &req,
+                          "invalid flyteidl.admin.CreateTaskRequest: field "
+                          "template.type is not valid UTF-8 (proto3 strings must "
+                          "be UTF-8)");
 }
 
 static grpc_status_code run(void **state, bool delete, const char *category,
