@@ -1785,8 +1785,8 @@ void config_usage(FILE *out, const char *program)
           "Signals: SIGTERM/SIGINT stop gracefully (health turns NOT_SERVING, serving\n"
           "goes on for shutdown_delay_ms, then calls in flight get shutdown_grace_ms to\n"
           "finish); a second one exits at once. SIGHUP\n"
-          "re-reads the config file and token file; an invalid new config is refused\n"
-          "and the old one stays in force.\n"
+          "re-reads the config file, the token file, the idempotency key and the TLS\n"
+          "files; an invalid new config is refused and the old one stays in force.\n"
           "\n",
           out);
     usage_environment(out);

@@ -579,7 +579,7 @@ out:
 /*
  * `check-config FILE [OPTIONS]`: loads FILE as `serve --config FILE` would,
  * with the environment and options, and prints the effective settings with
- * the token masked.
+ * the secrets masked.
  */
 int check_config_main(int argc, char **argv)
 {
@@ -593,7 +593,7 @@ int check_config_main(int argc, char **argv)
         if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
             printf("Usage: %s check-config FILE [OPTIONS]\n\n"
                    "Loads FILE (and the environment and serve OPTIONS, as serve would),\n"
-                   "prints the effective settings with the token masked, and exits 0 when\n"
+                   "prints the effective settings with the secrets masked, and exits 0 when\n"
                    "the configuration is valid, 1 when it is not, 2 on a usage error.\n",
                    PROGRAM_NAME);
             return 0;
