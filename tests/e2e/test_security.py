@@ -488,10 +488,12 @@ def test_env_token_scrubbed_and_kept_for_reload(t):
     environment."""
     token = t.secret("dapi-token")
     env = t.start(token=token, token_file=False, env={"FLYTE_DATABRICKS_ACCESS_TOKEN": token})
-    with open("/proc/%d/environ" % env.daemon.proc.pid, "rb") as f:
-        block = f.read()
-    check(token.encode() not in block, "the token is in /proc/PID/environ")
-    check(b"FLYTE_DATABRICKS_ACCESS_TOKEN=" in block, "the variable's name went too")
+    # Under valgrind the process is valgrind, whose own environment block keeps the original.
+    if not env.daemon.valgrind:
+        with open("/proc/%d/environ" % env.daemon.proc.pid, "rb") as f:
+            block = f.read()
+        check(token.encode() not in block, "the token is in /proc/PID/environ")
+        check(b"FLYTE_DATABRICKS_ACCESS_TOKEN=" in block, "the variable's name went too")
     env.create(create_request(t.pb, custom=custom_config()))
     env.daemon.proc.send_signal(signal.SIGHUP)
     env.daemon.wait_logged("configuration reloaded")
