@@ -11,8 +11,19 @@
 # Kubernetes' runAsNonRoot can verify it). It also answers to `pyflyte` and
 # `c0`, so the official Helm charts run it unchanged.
 # tests/packaging/check-dockerfile.py holds this file to those rules.
+#
+# Both base images are pinned by digest (a tag alone can be moved to other
+# content). The digests are those of the official images' multi-platform
+# indexes as docker-library/repo-info records them (repos/debian/remote/
+# bookworm.md and bookworm-slim.md; images built 2026-08-03); they were not
+# checked against the registry when written here. Check and bump them with
+#   docker buildx imagetools inspect debian:bookworm-slim
+# (the "Digest:" line), or override at build time:
+#   docker build --build-arg DEBIAN_BOOKWORM_SLIM_SHA256=<64 hex> ...
+ARG DEBIAN_BOOKWORM_SHA256=813017f3d62be4b5891a7acca6a01bdcd4b8513daa81b1ab99d3a50385b26931
+ARG DEBIAN_BOOKWORM_SLIM_SHA256=abd67ffcfa541b485a3dff59865ab629aa048a6c613e639d36e7456b0b229241
 
-FROM debian:bookworm AS build
+FROM debian:bookworm@sha256:${DEBIAN_BOOKWORM_SHA256} AS build
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
@@ -27,7 +38,7 @@ COPY daemon/ daemon/
 RUN make -j"$(nproc)" \
     && strip --strip-unneeded build/flyte-databricks-connector
 
-FROM debian:bookworm-slim
+FROM debian:bookworm-slim@sha256:${DEBIAN_BOOKWORM_SLIM_SHA256}
 ARG DEBIAN_FRONTEND=noninteractive
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="flyte-databricks-connector" \

@@ -37,7 +37,7 @@ VERSION := 0.1.0
 DEB_PACKAGES := build-essential pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
 	libprotobuf-dev protobuf-compiler libcurl4-openssl-dev libcjson-dev libsystemd-dev \
 	libcmocka-dev libmicrohttpd-dev libssl-dev openssl python3 python3-grpcio python3-protobuf \
-	python3-yaml systemd valgrind groff-base clang libclang-rt-14-dev clang-format
+	python3-yaml systemd valgrind groff-base clang libclang-rt-14-dev clang-format curl
 # Only `make bench` needs these (nginx would otherwise be installed, and
 # started by its package scripts, on every test machine).
 BENCH_PACKAGES := nginx libnginx-mod-http-echo nghttp2-client gnuplot-nox
@@ -77,7 +77,7 @@ PURE_OBJS := $(patsubst %,$(BUILD)/daemon/%.o,$(PURE_MODULES))
 # Modules with threads or local I/O but no Databricks or gRPC traffic; unit
 # tests link them too (test_metrics_http and test_notify use local sockets,
 # config's validation calls tls_files).
-SHARED_MODULES := runs metrics metrics_http notify log tls_files
+SHARED_MODULES := runs metrics metrics_http notify log tls_files hardening
 SHARED_LIBS = $(shell $(PKG_CONFIG) --libs libmicrohttpd libsystemd 2>/dev/null)
 UNIT_OBJS := $(PURE_OBJS) $(patsubst %,$(BUILD)/daemon/%.o,$(SHARED_MODULES))
 
@@ -175,9 +175,10 @@ test-e2e: all
 test-packaging: all
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run-all.sh packaging
 
-# The end-to-end suite with every daemon under valgrind memcheck (slow: ~8 min).
+# The end-to-end suite with every daemon under valgrind memcheck, both log formats one after
+# the other (slow: ~16 min).
 test-valgrind: all
-	@VALGRIND=1 BUILD=$(BUILD) PYTHON=$(PYTHON) E2E_TIMEOUT=1800 tests/run-all.sh e2e
+	@VALGRIND=1 E2E_JOBS=1 BUILD=$(BUILD) PYTHON=$(PYTHON) E2E_TIMEOUT=1800 tests/run-all.sh e2e
 
 check: test
 

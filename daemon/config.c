@@ -48,6 +48,9 @@
  * input is a wrong path, not a config, and is refused before it is read into memory. */
 #define CONFIG_FILE_MAX (1024 * 1024)
 #define TOKEN_FILE_MAX (64 * 1024)
+/* An HMAC key: `openssl rand -hex 32` writes 64 characters; fewer than 32 is too weak a key. */
+#define IDEMPOTENCY_KEY_MIN 32
+#define IDEMPOTENCY_KEY_MAX 4096
 
 #define ENV_TOKEN "FLYTE_DATABRICKS_ACCESS_TOKEN"
 /* Databricks' own tools (SDKs, CLI, Terraform) name a service principal with these. */
@@ -389,6 +392,11 @@ static const struct key keys[] = {
      .offset = offsetof(struct config, default_instance),
      .nullable = true,
      .check = normalize_instance},
+    {.name = "idempotency_key_file",
+     .kind = KIND_STRING,
+     .offset = offsetof(struct config, idempotency_key_file),
+     .nullable = true,
+     .check = check_nonempty},
     {.name = "instance_limits",
      .kind = KIND_INSTANCE_LIMITS,
      .offset = offsetof(struct config, instance_limits)},
@@ -479,6 +487,21 @@ static const struct key keys[] = {
      .min = 0,
      .max = 86400000,
      .zero = "off"},
+    {.name = "tls_cert_file",
+     .kind = KIND_STRING,
+     .offset = offsetof(struct config, tls_cert_file),
+     .nullable = true,
+     .check = check_nonempty},
+    {.name = "tls_client_ca_file",
+     .kind = KIND_STRING,
+     .offset = offsetof(struct config, tls_client_ca_file),
+     .nullable = true,
+     .check = check_nonempty},
+    {.name = "tls_key_file",
+     .kind = KIND_STRING,
+     .offset = offsetof(struct config, tls_key_file),
+     .nullable = true,
+     .check = check_nonempty},
     {.name = "token_file",
      .kind = KIND_STRING,
      .offset = offsetof(struct config, token_file),
@@ -1058,32 +1081,43 @@ static const struct env_var {
     const char *name;
     const char *key;  /* the config key it sets; NULL: the token, read by its own rules */
     const char *help; /* --help text; the key's name is appended */
+    bool secret;      /* holds a secret: the daemon scrubs it from its environment once read */
 } env_vars[] = {
-    {ENV_CLIENT_ID, "client_id", "OAuth client id of a Databricks service principal."},
+    {ENV_CLIENT_ID, "client_id", "OAuth client id of a Databricks service principal.", false},
     {ENV_CLIENT_SECRET, NULL,
-     "The OAuth client secret itself, for client_id; wins over client_secret_file."},
+     "The OAuth client secret itself, for client_id; wins over client_secret_file. Scrubbed from "
+     "the daemon's environment once read.",
+     true},
     {ENV_TOKEN, NULL,
      "The default Databricks token itself (flytekit's variable). --token-file and flytekit's "
      "secret places (" FLYTEKIT_ENV_PREFIX ENV_TOKEN ", " FLYTEKIT_DEFAULT_DIR
-     "/" FLYTEKIT_TOKEN_FILE ") win over it; it wins over the config file's token_file."},
-    {"FLYTE_DATABRICKS_INSTANCE", "default_instance", "Default workspace, as --instance."},
-    {"FLYTE_DATABRICKS_LOG_LEVEL", "log_level", "As --log-level."},
+     "/" FLYTEKIT_TOKEN_FILE ") win over it; it wins over the config file's token_file. Scrubbed "
+     "from the daemon's environment once read.",
+     true},
+    {"FLYTE_DATABRICKS_INSTANCE", "default_instance", "Default workspace, as --instance.", false},
+    {"FLYTE_DATABRICKS_LOG_LEVEL", "log_level", "As --log-level.", false},
     {"FLYTE_DATABRICKS_SERVICE_CREDENTIAL_PROVIDER", "service_credential_provider",
-     "Databricks service credential serverless tasks use when they name none."},
+     "Databricks service credential serverless tasks use when they name none.", false},
     {ENV_SECRETS_DEFAULT_DIR, NULL,
      "Directory of flytekit's secret files (default " FLYTEKIT_DEFAULT_DIR "), where the default "
-     "token may be the file " FLYTEKIT_TOKEN_FILE "."},
+     "token may be the file " FLYTEKIT_TOKEN_FILE ".",
+     false},
     {ENV_SECRETS_ENV_PREFIX, NULL,
      "Prefix of flytekit's secret variables (default " FLYTEKIT_ENV_PREFIX
-     "): the default token may be the variable PREFIX" ENV_TOKEN "."},
-    {ENV_SECRETS_FILE_PREFIX, NULL, "Prefix of flytekit's secret file names (default none)."},
+     "): the default token may be the variable PREFIX" ENV_TOKEN ".",
+     false},
+    {ENV_SECRETS_FILE_PREFIX, NULL, "Prefix of flytekit's secret file names (default none).",
+     false},
     {ENV_K8S_HOST, NULL,
      "Set by Kubernetes in every pod; with " ENV_K8S_PORT " it makes the daemon read "
-     "per-namespace tokens from the Kubernetes API (kubernetes_service_account_dir)."},
-    {ENV_K8S_PORT, NULL, "The Kubernetes API's port, with " ENV_K8S_HOST "."},
+     "per-namespace tokens from the Kubernetes API (kubernetes_service_account_dir).",
+     false},
+    {ENV_K8S_PORT, NULL, "The Kubernetes API's port, with " ENV_K8S_HOST ".", false},
+    /* Its name follows ENV_SECRETS_ENV_PREFIX: config_secret_env_names() resolves it. */
     {FLYTEKIT_ENV_PREFIX ENV_TOKEN, NULL,
      "The default Databricks token, where flytekit's secrets manager looks first (the prefix "
-     "is " ENV_SECRETS_ENV_PREFIX "'s value)."},
+     "is " ENV_SECRETS_ENV_PREFIX "'s value). Scrubbed from the daemon's environment once read.",
+     true},
 };
 
 /* Borrows the value of name in envp, NULL when absent or empty. */
@@ -1157,6 +1191,9 @@ static char *read_file(const char *path, size_t max, const char *what, struct st
 fail:
     if (fd >= 0)
         close(fd);
+    /* What was read may be a secret (a token file that is too long, say). */
+    if (buf)
+        explicit_bzero(buf, len);
     free(buf);
     return NULL;
 }
@@ -1194,6 +1231,14 @@ static char *take_secret(const char *raw, const char *origin, const char *noun, 
     return secret;
 }
 
+/* True when a secret file is readable or writable by others than the daemon: bits for others,
+ * or bits for a group other than the daemon's own. Kubernetes mounts a Secret with fsGroup as
+ * root:fsGroup mode 0440 even when defaultMode says 0400: the pod's own group, no exposure. */
+static bool exposed(const struct stat *st)
+{
+    return (st->st_mode & S_IRWXO) || ((st->st_mode & S_IRWXG) && st->st_gid != getegid());
+}
+
 /* Reads the secret in file `path`; `what` names the file in messages ("token file"). Gives the
  * secret, or NULL after adding an error; warns when others may read the file. */
 static char *load_secret_file(const char *path, const char *what, const char *noun,
@@ -1210,7 +1255,7 @@ static char *load_secret_file(const char *path, const char *what, const char *no
         goto out;
     }
     secret = take_secret(raw, origin, noun, errs);
-    if (secret && warns && (st.st_mode & (S_IRWXG | S_IRWXO)))
+    if (secret && warns && exposed(&st))
         msgs_add(warns,
                  "%s is accessible by group or others (mode %04o); "
                  "make it readable by the daemon's user only",
@@ -1424,6 +1469,46 @@ static void load_kubernetes(struct config *cfg, char **envp, struct msgs *errs)
         errs->oom = true;
 }
 
+/* Reads idempotency_key_file: its content, surrounding whitespace trimmed, is the HMAC key. */
+static void load_idempotency_key(struct config *cfg, struct msgs *errs, struct msgs *warns)
+{
+    char q[QUOTE_MAX], *raw;
+    const char *start;
+    size_t len;
+    struct stat st;
+
+    raw = read_file(cfg->idempotency_key_file, IDEMPOTENCY_KEY_MAX, "idempotency_key_file", &st,
+                    errs);
+    if (!raw)
+        return;
+    for (start = raw; *start && isspace((unsigned char)*start); start++)
+        ;
+    for (len = strlen(start); len > 0 && isspace((unsigned char)start[len - 1]); len--)
+        ;
+    if (len < IDEMPOTENCY_KEY_MIN) {
+        msgs_add(errs,
+                 "idempotency_key_file %s: the key is %zu bytes, fewer than %d (make one with "
+                 "`openssl rand -hex 32`)",
+                 quote(q, cfg->idempotency_key_file), len, IDEMPOTENCY_KEY_MIN);
+        goto out;
+    }
+    cfg->idempotency_key = malloc(len);
+    if (!cfg->idempotency_key) {
+        errs->oom = true;
+        goto out;
+    }
+    memcpy(cfg->idempotency_key, start, len);
+    cfg->idempotency_key_len = len;
+    if (exposed(&st))
+        msgs_add(warns,
+                 "idempotency_key_file %s is accessible by group or others (mode %04o); "
+                 "make it readable by the daemon's user only",
+                 quote(q, cfg->idempotency_key_file), (unsigned)(st.st_mode & 07777));
+out:
+    explicit_bzero(raw, strlen(raw));
+    free(raw);
+}
+
 static void check_ca_file(const struct config *cfg, struct msgs *errs)
 {
     char *error = NULL;
@@ -1437,6 +1522,40 @@ static void check_ca_file(const struct config *cfg, struct msgs *errs)
             errs->oom = true;
     }
     free(error);
+}
+
+/* The listener's TLS files go together and must be usable: checked here so that check-config,
+ * start-up and a reload all refuse them by name, before gRPC would fail a handshake. */
+static void check_listener_tls(const struct config *cfg, struct msgs *errs)
+{
+    const struct tls_files_server files = {
+        .cert_file = cfg->tls_cert_file,
+        .key_file = cfg->tls_key_file,
+        .client_ca_file = cfg->tls_client_ca_file,
+    };
+    struct tls_files_pem pem = {0};
+    char *error = NULL;
+
+    if (!cfg->tls_cert_file != !cfg->tls_key_file) {
+        msgs_add(errs, "tls_cert_file and tls_key_file go together: set both to serve TLS, or "
+                       "neither for plaintext");
+        return;
+    }
+    if (cfg->tls_client_ca_file && !cfg->tls_cert_file) {
+        msgs_add(errs, "tls_client_ca_file needs tls_cert_file and tls_key_file: client "
+                       "certificates are part of TLS");
+        return;
+    }
+    if (!cfg->tls_cert_file)
+        return;
+    if (tls_files_load_server(&files, &pem, &error) < 0) {
+        if (error)
+            msgs_add(errs, "%s", error);
+        else
+            errs->oom = true;
+    }
+    free(error);
+    tls_files_pem_done(&pem);
 }
 
 /* ---- flags ---- */
@@ -1454,6 +1573,9 @@ enum flag_id {
     FLAG_LOG_FORMAT,
     FLAG_LOG_LEVEL,
     FLAG_METRICS_LISTEN,
+    FLAG_TLS_CERT,
+    FLAG_TLS_CLIENT_CA,
+    FLAG_TLS_KEY,
     FLAG_MODULES,
     FLAG_PORT,
     FLAG_PROMETHEUS_PORT,
@@ -1524,6 +1646,14 @@ static const struct flag {
     {"metrics-listen", FLAG_METRICS_LISTEN, "HOST:PORT", "metrics_listen", 0,
      "Prometheus /metrics address; port 0 picks a free port (logged); \"off\" serves no "
      "metrics."},
+    {"tls-cert", FLAG_TLS_CERT, "FILE", "tls_cert_file", 0,
+     "Serve gRPC over TLS with this PEM certificate chain (with --tls-key). Re-read on SIGHUP "
+     "and when the file changes."},
+    {"tls-key", FLAG_TLS_KEY, "FILE", "tls_key_file", 0,
+     "The PEM private key of --tls-cert (unencrypted)."},
+    {"tls-client-ca", FLAG_TLS_CLIENT_CA, "FILE", "tls_client_ca_file", 0,
+     "Require a client certificate signed by a CA in this PEM file (mutual TLS; needs "
+     "--tls-cert)."},
     {"port", FLAG_PORT, "PORT", "listen", 0,
      "pyflyte's and c0's flag: --port P is --listen 0.0.0.0:P."},
     {"prometheus_port", FLAG_PROMETHEUS_PORT, "PORT", "metrics_listen", 0,
@@ -1821,6 +1951,9 @@ int config_load(int argc, char **argv, char **envp, struct config **ret_config,
 
     if (cfg->ca_file)
         check_ca_file(cfg, &errs);
+    if (cfg->idempotency_key_file)
+        load_idempotency_key(cfg, &errs, &warns);
+    check_listener_tls(cfg, &errs);
 
     if (cfg->allow_any_instance)
         msgs_add(&warns,
@@ -1898,7 +2031,15 @@ struct config *config_free(struct config *cfg)
     free(cfg->token_place);
     free(cfg->token_places);
     config_strv_free(cfg->watch_files);
+    if (cfg->idempotency_key) {
+        explicit_bzero(cfg->idempotency_key, cfg->idempotency_key_len);
+        free(cfg->idempotency_key);
+    }
+    free(cfg->idempotency_key_file);
     free(cfg->ca_file);
+    free(cfg->tls_cert_file);
+    free(cfg->tls_key_file);
+    free(cfg->tls_client_ca_file);
     free(cfg->service_credential_provider);
     free(cfg->kubernetes_host);
     free(cfg->kubernetes_port);
@@ -1957,6 +2098,48 @@ int config_read_secret(const char *path, const char *what, char **ret_secret, ch
     }
     msgs_done(&errs);
     return r;
+}
+
+char **config_secret_env_names(char **envp)
+{
+    struct flytekit_places fk = {0};
+    size_t n = 0, count = 2; /* the flytekit variable with envp's prefix, and the NULL */
+    char **names = NULL;
+
+    for (size_t i = 0; i < ELEMENTSOF(env_vars); i++)
+        count += env_vars[i].secret;
+    if (flytekit_places(envp, &fk) < 0)
+        goto out;
+    names = calloc(count, sizeof(*names));
+    if (!names)
+        goto out;
+    for (size_t i = 0; i < ELEMENTSOF(env_vars); i++) {
+        if (!env_vars[i].secret)
+            continue;
+        names[n] = strdup(env_vars[i].name);
+        if (!names[n++])
+            goto fail;
+    }
+    names[n++] = fk.variable; /* may repeat the default name: scrubbing twice is harmless */
+    fk.variable = NULL;
+    goto out;
+fail:
+    config_strv_free(names);
+    names = NULL;
+out:
+    free(fk.variable);
+    free(fk.file);
+    return names;
+}
+
+bool config_listen_is_loopback(const char *listen)
+{
+    static const char *const loopback[] = {"localhost:", "[::1]:", "127."};
+
+    for (size_t i = 0; listen && i < ELEMENTSOF(loopback); i++)
+        if (strncmp(listen, loopback[i], strlen(loopback[i])) == 0)
+            return true;
+    return false;
 }
 
 bool config_instance_allowed(const struct config *cfg, const char *normalized_instance)
@@ -2229,8 +2412,8 @@ void config_usage(FILE *out, const char *program)
           "Signals: SIGTERM/SIGINT stop gracefully (health turns NOT_SERVING, serving\n"
           "goes on for shutdown_delay_ms, then calls in flight get shutdown_grace_ms to\n"
           "finish); a second one exits at once. SIGHUP\n"
-          "re-reads the config file and token file; an invalid new config is refused\n"
-          "and the old one stays in force.\n"
+          "re-reads the config file, the token file, the idempotency key and the TLS\n"
+          "files; an invalid new config is refused and the old one stays in force.\n"
           "\n",
           out);
     usage_environment(out);
@@ -2263,6 +2446,10 @@ char *config_describe(const struct config *cfg)
         fprintf(f, "kubernetes_api = %s:%s\n", cfg->kubernetes_host, cfg->kubernetes_port);
     else
         fputs("kubernetes_api = (not in a cluster)\n", f);
+    if (cfg->idempotency_key)
+        fprintf(f, "idempotency_key = (set, %zu bytes)\n", cfg->idempotency_key_len);
+    else
+        fputs("idempotency_key = (unset)\n", f);
     for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
         fprintf(f, "%s = ", keys[i].name);
         put_value(f, cfg, &keys[i], "(none)");

@@ -105,6 +105,12 @@ struct config {
     /* Flyte 1 answers: a failed run that Flyte may retry is RETRYABLE_FAILED (propeller 1.16.0
      * and later know it); false answers FAILED instead, for older propellers. */
     bool retryable_failed_phase;
+    char *tls_cert_file;        /* gRPC listener's certificate chain; NULL: plaintext */
+    char *tls_key_file;         /* its private key; set iff tls_cert_file is */
+    char *tls_client_ca_file;   /* require client certificates from these CAs; NULL: not asked */
+    char *idempotency_key_file; /* NULL: idempotency tokens are plain hashes */
+    unsigned char *idempotency_key; /* SECRET: never print or log it. NULL: none */
+    size_t idempotency_key_len;     /* bytes in idempotency_key, at least 32 when set */
 };
 
 /* Per-instance Databricks request limits ("instance_limits" in the file). */
@@ -128,8 +134,9 @@ enum config_action {
  * flytekit's places: the variable _FSEC_FLYTE_DATABRICKS_ACCESS_TOKEN, the file
  * /etc/secrets/flyte_databricks_access_token, with FLYTE_SECRETS_ENV_PREFIX,
  * FLYTE_SECRETS_DEFAULT_DIR and FLYTE_SECRETS_FILE_PREFIX honoured; then
- * FLYTE_DATABRICKS_ACCESS_TOKEN, then the config file's token_file), the OAuth client secrets, and
- * checks ca_file is readable. argv borrows (argv[0] is the program name); envp borrows a
+ * FLYTE_DATABRICKS_ACCESS_TOKEN, then the config file's token_file), the OAuth client secrets and
+ * the idempotency key, and checks that ca_file and the listener's TLS files are usable
+ * (tls_files_load_server()). argv borrows (argv[0] is the program name); envp borrows a
  * NULL-terminated "NAME=value" array (may be NULL). --help and --version win over everything else
  * and skip loading. On success returns 0 and gives *ret_config (free with config_free()), sets
  * *ret_action and *ret_warnings (gives a NULL-terminated array, free with config_strv_free(), or
@@ -146,6 +153,10 @@ int config_load(int argc, char **argv, char **envp, struct config **ret_config,
  * may then be partially updated and should be discarded. Reads no file (token_file and ca_file
  * are checked by config_load()). */
 int config_parse_json(struct config *cfg, const char *text, char **reterr_msg);
+
+/* True when listen ("HOST:PORT"; borrowed) names a loopback host (127.0.0.0/8, [::1],
+ * localhost), which only this machine reaches. NULL gives false. */
+bool config_listen_is_loopback(const char *listen);
 
 /* Gives a config holding the built-in defaults (free with config_free()), NULL on OOM. */
 struct config *config_new(void);
@@ -174,6 +185,13 @@ const char *config_key_name(size_t i);
 /* Borrows the name of the i-th command-line flag, without its "--", in --help order. NULL past
  * the end. Lets tests enumerate the flags without a copy of the table. */
 const char *config_flag_name(size_t i);
+
+/* The names of the environment variables config_load() may read a secret from
+ * (FLYTE_DATABRICKS_ACCESS_TOKEN, DATABRICKS_CLIENT_SECRET, flytekit's variable with the prefix
+ * envp (borrowed) sets): what the daemon scrubs from its environment once the configuration is
+ * loaded (hardening_env_scrub()). Gives a NULL-terminated array (config_strv_free()), or NULL when
+ * out of memory. */
+char **config_secret_env_names(char **envp);
 
 /* Frees a NULL-terminated string array (takes; NULL is fine). */
 void config_strv_free(char **v);

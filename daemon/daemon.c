@@ -3,7 +3,9 @@
  * `check-config`, which loads a configuration the way serve does.
  *
  * Start-up order: block signals (so every thread gRPC, libcurl and
- * libmicrohttpd start inherits the mask), read the configuration, start the
+ * libmicrohttpd start inherits the mask), turn core dumps off and keep a
+ * private copy of the environment (hardening.c), read the configuration,
+ * scrub the variables it read secrets from out of the environment block, start the
  * metrics endpoint, the transfer engine with the Databricks client and the
  * loop thread, then the gRPC server (handed to the loop with workers 0),
  * then report SERVING (and READY=1 to systemd). Signals are taken synchronously with
@@ -23,6 +25,7 @@
  * answer UNAVAILABLE), everything is freed, exit 0. A second such signal
  * during that exits at once.
  */
+#include <assert.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <grpc/grpc.h>
@@ -43,6 +46,7 @@
 #include "config.h"
 #include "creds.h"
 #include "dbx.h"
+#include "hardening.h"
 #include "health.h"
 #include "http.h"
 #include "log.h"
@@ -54,6 +58,7 @@
 #include "server.h"
 #include "task_logs.h"
 #include "task_metrics.h"
+#include "server_tls.h"
 
 #define PROGRAM_NAME "flyte-databricks-connector"
 /* The loop starts a round at least once a second and handlers never block:
@@ -86,6 +91,7 @@ static const enum log_level config_to_log_level[_CONFIG_LOG_MAX] = {
 struct daemon {
     int argc;
     char **argv;
+    char **envp;             /* the environment as it was at start, secrets included, for reloads */
     struct config *config;   /* in force */
     struct config **retired; /* replaced by reloads; freed at exit */
     size_t retired_count;
@@ -99,6 +105,7 @@ struct daemon {
     struct agent *agent;
     struct task_logs *task_logs;
     struct health *health;
+    struct server_tls *tls; /* NULL: plaintext gRPC */
     struct server *server;
     struct notify_watchdog *watchdog;
 };
@@ -176,6 +183,30 @@ static void warn_restart_only(const struct config *old, const struct config *fre
                     "workers");
 }
 
+static struct tls_files_server tls_files_of(const struct config *config)
+{
+    return (struct tls_files_server){.cert_file = config->tls_cert_file,
+                                     .key_file = config->tls_key_file,
+                                     .client_ca_file = config->tls_client_ca_file};
+}
+
+/* Turning TLS or client certificates on or off changes the listener's credentials, which gRPC
+ * fixes when the port is added: restart-only. The files themselves are reloaded. */
+static bool tls_mode_changed(const struct config *old, const struct config *fresh)
+{
+    if (!old->tls_cert_file != !fresh->tls_cert_file) {
+        log_warning("changed setting needs a restart to take effect, keeping the old value", "key",
+                    "tls_cert_file");
+        return true;
+    }
+    if (!old->tls_client_ca_file != !fresh->tls_client_ca_file) {
+        log_warning("changed setting needs a restart to take effect, keeping the old value", "key",
+                    "tls_client_ca_file");
+        return true;
+    }
+    return false;
+}
+
 static void reload(struct daemon *d)
 {
     struct config *fresh = NULL;
@@ -185,7 +216,7 @@ static void reload(struct daemon *d)
     struct config **grown;
     struct dbx_settings settings;
 
-    if (config_load(d->argc, d->argv, environ, &fresh, &action, &warnings, &error) < 0) {
+    if (config_load(d->argc, d->argv, d->envp, &fresh, &action, &warnings, &error) < 0) {
         log_error("reload refused: invalid configuration, the old one stays in force", "error",
                   error ? error : "unknown");
         goto out;
@@ -196,6 +227,16 @@ static void reload(struct daemon *d)
         goto out;
     }
     d->retired = grown;
+    if (!tls_mode_changed(d->config, fresh) && d->tls) {
+        const struct tls_files_server files = tls_files_of(fresh);
+
+        /* config_load() checked the files; this reads them again for the listener. */
+        if (server_tls_reload(d->tls, &files, &error) < 0) {
+            log_error("reload refused, the old configuration stays in force", "error",
+                      error ? error : "out of memory");
+            goto out;
+        }
+    }
     settings = dbx_settings_from(fresh, d->metrics);
     if (dbx_reconfigure(d->dbx, &settings, &error) < 0) {
         log_error("reload refused, the old configuration stays in force", "error",
@@ -355,6 +396,23 @@ static long read_calls_in_flight(const void *context)
     return d->server ? server_calls_in_flight(d->server) : 0;
 }
 
+/* The listener's TLS material, or one warning when plaintext reaches beyond this machine.
+ * Returns 0, or -errno with *reterr_msg. */
+static int start_tls(struct daemon *d, char **reterr_msg)
+{
+    const struct tls_files_server files = tls_files_of(d->config);
+
+    if (d->config->tls_cert_file)
+        return server_tls_new(&files, &d->tls, reterr_msg);
+    if (!config_listen_is_loopback(d->config->listen))
+        log_warning("serving gRPC in plaintext on a non-loopback address: whoever can reach it can "
+                    "create and cancel Databricks runs with this connector's token, and read the "
+                    "traffic; set tls_cert_file and tls_key_file (--tls-cert, --tls-key) for TLS "
+                    "and tls_client_ca_file (--tls-client-ca) to require client certificates",
+                    "listen", d->config->listen);
+    return 0;
+}
+
 /* Starts everything; on failure prints one line naming the cause. */
 static int start(struct daemon *d)
 {
@@ -398,6 +456,10 @@ static int start(struct daemon *d)
         goto out;
     }
 
+    if (start_tls(d, &error) < 0) {
+        fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "out of memory");
+        goto out;
+    }
     {
         /* Both generations' task services share the handlers; the context says whose. */
         struct agent_service *flyte1 = agent_service(d->agent, CONFIG_FLYTE_1);
@@ -426,9 +488,9 @@ static int start(struct daemon *d)
              NULL, true},
             {"/grpc.health.v1.Health/Check", health_check, d->health, true},
         };
-        d->server =
-            server_new(d->config->listen, d->config->workers, d->config->max_calls_in_flight,
-                       methods, sizeof(methods) / sizeof(methods[0]), &error);
+        d->server = server_new(d->config->listen, d->tls, d->config->workers,
+                               d->config->max_calls_in_flight, methods,
+                               sizeof(methods) / sizeof(methods[0]), &error);
         if (!d->server) {
             fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "cannot start server");
             goto out;
@@ -454,7 +516,10 @@ static int start(struct daemon *d)
                  metrics_port_text);
     }
     log_info("serving", "listen", d->config->listen, "port", port, "version", FDC_VERSION,
-             "default_instance", d->config->default_instance);
+             "default_instance", d->config->default_instance, "tls",
+             !d->tls                         ? "off"
+             : d->config->tls_client_ca_file ? "client certificates required"
+                                             : "on");
 
     (void)notify_ready();
     {
@@ -486,6 +551,7 @@ static void stop(struct daemon *d)
     dbx_free(d->dbx);
     http_free(d->http);
     server_free(d->server);
+    d->tls = server_tls_free(d->tls);
     d->metrics_http = metrics_http_stop(d->metrics_http);
     agent_free(d->agent);
     task_logs_free(d->task_logs);
@@ -509,20 +575,44 @@ static void limit_malloc_arenas(void)
         log_debug("mallopt(M_ARENA_MAX) refused; keeping glibc's arenas");
 }
 
+/* Scrubs the environment variables config may read a secret from out of the process's
+ * environment block: d->envp keeps them for reloads. */
+static void scrub_environment(void)
+{
+    char **names = config_secret_env_names(environ);
+    size_t n = 0;
+
+    if (!names) {
+        log_warning("out of memory: the environment keeps its secret variables");
+        return;
+    }
+    while (names[n])
+        n++;
+    (void)hardening_env_scrub(environ, (const char *const *)names, n);
+    config_strv_free(names);
+}
+
 int serve_main(int argc, char **argv)
 {
     sigset_t signals;
     struct daemon d = {.argc = argc, .argv = argv};
     enum config_action action = CONFIG_ACTION_RUN;
     char **warnings = NULL;
-    char *error = NULL;
+    char *error = NULL, *hardening_error = NULL;
     int exit_code = EXIT_FAILURE;
     int signal_number;
     pthread_t second_signal;
 
     block_signals(&signals);
+    /* Before any secret is read: a crash must not write one to a core file. */
+    (void)hardening_no_core_dumps(&hardening_error);
+    d.envp = hardening_env_copy(environ);
+    if (!d.envp) {
+        fprintf(stderr, "%s: out of memory\n", PROGRAM_NAME);
+        goto out;
+    }
 
-    if (config_load(argc, argv, environ, &d.config, &action, &warnings, &error) < 0) {
+    if (config_load(argc, argv, d.envp, &d.config, &action, &warnings, &error) < 0) {
         /* One line per problem, each naming its cause; config_load says
          * "(see --help)" where the command line is at fault. */
         fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "invalid configuration");
@@ -550,6 +640,10 @@ int serve_main(int argc, char **argv)
     apply_log_settings(d.config);
     for (size_t i = 0; warnings && warnings[i]; i++)
         log_warning(warnings[i]);
+    if (hardening_error)
+        log_warning("cannot turn off core dumps; a crash could write secrets to a core file",
+                    "error", hardening_error);
+    scrub_environment();
 
     limit_malloc_arenas();
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -576,19 +670,21 @@ int serve_main(int argc, char **argv)
         log_info("stopped");
 out:
     free(error);
+    free(hardening_error);
     config_strv_free(warnings);
     for (size_t i = 0; i < d.retired_count; i++)
         config_free(d.retired[i]);
     free(d.retired);
     free(d.stamps);
     config_free(d.config);
+    d.envp = hardening_env_free(d.envp);
     return exit_code;
 }
 
 /*
  * `check-config FILE [OPTIONS]`: loads FILE as `serve --config FILE` would,
  * with the environment and options, and prints the effective settings with
- * the token masked.
+ * the secrets masked.
  */
 int check_config_main(int argc, char **argv)
 {
@@ -602,7 +698,7 @@ int check_config_main(int argc, char **argv)
         if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
             printf("Usage: %s check-config FILE [OPTIONS]\n\n"
                    "Loads FILE (and the environment and serve OPTIONS, as serve would),\n"
-                   "prints the effective settings with the token masked, and exits 0 when\n"
+                   "prints the effective settings with the secrets masked, and exits 0 when\n"
                    "the configuration is valid, 1 when it is not, 2 on a usage error.\n",
                    PROGRAM_NAME);
             return 0;
@@ -610,6 +706,8 @@ int check_config_main(int argc, char **argv)
         fprintf(stderr, "%s check-config: missing FILE (see --help)\n", PROGRAM_NAME);
         return 2;
     }
+    /* It reads the token as serve does. */
+    (void)hardening_no_core_dumps(NULL);
     args = calloc((size_t)argc + 2, sizeof(*args));
     if (!args) {
         fprintf(stderr, "%s check-config: out of memory\n", PROGRAM_NAME);

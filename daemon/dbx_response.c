@@ -158,7 +158,7 @@ int dbx_response_run_id(const cJSON *body, char ret_digits[DBX_RUN_ID_SIZE])
     const cJSON *run_id = cJSON_GetObjectItemCaseSensitive(body, "run_id");
 
     /* Run ids are int64; cJSON reads numbers as doubles, exact below 2^53. */
-    if (!cJSON_IsNumber(run_id) || run_id->valuedouble < 0 ||
+    if (!cJSON_IsNumber(run_id) || run_id->valuedouble < 1 ||
         run_id->valuedouble > 9007199254740991.0 ||
         run_id->valuedouble != (double)(int64_t)run_id->valuedouble)
         return -EINVAL;

@@ -62,9 +62,9 @@ grpc_status_code dbx_verdict_status(enum dbx_verdict verdict);
 #define DBX_RUN_ID_SIZE 32
 
 /*
- * Reads the "run_id" of a runs/submit answer (body borrowed): a JSON number, whole, 0 to
- * 2^53 - 1. Writes its decimal digits to ret_digits. Returns 0, or -EINVAL (ret_digits
- * untouched) when it is missing or not such a number.
+ * Reads the "run_id" of a runs/submit answer (body borrowed): a JSON number, whole, 1 to
+ * 2^53 - 1 (run ids are positive). Writes its decimal digits to ret_digits. Returns 0, or -EINVAL
+ * (ret_digits untouched) when it is missing or not such a number.
  */
 int dbx_response_run_id(const cJSON *body, char ret_digits[DBX_RUN_ID_SIZE]);
 

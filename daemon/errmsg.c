@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 char *errmsg_vformat(const char *fmt, va_list ap)
@@ -75,6 +76,53 @@ size_t errmsg_utf8_len(const unsigned char *s)
     return 0;
 }
 
+bool errmsg_utf8_valid(const void *data, size_t len)
+{
+    const unsigned char *p = data;
+
+    for (size_t at = 0; at < len;) {
+        unsigned char c[5] = {0};
+
+        if (p[at] < 0x80) {
+            at++;
+            continue;
+        }
+        /* A zero-padded copy: errmsg_utf8_len() stops at the padding, never past the end. */
+        memcpy(c, p + at, len - at < 4 ? len - at : 4);
+        if (errmsg_utf8_len(c) == 0)
+            return false;
+        at += errmsg_utf8_len(c);
+    }
+    return true;
+}
+
+char *errmsg_utf8_sanitize(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t len = 0;
+    char *out, *o;
+
+    /* Each bad byte grows by two at most: size the copy in one pass, fill it in the next. */
+    for (const unsigned char *q = p; *q;) {
+        size_t n = errmsg_utf8_len(q);
+
+        len += n ? n : 3;
+        q += n ? n : 1;
+    }
+    out = malloc(len + 1);
+    if (!out)
+        return NULL;
+    for (o = out; *p;) {
+        size_t n = errmsg_utf8_len(p);
+
+        memcpy(o, n ? (const char *)p : ERRMSG_REPLACEMENT, n ? n : 3);
+        o += n ? n : 3;
+        p += n ? n : 1;
+    }
+    *o = '\0';
+    return out;
+}
+
 /* Writes into piece how the character at p is shown (*ret_len bytes, at most 4) and returns how
  * many bytes of p it stands for. */
 static size_t show(const unsigned char *p, enum errmsg_style style, char piece[4], size_t *ret_len)
@@ -88,9 +136,14 @@ static size_t show(const unsigned char *p, enum errmsg_style style, char piece[4
         *ret_len = 4;
         return 1;
     }
-    if (n == 0 || control) {
-        piece[0] = control ? ' ' : '?';
+    if (control) {
+        piece[0] = ' ';
         *ret_len = 1;
+        return 1;
+    }
+    if (n == 0) {
+        memcpy(piece, ERRMSG_REPLACEMENT, 3);
+        *ret_len = 3;
         return 1;
     }
     if (style == ERRMSG_QUOTED && (*p == '"' || *p == '\\')) {

@@ -6,6 +6,7 @@
 #define FDC_ERRMSG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Gives a malloc'ed formatted string (free()), or NULL when out of memory. */
@@ -38,13 +39,28 @@ int errmsg_give(char **reterr_msg, int outcome, const char *fmt, ...)
  */
 size_t errmsg_utf8_len(const unsigned char *s);
 
+/* True when data[0..len) (borrowed; need not be NUL-terminated, may hold NULs, which are
+ * valid UTF-8) is valid UTF-8 as errmsg_utf8_len() defines it. */
+bool errmsg_utf8_valid(const void *data, size_t len);
+
+/* U+FFFD REPLACEMENT CHARACTER, what a byte that is not UTF-8 becomes in free text. */
+#define ERRMSG_REPLACEMENT "\xef\xbf\xbd"
+
+/*
+ * Gives a copy of s (borrowed; NULL is the empty string) in which every byte that does not start
+ * a valid UTF-8 sequence is replaced by U+FFFD; everything else, control characters included,
+ * is kept. For text that must be valid UTF-8 but is not ours to reformat: a gRPC status message
+ * (a protobuf string for the client's decoder). NULL when out of memory. Any thread.
+ */
+char *errmsg_utf8_sanitize(const char *s);
+
 /* How errmsg_printable() shows what one line of valid UTF-8 cannot carry. */
 enum errmsg_style {
     /* A value quoted back to whoever sent it, between quotes the caller writes: control
      * characters and bytes that are not UTF-8 as \xNN, '"' and '\' behind a backslash. */
     ERRMSG_QUOTED,
     /* Free text (a message from Databricks or the daemon) shown on one line: control
-     * characters as a space, bytes that are not UTF-8 as '?'. */
+     * characters as a space, bytes that are not UTF-8 as U+FFFD. */
     ERRMSG_ONE_LINE,
     _ERRMSG_STYLE_MAX,
 };

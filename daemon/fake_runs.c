@@ -857,12 +857,38 @@ static bool authorized(const struct fake_runs *t, const struct fake_runs_request
     return true;
 }
 
+/* Turns rep into *ret; frees rep's JSON either way. Returns 0 or -ENOMEM. */
+static int render(struct reply *rep, struct fake_runs_answer *ret)
+{
+    char *text = NULL;
+
+    if (!rep->oom)
+        text = rep->json ? cJSON_PrintUnformatted(rep->json) : strdup("{}");
+    cJSON_Delete(rep->json);
+    rep->json = NULL;
+    if (!text)
+        return -ENOMEM;
+    *ret =
+        (struct fake_runs_answer){.http_status = rep->status, .body = text, .run_id = rep->run_id};
+    return 0;
+}
+
+int fake_runs_authorize(const struct fake_runs *t, const char *authorization,
+                        struct fake_runs_answer *ret)
+{
+    const struct fake_runs_request req = {.authorization = authorization};
+    struct reply rep = {.status = 200, .run_id = -1};
+
+    if (authorized(t, &req, &rep))
+        return 1;
+    return render(&rep, ret) < 0 ? -ENOMEM : 0;
+}
+
 int fake_runs_handle(struct fake_runs *t, const struct fake_runs_request *req,
                      struct fake_runs_answer *ret)
 {
     struct reply rep = {.status = 200, .run_id = -1};
     cJSON *body = NULL;
-    char *text = NULL;
     size_t i;
     int r;
 
@@ -896,18 +922,7 @@ int fake_runs_handle(struct fake_runs *t, const struct fake_runs_request *req,
     }
     routes[i].handler(t, req, body, &rep);
 render:
-    if (!rep.oom)
-        text = rep.json ? cJSON_PrintUnformatted(rep.json) : strdup("{}");
-    if (!text) {
-        r = -ENOMEM;
-        goto out;
-    }
-    *ret = (struct fake_runs_answer){.http_status = rep.status, .body = text, .run_id = rep.run_id};
-    text = NULL;
-    r = 0;
-out:
-    free(text);
-    cJSON_Delete(rep.json);
+    r = render(&rep, ret);
     cJSON_Delete(body);
     return r;
 }

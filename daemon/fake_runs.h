@@ -119,6 +119,15 @@ int fake_runs_get_output(const struct fake_runs *t, int64_t run_id, int64_t now_
 int fake_runs_cancel(struct fake_runs *t, int64_t run_id, int64_t now_ms);
 
 /*
+ * The authentication step of fake_runs_handle() alone, for a server that wants to refuse a
+ * request before it reads the body: returns 1 when `authorization` (the Authorization header,
+ * borrowed; NULL when absent) carries the bearer token, else 0 with *ret filled with the
+ * 401/403 answer (release with fake_runs_answer_done()), or -ENOMEM.
+ */
+int fake_runs_authorize(const struct fake_runs *t, const char *authorization,
+                        struct fake_runs_answer *ret);
+
+/*
  * Answers one HTTP request: authentication, routing, body and run_id parsing, then the calls
  * above, with Databricks' error shape {"error_code", "message"} on failure (401 UNAUTHENTICATED,
  * 403 PERMISSION_DENIED, 404 ENDPOINT_NOT_FOUND, 405 METHOD_NOT_ALLOWED, 400 MALFORMED_REQUEST /

@@ -46,8 +46,10 @@
 
 #define PROG "fake-workspace"
 #define CA_FILE_NAME "ca.pem"
-/* Same limit as the Python fake: far above any real submit body. */
-#define MAX_BODY (16u * 1024 * 1024)
+/* Far above any real submit body (a few KiB); what a caller can make the fake hold is at most
+ * MAX_BODY per connection, MAX_CONNECTIONS connections, and only after authenticating. */
+#define MAX_BODY (1024u * 1024)
+#define MAX_CONNECTIONS 64u
 #define MAX_SECONDS 86400.0
 #define CERT_VALID_SECONDS 86400L
 /* notBefore is set this far back so a client whose clock lags a little still accepts it. */
@@ -110,7 +112,6 @@ struct request {
     char *body; /* owns */
     size_t len;
     size_t cap;
-    bool too_large;
 };
 
 static int64_t wall_clock_ms(void)
@@ -572,6 +573,35 @@ static enum MHD_Result send_answer(struct MHD_Connection *c, int status, char *b
     return ret;
 }
 
+/* Before any body is read: a caller without the token, or one announcing a body over
+ * MAX_BODY, is answered at once (MHD then closes the connection without reading the body).
+ * Returns MHD_YES to go on reading, else what queuing the refusal gave. */
+static enum MHD_Result refuse_early(struct workspace *ws, struct MHD_Connection *c, bool *refused)
+{
+    const char *length =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    struct fake_runs_answer answer = {0};
+    int r;
+
+    *refused = true;
+    r = fake_runs_authorize(
+        ws->runs, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+        &answer);
+    if (r < 0)
+        return MHD_NO;
+    if (r == 0)
+        return send_answer(c, answer.http_status, answer.body);
+    if (length && (strspn(length, "0123456789") != strlen(length) || strlen(length) > 9 ||
+                   strtoul(length, NULL, 10) > MAX_BODY)) {
+        char *body = strdup("{\"error_code\":\"MALFORMED_REQUEST\","
+                            "\"message\":\"request too large\"}");
+
+        return body ? send_answer(c, 413, body) : MHD_NO;
+    }
+    *refused = false;
+    return MHD_YES;
+}
+
 /* Gathers the body; answers once it is complete. Runs on the MHD thread. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
@@ -583,6 +613,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
     (void)version;
     if (!rq) {
+        bool refused;
+        enum MHD_Result r = refuse_early(ws, c, &refused);
+
+        if (refused)
+            return r;
         rq = calloc(1, sizeof(*rq));
         if (!rq)
             return MHD_NO;
@@ -593,10 +628,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         size_t n = *upload_data_size;
 
         *upload_data_size = 0;
-        if (rq->too_large || n > MAX_BODY - rq->len) {
-            rq->too_large = true; /* keep reading, answer 400 at the end */
-            return MHD_YES;
-        }
+        /* A body without Content-Length that grows past the cap: drop the connection. */
+        if (n > MAX_BODY - rq->len)
+            return MHD_NO;
         if (rq->len + n > rq->cap) {
             size_t cap = rq->cap ? rq->cap : 4096;
             char *p;
@@ -614,12 +648,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
 
-    if (rq->too_large) {
-        char *body = strdup("{\"error_code\":\"MALFORMED_REQUEST\","
-                            "\"message\":\"request too large\"}");
-
-        return body ? send_answer(c, 400, body) : MHD_NO;
-    }
     {
         struct fake_runs_request req = {
             .method = method,
@@ -757,7 +785,8 @@ static int session_start(struct session *s, char **reterr_msg)
         NULL, on_request, &s->ws, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, s->fd, MHD_OPTION_HTTPS_MEM_KEY, s->tls.key_pem,
         MHD_OPTION_HTTPS_MEM_CERT, s->tls.cert_pem, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_CONNECTION_LIMIT, MAX_CONNECTIONS,
+        MHD_OPTION_END);
     if (!s->mhd)
         return errmsg_set(reterr_msg, -EIO, "cannot start the HTTPS server on %s", s->address);
     s->fd = -1; /* MHD closes the listening socket when it stops */

@@ -16,7 +16,7 @@
  * host multiplex over few connections. Finished easy handles are kept for
  * the next transfer: curl_easy_init() per request showed in the profile
  * (allocation and set-up, ~10% of the thread), and a reused handle keeps
- * its TLS session for resumption.
+ * its TLS session for resumption. Every transfer is HTTPS with TLS 1.2 or later.
  */
 #include "http.h"
 
@@ -280,6 +280,9 @@ int http_transfer_start(struct http *http, struct http_transfer *t)
     curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "https");
+    /* Every transfer carries a bearer token: never over TLS 1.0/1.1, even where the system's
+     * OpenSSL configuration (OPENSSL_CONF, a lowered security level) would allow them. */
+    curl_easy_setopt(easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "flyte-databricks-connector/" FDC_VERSION);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->engine.error);

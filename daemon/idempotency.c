@@ -7,8 +7,9 @@
  *   netstring(task_version) netstring(org) netstring(decimal retry_attempt)
  * where netstring(s) = decimal byte length of s, ':', s, ','. The length prefix is what keeps
  * ("ab","c") and ("a","bc") apart; the tag lets a later encoding never collide with this one.
- * SHA-256 is OpenSSL's (libcrypto is linked for TLS anyway). Pure: one scratch allocation, no
- * global state, any thread.
+ * With a key the same encoding goes through HMAC-SHA256 under it instead of SHA-256.
+ * SHA-256 and HMAC are OpenSSL's (libcrypto is linked for TLS anyway). Pure: one scratch
+ * allocation, no global state, any thread.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "idempotency.h"
 
@@ -37,7 +39,7 @@ static size_t put_netstring(char *out, const char *s)
     return (size_t)n + len + 1;
 }
 
-int idempotency_token(const struct idempotency_task_execution *id,
+int idempotency_token(const struct idempotency_task_execution *id, const void *key, size_t key_len,
                       char ret_token[IDEMPOTENCY_TOKEN_SIZE])
 {
     static const char hex[] = "0123456789abcdef";
@@ -69,8 +71,13 @@ int idempotency_token(const struct idempotency_task_execution *id,
         len += put_netstring(encoding + len, fields[i]);
     len += put_netstring(encoding + len, retry);
 
-    if (!EVP_Digest(encoding, len, digest, &digest_len, EVP_sha256(), NULL) ||
-        digest_len != SHA256_DIGEST_SIZE) {
+    if (key ? !HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)encoding, len, digest,
+                    &digest_len)
+            : !EVP_Digest(encoding, len, digest, &digest_len, EVP_sha256(), NULL)) {
+        r = -ENOMEM;
+        goto out;
+    }
+    if (digest_len != SHA256_DIGEST_SIZE) {
         r = -ENOMEM;
         goto out;
     }
@@ -86,6 +93,7 @@ out:
 }
 
 int idempotency_token_from_metadata(const Flyteidl__Admin__TaskExecutionMetadata *metadata,
+                                    const void *key, size_t key_len,
                                     char ret_token[IDEMPOTENCY_TOKEN_SIZE])
 {
     const Flyteidl__Core__TaskExecutionIdentifier *id =
@@ -93,26 +101,27 @@ int idempotency_token_from_metadata(const Flyteidl__Admin__TaskExecutionMetadata
     const Flyteidl__Core__NodeExecutionIdentifier *node = id ? id->node_execution_id : NULL;
     const Flyteidl__Core__WorkflowExecutionIdentifier *execution = node ? node->execution_id : NULL;
     const Flyteidl__Core__Identifier *task = id ? id->task_id : NULL;
-    struct idempotency_task_execution key = {0};
+    struct idempotency_task_execution attempt = {0};
 
     if (!execution)
         return -EINVAL;
-    key.project = execution->project;
-    key.domain = execution->domain;
-    key.execution_name = execution->name;
-    key.org = execution->org;
-    key.node_id = node->node_id;
+    attempt.project = execution->project;
+    attempt.domain = execution->domain;
+    attempt.execution_name = execution->name;
+    attempt.org = execution->org;
+    attempt.node_id = node->node_id;
     if (task) {
-        key.task_project = task->project;
-        key.task_domain = task->domain;
-        key.task_name = task->name;
-        key.task_version = task->version;
+        attempt.task_project = task->project;
+        attempt.task_domain = task->domain;
+        attempt.task_name = task->name;
+        attempt.task_version = task->version;
     }
-    key.retry_attempt = id->retry_attempt;
-    return idempotency_token(&key, ret_token);
+    attempt.retry_attempt = id->retry_attempt;
+    return idempotency_token(&attempt, key, key_len, ret_token);
 }
 
 int idempotency_token_from_metadata2(const Flyteidl2__Connector__TaskExecutionMetadata *metadata,
+                                     const void *key, size_t key_len,
                                      char ret_token[IDEMPOTENCY_TOKEN_SIZE])
 {
     const Flyteidl2__Core__TaskExecutionIdentifier *id =
@@ -137,5 +146,5 @@ int idempotency_token_from_metadata2(const Flyteidl2__Connector__TaskExecutionMe
             .task_version = task ? task->version : NULL,
             .retry_attempt = id->retry_attempt,
         },
-        ret_token);
+        key, key_len, ret_token);
 }

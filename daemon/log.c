@@ -7,6 +7,8 @@
  */
 #include "log.h"
 
+#include "errmsg.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -88,50 +90,88 @@ static void put_raw(struct line *line, const char *s, size_t n)
     line->len += n;
 }
 
+/* How one value is written: a key=value line quotes it, JSON always does. */
+enum escape_style {
+    ESCAPE_TEXT, /* \n \t \xNN */
+    ESCAPE_JSON, /* \n \t \u00NN */
+};
+
+/* Plain values go out as they are: nothing that ends or splits a field, only valid UTF-8, and
+ * short enough not to be cut. */
 static bool needs_quotes(const char *s)
 {
-    if (*s == '\0')
+    const unsigned char *p = (const unsigned char *)s;
+
+    if (*p == '\0' || strlen(s) > LOG_VALUE_MAX)
         return true;
-    for (; *s; s++)
-        if ((unsigned char)*s <= ' ' || *s == '"' || *s == '=' || *s == '\\' || *s == 0x7f)
+    while (*p) {
+        size_t n = errmsg_utf8_len(p);
+
+        if (n == 0 || *p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || *p == 0x7f)
             return true;
+        p += n;
+    }
     return false;
+}
+
+/* Writes into piece how the character at p is shown (*ret_len bytes) and returns how many bytes
+ * of p it stands for. Whatever the caller logged, the line stays one line of valid UTF-8: a byte
+ * that does not start a UTF-8 sequence (a client's task type, a Databricks message) becomes
+ * U+FFFD, a control character an escape. */
+static size_t escape_char(const unsigned char *p, enum escape_style style, char piece[8],
+                          size_t *ret_len)
+{
+    size_t n = errmsg_utf8_len(p);
+
+    if (n == 0) {
+        memcpy(piece, ERRMSG_REPLACEMENT, 3);
+        *ret_len = 3;
+        return 1;
+    }
+    if (*p == '"' || *p == '\\' || *p == '\n' || *p == '\t') {
+        piece[0] = '\\';
+        piece[1] = *p == '\n' ? 'n' : *p == '\t' ? 't' : (char)*p;
+        *ret_len = 2;
+        return 1;
+    }
+    if (*p < 0x20 || *p == 0x7f) {
+        *ret_len = (size_t)snprintf(piece, 8, style == ESCAPE_JSON ? "\\u%04x" : "\\x%02x", *p);
+        return 1;
+    }
+    memcpy(piece, p, n);
+    *ret_len = n;
+    return n;
+}
+
+/* Writes s between quotes, escaped; at most LOG_VALUE_MAX bytes of output (escapes can make a
+ * value six times longer), cut on a character boundary and marked "...". */
+static void put_quoted(struct line *line, const char *s, enum escape_style style)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t start = line->len;
+
+    put_raw(line, "\"", 1);
+    while (*p) {
+        char piece[8];
+        size_t len, used = escape_char(p, style, piece, &len);
+
+        if (line->len - start + len > LOG_VALUE_MAX) {
+            put_raw(line, "...", 3);
+            break;
+        }
+        put_raw(line, piece, len);
+        p += used;
+    }
+    put_raw(line, "\"", 1);
 }
 
 /* Quotes and escapes so one event stays on one line whatever the value holds. */
 static void put_value(struct line *line, const char *value)
 {
-    if (!needs_quotes(value)) {
-        size_t n = strlen(value);
-        put_raw(line, value, n > LOG_VALUE_MAX ? LOG_VALUE_MAX : n);
-        return;
-    }
-    size_t start = line->len;
-
-    put_raw(line, "\"", 1);
-    for (const char *p = value; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (line->len - start >= LOG_VALUE_MAX) {
-            put_raw(line, "...", 3);
-            break;
-        }
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            put_raw(line, esc, 2);
-        } else if (c == '\n') {
-            put_raw(line, "\\n", 2);
-        } else if (c == '\t') {
-            put_raw(line, "\\t", 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            snprintf(esc, sizeof(esc), "\\x%02x", c);
-            put_raw(line, esc, 4);
-        } else {
-            put_raw(line, (const char *)&c, 1);
-        }
-    }
-    put_raw(line, "\"", 1);
+    if (needs_quotes(value))
+        put_quoted(line, value, ESCAPE_TEXT);
+    else
+        put_raw(line, value, strlen(value));
 }
 
 static void put_field(struct line *line, const char *key, const char *value)
@@ -144,29 +184,7 @@ static void put_field(struct line *line, const char *key, const char *value)
 
 static void put_json_string(struct line *line, const char *s)
 {
-    size_t start = line->len;
-
-    put_raw(line, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        /* Counted in output bytes: escapes can make a value six times longer. */
-        if (line->len - start >= LOG_VALUE_MAX) {
-            put_raw(line, "...", 3);
-            break;
-        }
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            put_raw(line, esc, 2);
-        } else if (c < 0x20 || c == 0x7f) {
-            snprintf(esc, sizeof(esc), "\\u%04x", c);
-            put_raw(line, esc, 6);
-        } else {
-            put_raw(line, (const char *)&c, 1);
-        }
-    }
-    put_raw(line, "\"", 1);
+    put_quoted(line, s, ESCAPE_JSON);
 }
 
 static void put_json_field(struct line *line, const char *key, const char *value)
@@ -185,7 +203,7 @@ static void journal_field(char *buf, size_t size, const char *key, const char *v
         buf[n++] = isalnum((unsigned char)*key) ? (char)toupper((unsigned char)*key) : '_';
     buf[n++] = '=';
     buf[n] = '\0';
-    snprintf(buf + n, size - n, "%s", value);
+    errmsg_printable(buf + n, size - n, value, ERRMSG_ONE_LINE);
 }
 
 static void write_journal(enum log_level level, const char *msg, va_list ap)

@@ -46,7 +46,9 @@ int log_enabled(enum log_level level);
  * Writes one line: `level=... msg="..." key=value ...`. The variadic part is
  * pairs of `const char *key, const char *value` ended by a NULL key; a NULL
  * value skips its pair. Values with spaces, quotes or control characters are
- * quoted and escaped. Preserves errno.
+ * quoted and escaped, and bytes that are not UTF-8 become U+FFFD, so every
+ * line is valid UTF-8 (JSON lines valid JSON) whatever a client sent.
+ * Preserves errno.
  */
 void log_write(enum log_level level, const char *msg, ...) __attribute__((sentinel));
 

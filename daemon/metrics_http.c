@@ -5,9 +5,21 @@
  * We bind the listening socket ourselves and hand it to libmicrohttpd
  * (MHD_OPTION_LISTEN_SOCKET): that gives a precise errno for a taken or
  * forbidden address, and getsockname() tells the port picked for port 0.
- * Scrapes are few and small, so connections are capped and time out quickly;
- * the polling thread renders the registry, which takes the registry's locks
+ * The polling thread renders the registry, which takes the registry's locks
  * only briefly.
+ *
+ * Slow clients. Scrapes are few and small, so connections are capped, in
+ * all and per client address, and a client gets HEADER_TIMEOUT_MS from
+ * connecting (or from its last answer, on a kept-alive connection) to send
+ * a whole request head. libmicrohttpd's own timeout only measures silence,
+ * so a client trickling a byte a second would keep its connection for
+ * ever: with 40 of them every scrape waited. A reaper thread therefore
+ * shuts down (shutdown(2), never close(2)) the socket of a connection whose
+ * head is late; libmicrohttpd then sees the end of the stream and closes
+ * the connection itself. The table of connections is guarded by one mutex
+ * that libmicrohttpd's connection-closed notification also takes, and that
+ * notification comes before libmicrohttpd closes the descriptor, so the
+ * reaper never touches a descriptor number that was reused.
  */
 #include "metrics_http.h"
 
@@ -15,22 +27,47 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "metrics.h"
 
 #define METRICS_PATH "/metrics"
-#define MAX_CONNECTIONS 32
-#define CONNECTION_TIMEOUT_S 10
+#define MAX_CONNECTIONS 64
+/* Prometheus keeps one connection per target; a few more leave room for a person with curl. */
+#define MAX_CONNECTIONS_PER_ADDRESS 4
+/* Silence allowed on a connection (libmicrohttpd's timeout). */
+#define CONNECTION_TIMEOUT_S 5
+/* From connect (or the last answer) to a complete request head, however it trickles in. */
+#define HEADER_TIMEOUT_MS 3000
+#define REAPER_INTERVAL_MS 250
 #define LISTEN_BACKLOG 64
+
+/* One open connection, for the reaper. */
+struct connection {
+    bool used;
+    int fd;
+    /* clock_now_ms() when it began waiting for a request head; 0 while a request is served
+     * or once the reaper has shut it down. */
+    int64_t waiting_since_ms;
+};
 
 struct metrics_http {
     struct MHD_Daemon *daemon;
     struct metrics *metrics; /* borrowed */
+    pthread_mutex_t lock;    /* guards connections and stopping */
+    pthread_cond_t wake;
+    bool stopping;
+    bool reaper_started;
+    pthread_t reaper;
+    struct connection connections[MAX_CONNECTIONS];
 };
 
 static const char not_found[] = "not found: only GET /metrics is served\n";
@@ -54,6 +91,94 @@ static enum MHD_Result answer_text(struct MHD_Connection *connection, unsigned i
     return r;
 }
 
+/* The connection's table entry (NULL if it has none). Polling thread. */
+static struct connection *connection_of(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return info ? info->socket_context : NULL;
+}
+
+/* Marks the connection as serving a request (waiting 0) or waiting for the next head. */
+static void set_waiting(struct metrics_http *server, struct MHD_Connection *connection,
+                        bool waiting)
+{
+    struct connection *c = connection_of(connection);
+
+    if (!c)
+        return;
+    pthread_mutex_lock(&server->lock);
+    c->waiting_since_ms = waiting ? clock_now_ms() : 0;
+    pthread_mutex_unlock(&server->lock);
+}
+
+/* libmicrohttpd: a connection opened or closed. Polling thread. */
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct metrics_http *server = cls;
+    struct connection *c = *socket_context;
+
+    pthread_mutex_lock(&server->lock);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+        /* The table holds MAX_CONNECTIONS, the most libmicrohttpd admits. */
+        for (size_t i = 0; info && i < MAX_CONNECTIONS && !*socket_context; i++) {
+            if (server->connections[i].used)
+                continue;
+            server->connections[i] = (struct connection){
+                .used = true, .fd = info->connect_fd, .waiting_since_ms = clock_now_ms()};
+            *socket_context = &server->connections[i];
+        }
+    } else if (c) {
+        *c = (struct connection){0};
+        *socket_context = NULL;
+    }
+    pthread_mutex_unlock(&server->lock);
+}
+
+/* libmicrohttpd: a request was answered; a kept-alive connection waits for the next head. */
+static void on_completed(void *cls, struct MHD_Connection *connection, void **req_cls,
+                         enum MHD_RequestTerminationCode code)
+{
+    (void)req_cls;
+    (void)code;
+    set_waiting(cls, connection, true);
+}
+
+/* Shuts down connections whose request head is late; see the top of the file. */
+static void *reaper_main(void *arg)
+{
+    struct metrics_http *server = arg;
+
+    pthread_mutex_lock(&server->lock);
+    while (!server->stopping) {
+        struct timespec until;
+        int64_t now = clock_now_ms();
+
+        for (size_t i = 0; i < MAX_CONNECTIONS; i++) {
+            struct connection *c = &server->connections[i];
+
+            if (c->used && c->waiting_since_ms && now - c->waiting_since_ms > HEADER_TIMEOUT_MS) {
+                (void)shutdown(c->fd, SHUT_RDWR);
+                c->waiting_since_ms = 0;
+            }
+        }
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += REAPER_INTERVAL_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        (void)pthread_cond_timedwait(&server->wake, &server->lock, &until);
+    }
+    pthread_mutex_unlock(&server->lock);
+    return NULL;
+}
+
 /* libmicrohttpd's access handler; runs on its polling thread. A request body
  * (non-GET) is never read: the answer is queued on the first call. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
@@ -69,6 +194,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     (void)upload_data;
     (void)upload_data_size;
     (void)req_cls;
+    /* The head is complete: the reaper's clock stops until this request is answered. */
+    set_waiting(server, connection, false);
     if (strcmp(url, METRICS_PATH) != 0)
         return answer_text(connection, MHD_HTTP_NOT_FOUND, not_found);
     /* HEAD is GET without the body; libmicrohttpd drops the body itself. */
@@ -209,11 +336,22 @@ int metrics_http_start(struct metrics *metrics, const char *listen,
         goto out;
     }
     server->metrics = metrics;
-    server->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL,
-                                      on_request, server, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned int)MAX_CONNECTIONS,
-                                      MHD_OPTION_CONNECTION_TIMEOUT,
-                                      (unsigned int)CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+    pthread_mutex_init(&server->lock, NULL);
+    {
+        pthread_condattr_t attr;
+
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&server->wake, &attr);
+        pthread_condattr_destroy(&attr);
+    }
+    server->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL, on_request, server,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)MAX_CONNECTIONS_PER_ADDRESS, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)CONNECTION_TIMEOUT_S, MHD_OPTION_NOTIFY_CONNECTION, on_connection, server,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, server, MHD_OPTION_END);
     if (!server->daemon) {
         /* Whether libmicrohttpd closed the socket on this path differs between
          * versions; leaking one descriptor on a fatal start-up error beats
@@ -225,6 +363,13 @@ int metrics_http_start(struct metrics *metrics, const char *listen,
         goto out;
     }
     fd = -1; /* libmicrohttpd closes it in MHD_stop_daemon() */
+    if (pthread_create(&server->reaper, NULL, reaper_main, server) != 0) {
+        r = -EAGAIN;
+        *reterr_msg = strdup("cannot start the /metrics connection reaper thread");
+        goto out;
+    }
+    server->reaper_started = true;
+    pthread_setname_np(server->reaper, "fdc-metrics");
     *ret_server = server;
     *ret_port = bound;
     server = NULL;
@@ -232,7 +377,7 @@ int metrics_http_start(struct metrics *metrics, const char *listen,
 out:
     if (fd >= 0)
         close(fd);
-    free(server);
+    metrics_http_stop(server);
     free(host);
     free(port);
     free(detail);
@@ -243,7 +388,18 @@ struct metrics_http *metrics_http_stop(struct metrics_http *server)
 {
     if (!server)
         return NULL;
-    MHD_stop_daemon(server->daemon);
+    if (server->reaper_started) {
+        pthread_mutex_lock(&server->lock);
+        server->stopping = true;
+        pthread_cond_signal(&server->wake);
+        pthread_mutex_unlock(&server->lock);
+        pthread_join(server->reaper, NULL);
+    }
+    /* After the reaper: no shutdown() can then race libmicrohttpd closing sockets. */
+    if (server->daemon)
+        MHD_stop_daemon(server->daemon);
+    pthread_cond_destroy(&server->wake);
+    pthread_mutex_destroy(&server->lock);
     free(server);
     return NULL;
 }

@@ -1,5 +1,6 @@
 /*
- * pbdepth.h - how deeply protobuf bytes nest messages, checked before protobuf-c unpacks them.
+ * pbdepth.h - how deeply protobuf bytes nest messages, and whether their strings are valid
+ * UTF-8, checked before protobuf-c unpacks them.
  *
  * protobuf-c's unpack recurses once per nested message and has no limit. A CreateTaskRequest
  * whose template.custom (google.protobuf.Struct: Value -> ListValue -> Value ...) nests 20000
@@ -37,5 +38,20 @@
  */
 int pbdepth_check(const ProtobufCMessageDescriptor *descriptor, const uint8_t *data, size_t len,
                   unsigned max_depth, char **reterr_msg);
+
+/*
+ * Returns 0 when every field of data[0..len) (borrowed; a `descriptor` message in wire format)
+ * that the descriptors declare `string` (nested messages and map keys included) is valid UTF-8
+ * without a NUL byte; -EINVAL with *reterr_msg naming the field and the fault when one is not,
+ * e.g. `field template.custom.fields["databricksInstance"].string_value contains a NUL byte
+ * (proto3 strings must be UTF-8)` (the map key quoted, cut to 48 bytes; repeated fields show an
+ * index). proto3 requires UTF-8 in strings but protobuf-c does not check it, and keeps each as a
+ * C string, which a NUL would silently cut: so a request name could mean one thing to the client
+ * and another here. Nesting beyond max_depth is refused too; unknown fields and bytes that are
+ * not wire format are treated as by pbdepth_check(). reterr_msg may be NULL; *reterr_msg may be
+ * set to NULL on OOM.
+ */
+int pbdepth_check_strings(const ProtobufCMessageDescriptor *descriptor, const uint8_t *data,
+                          size_t len, unsigned max_depth, char **reterr_msg);
 
 #endif

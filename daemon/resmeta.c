@@ -39,11 +39,18 @@
 /* 2^53: above it a JSON number (a double) no longer holds every integer exactly. */
 #define RUN_ID_NUMBER_LIMIT 9007199254740992.0
 
+/* Databricks run ids are positive int64 values. */
+#define RUN_ID_MAX "9223372036854775807"
+
+/* True for a run id in canonical form: 1 to INT64_MAX in decimal, without leading zeros. */
 static bool run_id_valid(const char *s)
 {
     size_t n = strspn(s, "0123456789");
 
-    return n >= 1 && n <= RESMETA_RUN_ID_MAX_DIGITS && s[n] == '\0';
+    if (n < 1 || n > RESMETA_RUN_ID_MAX_DIGITS || s[n] != '\0' || s[0] == '0')
+        return false;
+    /* Same length, so digit order is numeric order. */
+    return n < RESMETA_RUN_ID_MAX_DIGITS || strcmp(s, RUN_ID_MAX) <= 0;
 }
 
 /* Checks host (hostlen bytes, not NUL-terminated) against the label rules of RFC 1123.
@@ -256,20 +263,25 @@ static int run_id_from_json(const cJSON *item, char **ret_run_id, char **reterr_
     if (!item)
         return errmsg_set(reterr_msg, -EINVAL, "resource_meta: missing " KEY_RUN_ID);
     if (cJSON_IsString(item) && item->valuestring) {
-        if (!run_id_valid(item->valuestring)) {
+        /* Leading zeros are dropped, so one run has one id in the run table and in URLs. */
+        const char *significant = item->valuestring + strspn(item->valuestring, "0");
+
+        if (!run_id_valid(significant) || strlen(item->valuestring) > RESMETA_RUN_ID_MAX_DIGITS) {
             errmsg_printable(q, sizeof(q), item->valuestring, ERRMSG_QUOTED);
             return errmsg_set(reterr_msg, -EINVAL,
-                              "resource_meta: bad " KEY_RUN_ID " '%s': must be 1-19 decimal digits",
+                              "resource_meta: bad " KEY_RUN_ID
+                              " '%s': must be 1-19 decimal digits, "
+                              "from 1 to " RUN_ID_MAX,
                               q);
         }
-        s = strdup(item->valuestring);
+        s = strdup(significant);
     } else if (cJSON_IsNumber(item)) {
         double v = item->valuedouble;
         /* flytekit wrote run_id as Databricks returned it, a JSON number, in some versions. */
-        if (!isfinite(v) || v < 0 || v >= RUN_ID_NUMBER_LIMIT || floor(v) != v)
+        if (!isfinite(v) || v < 1 || v >= RUN_ID_NUMBER_LIMIT || floor(v) != v)
             return errmsg_set(reterr_msg, -EINVAL,
                               "resource_meta: bad " KEY_RUN_ID
-                              " %.17g: must be a whole number from 0 to 2^53",
+                              " %.17g: must be a whole number from 1 to 2^53",
                               v);
         snprintf(digits, sizeof(digits), "%" PRIu64, (uint64_t)v);
         s = strdup(digits);

@@ -17,14 +17,15 @@
 
 /* Largest resource_meta accepted, in bytes. */
 #define RESMETA_MAX_LEN 65536
-/* run_id: 1 to this many decimal digits. */
+/* run_id: 1 to this many decimal digits, a value from 1 to INT64_MAX (Databricks' run ids are
+ * positive int64s); anything else is refused before it reaches a URL or the network. */
 #define RESMETA_RUN_ID_MAX_DIGITS 19
 /* Longest host name (DNS limit), port not counted. */
 #define RESMETA_HOST_MAX 253
 
 struct resmeta {
     char *instance;     /* owns; normalized lowercase host[:port] */
-    char *run_id;       /* owns; decimal digits only, safe to put in a URL */
+    char *run_id;       /* owns; 1..INT64_MAX in decimal without leading zeros, safe in a URL */
     char *namespace;    /* owns; a DNS-1123 label, or NULL */
     char *token_secret; /* owns; a DNS-1123 subdomain, or NULL (set only with namespace) */
     char *auth_token;   /* owns, SECRET: flytekit's token (visible ASCII), or NULL; never
@@ -40,8 +41,8 @@ int resmeta_decode(const uint8_t *data, size_t len, struct resmeta *ret, char **
 
 /* Gives *ret_data, a malloc'ed (free()) JSON buffer of *ret_len bytes, NUL-terminated one byte
  * past *ret_len, from meta (borrows): instance, normalized as by resmeta_normalize_instance();
- * run_id, 1-19 digits; namespace and token_secret when namespace is set. auth_token is never
- * written. Returns 0, -EINVAL for a bad value, -ENOMEM. */
+ * run_id, 1..INT64_MAX in decimal without leading zeros; namespace and token_secret when
+ * namespace is set. auth_token is never written. Returns 0, -EINVAL for a bad value, -ENOMEM. */
 int resmeta_encode(const struct resmeta *meta, uint8_t **ret_data, size_t *ret_len);
 
 /* Frees m's strings and NULLs them; NULL-safe and idempotent. */

@@ -58,8 +58,10 @@
 #include <time.h>
 
 #include "clock.h"
+#include "errmsg.h"
 #include "log.h"
 #include "server_epoll.h"
+#include "server_tls.h"
 
 /* Requests kept posted per method: enough to absorb bursts without the
  * memory cost measured for large backlogs (512 was ~30% slower than 8-64). */
@@ -283,7 +285,12 @@ void server_call_reply(struct server_call *call, const ProtobufCMessage *respons
 
 void server_call_fail(struct server_call *call, grpc_status_code code, const char *message)
 {
-    start_reply(call, code, message, NULL);
+    /* Clients decode the message as a protobuf string (Go refuses invalid UTF-8), and it may
+     * quote what a client sent: whatever it holds, it leaves as valid UTF-8. */
+    char *valid = errmsg_utf8_sanitize(message);
+
+    start_reply(call, code, valid ? valid : "out of memory", NULL);
+    free(valid);
 }
 
 void server_call_finish(struct server_call *call, grpc_status_code code, const char *message)
@@ -484,8 +491,9 @@ static void explain_listen_failure(const char *listen, char *message, size_t siz
  * `listen`; not started. Returns 0, or -1 with `message` filled; what was
  * made stays in `s` for server_free().
  */
-static int create_grpc(struct server *s, const char *listen, const struct server_method *methods,
-                       size_t methods_count, char *message, size_t size)
+static int create_grpc(struct server *s, const char *listen, struct server_tls *tls,
+                       const struct server_method *methods, size_t methods_count, char *message,
+                       size_t size)
 {
     grpc_server_credentials *credentials;
     /* gRPC sets SO_REUSEPORT by default, which would let a second daemon
@@ -514,7 +522,11 @@ static int create_grpc(struct server *s, const char *listen, const struct server
     }
     s->slots_count = methods_count;
 
-    credentials = grpc_insecure_server_credentials_create();
+    credentials = tls ? server_tls_credentials(tls) : grpc_insecure_server_credentials_create();
+    if (!credentials) {
+        snprintf(message, size, "gRPC refused the TLS credentials for %s", listen);
+        return -1;
+    }
     s->port = grpc_server_add_http2_port(s->grpc, listen, credentials);
     grpc_server_credentials_release(credentials);
     if (s->port <= 0) {
@@ -569,9 +581,9 @@ static int start_serving(struct server *s, int workers, char *message, size_t si
     return 0;
 }
 
-struct server *server_new(const char *listen, int workers, long max_calls_in_flight,
-                          const struct server_method *methods, size_t methods_count,
-                          char **reterr_msg)
+struct server *server_new(const char *listen, struct server_tls *tls, int workers,
+                          long max_calls_in_flight, const struct server_method *methods,
+                          size_t methods_count, char **reterr_msg)
 {
     struct server *s = calloc(1, sizeof(*s));
     char message[512] = "out of memory creating the gRPC server";
@@ -585,7 +597,7 @@ struct server *server_new(const char *listen, int workers, long max_calls_in_fli
     s->workers = calloc((size_t)(workers > 0 ? workers : FALLBACK_WORKERS), sizeof(*s->workers));
     if (!s->slots || !s->workers)
         goto fail;
-    if (create_grpc(s, listen, methods, methods_count, message, sizeof(message)) < 0)
+    if (create_grpc(s, listen, tls, methods, methods_count, message, sizeof(message)) < 0)
         goto fail;
     grpc_server_start(s->grpc);
     s->started = true;

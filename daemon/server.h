@@ -37,9 +37,12 @@ struct server_method {
     bool unlimited; /* exempt from max_calls_in_flight (health checks must answer under load) */
 };
 
+struct server_tls;
+
 /*
  * Creates and starts a server listening on `listen` ("HOST:PORT", port 0
- * picks a free one) with `workers` threads. `workers` 0 starts none: the
+ * picks a free one), over TLS with `tls`'s certificates (borrowed: it must
+ * outlive the server; NULL: plaintext), with `workers` threads. `workers` 0 starts none: the
  * caller serves the queue with server_handle_ready() whenever server_poll_fd()
  * polls readable; when gRPC's poller cannot be shared that way
  * (server_poll_fd() gives -1) two worker threads start instead, with a
@@ -48,9 +51,9 @@ struct server_method {
  * answers RESOURCE_EXHAUSTED at once instead of queueing without bound.
  * Returns NULL and gives *reterr_msg on failure (port in use, bad address).
  */
-struct server *server_new(const char *listen, int workers, long max_calls_in_flight,
-                          const struct server_method *methods, size_t methods_count,
-                          char **reterr_msg);
+struct server *server_new(const char *listen, struct server_tls *tls, int workers,
+                          long max_calls_in_flight, const struct server_method *methods,
+                          size_t methods_count, char **reterr_msg);
 
 /* The port actually bound. */
 int server_port(const struct server *server);
@@ -113,7 +116,8 @@ const char *server_call_method(const struct server_call *call);
 /* Answers OK with `response` packed. Any thread; exactly once per call. */
 void server_call_reply(struct server_call *call, const ProtobufCMessage *response);
 
-/* Answers with a non-OK status and message (copied). Any thread; exactly once per call. */
+/* Answers with a non-OK status and message (copied; bytes that are not UTF-8 become U+FFFD).
+ * Any thread; exactly once per call. */
 void server_call_fail(struct server_call *call, grpc_status_code code, const char *message);
 
 /*

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "spec.h"
+#include "structjson.h"
 
 /* flytekit constants (connector.py and flytekit/core/constants.py); the entrypoint's are in
  * config.c's table. */
@@ -693,13 +694,22 @@ out:
     return r;
 }
 
-const char *spec_instance(const cJSON *custom)
+int spec_instance(const cJSON *custom, const char **ret_instance, char **reterr_msg)
 {
     const cJSON *item = cJSON_IsObject(custom) ? get(custom, "databricksInstance") : NULL;
 
-    if (!cJSON_IsString(item) || !item->valuestring || !item->valuestring[0])
-        return NULL;
-    return item->valuestring;
+    /* Present but unusable is refused rather than read as absent: a task that names a
+     * workspace must never run on the default one instead. */
+    if (item && !cJSON_IsString(item))
+        return fail(reterr_msg, -EINVAL,
+                    "databricksInstance must be a non-empty string (a workspace host name), got %s",
+                    structjson_type_name(item));
+    if (item && (!item->valuestring || !item->valuestring[0]))
+        return fail(reterr_msg, -EINVAL,
+                    "databricksInstance must be a non-empty string (a workspace host name), "
+                    "got \"\"; leave it out to use the connector's default instance");
+    *ret_instance = item ? item->valuestring : NULL;
+    return 0;
 }
 
 /* One Container's fields, whichever generation's message carries them: env entries come

@@ -77,8 +77,11 @@ int spec_input_from_template(const Flyteidl__Core__TaskTemplate *template_,
 int spec_input_from_template2(const Flyteidl2__Core__TaskTemplate *template_,
                               struct spec_input *input, struct spec_env_var **ret_env);
 
-/* Borrows custom["databricksInstance"] (valid while custom lives) when it is a non-empty
- * string; NULL otherwise, including when custom is NULL. */
-const char *spec_instance(const cJSON *custom);
+/* The workspace a task names: sets *ret_instance to custom["databricksInstance"] (borrows;
+ * valid while custom lives) when it is a non-empty string, to NULL when it is absent (custom
+ * NULL or not an object included), and returns 0. Returns -EINVAL and gives *reterr_msg
+ * (free(); NULL on OOM) when it is present but not a non-empty string: null, a number, "",
+ * an object... */
+int spec_instance(const cJSON *custom, const char **ret_instance, char **reterr_msg);
 
 #endif

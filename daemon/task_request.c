@@ -25,6 +25,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 
+#include "errmsg.h"
 #include "flyteidl/admin/agent.pb-c.h"
 #include "errmsg.h"
 #include "k8s_secret.h"
@@ -81,11 +82,15 @@ static grpc_status_code refuse_oom(char message[TASK_REQUEST_MESSAGE_SIZE])
 static grpc_status_code check_task_type(const char *task_type,
                                         char message[TASK_REQUEST_MESSAGE_SIZE])
 {
+    char quoted[64 + 4];
+
     if (task_request_type_supported(task_type))
         return GRPC_STATUS_OK;
+    /* The client's text, quoted back like every other client string: escaped, cut short. */
+    errmsg_printable(quoted, sizeof(quoted), task_type, ERRMSG_QUOTED);
     return refuse(message, GRPC_STATUS_NOT_FOUND,
-                  "no connector for task type '%.64s'; this one serves 'spark' and 'databricks'",
-                  task_type);
+                  "no connector for task type '%s'; this one serves 'spark' and 'databricks'",
+                  quoted);
 }
 
 /*
@@ -260,7 +265,7 @@ static grpc_status_code check_create(const struct config *config, const struct c
 {
     cJSON *custom = NULL, *body = NULL;
     char *error = NULL;
-    const char *requested;
+    const char *requested = NULL;
     grpc_status_code code;
 
     code = check_task_type(ask->task_type, ret->message);
@@ -276,7 +281,11 @@ static grpc_status_code check_create(const struct config *config, const struct c
                       error ? error : "cannot convert to JSON");
         goto out;
     }
-    requested = spec_instance(custom);
+    if (spec_instance(custom, &requested, &error) < 0) {
+        code = error ? refuse(ret->message, GRPC_STATUS_INVALID_ARGUMENT, "%s", error)
+                     : refuse_oom(ret->message);
+        goto out;
+    }
     code = check_instance(config, requested ? requested : config->default_instance, &ret->instance,
                           ret->message);
     if (code != GRPC_STATUS_OK)
@@ -312,8 +321,25 @@ out:
     return code;
 }
 
-/* Bounds the nesting of a `descriptor` message, then unpacks it into *ret_req (gives;
- * protobuf_c_message_free_unpacked()). */
+/* Refuses a request whose strings protobuf-c would take as they are although they are not
+ * UTF-8, or would cut at a NUL (see pbdepth_check_strings()). */
+static grpc_status_code check_strings(const ProtobufCMessageDescriptor *descriptor,
+                                      const uint8_t *request, size_t request_len,
+                                      char message[TASK_REQUEST_MESSAGE_SIZE])
+{
+    char *error = NULL;
+    grpc_status_code code = GRPC_STATUS_OK;
+
+    if (pbdepth_check_strings(descriptor, request, request_len, PBDEPTH_REQUEST_MAX, &error) < 0)
+        code = error ? refuse(message, GRPC_STATUS_INVALID_ARGUMENT, "invalid %s: %s",
+                              descriptor->name, error)
+                     : refuse_oom(message);
+    free(error);
+    return code;
+}
+
+/* Bounds the nesting of a `descriptor` message, checks its strings, then unpacks it into
+ * *ret_req (gives; protobuf_c_message_free_unpacked()). */
 static grpc_status_code decode(const ProtobufCMessageDescriptor *descriptor, const uint8_t *request,
                                size_t request_len, ProtobufCMessage **ret_req,
                                char message[TASK_REQUEST_MESSAGE_SIZE])
@@ -329,6 +355,9 @@ static grpc_status_code decode(const ProtobufCMessageDescriptor *descriptor, con
         free(error);
         return code;
     }
+    code = check_strings(descriptor, request, request_len, message);
+    if (code != GRPC_STATUS_OK)
+        return code;
     *ret_req = protobuf_c_message_unpack(descriptor, NULL, request_len, request);
     if (!*ret_req)
         return refuse(message, GRPC_STATUS_INVALID_ARGUMENT, "request does not decode as %s",
@@ -376,12 +405,13 @@ static grpc_status_code read_token(int r, struct create_ask *ask, struct task_re
     return GRPC_STATUS_OK;
 }
 
-typedef grpc_status_code (*unpack_create_fn)(ProtobufCMessage *request, struct create_ask *ask,
+typedef grpc_status_code (*unpack_create_fn)(const struct config *config, ProtobufCMessage *request,
+                                             struct create_ask *ask,
                                              struct task_request_submit *ret);
 
 /* flyteidl.admin (Flyte 1): reduces a decoded CreateTaskRequest to *ask. */
-static grpc_status_code unpack_create1(ProtobufCMessage *request, struct create_ask *ask,
-                                       struct task_request_submit *ret)
+static grpc_status_code unpack_create1(const struct config *config, ProtobufCMessage *request,
+                                       struct create_ask *ask, struct task_request_submit *ret)
 {
     const Flyteidl__Admin__CreateTaskRequest *req = (Flyteidl__Admin__CreateTaskRequest *)request;
     const Flyteidl__Core__TaskTemplate *t = req->template_;
@@ -396,13 +426,14 @@ static grpc_status_code unpack_create1(ProtobufCMessage *request, struct create_
     read_namespace(req->task_execution_metadata ? req->task_execution_metadata->namespace_ : NULL,
                    ask);
     return read_token(
-        idempotency_token_from_metadata(req->task_execution_metadata, ret->idempotency_token), ask,
-        ret);
+        idempotency_token_from_metadata(req->task_execution_metadata, config->idempotency_key,
+                                        config->idempotency_key_len, ret->idempotency_token),
+        ask, ret);
 }
 
 /* flyteidl2.connector (Flyte 2): the same, plus the connection's token. */
-static grpc_status_code unpack_create2(ProtobufCMessage *request, struct create_ask *ask,
-                                       struct task_request_submit *ret)
+static grpc_status_code unpack_create2(const struct config *config, ProtobufCMessage *request,
+                                       struct create_ask *ask, struct task_request_submit *ret)
 {
     const Flyteidl2__Connector__CreateTaskRequest *req =
         (Flyteidl2__Connector__CreateTaskRequest *)request;
@@ -420,8 +451,9 @@ static grpc_status_code unpack_create2(ProtobufCMessage *request, struct create_
     read_namespace(req->task_execution_metadata ? req->task_execution_metadata->namespace_ : NULL,
                    ask);
     return read_token(
-        idempotency_token_from_metadata2(req->task_execution_metadata, ret->idempotency_token), ask,
-        ret);
+        idempotency_token_from_metadata2(req->task_execution_metadata, config->idempotency_key,
+                                         config->idempotency_key_len, ret->idempotency_token),
+        ask, ret);
 }
 
 static const struct {
@@ -459,7 +491,7 @@ grpc_status_code task_request_create(const struct config *config, enum config_ge
     code =
         decode(create_unpackers[generation].descriptor, request, request_len, &req, ret->message);
     if (code == GRPC_STATUS_OK)
-        code = create_unpackers[generation].unpack(req, &ask, ret);
+        code = create_unpackers[generation].unpack(config, req, &ask, ret);
     if (code == GRPC_STATUS_OK)
         code = check_create(config, &ask, ret);
     if (code != GRPC_STATUS_OK) {
@@ -607,11 +639,14 @@ static grpc_status_code unpack_run(const struct run_unpacker *unpacker, const st
                                    const uint8_t *request, size_t request_len,
                                    struct task_request_run *ret)
 {
-    ProtobufCMessage *req;
+    ProtobufCMessage *req = NULL;
     struct run_fields fields;
     grpc_status_code code;
 
     memset(ret, 0, sizeof(*ret));
+    code = check_strings(unpacker->descriptor, request, request_len, ret->message);
+    if (code != GRPC_STATUS_OK)
+        return code;
     req = protobuf_c_message_unpack(unpacker->descriptor, NULL, request_len, request);
     if (!req)
         return refuse(ret->message, GRPC_STATUS_INVALID_ARGUMENT, "request does not decode as %s",

@@ -81,7 +81,8 @@ struct task_request_submit {
  * Checks the bytes of a CreateTaskRequest of `generation` (flyteidl.admin or
  * flyteidl2.connector; borrowed) against `config` (borrowed) and fills *ret (free its strings with
  * task_request_submit_done(), on failure too). Returns GRPC_STATUS_OK, or the status to answer:
- * INVALID_ARGUMENT (undecodable, no template or custom config, no or malformed instance, a
+ * INVALID_ARGUMENT (undecodable, a string field that is not UTF-8 or holds a NUL (the message
+ * names the field), no template or custom config, no or malformed instance, a
  * databricksTokenSecret that is no Kubernetes Secret name, a job spec spec_build() refuses, a
  * connection secret an HTTP header cannot carry), NOT_FOUND (a task type this connector does not
  * serve), PERMISSION_DENIED (an instance the allowlist does not name), RESOURCE_EXHAUSTED (out
@@ -113,8 +114,9 @@ struct task_request_run {
  * `config` (borrowed): the task type, then its resource_meta and the instance allowlist, then
  * the connection's token. Fill *ret (free with task_request_run_done(), on failure too). Return
  * GRPC_STATUS_OK, or the status to answer: INVALID_ARGUMENT (undecodable request or
- * resource_meta, a connection secret an HTTP header cannot carry), NOT_FOUND (task type),
- * PERMISSION_DENIED (instance not allowed), RESOURCE_EXHAUSTED (out of memory).
+ * resource_meta, a string field that is not UTF-8 or holds a NUL, a connection secret an HTTP
+ * header cannot carry), NOT_FOUND (task type), PERMISSION_DENIED (instance not allowed),
+ * RESOURCE_EXHAUSTED (out of memory).
  */
 grpc_status_code task_request_get(const struct config *config, enum config_generation generation,
                                   const uint8_t *request, size_t request_len,

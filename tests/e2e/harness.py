@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 import types
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -54,6 +55,19 @@ VALGRIND_FACTOR = 10.0  # timeouts grow this much under valgrind
 # the sanitizers check instead, and a report of theirs in a daemon's stderr fails the test.
 SANITIZED = os.environ.get("SANITIZED", "") == "1"
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", ": runtime error: ")
+
+# Canaries: every secret a test uses is a distinctive value (Test.secret() makes one) that
+# must never appear in what the daemon says. A value holding CANARY_MARKER fails the test
+# wherever it shows up, registered or not (a token a fake issues, say); other secrets are
+# registered with Test.register_secret(). Never put the marker in anything that is not a
+# secret.
+CANARY_MARKER = "fdcCANARY"
+# Environment variables whose values are secrets: a value given to a daemon under one of these
+# names is registered as a secret by Test.start(). Add the names your feature reads.
+SECRET_ENV_VARS = {"FLYTE_DATABRICKS_ACCESS_TOKEN"}
+# Every daemon logs at debug level in this format unless a test chooses its own; run.py runs
+# the suite once per format (E2E_LOG_FORMAT).
+LOG_FORMAT = os.environ.get("E2E_LOG_FORMAT", "text")
 
 SERVICE = "/flyteidl.service.AsyncAgentService/"
 METADATA = "/flyteidl.service.AgentMetadataService/"
@@ -136,10 +150,14 @@ class Protos:
         for dirpath, _, names in os.walk(os.path.join(ROOT, "proto")):
             files += [os.path.relpath(os.path.join(dirpath, n), os.path.join(ROOT, "proto"))
                       for n in names if n.endswith(".proto")]
-        res = subprocess.run(["protoc", "--python_out=" + out, "-Iproto", "-I/usr/include"]
-                             + sorted(files), cwd=ROOT, capture_output=True, text=True, timeout=60)
-        if res.returncode != 0:
-            raise RuntimeError("protoc failed: " + res.stderr)
+        # run.py's parallel passes generate once, before they start (two protocs writing
+        # while the other pass imports would break it).
+        if os.environ.get("E2E_PROTOS_READY") != "1":
+            res = subprocess.run(["protoc", "--python_out=" + out, "-Iproto", "-I/usr/include"]
+                                 + sorted(files), cwd=ROOT, capture_output=True, text=True,
+                                 timeout=60)
+            if res.returncode != 0:
+                raise RuntimeError("protoc failed: " + res.stderr)
         if out not in sys.path:
             sys.path.insert(0, out)
         from flyteidl.admin import agent_pb2
@@ -195,6 +213,60 @@ def make_ca(directory):
             "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext")
     return {k: os.path.join(directory, v) for k, v in
             (("ca", "ca.pem"), ("cert", "server.pem"), ("key", "server.key"))}
+
+
+class Pki:
+    """Certificates for TLS tests, made with openssl in `directory` on first use and kept by
+    name: CAs, server certificates (127.0.0.1, localhost) and client certificates, EC P-256."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.made = {}
+
+    def _openssl(self, *args):
+        res = subprocess.run(["openssl"] + list(args), cwd=self.dir, capture_output=True,
+                             text=True, timeout=60)
+        if res.returncode != 0:
+            raise RuntimeError("openssl %s failed: %s" % (args[0], res.stderr))
+
+    def ca(self, name):
+        """A CA: {"cert": path, "key": path}."""
+        if name not in self.made:
+            self._openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+                          "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", name + ".key",
+                          "-out", name + ".pem", "-days", "2", "-subj", "/CN=fdc test CA " + name,
+                          "-addext", "basicConstraints=critical,CA:TRUE",
+                          "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+            self.made[name] = {"cert": os.path.join(self.dir, name + ".pem"),
+                               "key": os.path.join(self.dir, name + ".key")}
+        return self.made[name]
+
+    def leaf(self, name, ca_name, server=True):
+        """A certificate `name` signed by CA `ca_name`, for a server (SAN 127.0.0.1 and
+        localhost) or a client: {"cert", "key", "ca": the CA's certificate, "cn"}."""
+        if name not in self.made:
+            ca = self.ca(ca_name)
+            ext = os.path.join(self.dir, name + ".ext")
+            with open(ext, "w") as f:
+                f.write("basicConstraints=CA:FALSE\n"
+                        "keyUsage=critical,digitalSignature,keyEncipherment\n")
+                f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+                        if server else "extendedKeyUsage=clientAuth\n")
+            self._openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                          "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
+                          "-subj", "/CN=" + name)
+            self._openssl("x509", "-req", "-in", name + ".csr", "-CA", ca["cert"], "-CAkey",
+                          ca["key"], "-CAcreateserial", "-out", name + ".pem", "-days", "2",
+                          "-extfile", ext)
+            self.made[name] = {"cert": os.path.join(self.dir, name + ".pem"),
+                               "key": os.path.join(self.dir, name + ".key"),
+                               "ca": ca["cert"], "cn": name}
+        return self.made[name]
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def free_port():
@@ -353,11 +425,21 @@ class FakeKube(Fake):
 class Daemon:
     """One daemon process; stderr goes to a file."""
 
-    def __init__(self, directory, binary, args, valgrind, extra_env=None):
+    def __init__(self, directory, binary, args, valgrind, extra_env=None, tls_client=None,
+                 preexec=None, cwd=None):
+        """tls_client: None for plaintext gRPC, else {"ca": path, "cert": path, "key": path}
+        ("cert"/"key" optional) for the channels the harness opens. preexec: run in the child
+        before exec (after the harness's own set-up); cwd: its working directory (default
+        `directory`, where its stderr goes in any case). A test that ends the daemon itself sets
+        expected_exit to what the runner should then accept."""
+        self.tls_client = tls_client
+        self.expected_exit = 0
         self.valgrind = valgrind
         self.factor = VALGRIND_FACTOR if valgrind else 1.0
         self.directory = directory
         self.binary = binary
+        self.preexec = preexec
+        self.cwd = cwd
         self.stderr_path = os.path.join(directory, "daemon.stderr")
         self.args = list(args)  # as given, for a replica started like this daemon
         self.extra_env = extra_env
@@ -376,6 +458,8 @@ class Daemon:
         # the default 0.0.0.0:9090 would collide between tests and with the host.
         if not any(a == "--metrics-listen" or a.startswith("--metrics-listen=") for a in args):
             args = ["--metrics-listen", "127.0.0.1:0"] + list(args)
+        # The pass's log format, before the test's own flags (a later flag wins).
+        args = ["--log-format", LOG_FORMAT] + list(args)
         cmd = [self.binary, "--listen", self.address] + args
         if self.valgrind:
             if shutil.which("valgrind") is None:
@@ -389,16 +473,21 @@ class Daemon:
                if not k.startswith(("FLYTE_", "_FSEC_", "DATABRICKS_", "KUBERNETES_SERVICE_"))}
         env.update(self.extra_env or {})
         self.cmd = cmd
+        preexec = self.preexec
+
+        def child():
+            die_with_parent()
+            if preexec:
+                preexec()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.stderr,
-                                     stderr=self.stderr, env=env, cwd=self.directory,
-                                     preexec_fn=die_with_parent)
+                                     stderr=self.stderr, env=env, cwd=self.cwd or self.directory,
+                                     preexec_fn=child)
         self.exit_code = None
         self.channel = self.new_channel()
 
-    def new_channel(self):
-        return grpc.insecure_channel(self.address, options=[
-            ("grpc.initial_reconnect_backoff_ms", 50), ("grpc.max_reconnect_backoff_ms", 250),
-            ("grpc.enable_retries", 0)])
+    def new_channel(self, tls_client=None):
+        """A channel to the daemon; tls_client overrides the daemon's own client settings."""
+        return channel_to(self.address, tls_client or self.tls_client)
 
     def timeout(self, seconds):
         return seconds * SCALE * self.factor
@@ -446,8 +535,54 @@ class Daemon:
         with open(self.stderr_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
+    def events(self):
+        """The daemon's log lines as dicts (text and JSON formats alike); other lines skipped."""
+        return [e for e in (parse_log_line(line) for line in self.stderr_text().splitlines())
+                if e is not None]
+
+    def logged(self, msg, **fields):
+        """The first event with this msg whose fields include `fields`, else None."""
+        for e in self.events():
+            if e.get("msg") == msg and all(e.get(k) == v for k, v in fields.items()):
+                return e
+        return None
+
+    def wait_logged(self, msg, timeout=5, **fields):
+        """Waits (bounded) for an event as logged() finds it and gives it."""
+        return wait_until(lambda: self.logged(msg, **fields), timeout * self.factor,
+                          "log line %r %s" % (msg, fields or ""))
+
+    def metrics_port(self):
+        """The /metrics port the daemon logged at start."""
+        return int(self.wait_logged("metrics listening")["port"])
+
     def stderr_tail(self, n):
         return " | ".join(self.stderr_text().strip().splitlines()[-n:])
+
+    def exposures(self):
+        """What a live daemon shows beyond its log and answers, for the canary check:
+        [(where, text)] with its /metrics and its environment block (not under valgrind,
+        whose own environment block holds what the daemon scrubs from its copy)."""
+        out = []
+        if self.proc.poll() is not None:
+            return out
+        metrics = self.logged("metrics listening")
+        if metrics and metrics.get("port"):
+            host = metrics.get("listen", "127.0.0.1:0").rsplit(":", 1)[0]
+            host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "": "127.0.0.1"}.get(host, host)
+            try:
+                with urllib.request.urlopen("http://%s:%s/metrics" % (host, metrics["port"]),
+                                            timeout=5 * SCALE) as resp:
+                    out.append(("/metrics", resp.read().decode("utf-8", "replace")))
+            except Exception as e:  # a test may have broken the endpoint on purpose
+                out.append(("note", "no /metrics scrape: %s" % e))
+        if not self.valgrind:
+            try:
+                with open("/proc/%d/environ" % self.proc.pid, "rb") as f:
+                    out.append(("/proc/PID/environ", f.read().decode("utf-8", "replace")))
+            except OSError:
+                pass
+        return out
 
     def stop(self):
         """SIGTERM, bounded wait; returns the exit code (kills on timeout)."""
@@ -466,6 +601,64 @@ class Daemon:
             self.exit_code = self.proc.returncode
         self.stderr.close()
         return self.exit_code
+
+
+_TEXT_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+
+
+def parse_log_line(line):
+    """One daemon log line (key=value text or a JSON object) as a dict, None otherwise."""
+    line = line.strip()
+    if line.startswith("{"):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return None
+        return event if isinstance(event, dict) else None
+    if not line.startswith("time="):
+        return None
+    event, i, n = {}, 0, len(line)
+    while i < n:
+        eq_at = line.find("=", i)
+        if eq_at < 0:
+            return None
+        key, i = line[i:eq_at], eq_at + 1
+        if i < n and line[i] == '"':
+            value, i = [], i + 1
+            while i < n and line[i] != '"':
+                if line[i] == "\\" and i + 1 < n:
+                    if line[i + 1] == "x" and i + 3 < n:
+                        value.append(chr(int(line[i + 2:i + 4], 16)))
+                        i += 4
+                        continue
+                    value.append(_TEXT_ESCAPES.get(line[i + 1], line[i + 1]))
+                    i += 2
+                    continue
+                value.append(line[i])
+                i += 1
+            i += 1  # the closing quote
+            event[key] = "".join(value)
+        else:
+            end = line.find(" ", i)
+            end = n if end < 0 else end
+            event[key] = line[i:end]
+            i = end
+        while i < n and line[i] == " ":
+            i += 1
+    return event
+
+
+def channel_to(address, tls_client=None):
+    """A gRPC channel: plaintext, or TLS with tls_client's CA (and client certificate)."""
+    options = [("grpc.initial_reconnect_backoff_ms", 50), ("grpc.max_reconnect_backoff_ms", 250),
+               ("grpc.enable_retries", 0)]
+    if not tls_client:
+        return grpc.insecure_channel(address, options=options)
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=read_bytes(tls_client["ca"]),
+        private_key=read_bytes(tls_client["key"]) if tls_client.get("key") else None,
+        certificate_chain=read_bytes(tls_client["cert"]) if tls_client.get("cert") else None)
+    return grpc.secure_channel(address, creds, options=options)
 
 
 # ---- gRPC calls --------------------------------------------------------------
@@ -609,6 +802,29 @@ def with_token(req, token):
     return req
 
 
+def raw_call(address, method, payload, timeout=10):
+    """Calls method with request bytes `payload` through curl over plaintext HTTP/2 and gives
+    (grpc-status as int, grpc-message as the raw bytes the server sent, percent-decoded).
+    grpcio decodes a status message with errors="replace", which hides whether the server sent
+    valid UTF-8; this shows the bytes themselves."""
+    frame = b"\x00" + len(payload).to_bytes(4, "big") + payload
+    res = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "--max-time",
+                          str(timeout * SCALE), "-X", "POST", "-H", "content-type: application/grpc",
+                          "-H", "te: trailers", "--data-binary", "@-", "-D", "-", "-o", "/dev/null",
+                          "http://%s%s" % (address, method)], input=frame, capture_output=True,
+                         timeout=timeout * SCALE + 10)
+    check(res.returncode == 0, "curl failed: %s" % res.stderr.decode("utf-8", "replace"))
+    status, message = None, b""
+    for line in res.stdout.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"grpc-status":
+            status = int(value.strip())
+        elif name.strip().lower() == b"grpc-message":
+            message = urllib.parse.unquote_to_bytes(value.strip())
+    check(status is not None, "no grpc-status in %r" % res.stdout)
+    return status, message
+
+
 def as_bytes(value):
     if isinstance(value, dict):
         return json.dumps(value).encode()
@@ -641,15 +857,36 @@ class Test:
         self.secrets.append(kube.sa_token)
         return kube
 
+    def secret(self, kind="secret"):
+        """A fresh canary for a secret of this kind (token, namespace-token, client-secret...),
+        registered: "<kind>-fdcCANARY-<hex>", visible ASCII, safe in an HTTP header."""
+        value = "%s-%s-%s" % (kind, CANARY_MARKER, secrets.token_hex(12))
+        self.secrets.append(value)
+        return value
+
+    def register_secret(self, value):
+        """Registers a secret the test did not make with secret(); gives it back."""
+        self.secrets.append(value)
+        return value
+
+    def record(self, where, text):
+        """Adds output a test got from the binary (a tool's stdout/stderr, check-config) to
+        what the canary check reads."""
+        self.transcript.append("%s: %s" % (where, text))
+
     def start(self, instance=True, token=None, fake_token=None, args=(), valgrind=None,
-              wait=True, ca=True, env=None, token_file=True):
+              wait=True, ca=True, env=None, tls_server=None, tls_client=None, token_file=True):
         """Starts a fake and a daemon. token: what the daemon's token file holds (default a
         fresh canary, which the fake also accepts unless fake_token differs). env: variables
-        added to the daemon's environment. token_file False: no --token-file (the token file
-        is still written, for a test to put where it likes)."""
-        canary = "dapi-CANARY-" + secrets.token_hex(12)
-        token = token if token is not None else canary
+        added to the daemon's environment. tls_server: {"cert", "key"[, "client_ca"]} paths
+        the daemon serves gRPC TLS with; tls_client: what the harness's channels use then
+        (see Daemon). token_file False: no --token-file (the token file is still written, for a
+        test to put where it likes)."""
+        token = token if token is not None else self.secret("dapi-token")
         self.secrets.append(token)
+        for name, value in (env or {}).items():
+            if name in SECRET_ENV_VARS:
+                self.register_secret(value)
         fake_token = fake_token if fake_token is not None else token
         fake = Fake(self.dir, self.suite.ca, fake_token)
         self.fakes.append(fake)
@@ -663,9 +900,13 @@ class Test:
         self.token_path = token_path
         daemon_args += (["--token-file", token_path] if token_file else []) + (
             ["--ca-file", self.suite.ca["ca"]] if ca else []) + ["--log-level", "debug"] + list(args(fake) if callable(args) else args)
+        if tls_server:
+            daemon_args += ["--tls-cert", tls_server["cert"], "--tls-key", tls_server["key"]]
+            if tls_server.get("client_ca"):
+                daemon_args += ["--tls-client-ca", tls_server["client_ca"]]
         use_valgrind = VALGRIND_ALL if valgrind is None else valgrind
         use_valgrind = use_valgrind and not SANITIZED
-        daemon = Daemon(self.dir, self.suite.daemon, daemon_args, use_valgrind, env)
+        daemon = Daemon(self.dir, self.suite.daemon, daemon_args, use_valgrind, env, tls_client)
         self.daemons.append(daemon)
         if wait:
             daemon.wait_serving(self.pb.health)
@@ -677,7 +918,7 @@ class Test:
         directory = os.path.join(self.dir, "replica-%d" % len(self.daemons))
         os.mkdir(directory)
         daemon = Daemon(directory, self.suite.daemon, env.daemon.args, env.daemon.valgrind,
-                        env.daemon.extra_env)
+                        env.daemon.extra_env, env.daemon.tls_client)
         self.daemons.append(daemon)
         daemon.wait_serving(self.pb.health)
         return daemon
@@ -693,13 +934,16 @@ class Test:
     def finish(self, failed):
         """Stops everything; raises Failure for a bad exit or a leaked secret."""
         problems = []
+        exposed = []
+        for daemon in self.daemons:
+            exposed += daemon.exposures()
         for daemon in self.daemons:
             code = daemon.stop()
             if code == 99 and daemon.valgrind:
                 problems.append("valgrind found errors or leaks (see %s)"
                                 % os.path.join(self.dir, "valgrind.log"))
                 self.suite.keep = True
-            elif code != 0:
+            elif code != daemon.expected_exit:
                 problems.append("daemon exit code %s after SIGTERM" % code)
             # Sanitizer reports fail the test even when the exit code hides them.
             report = [m for m in SANITIZER_MARKERS if m in daemon.stderr_text()]
@@ -709,15 +953,23 @@ class Test:
                 self.suite.keep = True
         for fake in self.fakes:
             fake.stop()
-        texts = [d.stderr_text() for d in self.daemons] + self.transcript
-        for secret in self.secrets:
-            for text in texts:
-                if secret in text:
-                    problems.append("secret %r leaked: ...%s..." % (
-                        secret[:16], excerpt(text, secret)))
-                    break
+        problems += self.leaks(
+            [("daemon output", d.stderr_text()) for d in self.daemons] +
+            [("answers and tool output", text) for text in self.transcript] + exposed)
         if problems and not failed:
             raise Failure("; ".join(problems))
+        return problems
+
+    def leaks(self, texts):
+        """Problems for every registered secret, and every canary marker, found in texts
+        [(where, text)]."""
+        problems = []
+        for needle in list(dict.fromkeys(self.secrets)) + [CANARY_MARKER]:
+            for where, text in texts:
+                if where != "note" and needle and needle in text:
+                    problems.append("secret %r leaked in %s: ...%s..." % (
+                        needle[:16], where, excerpt(text, needle)))
+                    break
         return problems
 
     def context(self, lines=12):
@@ -740,6 +992,7 @@ class Suite:
         self.keep = os.environ.get("KEEP", "") == "1"
         self.pb = Protos()
         self.ca = make_ca(self.dir)
+        self.pki = Pki(self.dir)
         # A private copy: a concurrent `make` relinking the binary must not disturb the run.
         self.daemon = None
         if os.access(DAEMON, os.X_OK):

@@ -17,8 +17,6 @@ handlers whichever protocol brought the call.
 
 import json
 import os
-import re
-import secrets
 import signal
 import subprocess
 import threading
@@ -160,15 +158,9 @@ class Calls:
         return out
 
 
-def metrics_port(daemon):
-    m = re.search(r'msg="metrics listening".*? port=(\d+)', daemon.stderr_text())
-    check(m is not None, "no metrics port in the daemon's log")
-    return int(m.group(1))
-
-
 def metric(daemon, name):
     """The value of an unlabelled series on the daemon's /metrics."""
-    url = "http://127.0.0.1:%d/metrics" % metrics_port(daemon)
+    url = "http://127.0.0.1:%d/metrics" % daemon.metrics_port()
     with urllib.request.urlopen(url, timeout=5 * SCALE) as resp:
         body = resp.read().decode()
     for line in body.splitlines():
@@ -320,7 +312,7 @@ def test_slow_answer_times_out(t):
 def test_hanging_workspace_does_not_block_another(t):
     """Workspace A never answers; while 20 GetTasks to A are stuck, GetTasks to workspace B
     keep answering fast."""
-    token = "dapi-CANARY-" + secrets.token_hex(12)
+    token = t.secret("dapi-token")
     b_dir = os.path.join(t.dir, "b")
     os.makedirs(b_dir)
     fake_b = Fake(b_dir, t.suite.ca, token)

@@ -63,8 +63,7 @@ def test_sigterm_stops_serving_and_finishes_calls(t):
     th, out = call_in_background(env, meta, 20)
     wait_until(lambda: env.fake.requests("/runs/get"), 5 * env.daemon.factor, "runs/get at the fake")
     env.daemon.proc.send_signal(signal.SIGTERM)
-    wait_until(lambda: "msg=stopping" in env.daemon.stderr_text(), 5 * env.daemon.factor,
-               "the signal to be taken")
+    env.daemon.wait_logged("stopping")
     # A new call while the one in flight is still waiting: refused, not served.
     status = wait_until(lambda: (lambda s: s if s != "SERVING" else None)(health_status(env)),
                         2 * env.daemon.factor, "new calls to be refused")
@@ -78,8 +77,8 @@ def test_sigterm_stops_serving_and_finishes_calls(t):
     check(reply is not None, "the call in flight got no answer")
     eq(reply.code, grpc.StatusCode.OK, "the call in flight (it fits in the grace period)")
     eq(env.phase_name(reply.msg.resource.phase), "RUNNING", "its phase")
-    log = env.daemon.stderr_text()
-    check("msg=stopping" in log and "msg=stopped" in log, "stop not logged: " + log[-300:])
+    check(env.daemon.logged("stopping") and env.daemon.logged("stopped"),
+          "stop not logged: " + env.daemon.stderr_tail(3))
 
 
 def test_shutdown_delay_answers_not_serving(t):
@@ -91,8 +90,7 @@ def test_shutdown_delay_answers_not_serving(t):
     eq(health_status(env), "SERVING", "health before the signal")
     started = time.monotonic()
     env.daemon.proc.send_signal(signal.SIGTERM)
-    wait_until(lambda: "msg=stopping" in env.daemon.stderr_text(), 5 * env.daemon.factor,
-               "the signal to be taken")
+    env.daemon.wait_logged("stopping")
     eq(health_status(env), "NOT_SERVING", "health during shutdown_delay_ms")
     reply = env.call(GET, env.get_request(resp.resource_meta), t.pb.admin.GetTaskResponse,
                      timeout=5)
@@ -137,8 +135,7 @@ def test_second_signal_exits_at_once(t):
     th, out = call_in_background(env, meta, 40)
     wait_until(lambda: env.fake.requests("/runs/get"), 5 * env.daemon.factor, "runs/get at the fake")
     env.daemon.proc.send_signal(signal.SIGTERM)
-    wait_until(lambda: "msg=stopping" in env.daemon.stderr_text(), 5 * env.daemon.factor,
-               "the first signal to be taken")
+    env.daemon.wait_logged("stopping")
     started = time.monotonic()
     env.daemon.proc.send_signal(signal.SIGINT)
     code = env.daemon.proc.wait(10 * env.daemon.factor)
@@ -153,9 +150,8 @@ def test_second_signal_exits_at_once(t):
 def test_sighup_rotates_token(t):
     """The token file changes and SIGHUP makes the daemon use the new token, without a
     restart and without dropping its connection to the client."""
-    new_token = "dapi-CANARY-rotated-%d" % os.getpid()
+    new_token = t.secret("dapi-token-rotated")
     env = t.start(fake_token=new_token)
-    t.secrets.append(new_token)
     reply = env.call(CREATE, create_request(t.pb, custom=custom_config()))
     eq(reply.code, grpc.StatusCode.PERMISSION_DENIED, "CreateTask with the old token")
     token_file = os.path.join(t.dir, "token-1")
@@ -189,9 +185,9 @@ def test_sighup_invalid_config_keeps_old(t):
     env.daemon.proc.send_signal(signal.SIGHUP)
     wait_until(lambda: "configuration reloaded" in env.daemon.stderr_text(),
                5 * env.daemon.factor, "the second reload")
-    log = env.daemon.stderr_text()
-    check("needs a restart" in log and "key=workers" in log,
-          "restart-only change not named: " + log[-400:])
+    check(env.daemon.logged("changed setting needs a restart to take effect, keeping the old "
+                            "value", key="workers"),
+          "restart-only change not named: " + env.daemon.stderr_tail(4))
 
 
 

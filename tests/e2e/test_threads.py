@@ -102,11 +102,10 @@ def test_unshareable_poller_falls_back_to_worker_threads(t):
     fall-back itself and a clean stop are checked here; the workers' serving is checked
     by test_worker_threads_serve_calls.)"""
     env = t.start(env={"GRPC_POLL_STRATEGY": "poll"}, wait=False)
-    wait_until(lambda: "msg=serving" in env.daemon.stderr_text(), 10 * env.daemon.factor,
-               "the serving line")
-    lines = [l for l in env.daemon.stderr_text().splitlines() if FALLBACK_WARNING in l]
+    env.daemon.wait_logged("serving", 10)
+    lines = [e for e in env.daemon.events() if FALLBACK_WARNING in e.get("msg", "")]
     eq(len(lines), 1, "fall-back warnings")
-    check("level=warning" in lines[0] and "workers=2" in lines[0],
+    check(lines[0].get("level") == "warning" and lines[0].get("workers") == "2",
           "fall-back warning: %r" % lines[0])
     check_workers(env, 2)
 

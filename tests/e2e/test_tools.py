@@ -7,7 +7,8 @@ import signal
 import subprocess
 import time
 
-from harness import DAEMON, ROOT, SCALE, check, eq, wait_until
+import harness
+from harness import DAEMON, ROOT, SCALE, check, eq, parse_log_line, wait_until
 
 PROGRAM = "flyte-databricks-connector"
 
@@ -54,6 +55,15 @@ class Process:
         return self.proc.returncode
 
 
+def serving_port(daemon):
+    """The port of the daemon's "serving" line, None before it (text and JSON logs alike)."""
+    for line in daemon.text("err").splitlines():
+        event = parse_log_line(line)
+        if event and event.get("msg") == "serving":
+            return event["port"]
+    return None
+
+
 def start_fake_workspace(t, *extra, own_dir=True):
     """own_dir: pass --dir (kept afterwards); else the fake makes and removes a temp dir."""
     where = ["--dir", os.path.join(t.dir, "fake")] if own_dir else []
@@ -74,11 +84,12 @@ def test_fake_workspace_end_to_end(t):
         check(settings["instance"].startswith("127.0.0.1:"), "instance %r" % settings["instance"])
         check("serve --instance" in fake.text("err"), "no how-to line on stderr")
         daemon = Process(t, "daemon", ["serve", "--listen", "127.0.0.1:0", "--metrics-listen",
-                                       "off", "--instance", settings["instance"], "--ca-file",
+                                       "off", "--log-format", harness.LOG_FORMAT, "--log-level",
+                                       "debug",
+                                       "--instance", settings["instance"], "--ca-file",
                                        settings["ca_file"]],
                          env=env_without_flyte(FLYTE_DATABRICKS_ACCESS_TOKEN=settings["token"]))
-        wait_until(lambda: "msg=serving" in daemon.text("err"), 10 * SCALE, "the daemon")
-        port = daemon.text("err").split("msg=serving", 1)[1].split("port=", 1)[1].split()[0]
+        port = wait_until(lambda: serving_port(daemon), 10 * SCALE, "the daemon")
         proc = run(t, "submit", os.path.join(ROOT, "examples", "databricks-task.json"), "--addr",
                    "127.0.0.1:" + port, "--wait", "--interval", "0.2")
         eq(proc.returncode, 0, "submit --wait exit code (stderr %r)" % proc.stderr)
@@ -100,11 +111,12 @@ def test_fake_workspace_failing_sample(t):
     daemon = None
     try:
         daemon = Process(t, "daemon", ["serve", "--listen", "127.0.0.1:0", "--metrics-listen",
-                                       "off", "--instance", settings["instance"], "--ca-file",
+                                       "off", "--log-format", harness.LOG_FORMAT, "--log-level",
+                                       "debug",
+                                       "--instance", settings["instance"], "--ca-file",
                                        settings["ca_file"]],
                          env=env_without_flyte(FLYTE_DATABRICKS_ACCESS_TOKEN=settings["token"]))
-        wait_until(lambda: "msg=serving" in daemon.text("err"), 10 * SCALE, "the daemon")
-        port = daemon.text("err").split("msg=serving", 1)[1].split("port=", 1)[1].split()[0]
+        port = wait_until(lambda: serving_port(daemon), 10 * SCALE, "the daemon")
         proc = run(t, "submit", os.path.join(ROOT, "examples", "databricks-task-failing.json"),
                    "--addr", "127.0.0.1:" + port, "--wait", "--interval", "0.2")
         eq(proc.returncode, 3, "exit code of a failed run")

@@ -57,6 +57,8 @@ members merged into the answer, e.g. durations), or an
 injected HTTP answer
   {"http_status": 503, "body": {...} | "text", "headers": {...}, "delay_ms": 0,
    "content_type": "..."}
+("body_latin1": "text" instead of "body" sends each character as the byte of
+that value, application/json: bytes that are not UTF-8, for instance)
 or a fault, which breaks the transport rather than answering:
   {"fault": "reset"}     headers and half the body, then a TCP RST (SO_LINGER 0)
   {"fault": "truncate"}  the whole body under a Content-Length 64 bytes larger,
@@ -323,7 +325,7 @@ def parse_run_id(value, where):
         raise ApiError(400, "MALFORMED_REQUEST",
                        "Could not parse request object: Expected an int64 for run_id in %s" % where)
     text = str(value)
-    if not text.isdigit() or len(text) > 18:
+    if not text.isdigit() or int(text) > 2**63 - 1:
         raise ApiError(400, "INVALID_PARAMETER_VALUE",
                        "Invalid value for run_id: '%s' is not a valid int64" % text)
     return int(text)
@@ -601,7 +603,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_head(200, step.get("content_type", "application/json"), 0)
             return
         status = int(step.get("http_status", 200))
-        data, ctype = self.encode(step.get("body", ""))
+        if "body_latin1" in step:  # any bytes, e.g. ones that are not UTF-8
+            data, ctype = step["body_latin1"].encode("latin-1"), "application/json"
+        else:
+            data, ctype = self.encode(step.get("body", ""))
         ctype = step.get("content_type", ctype)
         if fault == "reset":
             self.send_head(status, ctype, len(data), step.get("headers"))

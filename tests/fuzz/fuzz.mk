@@ -40,8 +40,9 @@ FUZZ_MODULES_resmeta := resmeta k8s_secret errmsg
 FUZZ_MODULES_config := config resmeta k8s_secret structjson errmsg tls_files
 FUZZ_MODULES_template_json := template_json structjson errmsg
 FUZZ_MODULES_credential_answers := k8s_secret oauth_token errmsg
+FUZZ_MODULES_pb_strings := pbdepth errmsg
 FUZZ_ALL := create_request get_request delete_request struct_json run_phase resmeta config \
-	template_json credential_answers
+	template_json credential_answers pb_strings
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 
 FUZZ_GEN_C := $(patsubst %,$(FUZZ_BUILD)/gen/%.pb-c.c,$(PROTO_NAMES))

@@ -4,7 +4,8 @@
     tests/packaging/check-dockerfile.py [--no-self-test] [--no-context-build] [DOCKERFILE]
 
 Checks the rules the image must keep: a Debian 12 build stage that runs `make`,
-a bookworm-slim runtime stage holding only the runtime libraries, a numeric
+a bookworm-slim runtime stage holding only the runtime libraries, every base
+image pinned by digest (@sha256:, ARG defaults resolved), a numeric
 non-root USER, exec-form ENTRYPOINT/CMD, the gRPC and metrics ports, clean
 apt-get use, no remote ADD, the `pyflyte` and `c0` links the official Helm
 charts start the image with; and .dockerignore keeping build outputs and
@@ -33,6 +34,8 @@ FIXTURES = os.path.join(HERE, "fixtures")
 BINARY = "/usr/local/bin/flyte-databricks-connector"
 BUILD_IMAGE = re.compile(r"^(docker\.io/(library/)?)?debian:bookworm(@sha256:[0-9a-f]{64})?$")
 RUNTIME_IMAGE = re.compile(r"^(docker\.io/(library/)?)?debian:bookworm-slim(@sha256:[0-9a-f]{64})?$")
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+ARG_REF = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 # Runtime packages of what the binary links (grpc core, protobuf-c, curl, cJSON,
 # sd_notify, the metrics HTTP server) and the CA store curl needs for TLS.
 ALLOWED_RUNTIME_PACKAGES = {
@@ -82,16 +85,32 @@ def parse(text):
     return out
 
 
+def global_args(instructions):
+    """The ARG defaults declared before the first FROM, which FROM lines may use."""
+    args = {}
+    for ins in instructions:
+        if ins.keyword == "FROM":
+            break
+        if ins.keyword == "ARG":
+            name, _, default = ins.args.partition("=")
+            args[name.strip()] = default.strip()
+    return args
+
+
 def split_stages(instructions):
-    """Gives a list of stages: dicts with image, name, from_line, instructions."""
+    """Gives a list of stages: dicts with image (as written), resolved (ARGs replaced by their
+    defaults), name, line, body."""
     stages = []
+    args = global_args(instructions)
     for ins in instructions:
         if ins.keyword == "FROM":
             words = [w for w in ins.args.split() if not w.startswith("--")]
             name = None
             if len(words) >= 3 and words[1].lower() == "as":
                 name = words[2]
-            stages.append({"image": words[0] if words else "", "name": name,
+            image = words[0] if words else ""
+            resolved = ARG_REF.sub(lambda m: args.get(m.group(1) or m.group(2), ""), image)
+            stages.append({"image": image, "resolved": resolved, "name": name,
                            "line": ins.line, "body": []})
         elif stages:
             stages[-1]["body"].append(ins)
@@ -174,16 +193,30 @@ def rule_stages(c):
 
 def rule_build_base(c):
     s = c["stages"][0] if c["stages"] else None
-    if not s or not BUILD_IMAGE.match(s["image"]):
-        return "first FROM must be debian:bookworm (optionally @sha256:...), found %r" % (
-            s["image"] if s else None)
+    if not s or not BUILD_IMAGE.match(s["resolved"]):
+        return "first FROM must be debian:bookworm (@sha256:...), found %r" % (
+            s["resolved"] if s else None)
 
 
 def rule_runtime_base(c):
     s = c["stages"][-1] if c["stages"] else None
-    if not s or not RUNTIME_IMAGE.match(s["image"]):
-        return "last FROM must be debian:bookworm-slim (optionally @sha256:...), found %r" % (
-            s["image"] if s else None)
+    if not s or not RUNTIME_IMAGE.match(s["resolved"]):
+        return "last FROM must be debian:bookworm-slim (@sha256:...), found %r" % (
+            s["resolved"] if s else None)
+
+
+def rule_digest_pinned(c):
+    """Every base image is written with @sha256: and resolves (ARG defaults in) to a full
+    digest: a tag alone can be moved to other content."""
+    for s in c["stages"]:
+        if s["image"] in c["stage_names"] or s["image"] == "scratch":
+            continue
+        if "@sha256:" not in s["image"]:
+            return "line %d: FROM %s is not pinned by digest (@sha256:...)" % (s["line"],
+                                                                                s["image"])
+        if not DIGEST.search(s["resolved"]):
+            return "line %d: FROM %s resolves to %s, not a 64-digit sha256 digest" % (
+                s["line"], s["image"], s["resolved"])
 
 
 def rule_pinned_tags(c):
@@ -191,7 +224,7 @@ def rule_pinned_tags(c):
         image = s["image"]
         if image in c["stage_names"] or image == "scratch":
             continue
-        ref = image.split("@")[0]
+        ref = s["resolved"].split("@")[0]
         tag = ref.rsplit(":", 1)[1] if ":" in ref.split("/")[-1] else None
         if tag is None or tag == "latest":
             return "line %d: FROM %s has no pinned tag" % (s["line"], image)
@@ -357,6 +390,7 @@ RULES = [
     ("build-base", rule_build_base),
     ("runtime-base", rule_runtime_base),
     ("pinned-tags", rule_pinned_tags),
+    ("digest-pinned", rule_digest_pinned),
     ("build-runs-make", rule_build_runs_make),
     ("user-non-root", rule_user),
     ("expose", rule_expose),
@@ -458,10 +492,16 @@ def context_build(report, c):
 # An old string that is not in the file fails the self-test, so the
 # mutations stay in step with the Dockerfile.
 MUTATIONS = [
-    ("stages", "FROM debian:bookworm AS build\n", ""),
-    ("build-base", "FROM debian:bookworm AS build", "FROM debian:bullseye AS build"),
-    ("runtime-base", "FROM debian:bookworm-slim", "FROM debian:bookworm"),
-    ("pinned-tags", "FROM debian:bookworm-slim", "FROM debian"),
+    ("stages", "FROM debian:bookworm@sha256:${DEBIAN_BOOKWORM_SHA256} AS build\n", ""),
+    ("build-base", "FROM debian:bookworm@", "FROM debian:bullseye@"),
+    ("runtime-base", "FROM debian:bookworm-slim@", "FROM debian:bookworm@"),
+    ("pinned-tags", "FROM debian:bookworm-slim@", "FROM debian@"),
+    ("digest-pinned", "FROM debian:bookworm-slim@sha256:${DEBIAN_BOOKWORM_SLIM_SHA256}",
+     "FROM debian:bookworm-slim"),
+    ("digest-pinned", "FROM debian:bookworm@sha256:${DEBIAN_BOOKWORM_SHA256} AS build",
+     "FROM debian:bookworm AS build"),
+    ("digest-pinned", "ARG DEBIAN_BOOKWORM_SLIM_SHA256=abd67ffc", "ARG DEBIAN_BOOKWORM_SLIM_SHA256=bd67ffc"),
+    ("digest-pinned", "ARG DEBIAN_BOOKWORM_SHA256=8130", "ARG DEBIAN_BOOKWORM_SHA256=REPLACE-ME"),
     ("build-runs-make", "RUN make -j", "RUN cmake -j"),
     ("user-non-root", "USER 65532:65532", "USER 0:0"),
     ("user-non-root", "USER 65532:65532", "USER nonroot"),

@@ -7,10 +7,13 @@ Parses every YAML file under deploy/, renders deploy/base with
 `kubectl kustomize` (falls back to the raw files, with a message, when kubectl
 is absent) and checks what production needs: two replicas with gRPC probes,
 small resource bounds, a non-root, read-only, capability-free container, the
-token from the Secret, the config from the ConfigMap, a grace period above the
-daemon's, a headless gRPC Service, a PodDisruptionBudget, Prometheus scrape
-annotations; that the ConfigMap's config passes the daemon's --check-config
-(when the binary is built); that per-namespace tokens are off in the base and
+token from the Secret as a file (mode 0400, read-only mount, the config's
+token_file; never an environment variable), the config from the ConfigMap, a
+grace period above the daemon's, a headless gRPC Service, a PodDisruptionBudget,
+Prometheus scrape annotations, a NetworkPolicy admitting port 8000 only from
+propeller's pods and 9090 only from the monitoring namespace; that the
+ConfigMap's config passes the daemon's --check-config (when the binary is
+built); that per-namespace tokens are off in the base and
 deploy/overlays/namespace-tokens turns them on with the least RBAC (a
 ClusterRole with only "get" on secrets, bound to the pod's ServiceAccount,
 whose token is mounted); and that deploy/propeller/connector-service.yaml
@@ -55,12 +58,20 @@ DAEMON_GRACE_SECONDS = 10
 UID = 65532
 TOKEN_ENV = "FLYTE_DATABRICKS_ACCESS_TOKEN"
 TOKEN_PLACEHOLDER = "REPLACE-WITH-DATABRICKS-TOKEN"
+TOKEN_MODE = 0o400
 # Keys the daemon's config parser accepts (config/README.md); any other is fatal.
 CONFIG_KEYS = {
     "allowed_instances", "ca_file", "connect_timeout_ms", "default_instance", "listen",
     "log_level", "max_response_bytes", "request_timeout_ms", "service_credential_provider",
-    "token_file", "workers",
+    "token_file", "workers", "idempotency_key_file", "tls_cert_file", "tls_key_file",
+    "tls_client_ca_file", "log_format", "metrics_listen", "shutdown_delay_ms",
+    "shutdown_grace_ms", "max_calls_in_flight", "instance_rate_limit_rps",
+    "instance_max_concurrent_requests", "instance_limits", "max_tracked_runs",
+    "status_cache_ttl_ms", "terminal_cache_ttl_ms",
 }
+# Who may call the connector (deploy/base/networkpolicy.yaml).
+PROPELLER_POD_LABEL = ("app.kubernetes.io/name", "flytepropeller")
+MONITORING_NAMESPACE = "monitoring"
 # Upper bounds that keep "small" small.
 MAX_REQUESTS = {"cpu": 0.5, "memory": 256 * 2**20}
 MAX_LIMITS = {"cpu": 2.0, "memory": 1024 * 2**20}
@@ -217,21 +228,90 @@ def check_container_security(m):
     need(st == "RuntimeDefault", "container seccompProfile.type is %s" % st)
 
 
-def check_token(m):
+def token_mount(m):
+    """Gives (path of the token file in the container, the Secret volume) and checks how the
+    Secret reaches the container: a secret volume of the manifests' Secret, its token key at
+    mode 0400, mounted read-only."""
     c = container(m)
     secret = one(m["objects"], "Secret")
     sname = dig(secret, "metadata", "name")
     keys = set((secret.get("data") or {}).keys()) | set((secret.get("stringData") or {}).keys())
-    env = {e.get("name"): e for e in c.get("env") or []}
+    volumes = [v for v in pod_spec(m).get("volumes") or [] if "secret" in v]
+    need(len(volumes) == 1, "expected one secret volume (the token), found %d" % len(volumes))
+    vol = volumes[0]
+    need(dig(vol, "secret", "secretName") == sname,
+         "the token volume mounts Secret %r, the manifests define %r" % (
+             dig(vol, "secret", "secretName"), sname))
+    need(dig(vol, "secret", "optional") is not True, "the token volume is optional")
+    items = dig(vol, "secret", "items", default=[]) or []
+    need(len(items) == 1 and items[0].get("key") in keys,
+         "the token volume must project exactly the Secret's token key (items %r, keys %s)" % (
+             items, sorted(keys)))
+    mode = items[0].get("mode", dig(vol, "secret", "defaultMode"))
+    need(mode == TOKEN_MODE, "the token file's mode is %s, want 0400" % (
+        oct(mode) if isinstance(mode, int) else mode))
+    mounts = [vm for vm in c.get("volumeMounts") or [] if vm.get("name") == vol.get("name")]
+    need(len(mounts) == 1, "the token volume is mounted %d times" % len(mounts))
+    need(mounts[0].get("readOnly") is True, "the token volume is not mounted readOnly")
+    need("subPath" not in mounts[0], "the token volume uses subPath (never updated on rotation)")
+    return mounts[0]["mountPath"].rstrip("/") + "/" + items[0]["path"], vol
+
+
+def check_token(m):
+    c = container(m)
     for e in c.get("env") or []:
-        need(not (e.get("name") == TOKEN_ENV and "value" in e),
-             "%s is a literal value in the Deployment; take it from the Secret" % TOKEN_ENV)
-    ref = dig(env.get(TOKEN_ENV), "valueFrom", "secretKeyRef")
-    need(isinstance(ref, dict), "%s does not come from a secretKeyRef" % TOKEN_ENV)
-    need(ref.get("name") == sname, "%s refers to Secret %r, the manifests define %r" % (
-        TOKEN_ENV, ref.get("name"), sname))
-    need(ref.get("key") in keys, "Secret %s has no key %r" % (sname, ref.get("key")))
-    need(ref.get("optional") is not True, "the token secretKeyRef is optional")
+        need(e.get("name") != TOKEN_ENV,
+             "%s is an environment variable of the container; mount the Secret as a file "
+             "(token_file) instead" % TOKEN_ENV)
+        need(not dig(e, "valueFrom", "secretKeyRef"),
+             "env %s comes from a Secret; secrets go in as files" % e.get("name"))
+    need(not any("secretRef" in ef for ef in c.get("envFrom") or []),
+         "envFrom a Secret puts secrets in the environment")
+    token_mount(m)
+    # A 0400 file is root's; the kubelet gives it to fsGroup (group read) so that the
+    # daemon's group, and only it, reads it.
+    sc = pod_spec(m).get("securityContext") or {}
+    need(sc.get("fsGroup") is not None and sc.get("fsGroup") == sc.get("runAsGroup"),
+         "pod securityContext.fsGroup is %r; it must be runAsGroup (%r) for the daemon to read "
+         "a 0400 token file" % (sc.get("fsGroup"), sc.get("runAsGroup")))
+
+
+def check_network_policy(m):
+    pols = [o for o in m["objects"] if o.get("kind") == "NetworkPolicy"]
+    need(len(pols) == 1, "expected one NetworkPolicy, found %d" % len(pols))
+    spec = pols[0].get("spec") or {}
+    selects_pods(dig(spec, "podSelector", "matchLabels"), m, "NetworkPolicy")
+    need("Ingress" in (spec.get("policyTypes") or []), "NetworkPolicy policyTypes lacks Ingress")
+    allowed = {}  # port -> list of peers
+    for rule in spec.get("ingress") or []:
+        ports = rule.get("ports")
+        need(ports, "an ingress rule without ports admits every port")
+        peers = rule.get("from")
+        need(peers, "an ingress rule without from admits every source")
+        for p in ports:
+            allowed.setdefault(p.get("port"), []).extend(peers)
+    need(set(allowed) <= {GRPC_PORT, METRICS_PORT, "grpc", "metrics"},
+         "NetworkPolicy opens ports %s" % sorted(map(str, allowed)))
+    grpc_peers = allowed.get(GRPC_PORT, []) + allowed.get("grpc", [])
+    need(grpc_peers, "NetworkPolicy admits nobody on port %d (propeller must reach it)" % GRPC_PORT)
+    for peer in grpc_peers:
+        need(set(peer) == {"podSelector"},
+             "port %d admits %s; only propeller's pods (a podSelector) may call" % (
+                 GRPC_PORT, sorted(peer)))
+        labels = dig(peer, "podSelector", "matchLabels", default={}) or {}
+        need(labels.get(PROPELLER_POD_LABEL[0]) == PROPELLER_POD_LABEL[1],
+             "port %d admits pods %r, not propeller's (%s=%s)" % (
+                 GRPC_PORT, labels, PROPELLER_POD_LABEL[0], PROPELLER_POD_LABEL[1]))
+    metrics_peers = allowed.get(METRICS_PORT, []) + allowed.get("metrics", [])
+    need(metrics_peers, "NetworkPolicy admits nobody on port %d (Prometheus)" % METRICS_PORT)
+    for peer in metrics_peers:
+        need(set(peer) == {"namespaceSelector"},
+             "port %d admits %s; only the monitoring namespace may scrape" % (
+                 METRICS_PORT, sorted(peer)))
+        labels = dig(peer, "namespaceSelector", "matchLabels", default={}) or {}
+        need(labels == {"kubernetes.io/metadata.name": MONITORING_NAMESPACE},
+             "port %d admits namespaces %r, not only %s" % (METRICS_PORT, labels,
+                                                             MONITORING_NAMESPACE))
 
 
 def config_mount(m):
@@ -279,8 +359,10 @@ def check_config(m):
     listen = cfg.get("listen", "0.0.0.0:%d" % GRPC_PORT)
     need(listen.rsplit(":", 1)[-1] == str(GRPC_PORT),
          "config listen %s is not on the gRPC container port %d" % (listen, GRPC_PORT))
-    need(cfg.get("token_file") is None,
-         "config token_file is %r, but the token comes from %s" % (cfg.get("token_file"), TOKEN_ENV))
+    token_path, _ = token_mount(m)
+    need(cfg.get("token_file") == token_path,
+         "config token_file is %r, but the Secret is mounted at %s" % (cfg.get("token_file"),
+                                                                     token_path))
 
 
 def check_grace(m):
@@ -460,6 +542,7 @@ CHECKS = [
     ("secret-placeholder-only", check_secret_placeholder),
     ("namespace-tokens-off-by-default", check_namespace_tokens_off),
     ("namespace-tokens-rbac", check_namespace_tokens_rbac),
+    ("network-policy", check_network_policy),
     ("propeller-connector-service", check_propeller),
 ]
 
@@ -492,6 +575,18 @@ def _kind(m, kind):
 
 def _overlay(m, kind):
     return next(o for o in m["overlay"] if o.get("kind") == kind)
+
+
+def _tpod(m):
+    return _kind({"objects": m["tls_objects"]}, "Deployment")["spec"]["template"]["spec"]
+
+
+def _tc(m):
+    return _tpod(m)["containers"][0]
+
+
+def _secret_volume(m):
+    return next(v for v in _pod(m)["volumes"] if "secret" in v)
 
 
 MUTATIONS = [
@@ -536,8 +631,50 @@ MUTATIONS = [
      lambda m: _c(m)["securityContext"].__setitem__("seccompProfile", {"type": "Unconfined"})),
     ("deployment-token-from-secret", "token as a literal env value",
      lambda m: _c(m).__setitem__("env", [{"name": TOKEN_ENV, "value": "dapi0123"}])),
-    ("deployment-token-from-secret", "token from a Secret not in the manifests",
-     lambda m: _c(m)["env"][0]["valueFrom"]["secretKeyRef"].__setitem__("name", "other")),
+    ("deployment-token-from-secret", "token back in an env variable from the Secret",
+     lambda m: _c(m).__setitem__("env", [{"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {
+         "name": "flyte-databricks-connector-token", "key": "token"}}}])),
+    ("deployment-token-from-secret", "the Secret as envFrom",
+     lambda m: _c(m).__setitem__("envFrom", [{"secretRef": {"name": "x"}}])),
+    ("deployment-token-from-secret", "token file mode 0644",
+     lambda m: _secret_volume(m)["secret"].__setitem__("defaultMode", 0o644)),
+    ("deployment-token-from-secret", "token volume from a Secret not in the manifests",
+     lambda m: _secret_volume(m)["secret"].__setitem__("secretName", "other")),
+    ("deployment-token-from-secret", "token volume mounted read-write",
+     lambda m: [vm.__setitem__("readOnly", False) for vm in _c(m)["volumeMounts"]
+                if vm["name"] == _secret_volume(m)["name"]]),
+    ("deployment-token-from-secret", "no fsGroup (the daemon cannot read a 0400 file)",
+     lambda m: _pod(m)["securityContext"].pop("fsGroup")),
+    ("deployment-config-from-configmap", "token_file not the mounted Secret",
+     lambda m: _kind(m, "ConfigMap")["data"].__setitem__(
+         "config.json", '{"token_file": "/elsewhere/token"}')),
+    ("network-policy", "no NetworkPolicy",
+     lambda m: m["objects"].remove(_kind(m, "NetworkPolicy"))),
+    ("network-policy", "gRPC port open to every pod of every namespace",
+     lambda m: _kind(m, "NetworkPolicy")["spec"]["ingress"][0].__setitem__(
+         "from", [{"namespaceSelector": {}}])),
+    ("network-policy", "a rule without ports",
+     lambda m: _kind(m, "NetworkPolicy")["spec"]["ingress"][0].pop("ports")),
+    ("network-policy", "gRPC port open to other pods",
+     lambda m: _kind(m, "NetworkPolicy")["spec"]["ingress"][0]["from"][0]["podSelector"]
+     .__setitem__("matchLabels", {"app": "anything"})),
+    ("network-policy", "metrics open to any namespace",
+     lambda m: _kind(m, "NetworkPolicy")["spec"]["ingress"][1]["from"][0].__setitem__(
+         "namespaceSelector", {})),
+    ("tls-overlay", "gRPC probes kept",
+     lambda m: _tc(m).__setitem__("livenessProbe", {"grpc": {"port": 8000}})),
+    ("tls-overlay", "the TLS files world-readable",
+     lambda m: [v["secret"].__setitem__("defaultMode", 0o644) for v in _tpod(m)["volumes"]
+                if v["name"] == "tls"]),
+    ("tls-overlay", "no --tls-key",
+     lambda m: _tc(m).__setitem__("args", [a for a in _tc(m)["args"] if "tls.key" not in a
+                                           and a != "--tls-key"])),
+    ("tls-overlay", "certificate without localhost",
+     lambda m: _kind({"objects": m["tls_objects"]}, "Certificate")["spec"]["dnsNames"].remove(
+         "localhost")),
+    ("network-policy", "an ipBlock admitting everyone on 8000",
+     lambda m: _kind(m, "NetworkPolicy")["spec"]["ingress"][0]["from"].append(
+         {"ipBlock": {"cidr": "0.0.0.0/0"}})),
     ("secret-placeholder-only", "a real-looking token committed",
      lambda m: _kind(m, "Secret").__setitem__("stringData", {"token": "dapi0123456789abcdef"})),
     ("deployment-resources", "no limits", lambda m: _c(m)["resources"].pop("limits")),
@@ -706,9 +843,16 @@ def daemon_check_config(report, m):
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "config.json")
+        cfg = json.loads(text)
+        # The mounted token file does not exist here: a placeholder stands in for it.
+        if cfg.get("token_file"):
+            cfg["token_file"] = os.path.join(tmp, "token")
+            with open(cfg["token_file"], "w") as fh:
+                fh.write(TOKEN_PLACEHOLDER + "\n")
+            os.chmod(cfg["token_file"], 0o400)
         with open(path, "w") as fh:
-            fh.write(text)
-        env = dict(os.environ, **{TOKEN_ENV: TOKEN_PLACEHOLDER})
+            json.dump(cfg, fh)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLYTE_")}
         r = subprocess.run([binary, "--check-config", "--config", path], capture_output=True,
                            text=True, env=env, timeout=30)
     out = (r.stdout + r.stderr).strip().replace("\n", " | ")
@@ -719,20 +863,77 @@ def daemon_check_config(report, m):
 
 
 def self_test(report, m):
+    checks = dict(CHECKS, **{"tls-overlay": check_tls_overlay})
     for n, (check, what, mutate) in enumerate(MUTATIONS, 1):
         name = "self-test-%02d-%s" % (n, check)
+        if check == "tls-overlay" and m.get("tls_objects") is None:
+            continue  # not rendered (no kubectl)
         broken = copy.deepcopy(m)
         try:
             mutate(broken)
         except Exception as e:
             report.fail(name, "cannot apply %r to the manifests: %r" % (what, e))
             continue
-        fn = dict(CHECKS)[check]
-        why = run_check(fn, broken)
+        why = run_check(checks[check], broken)
         if why:
             report.ok("%s (%s caught: %s)" % (name, what, why))
         else:
             report.fail(name, "%s was not caught by %s" % (what, check))
+
+
+TLS_OVERLAY = os.path.join(DEPLOY, "tls")
+
+
+def check_tls_overlay(m):
+    """deploy/tls rendered: the daemon gets --tls-cert/--tls-key from a read-only 0400 mount of
+    the Certificate's Secret, the probes run the daemon's client over TLS (kubelet's gRPC
+    probes cannot), and the certificate names the Service propeller dials and localhost."""
+    objs = m["tls_objects"]
+    c = container({"objects": objs})
+    args = list(c.get("args") or [])
+    flags = {args[i]: args[i + 1] for i in range(len(args) - 1) if args[i].startswith("--")}
+    need("--tls-cert" in flags and "--tls-key" in flags, "the container lacks --tls-cert/--tls-key")
+    cert = one(objs, "Certificate")
+    secret = dig(cert, "spec", "secretName")
+    vols = {v.get("name"): v for v in pod_spec({"objects": objs}).get("volumes") or []}
+    tls_vols = [n for n, v in vols.items() if dig(v, "secret", "secretName") == secret]
+    need(len(tls_vols) == 1, "no volume of the Certificate's Secret %r" % secret)
+    need(dig(vols[tls_vols[0]], "secret", "defaultMode") == TOKEN_MODE,
+         "the TLS files' mode is not 0400")
+    mounts = [vm for vm in c.get("volumeMounts") or [] if vm.get("name") == tls_vols[0]]
+    need(len(mounts) == 1 and mounts[0].get("readOnly") is True,
+         "the TLS volume is not mounted once, read-only")
+    where = mounts[0]["mountPath"].rstrip("/") + "/"
+    need(flags["--tls-cert"] == where + "tls.crt" and flags["--tls-key"] == where + "tls.key",
+         "--tls-cert/--tls-key %s %s are not the mounted tls.crt/tls.key" % (
+             flags["--tls-cert"], flags["--tls-key"]))
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        cmd = dig(c, probe, "exec", "command", default=[]) or []
+        need("grpc" not in (c.get(probe) or {}), "%s is a gRPC probe (it cannot speak TLS)" % probe)
+        need(len(cmd) > 2 and cmd[1] == "agents" and "--ca-file" in cmd,
+             "%s does not run `agents --ca-file ...`: %r" % (probe, cmd))
+        need(cmd[cmd.index("--ca-file") + 1] == where + "ca.crt",
+             "%s trusts %r, not the mounted ca.crt" % (probe, cmd[cmd.index("--ca-file") + 1]))
+    names = set(dig(cert, "spec", "dnsNames", default=[]) or [])
+    svc = one(objs, "Service")
+    fqdn = "%s.%s.svc.cluster.local" % (dig(svc, "metadata", "name"), m["namespace"])
+    need({fqdn, "localhost"} <= names, "the Certificate's dnsNames %s lack %s or localhost" % (
+        sorted(names), fqdn))
+
+
+def render_tls_overlay(report):
+    """The objects of deploy/tls, or None (kubectl missing: reported as a skip)."""
+    kubectl = shutil.which("kubectl")
+    if not kubectl:
+        print("# skip tls-overlay: kubectl is not installed")
+        return None
+    r = subprocess.run([kubectl, "kustomize", TLS_OVERLAY], capture_output=True, text=True,
+                       timeout=120)
+    if r.returncode != 0:
+        report.fail("tls-overlay-build", (r.stderr or r.stdout).strip().replace("\n", " "))
+        return None
+    report.ok("tls-overlay-build")
+    return [d for d in yaml.safe_load_all(r.stdout) if d]
 
 
 def main(argv):
@@ -755,6 +956,13 @@ def main(argv):
         else:
             report.ok(name)
     daemon_check_config(report, m)
+    m["tls_objects"] = render_tls_overlay(report)
+    if m["tls_objects"] is not None:
+        why = run_check(check_tls_overlay, m)
+        if why:
+            report.fail("tls-overlay", why)
+        else:
+            report.ok("tls-overlay")
     if "--no-self-test" not in argv:
         self_test(report, m)
     print("%d passed, %d failed" % (report.passed, report.failed))

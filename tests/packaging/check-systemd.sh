@@ -104,6 +104,7 @@ checks=(
 	"syscall-filter|^SystemCallFilter=@system-service$|system calls limited to a service's set"
 	"address-families|^RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX$|only IP and local sockets"
 	"limit-nofile|^LimitNOFILE=[1-9][0-9]*$|one descriptor per connection: raise the limit"
+	"limit-core|^LimitCORE=0$|a core file would hold the token"
 )
 for c in "${checks[@]}"; do
 	IFS='|' read -r name re why <<<"$c"

@@ -50,7 +50,7 @@ static inline void requests_token(char ret_token[IDEMPOTENCY_TOKEN_SIZE])
         .retry_attempt = REQUESTS_RETRY_ATTEMPT,
     };
 
-    assert_int_equal(idempotency_token(&id, ret_token), 0);
+    assert_int_equal(idempotency_token(&id, NULL, 0, ret_token), 0);
 }
 
 static inline uint8_t *requests_pack(const ProtobufCMessage *message, size_t *ret_len)

@@ -132,6 +132,7 @@ static void test_keys_sorted_and_complete(void **state)
         "client_secret_file",
         "connect_timeout_ms",
         "default_instance",
+        "idempotency_key_file",
         "instance_limits",
         "instance_max_concurrent_requests",
         "instance_oauth",
@@ -152,6 +153,9 @@ static void test_keys_sorted_and_complete(void **state)
         "shutdown_grace_ms",
         "status_cache_ttl_ms",
         "terminal_cache_ttl_ms",
+        "tls_cert_file",
+        "tls_client_ca_file",
+        "tls_key_file",
         "token_file",
         "workers",
     };
@@ -194,17 +198,19 @@ static void test_defaults(void **state)
     assert_false(config_instance_allowed(cfg, "x.cloud.databricks.com"));
 
     desc = config_describe(cfg);
-    /* config_file and token, then the keys by name */
+    /* config_file and the secrets, masked, then the keys by name */
     assert_string_equal(desc, "config_file = (none)\n"
                               "token = (unset)\n"
                               "client_secret = (unset)\n"
                               "kubernetes_api = (not in a cluster)\n"
+                              "idempotency_key = (unset)\n"
                               "allowed_instances = (none)\n"
                               "ca_file = (none)\n"
                               "client_id = (none)\n"
                               "client_secret_file = (none)\n"
                               "connect_timeout_ms = 5000\n"
                               "default_instance = (none)\n"
+                              "idempotency_key_file = (none)\n"
                               "instance_limits = (none)\n"
                               "instance_max_concurrent_requests = 256\n"
                               "instance_oauth = (none)\n"
@@ -226,6 +232,9 @@ static void test_defaults(void **state)
                               "shutdown_grace_ms = 10000\n"
                               "status_cache_ttl_ms = 0\n"
                               "terminal_cache_ttl_ms = 0\n"
+                              "tls_cert_file = (none)\n"
+                              "tls_client_ca_file = (none)\n"
+                              "tls_key_file = (none)\n"
                               "token_file = (none)\n"
                               "workers = 0\n");
     free(desc);
@@ -910,6 +919,138 @@ static void test_ca_file_checked(void **state)
     tmp_remove(&not_pem);
 }
 
+/* idempotency_key_file: the content, trimmed, is the key; short keys and unreadable files are
+ * errors naming the key, a readable-by-others file a warning; describe masks it. */
+static void test_idempotency_key_file(void **state)
+{
+    static const char key[] = "0123456789abcdef0123456789abcdef-CANARY";
+    struct tmpfile good, open_mode, short_key, conf;
+    char text[512], *desc;
+
+    (void)state;
+    snprintf(text, sizeof(text), "\n  %s \n", key);
+    tmp_write(&good, text, 0600);
+    tmp_write(&open_mode, key, 0644);
+    tmp_write(&short_key, "0123456789abcdef0123456789abcde\n", 0600); /* 31 bytes */
+    snprintf(text, sizeof(text), "{\"idempotency_key_file\": \"%s\"}", good.path);
+    tmp_write(&conf, text, 0600);
+    {
+        const char *args[] = {"--config", conf.path, NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, 0);
+        assert_int_equal(res.cfg->idempotency_key_len, strlen(key));
+        assert_memory_equal(res.cfg->idempotency_key, key, strlen(key));
+        for (size_t i = 0; res.warnings && res.warnings[i]; i++)
+            assert_null(strstr(res.warnings[i], "idempotency_key_file"));
+        desc = config_describe(res.cfg);
+        snprintf(text, sizeof(text), "\nidempotency_key = (set, %zu bytes)\n", strlen(key));
+        assert_non_null(strstr(desc, text));
+        assert_null(strstr(desc, "CANARY"));
+        free(desc);
+        result_done(&res);
+    }
+    tmp_remove(&conf);
+    snprintf(text, sizeof(text), "{\"idempotency_key_file\": \"%s\"}", open_mode.path);
+    tmp_write(&conf, text, 0600);
+    {
+        const char *args[] = {"--config", conf.path, NULL};
+        struct result res = load(args, NULL);
+
+        const char *warning = NULL;
+
+        assert_int_equal(res.r, 0);
+        for (size_t i = 0; res.warnings && res.warnings[i]; i++)
+            if (strstr(res.warnings[i], "idempotency_key_file"))
+                warning = res.warnings[i];
+        assert_non_null(warning);
+        assert_non_null(strstr(warning, "mode 0644"));
+        result_done(&res);
+    }
+    tmp_remove(&conf);
+    snprintf(text, sizeof(text), "{\"idempotency_key_file\": \"%s\"}", short_key.path);
+    tmp_write(&conf, text, 0600);
+    {
+        const char *args[] = {"--config", conf.path, NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, -EINVAL);
+        snprintf(text, sizeof(text),
+                 "idempotency_key_file \"%s\": the key is 31 bytes, fewer than 32 (make one with "
+                 "`openssl rand -hex 32`)",
+                 short_key.path);
+        assert_string_equal(res.err, text);
+        result_done(&res);
+    }
+    tmp_remove(&conf);
+    tmp_write(&conf, "{\"idempotency_key_file\": \"/nonexistent/key\"}", 0600);
+    {
+        const char *args[] = {"--config", conf.path, NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, -EINVAL);
+        assert_string_equal(res.err,
+                            "idempotency_key_file \"/nonexistent/key\": No such file or directory");
+        result_done(&res);
+    }
+    tmp_remove(&conf);
+    tmp_remove(&good);
+    tmp_remove(&open_mode);
+    tmp_remove(&short_key);
+}
+
+/* The listener's TLS keys go together, and only a usable set passes (tls_files does the file
+ * checks; test_tls_files has them all): an error names the key. */
+static void test_listener_tls_keys(void **state)
+{
+    static const struct {
+        const char *args[7];
+        const char *want;
+    } cases[] = {
+        {{"--tls-cert", "/x/cert.pem", NULL},
+         "tls_cert_file and tls_key_file go together: set both to serve TLS, or neither for "
+         "plaintext"},
+        {{"--tls-key", "/x/key.pem", NULL},
+         "tls_cert_file and tls_key_file go together: set both to serve TLS, or neither for "
+         "plaintext"},
+        {{"--tls-client-ca", "/x/ca.pem", NULL},
+         "tls_client_ca_file needs tls_cert_file and tls_key_file: client certificates are part "
+         "of TLS"},
+        {{"--tls-cert", "/x/cert.pem", "--tls-key", "/x/key.pem", NULL},
+         "tls_cert_file \"/x/cert.pem\": No such file or directory"},
+        /* every error at once, as always */
+        {{"--tls-cert", "", "--tls-key", "/x/key.pem", NULL},
+         "--tls-cert: invalid value \"\": must not be empty\n"
+         "tls_cert_file and tls_key_file go together: set both to serve TLS, or neither for "
+         "plaintext"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        struct result res = load(cases[i].args, NULL);
+
+        assert_int_equal(res.r, -EINVAL);
+        if (strcmp(res.err, cases[i].want) != 0)
+            fail_msg("case %zu:\n got: %s\nwant: %s", i, res.err, cases[i].want);
+        result_done(&res);
+    }
+}
+
+static void test_listen_is_loopback(void **state)
+{
+    (void)state;
+    assert_true(config_listen_is_loopback("127.0.0.1:8000"));
+    assert_true(config_listen_is_loopback("127.1.2.3:0"));
+    assert_true(config_listen_is_loopback("[::1]:8000"));
+    assert_true(config_listen_is_loopback("localhost:8000"));
+    assert_false(config_listen_is_loopback("0.0.0.0:8000"));
+    assert_false(config_listen_is_loopback("[::]:8000"));
+    assert_false(config_listen_is_loopback("10.0.0.1:8000"));
+    assert_false(config_listen_is_loopback("localhost.example.com:8000"));
+    assert_false(config_listen_is_loopback("1127.0.0.1:8000"));
+    assert_false(config_listen_is_loopback(NULL));
+}
+
 /* ---- the token ---- */
 
 static void test_token_sources(void **state)
@@ -1031,6 +1172,30 @@ static void test_token_file_errors_and_warnings(void **state)
 
         assert_int_equal(res.r, -EINVAL);
         assert_string_equal(res.err, "FLYTE_DATABRICKS_ACCESS_TOKEN: the token is empty");
+        result_done(&res);
+    }
+    /* Group-readable by the daemon's own group (Kubernetes' fsGroup: root:fsGroup 0440) is
+     * not exposure; group-readable by another group is. */
+    assert_int_equal(chmod(world.path, 0440), 0);
+    assert_int_equal(chown(world.path, (uid_t)-1, getegid()), 0);
+    {
+        const char *args[] = {"--token-file", world.path, NULL};
+        struct result res = load(args, NULL);
+
+        assert_int_equal(res.r, 0);
+        assert_false(warnings_contain(res.warnings, "accessible by group or others"));
+        result_done(&res);
+    }
+    if (geteuid() == 0) { /* only root may give the file to another group */
+        const char *args[] = {"--token-file", world.path, NULL};
+        struct result res;
+        char want[256];
+
+        assert_int_equal(chown(world.path, (uid_t)-1, getegid() + 1), 0);
+        res = load(args, NULL);
+        snprintf(want, sizeof(want),
+                 "token file \"%s\" is accessible by group or others (mode 0440)", world.path);
+        assert_true(warnings_contain(res.warnings, want));
         result_done(&res);
     }
     tmp_remove(&empty);
@@ -1676,10 +1841,12 @@ static void test_describe_lists_every_key(void **state)
             assert_string_equal(line, "client_secret");
         else if (n == 3)
             assert_string_equal(line, "kubernetes_api");
+        else if (n == 4)
+            assert_string_equal(line, "idempotency_key");
         else
-            assert_string_equal(line, config_key_name(n - 4));
+            assert_string_equal(line, config_key_name(n - 5));
     }
-    assert_null(config_key_name(n - 4));
+    assert_null(config_key_name(n - 5));
     free(desc);
     config_free(cfg);
 }
@@ -1720,6 +1887,9 @@ int main(void)
         cmocka_unit_test(test_check_config_with_errors_fails),
         cmocka_unit_test(test_usage_mentions_every_flag),
         cmocka_unit_test(test_describe_lists_every_key),
+        cmocka_unit_test(test_idempotency_key_file),
+        cmocka_unit_test(test_listener_tls_keys),
+        cmocka_unit_test(test_listen_is_loopback),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

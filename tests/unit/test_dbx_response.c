@@ -120,8 +120,8 @@ static void test_message_is_printable(void **state)
     const char body[] = "{\"error_code\":\"X\",\"message\":\"line1\\nline2\\u0001\xc3\xa9\xff\"}";
     (void)state;
     dbx_response_classify(400, "application/json", body, strlen(body), false, &out);
-    /* control characters become spaces; valid UTF-8 stays, a stray byte becomes '?' */
-    assert_string_equal(out.message, "line1 line2 \xc3\xa9?");
+    /* control characters become spaces; valid UTF-8 stays, a stray byte becomes U+FFFD */
+    assert_string_equal(out.message, "line1 line2 \xc3\xa9\xef\xbf\xbd");
     dbx_classified_done(&out);
 }
 
@@ -181,7 +181,8 @@ static void test_run_id(void **state)
         const char *digits; /* NULL: refused */
     } run_ids[] = {
         {"{\"run_id\": 1234}", "1234"},
-        {"{\"run_id\": 0}", "0"},
+        {"{\"run_id\": 1}", "1"},
+        {"{\"run_id\": 0}", NULL}, /* run ids are positive */
         {"{\"run_id\": 1.0e3}", "1000"},
         {"{\"run_id\": 9007199254740991}", "9007199254740991"}, /* 2^53 - 1 */
         {"{\"run_id\": 9007199254740992}", NULL},               /* 2^53: no longer exact */

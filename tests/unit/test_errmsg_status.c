@@ -114,17 +114,18 @@ static void test_printable_one_line(void **state)
         {"line1\nline2\r\n\tx\x01\x7f", 32, "line1 line2   x  "},
         /* quotes are text here, not escaped */
         {"say \"hi\" \\", 32, "say \"hi\" \\"},
-        /* valid UTF-8 kept, anything else '?' */
-        {"caf\xc3\xa9 \xff\xfe \xed\xa0\x80!", 32,
-         "caf\xc3\xa9 ?? ???"
-         "!"},
+        /* valid UTF-8 kept, every other byte U+FFFD */
+        {"caf\xc3\xa9 \xff\xfe \xed\xa0\x80!", 40,
+         "caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd!"},
+        /* a replacement that does not fit is left out whole */
+        {"abcd\xff", 9, "abcd..."},
         /* a 4-byte character that does not fit is left out whole */
         {"abcd\xf0\x9f\x98\x80", 10, "abcd..."},
         {"abc\xf0\x9f\x98\x80", 11, "abc\xf0\x9f\x98\x80"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char buf[32];
+        char buf[40];
 
         errmsg_printable(buf, cases[i].size, cases[i].in, ERRMSG_ONE_LINE);
         assert_string_equal(buf, cases[i].want);
@@ -154,6 +155,32 @@ static void test_utf8_len(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         assert_int_equal(errmsg_utf8_len((const unsigned char *)cases[i].in), cases[i].want);
+}
+
+/* Every byte that is not UTF-8 becomes U+FFFD; valid text, control characters included, stays. */
+static void test_utf8_sanitize(void **state)
+{
+    static const struct {
+        const char *in;
+        const char *want;
+    } cases[] = {
+        {NULL, ""},
+        {"", ""},
+        {"plain\nline", "plain\nline"},
+        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
+        {"\xff", "\xef\xbf\xbd"},
+        {"a\xc3", "a\xef\xbf\xbd"},                               /* cut short */
+        {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* surrogate */
+        {"\xc0\xaf/", "\xef\xbf\xbd\xef\xbf\xbd/"},               /* overlong '/' */
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = errmsg_utf8_sanitize(cases[i].in);
+
+        assert_non_null(got);
+        assert_string_equal(got, cases[i].want);
+        free(got);
+    }
 }
 
 static void test_status_names(void **state)
@@ -199,6 +226,7 @@ int main(void)
         cmocka_unit_test(test_printable_quoted),
         cmocka_unit_test(test_printable_one_line),
         cmocka_unit_test(test_utf8_len),
+        cmocka_unit_test(test_utf8_sanitize),
         cmocka_unit_test(test_status_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -765,6 +765,39 @@ static void test_http_reports_run_id(void **state)
     fake_runs_free(t);
 }
 
+/* The check fake-workspace runs before it reads a body: the same verdicts as a whole request. */
+static void test_authorize_alone(void **state)
+{
+    static const struct {
+        const char *authorization;
+        int r;
+        int status;
+        const char *code;
+    } cases[] = {
+        {AUTH, 1, 0, NULL},
+        {NULL, 0, 401, "UNAUTHENTICATED"},
+        {"Basic dG9r", 0, 401, "UNAUTHENTICATED"},
+        {"Bearer nope", 0, 403, "PERMISSION_DENIED"},
+        {"Bearer tok2", 0, 403, "PERMISSION_DENIED"},
+    };
+    struct fake_runs *t = new_table(4);
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct fake_runs_answer a = {.http_status = -7};
+
+        assert_int_equal(fake_runs_authorize(t, cases[i].authorization, &a), cases[i].r);
+        if (cases[i].r == 1) {
+            assert_int_equal(a.http_status, -7); /* untouched */
+            continue;
+        }
+        assert_int_equal(a.http_status, cases[i].status);
+        assert_non_null(strstr(a.body, cases[i].code));
+        fake_runs_answer_done(&a);
+    }
+    fake_runs_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -785,6 +818,7 @@ int main(void)
         cmocka_unit_test(test_get_output),
         cmocka_unit_test(test_http),
         cmocka_unit_test(test_http_reports_run_id),
+        cmocka_unit_test(test_authorize_alone),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,6 @@
 /* Unit tests for idempotency.c: golden tokens computed independently (Python hashlib over the
- * encoding documented in idempotency.c), determinism, sensitivity to every field, no ambiguity
- * at field boundaries, and the refusals. */
+ * encoding documented in idempotency.c, and Python hmac for the keyed tokens), determinism,
+ * sensitivity to every field, no ambiguity at field boundaries, and the refusals. */
 #include <ctype.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -28,7 +28,7 @@ static const struct idempotency_task_execution base = {
 
 static void token_of(const struct idempotency_task_execution *id, char out[IDEMPOTENCY_TOKEN_SIZE])
 {
-    assert_int_equal(idempotency_token(id, out), 0);
+    assert_int_equal(idempotency_token(id, NULL, 0, out), 0);
 }
 
 /*
@@ -73,6 +73,48 @@ static void test_golden(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         token_of(&cases[i].id, token);
+        assert_string_equal(token, cases[i].token);
+    }
+}
+
+/*
+ * With a key: HMAC-SHA256 of the same encoding, expected values from
+ *   hmac.new(key, b"".join(ns(f) for f in [...]), hashlib.sha256).hexdigest()
+ * The plain token of the first id (39a6f5f4..., test_golden) must not come out.
+ */
+static void test_golden_hmac(void **state)
+{
+    static const unsigned char long_key[100] = {
+        1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+        21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+        41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60,
+        61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80,
+        81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100,
+    };
+    static const struct idempotency_task_execution small = {.project = "p",
+                                                            .domain = "d",
+                                                            .execution_name = "e",
+                                                            .node_id = "n",
+                                                            .retry_attempt = UINT32_MAX};
+    static const struct {
+        const struct idempotency_task_execution *id;
+        const void *key;
+        size_t key_len;
+        const char *token;
+    } cases[] = {
+        {&base, "0123456789abcdef0123456789abcdef", 32,
+         "1ec3b01a4bda90e26c10aa1860f3cf0d9d55c2d5caa719d32653ea45b14aa968"},
+        {&base, "another-key-of-at-least-32-bytes!!", 34,
+         "9717d2fb82e75b6518943bbba0beaa2bd98d8d9299e57e36e34a709bd20f3774"},
+        /* a key longer than SHA-256's 64-byte block, which HMAC hashes first */
+        {&small, long_key, sizeof(long_key),
+         "dd96f41204cc196e414a227043dcdea6662ad90b6fd10fbaf339343169845fd4"},
+    };
+    char token[IDEMPOTENCY_TOKEN_SIZE];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(idempotency_token(cases[i].id, cases[i].key, cases[i].key_len, token), 0);
         assert_string_equal(token, cases[i].token);
     }
 }
@@ -167,22 +209,22 @@ static void test_refusals(void **state)
     struct idempotency_task_execution id;
 
     (void)state;
-    assert_int_equal(idempotency_token(NULL, token), -EINVAL);
+    assert_int_equal(idempotency_token(NULL, NULL, 0, token), -EINVAL);
     id = base;
     id.execution_name = NULL;
-    assert_int_equal(idempotency_token(&id, token), -EINVAL);
+    assert_int_equal(idempotency_token(&id, NULL, 0, token), -EINVAL);
     id.execution_name = "";
-    assert_int_equal(idempotency_token(&id, token), -EINVAL);
+    assert_int_equal(idempotency_token(&id, NULL, 0, token), -EINVAL);
     id = base;
     id.node_id = NULL;
-    assert_int_equal(idempotency_token(&id, token), -EINVAL);
+    assert_int_equal(idempotency_token(&id, NULL, 0, token), -EINVAL);
     id.node_id = "";
-    assert_int_equal(idempotency_token(&id, token), -EINVAL);
+    assert_int_equal(idempotency_token(&id, NULL, 0, token), -EINVAL);
     assert_string_equal(token, "untouched");
 
     /* Everything else empty is still enough. */
     id = (struct idempotency_task_execution){.execution_name = "e", .node_id = "n"};
-    assert_int_equal(idempotency_token(&id, token), 0);
+    assert_int_equal(idempotency_token(&id, NULL, 0, token), 0);
 }
 
 /* The execution the from_metadata tests build as messages: p/d/e, node n0, task tp/td/t/v, org
@@ -213,8 +255,8 @@ static void test_from_metadata(void **state)
     char from_metadata[IDEMPOTENCY_TOKEN_SIZE], direct[IDEMPOTENCY_TOKEN_SIZE];
     (void)state;
 
-    assert_int_equal(idempotency_token_from_metadata(NULL, from_metadata), -EINVAL);
-    assert_int_equal(idempotency_token_from_metadata(&metadata, from_metadata), -EINVAL);
+    assert_int_equal(idempotency_token_from_metadata(NULL, NULL, 0, from_metadata), -EINVAL);
+    assert_int_equal(idempotency_token_from_metadata(&metadata, NULL, 0, from_metadata), -EINVAL);
     execution.project = (char *)"p";
     execution.domain = (char *)"d";
     execution.name = (char *)"e";
@@ -229,11 +271,18 @@ static void test_from_metadata(void **state)
     id.task_id = &task;
     id.retry_attempt = 2;
     metadata.task_execution_id = &id;
-    assert_int_equal(idempotency_token_from_metadata(&metadata, from_metadata), 0);
-    assert_int_equal(idempotency_token(&metadata_key, direct), 0);
+    assert_int_equal(idempotency_token_from_metadata(&metadata, NULL, 0, from_metadata), 0);
+    assert_int_equal(idempotency_token(&metadata_key, NULL, 0, direct), 0);
+    assert_string_equal(from_metadata, direct);
+    /* The key goes through to the same HMAC. */
+    assert_int_equal(idempotency_token_from_metadata(&metadata, "0123456789abcdef0123456789abcdef",
+                                                     32, from_metadata),
+                     0);
+    assert_int_equal(
+        idempotency_token(&metadata_key, "0123456789abcdef0123456789abcdef", 32, direct), 0);
     assert_string_equal(from_metadata, direct);
     id.retry_attempt = 3;
-    assert_int_equal(idempotency_token_from_metadata(&metadata, from_metadata), 0);
+    assert_int_equal(idempotency_token_from_metadata(&metadata, NULL, 0, from_metadata), 0);
     assert_string_not_equal(from_metadata, direct);
 }
 
@@ -251,9 +300,9 @@ static void test_from_metadata2(void **state)
     char from_metadata[IDEMPOTENCY_TOKEN_SIZE], direct[IDEMPOTENCY_TOKEN_SIZE];
     (void)state;
 
-    assert_int_equal(idempotency_token(&metadata_key, direct), 0);
-    assert_int_equal(idempotency_token_from_metadata2(NULL, from_metadata), -EINVAL);
-    assert_int_equal(idempotency_token_from_metadata2(&metadata, from_metadata), -EINVAL);
+    assert_int_equal(idempotency_token(&metadata_key, NULL, 0, direct), 0);
+    assert_int_equal(idempotency_token_from_metadata2(NULL, NULL, 0, from_metadata), -EINVAL);
+    assert_int_equal(idempotency_token_from_metadata2(&metadata, NULL, 0, from_metadata), -EINVAL);
     execution.project = (char *)"p";
     execution.domain = (char *)"d";
     execution.name = (char *)"e";
@@ -263,7 +312,7 @@ static void test_from_metadata2(void **state)
     id.node_execution_id = &node;
     metadata.task_execution_id = &id;
     /* Without a task id, its four fields are empty. */
-    assert_int_equal(idempotency_token_from_metadata2(&metadata, from_metadata), 0);
+    assert_int_equal(idempotency_token_from_metadata2(&metadata, NULL, 0, from_metadata), 0);
     assert_string_not_equal(from_metadata, direct);
     task.project = (char *)"tp";
     task.domain = (char *)"td";
@@ -271,7 +320,7 @@ static void test_from_metadata2(void **state)
     task.version = (char *)"v";
     id.task_id = &task;
     id.retry_attempt = 2;
-    assert_int_equal(idempotency_token_from_metadata2(&metadata, from_metadata), 0);
+    assert_int_equal(idempotency_token_from_metadata2(&metadata, NULL, 0, from_metadata), 0);
     assert_string_equal(from_metadata, direct);
 }
 
@@ -279,6 +328,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden),
+        cmocka_unit_test(test_golden_hmac),
         cmocka_unit_test(test_shape_and_determinism),
         cmocka_unit_test(test_null_is_empty),
         cmocka_unit_test(test_every_field_matters),

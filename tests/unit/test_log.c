@@ -120,6 +120,68 @@ static void test_long_values_are_cut_and_line_stays_valid(void **state)
     log_set_format(LOG_FORMAT_TEXT);
 }
 
+/* Bytes that are not UTF-8 become U+FFFD in both formats, and a cut never splits a character:
+ * a log collector that insists on UTF-8 (most do) keeps every line. */
+static void test_invalid_utf8_becomes_replacement(void **state)
+{
+    struct capture c;
+    char *text, *big;
+    cJSON *root;
+    const char *cut;
+    (void)state;
+    log_set_level(LOG_LEVEL_INFO);
+    log_set_format(LOG_FORMAT_TEXT);
+    capture_start(&c);
+    log_info("bad", "task_type",
+             "sp\xff"
+             "ark",
+             "ok", "caf\xc3\xa9");
+    text = capture_end(&c);
+    assert_non_null(strstr(text, " task_type=\"sp\xef\xbf\xbd"
+                                 "ark\" ok=caf\xc3\xa9\n"));
+    free(text);
+
+    log_set_format(LOG_FORMAT_JSON);
+    capture_start(&c);
+    log_info("bad \xc3", "task_type", "\xed\xa0\x80x");
+    text = capture_end(&c);
+    root = cJSON_Parse(text);
+    assert_non_null(root);
+    assert_string_equal(cJSON_GetObjectItem(root, "msg")->valuestring, "bad \xef\xbf\xbd");
+    assert_string_equal(cJSON_GetObjectItem(root, "task_type")->valuestring,
+                        "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdx");
+    cJSON_Delete(root);
+    free(text);
+
+    /* A long value of 3-byte characters is cut between two of them, then "...". */
+    big = malloc(3 * 3000 + 1);
+    assert_non_null(big);
+    for (size_t i = 0; i < 3000; i++)
+        memcpy(big + 3 * i, "\xe2\x82\xac", 3);
+    big[3 * 3000] = '\0';
+    capture_start(&c);
+    log_info("long", "v", big);
+    text = capture_end(&c);
+    root = cJSON_Parse(text);
+    assert_non_null(root);
+    cut = cJSON_GetObjectItem(root, "v")->valuestring;
+    assert_true(strlen(cut) > 3 && strlen(cut) < 3 * 3000);
+    assert_string_equal(cut + strlen(cut) - 3, "...");
+    assert_int_equal((strlen(cut) - 3) % 3, 0);
+    cJSON_Delete(root);
+    free(text);
+    log_set_format(LOG_FORMAT_TEXT);
+    capture_start(&c);
+    log_info("long", "v", big);
+    text = capture_end(&c);
+    cut = strstr(text, " v=\"");
+    assert_non_null(cut);
+    assert_int_equal((strlen(cut) - strlen(" v=\"") - strlen("...\"\n")) % 3, 0);
+    assert_non_null(strstr(cut, "...\"\n"));
+    free(text);
+    free(big);
+}
+
 static void test_level_filter(void **state)
 {
     struct capture c;
@@ -173,6 +235,7 @@ int main(void)
         cmocka_unit_test(test_text_quotes_and_escapes),
         cmocka_unit_test(test_json_is_one_valid_object),
         cmocka_unit_test(test_long_values_are_cut_and_line_stays_valid),
+        cmocka_unit_test(test_invalid_utf8_becomes_replacement),
         cmocka_unit_test(test_level_filter),
         cmocka_unit_test(test_errno_preserved),
         cmocka_unit_test(test_journal_stream_detection),

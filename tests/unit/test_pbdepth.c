@@ -117,6 +117,13 @@ static void test_deep_custom_refused(void **state)
     assert_int_equal(pbdepth_check(&flyteidl__admin__create_task_request__descriptor,
                                    w.buf + w.start, wire_len(&w), PBDEPTH_REQUEST_MAX, NULL),
                      -EINVAL);
+    /* The string walk refuses it too: the bound also caps its recursion. */
+    assert_int_equal(pbdepth_check_strings(&flyteidl__admin__create_task_request__descriptor,
+                                           w.buf + w.start, wire_len(&w), PBDEPTH_REQUEST_MAX,
+                                           &err),
+                     -EINVAL);
+    assert_non_null(strstr(err, "nests too deeply"));
+    free(err);
     free(w.buf);
 }
 
@@ -328,6 +335,133 @@ static void test_empty_and_flat(void **state)
         -EINVAL);
 }
 
+/* ---- pbdepth_check_strings ---- */
+
+/* A field (key, then a one-byte length) holding len bytes of s. */
+static size_t field(uint8_t *out, uint8_t key, const void *s, size_t len)
+{
+    assert_true(len < 0x80);
+    out[0] = key;
+    out[1] = (uint8_t)len;
+    memcpy(out + 2, s, len);
+    return len + 2;
+}
+
+/* A CreateTaskRequest {template {type: type, custom {fields {key: key, value {string_value:
+ * value}}}, container {args: "ok", args: arg}}}, written by hand with explicit lengths so that
+ * NULs and bytes that are not UTF-8 go through as they are. */
+static size_t create_with(uint8_t *out, const char *type, size_t type_len, const char *key,
+                          size_t key_len, const char *value, size_t value_len, const char *arg,
+                          size_t arg_len)
+{
+    uint8_t value_msg[128], entry[128], custom[128], container[128], template_[512];
+    size_t n, e, c, k, t;
+
+    n = field(value_msg, 0x1a, value, value_len); /* Value.string_value = 3 */
+    e = field(entry, ENTRY_KEY, key, key_len);
+    e += field(entry + e, ENTRY_VALUE, value_msg, n);
+    c = field(custom, STRUCT_FIELDS, entry, e);
+    k = field(container, 0x1a, "ok", 2); /* Container.args = 3 */
+    k += field(container + k, 0x1a, arg, arg_len);
+    t = field(template_, TEMPLATE_TYPE, type, type_len);
+    t += field(template_ + t, TEMPLATE_CUSTOM, custom, c);
+    t += field(template_ + t, 0x32, container, k); /* TaskTemplate.container = 6 */
+    return field(out, CREATE_TEMPLATE, template_, t);
+}
+
+#define S(s)                                                                                       \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
+
+/* Each string fault is named by the path a user can find in their task, map key included. */
+static void test_strings_named(void **state)
+{
+    struct bytes {
+        const char *s;
+        size_t len;
+    };
+    static const struct {
+        struct bytes type, key, value, arg;
+        const char *expected; /* NULL: accepted */
+    } cases[] = {
+        {S("spark"), S("databricksInstance"), S("dbc-1.cloud.databricks.com"),
+         S("caf\xc3\xa9 \xf0\x9f\x98\x80"), NULL},
+        {S("sp\xff"
+           "rk"),
+         S("k"), S("v"), S("a"),
+         "field template.type is not valid UTF-8 (proto3 strings must be UTF-8)"},
+        {S("spark"), S("databricksInstance"), S("evil.example.com\0.cloud.databricks.com"), S("a"),
+         "field template.custom.fields[\"databricksInstance\"].string_value contains a NUL byte "
+         "(proto3 strings must be UTF-8)"},
+        {S("spark"), S("k\xc3"), S("v"), S("a"),
+         "field template.custom.fields[\"k\\xc3\"].key is not valid UTF-8 (proto3 strings must be "
+         "UTF-8)"},
+        {S("spark"), S("k"), S("v"), S("\xed\xa0\x80"),
+         "field template.container.args[1] is not valid UTF-8 (proto3 strings must be UTF-8)"},
+        /* a sequence cut by the end of the string, not read past it */
+        {S("spark"), S("k"), S("v"), S("\xe2\x82"),
+         "field template.container.args[1] is not valid UTF-8 (proto3 strings must be UTF-8)"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < N(cases); i++) {
+        uint8_t buf[1024];
+        size_t len =
+            create_with(buf, cases[i].type.s, cases[i].type.len, cases[i].key.s, cases[i].key.len,
+                        cases[i].value.s, cases[i].value.len, cases[i].arg.s, cases[i].arg.len);
+        /* An exact-size copy: ASan catches a read past the last string. */
+        uint8_t *exact = malloc(len);
+        char *err = NULL;
+        int r;
+
+        assert_non_null(exact);
+        memcpy(exact, buf, len);
+        r = pbdepth_check_strings(&flyteidl__admin__create_task_request__descriptor, exact, len,
+                                  PBDEPTH_REQUEST_MAX, &err);
+        if (!cases[i].expected) {
+            Flyteidl__Admin__CreateTaskRequest *req =
+                flyteidl__admin__create_task_request__unpack(NULL, len, exact);
+            assert_int_equal(r, 0);
+            assert_null(err);
+            assert_non_null(req); /* the hand-written bytes are a real request */
+            assert_string_equal(req->template_->container->args[1], cases[i].arg.s);
+            flyteidl__admin__create_task_request__free_unpacked(req, NULL);
+        } else {
+            if (r != -EINVAL || !err || strcmp(err, cases[i].expected) != 0)
+                fail_msg("case %zu: %d '%s'", i, r, err ? err : "(null)");
+        }
+        free(err);
+        free(exact);
+    }
+}
+
+/* Only `string` fields are checked: bytes fields (resource_meta) and unknown fields may hold
+ * anything, and protobuf-c never hands unknown ones to the daemon. */
+static void test_strings_only_string_fields(void **state)
+{
+    uint8_t buf[64];
+    size_t n = 0;
+    char *err = NULL;
+
+    (void)state;
+    n += field(buf + n, 0x12, "\xff\x00\xfe", 3); /* GetTaskRequest.resource_meta = 2, bytes */
+    n += field(buf + n, 0x7a, "\xff", 1);         /* field 15: unknown */
+    assert_int_equal(pbdepth_check_strings(&flyteidl__admin__get_task_request__descriptor, buf, n,
+                                           PBDEPTH_REQUEST_MAX, &err),
+                     0);
+    n += field(buf + n, 0x0a, "sp\x00rk", 5); /* task_type = 1, a string */
+    assert_int_equal(pbdepth_check_strings(&flyteidl__admin__get_task_request__descriptor, buf, n,
+                                           PBDEPTH_REQUEST_MAX, &err),
+                     -EINVAL);
+    assert_string_equal(err, "field task_type contains a NUL byte (proto3 strings must be UTF-8)");
+    free(err);
+    /* An empty message and the deep one are handled as pbdepth_check() handles them. */
+    assert_int_equal(pbdepth_check_strings(&flyteidl__admin__get_task_request__descriptor, buf, 0,
+                                           PBDEPTH_REQUEST_MAX, NULL),
+                     0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +471,8 @@ int main(void)
         cmocka_unit_test(test_non_message_fields_skipped),
         cmocka_unit_test(test_stops_only_where_protobuf_c_refuses),
         cmocka_unit_test(test_empty_and_flat),
+        cmocka_unit_test(test_strings_named),
+        cmocka_unit_test(test_strings_only_string_fields),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -70,8 +70,8 @@ static void test_round_trip(void **state)
         {"127.0.0.1:8443", "9223372036854775807",
          "{\"databricks_instance\":\"127.0.0.1:8443\",\"run_id\":\"9223372036854775807\"}",
          "127.0.0.1:8443"},
-        {"https://ADB-12.azuredatabricks.net/", "0",
-         "{\"databricks_instance\":\"adb-12.azuredatabricks.net\",\"run_id\":\"0\"}",
+        {"https://ADB-12.azuredatabricks.net/", "1",
+         "{\"databricks_instance\":\"adb-12.azuredatabricks.net\",\"run_id\":\"1\"}",
          "adb-12.azuredatabricks.net"},
     };
     (void)state;
@@ -103,6 +103,7 @@ static void test_encode_rejects(void **state)
     } cases[] = {
         {"a.com", NULL},    {"a.com", ""},    {"a.com", "12a"},
         {"a.com", "1&x=2"}, {"a.com", "-1"},  {"a.com", "12345678901234567890"},
+        {"a.com", "0"},     {"a.com", "007"}, {"a.com", "9223372036854775808"},
         {NULL, "1"},        {"", "1"},        {"evil.com/path", "1"},
         {"a@b", "1"},       {"a.com:0", "1"},
     };
@@ -140,7 +141,8 @@ static void test_flytekit_format(void **state)
     /* errors next to a token never quote it */
     expect_decode_error_str(
         "{\"databricks_instance\": \"h.io\", \"run_id\": \"x1\", \"auth_token\": \"" CANARY "\"}",
-        "resource_meta: bad run_id 'x1': must be 1-19 decimal digits");
+        "resource_meta: bad run_id 'x1': must be 1-19 decimal digits, from 1 to "
+        "9223372036854775807");
     expect_decode_error_str(
         "{\"databricks_instance\": \"h io\", \"run_id\": \"1\", \"auth_token\": \"" CANARY "\"}",
         "resource_meta: bad databricks_instance: 'h io' is not host[:port]: "
@@ -167,8 +169,7 @@ static void test_numeric_run_id(void **state)
         const char *number, *run_id;
     } ok[] = {
         {"123", "123"},
-        {"0", "0"},
-        {"-0", "0"},
+        {"1", "1"},
         {"1e3", "1000"},
         {"12.0", "12"},
         {"9007199254740991", "9007199254740991"},
@@ -177,11 +178,14 @@ static void test_numeric_run_id(void **state)
     static const struct {
         const char *number, *message;
     } bad[] = {
-        {"1.5", "resource_meta: bad run_id 1.5: must be a whole number from 0 to 2^53"},
-        {"-1", "resource_meta: bad run_id -1: must be a whole number from 0 to 2^53"},
+        {"1.5", "resource_meta: bad run_id 1.5: must be a whole number from 1 to 2^53"},
+        {"0", "resource_meta: bad run_id 0: must be a whole number from 1 to 2^53"},
+        {"-0", "resource_meta: bad run_id -0: must be a whole number from 1 to 2^53"},
+        {"0.5", "resource_meta: bad run_id 0.5: must be a whole number from 1 to 2^53"},
+        {"-1", "resource_meta: bad run_id -1: must be a whole number from 1 to 2^53"},
         {"9007199254740992",
-         "resource_meta: bad run_id 9007199254740992: must be a whole number from 0 to 2^53"},
-        {"1e400", "resource_meta: bad run_id inf: must be a whole number from 0 to 2^53"},
+         "resource_meta: bad run_id 9007199254740992: must be a whole number from 1 to 2^53"},
+        {"1e400", "resource_meta: bad run_id inf: must be a whole number from 1 to 2^53"},
         {"true", "resource_meta: run_id must be a string of digits or a number"},
         {"null", "resource_meta: run_id must be a string of digits or a number"},
         {"[1]", "resource_meta: run_id must be a string of digits or a number"},
@@ -199,6 +203,52 @@ static void test_numeric_run_id(void **state)
         snprintf(json, sizeof(json), "{\"databricks_instance\": \"h.io\", \"run_id\": %s}",
                  bad[i].number);
         expect_decode_error_str(json, bad[i].message);
+    }
+}
+
+/* run_id as a string: 1 to INT64_MAX, leading zeros dropped; nothing else reaches a URL. */
+static void test_string_run_id_range(void **state)
+{
+    static const struct {
+        const char *text, *run_id;
+    } ok[] = {
+        {"1", "1"},
+        {"9223372036854775807", "9223372036854775807"}, /* INT64_MAX */
+        {"0009", "9"},
+        {"0000000000000000001", "1"}, /* 19 digits */
+    };
+    static const char *const bad[] = {
+        "0",
+        "00",
+        "0000000000000000000",
+        "9223372036854775808",
+        "9999999999999999999",
+        "18446744073709551616",
+        "00000000000000000001", /* 20 digits */
+        "",
+        "-1",
+        "+1",
+        " 1",
+        "1 ",
+        "1e3",
+        "0x10",
+    };
+    char json[256], message[256];
+    (void)state;
+
+    for (size_t i = 0; i < N(ok); i++) {
+        snprintf(json, sizeof(json), "{\"databricks_instance\": \"h.io\", \"run_id\": \"%s\"}",
+                 ok[i].text);
+        expect_decode(json, "h.io", ok[i].run_id);
+    }
+    for (size_t i = 0; i < N(bad); i++) {
+        snprintf(json, sizeof(json), "{\"databricks_instance\": \"h.io\", \"run_id\": \"%s\"}",
+                 bad[i]);
+        snprintf(message, sizeof(message),
+                 "resource_meta: bad run_id '%s': must be 1-19 decimal digits, from 1 to "
+                 "9223372036854775807",
+                 bad[i]);
+        expect_decode_error_str(json, message);
     }
 }
 
@@ -301,7 +351,9 @@ static void test_run_id_injection(void **state)
         snprintf(json, sizeof(json), "{\"databricks_instance\": \"h.io\", \"run_id\": \"%s\"}",
                  strcmp(bad[i], "1\n2") == 0 ? "1\\n2" : bad[i]);
         snprintf(expected, sizeof(expected),
-                 "resource_meta: bad run_id '%s': must be 1-19 decimal digits", quoted);
+                 "resource_meta: bad run_id '%s': must be 1-19 decimal digits, from 1 to "
+                 "9223372036854775807",
+                 quoted);
         expect_decode_error_str(json, expected);
     }
 
@@ -314,12 +366,15 @@ static void test_run_id_injection(void **state)
         snprintf(json, sizeof(json), "{\"databricks_instance\": \"h.io\", \"run_id\": \"%s\"}",
                  longid);
         snprintf(expected, sizeof(expected),
-                 "resource_meta: bad run_id '%.64s...': must be 1-19 decimal digits", longid);
+                 "resource_meta: bad run_id '%.64s...': must be 1-19 decimal digits, from 1 to "
+                 "9223372036854775807",
+                 longid);
         expect_decode_error_str(json, expected);
     }
     expect_decode("{\"databricks_instance\": \"h.io\", \"run_id\": \"1234567890123456789\"}",
                   "h.io", "1234567890123456789");
-    expect_decode("{\"databricks_instance\": \"h.io\", \"run_id\": \"007\"}", "h.io", "007");
+    /* leading zeros are dropped: one run, one id */
+    expect_decode("{\"databricks_instance\": \"h.io\", \"run_id\": \"007\"}", "h.io", "7");
 }
 
 static void test_normalize_ok(void **state)
@@ -593,6 +648,7 @@ int main(void)
         cmocka_unit_test(test_encode_rejects),
         cmocka_unit_test(test_flytekit_format),
         cmocka_unit_test(test_numeric_run_id),
+        cmocka_unit_test(test_string_run_id_range),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_run_id_injection),
         cmocka_unit_test(test_normalize_ok),

@@ -396,28 +396,52 @@ static void test_instance(void **state)
 {
     static const struct {
         const char *custom;
+        int r;
         const char *instance; /* NULL: none */
+        const char *error;    /* on -EINVAL */
     } cases[] = {
-        {"{\"databricksInstance\":\"dbc-1.cloud.databricks.com\"}", "dbc-1.cloud.databricks.com"},
-        {"{\"databricksInstance\":\"\"}", NULL},
-        {"{\"databricksInstance\":null}", NULL},
-        {"{\"databricksInstance\":3}", NULL},
-        {"{\"DatabricksInstance\":\"wrong-case\"}", NULL},
-        {"{}", NULL},
-        {"[\"databricksInstance\"]", NULL},
+        {"{\"databricksInstance\":\"dbc-1.cloud.databricks.com\"}", 0, "dbc-1.cloud.databricks.com",
+         NULL},
+        {"{\"DatabricksInstance\":\"wrong-case\"}", 0, NULL, NULL},
+        {"{}", 0, NULL, NULL},
+        {"[\"databricksInstance\"]", 0, NULL, NULL},
+        /* present but not a workspace: refused, never read as "use the default" */
+        {"{\"databricksInstance\":\"\"}", -EINVAL, NULL,
+         "databricksInstance must be a non-empty string (a workspace host name), got \"\"; leave "
+         "it out to use the connector's default instance"},
+        {"{\"databricksInstance\":null}", -EINVAL, NULL,
+         "databricksInstance must be a non-empty string (a workspace host name), got null"},
+        {"{\"databricksInstance\":12}", -EINVAL, NULL,
+         "databricksInstance must be a non-empty string (a workspace host name), got a number"},
+        {"{\"databricksInstance\":{\"host\":\"x\"}}", -EINVAL, NULL,
+         "databricksInstance must be a non-empty string (a workspace host name), got an object"},
+        {"{\"databricksInstance\":[\"x\"]}", -EINVAL, NULL,
+         "databricksInstance must be a non-empty string (a workspace host name), got an array"},
+        {"{\"databricksInstance\":true}", -EINVAL, NULL,
+         "databricksInstance must be a non-empty string (a workspace host name), got a boolean"},
     };
+    const char *got = "untouched";
 
     (void)state;
-    assert_null(spec_instance(NULL));
+    assert_int_equal(spec_instance(NULL, &got, NULL), 0);
+    assert_null(got);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         cJSON *custom = cJSON_Parse(cases[i].custom);
-        const char *got = spec_instance(custom);
+        char *error = NULL;
+        int r;
 
         assert_non_null(custom);
-        if (cases[i].instance)
+        got = "untouched";
+        r = spec_instance(custom, &got, &error);
+        if (r != cases[i].r)
+            fail_msg("case %zu: %d", i, r);
+        if (r == 0 && cases[i].instance)
             assert_string_equal(got, cases[i].instance);
-        else
+        else if (r == 0)
             assert_null(got);
+        else
+            assert_string_equal(error, cases[i].error);
+        free(error);
         cJSON_Delete(custom);
     }
 }

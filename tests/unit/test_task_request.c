@@ -186,6 +186,23 @@ static void test_create_undecodable(void **state)
     task_request_submit_done(&s);
 }
 
+/* Packs req and checks CreateTask refuses it with INVALID_ARGUMENT and exactly message,
+ * before the template's type is even read. */
+static void expect_create_invalid(void **state, const Flyteidl__Admin__CreateTaskRequest *req,
+                                  const char *message)
+{
+    struct task_request_submit s;
+    size_t len;
+    uint8_t *bytes = requests_pack(&req->base, &len);
+
+    assert_int_equal(task_request_create(*state, CONFIG_FLYTE_1, bytes, len, &s),
+                     GRPC_STATUS_INVALID_ARGUMENT);
+    assert_string_equal(s.message, message);
+    assert_null(s.task_type);
+    task_request_submit_done(&s);
+    free(bytes);
+}
+
 /* template.custom nested past the bound is refused before protobuf-c unpacks it. */
 static void test_create_too_deep(void **state)
 {
@@ -198,9 +215,6 @@ static void test_create_too_deep(void **state)
     Google__Protobuf__Struct custom = GOOGLE__PROTOBUF__STRUCT__INIT;
     Flyteidl__Core__TaskTemplate tmpl = FLYTEIDL__CORE__TASK_TEMPLATE__INIT;
     Flyteidl__Admin__CreateTaskRequest req = FLYTEIDL__ADMIN__CREATE_TASK_REQUEST__INIT;
-    struct task_request_submit s;
-    uint8_t *bytes;
-    size_t len;
 
     for (size_t i = 0; i <= LISTS; i++)
         google__protobuf__value__init(&values[i]);
@@ -219,15 +233,25 @@ static void test_create_too_deep(void **state)
     tmpl.type = (char *)"spark";
     tmpl.custom = &custom;
     req.template_ = &tmpl;
-    bytes = requests_pack(&req.base, &len);
+    expect_create_invalid(state, &req,
+                          "request does not decode as "
+                          "flyteidl.admin.CreateTaskRequest: message nests deeper "
+                          "than 256 levels");
+}
 
-    assert_int_equal(task_request_create(*state, CONFIG_FLYTE_1, bytes, len, &s),
-                     GRPC_STATUS_INVALID_ARGUMENT);
-    assert_string_equal(s.message, "request does not decode as flyteidl.admin.CreateTaskRequest: "
-                                   "message nests deeper than 256 levels");
-    assert_null(s.task_type);
-    task_request_submit_done(&s);
-    free(bytes);
+/* A string protobuf-c would take as it is, though proto3 forbids it, is refused naming the
+ * field, before anything reads it. */
+static void test_create_string_not_utf8(void **state)
+{
+    Flyteidl__Core__TaskTemplate tmpl = FLYTEIDL__CORE__TASK_TEMPLATE__INIT;
+    Flyteidl__Admin__CreateTaskRequest req = FLYTEIDL__ADMIN__CREATE_TASK_REQUEST__INIT;
+
+    tmpl.type = (char *)"sp\xc3(rk";
+    req.template_ = &tmpl;
+    expect_create_invalid(state, &req,
+                          "invalid flyteidl.admin.CreateTaskRequest: field "
+                          "template.type is not valid UTF-8 (proto3 strings must "
+                          "be UTF-8)");
 }
 
 static grpc_status_code run(void **state, bool delete, const char *category,
@@ -283,6 +307,14 @@ static void test_run_refused(void **state)
         {"python-task", "{\"databricks_instance\": \"" DEFAULT_INSTANCE "\", \"run_id\": \"1\"}",
          GRPC_STATUS_NOT_FOUND,
          "no connector for task type 'python-task'; this one serves 'spark' and 'databricks'"},
+        /* a client's task type is quoted back escaped and cut, like every client string */
+        {"a\nb\"c\\d", "{}", GRPC_STATUS_NOT_FOUND,
+         "no connector for task type 'a\\x0ab\\\"c\\\\d'; this one serves 'spark' and "
+         "'databricks'"},
+        {"0123456789012345678901234567890123456789012345678901234567890123456789", "{}",
+         GRPC_STATUS_NOT_FOUND,
+         "no connector for task type '0123456789012345678901234567890123456789012345678901234567890"
+         "123...'; this one serves 'spark' and 'databricks'"},
         /* resmeta's own words follow */
         {"spark", "not json", GRPC_STATUS_INVALID_ARGUMENT, "malformed resource_meta: "},
         {"spark", "{\"databricks_instance\": \"evil.example.com\", \"run_id\": \"1\"}",
@@ -413,6 +445,28 @@ static void test_run_token_sources(void **state)
                              &r),
                          GRPC_STATUS_PERMISSION_DENIED);
         assert_null(r.creds.auth_token);
+        task_request_run_done(&r);
+    }
+}
+
+static void test_run_string_not_utf8(void **state)
+{
+    static const char *const expected[2] = {
+        "invalid flyteidl.admin.GetTaskRequest: field task_category.name is not valid UTF-8 "
+        "(proto3 strings must be UTF-8)",
+        "invalid flyteidl.admin.DeleteTaskRequest: field task_category.name is not valid UTF-8 "
+        "(proto3 strings must be UTF-8)",
+    };
+
+    for (int delete = 0; delete <= 1; delete ++) {
+        struct task_request_run r;
+
+        assert_int_equal(
+            run(state, delete, "spark\xff", NULL,
+                "{\"databricks_instance\": \"" DEFAULT_INSTANCE "\", \"run_id\": \"1\"}", &r),
+            GRPC_STATUS_INVALID_ARGUMENT);
+        assert_string_equal(r.message, expected[delete]);
+        assert_null(r.task_type);
         task_request_run_done(&r);
     }
 }
@@ -657,8 +711,10 @@ int main(void)
         cmocka_unit_test(test_create_no_instance),
         cmocka_unit_test(test_create_undecodable),
         cmocka_unit_test(test_create_too_deep),
+        cmocka_unit_test(test_create_string_not_utf8),
         cmocka_unit_test(test_run_accepted),
         cmocka_unit_test(test_run_refused),
+        cmocka_unit_test(test_run_string_not_utf8),
         cmocka_unit_test(test_run_undecodable),
         cmocka_unit_test(test_create_token_secret),
         cmocka_unit_test(test_run_token_sources),
