@@ -540,6 +540,12 @@ class Daemon:
         return [e for e in (parse_log_line(line) for line in self.stderr_text().splitlines())
                 if e is not None]
 
+    def log_lines(self):
+        """The daemon's log lines in key=value form whatever its log format: each event
+        rendered as the text format writes it (values quoted where the daemon would quote
+        them), so a test can match a line with one pattern in both log-format passes."""
+        return [render_log_event(e) for e in self.events()]
+
     def logged(self, msg, **fields):
         """The first event with this msg whose fields include `fields`, else None."""
         for e in self.events():
@@ -604,6 +610,19 @@ class Daemon:
 
 
 _TEXT_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+
+
+def render_log_event(event):
+    """An event (parse_log_line()) as one key=value line, quoted as the daemon's text format
+    quotes: a value that is empty or holds a space, '"', '=', '\\' or a control character."""
+    out = []
+    for key, value in event.items():
+        value = str(value)
+        if value == "" or any(c in value for c in ' "=\\') or any(ord(c) < 32 or ord(c) == 127
+                                                               for c in value):
+            value = '"%s"' % value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        out.append("%s=%s" % (key, value))
+    return " ".join(out)
 
 
 def parse_log_line(line):

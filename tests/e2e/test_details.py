@@ -374,7 +374,8 @@ def test_jvm_application_on_serverless_is_refused(t):
 # ---- the operator's log lines ---------------------------------------------------------------
 
 def call_lines(daemon, operation):
-    return [line for line in daemon.stderr_text().splitlines()
+    """The "call done" lines of one operation, in key=value form in both log-format passes."""
+    return [line for line in daemon.log_lines()
             if 'msg="call done"' in line and "operation=%s " % operation in line]
 
 
@@ -399,7 +400,7 @@ def test_get_task_logs_at_info_only_on_phase_change(t):
     env.call(GET, env.get_request({"databricks_instance": "evil.example.com", "run_id": "1"}),
              env.pb.admin.GetTaskResponse)
     check(any('msg="call failed"' in line and "level=warning" in line
-              for line in env.daemon.stderr_text().splitlines()), "failure at warning")
+              for line in env.daemon.log_lines()), "failure at warning")
 
 
 @generations(1)

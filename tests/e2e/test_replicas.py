@@ -26,7 +26,7 @@ def round_robin_channel(daemons):
 
 
 def calls_answered(daemon):
-    return daemon.stderr_text().count('msg="call done"')
+    return sum(1 for e in daemon.events() if e.get("msg") == "call done")
 
 
 def test_round_robin_over_three_replicas_survives_losing_one(t):

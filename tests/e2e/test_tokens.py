@@ -45,9 +45,7 @@ def bearers(env, path):
 def metrics(env):
     """The daemon's /metrics samples (its port is in its log); the text joins the transcript, so
     the harness's leak check covers it."""
-    line = wait_until(lambda: re.search(r'metrics listening.*\bport=(\d+)',
-                                        env.daemon.stderr_text()), 5, "the metrics port")
-    text = scrape(int(line.group(1)))[2]
+    text = scrape(env.daemon.metrics_port())[2]
     env.test.transcript.append(text)
     return samples(text)
 
@@ -57,7 +55,8 @@ def source_count(env, source):
 
 
 def log_lines(env, pattern):
-    return [line for line in env.daemon.stderr_text().splitlines() if re.search(pattern, line)]
+    """The daemon's log lines matching pattern, in key=value form in both log-format passes."""
+    return [line for line in env.daemon.log_lines() if re.search(pattern, line)]
 
 
 def create(t, env, custom=None, execution=None, code=None, timeout=10, token=None):
