@@ -84,6 +84,11 @@ GET_AGENT = METADATA + "GetAgent"
 LIST_AGENTS = METADATA + "ListAgents"
 HEALTH = "/grpc.health.v1.Health/Check"
 
+# grpcio's fork support makes every fork (each Popen of a fake or a daemon) wait until its
+# thread pool is idle; a channel still reconnecting to a daemon a test stopped (or refusing a
+# handshake) keeps it busy, and the next test hung there. The harness only forks to exec, which
+# needs none of it.
+os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
 import grpc  # noqa: E402  (python3-grpcio, a regular package: wins over the generated grpc/ dir)
 
 

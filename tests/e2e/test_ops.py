@@ -16,7 +16,7 @@ import urllib.request
 import grpc
 
 from harness import (CREATE, SCALE, Failure, check, create_request, custom_config, eq,
-                     free_port, resource_meta_of, wait_until)
+                     resource_meta_of, wait_until)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -69,9 +69,11 @@ def with_inputs(pb, request):
     return request
 
 
+# These tests let the daemon pick its metrics port (127.0.0.1:0, as the harness does) and read
+# it from the log: a port chosen free beforehand can be taken before the daemon binds it.
 def test_metrics_endpoint_counts_calls(t):
-    port = free_port()
-    env = t.start(args=["--metrics-listen", "127.0.0.1:%d" % port])
+    env = t.start()
+    port = env.daemon.metrics_port()
     pb = t.pb
 
     status, ctype, body = scrape(port)
@@ -108,8 +110,8 @@ def test_metrics_endpoint_counts_calls(t):
 
 def test_metrics_retries_and_statuses(t):
     """A 503 on runs/get (always safe to retry) shows as a 503 attempt, a retry, then a 200."""
-    port = free_port()
-    env = t.start(args=["--metrics-listen", "127.0.0.1:%d" % port])
+    env = t.start()
+    port = env.daemon.metrics_port()
     meta = resource_meta_of(env.create(create_request(t.pb, custom=custom_config())))
     env.fake.inject("GET", "/api/2.1/jobs/runs/get", [{"http_status": 503, "body": {
         "error_code": "TEMPORARILY_UNAVAILABLE", "message": "busy"}}])
@@ -124,8 +126,7 @@ def test_metrics_retries_and_statuses(t):
 
 
 def test_metrics_wrong_path_and_method(t):
-    port = free_port()
-    t.start(args=["--metrics-listen", "127.0.0.1:%d" % port])
+    port = t.start().daemon.metrics_port()
     eq(scrape(port, "/")[0], 404, "GET /")
     eq(scrape(port, "/metricsx")[0], 404, "GET /metricsx")
     eq(scrape(port, method="POST")[0], 405, "POST /metrics")
