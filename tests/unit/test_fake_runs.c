@@ -31,7 +31,14 @@
 static const char *const simple_body = "{\"run_name\":\"hello\",\"existing_cluster_id\":\"c-1\","
                                        "\"spark_python_task\":{\"python_file\":\"dbfs:/x.py\"}}";
 
-static struct fake_runs *new_table(size_t max_runs)
+/* The OAuth client of the tables made with max_tokens, and its tokens' lifetime. */
+#define CLIENT_ID "fdc-client"
+#define CLIENT_SECRET "s3cret"
+#define LIFETIME_S 60
+
+/* A table keeping max_runs runs; with max_tokens > 0, also the OAuth client above, keeping
+ * that many issued tokens. */
+static struct fake_runs *make_table(size_t max_runs, size_t max_tokens)
 {
     struct fake_runs_options o = {
         .address = "127.0.0.1:8443",
@@ -40,6 +47,10 @@ static struct fake_runs *new_table(size_t max_runs)
         .running_ms = RUNNING,
         .terminating_ms = TERMINATING,
         .max_runs = max_runs,
+        .client_id = max_tokens ? CLIENT_ID : NULL,
+        .client_secret = max_tokens ? CLIENT_SECRET : NULL,
+        .token_lifetime_s = LIFETIME_S,
+        .max_tokens = max_tokens,
     };
     struct fake_runs *t = NULL;
     char *err = NULL;
@@ -48,6 +59,11 @@ static struct fake_runs *new_table(size_t max_runs)
     assert_null(err);
     assert_non_null(t);
     return t;
+}
+
+static struct fake_runs *new_table(size_t max_runs)
+{
+    return make_table(max_runs, 0);
 }
 
 static int64_t submit_text(struct fake_runs *t, const char *json, int64_t now)
@@ -813,28 +829,10 @@ static void test_authorize_alone(void **state)
 #define BASIC_WRONG_ID "Basic b3RoZXI6czNjcmV0"
 #define BASIC_NO_COLON "Basic ZmRjLWNsaWVudA=="
 #define BASIC_LONGER "Basic ZmRjLWNsaWVudDpzM2NyZXQ6eA=="
-#define LIFETIME_S 60
 
 static struct fake_runs *new_oauth_table(size_t max_tokens)
 {
-    struct fake_runs_options o = {
-        .address = "127.0.0.1:8443",
-        .token = "tok",
-        .pending_ms = PENDING,
-        .running_ms = RUNNING,
-        .terminating_ms = TERMINATING,
-        .max_runs = 4,
-        .client_id = "fdc-client",
-        .client_secret = "s3cret",
-        .token_lifetime_s = LIFETIME_S,
-        .max_tokens = max_tokens,
-    };
-    struct fake_runs *t = NULL;
-    char *err = NULL;
-
-    assert_int_equal(fake_runs_new(&o, &t, &err), 0);
-    assert_null(err);
-    return t;
+    return make_table(4, max_tokens);
 }
 
 /* One request; gives the answer (fake_runs_answer_done()). */
