@@ -9,6 +9,12 @@
  *
  * A run's state is never stored: it is computed from its submit time, its cancel time and the
  * `now` of each call. Pure: no clock, no I/O; one thread at a time per table.
+ *
+ * Issued access tokens live in a second ring, of max_tokens slots indexed by the token's serial
+ * number, which the token's text carries ("fake-oauth-SERIAL-HEX"): a Bearer token is found in
+ * one slot, without a scan. Every lifetime is the same, so the slot a new token takes holds the
+ * one that expires first. The client secret, its Basic header and the tokens are wiped when
+ * the table is freed; secrets are compared in constant time.
  */
 #include "fake_runs.h"
 
@@ -20,14 +26,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
 
 #include "errmsg.h"
+#include "oauth_token.h"
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 
 #define API_PREFIX "/api/2.1/jobs/runs/"
 /* run ids as Databricks accepts them in text: 1 to 18 decimal digits (always fits int64). */
 #define RUN_ID_DIGITS_MAX 18
+
+#define ISSUED_PREFIX "fake-oauth-"
+/* ISSUED_PREFIX, a serial number (up to 20 digits), '-', the entropy in hex, NUL. */
+#define ISSUED_TOKEN_SIZE (sizeof(ISSUED_PREFIX) + 20 + 1 + 2 * FAKE_RUNS_ENTROPY_BYTES)
+/* What the token endpoint grants, and the only scope it grants. */
+#define GRANT_TYPE "client_credentials"
+#define SCOPE "all-apis"
+/* Longest form parameter (name or value) read; longer ones never match. */
+#define FORM_VALUE_MAX 64
 
 struct run {
     int64_t run_id; /* 0: empty slot */
@@ -42,6 +61,13 @@ struct run {
     cJSON *task_kinds; /* owns: array of strings, each task's kind ("notebook_task", ...) */
 };
 
+/* An access token the token endpoint gave. */
+struct issued {
+    uint64_t serial; /* 0: empty slot */
+    int64_t expires_ms;
+    char token[ISSUED_TOKEN_SIZE];
+};
+
 struct fake_runs {
     char *address; /* owns */
     char *token;   /* owns */
@@ -51,6 +77,11 @@ struct fake_runs {
     size_t max_runs;
     struct run *slots; /* owns: max_runs entries */
     int64_t next_run_id;
+    char *basic; /* owns (wiped): "Basic BASE64(id:secret)"; NULL: OAuth off */
+    int64_t token_lifetime_s;
+    size_t max_tokens;
+    struct issued *issued; /* owns (wiped): max_tokens entries */
+    uint64_t issued_count; /* tokens issued so far; the last one's serial */
 };
 
 /* Task kinds of a submit body, as the Python fake's TASK_KINDS; one is required per task. */
@@ -101,25 +132,72 @@ static void run_clear(struct run *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* A client id Basic credentials can carry: visible ASCII, no ':' (the separator). */
+static bool client_id_valid(const char *id)
+{
+    if (!*id)
+        return false;
+    for (; *id; id++)
+        if ((unsigned char)*id <= 0x20 || (unsigned char)*id >= 0x7f || *id == ':')
+            return false;
+    return true;
+}
+
+/* The first option out of range (a static name), NULL when all are fine. */
+static const char *bad_option(const struct fake_runs_options *o)
+{
+    if (!o->address || !*o->address)
+        return "address";
+    if (!o->token || !*o->token)
+        return "token";
+    if (o->pending_ms < 0)
+        return "pending_ms";
+    if (o->running_ms < 0)
+        return "running_ms";
+    if (o->terminating_ms < 0)
+        return "terminating_ms";
+    if (o->max_runs < 1 || o->max_runs > SIZE_MAX / sizeof(struct run))
+        return "max_runs";
+    if (!o->client_id)
+        return NULL;
+    if (!client_id_valid(o->client_id))
+        return "client_id";
+    if (!o->client_secret || !*o->client_secret)
+        return "client_secret";
+    if (o->token_lifetime_s < 1 || o->token_lifetime_s > FAKE_RUNS_TOKEN_LIFETIME_MAX_S)
+        return "token_lifetime_s";
+    if (o->max_tokens < 1 || o->max_tokens > SIZE_MAX / sizeof(struct issued))
+        return "max_tokens";
+    return NULL;
+}
+
+/* Sets up the token endpoint's client; 0 or -ENOMEM. */
+static int oauth_init(struct fake_runs *t, const struct fake_runs_options *o)
+{
+    static const char header_name[] = "Authorization: ";
+    char *header = NULL;
+
+    /* The header as the daemon's client sends it, without its name. */
+    if (oauth_token_basic_auth(o->client_id, o->client_secret, &header) < 0)
+        return -ENOMEM;
+    t->basic = strdup(header + sizeof(header_name) - 1);
+    explicit_bzero(header, strlen(header));
+    free(header);
+    t->issued = calloc(o->max_tokens, sizeof(*t->issued));
+    if (!t->basic || !t->issued)
+        return -ENOMEM;
+    t->token_lifetime_s = o->token_lifetime_s;
+    t->max_tokens = o->max_tokens;
+    return 0;
+}
+
 int fake_runs_new(const struct fake_runs_options *options, struct fake_runs **ret,
                   char **reterr_msg)
 {
     struct fake_runs *t = NULL;
-    const char *bad = NULL;
+    const char *bad = bad_option(options);
     int r;
 
-    if (!options->address || !*options->address)
-        bad = "address";
-    else if (!options->token || !*options->token)
-        bad = "token";
-    else if (options->pending_ms < 0)
-        bad = "pending_ms";
-    else if (options->running_ms < 0)
-        bad = "running_ms";
-    else if (options->terminating_ms < 0)
-        bad = "terminating_ms";
-    else if (options->max_runs < 1 || options->max_runs > SIZE_MAX / sizeof(struct run))
-        bad = "max_runs";
     if (bad) {
         *reterr_msg = errmsg_format("fake workspace option %s is out of range", bad);
         r = -EINVAL;
@@ -142,6 +220,10 @@ int fake_runs_new(const struct fake_runs_options *options, struct fake_runs **re
     t->terminating_ms = options->terminating_ms;
     t->max_runs = options->max_runs;
     t->next_run_id = FAKE_RUNS_FIRST_RUN_ID;
+    if (options->client_id && oauth_init(t, options) < 0) {
+        r = -ENOMEM;
+        goto out;
+    }
     *ret = t;
     t = NULL;
     r = 0;
@@ -162,6 +244,14 @@ struct fake_runs *fake_runs_free(struct fake_runs *t)
     free(t->slots);
     free(t->address);
     free(t->token);
+    if (t->basic) {
+        explicit_bzero(t->basic, strlen(t->basic));
+        free(t->basic);
+    }
+    if (t->issued) {
+        explicit_bzero(t->issued, t->max_tokens * sizeof(*t->issued));
+        free(t->issued);
+    }
     free(t);
     return NULL;
 }
@@ -170,6 +260,58 @@ size_t fake_runs_count(const struct fake_runs *t)
 {
     uint64_t made = (uint64_t)(t->next_run_id - FAKE_RUNS_FIRST_RUN_ID);
     return made < t->max_runs ? (size_t)made : t->max_runs;
+}
+
+size_t fake_runs_token_count(const struct fake_runs *t)
+{
+    return t->issued_count < t->max_tokens ? (size_t)t->issued_count : t->max_tokens;
+}
+
+/* a equals b, in a time that does not depend on where they differ. */
+static bool same_secret(const char *a, const char *b)
+{
+    size_t n = strlen(a);
+
+    return n == strlen(b) && CRYPTO_memcmp(a, b, n) == 0;
+}
+
+/* ---- OAuth tokens -------------------------------------------------------------------------- */
+
+/* Issues a token at now from `entropy` (FAKE_RUNS_ENTROPY_BYTES, NULL: zeros) into out
+ * (ISSUED_TOKEN_SIZE bytes); the slot it takes drops the token issued max_tokens before. */
+static void token_issue(struct fake_runs *t, const unsigned char *entropy, int64_t now, char *out)
+{
+    uint64_t serial = ++t->issued_count;
+    struct issued *slot = &t->issued[(serial - 1) % t->max_tokens];
+    int n = snprintf(out, ISSUED_TOKEN_SIZE, ISSUED_PREFIX "%" PRIu64 "-", serial);
+
+    for (size_t i = 0; i < FAKE_RUNS_ENTROPY_BYTES; i++)
+        n += snprintf(out + n, ISSUED_TOKEN_SIZE - (size_t)n, "%02x", entropy ? entropy[i] : 0);
+    explicit_bzero(slot, sizeof(*slot));
+    slot->serial = serial;
+    slot->expires_ms = now + t->token_lifetime_s * 1000;
+    memcpy(slot->token, out, ISSUED_TOKEN_SIZE);
+}
+
+/* The kept token `bearer` names (by the serial number in its text), NULL when it was never
+ * issued or is no longer kept. */
+static const struct issued *token_find(const struct fake_runs *t, const char *bearer)
+{
+    const char *digits = bearer + sizeof(ISSUED_PREFIX) - 1;
+    const struct issued *slot;
+    size_t n;
+    uint64_t serial;
+
+    if (!t->issued || strncmp(bearer, ISSUED_PREFIX, sizeof(ISSUED_PREFIX) - 1) != 0)
+        return NULL;
+    n = strspn(digits, "0123456789");
+    if (n == 0 || n > 19 || digits[n] != '-')
+        return NULL;
+    serial = strtoull(digits, NULL, 10);
+    if (serial == 0 || serial > t->issued_count)
+        return NULL;
+    slot = &t->issued[(serial - 1) % t->max_tokens];
+    return slot->serial == serial && same_secret(slot->token, bearer) ? slot : NULL;
 }
 
 static struct run *find_run(const struct fake_runs *t, int64_t run_id)
@@ -658,10 +800,11 @@ int fake_runs_get_output(const struct fake_runs *t, int64_t run_id, int64_t now_
 
 /* ---- HTTP level ---------------------------------------------------------------------------- */
 
-/* An answer under construction: status plus a JSON tree (owned). */
+/* An answer under construction: status plus a JSON tree (owned), or the finished text. */
 struct reply {
     int status;
     cJSON *json;
+    char *text; /* owns: the body when set (an access token's answer, kept out of cJSON) */
     int64_t run_id;
     bool oom;
 };
@@ -683,6 +826,18 @@ static void reply_error(struct reply *rep, int status, const char *code, const c
         !cJSON_AddStringToObject(rep->json, "message", message))
         rep->oom = true;
     free(message);
+}
+
+/* An OAuth token endpoint error (RFC 6749 5.2): {"error", "error_description"}. */
+static void reply_oauth_error(struct reply *rep, int status, const char *error,
+                              const char *description)
+{
+    cJSON_Delete(rep->json);
+    rep->status = status;
+    rep->json = cJSON_CreateObject();
+    if (!rep->json || !cJSON_AddStringToObject(rep->json, "error", error) ||
+        !cJSON_AddStringToObject(rep->json, "error_description", description))
+        rep->oom = true;
 }
 
 static void reply_missing_run(struct reply *rep, int64_t run_id)
@@ -825,7 +980,102 @@ static void api_cancel(struct fake_runs *t, const struct fake_runs_request *req,
         rep->oom = true;
 }
 
-/* The Jobs API routes served; paths are unique. */
+static int hex_value(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Decodes n bytes of form text ('+' is a space, %XX a byte) into out (size bytes, NUL added).
+ * False for a bad escape, a NUL, or a text that does not fit. */
+static bool form_decode(const char *s, size_t n, char *out, size_t size)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            int hi = i + 2 < n ? hex_value(s[i + 1]) : -1;
+            int lo = i + 2 < n ? hex_value(s[i + 2]) : -1;
+
+            if (hi < 0 || lo < 0)
+                return false;
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (c == 0 || o + 1 >= size)
+            return false;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return true;
+}
+
+/* How many times the form body (len bytes, application/x-www-form-urlencoded) gives `key`;
+ * the first value, decoded, goes into out (FORM_VALUE_MAX bytes), "" when it cannot be read. */
+static unsigned form_value(const char *body, size_t len, const char *key, char *out)
+{
+    const char *end = body ? body + len : NULL;
+    unsigned count = 0;
+
+    out[0] = '\0';
+    for (const char *p = body; p && p < end;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        const char *value = eq ? eq + 1 : stop;
+        char name[FORM_VALUE_MAX];
+
+        if (form_decode(p, (size_t)((eq ? eq : stop) - p), name, sizeof(name)) &&
+            strcmp(name, key) == 0 && count++ == 0 &&
+            !form_decode(value, (size_t)(stop - value), out, FORM_VALUE_MAX))
+            out[0] = '\0';
+        p = amp ? amp + 1 : end;
+    }
+    return count;
+}
+
+/* POST /oidc/v1/token, the client already authenticated: checks the grant and issues a token. */
+static void api_token(struct fake_runs *t, const struct fake_runs_request *req, const cJSON *body,
+                      struct reply *rep)
+{
+    char grant[FORM_VALUE_MAX], scope[FORM_VALUE_MAX], token[ISSUED_TOKEN_SIZE];
+    unsigned grants = form_value(req->body, req->body_len, "grant_type", grant);
+    unsigned scopes = form_value(req->body, req->body_len, "scope", scope);
+
+    (void)body;
+    /* RFC 6749 3.2 and 5.2: each parameter at most once, then the grant, then the scope. */
+    if (grants != 1 || scopes > 1) {
+        reply_oauth_error(rep, 400, "invalid_request",
+                          "grant_type is required and no parameter may be repeated");
+        return;
+    }
+    if (strcmp(grant, GRANT_TYPE) != 0) {
+        reply_oauth_error(rep, 400, "unsupported_grant_type",
+                          "only grant_type=" GRANT_TYPE " is supported");
+        return;
+    }
+    if (scopes != 1 || strcmp(scope, SCOPE) != 0) {
+        reply_oauth_error(rep, 400, "invalid_scope", "the scope must be " SCOPE);
+        return;
+    }
+    token_issue(t, req->entropy, req->now_ms, token);
+    /* Written here, not with cJSON, so that every copy of the token is one this code wipes.
+     * The token is letters, digits and '-': nothing to escape. */
+    rep->text = errmsg_format("{\"access_token\":\"%s\",\"token_type\":\"Bearer\","
+                              "\"expires_in\":%" PRId64 ",\"scope\":\"" SCOPE "\"}",
+                              token, t->token_lifetime_s);
+    explicit_bzero(token, sizeof(token));
+    if (!rep->text)
+        rep->oom = true;
+}
+
+/* The routes served; paths are unique. */
 static const struct {
     const char *path;
     const char *method;
@@ -837,35 +1087,75 @@ static const struct {
     {API_PREFIX "get", "GET", false, api_get},
     {API_PREFIX "cancel", "POST", true, api_cancel},
     {API_PREFIX "get-output", "GET", false, api_get_output},
+    {FAKE_RUNS_OIDC_TOKEN_PATH, "POST", false, api_token},
 };
 
-static bool authorized(const struct fake_runs *t, const struct fake_runs_request *req,
-                       struct reply *rep)
+/* The token endpoint's check: the client's id and secret as HTTP Basic credentials. */
+static bool client_authorized(const struct fake_runs *t, const struct fake_runs_request *req,
+                              struct reply *rep)
+{
+    static const char basic[] = "Basic ";
+    const char *value = req->authorization;
+
+    /* The scheme name is case-insensitive (RFC 7235 2.1); the credentials are not. */
+    if (t->basic && value && strncasecmp(value, basic, sizeof(basic) - 1) == 0 &&
+        same_secret(value + sizeof(basic) - 1, t->basic + sizeof(basic) - 1))
+        return true;
+    reply_oauth_error(rep, 401, "invalid_client", "Client authentication failed");
+    return false;
+}
+
+/* The Jobs API's check: the static token, or an issued token not yet expired. */
+static bool bearer_authorized(const struct fake_runs *t, const struct fake_runs_request *req,
+                              struct reply *rep)
 {
     static const char bearer[] = "Bearer ";
     const char *value = req->authorization;
+    const struct issued *issued;
 
     if (!value || strncmp(value, bearer, sizeof(bearer) - 1) != 0) {
         reply_error(rep, 401, "UNAUTHENTICATED",
                     "Credential was not sent or was of an unsupported type for this API.");
         return false;
     }
-    if (strcmp(value + sizeof(bearer) - 1, t->token) != 0) {
+    value += sizeof(bearer) - 1;
+    if (same_secret(value, t->token))
+        return true;
+    issued = token_find(t, value);
+    if (issued && req->now_ms < issued->expires_ms)
+        return true;
+    /* An expired token is a 401, which tells a client to fetch a new one; an unknown one is
+     * refused for good. */
+    if (issued)
+        reply_error(rep, 401, "UNAUTHENTICATED", "Token is expired.");
+    else
         reply_error(rep, 403, "PERMISSION_DENIED", "Invalid access token.");
-        return false;
-    }
-    return true;
+    return false;
+}
+
+static bool authorized(const struct fake_runs *t, const struct fake_runs_request *req,
+                       struct reply *rep)
+{
+    if (req->path && strcmp(req->path, FAKE_RUNS_OIDC_TOKEN_PATH) == 0)
+        return client_authorized(t, req, rep);
+    return bearer_authorized(t, req, rep);
 }
 
 /* Turns rep into *ret; frees rep's JSON either way. Returns 0 or -ENOMEM. */
 static int render(struct reply *rep, struct fake_runs_answer *ret)
 {
-    char *text = NULL;
+    char *text = rep->text;
 
-    if (!rep->oom)
+    rep->text = NULL;
+    if (!text && !rep->oom)
         text = rep->json ? cJSON_PrintUnformatted(rep->json) : strdup("{}");
     cJSON_Delete(rep->json);
     rep->json = NULL;
+    if (rep->oom && text) {
+        explicit_bzero(text, strlen(text));
+        free(text);
+        text = NULL;
+    }
     if (!text)
         return -ENOMEM;
     *ret =
@@ -873,13 +1163,12 @@ static int render(struct reply *rep, struct fake_runs_answer *ret)
     return 0;
 }
 
-int fake_runs_authorize(const struct fake_runs *t, const char *authorization,
+int fake_runs_authorize(const struct fake_runs *t, const struct fake_runs_request *req,
                         struct fake_runs_answer *ret)
 {
-    const struct fake_runs_request req = {.authorization = authorization};
     struct reply rep = {.status = 200, .run_id = -1};
 
-    if (authorized(t, &req, &rep))
+    if (authorized(t, req, &rep))
         return 1;
     return render(&rep, ret) < 0 ? -ENOMEM : 0;
 }
@@ -929,8 +1218,9 @@ render:
 
 void fake_runs_answer_done(struct fake_runs_answer *a)
 {
-    if (!a)
+    if (!a || !a->body)
         return;
+    explicit_bzero(a->body, strlen(a->body));
     free(a->body);
     a->body = NULL;
 }

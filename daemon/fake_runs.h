@@ -18,6 +18,14 @@
  * The table keeps the newest max_runs runs; older ones are dropped (then unknown, as an expired
  * run is on a real workspace) together with their idempotency tokens.
  *
+ * OAuth machine-to-machine, as a workspace serves a service principal: POST /oidc/v1/token with
+ * the client id and secret as HTTP Basic credentials and the form body
+ * grant_type=client_credentials&scope=all-apis gives {"access_token", "token_type": "Bearer",
+ * "expires_in", "scope"}; wrong credentials get 401 {"error": "invalid_client", ...}. The Jobs
+ * API takes the static token or an issued token until its expires_in has passed (then 401, so
+ * a client fetches a new one). The newest max_tokens issued tokens are kept; an older one is
+ * unknown (403), as any token never issued.
+ *
  * Pure: no clock (every call takes `now_ms`, milliseconds since the epoch), no I/O, no locks.
  * A table is used by one thread at a time; the caller serialises.
  */
@@ -35,6 +43,13 @@
 /* Longest idempotency_token accepted (Databricks' limit). */
 #define FAKE_RUNS_TOKEN_MAX 64
 
+/* The OAuth token endpoint (the path the daemon's oauth_token.h asks too). */
+#define FAKE_RUNS_OIDC_TOKEN_PATH "/oidc/v1/token"
+/* Random bytes a token request brings for the access token it may be given. */
+#define FAKE_RUNS_ENTROPY_BYTES 16
+/* Longest expires_in an issued token may have, in seconds: a day. */
+#define FAKE_RUNS_TOKEN_LIFETIME_MAX_S 86400
+
 /* The state_message of a run that fails on request, as Databricks words it; runs/get-output
  * then says why: FAKE_RUNS_ERROR, which the demo's failing sample shows. */
 #define FAKE_RUNS_FAILURE_MESSAGE "Workload failed, see run output for details"
@@ -49,6 +64,12 @@ struct fake_runs_options {
     int64_t running_ms;     /* >= 0 */
     int64_t terminating_ms; /* >= 0: how long a cancelled run stays TERMINATING */
     size_t max_runs;        /* >= 1 */
+    /* The service principal POST /oidc/v1/token serves; NULL client_id: every client is
+     * refused and only `token` opens the Jobs API. */
+    const char *client_id;     /* borrows (copied): non-empty, visible ASCII, no ':' */
+    const char *client_secret; /* borrows (copied; wiped when freed): non-empty with client_id */
+    int64_t token_lifetime_s;  /* with client_id: 1..FAKE_RUNS_TOKEN_LIFETIME_MAX_S */
+    size_t max_tokens;         /* with client_id: >= 1, issued tokens kept */
 };
 
 /* A run's state at some instant, as fake_runs_state() computes it. Strings are static. */
@@ -70,12 +91,16 @@ struct fake_runs_request {
     const char *body;            /* need not be NUL-terminated; NULL when empty */
     size_t body_len;
     int64_t now_ms;
+    /* FAKE_RUNS_ENTROPY_BYTES random bytes, of which a token request's access token is made;
+     * NULL reads as zeros (tokens then differ only by their serial number: tests only). */
+    const unsigned char *entropy;
 };
 
 /* What to answer. */
 struct fake_runs_answer {
     int http_status;
-    char *body;     /* owns: JSON text; free with fake_runs_answer_done() */
+    char *body;     /* owns: JSON text (an access token's, for a token request); release with
+                     * fake_runs_answer_done(), which wipes it */
     int64_t run_id; /* the run the request named or created, -1 when none (for logging) */
 };
 
@@ -91,6 +116,10 @@ struct fake_runs *fake_runs_free(struct fake_runs *t);
 
 /* Number of runs the table holds now (at most max_runs). */
 size_t fake_runs_count(const struct fake_runs *t);
+
+/* Number of issued access tokens the table holds now, expired ones included (at most
+ * max_tokens). */
+size_t fake_runs_token_count(const struct fake_runs *t);
 
 /*
  * Submits a run from `body` (borrows; the parsed runs/submit body) at now_ms. A body whose
@@ -120,24 +149,27 @@ int fake_runs_cancel(struct fake_runs *t, int64_t run_id, int64_t now_ms);
 
 /*
  * The authentication step of fake_runs_handle() alone, for a server that wants to refuse a
- * request before it reads the body: returns 1 when `authorization` (the Authorization header,
- * borrowed; NULL when absent) carries the bearer token, else 0 with *ret filled with the
+ * request before it reads the body (req->body is not read): returns 1 when req->authorization
+ * carries what req->path needs (the client's Basic credentials for the token endpoint, else the
+ * static token or an unexpired issued one at req->now_ms), else 0 with *ret filled with the
  * 401/403 answer (release with fake_runs_answer_done()), or -ENOMEM.
  */
-int fake_runs_authorize(const struct fake_runs *t, const char *authorization,
+int fake_runs_authorize(const struct fake_runs *t, const struct fake_runs_request *req,
                         struct fake_runs_answer *ret);
 
 /*
  * Answers one HTTP request: authentication, routing, body and run_id parsing, then the calls
  * above, with Databricks' error shape {"error_code", "message"} on failure (401 UNAUTHENTICATED,
  * 403 PERMISSION_DENIED, 404 ENDPOINT_NOT_FOUND, 405 METHOD_NOT_ALLOWED, 400 MALFORMED_REQUEST /
- * INVALID_PARAMETER_VALUE). Fills *ret (release with fake_runs_answer_done()); returns 0 or
+ * INVALID_PARAMETER_VALUE); the token endpoint answers OAuth's {"error", "error_description"}
+ * (401 invalid_client, 400 invalid_request / unsupported_grant_type / invalid_scope) and issues
+ * a token at req->now_ms. Fills *ret (release with fake_runs_answer_done()); returns 0 or
  * -ENOMEM (then *ret is untouched).
  */
 int fake_runs_handle(struct fake_runs *t, const struct fake_runs_request *req,
                      struct fake_runs_answer *ret);
 
-/* Frees a's body and NULLs it; NULL-safe and idempotent. */
+/* Wipes and frees a's body and NULLs it; NULL-safe and idempotent. */
 void fake_runs_answer_done(struct fake_runs_answer *a);
 
 #endif

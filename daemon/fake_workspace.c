@@ -8,6 +8,11 @@
  * one internal polling thread, which is therefore the only thread that touches the run table:
  * no lock. The main thread only starts, waits for SIGINT/SIGTERM with sigwait() and stops.
  * Standalone tool, not the daemon: it reads TMPDIR itself and logs plain lines to stderr.
+ *
+ * Secrets: the OAuth client secret (made here unless --client-secret gives one) goes to stdout
+ * once, with the other settings a user needs, and never to the log; issued access tokens and
+ * request headers are never logged, and every answer body (an access token's included) is
+ * wiped when the server frees it.
  */
 #include "fake_workspace.h"
 
@@ -51,6 +56,11 @@
 #define MAX_BODY (1024u * 1024)
 #define MAX_CONNECTIONS 64u
 #define MAX_SECONDS 86400.0
+/* Issued access tokens kept: a daemon asks for one per client per lifetime, so a demo or a
+ * test stays far below; past it, the oldest are refused. */
+#define MAX_TOKENS 1024u
+/* Random bytes in a generated client secret. */
+#define SECRET_BYTES 16
 #define CERT_VALID_SECONDS 86400L
 /* notBefore is set this far back so a client whose clock lags a little still accepts it. */
 #define CERT_BACKDATE_SECONDS 3600L
@@ -60,6 +70,9 @@ enum {
     OPT_RUNNING,
     OPT_TERMINATING,
     OPT_MAX_RUNS,
+    OPT_CLIENT_ID,
+    OPT_CLIENT_SECRET,
+    OPT_OAUTH_EXPIRES,
     OPT_QUIET,
     OPT_HELP,
 };
@@ -73,6 +86,9 @@ static const struct option long_options[] = {
     {"running-seconds", required_argument, NULL, OPT_RUNNING},
     {"terminating-seconds", required_argument, NULL, OPT_TERMINATING},
     {"max-runs", required_argument, NULL, OPT_MAX_RUNS},
+    {"client-id", required_argument, NULL, OPT_CLIENT_ID},
+    {"client-secret", required_argument, NULL, OPT_CLIENT_SECRET},
+    {"oauth-expires-seconds", required_argument, NULL, OPT_OAUTH_EXPIRES},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -80,20 +96,28 @@ static const struct option long_options[] = {
 
 static const char usage_text[] =
     "usage: flyte-databricks-connector fake-workspace [--port P] [--host 127.0.0.1] [--dir DIR]\n"
-    "           [--token T] [--pending-seconds S] [--running-seconds S]\n"
+    "           [--token T] [--client-id ID] [--client-secret SECRET]\n"
+    "           [--oauth-expires-seconds N] [--pending-seconds S] [--running-seconds S]\n"
     "           [--terminating-seconds S] [--max-runs N] [--quiet]\n"
     "\n"
     "Serves a fake Databricks Jobs API (runs/submit, runs/get, runs/cancel) over HTTPS with a\n"
-    "throwaway CA written to DIR/ca.pem, and prints instance=, ca_file= and token= lines.\n"
+    "throwaway CA written to DIR/ca.pem, and prints instance=, ca_file=, client_id=,\n"
+    "client_secret= and token= lines. The Jobs API takes the token, or an access token from\n"
+    "the OAuth endpoint /oidc/v1/token, which grants the client id and secret (a service\n"
+    "principal's: client_credentials, scope all-apis) tokens that expire after N seconds.\n"
     "Runs stay PENDING, then RUNNING, then end TERMINATED/SUCCESS, or FAILED when run_name\n"
     "contains \"fail\" or a task parameter is \"--fail\". Defaults: port 0 (any), token\n"
-    "fake-token, 1 s pending, 2 s running, 1 s terminating after a cancel, 10000 runs kept.\n";
+    "fake-token, a random client id and secret, tokens valid 3600 s, 1 s pending, 2 s running,\n"
+    "1 s terminating after a cancel, 10000 runs kept.\n";
 
 struct options {
     const char *host;
     unsigned port;
     const char *dir; /* NULL: make a temporary one */
     const char *token;
+    const char *client_id;     /* NULL: made at start */
+    const char *client_secret; /* NULL: made at start */
+    int64_t token_lifetime_s;
     int64_t pending_ms;
     int64_t running_ms;
     int64_t terminating_ms;
@@ -103,7 +127,8 @@ struct options {
 
 /* State the MHD thread reads; set up before the server starts and freed after it stops. */
 struct workspace {
-    struct fake_runs *runs; /* owns; MHD thread only while serving */
+    struct fake_runs *runs;  /* owns; MHD thread only while serving */
+    uint64_t token_requests; /* requests to the token endpoint so far; MHD thread only */
     bool quiet;
 };
 
@@ -112,6 +137,7 @@ struct request {
     char *body; /* owns */
     size_t len;
     size_t cap;
+    uint64_t token_request; /* its number among the token endpoint's requests; 0: another path */
 };
 
 static int64_t wall_clock_ms(void)
@@ -153,6 +179,18 @@ static int parse_unsigned(const char *text, unsigned long max, unsigned long *re
     return 0;
 }
 
+/* A non-empty text of visible ASCII without any of `forbidden`: safe on a settings line and in
+ * an HTTP header. */
+static int parse_visible(const char *text, const char *forbidden)
+{
+    if (!*text)
+        return -EINVAL;
+    for (const char *p = text; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || strchr(forbidden, *p))
+            return -EINVAL;
+    return 0;
+}
+
 static const char *option_name(int c)
 {
     for (size_t i = 0; long_options[i].name; i++)
@@ -170,6 +208,7 @@ static int parse_options(int argc, char **argv, struct options *o)
     *o = (struct options){
         .host = "127.0.0.1",
         .token = "fake-token",
+        .token_lifetime_s = 3600,
         .pending_ms = 1000,
         .running_ms = 2000,
         .terminating_ms = 1000,
@@ -199,6 +238,20 @@ static int parse_options(int argc, char **argv, struct options *o)
                     : -EINVAL;
             o->token = optarg;
             break;
+        case OPT_CLIENT_ID:
+            /* Basic credentials split the id from the secret at the first ':'. */
+            r = parse_visible(optarg, ":");
+            o->client_id = optarg;
+            break;
+        case OPT_CLIENT_SECRET:
+            r = parse_visible(optarg, "");
+            o->client_secret = optarg;
+            break;
+        case OPT_OAUTH_EXPIRES:
+            r = parse_unsigned(optarg, FAKE_RUNS_TOKEN_LIFETIME_MAX_S, &n);
+            o->token_lifetime_s = (int64_t)n;
+            r = r == 0 && n == 0 ? -EINVAL : r;
+            break;
         case OPT_PENDING:
             r = parse_seconds(optarg, &o->pending_ms);
             break;
@@ -224,8 +277,9 @@ static int parse_options(int argc, char **argv, struct options *o)
             return -EINVAL;
         }
         if (r < 0) {
-            fprintf(stderr, "%s: invalid value '%s' for --%s\n%s", PROG, optarg, option_name(c),
-                    usage_text);
+            /* A secret is not repeated, even a malformed one. */
+            fprintf(stderr, "%s: invalid value '%s' for --%s\n%s", PROG,
+                    c == OPT_CLIENT_SECRET ? "(not shown)" : optarg, option_name(c), usage_text);
             return -EINVAL;
         }
     }
@@ -557,14 +611,21 @@ static enum MHD_Result count_run_id(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
+/* Frees an answer body once MHD has sent it: wiped first, as it may be an access token's. */
+static void free_body(void *body)
+{
+    explicit_bzero(body, strlen(body));
+    free(body);
+}
+
 static enum MHD_Result send_answer(struct MHD_Connection *c, int status, char *body)
 {
     struct MHD_Response *resp;
     enum MHD_Result ret;
 
-    resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    resp = MHD_create_response_from_buffer_with_free_callback(strlen(body), body, free_body);
     if (!resp) {
-        free(body);
+        free_body(body);
         return MHD_NO;
     }
     (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
@@ -573,29 +634,57 @@ static enum MHD_Result send_answer(struct MHD_Connection *c, int status, char *b
     return ret;
 }
 
-/* Before any body is read: a caller without the token, or one announcing a body over
- * MAX_BODY, is answered at once (MHD then closes the connection without reading the body).
- * Returns MHD_YES to go on reading, else what queuing the refusal gave. */
-static enum MHD_Result refuse_early(struct workspace *ws, struct MHD_Connection *c, bool *refused)
+/* One line per answer, unless --quiet: never a header or a body, which may hold the client
+ * secret or an access token. token_request: the request's number at the token endpoint, 0 for
+ * another path. */
+static void log_answer(const struct workspace *ws, const char *method, const char *url, int status,
+                       int64_t run_id, uint64_t token_request)
+{
+    char id[48] = "", path[256];
+
+    if (ws->quiet)
+        return;
+    if (run_id >= 0)
+        snprintf(id, sizeof(id), " run_id=%" PRId64, run_id);
+    else if (token_request)
+        snprintf(id, sizeof(id), " token_request=%" PRIu64, token_request);
+    /* The path is the client's (decoded) text: no control characters reach the terminal. */
+    errmsg_printable(path, sizeof(path), url, ERRMSG_QUOTED);
+    fprintf(stderr, "%s: %s %s%s -> %d\n", PROG, method, path, id, status);
+}
+
+/* Before any body is read: a caller without the credentials the path needs, or one announcing
+ * a body over MAX_BODY, is answered at once (MHD then closes the connection without reading
+ * the body). Returns MHD_YES to go on reading, else what queuing the refusal gave. */
+static enum MHD_Result refuse_early(struct workspace *ws, struct MHD_Connection *c, const char *url,
+                                    const char *method, uint64_t token_request, bool *refused)
 {
     const char *length =
         MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const struct fake_runs_request req = {
+        .method = method,
+        .path = url,
+        .authorization =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+        .now_ms = wall_clock_ms(),
+    };
     struct fake_runs_answer answer = {0};
     int r;
 
     *refused = true;
-    r = fake_runs_authorize(
-        ws->runs, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-        &answer);
+    r = fake_runs_authorize(ws->runs, &req, &answer);
     if (r < 0)
         return MHD_NO;
-    if (r == 0)
+    if (r == 0) {
+        log_answer(ws, method, url, answer.http_status, -1, token_request);
         return send_answer(c, answer.http_status, answer.body);
+    }
     if (length && (strspn(length, "0123456789") != strlen(length) || strlen(length) > 9 ||
                    strtoul(length, NULL, 10) > MAX_BODY)) {
         char *body = strdup("{\"error_code\":\"MALFORMED_REQUEST\","
                             "\"message\":\"request too large\"}");
 
+        log_answer(ws, method, url, 413, -1, token_request);
         return body ? send_answer(c, 413, body) : MHD_NO;
     }
     *refused = false;
@@ -613,14 +702,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
     (void)version;
     if (!rq) {
+        /* Every request to the token endpoint counts, refused ones too. */
+        uint64_t token_request =
+            strcmp(url, FAKE_RUNS_OIDC_TOKEN_PATH) == 0 ? ++ws->token_requests : 0;
         bool refused;
-        enum MHD_Result r = refuse_early(ws, c, &refused);
+        enum MHD_Result r = refuse_early(ws, c, url, method, token_request, &refused);
 
         if (refused)
             return r;
         rq = calloc(1, sizeof(*rq));
         if (!rq)
             return MHD_NO;
+        rq->token_request = token_request;
         *con_cls = rq;
         return MHD_YES;
     }
@@ -649,6 +742,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
 
     {
+        unsigned char entropy[FAKE_RUNS_ENTROPY_BYTES];
         struct fake_runs_request req = {
             .method = method,
             .path = url,
@@ -657,22 +751,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             .body = rq->body,
             .body_len = rq->len,
             .now_ms = wall_clock_ms(),
+            .entropy = rq->token_request ? entropy : NULL,
         };
+        int r;
 
+        /* Only a token request may be given a token; without randomness it is dropped. */
+        if (rq->token_request && RAND_bytes(entropy, sizeof(entropy)) != 1)
+            return MHD_NO;
         (void)MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, count_run_id, &req);
-        if (fake_runs_handle(ws->runs, &req, &answer) < 0)
+        r = fake_runs_handle(ws->runs, &req, &answer);
+        explicit_bzero(entropy, sizeof(entropy));
+        if (r < 0)
             return MHD_NO;
     }
-    if (!ws->quiet) {
-        char id[32] = "", path[256];
-
-        if (answer.run_id >= 0)
-            snprintf(id, sizeof(id), " run_id=%" PRId64, answer.run_id);
-        /* The path is the client's (decoded) text: no control characters reach the terminal. */
-        errmsg_printable(path, sizeof(path), url, ERRMSG_QUOTED);
-        fprintf(stderr, "%s: %s %s%s -> %d\n", PROG, method, path, id, answer.http_status);
-    }
-    /* The answer's body passes to MHD (MUST_FREE), so it is not released here. */
+    log_answer(ws, method, url, answer.http_status, answer.run_id, rq->token_request);
+    /* The answer's body passes to MHD (free_body), so it is not released here. */
     return send_answer(c, answer.http_status, answer.body);
 }
 
@@ -704,6 +797,38 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
+/* ---- the OAuth client ---------------------------------------------------------------------- */
+
+/* Gives *ret (free()) the hex text of `n` random bytes after `prefix`; for a UUID (uuid true,
+ * n 16) the version 4 form 8-4-4-4-12. */
+static int random_text(const char *prefix, size_t n, bool uuid, char **ret, char **reterr_msg)
+{
+    unsigned char bytes[SECRET_BYTES];
+    size_t len = strlen(prefix) + 2 * n + 5;
+    char *text;
+
+    if (n > sizeof(bytes) || RAND_bytes(bytes, (int)n) != 1)
+        return errmsg_set(reterr_msg, -EIO, "cannot draw random bytes for the OAuth client");
+    text = malloc(len);
+    if (!text) {
+        explicit_bzero(bytes, sizeof(bytes));
+        return errmsg_set(reterr_msg, -ENOMEM, "out of memory");
+    }
+    if (uuid) {
+        bytes[6] = (unsigned char)((bytes[6] & 0x0f) | 0x40);
+        bytes[8] = (unsigned char)((bytes[8] & 0x3f) | 0x80);
+    }
+    strcpy(text, prefix);
+    for (size_t i = 0, at = strlen(prefix); i < n; i++) {
+        at += (size_t)snprintf(text + at, len - at, "%02x", bytes[i]);
+        if (uuid && (i == 3 || i == 5 || i == 7 || i == 9))
+            text[at++] = '-';
+    }
+    explicit_bzero(bytes, sizeof(bytes));
+    *ret = text;
+    return 0;
+}
+
 /* ---- main ---------------------------------------------------------------------------------- */
 
 /* Everything one run of the command holds; session_done() releases what was set up. */
@@ -717,7 +842,9 @@ struct session {
     bool dir_made; /* made here (no --dir given): removed at the end */
     char *ca_path;
     bool ca_written;
-    char *address; /* HOST:PORT clients dial */
+    char *address;            /* HOST:PORT clients dial */
+    char *made_client_id;     /* owns: made at start when no --client-id */
+    char *made_client_secret; /* owns (wiped): made at start when no --client-secret */
     sigset_t stop_set, old_mask;
     bool mask_set;
 };
@@ -747,6 +874,15 @@ static int session_prepare(struct session *s, char **reterr_msg)
     if (write_file(s->ca_path, s->tls.ca_pem, reterr_msg) < 0)
         return -1;
     s->ca_written = true;
+    /* Like a Databricks service principal: a UUID for an application id, a "dose" secret. */
+    if ((!s->o.client_id && random_text("", 16, true, &s->made_client_id, reterr_msg) < 0) ||
+        (!s->o.client_secret &&
+         random_text("dose", SECRET_BYTES, false, &s->made_client_secret, reterr_msg) < 0))
+        return -1;
+    if (!s->o.client_id)
+        s->o.client_id = s->made_client_id;
+    if (!s->o.client_secret)
+        s->o.client_secret = s->made_client_secret;
 
     fro = (struct fake_runs_options){
         .address = s->address,
@@ -755,6 +891,10 @@ static int session_prepare(struct session *s, char **reterr_msg)
         .running_ms = s->o.running_ms,
         .terminating_ms = s->o.terminating_ms,
         .max_runs = s->o.max_runs,
+        .client_id = s->o.client_id,
+        .client_secret = s->o.client_secret,
+        .token_lifetime_s = s->o.token_lifetime_s,
+        .max_tokens = MAX_TOKENS,
     };
     if (fake_runs_new(&fro, &s->ws.runs, reterr_msg) < 0)
         return -1;
@@ -791,13 +931,19 @@ static int session_start(struct session *s, char **reterr_msg)
         return errmsg_set(reterr_msg, -EIO, "cannot start the HTTPS server on %s", s->address);
     s->fd = -1; /* MHD closes the listening socket when it stops */
 
-    printf("instance=%s\nca_file=%s\ntoken=%s\n", s->address, s->ca_path, s->o.token);
+    /* token= comes last: a reader waiting for it has every line. */
+    printf("instance=%s\nca_file=%s\nclient_id=%s\nclient_secret=%s\ntoken=%s\n", s->address,
+           s->ca_path, s->o.client_id, s->o.client_secret, s->o.token);
     fflush(stdout);
+    /* The client secret is not repeated here: stderr is the log. */
     fprintf(stderr,
             "%s: serving a fake Databricks Jobs API on https://%s (CA %s). Point the daemon at "
             "it with:\n  FLYTE_DATABRICKS_ACCESS_TOKEN=%s flyte-databricks-connector serve "
-            "--instance %s --ca-file %s\n",
-            PROG, s->address, s->ca_path, s->o.token, s->address, s->ca_path);
+            "--instance %s --ca-file %s\nor, as a service principal (OAuth, tokens valid "
+            "%" PRId64 " s), with DATABRICKS_CLIENT_ID=%s and DATABRICKS_CLIENT_SECRET set to "
+            "the client_secret printed on stdout instead of the token.\n",
+            PROG, s->address, s->ca_path, s->o.token, s->address, s->ca_path, s->o.token_lifetime_s,
+            s->o.client_id);
     return 0;
 }
 
@@ -833,6 +979,11 @@ static void session_done(struct session *s)
     free(s->ca_path);
     free(s->address);
     free(s->dir);
+    free(s->made_client_id);
+    if (s->made_client_secret) {
+        explicit_bzero(s->made_client_secret, strlen(s->made_client_secret));
+        free(s->made_client_secret);
+    }
 }
 
 int fake_workspace_main(int argc, char **argv)

@@ -106,6 +106,76 @@ def test_fake_workspace_end_to_end(t):
           "the fake's temp dir %s was left behind" % os.path.dirname(settings["ca_file"]))
 
 
+def daemon_events(daemon, msg):
+    """The daemon's log events with this msg (text and JSON logs alike)."""
+    events = (parse_log_line(line) for line in daemon.text("err").splitlines())
+    return [e for e in events if e and e.get("msg") == msg]
+
+
+def start_oauth_daemon(t, name, settings, client_secret):
+    """A daemon with no token, only the fake's client id and this secret (env, as Databricks'
+    own tools take them)."""
+    daemon = Process(t, name, ["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "off",
+                               "--log-format", harness.LOG_FORMAT, "--log-level", "debug",
+                               "--instance", settings["instance"], "--ca-file",
+                               settings["ca_file"]],
+                     env=env_without_flyte(DATABRICKS_CLIENT_ID=settings["client_id"],
+                                           DATABRICKS_CLIENT_SECRET=client_secret))
+    port = wait_until(lambda: serving_port(daemon), 10 * SCALE, "the daemon " + name)
+    return daemon, "127.0.0.1:" + port
+
+
+def test_fake_workspace_oauth(t):
+    """fake-workspace's client id and secret work as a service principal's: a daemon with no
+    token gets access tokens from the fake's /oidc/v1/token, CreateTask and GetTask succeed
+    with them, and one that expires during the run is replaced. A wrong secret is refused.
+    Neither the secret nor an access token appears in either program's log."""
+    # The run (0.3 s pending + 3 s running) outlasts a 2 s token fetched before it starts, so
+    # the GetTask that sees it end needs a second token, however slow the machine.
+    fake, settings = start_fake_workspace(t, "--oauth-expires-seconds", "2",
+                                          "--running-seconds", "3")
+    t.register_secret(settings["client_secret"])
+    daemon = bad = None
+    try:
+        check(settings.get("client_id") and settings.get("client_secret"),
+              "no client_id= / client_secret= lines: %r" % sorted(settings))
+        daemon, addr = start_oauth_daemon(t, "daemon", settings, settings["client_secret"])
+        proc = run(t, "submit", os.path.join(ROOT, "examples", "databricks-task.json"), "--addr",
+                   addr, "--wait", "--interval", "0.2")
+        eq(proc.returncode, 0, "submit --wait exit code (stderr %r)" % proc.stderr)
+        check("SUCCEEDED" in proc.stdout, "no SUCCEEDED in %r" % proc.stdout)
+        fetched = daemon_events(daemon, "OAuth token fetched")
+        check(len(fetched) >= 2, "the daemon fetched %d OAuth tokens, want a refresh: %r"
+              % (len(fetched), fetched))
+        eq(fetched[0].get("client_id"), settings["client_id"], "client_id logged")
+
+        # A wrong secret: refused by the endpoint, and nothing reaches the Jobs API.
+        bad, bad_addr = start_oauth_daemon(t, "bad", settings, t.secret("dose-wrong"))
+        submits_before = fake.text("err").count("POST /api/2.1/jobs/runs/submit")
+        proc = run(t, "submit", os.path.join(ROOT, "examples", "databricks-task.json"), "--addr",
+                   bad_addr)
+        check(proc.returncode != 0, "a wrong client secret was accepted")
+        check("invalid_client" in proc.stderr, "the refusal is not named: %r" % proc.stderr)
+        eq(fake.text("err").count("POST /api/2.1/jobs/runs/submit"), submits_before,
+           "runs/submit requests after the refusal")
+    finally:
+        for d in (bad, daemon):
+            if d:
+                eq(d.stop(), 0, "daemon exit code")
+        code = fake.stop()
+    eq(code, 0, "fake-workspace exit code after SIGTERM")
+    log = fake.text("err")
+    granted = [l for l in log.splitlines() if "POST /oidc/v1/token" in l and l.endswith("-> 200")]
+    check(len(granted) >= 2, "the fake logged %d granted token requests:\n%s" % (len(granted), log))
+    check("token_request=1 " in log, "token requests are not counted:\n%s" % log)
+    check(log.count("POST /oidc/v1/token") == int(log.rsplit("token_request=", 1)[1].split()[0]),
+          "a token request was not counted:\n%s" % log)
+    for who, text in (("daemon", daemon.text("err")), ("bad daemon", bad.text("err")),
+                      ("fake-workspace", log)):
+        t.record(who + " stderr", text)
+        check("fake-oauth-" not in text, "an issued access token is in the %s's log" % who)
+
+
 def test_fake_workspace_failing_sample(t):
     fake, settings = start_fake_workspace(t)
     daemon = None
@@ -131,15 +201,20 @@ def test_fake_workspace_failing_sample(t):
 
 def test_fake_workspace_bad_input(t):
     for args in (["--port", "notaport"], ["--port", "70000"], ["--pending-seconds", "-1"],
-                 ["--bogus"]):
+                 ["--bogus"], ["--oauth-expires-seconds", "0"],
+                 ["--oauth-expires-seconds", "86401"], ["--client-id", "a:b"],
+                 ["--client-id", ""], ["--client-secret", "two words"]):
         proc = run(t, "fake-workspace", *args)
         check(proc.returncode != 0, "fake-workspace %s: exit 0" % args)
         lines = [l for l in proc.stderr.splitlines() if l.strip()]
         check(len(lines) >= 1 and "fake-workspace" in lines[0],
               "fake-workspace %s: %r" % (args, proc.stderr))
+    # A malformed secret is still a secret: not repeated in the error.
+    check("two words" not in proc.stderr, "the client secret was printed: %r" % proc.stderr)
     proc = run(t, "fake-workspace", "--help")
     eq(proc.returncode, 0, "fake-workspace --help exit code")
-    check("--port" in proc.stdout, "help lacks --port")
+    for option in ("--port", "--client-id", "--client-secret", "--oauth-expires-seconds"):
+        check(option in proc.stdout, "help lacks " + option)
 
 
 def test_check_config_prints_settings_masked(t):

@@ -1,7 +1,9 @@
 /* Unit tests for fake_runs.c: time-based states, the failure trigger, idempotency, cancel
- * transitions, unknown runs, the bound on the table, the runs/get rendering and the HTTP-level
- * answers (auth, routing, parsing, error shapes). Times are passed explicitly; expectations are
- * written from the Jobs API documentation and the Python fake, not from fake_runs.c's tables. */
+ * transitions, unknown runs, the bound on the table, the runs/get rendering, the HTTP-level
+ * answers (auth, routing, parsing, error shapes) and the OAuth token endpoint (client
+ * credentials, grants, expiry, the bound on issued tokens). Times are passed explicitly;
+ * expectations are written from the Jobs API documentation, RFC 6749 and the Python fake, not
+ * from fake_runs.c's tables (the Basic credentials below were encoded with Python's base64). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -29,7 +31,14 @@
 static const char *const simple_body = "{\"run_name\":\"hello\",\"existing_cluster_id\":\"c-1\","
                                        "\"spark_python_task\":{\"python_file\":\"dbfs:/x.py\"}}";
 
-static struct fake_runs *new_table(size_t max_runs)
+/* The OAuth client of the tables made with max_tokens, and its tokens' lifetime. */
+#define CLIENT_ID "fdc-client"
+#define CLIENT_SECRET "s3cret"
+#define LIFETIME_S 60
+
+/* A table keeping max_runs runs; with max_tokens > 0, also the OAuth client above, keeping
+ * that many issued tokens. */
+static struct fake_runs *make_table(size_t max_runs, size_t max_tokens)
 {
     struct fake_runs_options o = {
         .address = "127.0.0.1:8443",
@@ -38,6 +47,10 @@ static struct fake_runs *new_table(size_t max_runs)
         .running_ms = RUNNING,
         .terminating_ms = TERMINATING,
         .max_runs = max_runs,
+        .client_id = max_tokens ? CLIENT_ID : NULL,
+        .client_secret = max_tokens ? CLIENT_SECRET : NULL,
+        .token_lifetime_s = LIFETIME_S,
+        .max_tokens = max_tokens,
     };
     struct fake_runs *t = NULL;
     char *err = NULL;
@@ -46,6 +59,11 @@ static struct fake_runs *new_table(size_t max_runs)
     assert_null(err);
     assert_non_null(t);
     return t;
+}
+
+static struct fake_runs *new_table(size_t max_runs)
+{
+    return make_table(max_runs, 0);
 }
 
 static int64_t submit_text(struct fake_runs *t, const char *json, int64_t now)
@@ -784,9 +802,11 @@ static void test_authorize_alone(void **state)
 
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct fake_runs_request req = {
+            .method = "GET", .path = GET, .authorization = cases[i].authorization, .now_ms = T0};
         struct fake_runs_answer a = {.http_status = -7};
 
-        assert_int_equal(fake_runs_authorize(t, cases[i].authorization, &a), cases[i].r);
+        assert_int_equal(fake_runs_authorize(t, &req, &a), cases[i].r);
         if (cases[i].r == 1) {
             assert_int_equal(a.http_status, -7); /* untouched */
             continue;
@@ -794,6 +814,296 @@ static void test_authorize_alone(void **state)
         assert_int_equal(a.http_status, cases[i].status);
         assert_non_null(strstr(a.body, cases[i].code));
         fake_runs_answer_done(&a);
+    }
+    fake_runs_free(t);
+}
+
+/* ---- OAuth machine-to-machine ------------------------------------------------------------- */
+
+#define TOKEN_PATH "/oidc/v1/token"
+#define FORM "grant_type=client_credentials&scope=all-apis"
+/* base64 of "fdc-client:s3cret", "fdc-client:wrong", "other:s3cret", "fdc-client" (no
+ * colon) and "fdc-client:s3cret:x". */
+#define BASIC_RIGHT "Basic ZmRjLWNsaWVudDpzM2NyZXQ="
+#define BASIC_WRONG_SECRET "Basic ZmRjLWNsaWVudDp3cm9uZw=="
+#define BASIC_WRONG_ID "Basic b3RoZXI6czNjcmV0"
+#define BASIC_NO_COLON "Basic ZmRjLWNsaWVudA=="
+#define BASIC_LONGER "Basic ZmRjLWNsaWVudDpzM2NyZXQ6eA=="
+
+static struct fake_runs *new_oauth_table(size_t max_tokens)
+{
+    return make_table(4, max_tokens);
+}
+
+/* One request; gives the answer (fake_runs_answer_done()). */
+static struct fake_runs_answer request(struct fake_runs *t, const char *method, const char *path,
+                                       const char *authorization, const char *body, int64_t now,
+                                       const unsigned char *entropy)
+{
+    struct fake_runs_request req = {
+        .method = method,
+        .path = path,
+        .query_run_id = strcmp(path, GET) == 0 ? "77" : NULL,
+        .query_run_id_count = strcmp(path, GET) == 0 ? 1 : 0,
+        .authorization = authorization,
+        .body = body,
+        .body_len = body ? strlen(body) : 0,
+        .now_ms = now,
+        .entropy = entropy,
+    };
+    struct fake_runs_answer a = {0};
+
+    assert_int_equal(fake_runs_handle(t, &req, &a), 0);
+    assert_non_null(a.body);
+    return a;
+}
+
+/* Asks for a token at now; gives the access token (free()) after checking the answer's shape. */
+static char *issue(struct fake_runs *t, int64_t now, const unsigned char *entropy)
+{
+    struct fake_runs_answer a = request(t, "POST", TOKEN_PATH, BASIC_RIGHT, FORM, now, entropy);
+    cJSON *j = cJSON_Parse(a.body);
+    char *token;
+
+    if (a.http_status != 200)
+        fail_msg("token request: %d %s", a.http_status, a.body);
+    assert_non_null(j);
+    assert_string_equal(str_at(j, "token_type", NULL), "Bearer");
+    assert_int_equal(cJSON_GetObjectItem(j, "expires_in")->valuedouble, LIFETIME_S);
+    token = strdup(str_at(j, "access_token", NULL));
+    assert_non_null(token);
+    cJSON_Delete(j);
+    fake_runs_answer_done(&a);
+    return token;
+}
+
+/* The Jobs API's verdict on `authorization` at now: the HTTP status of a runs/get for an
+ * unknown run (400 once the caller is let in). */
+static int jobs_status(struct fake_runs *t, const char *authorization, int64_t now)
+{
+    struct fake_runs_answer a = request(t, "GET", GET, authorization, NULL, now, NULL);
+    int status = a.http_status;
+
+    fake_runs_answer_done(&a);
+    return status;
+}
+
+static char *bearer(const char *token)
+{
+    char *h = malloc(strlen(token) + 8);
+
+    assert_non_null(h);
+    sprintf(h, "Bearer %s", token);
+    return h;
+}
+
+static void test_oauth_rejects_bad_options(void **state)
+{
+    static const struct {
+        const char *id, *secret;
+        int64_t lifetime_s;
+        size_t max_tokens;
+        const char *culprit;
+    } cases[] = {
+        {"", "s", 60, 1, "client_id"},        {"a:b", "s", 60, 1, "client_id"},
+        {"a b", "s", 60, 1, "client_id"},     {"a\x7f", "s", 60, 1, "client_id"},
+        {"a", NULL, 60, 1, "client_secret"},  {"a", "", 60, 1, "client_secret"},
+        {"a", "s", 0, 1, "token_lifetime_s"}, {"a", "s", 86401, 1, "token_lifetime_s"},
+        {"a", "s", 60, 0, "max_tokens"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        struct fake_runs_options o = {.address = "a:1",
+                                      .token = "t",
+                                      .max_runs = 1,
+                                      .client_id = cases[i].id,
+                                      .client_secret = cases[i].secret,
+                                      .token_lifetime_s = cases[i].lifetime_s,
+                                      .max_tokens = cases[i].max_tokens};
+        struct fake_runs *t = NULL;
+        char *err = NULL;
+
+        assert_int_equal(fake_runs_new(&o, &t, &err), -EINVAL);
+        assert_null(t);
+        assert_non_null(strstr(err, cases[i].culprit));
+        free(err);
+    }
+}
+
+/* Who gets a token, and for which request (RFC 6749 4.4 and 5.2). */
+static void test_oauth_client_credentials(void **state)
+{
+    static const struct {
+        const char *method, *authorization, *body;
+        int status;
+        const char *error; /* NULL: a token is granted */
+    } cases[] = {
+        {"POST", BASIC_RIGHT, FORM, 200, NULL},
+        /* the scheme's name is case-insensitive; parameters may come in any order, encoded */
+        {"POST", "basic ZmRjLWNsaWVudDpzM2NyZXQ=", FORM, 200, NULL},
+        {"POST", BASIC_RIGHT, "scope=all-apis&grant_type=client_credentials", 200, NULL},
+        {"POST", BASIC_RIGHT, "grant_type=client%5Fcredentials&scope=all%2Dapis", 200, NULL},
+        /* wrong or malformed credentials */
+        {"POST", BASIC_WRONG_SECRET, FORM, 401, "invalid_client"},
+        {"POST", BASIC_WRONG_ID, FORM, 401, "invalid_client"},
+        {"POST", BASIC_NO_COLON, FORM, 401, "invalid_client"},
+        {"POST", BASIC_LONGER, FORM, 401, "invalid_client"},
+        {"POST", "Basic ZmRjLWNsaWVudDpzM2NyZXQ", FORM, 401, "invalid_client"},
+        {"POST", "Basic !!!!", FORM, 401, "invalid_client"},
+        {"POST", "Basic ", FORM, 401, "invalid_client"},
+        {"POST", "Basic", FORM, 401, "invalid_client"},
+        {"POST", "BasicZmRjLWNsaWVudDpzM2NyZXQ=", FORM, 401, "invalid_client"},
+        {"POST", "Bearer tok", FORM, 401, "invalid_client"},
+        {"POST", NULL, FORM, 401, "invalid_client"},
+        /* authentication comes before the method and the body */
+        {"GET", NULL, NULL, 401, "invalid_client"},
+        {"POST", BASIC_WRONG_SECRET, "grant_type=password", 401, "invalid_client"},
+        /* the grant */
+        {"POST", BASIC_RIGHT, NULL, 400, "invalid_request"},
+        {"POST", BASIC_RIGHT, "scope=all-apis", 400, "invalid_request"},
+        {"POST", BASIC_RIGHT, FORM "&grant_type=client_credentials", 400, "invalid_request"},
+        {"POST", BASIC_RIGHT, FORM "&scope=all-apis", 400, "invalid_request"},
+        {"POST", BASIC_RIGHT, "grant_type=password&scope=all-apis", 400, "unsupported_grant_type"},
+        {"POST", BASIC_RIGHT, "grant_type=client_credentials%zz&scope=all-apis", 400,
+         "unsupported_grant_type"},
+        {"POST", BASIC_RIGHT, "grant_type=client_credentials", 400, "invalid_scope"},
+        {"POST", BASIC_RIGHT, "grant_type=client_credentials&scope=sql", 400, "invalid_scope"},
+        {"POST", BASIC_RIGHT, "grant_type=client_credentials&scope=all-apis%00", 400,
+         "invalid_scope"},
+    };
+    struct fake_runs *t = new_oauth_table(16);
+
+    (void)state;
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        struct fake_runs_answer a = request(t, cases[i].method, TOKEN_PATH, cases[i].authorization,
+                                            cases[i].body, T0, NULL);
+        cJSON *j = cJSON_Parse(a.body);
+
+        if (a.http_status != cases[i].status)
+            fail_msg("case %zu: status %d, want %d: %s", i, a.http_status, cases[i].status, a.body);
+        assert_non_null(j);
+        if (cases[i].error) {
+            assert_string_equal(str_at(j, "error", NULL), cases[i].error);
+            assert_non_null(str_at(j, "error_description", NULL));
+            assert_null(cJSON_GetObjectItem(j, "access_token"));
+        } else {
+            assert_non_null(strstr(str_at(j, "access_token", NULL), "fake-oauth-"));
+            assert_string_equal(str_at(j, "token_type", NULL), "Bearer");
+            assert_string_equal(str_at(j, "scope", NULL), "all-apis");
+            assert_int_equal(cJSON_GetObjectItem(j, "expires_in")->valuedouble, LIFETIME_S);
+        }
+        cJSON_Delete(j);
+        fake_runs_answer_done(&a);
+    }
+    /* a granted request with the right credentials but GET: the route's method */
+    {
+        struct fake_runs_answer a = request(t, "GET", TOKEN_PATH, BASIC_RIGHT, NULL, T0, NULL);
+
+        assert_int_equal(a.http_status, 405);
+        fake_runs_answer_done(&a);
+    }
+    assert_int_equal(fake_runs_token_count(t), 4);
+    fake_runs_free(t);
+
+    /* Without a client, nobody gets a token. */
+    t = new_table(4);
+    {
+        struct fake_runs_answer a = request(t, "POST", TOKEN_PATH, BASIC_RIGHT, FORM, T0, NULL);
+
+        assert_int_equal(a.http_status, 401);
+        assert_non_null(strstr(a.body, "invalid_client"));
+        fake_runs_answer_done(&a);
+    }
+    assert_int_equal(fake_runs_token_count(t), 0);
+    fake_runs_free(t);
+}
+
+/* An issued token opens the Jobs API until expires_in has passed; then 401 (fetch a new one). */
+static void test_oauth_token_expiry(void **state)
+{
+    static const unsigned char entropy[16] = {0xde, 0xad, 0xbe, 0xef};
+    struct fake_runs *t = new_oauth_table(16);
+    char *token = issue(t, T0, entropy);
+    char *auth = bearer(token);
+    char *forged;
+
+    (void)state;
+    /* the entropy is in the token, after its serial number */
+    assert_string_equal(token, "fake-oauth-1-deadbeef000000000000000000000000");
+    assert_int_equal(jobs_status(t, auth, T0), 400);
+    assert_int_equal(jobs_status(t, auth, T0 + LIFETIME_S * 1000 - 1), 400);
+    assert_int_equal(jobs_status(t, auth, T0 + LIFETIME_S * 1000), 401);
+    assert_int_equal(jobs_status(t, auth, T0 + 86400000), 401);
+    /* the static token stays good */
+    assert_int_equal(jobs_status(t, AUTH, T0 + 86400000), 400);
+    /* a token issued later lives its own lifetime */
+    {
+        char *later = issue(t, T0 + LIFETIME_S * 1000, entropy);
+        char *later_auth = bearer(later);
+
+        assert_string_not_equal(later, token);
+        assert_int_equal(jobs_status(t, later_auth, T0 + LIFETIME_S * 1000 + 1), 400);
+        free(later_auth);
+        free(later);
+    }
+    /* a token that was never issued, however close to one, is refused for good (403) */
+    forged = strdup(auth);
+    forged[strlen(forged) - 1] = '1';
+    assert_int_equal(jobs_status(t, forged, T0), 403);
+    assert_int_equal(jobs_status(t, "Bearer fake-oauth-3-deadbeef000000000000000000000000", T0),
+                     403);
+    assert_int_equal(jobs_status(t, "Bearer fake-oauth-0-", T0), 403);
+    assert_int_equal(jobs_status(t, "Bearer fake-oauth-99999999999999999999999-x", T0), 403);
+    assert_int_equal(jobs_status(t, "Bearer fake-oauth-", T0), 403);
+    /* the client credentials do not open the Jobs API */
+    assert_int_equal(jobs_status(t, BASIC_RIGHT, T0), 401);
+
+    /* The check before the body gives the same verdicts. */
+    {
+        struct fake_runs_request req = {.method = "POST", .path = SUBMIT, .authorization = auth};
+        struct fake_runs_answer a = {.http_status = -7};
+
+        req.now_ms = T0 + 1;
+        assert_int_equal(fake_runs_authorize(t, &req, &a), 1);
+        req.now_ms = T0 + LIFETIME_S * 1000;
+        assert_int_equal(fake_runs_authorize(t, &req, &a), 0);
+        assert_int_equal(a.http_status, 401);
+        assert_non_null(strstr(a.body, "UNAUTHENTICATED"));
+        fake_runs_answer_done(&a);
+        req = (struct fake_runs_request){
+            .method = "POST", .path = TOKEN_PATH, .authorization = BASIC_RIGHT};
+        assert_int_equal(fake_runs_authorize(t, &req, &a), 1);
+        req.authorization = auth;
+        assert_int_equal(fake_runs_authorize(t, &req, &a), 0);
+        assert_int_equal(a.http_status, 401);
+        assert_non_null(strstr(a.body, "invalid_client"));
+        fake_runs_answer_done(&a);
+    }
+    free(forged);
+    free(auth);
+    free(token);
+    fake_runs_free(t);
+}
+
+/* The table keeps the newest max_tokens tokens; an older one is unknown. */
+static void test_oauth_token_bound(void **state)
+{
+    struct fake_runs *t = new_oauth_table(3);
+    char *tokens[5], *auth;
+
+    (void)state;
+    for (size_t i = 0; i < ELEMENTSOF(tokens); i++) {
+        tokens[i] = issue(t, T0, NULL);
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(tokens[i], tokens[j]);
+        assert_int_equal(fake_runs_token_count(t), i + 1 < 3 ? i + 1 : 3);
+    }
+    for (size_t i = 0; i < ELEMENTSOF(tokens); i++) {
+        auth = bearer(tokens[i]);
+        assert_int_equal(jobs_status(t, auth, T0 + 1), i < 2 ? 403 : 400);
+        free(auth);
+        free(tokens[i]);
     }
     fake_runs_free(t);
 }
@@ -819,6 +1129,10 @@ int main(void)
         cmocka_unit_test(test_http),
         cmocka_unit_test(test_http_reports_run_id),
         cmocka_unit_test(test_authorize_alone),
+        cmocka_unit_test(test_oauth_rejects_bad_options),
+        cmocka_unit_test(test_oauth_client_credentials),
+        cmocka_unit_test(test_oauth_token_expiry),
+        cmocka_unit_test(test_oauth_token_bound),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
