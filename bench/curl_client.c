@@ -13,7 +13,7 @@
  *
  * Every GetTask costs the daemon one runs/get, so what this client reaches
  * at the same concurrency is what the machine allows on the Databricks side.
- * It uses the settings the shared notes measured fastest: HTTP/2 over one
+ * It uses the settings measured fastest on these machines: HTTP/2 over one
  * connection (CURLPIPE_MULTIPLEX, PIPEWAIT, max host connections 1), easy
  * handles reused for the next request.
  *

@@ -490,7 +490,7 @@ def main():
   (wait-for-ready): the figure runs from fork to the answer.
 - The daemon runs with its defaults (log_level info: a GetTask line only when a run's phase
   changes, so none once each run has answered once) except where a row says otherwise;
-  `workers` 0 (the default: the curl thread serves gRPC too), and once with `workers` 2 for
+  `workers` 0 (the default: the one loop thread, `fdc-loop`, serves gRPC and the transfers), and once with `workers` 2 for
   comparison; log_level debug writes a line for every GetTask, as info did before issue 14.
   The GetTask throughput runs go round robin over 10,000 run ids (fewer than
   `max_tracked_runs`, as propeller's running tasks are), the other figures over 100,000.

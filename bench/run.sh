@@ -340,8 +340,8 @@ sed 's/"log_level": "info"/"log_level": "debug"/' "$WORK/daemon.json" >"$WORK/da
 start_daemon "$WORK/daemon-debug.json" daemon-debug
 DEBUG_PID=$DAEMON_PID
 DEBUG_PORT=$DAEMON_PORT
-# The same daemon with 2 gRPC worker threads handing calls to the curl thread,
-# the layout before workers 0 served gRPC on the curl thread itself.
+# The same daemon with 2 gRPC worker threads handing calls to the loop thread,
+# the layout before workers 0 served gRPC on the loop thread itself.
 write_config "$WORK/daemon-workers.json" '"workers": 2'
 start_daemon "$WORK/daemon-workers.json" daemon-workers
 WORKERS_PID=$DAEMON_PID
