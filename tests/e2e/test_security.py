@@ -20,9 +20,17 @@ import warnings
 import grpc
 
 from harness import (CANARY_MARKER, CREATE, DELETE, GET, SANITIZED, SCALE, Daemon, Failure,
-                     check, create_request, custom_config, eq, raw_call, wait_until, wire_field)
+                     check, create_request, custom_config, eq, generations, raw_call, wait_until,
+                     wire_field)
 
 SUBMIT_PATH = "/api/2.1/jobs/runs/submit"
+
+
+def create_request_name(t):
+    """The full name of the CreateTaskRequest of the generation under test, as messages say."""
+    return "flyteidl.admin.CreateTaskRequest" if t.generation == 1 else \
+        "flyteidl2.connector.CreateTaskRequest"
+
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 REPLACEMENT = "\ufffd".encode()
 
@@ -53,6 +61,7 @@ def test_status_and_logs_stay_utf8(t):
     log_bytes(env.daemon).decode("utf-8")
 
 
+@generations(1, 2)
 def test_strings_not_utf8_refused(t):
     """proto3 strings must be UTF-8: one that is not, anywhere in a request, is refused with
     INVALID_ARGUMENT naming the field, before any Databricks call; the answer itself is UTF-8."""
@@ -61,32 +70,36 @@ def test_strings_not_utf8_refused(t):
     # hold a string that is not UTF-8.
     good = create_request(t.pb, custom=custom_config(), task_type="zzzzz").SerializeToString()
     check(good.count(b"zzzzz") == 1, "placeholder not unique")
-    status, message = raw_call(env.daemon.address, CREATE, good.replace(b"zzzzz", b"zz\xffzz"))
+    status, message = raw_call(env.daemon.address, env.method(CREATE),
+                               good.replace(b"zzzzz", b"zz\xffzz"))
     eq(status, INVALID.value[0], "CreateTask grpc-status")
-    eq(message.decode("utf-8"), "invalid flyteidl.admin.CreateTaskRequest: field template.type is "
-       "not valid UTF-8 (proto3 strings must be UTF-8)", "CreateTask message")
+    eq(message.decode("utf-8"), "invalid %s: field template.type is "
+       "not valid UTF-8 (proto3 strings must be UTF-8)" % create_request_name(t),
+       "CreateTask message")
     # GetTask: task_category (3) { name (1) } not UTF-8.
     meta = b'{"databricks_instance": "%s", "run_id": "1"}' % env.fake.address.encode()
     get = wire_field(2, meta) + wire_field(3, wire_field(1, b"spark\xc3"))
-    status, message = raw_call(env.daemon.address, GET, get)
+    status, message = raw_call(env.daemon.address, env.method(GET), get)
     eq(status, INVALID.value[0], "GetTask grpc-status")
     check(b"field task_category.name is not valid UTF-8" in message, "GetTask: %r" % message)
     eq(env.fake.requests(), [], "requests to Databricks")
     log_bytes(env.daemon).decode("utf-8")
 
 
+@generations(1, 2)
 def test_instance_with_nul_refused(t):
     """A NUL in databricksInstance would cut the name protobuf-c keeps: the request is refused
     naming the field, so the daemon never acts on a name the task author did not write."""
     env = t.start(args=["--allowed-instance", "evil.example.com"])
     custom = custom_config(instance="evil.example.com\x00." + env.fake.address)
     reply = env.fails(CREATE, create_request(t.pb, custom=custom), INVALID)
-    eq(reply.details, 'invalid flyteidl.admin.CreateTaskRequest: field '
+    eq(reply.details, 'invalid %s: field '
        'template.custom.fields["databricksInstance"].string_value contains a NUL byte '
-       '(proto3 strings must be UTF-8)', "message")
+       '(proto3 strings must be UTF-8)' % create_request_name(t), "message")
     eq(env.fake.requests(), [], "requests to Databricks")
 
 
+@generations(1, 2)
 def test_run_id_out_of_range_refused(t):
     """run_id outside 1..9223372036854775807 (Databricks' positive int64) answers
     INVALID_ARGUMENT naming it, for GetTask and DeleteTask alike, before any network."""
@@ -108,6 +121,7 @@ def test_run_id_out_of_range_refused(t):
        [["9223372036854775807"], ["42"]], "run ids asked for")
 
 
+@generations(1, 2)
 def test_instance_present_but_not_a_name_refused(t):
     """databricksInstance present but not a non-empty string answers INVALID_ARGUMENT: a task
     that names a workspace never silently runs on the default one."""
