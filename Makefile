@@ -37,7 +37,8 @@ VERSION := 0.1.0
 DEB_PACKAGES := build-essential pkg-config libgrpc-dev libprotobuf-c-dev protobuf-c-compiler \
 	libprotobuf-dev protobuf-compiler libcurl4-openssl-dev libcjson-dev libsystemd-dev \
 	libcmocka-dev libmicrohttpd-dev libssl-dev openssl python3 python3-grpcio python3-protobuf \
-	python3-yaml systemd valgrind groff-base clang libclang-rt-14-dev clang-format curl
+	python3-yaml systemd valgrind groff-base clang libclang-rt-14-dev clang-format curl \
+	util-linux
 # Only `make bench` needs these (nginx would otherwise be installed, and
 # started by its package scripts, on every test machine).
 BENCH_PACKAGES := nginx libnginx-mod-http-echo nghttp2-client gnuplot-nox

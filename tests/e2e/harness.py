@@ -21,7 +21,6 @@ timeout), KEEP=1 (keep temp dirs), SANITIZED=1 (DAEMON is an ASan/UBSan build: n
 valgrind; sanitizer reports fail the test).
 """
 
-import ctypes
 import importlib.util
 import json
 import os
@@ -92,13 +91,11 @@ os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
 import grpc  # noqa: E402  (python3-grpcio, a regular package: wins over the generated grpc/ dir)
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent():
-    """Child-side: SIGKILL this process if the runner dies (even by SIGKILL)."""
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+# Every child the harness starts is SIGKILLed if the runner dies (even by SIGKILL). util-linux's
+# setpriv sets that and execs, so the child keeps its pid. Not a preexec_fn: that makes Python
+# fork() instead of vfork(), and in a child forked while grpcio's threads hold an abseil mutex
+# the at-fork handlers abort ("Mutex::Fer with pending CondVar queueing") before exec.
+DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "KILL", "--"]
 
 
 class Failure(Exception):
@@ -290,9 +287,9 @@ class Fake:
         self.log = open(self.log_path, "wb")
         args = args if args is not None else ["--token", token]
         self.proc = subprocess.Popen(
-            [sys.executable, script, "--port", "0", "--cert", ca["cert"], "--key", ca["key"]]
-            + args, stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent)
+            DIE_WITH_PARENT
+            + [sys.executable, script, "--port", "0", "--cert", ca["cert"], "--key", ca["key"]]
+            + args, stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL)
         try:
             self.port = self._read_port(10 * SCALE)
         except BaseException:
@@ -431,10 +428,11 @@ class Daemon:
     """One daemon process; stderr goes to a file."""
 
     def __init__(self, directory, binary, args, valgrind, extra_env=None, tls_client=None,
-                 preexec=None, cwd=None):
+                 launcher=None, cwd=None):
         """tls_client: None for plaintext gRPC, else {"ca": path, "cert": path, "key": path}
-        ("cert"/"key" optional) for the channels the harness opens. preexec: run in the child
-        before exec (after the harness's own set-up); cwd: its working directory (default
+        ("cert"/"key" optional) for the channels the harness opens. launcher: a command prefix
+        that sets the child up and execs the rest (default DIE_WITH_PARENT; a launcher of
+        its own ends with that too); cwd: its working directory (default
         `directory`, where its stderr goes in any case). A test that ends the daemon itself sets
         expected_exit to what the runner should then accept."""
         self.tls_client = tls_client
@@ -443,7 +441,7 @@ class Daemon:
         self.factor = VALGRIND_FACTOR if valgrind else 1.0
         self.directory = directory
         self.binary = binary
-        self.preexec = preexec
+        self.launcher = launcher or DIE_WITH_PARENT
         self.cwd = cwd
         self.stderr_path = os.path.join(directory, "daemon.stderr")
         self.args = list(args)  # as given, for a replica started like this daemon
@@ -478,15 +476,9 @@ class Daemon:
                if not k.startswith(("FLYTE_", "_FSEC_", "DATABRICKS_", "KUBERNETES_SERVICE_"))}
         env.update(self.extra_env or {})
         self.cmd = cmd
-        preexec = self.preexec
-
-        def child():
-            die_with_parent()
-            if preexec:
-                preexec()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.stderr,
-                                     stderr=self.stderr, env=env, cwd=self.cwd or self.directory,
-                                     preexec_fn=child)
+        self.proc = subprocess.Popen(self.launcher + cmd, stdin=subprocess.DEVNULL,
+                                     stdout=self.stderr, stderr=self.stderr, env=env,
+                                     cwd=self.cwd or self.directory)
         self.exit_code = None
         self.channel = self.new_channel()
 

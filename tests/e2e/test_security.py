@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import os
-import resource
 import shutil
 import signal
 import socket
@@ -19,9 +18,9 @@ import warnings
 
 import grpc
 
-from harness import (CANARY_MARKER, CREATE, DELETE, GET, SANITIZED, SCALE, Daemon, Failure,
-                     check, create_request, custom_config, eq, generations, raw_call, wait_until,
-                     wire_field)
+from harness import (CANARY_MARKER, CREATE, DELETE, DIE_WITH_PARENT, GET, SANITIZED, SCALE, Daemon,
+                     Failure, check, create_request, custom_config, eq, generations, raw_call,
+                     wait_until, wire_field)
 
 SUBMIT_PATH = "/api/2.1/jobs/runs/submit"
 
@@ -426,14 +425,22 @@ NOBODY = 65534
 
 
 def nobody_with_cores():
-    """Child set-up: core files allowed (the daemon must lower this itself), and, when the
-    runner is root, the unprivileged uid 65534, so that /proc/PID ownership shows whether the
-    daemon made itself non-dumpable (a non-dumpable process's /proc files belong to root)."""
-    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-    if os.geteuid() == 0:
-        os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
+    """A launcher (see Daemon): core files allowed (the daemon must lower this itself), and,
+    when the runner is root, the unprivileged uid 65534, so that /proc/PID ownership shows
+    whether the daemon made itself non-dumpable (a non-dumpable process's /proc files belong to
+    root). prlimit and setpriv exec what follows, so the pid is the program's own."""
+    unprivileged = (["--reuid=%d" % NOBODY, "--regid=%d" % NOBODY, "--clear-groups"]
+                    if os.geteuid() == 0 else [])
+    return (["prlimit", "--core=unlimited", "--"] + DIE_WITH_PARENT[:-1] + unprivileged
+            + ["--"])
+
+
+def process_name(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def cores_in(directory):
@@ -460,7 +467,10 @@ def test_crash_leaves_no_core_file(t):
         binary = os.path.join(place, "flyte-databricks-connector")
         shutil.copy2(t.suite.daemon, binary)
         os.chmod(binary, 0o755)
-        control = subprocess.Popen(["sleep", "60"], cwd=place, preexec_fn=nobody_with_cores)
+        control = subprocess.Popen(nobody_with_cores() + ["sleep", "60"], cwd=place)
+        # Signalled only once it is sleep itself, not a launcher that has yet to exec it.
+        wait_until(lambda: process_name(control.pid) == "sleep", 10,
+                   "the control process to exec sleep")
         control.send_signal(signal.SIGABRT)
         control.wait(10 * SCALE)
         control_cores = cores_in(place)
@@ -472,7 +482,7 @@ def test_crash_leaves_no_core_file(t):
         for sig in kills:
             daemon = Daemon(t.dir, binary, ["--instance", "127.0.0.1:1", "--log-level", "debug"],
                             False, {"FLYTE_DATABRICKS_ACCESS_TOKEN": token},
-                            preexec=nobody_with_cores, cwd=place)
+                            launcher=nobody_with_cores(), cwd=place)
             t.daemons.append(daemon)
             daemon.wait_serving(t.pb.health)
             pid = daemon.proc.pid
