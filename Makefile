@@ -162,6 +162,13 @@ $(BUILD)/tests/test_agent: $(BUILD)/tests/test_agent.o $(BUILD)/daemon/agent.o \
 	$(Q)$(CC) $(LDFLAGS) $(AGENT_WRAPS:%=-Wl$(comma)--wrap=%) -o $@ $^ $(PURE_LIBS) \
 		$(SHARED_LIBS) $(CMOCKA_LIBS) -lpthread
 
+# test_log reads the journal format's fields through its own sd_journal_sendv() (a macro for
+# sd_journal_sendv_with_location()).
+$(BUILD)/tests/test_log: $(BUILD)/tests/test_log.o $(UNIT_OBJS) $(GEN_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -Wl,--wrap=sd_journal_sendv_with_location -o $@ $^ $(PURE_LIBS) $(SHARED_LIBS) \
+		$(CMOCKA_LIBS) -lpthread
+
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run-all.sh
