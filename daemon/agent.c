@@ -48,6 +48,7 @@
 #include "retry.h"
 #include "run_details.h"
 #include "runs.h"
+#include "secret.h"
 #include "task_request.h"
 
 /* What a GetTask answers, whatever the generation. Strings borrowed for the reply. */
@@ -528,14 +529,8 @@ static struct fetch *fetch_free(struct fetch *f)
         return NULL;
     free(f->instance);
     free(f->run_id);
-    if (f->token) {
-        explicit_bzero(f->token, strlen(f->token));
-        free(f->token);
-    }
-    if (f->creds.auth_token) {
-        explicit_bzero(f->creds.auth_token, strlen(f->creds.auth_token));
-        free(f->creds.auth_token);
-    }
+    secret_free(f->token);
+    secret_free(f->creds.auth_token);
     free(f->creds.namespace);
     free(f->creds.token_secret);
     free(f);

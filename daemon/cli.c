@@ -27,6 +27,7 @@
 #include "pbdepth.h"
 #include "phase.h"
 #include "resmeta.h"
+#include "secret.h"
 
 #define GET_TASK "/flyteidl.service.AsyncAgentService/GetTask"
 #define DELETE_TASK "/flyteidl.service.AsyncAgentService/DeleteTask"
@@ -388,14 +389,6 @@ static int read_pem(const struct cli_common *common, const char *path, const cha
     return CLI_EXIT_OK;
 }
 
-static void pem_free(char *pem)
-{
-    if (!pem)
-        return;
-    explicit_bzero(pem, strlen(pem));
-    free(pem);
-}
-
 int cli_connect(const struct cli_common *common, struct client **ret_client)
 {
     char *ca = NULL, *cert = NULL, *key = NULL;
@@ -425,9 +418,9 @@ int cli_connect(const struct cli_common *common, struct client **ret_client)
     r = CLI_EXIT_OK;
 out:
     free(error);
-    pem_free(ca);
-    pem_free(cert);
-    pem_free(key);
+    secret_free(ca);
+    secret_free(cert);
+    secret_free(key);
     return r;
 }
 
