@@ -74,6 +74,7 @@ PURE_MODULES := spec phase resmeta structjson dbx_response config idempotency fa
 PURE_MODULES += dbx_limit retry
 PURE_MODULES += run_output run_info log_page
 PURE_MODULES += k8s_secret tokencache oauth_token
+PURE_MODULES += secret
 PURE_OBJS := $(patsubst %,$(BUILD)/daemon/%.o,$(PURE_MODULES))
 # Modules with threads or local I/O but no Databricks or gRPC traffic; unit
 # tests link them too (test_metrics_http and test_notify use local sockets,
@@ -162,6 +163,18 @@ $(BUILD)/tests/test_agent: $(BUILD)/tests/test_agent.o $(BUILD)/daemon/agent.o \
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $(AGENT_WRAPS:%=-Wl$(comma)--wrap=%) -o $@ $^ $(PURE_LIBS) \
 		$(SHARED_LIBS) $(CMOCKA_LIBS) -lpthread
+
+# test_secret watches free() to see what a secret's bytes were when they went back.
+$(BUILD)/tests/test_secret: $(BUILD)/tests/test_secret.o $(BUILD)/daemon/secret.o
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -Wl,--wrap=free -o $@ $^ $(CMOCKA_LIBS)
+
+# test_log reads the journal format's fields through its own sd_journal_sendv() (a macro for
+# sd_journal_sendv_with_location()).
+$(BUILD)/tests/test_log: $(BUILD)/tests/test_log.o $(UNIT_OBJS) $(GEN_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -Wl,--wrap=sd_journal_sendv_with_location -o $@ $^ $(PURE_LIBS) $(SHARED_LIBS) \
+		$(CMOCKA_LIBS) -lpthread
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)

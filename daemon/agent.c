@@ -48,6 +48,7 @@
 #include "retry.h"
 #include "run_details.h"
 #include "runs.h"
+#include "secret.h"
 #include "task_request.h"
 
 /* What a GetTask answers, whatever the generation. Strings borrowed for the reply. */
@@ -228,6 +229,29 @@ struct pending {
     struct creds_used used; /* where the token came from; source NONE until one did */
 };
 
+/* A call as its handler begins it, before anything is read from the request. */
+struct call_start {
+    struct agent_service *service;
+    const struct config *config; /* the one in force when the call arrived, to its end */
+    struct server_call *call;
+    enum operation operation;
+    int64_t started_ms;
+};
+
+static struct call_start call_start(void *context, struct server_call *call,
+                                    enum operation operation)
+{
+    struct agent_service *service = context;
+
+    return (struct call_start){
+        .service = service,
+        .config = atomic_load(&service->agent->config),
+        .call = call,
+        .operation = operation,
+        .started_ms = clock_now_ms(),
+    };
+}
+
 struct agent *agent_new(const struct config *config, struct creds *creds, struct metrics *metrics)
 {
     struct agent *agent = calloc(1, sizeof(*agent));
@@ -314,14 +338,13 @@ static void log_call(struct agent *agent, const char *task_type, enum operation 
               (const char *)NULL);
 }
 
-/* Answers with an error and logs it; for failures found before Databricks. */
-static void fail_call(struct agent *agent, struct server_call *call, enum operation operation,
-                      const char *task_type, const char *instance, const char *run_id,
-                      int64_t started_ms, grpc_status_code code, const char *message)
+/* Answers with an error and logs it; for failures found before a call has its pending state. */
+static void fail_call(const struct call_start *s, const char *task_type, const char *instance,
+                      const char *run_id, grpc_status_code code, const char *message)
 {
-    server_call_fail(call, code, message);
-    log_call(agent, task_type, operation, instance, run_id, code, started_ms, message, -1, false,
-             NULL);
+    server_call_fail(s->call, code, message);
+    log_call(s->service->agent, task_type, s->operation, instance, run_id, code, s->started_ms,
+             message, -1, false, NULL);
 }
 
 static void finish_pending(struct pending *p, grpc_status_code code, const char *message)
@@ -335,6 +358,13 @@ static void finish_pending(struct pending *p, grpc_status_code code, const char 
     pending_free(p);
 }
 
+/* Answers a pending call with an error, logs it and frees it. */
+static void fail_pending(struct pending *p, grpc_status_code code, const char *message)
+{
+    server_call_fail(p->call, code, message);
+    finish_pending(p, code, message);
+}
+
 /* The deadline for the Databricks side of a call (retry.h). */
 static int64_t databricks_deadline(const struct config *config, const struct server_call *call)
 {
@@ -342,23 +372,26 @@ static int64_t databricks_deadline(const struct config *config, const struct ser
                                   config->request_timeout_ms);
 }
 
-static struct pending *pending_new(const struct agent_service *service, const struct config *config,
-                                   struct server_call *call, enum operation operation,
-                                   const char *task_type, char *instance, char *run_id,
-                                   int64_t started_ms)
+/* Gives the call's pending state, which takes instance and run_id (either may be NULL), or
+ * answers RESOURCE_EXHAUSTED and gives NULL; the caller still owns them then. */
+static struct pending *pending_new(const struct call_start *s, const char *task_type,
+                                   char *instance, char *run_id)
 {
     struct pending *p = calloc(1, sizeof(*p));
-    if (!p)
+
+    if (!p) {
+        fail_call(s, task_type, instance, run_id, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         return NULL;
-    p->agent = service->agent;
-    p->generation = service->generation;
-    p->config = config;
-    p->call = call;
-    p->operation = operation;
+    }
+    p->agent = s->service->agent;
+    p->generation = s->service->generation;
+    p->config = s->config;
+    p->call = s->call;
+    p->operation = s->operation;
     snprintf(p->task_type, sizeof(p->task_type), "%s", task_type);
     p->instance = instance;
     p->run_id = run_id;
-    p->started_ms = started_ms;
+    p->started_ms = s->started_ms;
     p->answered_phase = -1;
     return p;
 }
@@ -389,19 +422,15 @@ static void send_to_databricks(struct pending *p, enum dbx_endpoint endpoint, ch
         .deadline_ms = databricks_deadline(p->config, p->call),
     };
     int r = creds_request(p->agent->creds, p->config, &dbx_call, &ask, body, done, p, &p->used);
-    if (r < 0) {
-        const char *message = r == -ESHUTDOWN ? "connector shutting down" : "out of memory";
-        server_call_fail(p->call, GRPC_STATUS_UNAVAILABLE, message);
-        finish_pending(p, GRPC_STATUS_UNAVAILABLE, message);
-    }
+    if (r < 0)
+        fail_pending(p, GRPC_STATUS_UNAVAILABLE,
+                     r == -ESHUTDOWN ? "connector shutting down" : "out of memory");
 }
 
 /* Fails the call with the gRPC status of a Databricks verdict. */
 static void fail_from_answer(struct pending *p, const struct dbx_answer *answer)
 {
-    grpc_status_code code = dbx_verdict_status(answer->verdict);
-    server_call_fail(p->call, code, answer->message);
-    finish_pending(p, code, answer->message);
+    fail_pending(p, dbx_verdict_status(answer->verdict), answer->message);
 }
 
 /* ---- CreateTask ---------------------------------------------------------- */
@@ -416,17 +445,15 @@ static void on_submitted(void *user, const struct dbx_answer *answer)
     if (answer->verdict != DBX_VERDICT_OK) {
         if (answer->verdict == DBX_VERDICT_RUN_GONE) {
             /* A "does not exist" on submit names something in the job spec. */
-            server_call_fail(p->call, GRPC_STATUS_INVALID_ARGUMENT, answer->message);
-            finish_pending(p, GRPC_STATUS_INVALID_ARGUMENT, answer->message);
+            fail_pending(p, GRPC_STATUS_INVALID_ARGUMENT, answer->message);
             return;
         }
         fail_from_answer(p, answer);
         return;
     }
     if (dbx_response_run_id(answer->body, digits) < 0) {
-        const char *message = "Databricks runs/submit answered without a valid run_id";
-        server_call_fail(p->call, GRPC_STATUS_UNAVAILABLE, message);
-        finish_pending(p, GRPC_STATUS_UNAVAILABLE, message);
+        fail_pending(p, GRPC_STATUS_UNAVAILABLE,
+                     "Databricks runs/submit answered without a valid run_id");
         return;
     }
     p->run_id = strdup(digits);
@@ -439,8 +466,7 @@ static void on_submitted(void *user, const struct dbx_answer *answer)
                                                           : NULL,
                                          .token_secret = p->used.token_secret},
                        &meta, &meta_len) < 0) {
-        server_call_fail(p->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-        finish_pending(p, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        fail_pending(p, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
     p->generation->reply_created(p->call, meta, meta_len);
@@ -451,29 +477,22 @@ static void on_submitted(void *user, const struct dbx_answer *answer)
 void agent_create_task(void *context, struct server_call *call, const uint8_t *request,
                        size_t request_len)
 {
-    struct agent_service *service = context;
-    struct agent *agent = service->agent;
-    const struct config *config = atomic_load(&agent->config);
-    int64_t started_ms = clock_now_ms();
+    const struct call_start s = call_start(context, call, OPERATION_CREATE);
+    struct metrics *metrics = s.service->agent->metrics;
     struct task_request_submit submit;
     grpc_status_code code;
     struct pending *p;
 
-    code = task_request_create(config, service->id, request, request_len, &submit);
-    if (agent->metrics && submit.has_inputs)
-        metrics_input_bytes(agent->metrics, submit.task_type, submit.input_bytes);
+    code = task_request_create(s.config, s.service->id, request, request_len, &submit);
+    if (metrics && submit.has_inputs)
+        metrics_input_bytes(metrics, submit.task_type, submit.input_bytes);
     if (code != GRPC_STATUS_OK) {
-        fail_call(agent, call, OPERATION_CREATE, submit.task_type, submit.instance, NULL,
-                  started_ms, code, submit.message);
+        fail_call(&s, submit.task_type, submit.instance, NULL, code, submit.message);
         goto out;
     }
-    p = pending_new(service, config, call, OPERATION_CREATE, submit.task_type, submit.instance,
-                    NULL, started_ms);
-    if (!p) {
-        fail_call(agent, call, OPERATION_CREATE, submit.task_type, submit.instance, NULL,
-                  started_ms, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    p = pending_new(&s, submit.task_type, submit.instance, NULL);
+    if (!p)
         goto out;
-    }
     submit.instance = NULL;
     log_debug("submitting run", "task_type", submit.task_type, "instance", p->instance,
               "idempotency_token",
@@ -510,14 +529,8 @@ static struct fetch *fetch_free(struct fetch *f)
         return NULL;
     free(f->instance);
     free(f->run_id);
-    if (f->token) {
-        explicit_bzero(f->token, strlen(f->token));
-        free(f->token);
-    }
-    if (f->creds.auth_token) {
-        explicit_bzero(f->creds.auth_token, strlen(f->creds.auth_token));
-        free(f->creds.auth_token);
-    }
+    secret_free(f->token);
+    secret_free(f->creds.auth_token);
     free(f->creds.namespace);
     free(f->creds.token_secret);
     free(f);
@@ -633,8 +646,7 @@ static void answer_waiter(struct pending *p, const struct runs_fetch_end *end,
         break;
     case RUNS_ANSWER_ERROR:
     case _RUNS_ANSWER_MAX:
-        server_call_fail(p->call, error_code, end->trouble);
-        finish_pending(p, error_code, end->trouble);
+        fail_pending(p, error_code, end->trouble);
         return;
     }
     finish_pending(p, GRPC_STATUS_OK, NULL);
@@ -750,40 +762,48 @@ static void fail_fetch(struct agent *agent, struct pending *p, const char *crede
               NULL);
 }
 
+/* Begins a GetTask or DeleteTask: decodes its request into *run (task_request_run_done() it in
+ * any case) and gives its pending state, which takes the run's instance and run_id; NULL when
+ * the call has been answered (bad input, out of memory). */
+static struct pending *start_run_call(const struct call_start *s, const uint8_t *request,
+                                      size_t request_len, struct task_request_run *run)
+{
+    grpc_status_code code =
+        s->operation == OPERATION_GET
+            ? task_request_get(s->config, s->service->id, request, request_len, run)
+            : task_request_delete(s->config, s->service->id, request, request_len, run);
+    struct pending *p;
+
+    if (code != GRPC_STATUS_OK) {
+        fail_call(s, run->task_type, NULL, NULL, code, run->message);
+        return NULL;
+    }
+    p = pending_new(s, run->task_type, run->instance, run->run_id);
+    if (p)
+        run->instance = run->run_id = NULL;
+    return p;
+}
+
 void agent_get_task(void *context, struct server_call *call, const uint8_t *request,
                     size_t request_len)
 {
-    struct agent_service *service = context;
-    struct agent *agent = service->agent;
-    const struct config *config = atomic_load(&agent->config);
-    int64_t started_ms = clock_now_ms();
+    const struct call_start s = call_start(context, call, OPERATION_GET);
+    struct agent *agent = s.service->agent;
     struct task_request_run run;
-    grpc_status_code code;
     struct pending *p;
     struct fetch *f;
     struct phase_result cached = {0};
     uint64_t fetch_id = 0;
     int r;
 
-    code = task_request_get(config, service->id, request, request_len, &run);
-    if (code != GRPC_STATUS_OK) {
-        fail_call(agent, call, OPERATION_GET, run.task_type, NULL, NULL, started_ms, code,
-                  run.message);
+    p = start_run_call(&s, request, request_len, &run);
+    if (!p)
         goto out;
-    }
-    p = pending_new(service, config, call, OPERATION_GET, run.task_type, run.instance, run.run_id,
-                    started_ms);
-    if (!p) {
-        fail_call(agent, call, OPERATION_GET, run.task_type, run.instance, run.run_id, started_ms,
-                  GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-        goto out;
-    }
-    run.instance = run.run_id = NULL;
     snprintf(p->credential, sizeof(p->credential), "%s", run.call_token_tag);
 
     /* A call that brings its own token shares a runs/get, or an answer, only with calls that
      * bring the same one: the run is keyed by the token's tag as well. */
-    switch (runs_lookup(agent->runs, p->instance, p->run_id, run.call_token_tag, started_ms,
+    switch (runs_lookup(agent->runs, p->instance, p->run_id, run.call_token_tag, s.started_ms,
                         &p->waiter, &cached, &fetch_id)) {
     case RUNS_CACHED:
         reply_result(p, &cached, NULL);
@@ -797,7 +817,7 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
         break;
     }
     f = fetch_new(agent, p, run.call_token_tag, run.call_token, &run.creds,
-                  databricks_deadline(config, call), fetch_id);
+                  databricks_deadline(s.config, call), fetch_id);
     if (f) {
         const struct dbx_call dbx_call = {
             .endpoint = DBX_RUNS_GET,
@@ -809,7 +829,7 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
         };
         const struct creds_ask ask = creds_ask_of(&f->creds);
 
-        r = creds_request(agent->creds, config, &dbx_call, &ask, NULL, on_run, f, &f->used);
+        r = creds_request(agent->creds, s.config, &dbx_call, &ask, NULL, on_run, f, &f->used);
     } else {
         r = -ENOMEM;
     }
@@ -842,34 +862,19 @@ static void on_cancelled(void *user, const struct dbx_answer *answer)
 void agent_delete_task(void *context, struct server_call *call, const uint8_t *request,
                        size_t request_len)
 {
-    struct agent_service *service = context;
-    struct agent *agent = service->agent;
-    const struct config *config = atomic_load(&agent->config);
-    int64_t started_ms = clock_now_ms();
+    const struct call_start s = call_start(context, call, OPERATION_DELETE);
     struct task_request_run run;
-    grpc_status_code code;
+    struct pending *p;
     char *body = NULL;
-    struct pending *p = NULL;
 
-    code = task_request_delete(config, service->id, request, request_len, &run);
-    if (code != GRPC_STATUS_OK) {
-        fail_call(agent, call, OPERATION_DELETE, run.task_type, NULL, NULL, started_ms, code,
-                  run.message);
+    p = start_run_call(&s, request, request_len, &run);
+    if (!p)
         goto out;
-    }
     /* run_id is validated digits: print it as a JSON number, exactly. */
-    if (asprintf(&body, "{\"run_id\":%s}", run.run_id) < 0)
-        body = NULL;
-    if (body)
-        p = pending_new(service, config, call, OPERATION_DELETE, run.task_type, run.instance,
-                        run.run_id, started_ms);
-    if (!p) {
-        fail_call(agent, call, OPERATION_DELETE, run.task_type, run.instance, run.run_id,
-                  started_ms, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-        free(body);
+    if (asprintf(&body, "{\"run_id\":%s}", p->run_id) < 0) {
+        fail_pending(p, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
-    run.instance = run.run_id = NULL;
     send_to_databricks(p, DBX_RUNS_CANCEL, body, true, run.call_token, &run.creds, on_cancelled);
 out:
     task_request_run_done(&run);

@@ -27,6 +27,7 @@
 #include "pbdepth.h"
 #include "phase.h"
 #include "resmeta.h"
+#include "secret.h"
 
 #define GET_TASK "/flyteidl.service.AsyncAgentService/GetTask"
 #define DELETE_TASK "/flyteidl.service.AsyncAgentService/DeleteTask"
@@ -388,14 +389,6 @@ static int read_pem(const struct cli_common *common, const char *path, const cha
     return CLI_EXIT_OK;
 }
 
-static void pem_free(char *pem)
-{
-    if (!pem)
-        return;
-    explicit_bzero(pem, strlen(pem));
-    free(pem);
-}
-
 int cli_connect(const struct cli_common *common, struct client **ret_client)
 {
     char *ca = NULL, *cert = NULL, *key = NULL;
@@ -425,9 +418,9 @@ int cli_connect(const struct cli_common *common, struct client **ret_client)
     r = CLI_EXIT_OK;
 out:
     free(error);
-    pem_free(ca);
-    pem_free(cert);
-    pem_free(key);
+    secret_free(ca);
+    secret_free(cert);
+    secret_free(key);
     return r;
 }
 
@@ -576,17 +569,49 @@ int cli_pack(const ProtobufCMessage *message, uint8_t **ret_data, size_t *ret_le
 
 /* ---- GetTask / DeleteTask ---- */
 
-int cli_get_task(const struct cli_common *common, struct client *client,
-                 const uint8_t *resource_meta, size_t resource_meta_len, const char *task_type,
-                 Flyteidl__Admin__GetTaskResponse **ret_response, grpc_status_code *ret_status,
-                 char **ret_error)
+/* What a GetTaskRequest and a DeleteTaskRequest carry (the same fields, in two C types). */
+struct run_request {
+    ProtobufCBinaryData resource_meta;
+    Flyteidl__Admin__TaskCategory *category;
+};
+
+/* A method on a run, and how its request is packed (cli_pack()). */
+struct run_method {
+    const char *path;
+    int (*pack)(const struct run_request *run, uint8_t **ret_data, size_t *ret_len);
+};
+
+static int pack_get(const struct run_request *run, uint8_t **ret_data, size_t *ret_len)
 {
     Flyteidl__Admin__GetTaskRequest req = FLYTEIDL__ADMIN__GET_TASK_REQUEST__INIT;
+
+    req.task_category = run->category;
+    req.resource_meta = run->resource_meta;
+    return cli_pack(&req.base, ret_data, ret_len);
+}
+
+static int pack_delete(const struct run_request *run, uint8_t **ret_data, size_t *ret_len)
+{
+    Flyteidl__Admin__DeleteTaskRequest req = FLYTEIDL__ADMIN__DELETE_TASK_REQUEST__INIT;
+
+    req.task_category = run->category;
+    req.resource_meta = run->resource_meta;
+    return cli_pack(&req.base, ret_data, ret_len);
+}
+
+static const struct run_method get_task = {GET_TASK, pack_get};
+static const struct run_method delete_task = {DELETE_TASK, pack_delete};
+
+/* Calls `method` on the run resource_meta names, as call_checked() does (a failure, packing
+ * included, comes back as *ret_error). */
+static int call_run(const struct cli_common *common, struct client *client,
+                    const struct run_method *method, const uint8_t *resource_meta,
+                    size_t resource_meta_len, const char *task_type, struct client_reply *ret_reply,
+                    grpc_status_code *ret_status, char **ret_error)
+{
     Flyteidl__Admin__TaskCategory category = FLYTEIDL__ADMIN__TASK_CATEGORY__INIT;
-    ProtobufCMessage *resp = NULL;
-    struct client_reply reply = {0};
+    const struct run_request run = {{resource_meta_len, (uint8_t *)resource_meta}, &category};
     uint8_t *buf = NULL;
-    char *unpack_error = NULL;
     size_t len;
     int r;
 
@@ -594,15 +619,27 @@ int cli_get_task(const struct cli_common *common, struct client *client,
     *ret_status = GRPC_STATUS_UNKNOWN;
     category.name = (char *)task_type;
     category.version = 0;
-    req.task_category = &category;
-    req.resource_meta.data = (uint8_t *)resource_meta;
-    req.resource_meta.len = resource_meta_len;
-    if (cli_pack(&req.base, &buf, &len) < 0) {
+    if (method->pack(&run, &buf, &len) < 0) {
         *ret_error = strdup("out of memory");
-        r = CLI_EXIT_FAILED;
-        goto out;
+        return CLI_EXIT_FAILED;
     }
-    r = call_checked(common, client, GET_TASK, buf, len, &reply, ret_status, ret_error);
+    r = call_checked(common, client, method->path, buf, len, ret_reply, ret_status, ret_error);
+    free(buf);
+    return r;
+}
+
+int cli_get_task(const struct cli_common *common, struct client *client,
+                 const uint8_t *resource_meta, size_t resource_meta_len, const char *task_type,
+                 Flyteidl__Admin__GetTaskResponse **ret_response, grpc_status_code *ret_status,
+                 char **ret_error)
+{
+    ProtobufCMessage *resp = NULL;
+    struct client_reply reply = {0};
+    char *unpack_error = NULL;
+    int r;
+
+    r = call_run(common, client, &get_task, resource_meta, resource_meta_len, task_type, &reply,
+                 ret_status, ret_error);
     if (r != CLI_EXIT_OK)
         goto out;
     resp = cli_unpack(&flyteidl__admin__get_task_response__descriptor, reply.data, reply.len,
@@ -620,34 +657,23 @@ int cli_get_task(const struct cli_common *common, struct client *client,
 out:
     client_reply_done(&reply);
     free(unpack_error);
-    free(buf);
     return r;
 }
 
 int cli_delete_task(const struct cli_common *common, struct client *client,
                     const uint8_t *resource_meta, size_t resource_meta_len, const char *task_type)
 {
-    Flyteidl__Admin__DeleteTaskRequest req = FLYTEIDL__ADMIN__DELETE_TASK_REQUEST__INIT;
-    Flyteidl__Admin__TaskCategory category = FLYTEIDL__ADMIN__TASK_CATEGORY__INIT;
     struct client_reply reply = {0};
-    uint8_t *buf = NULL;
-    size_t len;
+    grpc_status_code status;
+    char *error = NULL;
     int r;
 
-    category.name = (char *)task_type;
-    category.version = 0;
-    req.task_category = &category;
-    req.resource_meta.data = (uint8_t *)resource_meta;
-    req.resource_meta.len = resource_meta_len;
-    if (cli_pack(&req.base, &buf, &len) < 0) {
-        cli_error(common->command, "out of memory");
-        r = CLI_EXIT_FAILED;
-        goto out;
-    }
-    r = cli_call(common, client, DELETE_TASK, buf, len, &reply, NULL);
-out:
+    r = call_run(common, client, &delete_task, resource_meta, resource_meta_len, task_type, &reply,
+                 &status, &error);
+    if (r != CLI_EXIT_OK)
+        cli_error(common->command, "%s", error ? error : "call failed");
     client_reply_done(&reply);
-    free(buf);
+    free(error);
     return r;
 }
 

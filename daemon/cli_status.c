@@ -34,6 +34,23 @@ struct status_args {
     int64_t interval_ms;
 };
 
+/* status or cancel, with what they work on once parsed and connected. */
+struct run {
+    struct cli_common *common;
+    struct status_args *args;
+    struct client *client; /* owns */
+    uint8_t *meta;         /* owns: the resource_meta */
+    size_t meta_len;
+    sigset_t interrupt; /* blocked with --watch */
+};
+
+struct command {
+    const struct cli_option *options;
+    size_t n_options;
+    void (*usage)(FILE *out);
+    int (*act)(const struct run *run);
+};
+
 static void status_usage(FILE *out)
 {
     fprintf(out,
@@ -83,9 +100,8 @@ static int status_option(void *context, int id, const char *arg, char **reterr_m
 }
 
 /* Parses argv for status or cancel; on CLI_EXIT_OK with !common->help, *ret_meta is loaded. */
-static int parse(int argc, char **argv, const struct cli_option *options, size_t n_options,
-                 void (*usage)(FILE *), struct status_args *args, struct cli_common *common,
-                 uint8_t **ret_meta, size_t *ret_meta_len)
+static int parse(int argc, char **argv, const struct command *command, struct status_args *args,
+                 struct cli_common *common, uint8_t **ret_meta, size_t *ret_meta_len)
 {
     const char *arg = NULL;
     int r;
@@ -94,75 +110,79 @@ static int parse(int argc, char **argv, const struct cli_option *options, size_t
         .task_type = CLI_DEFAULT_TASK_TYPE,
         .interval_ms = CLI_DEFAULT_INTERVAL_MS,
     };
-    r = cli_parse_one(argc, argv, options, n_options, status_option, args, usage, "RESOURCE_META",
-                      common, &arg);
+    r = cli_parse_one(argc, argv, command->options, command->n_options, status_option, args,
+                      command->usage, "RESOURCE_META", common, &arg);
     if (r != CLI_EXIT_OK || common->help)
         return r;
     return cli_load_resource_meta(common, arg, ret_meta, ret_meta_len);
 }
 
-int cli_status_main(int argc, char **argv)
+/* Parses, connects and runs the command on the run RESOURCE_META names. */
+static int run_command(int argc, char **argv, const struct command *command)
 {
     struct status_args args;
     struct cli_common common;
-    struct client *client = NULL;
-    uint8_t *meta = NULL;
-    size_t meta_len = 0;
-    sigset_t interrupt;
+    struct run run = {.common = &common, .args = &args};
     int r;
 
-    r = parse(argc, argv, status_options, sizeof(status_options) / sizeof(status_options[0]),
-              status_usage, &args, &common, &meta, &meta_len);
+    r = parse(argc, argv, command, &args, &common, &run.meta, &run.meta_len);
     if (r != CLI_EXIT_OK || common.help)
         goto out;
     /* Before gRPC starts its threads, so that they inherit the mask. */
     if (args.watch)
-        cli_block_interrupt(&interrupt);
-    r = cli_connect(&common, &client);
+        cli_block_interrupt(&run.interrupt);
+    r = cli_connect(&common, &run.client);
     if (r != CLI_EXIT_OK)
         goto out;
-    if (args.watch) {
-        struct cli_watch w = {
-            .common = &common,
-            .client = client,
-            .resource_meta = meta,
-            .resource_meta_len = meta_len,
-            .task_type = args.task_type,
-            .interval_ms = args.interval_ms,
-            .cancel_on_interrupt = false,
-            .interrupt = &interrupt,
-        };
-        r = cli_watch_run(&w);
-    } else {
-        r = cli_status_once(&common, client, meta, meta_len, args.task_type);
-    }
+    r = command->act(&run);
 out:
-    client_free(client);
-    free(meta);
+    client_free(run.client);
+    free(run.meta);
     return r;
+}
+
+static int status_act(const struct run *run)
+{
+    struct cli_watch w = {
+        .common = run->common,
+        .client = run->client,
+        .resource_meta = run->meta,
+        .resource_meta_len = run->meta_len,
+        .task_type = run->args->task_type,
+        .interval_ms = run->args->interval_ms,
+        .cancel_on_interrupt = false,
+        .interrupt = &run->interrupt,
+    };
+
+    if (!run->args->watch)
+        return cli_status_once(run->common, run->client, run->meta, run->meta_len,
+                               run->args->task_type);
+    return cli_watch_run(&w);
+}
+
+static int cancel_act(const struct run *run)
+{
+    int r =
+        cli_delete_task(run->common, run->client, run->meta, run->meta_len, run->args->task_type);
+
+    if (r == CLI_EXIT_OK)
+        printf("cancel requested\n");
+    return r;
+}
+
+#define N_OPTIONS(table) (sizeof(table) / sizeof((table)[0]))
+
+static const struct command status_command = {status_options, N_OPTIONS(status_options),
+                                              status_usage, status_act};
+static const struct command cancel_command = {cancel_options, N_OPTIONS(cancel_options),
+                                              cancel_usage, cancel_act};
+
+int cli_status_main(int argc, char **argv)
+{
+    return run_command(argc, argv, &status_command);
 }
 
 int cli_cancel_main(int argc, char **argv)
 {
-    struct status_args args;
-    struct cli_common common;
-    struct client *client = NULL;
-    uint8_t *meta = NULL;
-    size_t meta_len = 0;
-    int r;
-
-    r = parse(argc, argv, cancel_options, sizeof(cancel_options) / sizeof(cancel_options[0]),
-              cancel_usage, &args, &common, &meta, &meta_len);
-    if (r != CLI_EXIT_OK || common.help)
-        goto out;
-    r = cli_connect(&common, &client);
-    if (r != CLI_EXIT_OK)
-        goto out;
-    r = cli_delete_task(&common, client, meta, meta_len, args.task_type);
-    if (r == CLI_EXIT_OK)
-        printf("cancel requested\n");
-out:
-    client_free(client);
-    free(meta);
-    return r;
+    return run_command(argc, argv, &cancel_command);
 }

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "errmsg.h"
 #include "resmeta.h"
+#include "secret.h"
 #include "structjson.h"
 #include "tls_files.h"
 
@@ -844,10 +845,7 @@ static void oauth_client_done(struct config_oauth_client *c)
 {
     free(c->instance);
     free(c->client_id);
-    if (c->client_secret) {
-        explicit_bzero(c->client_secret, strlen(c->client_secret));
-        free(c->client_secret);
-    }
+    secret_free(c->client_secret);
     free(c->client_secret_file);
     *c = (struct config_oauth_client){0};
 }
@@ -1261,9 +1259,7 @@ static char *load_secret_file(const char *path, const char *what, const char *no
                  "make it readable by the daemon's user only",
                  origin, (unsigned)(st.st_mode & 07777));
 out:
-    /* The raw content is the secret: wipe it before freeing. */
-    explicit_bzero(raw, strlen(raw));
-    free(raw);
+    secret_free(raw); /* the raw content is the secret */
     free(origin);
     return secret;
 }
@@ -1505,8 +1501,7 @@ static void load_idempotency_key(struct config *cfg, struct msgs *errs, struct m
                  "make it readable by the daemon's user only",
                  quote(q, cfg->idempotency_key_file), (unsigned)(st.st_mode & 07777));
 out:
-    explicit_bzero(raw, strlen(raw));
-    free(raw);
+    secret_free(raw);
 }
 
 static void check_ca_file(const struct config *cfg, struct msgs *errs)
@@ -2023,10 +2018,7 @@ struct config *config_free(struct config *cfg)
     free(cfg->log_format);
     free(cfg->default_instance);
     config_strv_free(cfg->allowed_instances);
-    if (cfg->token) {
-        explicit_bzero(cfg->token, strlen(cfg->token));
-        free(cfg->token);
-    }
+    secret_free(cfg->token);
     free(cfg->token_file);
     free(cfg->token_place);
     free(cfg->token_places);

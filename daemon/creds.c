@@ -31,6 +31,7 @@
 #include "log.h"
 #include "oauth.h"
 #include "retry.h"
+#include "secret.h"
 #include "tokencache.h"
 
 /* Per-namespace Secrets a cache holds: one per namespace using its own token, typically. */
@@ -122,14 +123,6 @@ const char *creds_source_name(enum creds_source source)
     return source_names[source];
 }
 
-static void wipe_free(char *s)
-{
-    if (!s)
-        return;
-    explicit_bzero(s, strlen(s));
-    free(s);
-}
-
 static void call_free(struct call *c)
 {
     if (!c)
@@ -137,9 +130,9 @@ static void call_free(struct call *c)
     free(c->instance);
     free(c->run_id);
     free(c->body);
-    wipe_free(c->body_copy);
-    wipe_free(c->resmeta_token);
-    wipe_free(c->oauth_token);
+    secret_free(c->body_copy);
+    secret_free(c->resmeta_token);
+    secret_free(c->oauth_token);
     free(c);
 }
 
@@ -234,7 +227,7 @@ static int send(struct call *c, bool on_loop, enum creds_source source, const ch
             wrap = false; /* no memory for the retry: send it once */
     }
     if (source == CREDS_SOURCE_OAUTH && token) {
-        wipe_free(c->oauth_token);
+        secret_free(c->oauth_token);
         c->oauth_token = strdup(token);
     }
     c->body = NULL;
@@ -519,7 +512,7 @@ static int cached_source(struct call *c, bool on_loop, bool is_oauth)
     case TOKENCACHE_HIT_REFRESH:
         r = is_oauth ? use_oauth_answer(c, on_loop, kind, token, note)
                      : use_namespace_answer(c, on_loop, kind, token, note);
-        wipe_free(token);
+        secret_free(token);
         return r;
     case TOKENCACHE_MISS:
         return move_to_loop(c);

@@ -35,6 +35,7 @@
 #include "dbx_limit.h"
 #include "http.h"
 #include "retry.h"
+#include "secret.h"
 #include "tls_files.h"
 
 static const char *const endpoint_paths[_DBX_ENDPOINT_MAX] = {
@@ -152,8 +153,7 @@ static struct curl_slist *headers_new(const char *token)
         return NULL;
     }
     appended = curl_slist_append(headers, auth);
-    explicit_bzero(auth, strlen(auth));
-    free(auth);
+    secret_free(auth);
     if (!appended) {
         headers_free(headers);
         return NULL;

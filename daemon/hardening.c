@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 
 #include "errmsg.h"
+#include "secret.h"
 
 int hardening_no_core_dumps(char **reterr_msg)
 {
@@ -93,10 +94,8 @@ char **hardening_env_copy(char *const *envp)
 
 char **hardening_env_free(char **copy)
 {
-    for (size_t i = 0; copy && copy[i]; i++) {
-        explicit_bzero(copy[i], strlen(copy[i]));
-        free(copy[i]);
-    }
+    for (size_t i = 0; copy && copy[i]; i++)
+        secret_free(copy[i]);
     free(copy);
     return NULL;
 }

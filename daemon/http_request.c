@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "http.h"
 #include "retry.h"
+#include "secret.h"
 
 struct request {
     struct http_job job;           /* the hand-off to the loop thread */
@@ -62,9 +63,7 @@ static void request_free(struct request *r)
         explicit_bzero(h->data, strlen(h->data));
     curl_slist_free_all(r->headers);
     free(r->url);
-    if (r->body)
-        explicit_bzero(r->body, strlen(r->body));
-    free(r->body);
+    secret_free(r->body);
     free(r->ca_file);
     free(r);
 }

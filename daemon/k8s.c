@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "secret.h"
+
 #define SERVICE_ACCOUNT_TOKEN "token"
 #define SERVICE_ACCOUNT_CA "ca.crt"
 /* A Secret holds at most 1 MiB of data; its answer, base64 and JSON around it, a bit more. */
@@ -62,10 +64,7 @@ static void on_done(void *user, const struct http_request_result *result)
         }
     }
     read->done(read->user, &answer);
-    if (token) {
-        explicit_bzero(token, strlen(token));
-        free(token);
-    }
+    secret_free(token);
     free(why);
     free(read);
 }
@@ -143,14 +142,8 @@ int k8s_get_secret(struct http_request_client *client, const struct config *conf
     if (r == 0)
         read = NULL;
 out:
-    if (sa_token) {
-        explicit_bzero(sa_token, strlen(sa_token));
-        free(sa_token);
-    }
-    if (auth) {
-        explicit_bzero(auth, strlen(auth));
-        free(auth);
-    }
+    secret_free(sa_token);
+    secret_free(auth);
     free(read);
     free(url);
     free(token_path);

@@ -206,7 +206,22 @@ static void journal_field(char *buf, size_t size, const char *key, const char *v
     errmsg_printable(buf + n, size - n, value, ERRMSG_ONE_LINE);
 }
 
-static void write_journal(enum log_level level, const char *msg, va_list ap)
+/* The next key of a log_write() argument list whose value is set, with that value in
+ * *ret_value; NULL at the list's end. */
+static const char *next_field(va_list *ap, const char **ret_value)
+{
+    for (;;) {
+        const char *key = va_arg(*ap, const char *);
+
+        if (!key)
+            return NULL;
+        *ret_value = va_arg(*ap, const char *);
+        if (*ret_value)
+            return key;
+    }
+}
+
+static void write_journal(enum log_level level, const char *msg, va_list *ap)
 {
     char fields[JOURNAL_FIELDS_MAX][512];
     struct iovec iov[JOURNAL_FIELDS_MAX];
@@ -216,15 +231,8 @@ static void write_journal(enum log_level level, const char *msg, va_list ap)
     n++;
     journal_field(fields[n], sizeof(fields[n]), "message", msg ? msg : "");
     n++;
-    for (;;) {
-        const char *key = va_arg(ap, const char *);
-        const char *value;
-        if (!key)
-            break;
-        value = va_arg(ap, const char *);
-        if (value && n < JOURNAL_FIELDS_MAX)
-            journal_field(fields[n++], sizeof(fields[0]), key, value);
-    }
+    for (const char *key, *value; n < JOURNAL_FIELDS_MAX && (key = next_field(ap, &value));)
+        journal_field(fields[n++], sizeof(fields[0]), key, value);
     for (size_t i = 0; i < n; i++) {
         iov[i].iov_base = fields[i];
         iov[i].iov_len = strlen(fields[i]);
@@ -250,7 +258,7 @@ void log_write(enum log_level level, const char *msg, ...)
 
     if (format == LOG_FORMAT_JOURNAL) {
         va_start(ap, msg);
-        write_journal(level, msg, ap);
+        write_journal(level, msg, &ap);
         va_end(ap);
         goto out;
     }
@@ -273,14 +281,7 @@ void log_write(enum log_level level, const char *msg, ...)
     }
 
     va_start(ap, msg);
-    for (;;) {
-        const char *key = va_arg(ap, const char *);
-        const char *value;
-        if (!key)
-            break;
-        value = va_arg(ap, const char *);
-        if (!value)
-            continue;
+    for (const char *key, *value; (key = next_field(&ap, &value));) {
         if (format == LOG_FORMAT_JSON)
             put_json_field(&line, key, value);
         else

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "secret.h"
+
 /* A token answer is a few KiB at most. */
 #define TOKEN_ANSWER_MAX (64 * 1024)
 
@@ -52,10 +54,7 @@ static void on_done(void *user, const struct http_request_result *result)
         }
     }
     f->done(f->user, &answer);
-    if (token) {
-        explicit_bzero(token, strlen(token));
-        free(token);
-    }
+    secret_free(token);
     free(why);
     free(f);
 }
@@ -96,10 +95,7 @@ int oauth_fetch(struct http_request_client *client, const struct config *config,
     if (r == 0)
         f = NULL;
 out:
-    if (auth) {
-        explicit_bzero(auth, strlen(auth));
-        free(auth);
-    }
+    secret_free(auth);
     free(url);
     free(f);
     return r;

@@ -21,6 +21,7 @@
 #include <openssl/evp.h>
 
 #include "errmsg.h"
+#include "secret.h"
 
 #define BASIC_PREFIX "Authorization: Basic "
 
@@ -45,10 +46,7 @@ int oauth_token_basic_auth(const char *client_id, const char *client_secret, cha
     header = NULL;
     r = 0;
 out:
-    if (pair) {
-        explicit_bzero(pair, strlen(pair));
-        free(pair);
-    }
+    secret_free(pair);
     free(header);
     return r;
 }

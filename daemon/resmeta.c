@@ -27,6 +27,7 @@
 #include "k8s_secret.h"
 
 #include "resmeta.h"
+#include "secret.h"
 
 #define KEY_INSTANCE "databricks_instance"
 #define KEY_RUN_ID "run_id"
@@ -434,9 +435,7 @@ void resmeta_done(struct resmeta *m)
 {
     if (!m)
         return;
-    if (m->auth_token)
-        explicit_bzero(m->auth_token, strlen(m->auth_token));
-    free(m->auth_token);
+    secret_free(m->auth_token);
     free(m->instance);
     free(m->run_id);
     free(m->namespace);

@@ -391,13 +391,73 @@ static int credential_arg(const struct spec_input *in, char **ret_arg, char **re
     return 0;
 }
 
+/* Appends the credential provider parameter (credential_arg()) to task.parameters, last:
+ * pyflyte-fast-execute must stay the first argument (flytekit). */
+static int append_credential(cJSON *task, const struct spec_input *in, char **reterr_msg)
+{
+    char *credential = NULL;
+    int r = credential_arg(in, &credential, reterr_msg);
+
+    if (r < 0 || !credential)
+        return r;
+    if (!cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(task, "parameters"),
+                              cJSON_CreateString(credential)))
+        r = fail_oom(reterr_msg);
+    free(credential);
+    return r;
+}
+
+/* Where a branch's task goes in the job: job[kind] on classic compute, or the one element of
+ * tasks named task_key on serverless compute. */
+struct task_place {
+    const char *kind;
+    const char *task_key;
+    bool credential; /* on serverless, with the credential provider parameter (Python only) */
+};
+
+static const struct task_place notebook_place = {"notebook_task", NOTEBOOK_TASK_KEY, false};
+static const struct task_place python_place = {"spark_python_task", PYTHON_TASK_KEY, true};
+
+/* Configures the compute mode's part of job and puts task (taken) where `place` says. */
+static int place_task(cJSON *job, const struct spec_input *in, const cJSON *envs, bool serverless,
+                      const struct task_place *place, cJSON *task, char **reterr_msg)
+{
+    cJSON *key = NULL;
+    int r;
+
+    if (serverless) {
+        r = configure_serverless(job, envs, &key, reterr_msg);
+        if (r < 0)
+            goto out;
+        if (place->credential) {
+            r = append_credential(task, in, reterr_msg);
+            if (r < 0)
+                goto out;
+        }
+        r = set_single_task(job, place->task_key, place->kind, task, key);
+        task = key = NULL;
+    } else {
+        r = configure_classic(job, in, envs, reterr_msg);
+        if (r < 0)
+            goto out;
+        r = set(job, place->kind, task);
+        task = NULL;
+    }
+    if (r < 0)
+        r = fail_oom(reterr_msg);
+out:
+    cJSON_Delete(task);
+    cJSON_Delete(key);
+    return r;
+}
+
 /* The notebook branch of _get_databricks_job_spec. */
 static int build_notebook(cJSON *job, const struct spec_input *in, const cJSON *envs,
                           bool serverless, char **reterr_msg)
 {
     const cJSON *base_parameters = get(in->custom, "notebookBaseParameters");
     bool from_git = truthy(get(job, "git_source"));
-    cJSON *task = NULL, *key = NULL;
+    cJSON *task = NULL;
     int r;
 
     task = cJSON_CreateObject();
@@ -409,31 +469,16 @@ static int build_notebook(cJSON *job, const struct spec_input *in, const cJSON *
         r = fail_oom(reterr_msg);
         goto out;
     }
-
-    if (serverless) {
-        r = configure_serverless(job, envs, &key, reterr_msg);
-        if (r < 0)
-            goto out;
-        r = set_single_task(job, NOTEBOOK_TASK_KEY, "notebook_task", task, key);
-        task = key = NULL;
-    } else {
-        r = configure_classic(job, in, envs, reterr_msg);
-        if (r < 0)
-            goto out;
-        r = set(job, "notebook_task", task);
-        task = NULL;
-    }
-    if (r < 0) {
-        r = fail_oom(reterr_msg);
+    r = place_task(job, in, envs, serverless, &notebook_place, task, reterr_msg);
+    task = NULL;
+    if (r < 0)
         goto out;
-    }
     /* flytekit pops git_source and puts it back only when truthy. */
     if (!from_git)
         cJSON_DeleteItemFromObjectCaseSensitive(job, "git_source");
     r = 0;
 out:
     cJSON_Delete(task);
-    cJSON_Delete(key);
     return r;
 }
 
@@ -465,8 +510,7 @@ static int build_python(cJSON *job, const struct spec_input *in, const cJSON *en
 {
     const cJSON *user_git = get(job, "git_source");
     const cJSON *user_file = get(job, "python_file");
-    cJSON *git_source = NULL, *task = NULL, *key = NULL, *file = NULL;
-    char *credential = NULL;
+    cJSON *git_source = NULL, *task = NULL, *file = NULL;
     int r;
 
     r = python_file(in, user_file, serverless, &file, reterr_msg);
@@ -486,34 +530,10 @@ static int build_python(cJSON *job, const struct spec_input *in, const cJSON *en
         r = fail_oom(reterr_msg);
         goto out;
     }
-
-    if (serverless) {
-        r = configure_serverless(job, envs, &key, reterr_msg);
-        if (r < 0)
-            goto out;
-        /* Appended last: pyflyte-fast-execute must stay the first argument (flytekit). */
-        r = credential_arg(in, &credential, reterr_msg);
-        if (r < 0)
-            goto out;
-        if (credential &&
-            !cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(task, "parameters"),
-                                  cJSON_CreateString(credential))) {
-            r = fail_oom(reterr_msg);
-            goto out;
-        }
-        r = set_single_task(job, PYTHON_TASK_KEY, "spark_python_task", task, key);
-        task = key = NULL;
-    } else {
-        r = configure_classic(job, in, envs, reterr_msg);
-        if (r < 0)
-            goto out;
-        r = set(job, "spark_python_task", task);
-        task = NULL;
-    }
-    if (r < 0) {
-        r = fail_oom(reterr_msg);
+    r = place_task(job, in, envs, serverless, &python_place, task, reterr_msg);
+    task = NULL;
+    if (r < 0)
         goto out;
-    }
 
     /* user_git and user_file die here; they were copied above. */
     cJSON_DeleteItemFromObjectCaseSensitive(job, "python_file");
@@ -522,11 +542,9 @@ static int build_python(cJSON *job, const struct spec_input *in, const cJSON *en
     if (r < 0)
         r = fail_oom(reterr_msg);
 out:
-    free(credential);
     cJSON_Delete(file);
     cJSON_Delete(git_source);
     cJSON_Delete(task);
-    cJSON_Delete(key);
     return r;
 }
 

@@ -27,12 +27,12 @@
 
 #include "errmsg.h"
 #include "flyteidl/admin/agent.pb-c.h"
-#include "errmsg.h"
 #include "k8s_secret.h"
 #include "flyteidl2/connector/connector.pb-c.h"
 #include "log_page.h"
 #include "pbdepth.h"
 #include "resmeta.h"
+#include "secret.h"
 #include "spec.h"
 #include "structjson.h"
 
@@ -132,9 +132,7 @@ out:
 
 static void creds_done(struct task_request_creds *c)
 {
-    if (c->auth_token)
-        explicit_bzero(c->auth_token, strlen(c->auth_token));
-    free(c->auth_token);
+    secret_free(c->auth_token);
     free(c->namespace);
     free(c->token_secret);
     *c = (struct task_request_creds){0};
@@ -204,21 +202,11 @@ static grpc_status_code take_call_token(const Flyteidl2__Core__Connection *conne
                           "header cannot carry");
     token = strndup(value, (size_t)(end - value));
     if (!token || (tag && token_tag(token, tag) < 0)) {
-        if (token)
-            explicit_bzero(token, strlen(token));
-        free(token);
+        secret_free(token);
         return refuse_oom(message);
     }
     *ret_token = token;
     return GRPC_STATUS_OK;
-}
-
-/* Zeroes and frees a call token; NULL-safe. */
-static void call_token_free(char *token)
-{
-    if (token)
-        explicit_bzero(token, strlen(token));
-    free(token);
 }
 
 /* ---- CreateTask ------------------------------------------------------------ */
@@ -497,7 +485,7 @@ grpc_status_code task_request_create(const struct config *config, enum config_ge
     if (code != GRPC_STATUS_OK) {
         ret->idempotency_token[0] = '\0';
         creds_done(&ret->creds);
-        call_token_free(ret->call_token);
+        secret_free(ret->call_token);
         ret->call_token = NULL;
     }
     free(ask.env);
@@ -516,7 +504,7 @@ void task_request_submit_done(struct task_request_submit *s)
     free(s->body);
     s->body = NULL;
     creds_done(&s->creds);
-    call_token_free(s->call_token);
+    secret_free(s->call_token);
     s->call_token = NULL;
 }
 
@@ -692,7 +680,7 @@ void task_request_run_done(struct task_request_run *r)
     free(r->run_id);
     r->run_id = NULL;
     creds_done(&r->creds);
-    call_token_free(r->call_token);
+    secret_free(r->call_token);
     r->call_token = NULL;
     r->call_token_tag[0] = '\0';
 }

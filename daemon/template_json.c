@@ -220,17 +220,81 @@ static int read_resource_type(const cJSON *item, const char *path,
     return 0;
 }
 
-static int read_strings(const cJSON *item, const char *path, char ***ret_array, size_t *ret_count,
+static int read_object(const cJSON *object, const char *path, const struct field *fields,
+                       size_t n_fields, void *message, char **reterr_msg);
+
+/* Allocates an empty sub-message, attaches it at *slot, then fills it from item. */
+static int read_message(const cJSON *item, const char *path, const struct field *fields,
+                        size_t n_fields, const ProtobufCMessageDescriptor *descriptor, void **slot,
                         char **reterr_msg)
 {
+    ProtobufCMessage *m;
+
+    if (!cJSON_IsObject(item))
+        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an object, got %s", path,
+                          structjson_type_name(item));
+    m = malloc(descriptor->sizeof_message);
+    if (!m)
+        return fail_oom(reterr_msg);
+    descriptor->message_init(m);
+    *slot = m;
+    return read_object(item, path, fields, n_fields, m, reterr_msg);
+}
+
+/* Reads one member (c, at `at`) of a repeated field into its slot, which it sets only once it
+ * holds something the destructor must free. */
+typedef int (*read_element_fn)(const cJSON *c, const char *at, void **slot, char **reterr_msg);
+
+/* A repeated field's JSON form and how each member is read. */
+struct repeated {
+    bool keyed;           /* a map, written as an object: its members' paths are keys */
+    const char *expected; /* what the field must be, for the message when it is not */
+    read_element_fn read_element;
+};
+
+static int read_string_element(const cJSON *c, const char *at, void **slot, char **reterr_msg)
+{
+    return copy_string(c, at, (char **)slot, reterr_msg);
+}
+
+static int read_env_element(const cJSON *c, const char *at, void **slot, char **reterr_msg)
+{
+    return read_message(c, at, key_value_fields, N_FIELDS(key_value_fields),
+                        &flyteidl__core__key_value_pair__descriptor, slot, reterr_msg);
+}
+
+static int read_config_element(const cJSON *c, const char *at, void **slot, char **reterr_msg)
+{
+    Flyteidl__Core__TaskTemplate__ConfigEntry *entry = malloc(sizeof(*entry));
+
+    if (!entry)
+        return fail_oom(reterr_msg);
+    flyteidl__core__task_template__config_entry__init(entry);
+    *slot = entry;
+    entry->key = strdup(c->string);
+    if (!entry->key) {
+        entry->key = (char *)protobuf_c_empty_string;
+        return fail_oom(reterr_msg);
+    }
+    return copy_string(c, at, &entry->value, reterr_msg);
+}
+
+static const struct repeated strings_field = {false, "an array of strings", read_string_element};
+static const struct repeated env_field = {false, "an array of {\"key\", \"value\"} objects",
+                                          read_env_element};
+static const struct repeated config_field = {true, "an object of strings", read_config_element};
+
+static int read_repeated(const cJSON *item, const char *path, const struct repeated *how,
+                         void ***ret_array, size_t *ret_count, char **reterr_msg)
+{
     size_t n;
-    char **array;
+    void **array;
     size_t i = 0;
     char at[PATH_SIZE];
     int r;
 
-    if (!cJSON_IsArray(item))
-        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an array of strings, got %s", path,
+    if (how->keyed ? !cJSON_IsObject(item) : !cJSON_IsArray(item))
+        return errmsg_set(reterr_msg, -EINVAL, "%s: expected %s, got %s", path, how->expected,
                           structjson_type_name(item));
     n = (size_t)cJSON_GetArraySize(item);
     if (n == 0)
@@ -241,88 +305,13 @@ static int read_strings(const cJSON *item, const char *path, char ***ret_array, 
     /* The array is attached first and counted as it fills, so the destructor undoes a part. */
     *ret_array = array;
     for (const cJSON *c = item->child; c; c = c->next, i++) {
-        path_index(at, path, i);
-        r = copy_string(c, at, &array[i], reterr_msg);
-        if (r < 0)
-            return r;
-        *ret_count = i + 1;
-    }
-    return 0;
-}
-
-static int read_object(const cJSON *object, const char *path, const struct field *fields,
-                       size_t n_fields, void *message, char **reterr_msg);
-
-static int read_env(const cJSON *item, const char *path, Flyteidl__Core__KeyValuePair ***ret_array,
-                    size_t *ret_count, char **reterr_msg)
-{
-    size_t n;
-    Flyteidl__Core__KeyValuePair **array;
-    size_t i = 0;
-    char at[PATH_SIZE];
-    int r;
-
-    if (!cJSON_IsArray(item))
-        return errmsg_set(reterr_msg, -EINVAL,
-                          "%s: expected an array of {\"key\", \"value\"} objects, got %s", path,
-                          structjson_type_name(item));
-    n = (size_t)cJSON_GetArraySize(item);
-    if (n == 0)
-        return 0;
-    array = calloc(n, sizeof(*array));
-    if (!array)
-        return fail_oom(reterr_msg);
-    *ret_array = array;
-    for (const cJSON *c = item->child; c; c = c->next, i++) {
-        path_index(at, path, i);
-        if (!cJSON_IsObject(c))
-            return errmsg_set(reterr_msg, -EINVAL, "%s: expected an object, got %s", at,
-                              structjson_type_name(c));
-        array[i] = malloc(sizeof(*array[i]));
-        if (!array[i])
-            return fail_oom(reterr_msg);
-        flyteidl__core__key_value_pair__init(array[i]);
-        *ret_count = i + 1;
-        r = read_object(c, at, key_value_fields, N_FIELDS(key_value_fields), array[i], reterr_msg);
-        if (r < 0)
-            return r;
-    }
-    return 0;
-}
-
-static int read_config(const cJSON *item, const char *path,
-                       Flyteidl__Core__TaskTemplate__ConfigEntry ***ret_array, size_t *ret_count,
-                       char **reterr_msg)
-{
-    size_t n;
-    Flyteidl__Core__TaskTemplate__ConfigEntry **array;
-    size_t i = 0;
-    char at[PATH_SIZE];
-    int r;
-
-    if (!cJSON_IsObject(item))
-        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an object of strings, got %s", path,
-                          structjson_type_name(item));
-    n = (size_t)cJSON_GetArraySize(item);
-    if (n == 0)
-        return 0;
-    array = calloc(n, sizeof(*array));
-    if (!array)
-        return fail_oom(reterr_msg);
-    *ret_array = array;
-    for (const cJSON *c = item->child; c; c = c->next, i++) {
-        path_join(at, path, c->string);
-        array[i] = malloc(sizeof(*array[i]));
-        if (!array[i])
-            return fail_oom(reterr_msg);
-        flyteidl__core__task_template__config_entry__init(array[i]);
-        *ret_count = i + 1;
-        array[i]->key = strdup(c->string);
-        if (!array[i]->key) {
-            array[i]->key = (char *)protobuf_c_empty_string;
-            return fail_oom(reterr_msg);
-        }
-        r = copy_string(c, at, &array[i]->value, reterr_msg);
+        if (how->keyed)
+            path_join(at, path, c->string);
+        else
+            path_index(at, path, i);
+        r = how->read_element(c, at, &array[i], reterr_msg);
+        if (array[i])
+            *ret_count = i + 1;
         if (r < 0)
             return r;
     }
@@ -350,24 +339,6 @@ static int read_struct(const cJSON *item, const char *path, Google__Protobuf__St
     return r;
 }
 
-/* Allocates an empty sub-message, attaches it at *slot, then fills it from item. */
-static int read_message(const cJSON *item, const char *path, const struct field *fields,
-                        size_t n_fields, const ProtobufCMessageDescriptor *descriptor, void **slot,
-                        char **reterr_msg)
-{
-    ProtobufCMessage *m;
-
-    if (!cJSON_IsObject(item))
-        return errmsg_set(reterr_msg, -EINVAL, "%s: expected an object, got %s", path,
-                          structjson_type_name(item));
-    m = malloc(descriptor->sizeof_message);
-    if (!m)
-        return fail_oom(reterr_msg);
-    descriptor->message_init(m);
-    *slot = m;
-    return read_object(item, path, fields, n_fields, m, reterr_msg);
-}
-
 static int read_field(const cJSON *item, const char *path, const struct field *f, void *message,
                       char **reterr_msg)
 {
@@ -385,12 +356,11 @@ static int read_field(const cJSON *item, const char *path, const struct field *f
     case KIND_RESOURCE_TYPE:
         return read_resource_type(item, path, (Flyteidl__Core__ResourceType *)at, reterr_msg);
     case KIND_STRINGS:
-        return read_strings(item, path, (char ***)at, count, reterr_msg);
+        return read_repeated(item, path, &strings_field, (void ***)at, count, reterr_msg);
     case KIND_ENV:
-        return read_env(item, path, (Flyteidl__Core__KeyValuePair ***)at, count, reterr_msg);
+        return read_repeated(item, path, &env_field, (void ***)at, count, reterr_msg);
     case KIND_CONFIG:
-        return read_config(item, path, (Flyteidl__Core__TaskTemplate__ConfigEntry ***)at, count,
-                           reterr_msg);
+        return read_repeated(item, path, &config_field, (void ***)at, count, reterr_msg);
     case KIND_STRUCT:
         return read_struct(item, path, (Google__Protobuf__Struct **)at, reterr_msg);
     case KIND_ID:

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "errmsg.h"
+#include "secret.h"
 
 /* Room for a path quoted back in a message. */
 #define QUOTED_PATH 256
@@ -230,9 +231,7 @@ void tls_files_pem_done(struct tls_files_pem *p)
 {
     if (!p)
         return;
-    if (p->private_key)
-        explicit_bzero(p->private_key, strlen(p->private_key));
-    free(p->private_key);
+    secret_free(p->private_key);
     free(p->cert_chain);
     free(p->client_ca);
     *p = (struct tls_files_pem){0};

@@ -12,6 +12,7 @@
  */
 #include "tokencache.h"
 
+#include "secret.h"
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -48,17 +49,9 @@ static size_t hash_of(const char *key)
     return (size_t)h;
 }
 
-static void wipe_free(char *s)
-{
-    if (!s)
-        return;
-    explicit_bzero(s, strlen(s));
-    free(s);
-}
-
 static void forget_answer(struct entry *e)
 {
-    wipe_free(e->value);
+    secret_free(e->value);
     free(e->note);
     e->value = e->note = NULL;
     e->has_answer = false;

@@ -30,16 +30,16 @@ FUZZ_GEN_CFLAGS := -std=gnu11 -O1 -g -Wall -Werror -I$(FUZZ_BUILD)/gen $(FUZZ_SA
 # Each target links only the pure modules it exercises (and what they call). The request targets
 # go through task_request, the handlers' own checks, with a real config.
 FUZZ_MODULES_task_request := task_request pbdepth structjson spec idempotency resmeta \
-	k8s_secret config errmsg tls_files log_page run_output phase
+	k8s_secret config errmsg tls_files log_page run_output phase secret
 FUZZ_MODULES_create_request := $(FUZZ_MODULES_task_request)
 FUZZ_MODULES_get_request := $(FUZZ_MODULES_task_request)
 FUZZ_MODULES_delete_request := $(FUZZ_MODULES_task_request)
 FUZZ_MODULES_struct_json := structjson
 FUZZ_MODULES_run_phase := dbx_response phase errmsg run_output run_info log_page
-FUZZ_MODULES_resmeta := resmeta k8s_secret errmsg
-FUZZ_MODULES_config := config resmeta k8s_secret structjson errmsg tls_files
+FUZZ_MODULES_resmeta := resmeta k8s_secret errmsg secret
+FUZZ_MODULES_config := config resmeta k8s_secret structjson errmsg tls_files secret
 FUZZ_MODULES_template_json := template_json structjson errmsg
-FUZZ_MODULES_credential_answers := k8s_secret oauth_token errmsg
+FUZZ_MODULES_credential_answers := k8s_secret oauth_token errmsg secret
 FUZZ_MODULES_pb_strings := pbdepth errmsg
 FUZZ_ALL := create_request get_request delete_request struct_json run_phase resmeta config \
 	template_json credential_answers pb_strings

@@ -2,7 +2,10 @@
  * test_log.c - the log line formats: key=value quoting, JSON escaping, level
  * filtering, long values, and recognising stderr as the journal.
  *
- * Each test points stderr at a temporary file, logs, and reads the file back.
+ * Each test points stderr at a temporary file, logs, and reads the file back; the journal
+ * format's fields are read through the test's own sd_journal_sendv() (the Makefile links
+ * test_log with --wrap=sd_journal_sendv_with_location, which sd-journal.h's sd_journal_sendv()
+ * stands for).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -13,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -229,6 +233,62 @@ static void test_journal_stream_detection(void **state)
     free(capture_end(&c));
 }
 
+/* The fields of the last journal entry log.c sent. */
+static char journal_fields[32][128];
+static int journal_count;
+
+int __wrap_sd_journal_sendv_with_location(const char *file, const char *line, const char *func,
+                                          const struct iovec *iov, int n);
+int __wrap_sd_journal_sendv_with_location(const char *file, const char *line, const char *func,
+                                          const struct iovec *iov, int n)
+{
+    (void)file;
+    (void)line;
+    (void)func;
+    journal_count = n;
+    for (int i = 0; i < n && i < 32; i++)
+        snprintf(journal_fields[i], sizeof(journal_fields[i]), "%.*s", (int)iov[i].iov_len,
+                 (const char *)iov[i].iov_base);
+    return 0;
+}
+
+static void test_journal_fields(void **state)
+{
+    (void)state;
+    log_set_format(LOG_FORMAT_JOURNAL);
+    log_set_level(LOG_LEVEL_INFO);
+    journal_count = -1;
+    log_debug("filtered out", "a", "b");
+    assert_int_equal(journal_count, -1);
+    /* A field without a value is left out, and those after it still come. */
+    log_warning("call failed", "task_type", "spark", "instance", (const char *)NULL, "grpc_code",
+                "14", "error", "line one\nline two");
+    assert_int_equal(journal_count, 5);
+    assert_string_equal(journal_fields[0], "PRIORITY=4");
+    assert_string_equal(journal_fields[1], "MESSAGE=call failed");
+    assert_string_equal(journal_fields[2], "TASK_TYPE=spark");
+    assert_string_equal(journal_fields[3], "GRPC_CODE=14");
+    assert_string_equal(journal_fields[4], "ERROR=line one line two"); /* one line */
+    log_set_format(LOG_FORMAT_TEXT);
+}
+
+/* An entry holds 24 fields at most, PRIORITY and MESSAGE included: later ones are dropped. */
+static void test_journal_field_limit(void **state)
+{
+    (void)state;
+    log_set_format(LOG_FORMAT_JOURNAL);
+    log_set_level(LOG_LEVEL_INFO);
+    log_info("many", "k01", "1", "k02", "2", "k03", "3", "k04", "4", "k05", "5", "k06", "6", "k07",
+             "7", "k08", "8", "k09", "9", "k10", "10", "k11", "11", "k12", "12", "k13", "13", "k14",
+             "14", "k15", "15", "k16", "16", "k17", "17", "k18", "18", "k19", "19", "k20", "20",
+             "k21", "21", "k22", "22", "k23", "23", "k24", "24");
+    assert_int_equal(journal_count, 24);
+    assert_string_equal(journal_fields[0], "PRIORITY=6");
+    assert_string_equal(journal_fields[2], "K01=1");
+    assert_string_equal(journal_fields[23], "K22=22");
+    log_set_format(LOG_FORMAT_TEXT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +299,8 @@ int main(void)
         cmocka_unit_test(test_level_filter),
         cmocka_unit_test(test_errno_preserved),
         cmocka_unit_test(test_journal_stream_detection),
+        cmocka_unit_test(test_journal_fields),
+        cmocka_unit_test(test_journal_field_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
