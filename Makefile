@@ -74,7 +74,7 @@ PURE_MODULES := spec phase resmeta structjson dbx_response config idempotency fa
 PURE_MODULES += dbx_limit retry
 PURE_MODULES += run_output run_info log_page
 PURE_MODULES += k8s_secret tokencache oauth_token
-PURE_MODULES += secret
+PURE_MODULES += secret config_current
 PURE_OBJS := $(patsubst %,$(BUILD)/daemon/%.o,$(PURE_MODULES))
 # Modules with threads or local I/O but no Databricks or gRPC traffic; unit
 # tests link them too (test_metrics_http and test_notify use local sockets,

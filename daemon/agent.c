@@ -33,7 +33,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +76,7 @@ struct agent_service {
 };
 
 struct agent {
-    const struct config *_Atomic config;
+    struct config_current *current; /* borrowed: the configuration in force */
     struct creds *creds;
     struct metrics *metrics;
     struct runs *runs;
@@ -217,7 +216,7 @@ struct pending {
     struct runs_waiter waiter; /* GetTask: linked while a runs/get is awaited */
     struct agent *agent;
     const struct generation *generation; /* the caller's: how to pack the answer */
-    const struct config *config;         /* the one in force when the call started */
+    const struct config *config;         /* a reference to the one in force when the call started */
     struct server_call *call;
     enum operation operation;
     char task_type[32];
@@ -232,7 +231,7 @@ struct pending {
 /* A call as its handler begins it, before anything is read from the request. */
 struct call_start {
     struct agent_service *service;
-    const struct config *config; /* the one in force when the call arrived, to its end */
+    const struct config *config; /* a reference to the one in force when the call arrived */
     struct server_call *call;
     enum operation operation;
     int64_t started_ms;
@@ -245,25 +244,29 @@ static struct call_start call_start(void *context, struct server_call *call,
 
     return (struct call_start){
         .service = service,
-        .config = atomic_load(&service->agent->config),
+        .config = config_current_get(service->agent->current),
         .call = call,
         .operation = operation,
         .started_ms = clock_now_ms(),
     };
 }
 
-struct agent *agent_new(const struct config *config, struct creds *creds, struct metrics *metrics)
+struct agent *agent_new(struct config_current *current, struct creds *creds,
+                        struct metrics *metrics)
 {
     struct agent *agent = calloc(1, sizeof(*agent));
+    const struct config *config = config_current_get(current);
+    /* Restart-only settings: the table is sized once. */
     struct runs_settings runs_settings = {
         .max_runs = (size_t)config->max_tracked_runs,
         .status_ttl_ms = config->status_cache_ttl_ms,
         .terminal_ttl_ms = config->terminal_cache_ttl_ms,
     };
 
+    config_unref(config);
     if (!agent)
         return NULL;
-    atomic_store(&agent->config, config);
+    agent->current = current;
     agent->creds = creds;
     agent->metrics = metrics;
     for (int g = 0; g < _CONFIG_GENERATION_MAX; g++)
@@ -279,11 +282,6 @@ struct agent_service *agent_service(struct agent *agent, enum config_generation 
     return &agent->services[generation];
 }
 
-void agent_set_config(struct agent *agent, const struct config *config)
-{
-    atomic_store(&agent->config, config);
-}
-
 struct agent *agent_free(struct agent *agent)
 {
     if (!agent)
@@ -297,6 +295,7 @@ static struct pending *pending_free(struct pending *p)
 {
     if (!p)
         return NULL;
+    config_unref(p->config);
     free(p->instance);
     free(p->run_id);
     free(p);
@@ -385,7 +384,7 @@ static struct pending *pending_new(const struct call_start *s, const char *task_
     }
     p->agent = s->service->agent;
     p->generation = s->service->generation;
-    p->config = s->config;
+    p->config = config_ref(s->config);
     p->call = s->call;
     p->operation = s->operation;
     snprintf(p->task_type, sizeof(p->task_type), "%s", task_type);
@@ -503,6 +502,7 @@ void agent_create_task(void *context, struct server_call *call, const uint8_t *r
     submit.body = NULL;
 out:
     task_request_submit_done(&submit);
+    config_unref(s.config);
 }
 
 /* ---- GetTask --------------------------------------------------------------- */
@@ -511,7 +511,7 @@ out:
  * token. */
 struct fetch {
     struct agent *agent;
-    const struct config *config; /* the first caller's */
+    const struct config *config; /* a reference to the first caller's */
     char *instance;
     char *run_id;
     char credential[TASK_REQUEST_TOKEN_TAG_SIZE]; /* the token's tag */
@@ -527,6 +527,7 @@ static struct fetch *fetch_free(struct fetch *f)
 {
     if (!f)
         return NULL;
+    config_unref(f->config);
     free(f->instance);
     free(f->run_id);
     secret_free(f->token);
@@ -556,7 +557,7 @@ static struct fetch *fetch_new(struct agent *agent, struct pending *p, const cha
     if (!f)
         return NULL;
     f->agent = agent;
-    f->config = p->config;
+    f->config = config_ref(p->config);
     f->creds.namespace = dup_or_null(creds->namespace, &failed);
     f->creds.token_secret = dup_or_null(creds->token_secret, &failed);
     f->creds.auth_token = dup_or_null(creds->auth_token, &failed);
@@ -841,6 +842,7 @@ void agent_get_task(void *context, struct server_call *call, const uint8_t *requ
     }
 out:
     task_request_run_done(&run);
+    config_unref(s.config);
 }
 
 /* ---- DeleteTask ------------------------------------------------------------ */
@@ -878,4 +880,5 @@ void agent_delete_task(void *context, struct server_call *call, const uint8_t *r
     send_to_databricks(p, DBX_RUNS_CANCEL, body, true, run.call_token, &run.creds, on_cancelled);
 out:
     task_request_run_done(&run);
+    config_unref(s.config);
 }

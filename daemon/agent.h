@@ -15,6 +15,7 @@
 #define FDC_AGENT_H
 
 #include "config.h"
+#include "config_current.h"
 #include "creds.h"
 #include "dbx.h"
 #include "metrics.h"
@@ -23,17 +24,12 @@
 struct agent;
 struct agent_service;
 
-/* Borrows `config`, `creds` (through which requests find their token and reach the Databricks
+/* Borrows `current` (the configuration in force: each call takes the one in force when it
+ * starts, to its end), `creds` (through which requests find their token and reach the Databricks
  * client) and `metrics` (may be NULL): all must outlive the agent. */
-struct agent *agent_new(const struct config *config, struct creds *creds, struct metrics *metrics);
+struct agent *agent_new(struct config_current *current, struct creds *creds,
+                        struct metrics *metrics);
 struct agent *agent_free(struct agent *agent);
-
-/*
- * Switches to a new configuration (SIGHUP). Calls already running keep the
- * one they started with, so the old config must stay allocated until the
- * agent is freed (main keeps retired configs). Any thread.
- */
-void agent_set_config(struct agent *agent, const struct config *config);
 
 /*
  * Borrows the context to register the handlers below with for `generation`'s service: the

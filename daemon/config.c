@@ -1974,7 +1974,7 @@ out:
     msgs_done(&errs);
     msgs_done(&warns);
     free(text);
-    config_free(cfg);
+    config_unref(cfg);
     return r;
 }
 
@@ -1986,13 +1986,14 @@ struct config *config_new(void)
 
     if (!cfg)
         return NULL;
+    atomic_init(&cfg->references, 1);
     cfg->listen = strdup(DEFAULT_LISTEN);
     cfg->metrics_listen = strdup(DEFAULT_METRICS_LISTEN);
     cfg->log_format = strdup(DEFAULT_LOG_FORMAT);
     cfg->kubernetes_service_account_dir = strdup(DEFAULT_KUBERNETES_SERVICE_ACCOUNT_DIR);
     if (!cfg->listen || !cfg->metrics_listen || !cfg->log_format ||
         !cfg->kubernetes_service_account_dir)
-        return config_free(cfg);
+        return config_unref(cfg);
     cfg->shutdown_grace_ms = DEFAULT_SHUTDOWN_GRACE_MS;
     cfg->max_tracked_runs = DEFAULT_MAX_TRACKED_RUNS;
     cfg->max_calls_in_flight = DEFAULT_MAX_CALLS_IN_FLIGHT;
@@ -2007,10 +2008,24 @@ struct config *config_new(void)
     return cfg;
 }
 
-struct config *config_free(struct config *cfg)
+const struct config *config_ref(const struct config *cfg)
 {
+    /* The count is the one field that changes after loading; the object itself was never
+     * defined const (config_new() allocates it), so writing through the cast is defined. */
+    atomic_fetch_add_explicit(&((struct config *)cfg)->references, 1, memory_order_relaxed);
+    return cfg;
+}
+
+struct config *config_unref(const struct config *shared)
+{
+    struct config *cfg = (struct config *)shared;
+
     if (!cfg)
         return NULL;
+    /* Release, then acquire before freeing: every holder's reads happen before the free. */
+    if (atomic_fetch_sub_explicit(&cfg->references, 1, memory_order_release) != 1)
+        return NULL;
+    atomic_thread_fence(memory_order_acquire);
     free(cfg->config_file);
     free(cfg->listen);
     config_instance_limits_free(cfg->instance_limits, cfg->instance_limits_count);
@@ -2414,7 +2429,7 @@ void config_usage(FILE *out, const char *program)
           "  0  normal shutdown; --check-config found no error; --help or --version\n"
           "  1  invalid configuration or options, or a fatal start-up error\n",
           out);
-    config_free(defaults);
+    config_unref(defaults);
 }
 
 char *config_describe(const struct config *cfg)

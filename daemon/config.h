@@ -12,6 +12,7 @@
 #ifndef FDC_CONFIG_H
 #define FDC_CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -56,8 +57,8 @@ struct config_entrypoint {
 /* Borrows the static row of `generation` (valid forever). Any thread. */
 const struct config_entrypoint *config_entrypoint(enum config_generation generation);
 
-/* Every string and array below is owned by the struct and freed by config_free(). Instances are
- * stored normalized: lowercased, "https://" and trailing "/" removed, host [a-z0-9.-] with an
+/* Every string and array below is owned by the struct and freed with it (config_unref()). Instances
+ * are stored normalized: lowercased, "https://" and trailing "/" removed, host [a-z0-9.-] with an
  * optional :port 1-65535 (the rule of resmeta's normalizer). */
 struct config {
     char *config_file;        /* --config path, NULL when none was given */
@@ -111,6 +112,7 @@ struct config {
     char *idempotency_key_file; /* NULL: idempotency tokens are plain hashes */
     unsigned char *idempotency_key; /* SECRET: never print or log it. NULL: none */
     size_t idempotency_key_len;     /* bytes in idempotency_key, at least 32 when set */
+    atomic_long references;         /* not a setting: see config_ref() */
 };
 
 /* Per-instance Databricks request limits ("instance_limits" in the file). */
@@ -138,7 +140,7 @@ enum config_action {
  * the idempotency key, and checks that ca_file and the listener's TLS files are usable
  * (tls_files_load_server()). argv borrows (argv[0] is the program name); envp borrows a
  * NULL-terminated "NAME=value" array (may be NULL). --help and --version win over everything else
- * and skip loading. On success returns 0 and gives *ret_config (free with config_free()), sets
+ * and skip loading. On success returns 0 and gives *ret_config (free with config_unref()), sets
  * *ret_action and *ret_warnings (gives a NULL-terminated array, free with config_strv_free(), or
  * NULL when there are none). On failure returns -EINVAL (bad configuration) or -ENOMEM and gives
  * *reterr_msg (free()): every error found, one per line, naming the key, variable, flag or file.
@@ -158,11 +160,22 @@ int config_parse_json(struct config *cfg, const char *text, char **reterr_msg);
  * localhost), which only this machine reaches. NULL gives false. */
 bool config_listen_is_loopback(const char *listen);
 
-/* Gives a config holding the built-in defaults (free with config_free()), NULL on OOM. */
+/* Gives a config holding the built-in defaults, with one reference (the caller's: drop it with
+ * config_unref()), NULL on OOM. */
 struct config *config_new(void);
 
-/* Frees cfg (takes; NULL is fine) and everything it owns. Returns NULL. */
-struct config *config_free(struct config *cfg);
+/*
+ * A config is immutable once loaded and shared by reference count, so that a reload can replace
+ * the one in force while calls that started under the old one finish with it: the old config is
+ * freed when the last of them ends, not kept until exit. config_new() and config_load() give one
+ * reference; whoever keeps a config beyond the call that lent it takes its own with config_ref()
+ * (which returns cfg) and drops it with config_unref(). Any thread.
+ */
+const struct config *config_ref(const struct config *cfg);
+
+/* Drops one reference to cfg (NULL is fine); the last one frees cfg and everything it owns.
+ * Returns NULL. Any thread. */
+struct config *config_unref(const struct config *cfg);
 
 /* True when normalized_instance (borrows; lowercase host[:port], e.g. what resmeta normalizes) may
  * be used: it is the default instance, is listed, or "*" was listed. NULL gives false. */

@@ -79,7 +79,7 @@ struct call {
     struct http_job job;             /* the move to the loop thread */
     struct tokencache_waiter waiter; /* waiting for a fetch */
     struct creds *creds;
-    const struct config *config; /* borrowed: the call's */
+    const struct config *config; /* a reference to the call's */
     enum dbx_endpoint endpoint;
     char *instance;
     char *run_id;
@@ -106,6 +106,7 @@ struct call {
 struct fetch {
     struct http_job job; /* the start, on the loop thread */
     struct creds *creds;
+    /* A reference of its own: a background refresh outlives the call that started it. */
     const struct config *config;
     bool is_oauth;
     char key[CREDS_NAME_SIZE];
@@ -133,6 +134,7 @@ static void call_free(struct call *c)
     secret_free(c->body_copy);
     secret_free(c->resmeta_token);
     secret_free(c->oauth_token);
+    config_unref(c->config);
     free(c);
 }
 
@@ -292,6 +294,7 @@ static void end_fetch(struct fetch *f, bool fetched, int kind, const char *token
         else
             resume_namespace(c, kind, token, note);
     }
+    config_unref(f->config);
     free(f);
 }
 
@@ -381,7 +384,7 @@ static void on_fetch_start(struct http_job *job, bool cancelled)
 static void start_fetch(struct call *c, struct fetch *f, bool is_oauth, int64_t deadline_ms)
 {
     f->creds = c->creds;
-    f->config = c->config;
+    f->config = config_ref(c->config);
     f->is_oauth = is_oauth;
     f->deadline_ms = deadline_ms;
     snprintf(f->key, sizeof(f->key), "%s", is_oauth ? c->oauth_key : c->namespace_key);
@@ -628,7 +631,7 @@ static struct call *call_new(struct creds *creds, const struct config *config,
     if (!c)
         return NULL;
     c->creds = creds;
-    c->config = config;
+    c->config = config_ref(config);
     c->endpoint = dbx_call->endpoint;
     c->retry_safe = dbx_call->retry_safe;
     c->deadline_ms = dbx_call->deadline_ms;

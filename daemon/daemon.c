@@ -91,11 +91,10 @@ static const enum log_level config_to_log_level[_CONFIG_LOG_MAX] = {
 struct daemon {
     int argc;
     char **argv;
-    char **envp;             /* the environment as it was at start, secrets included, for reloads */
-    struct config *config;   /* in force */
-    struct config **retired; /* replaced by reloads; freed at exit */
-    size_t retired_count;
-    struct config_stamp *stamps; /* of config->watch_files, as last loaded */
+    char **envp;           /* the environment as it was at start, secrets included, for reloads */
+    struct config *config; /* in force: main's own reference */
+    struct config_current *current; /* the same, for the handlers; reloads replace it */
+    struct config_stamp *stamps;    /* of config->watch_files, as last loaded */
     struct metrics *metrics;
     struct metrics_http *metrics_http;
     struct http *http;
@@ -213,7 +212,6 @@ static void reload(struct daemon *d)
     enum config_action action;
     char **warnings = NULL;
     char *error = NULL;
-    struct config **grown;
     struct dbx_settings settings;
 
     if (config_load(d->argc, d->argv, d->envp, &fresh, &action, &warnings, &error) < 0) {
@@ -221,12 +219,6 @@ static void reload(struct daemon *d)
                   error ? error : "unknown");
         goto out;
     }
-    grown = realloc(d->retired, (d->retired_count + 1) * sizeof(*grown));
-    if (!grown) {
-        log_error("reload refused: out of memory");
-        goto out;
-    }
-    d->retired = grown;
     if (!tls_mode_changed(d->config, fresh) && d->tls) {
         const struct tls_files_server files = tls_files_of(fresh);
 
@@ -248,14 +240,14 @@ static void reload(struct daemon *d)
     warn_restart_only(d->config, fresh);
     /* log_format is restart-only; the level is not. */
     log_set_level(config_to_log_level[fresh->log_level]);
-    agent_set_config(d->agent, fresh);
-    task_logs_set_config(d->task_logs, fresh);
-    d->retired[d->retired_count++] = d->config;
+    /* Calls in flight keep the old config; it is freed when the last of them ends. */
+    config_current_set(d->current, fresh);
+    config_unref(d->config);
     d->config = fresh;
     fresh = NULL;
     log_info("configuration reloaded", "config", d->config->config_file);
 out:
-    config_free(fresh);
+    config_unref(fresh);
     config_strv_free(warnings);
     free(error);
 }
@@ -448,8 +440,11 @@ static int start(struct daemon *d)
         fprintf(stderr, "%s: %s\n", PROGRAM_NAME, error ? error : "cannot start");
         goto out;
     }
-    d->agent = agent_new(d->config, d->creds, d->metrics);
-    d->task_logs = task_logs_new(d->config, d->creds, d->metrics);
+    d->current = config_current_new(d->config);
+    if (d->current) {
+        d->agent = agent_new(d->current, d->creds, d->metrics);
+        d->task_logs = task_logs_new(d->current, d->creds, d->metrics);
+    }
     d->health = health_new(served_services);
     if (!d->agent || !d->task_logs || !d->health) {
         fprintf(stderr, "%s: out of memory\n", PROGRAM_NAME);
@@ -555,6 +550,7 @@ static void stop(struct daemon *d)
     d->metrics_http = metrics_http_stop(d->metrics_http);
     agent_free(d->agent);
     task_logs_free(d->task_logs);
+    d->current = config_current_free(d->current);
     health_free(d->health);
     d->metrics = metrics_free(d->metrics);
 }
@@ -672,11 +668,8 @@ out:
     free(error);
     free(hardening_error);
     config_strv_free(warnings);
-    for (size_t i = 0; i < d.retired_count; i++)
-        config_free(d.retired[i]);
-    free(d.retired);
     free(d.stamps);
-    config_free(d.config);
+    config_unref(d.config);
     d.envp = hardening_env_free(d.envp);
     return exit_code;
 }
@@ -735,6 +728,6 @@ out:
     free(error);
     free(args);
     config_strv_free(warnings);
-    config_free(config);
+    config_unref(config);
     return exit_code;
 }

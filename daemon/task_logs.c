@@ -23,7 +23,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +37,7 @@
 #include "run_output.h"
 
 struct task_logs {
-    const struct config *_Atomic config;
+    struct config_current *current; /* borrowed */
     struct creds *creds;
     struct metrics *metrics;
 };
@@ -49,7 +48,7 @@ struct stream {
     const struct task_logs_codec *codec;
     struct server_call *call;
     struct task_request_logs request;
-    const struct config *config; /* the one in force when the call started */
+    const struct config *config; /* a reference to the one in force when the call started */
     struct creds_used used;      /* where the last request's token came from */
     int64_t started_ms;
     int64_t deadline_ms; /* of the Databricks requests */
@@ -57,14 +56,14 @@ struct stream {
     size_t next; /* the next line to send */
 };
 
-struct task_logs *task_logs_new(const struct config *config, struct creds *creds,
+struct task_logs *task_logs_new(struct config_current *current, struct creds *creds,
                                 struct metrics *metrics)
 {
     struct task_logs *logs = calloc(1, sizeof(*logs));
 
     if (!logs)
         return NULL;
-    atomic_store(&logs->config, config);
+    logs->current = current;
     logs->creds = creds;
     logs->metrics = metrics;
     return logs;
@@ -74,11 +73,6 @@ struct task_logs *task_logs_free(struct task_logs *logs)
 {
     free(logs);
     return NULL;
-}
-
-void task_logs_set_config(struct task_logs *logs, const struct config *config)
-{
-    atomic_store(&logs->config, config);
 }
 
 static const char *task_type_of(const struct task_request_logs *r)
@@ -109,6 +103,7 @@ static void stream_end(struct stream *s, grpc_status_code code, const char *mess
               duration, "error", message, (const char *)NULL);
     task_request_logs_done(&s->request);
     log_page_done(&s->page);
+    config_unref(s->config);
     free(s);
 }
 
@@ -214,18 +209,18 @@ static void on_run(void *user, const struct dbx_answer *answer)
 void task_logs_get(struct task_logs *logs, const struct task_logs_codec *codec,
                    struct server_call *call, const uint8_t *request, size_t request_len)
 {
-    const struct config *config = atomic_load(&logs->config);
     struct stream *s = calloc(1, sizeof(*s));
+    const struct config *config;
     grpc_status_code code;
 
     if (!s) {
         server_call_fail(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
+    config = s->config = config_current_get(logs->current);
     s->logs = logs;
     s->codec = codec;
     s->call = call;
-    s->config = config;
     s->started_ms = clock_now_ms();
     s->deadline_ms = retry_call_deadline_ms(s->started_ms, server_call_deadline_ms(call),
                                             config->request_timeout_ms);

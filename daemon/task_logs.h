@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "config_current.h"
 #include "creds.h"
 #include "dbx.h"
 #include "metrics.h"
@@ -43,14 +44,12 @@ struct task_logs_codec {
 extern const struct task_logs_codec task_logs_codec_v1;
 extern const struct task_logs_codec task_logs_codec_v2;
 
-/* Borrows config, creds (through which requests find their token and reach the Databricks
- * client) and metrics (may be NULL); all must outlive it. Gives NULL on OOM. */
-struct task_logs *task_logs_new(const struct config *config, struct creds *creds,
+/* Borrows current (the configuration in force: each call keeps the one in force when it
+ * started), creds (through which requests find their token and reach the Databricks client) and
+ * metrics (may be NULL); all must outlive it. Gives NULL on OOM. */
+struct task_logs *task_logs_new(struct config_current *current, struct creds *creds,
                                 struct metrics *metrics);
 struct task_logs *task_logs_free(struct task_logs *logs);
-
-/* The configuration for calls that start from now on (SIGHUP); as agent_set_config(). */
-void task_logs_set_config(struct task_logs *logs, const struct config *config);
 
 /* server_handler_fn for /flyteidl.service.AsyncAgentService/GetTaskLogs; context: the
  * struct task_logs. */

@@ -39,6 +39,6 @@ out:
     free(described);
     free(error);
     free(text);
-    config_free(cfg);
+    config_unref(cfg);
     return 0;
 }

@@ -137,7 +137,8 @@ const char *__wrap_server_call_method(const struct server_call *call)
 }
 
 struct fixture {
-    struct config *config;
+    struct config *config; /* the fixture's reference to the one in force */
+    struct config_current *current;
     struct metrics *metrics;
     struct agent *agent;
 };
@@ -155,7 +156,9 @@ static int setup_with(void **state, const char *config_text)
         fail_msg("config: %s", error ? error : "?");
     fx->metrics = metrics_new("test");
     assert_non_null(fx->metrics);
-    fx->agent = agent_new(fx->config, NULL, fx->metrics);
+    fx->current = config_current_new(fx->config);
+    assert_non_null(fx->current);
+    fx->agent = agent_new(fx->current, NULL, fx->metrics);
     assert_non_null(fx->agent);
     sent_count = 0;
     dbx_result = 0;
@@ -197,8 +200,9 @@ static int teardown(void **state)
         free(sent[i].resmeta_token);
     }
     agent_free(fx->agent);
+    config_current_free(fx->current);
     metrics_free(fx->metrics);
-    config_free(fx->config);
+    config_unref(fx->config);
     free(fx);
     return 0;
 }
@@ -1071,6 +1075,53 @@ static void test_retryable_failed_phase_off(void **state)
     call_done(&running);
 }
 
+/* A reload while a GetTask waits: the call answers with the settings it started under (here
+ * Flyte 1's RETRYABLE_FAILED), a call after the reload with the new ones, and the replaced config
+ * is released by the last call that held it, not kept until exit. */
+static void test_reload_during_call(void **state)
+{
+    static const char failed[] = "{\"state\": {\"life_cycle_state\": \"TERMINATED\","
+                                 " \"result_state\": \"FAILED\", \"state_message\": \"boom\"}}";
+    struct fixture *fx = *state;
+    struct server_call before = {.deadline_ms = INT64_MAX}, after = {.deadline_ms = INT64_MAX};
+    const struct config *old = config_ref(fx->config); /* the test's, to watch the count */
+    struct config *fresh = config_new();
+    Flyteidl__Admin__GetTaskResponse *resp;
+    char *error = NULL;
+
+    assert_non_null(fresh);
+    if (config_parse_json(fresh,
+                          "{\"default_instance\": \"" INSTANCE "\","
+                          " \"retryable_failed_phase\": false}",
+                          &error) < 0)
+        fail_msg("config: %s", error ? error : "?");
+    get(fx, &before);
+    assert_int_equal(sent_count, 1);
+    /* As daemon.c's reload: the new config in force, main's reference moved to it. */
+    config_current_set(fx->current, fresh);
+    config_unref(fx->config);
+    fx->config = fresh;
+    assert_true(atomic_load(&old->references) > 1); /* the waiting call still holds it */
+
+    get_or_delete(fx, &after, false, "spark",
+                  "{\"databricks_instance\": \"" INSTANCE "\", \"run_id\": \"43\"}");
+    assert_int_equal(sent_count, 2);
+    complete(0, DBX_VERDICT_OK, failed, NULL);
+    resp = get_reply(&before);
+    assert_int_equal(resp->resource->phase,
+                     FLYTEIDL__CORE__TASK_EXECUTION__PHASE__RETRYABLE_FAILED);
+    flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
+    assert_int_equal(atomic_load(&old->references), 1); /* the test's alone */
+    config_unref(old);
+
+    complete(1, DBX_VERDICT_OK, failed, NULL);
+    resp = get_reply(&after);
+    assert_int_equal(resp->resource->phase, FLYTEIDL__CORE__TASK_EXECUTION__PHASE__FAILED);
+    flyteidl__admin__get_task_response__free_unpacked(resp, NULL);
+    call_done(&before);
+    call_done(&after);
+}
+
 /* ---- Flyte 2: the same handlers, the executor's messages --------------------- */
 
 static struct agent_service *flyte2(struct fixture *fx)
@@ -1348,6 +1399,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retryable_failed_phase_off, setup_no_retryable,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_reload_during_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flyte2_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flyte2_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flyte2_shares_runs_with_flyte1, setup, teardown),

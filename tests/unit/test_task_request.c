@@ -43,7 +43,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    config_free(*state);
+    config_unref(*state);
     return 0;
 }
 
@@ -170,7 +170,7 @@ static void test_create_no_instance(void **state)
                                    "config or start the connector with --instance / "
                                    "FLYTE_DATABRICKS_INSTANCE");
     task_request_submit_done(&s);
-    config_free(config);
+    config_unref(config);
     (void)state;
 }
 
