@@ -311,7 +311,8 @@ static bool same_watch_files(const struct config *a, const struct config *b)
  */
 static void reload_and_stamp(struct daemon *d)
 {
-    const struct config *old = d->config;
+    /* A reference of our own: a successful reload drops main's. */
+    const struct config *old = config_ref(d->config);
     struct config_stamp *before = stamps_of(old);
 
     reload(d);
@@ -321,6 +322,7 @@ static void reload_and_stamp(struct daemon *d)
     }
     free(d->stamps);
     d->stamps = before;
+    config_unref(old);
 }
 
 /* The first watched file whose content changed since the last stamps, or NULL. */
