@@ -223,6 +223,17 @@ static int parse_visible(const char *text, const char *forbidden)
     return 0;
 }
 
+/* The option an argument names, without any "=VALUE": getopt's own messages repeat the whole
+ * argument, so `--client-secrets=S` (a typo) or `--client=S` (ambiguous) would print S. */
+static void option_shown(char out[64], const char *arg)
+{
+    char name[64];
+    size_t n = strcspn(arg, "=");
+
+    snprintf(name, sizeof(name), "%.*s", (int)(n < sizeof(name) - 1 ? n : sizeof(name) - 1), arg);
+    errmsg_printable(out, 64, name, ERRMSG_QUOTED);
+}
+
 static const char *option_name(int c)
 {
     for (size_t i = 0; long_options[i].name; i++)
@@ -247,7 +258,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         .max_runs = 10000,
     };
     optind = 0; /* full getopt reset: main may have parsed its own options already */
-    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    opterr = 0; /* the errors are printed below, without the values */
+    while ((c = getopt_long(argc, argv, ":", long_options, NULL)) != -1) {
+        char shown[64];
         int r = 0;
 
         switch (c) {
@@ -304,8 +317,20 @@ static int parse_options(int argc, char **argv, struct options *o)
         case OPT_HELP:
             fputs(usage_text, stdout);
             return 1;
+        case ':':
+            option_shown(shown, argv[optind - 1]);
+            fprintf(stderr, "%s: option '%s' needs a value\n%s", PROG, shown, usage_text);
+            return -EINVAL;
         default:
-            fputs(usage_text, stderr);
+            /* optopt: a short option's letter (none is known), a long option's value when it
+             * was given one it takes none of, or 0 (unknown or ambiguous long option). */
+            option_shown(shown, optopt > 0 && optopt < 256 ? (char[]){'-', (char)optopt, 0}
+                                                           : argv[optind - 1]);
+            if (optopt >= OPT_PENDING)
+                fprintf(stderr, "%s: option '%s' takes no value\n%s", PROG, shown, usage_text);
+            else
+                fprintf(stderr, "%s: unknown or ambiguous option '%s'\n%s", PROG, shown,
+                        usage_text);
             return -EINVAL;
         }
         if (r < 0) {
