@@ -2,8 +2,16 @@
 #
 #   docker build -t flyte-databricks-connector:0.1.0 .
 #   docker run --rm -p 8000:8000 -p 9090:9090 \
-#       -e FLYTE_DATABRICKS_ACCESS_TOKEN=... -e FLYTE_DATABRICKS_INSTANCE=... \
-#       flyte-databricks-connector:0.1.0
+#       -v /path/to/databricks-token:/run/secrets/databricks-token:ro \
+#       -e FLYTE_DATABRICKS_INSTANCE=my-workspace.cloud.databricks.com \
+#       flyte-databricks-connector:0.1.0 --token-file /run/secrets/databricks-token
+#
+# The token is a file the image's user (uid 65532) can read and nobody else
+# (chown 65532 FILE && chmod 0400 FILE), so it never shows in `docker inspect`
+# or in a process's environment.
+# Mounted at /etc/secrets/flyte_databricks_access_token it needs no flag
+# (flytekit's place). -e FLYTE_DATABRICKS_ACCESS_TOKEN=... works too, but the
+# value then sits in the container's configuration.
 #
 # Two stages: the build stage compiles with the same `make` as CI on Debian 12;
 # the runtime stage is bookworm-slim with only the shared libraries the binary

@@ -95,20 +95,52 @@ static const struct option long_options[] = {
 };
 
 static const char usage_text[] =
-    "usage: flyte-databricks-connector fake-workspace [--port P] [--host 127.0.0.1] [--dir DIR]\n"
-    "           [--token T] [--client-id ID] [--client-secret SECRET]\n"
-    "           [--oauth-expires-seconds N] [--pending-seconds S] [--running-seconds S]\n"
-    "           [--terminating-seconds S] [--max-runs N] [--quiet]\n"
+    "Usage: flyte-databricks-connector fake-workspace [OPTIONS]\n"
     "\n"
-    "Serves a fake Databricks Jobs API (runs/submit, runs/get, runs/cancel) over HTTPS with a\n"
-    "throwaway CA written to DIR/ca.pem, and prints instance=, ca_file=, client_id=,\n"
-    "client_secret= and token= lines. The Jobs API takes the token, or an access token from\n"
-    "the OAuth endpoint /oidc/v1/token, which grants the client id and secret (a service\n"
-    "principal's: client_credentials, scope all-apis) tokens that expire after N seconds.\n"
-    "Runs stay PENDING, then RUNNING, then end TERMINATED/SUCCESS, or FAILED when run_name\n"
-    "contains \"fail\" or a task parameter is \"--fail\". Defaults: port 0 (any), token\n"
-    "fake-token, a random client id and secret, tokens valid 3600 s, 1 s pending, 2 s running,\n"
-    "1 s terminating after a cancel, 10000 runs kept.\n";
+    "Serve a fake Databricks workspace over HTTPS, to try the daemon locally. Its certificate\n"
+    "is signed by a throwaway CA written to DIR/ca.pem. Once listening it prints instance=,\n"
+    "ca_file=, client_id=, client_secret= and token= lines (token= last) on stdout, how to\n"
+    "point the daemon at it on stderr, then a line per request on stderr (never a header, a\n"
+    "body or a secret). SIGINT or SIGTERM stops it.\n"
+    "\n"
+    "What it serves:\n"
+    "  POST /api/2.1/jobs/runs/submit\n"
+    "        A one-time run: one task (spark_python_task, notebook_task or spark_jar_task in\n"
+    "        the body) or a multi-task run (tasks[], each with a task_key). A repeated\n"
+    "        idempotency_token gives the first run's id.\n"
+    "  GET  /api/2.1/jobs/runs/get?run_id=ID\n"
+    "        The run's state and its tasks[], each task run with its own run id\n"
+    "        (ID*100+1, ID*100+2, ...).\n"
+    "  POST /api/2.1/jobs/runs/cancel\n"
+    "        An unfinished run turns TERMINATING, then TERMINATED/CANCELED.\n"
+    "  GET  /api/2.1/jobs/runs/get-output?run_id=ID\n"
+    "        A task run's output: logs once it runs, the error and its traceback when it\n"
+    "        failed, a notebook's exit value. For a run's own id only when it has one task.\n"
+    "  POST /oidc/v1/token\n"
+    "        OAuth for a service principal: the client id and secret as HTTP Basic\n"
+    "        credentials, grant_type=client_credentials, scope=all-apis; answers an access\n"
+    "        token valid --oauth-expires-seconds.\n"
+    "The Jobs API takes \"Authorization: Bearer\" with the token or an unexpired access token.\n"
+    "A run stays PENDING, then RUNNING, then ends TERMINATED/SUCCESS, or FAILED when its\n"
+    "run_name contains \"fail\" or a task parameter is \"--fail\".\n"
+    "\n"
+    "Options (S: seconds, fractions allowed, 0-86400):\n"
+    "  --port P                   port to listen on; 0 picks a free one (default 0)\n"
+    "  --host ADDR                IPv4 address to listen on (default 127.0.0.1)\n"
+    "  --dir DIR                  where ca.pem goes (default: a temporary directory,\n"
+    "                             removed on exit)\n"
+    "  --token T                  the static bearer token (default fake-token)\n"
+    "  --client-id ID             the service principal's client id, without ':'\n"
+    "                             (default: a random UUID)\n"
+    "  --client-secret SECRET     its client secret (default: random); shown on stdout only\n"
+    "  --oauth-expires-seconds N  lifetime of an access token, 1-86400 (default 3600)\n"
+    "  --pending-seconds S        time a run stays PENDING (default 1)\n"
+    "  --running-seconds S        time a run stays RUNNING (default 2)\n"
+    "  --terminating-seconds S    time a cancelled run stays TERMINATING (default 1)\n"
+    "  --max-runs N               runs kept, 1-10000000; older ones are forgotten\n"
+    "                             (default 10000)\n"
+    "  --quiet                    no line per request, nor the one on stopping\n"
+    "  --help                     show this help\n";
 
 struct options {
     const char *host;
@@ -191,6 +223,17 @@ static int parse_visible(const char *text, const char *forbidden)
     return 0;
 }
 
+/* The option an argument names, without any "=VALUE": getopt's own messages repeat the whole
+ * argument, so `--client-secrets=S` (a typo) or `--client=S` (ambiguous) would print S. */
+static void option_shown(char out[64], const char *arg)
+{
+    char name[64];
+    size_t n = strcspn(arg, "=");
+
+    snprintf(name, sizeof(name), "%.*s", (int)(n < sizeof(name) - 1 ? n : sizeof(name) - 1), arg);
+    errmsg_printable(out, 64, name, ERRMSG_QUOTED);
+}
+
 static const char *option_name(int c)
 {
     for (size_t i = 0; long_options[i].name; i++)
@@ -215,7 +258,9 @@ static int parse_options(int argc, char **argv, struct options *o)
         .max_runs = 10000,
     };
     optind = 0; /* full getopt reset: main may have parsed its own options already */
-    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    opterr = 0; /* the errors are printed below, without the values */
+    while ((c = getopt_long(argc, argv, ":", long_options, NULL)) != -1) {
+        char shown[64];
         int r = 0;
 
         switch (c) {
@@ -272,8 +317,20 @@ static int parse_options(int argc, char **argv, struct options *o)
         case OPT_HELP:
             fputs(usage_text, stdout);
             return 1;
+        case ':':
+            option_shown(shown, argv[optind - 1]);
+            fprintf(stderr, "%s: option '%s' needs a value\n%s", PROG, shown, usage_text);
+            return -EINVAL;
         default:
-            fputs(usage_text, stderr);
+            /* optopt: a short option's letter (none is known), a long option's value when it
+             * was given one it takes none of, or 0 (unknown or ambiguous long option). */
+            option_shown(shown, optopt > 0 && optopt < 256 ? (char[]){'-', (char)optopt, 0}
+                                                           : argv[optind - 1]);
+            if (optopt >= OPT_PENDING)
+                fprintf(stderr, "%s: option '%s' takes no value\n%s", PROG, shown, usage_text);
+            else
+                fprintf(stderr, "%s: unknown or ambiguous option '%s'\n%s", PROG, shown,
+                        usage_text);
             return -EINVAL;
         }
         if (r < 0) {

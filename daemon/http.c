@@ -280,8 +280,9 @@ int http_transfer_start(struct http *http, struct http_transfer *t)
     curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "https");
-    /* Every transfer carries a bearer token: never over TLS 1.0/1.1, even where the system's
-     * OpenSSL configuration (OPENSSL_CONF, a lowered security level) would allow them. */
+    /* TLS 1.2 at least: every transfer carries a bearer token, so never TLS 1.0/1.1, even where
+     * the system's OpenSSL configuration (OPENSSL_CONF, a lowered security level) would allow
+     * them. Databricks and the Kubernetes API both speak TLS 1.2 or later. */
     curl_easy_setopt(easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->headers);
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "flyte-databricks-connector/" FDC_VERSION);
@@ -294,8 +295,6 @@ int http_transfer_start(struct http *http, struct http_transfer *t)
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-    /* Databricks and the Kubernetes API both speak TLS 1.2 or later; nothing older is offered. */
-    curl_easy_setopt(easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     if (t->ca_file)
         curl_easy_setopt(easy, CURLOPT_CAINFO, t->ca_file);
     if (t->body) {

@@ -211,6 +211,15 @@ def test_fake_workspace_bad_input(t):
               "fake-workspace %s: %r" % (args, proc.stderr))
     # A malformed secret is still a secret: not repeated in the error.
     check("two words" not in proc.stderr, "the client secret was printed: %r" % proc.stderr)
+    # Nor one given to a mistyped or ambiguous option name: getopt's own messages would
+    # repeat the whole argument.
+    for arg in ("--client-secrets=dose-CANARY", "--client=dose-CANARY", "--quiet=dose-CANARY"):
+        proc = run(t, "fake-workspace", arg)
+        eq(proc.returncode, 2, "fake-workspace %s: exit code" % arg)
+        check("dose-CANARY" not in proc.stdout + proc.stderr,
+              "fake-workspace %s: the value was printed: %r" % (arg, proc.stderr))
+        check(arg.split("=")[0] in proc.stderr,
+              "fake-workspace %s: the option is not named: %r" % (arg, proc.stderr))
     proc = run(t, "fake-workspace", "--help")
     eq(proc.returncode, 0, "fake-workspace --help exit code")
     for option in ("--port", "--client-id", "--client-secret", "--oauth-expires-seconds"):

@@ -79,6 +79,21 @@ for command in "" agents submit status cancel logs check-config fake-workspace; 
 done
 check "man page documents every --help option${missing:+ (missing:$missing)}" test -z "$missing"
 
+# Each command's SYNOPSIS lines (from ".Cm COMMAND" to the next ".Nm") list the options its
+# --help lists ("  --NAME" lines); the client options shared by every client command stand
+# as "client-options" there, as "options" stands for the daemon's after check-config.
+synopsis=$(sed -n '/^\.Sh SYNOPSIS/,/^\.Sh /p' daemon/flyte-databricks-connector.8)
+missing=""
+for command in agents submit status cancel logs check-config fake-workspace; do
+	block=$(echo "$synopsis" | sed -n "/^\.Cm $command\$/,/^\.Nm/p")
+	[ -n "$block" ] || missing="$missing $command"
+	for option in $("$program" $command --help | sed -n 's/^  \(--[a-z][a-z_-]*\).*/\1/p'); do
+		case "$option" in --addr | --ca-file | --cert | --key | --timeout | --help) continue ;; esac
+		echo "$block" | grep -q -- "Fl ${option#-}\( \|\$\)" || missing="$missing $command:$option"
+	done
+done
+check "man page synopsis lists each command's options${missing:+ (missing:$missing)}" test -z "$missing"
+
 # Every configuration key (as check-config lists them) has its man page entry; the masked
 # secrets check-config shows ("token = (unset)", "... = (set, N bytes)") and the Kubernetes API
 # it found are not keys.
