@@ -128,6 +128,17 @@ static void reply_created2(struct server_call *call, const uint8_t *meta, size_t
     server_call_reply(call, &resp.base);
 }
 
+/* The run's page, as the one log link either generation's Resource carries: gives how many
+ * links (0 or 1) and points the link's fields at borrowed strings. */
+static size_t console_link(const struct resource *r, char **ret_uri, char **ret_name)
+{
+    if (!r->log_uri)
+        return 0;
+    *ret_uri = (char *)r->log_uri;
+    *ret_name = (char *)"Databricks Console";
+    return 1;
+}
+
 /* Flyte 1: the phase with the deprecated state beside it, and agent_error on failures.
  * RETRYABLE_FAILED (enum 8) exists from Flyte 1.16.0 on: an older propeller reports an unknown
  * phase, so retryable_failed_phase false answers FAILED instead, with the same message. */
@@ -146,12 +157,8 @@ static void reply_resource1(struct server_call *call, const struct config *confi
     resource.phase = (Flyteidl__Core__TaskExecution__Phase)phase;
     resource.state = phase_to_state[phase];
     resource.message = (char *)(r->message ? r->message : "");
-    if (r->log_uri) {
-        log_link.uri = (char *)r->log_uri;
-        log_link.name = (char *)"Databricks Console";
-        resource.n_log_links = 1;
-        resource.log_links = log_links;
-    }
+    resource.n_log_links = console_link(r, &log_link.uri, &log_link.name);
+    resource.log_links = log_links;
     if (r->error_code) {
         agent_error.code = (char *)r->error_code;
         agent_error.kind = r->error_recoverable
@@ -179,12 +186,8 @@ static void reply_resource2(struct server_call *call, const struct config *confi
     (void)config;
     resource.phase = (Flyteidl2__Core__TaskExecution__Phase)r->phase;
     resource.message = (char *)(r->message ? r->message : "");
-    if (r->log_uri) {
-        log_link.uri = (char *)r->log_uri;
-        log_link.name = (char *)"Databricks Console";
-        resource.n_log_links = 1;
-        resource.log_links = log_links;
-    }
+    resource.n_log_links = console_link(r, &log_link.uri, &log_link.name);
+    resource.log_links = log_links;
     resource.custom_info = run_details_struct(r->details);
     resp.resource = &resource;
     server_call_reply(call, &resp.base);
