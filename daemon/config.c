@@ -1626,8 +1626,9 @@ static const struct flag {
      "Another workspace tasks may name; repeat for more. Replaces the config file's list. \"*\" "
      "allows any workspace (the token is then sent to whatever a task names)."},
     {"token-file", FLAG_TOKEN_FILE, "FILE", "token_file", 0,
-     "File holding the Databricks token (surrounding whitespace ignored). Wins over the "
-     "variable " ENV_TOKEN ", which wins over the config file's token_file."},
+     "File holding the Databricks default token (surrounding whitespace ignored). Wins over "
+     "every other place: flytekit's secret variable and file, then the variable " ENV_TOKEN
+     ", then the config file's token_file (see Environment below)."},
     {"ca-file", FLAG_CA_FILE, "FILE", "ca_file", 0,
      "Extra PEM CA bundle to trust for Databricks, besides the system store."},
     {"kubernetes-service-account-dir", FLAG_KUBERNETES_SA_DIR, "DIR",
