@@ -150,6 +150,7 @@ static void reply_resource1(struct server_call *call, const struct config *confi
     Flyteidl__Core__TaskLog log_link = FLYTEIDL__CORE__TASK_LOG__INIT;
     Flyteidl__Core__TaskLog *log_links[1] = {&log_link};
     Flyteidl__Admin__AgentError agent_error = FLYTEIDL__ADMIN__AGENT_ERROR__INIT;
+    ProtobufCMessageUnknownField custom_info;
     enum phase phase = r->phase;
 
     if (phase == PHASE_RETRYABLE_FAILED && !config->retryable_failed_phase)
@@ -167,10 +168,10 @@ static void reply_resource1(struct server_call *call, const struct config *confi
         agent_error.origin = (Flyteidl__Core__ExecutionError__ErrorKind)r->error_origin;
         resource.agent_error = &agent_error;
     }
-    resource.custom_info = run_details_struct(r->details);
+    resource.base.n_unknown_fields = run_details_custom_info(r->details, &custom_info);
+    resource.base.unknown_fields = &custom_info;
     resp.resource = &resource;
     server_call_reply(call, &resp.base);
-    run_details_struct_free(resource.custom_info);
 }
 
 /* Flyte 2's Resource has neither state nor agent_error: the phase, message and link say it.
@@ -182,16 +183,17 @@ static void reply_resource2(struct server_call *call, const struct config *confi
     Flyteidl2__Connector__Resource resource = FLYTEIDL2__CONNECTOR__RESOURCE__INIT;
     Flyteidl2__Core__TaskLog log_link = FLYTEIDL2__CORE__TASK_LOG__INIT;
     Flyteidl2__Core__TaskLog *log_links[1] = {&log_link};
+    ProtobufCMessageUnknownField custom_info;
 
     (void)config;
     resource.phase = (Flyteidl2__Core__TaskExecution__Phase)r->phase;
     resource.message = (char *)(r->message ? r->message : "");
     resource.n_log_links = console_link(r, &log_link.uri, &log_link.name);
     resource.log_links = log_links;
-    resource.custom_info = run_details_struct(r->details);
+    resource.base.n_unknown_fields = run_details_custom_info(r->details, &custom_info);
+    resource.base.unknown_fields = &custom_info;
     resp.resource = &resource;
     server_call_reply(call, &resp.base);
-    run_details_struct_free(resource.custom_info);
 }
 
 static void reply_deleted1(struct server_call *call)

@@ -49,9 +49,9 @@ struct phase_result {
                              * decided (type, life cycle or result state); at most 67 bytes */
     bool error_recoverable; /* true iff phase is PHASE_RETRYABLE_FAILED */
     enum phase_origin error_origin; /* PHASE_ORIGIN_UNKNOWN unless has_error */
-    /* owns: Resource.custom_info as a packed google.protobuf.Struct (run_info.h says what it
-     * holds), custom_info_len bytes; NULL when none. phase_from_run() leaves it NULL: the
-     * agent adds it (details.h). */
+    /* owns: Resource.custom_info as it goes on the wire after its tag: the length (a varint),
+     * then the packed google.protobuf.Struct (run_info.h says what it holds); custom_info_len
+     * bytes in all, NULL when none. phase_from_run() leaves it NULL: run_details.h adds it. */
     uint8_t *custom_info;
     size_t custom_info_len;
 };

@@ -47,15 +47,29 @@ static void asking_free(struct asking *a)
     free(a);
 }
 
-/* Packs custom_info into status; without memory the answer simply has none. */
+/* Writes value as a protobuf varint at out (room for 10 bytes); gives the bytes written. */
+static size_t put_varint(uint64_t value, uint8_t *out)
+{
+    size_t n = 0;
+
+    while (value >= 0x80) {
+        out[n++] = (uint8_t)(value | 0x80);
+        value >>= 7;
+    }
+    out[n++] = (uint8_t)value;
+    return n;
+}
+
+/* Packs custom_info into status, length first (phase.h); without memory the answer simply has
+ * none. */
 static void set_custom_info(struct phase_result *status, const cJSON *run,
                             const struct runs_output *output)
 {
     struct run_info_output info_output = {0};
     Google__Protobuf__Struct *s = NULL;
     cJSON *info = NULL;
-    uint8_t *bytes = NULL;
-    size_t len;
+    uint8_t *bytes = NULL, prefix[10];
+    size_t len, prefix_len;
 
     if (output) {
         info_output.notebook_result = output->notebook_result;
@@ -65,13 +79,15 @@ static void set_custom_info(struct phase_result *status, const cJSON *run,
         structjson_from_cjson(info, &s, NULL) < 0)
         goto out;
     len = google__protobuf__struct__get_packed_size(s);
-    bytes = malloc(len ? len : 1);
+    prefix_len = put_varint(len, prefix);
+    bytes = malloc(prefix_len + len);
     if (!bytes)
         goto out;
-    google__protobuf__struct__pack(s, bytes);
+    memcpy(bytes, prefix, prefix_len);
+    google__protobuf__struct__pack(s, bytes + prefix_len);
     free(status->custom_info);
     status->custom_info = bytes;
-    status->custom_info_len = len;
+    status->custom_info_len = prefix_len + len;
 out:
     structjson_struct_free(s);
     cJSON_Delete(info);
@@ -197,16 +213,16 @@ void run_details_add(const struct run_details_request *req, const cJSON *run,
     finish(&taken, run, NULL, done, user);
 }
 
-Google__Protobuf__Struct *run_details_struct(const struct phase_result *status)
+size_t run_details_custom_info(const struct phase_result *status,
+                               ProtobufCMessageUnknownField *ret_field)
 {
     if (!status || !status->custom_info)
-        return NULL;
-    return google__protobuf__struct__unpack(NULL, status->custom_info_len, status->custom_info);
-}
-
-Google__Protobuf__Struct *run_details_struct_free(Google__Protobuf__Struct *s)
-{
-    if (s)
-        google__protobuf__struct__free_unpacked(s, NULL);
-    return NULL;
+        return 0;
+    *ret_field = (ProtobufCMessageUnknownField){
+        .tag = RUN_DETAILS_CUSTOM_INFO_FIELD,
+        .wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED,
+        .len = status->custom_info_len,
+        .data = status->custom_info,
+    };
+    return 1;
 }

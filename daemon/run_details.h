@@ -52,11 +52,18 @@ typedef void (*run_details_done_fn)(void *user, struct phase_result *status);
 void run_details_add(const struct run_details_request *req, const cJSON *run,
                      struct phase_result *status, run_details_done_fn done, void *user);
 
-/* status->custom_info as a message for Resource.custom_info: gives it (free with
- * run_details_struct_free()), or NULL when there is none or it cannot be read. */
-Google__Protobuf__Struct *run_details_struct(const struct phase_result *status);
+/* Resource.custom_info's field number, the same in flyteidl.admin and flyteidl2.connector. */
+#define RUN_DETAILS_CUSTOM_INFO_FIELD 6
 
-/* Frees what run_details_struct() gave; NULL-safe. Returns NULL. */
-Google__Protobuf__Struct *run_details_struct_free(Google__Protobuf__Struct *s);
+/*
+ * status->custom_info as a field for the Resource being packed, to hang on its
+ * ProtobufCMessage.unknown_fields: protobuf-c writes such a field verbatim after the message's
+ * own fields (any order is valid protobuf), so the Struct packed once by run_details_add() goes
+ * out without being unpacked and packed again for every answer (it was a sixth of a GetTask's
+ * instructions). Points *ret_field at status's bytes (borrowed: status must outlive the
+ * packing); gives 1, or 0 when status has no custom_info (*ret_field untouched).
+ */
+size_t run_details_custom_info(const struct phase_result *status,
+                               ProtobufCMessageUnknownField *ret_field);
 
 #endif

@@ -1167,6 +1167,33 @@ static Flyteidl2__Connector__GetTaskResponse *get_reply2(const struct server_cal
     return resp;
 }
 
+/* Flyte 2's answer carries the same details, as its own Resource's field: nothing the executor
+ * would read as an unknown field (get_reply2() checks). */
+static void test_flyte2_custom_info(void **state)
+{
+    struct fixture *fx = *state;
+    struct server_call call = {.deadline_ms = INT64_MAX};
+    Flyteidl2__Connector__GetTaskResponse *resp;
+    Google__Protobuf__Struct *info;
+    size_t len;
+    uint8_t *bytes = requests_run2(false, "databricks", META_42, NULL, &len);
+    const char *run_id = NULL;
+
+    agent_get_task(agent_service(fx->agent, CONFIG_FLYTE_2), &call, bytes, len);
+    free(bytes);
+    complete(0, DBX_VERDICT_OK, RUNNING_BODY, NULL);
+    resp = get_reply2(&call);
+    info = resp->resource->custom_info;
+    assert_non_null(info);
+    for (size_t i = 0; i < info->n_fields; i++)
+        if (strcmp(info->fields[i]->key, "run_id") == 0)
+            run_id = info->fields[i]->value->string_value;
+    assert_non_null(run_id);
+    assert_string_equal(run_id, "42");
+    flyteidl2__connector__get_task_response__free_unpacked(resp, NULL);
+    call_done(&call);
+}
+
 static void test_flyte2_create(void **state)
 {
     struct fixture *fx = *state;
@@ -1395,6 +1422,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_get_failed_run_shows_the_exception, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_failed_run_without_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_custom_info, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flyte2_custom_info, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retryable_failed_phase_off, setup_no_retryable,
